@@ -1,0 +1,63 @@
+"""The counting convention of ffn-calc, stated once.
+
+Everything the tool counts that is a convention rather than a fact lives here; the core,
+the verifier and the README's convention section all read it from this module.
+
+FLOPs
+    A multiply-add is 2 FLOPs. A matmul (M, K)·(K, N) is M·K·N MACs and 2·M·K·N FLOPs.
+    The "MACs" figure covers matmuls only; elementwise work has FLOPs and no MACs.
+Elementwise work (counted in FLOPs, never in MACs)
+    bias add        1 FLOP per output element
+    residual add    1 FLOP per element
+    activation      ACTIVATION_FLOPS_PER_ELEMENT below: the arithmetic operations of the
+                    formula as written in ACTIVATION_FORMULAS, with each transcendental
+                    function (exp, erf, tanh) counted as one FLOP
+    LayerNorm       7 FLOPs per element + 2 per row: mean 1, centre 1, variance 2 (square,
+                    sum), normalise 1, affine 2 (scale, shift), and per row eps-add + rsqrt
+Matmul-only FLOPs are reported on their own as well; they are the figure papers quote
+(Kaplan et al. 2020; Megatron-LM; nanoGPT), 4·d_model·d_ff per token for a plain FFN.
+"""
+
+from __future__ import annotations
+
+FLOPS_PER_MAC = 2
+
+DTYPE_BYTES: dict[str, int] = {
+    "float64": 8,
+    "float32": 4,
+    "bfloat16": 2,
+    "float16": 2,
+    "int8": 1,
+}
+
+ACTIVATION_FORMULAS: dict[str, str] = {
+    "relu": "max(0, h)",
+    "gelu": "0.5·h·(1 + erf(h/√2))",
+    "gelu_tanh": "0.5·h·(1 + tanh(√(2/π)·(h + 0.044715·h³)))",
+    "silu": "h / (1 + exp(−h))",
+}
+
+ACTIVATION_FLOPS_PER_ELEMENT: dict[str, int] = {
+    "relu": 1,  # one compare-and-select
+    "gelu": 5,  # divide, erf, add, multiply by h, multiply by 0.5
+    "gelu_tanh": 9,  # h³ (2), ×0.044715, +h, ×√(2/π), tanh, +1, ×h, ×0.5
+    "silu": 4,  # negate, exp, add, divide
+}
+
+BIAS_ADD_FLOPS_PER_ELEMENT = 1
+RESIDUAL_ADD_FLOPS_PER_ELEMENT = 1
+LAYERNORM_FLOPS_PER_ELEMENT = 7
+LAYERNORM_FLOPS_PER_ROW = 2
+
+
+def layernorm_flops(rows: int, width: int) -> int:
+    """FLOPs of a LayerNorm over `rows` vectors of `width` elements (see module docstring)."""
+    return rows * (LAYERNORM_FLOPS_PER_ELEMENT * width + LAYERNORM_FLOPS_PER_ROW)
+
+
+CONVENTION_SUMMARY = (
+    "FLOPs = 2 × MACs for every multiply-add; MACs count matmuls only. "
+    "Bias add 1 FLOP/element, residual add 1 FLOP/element, "
+    "ReLU 1, GELU 5, GELU-tanh 9, SiLU 4 FLOPs/element (exp/erf/tanh count 1), "
+    "LayerNorm 7 FLOPs/element + 2/row."
+)

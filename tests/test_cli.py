@@ -1,0 +1,178 @@
+"""The command line, driven through its real entry point: JSON and CSV parsed and checked,
+exit codes, and one clean line on stderr for every bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ffn_calc.cli import main
+
+Run = tuple[int, str, str]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    def invoke(*args: str) -> Run:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+def test_shapes_json_is_exact(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run("shapes", "3", "6", "8", "--d-ff", "32", "--format", "json")
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    assert doc["schema"] == "ffn-calc/shapes/1"
+    assert doc["config"]["d_ff"] == 32 and doc["config"]["tokens"] == 18
+    assert [s["name"] for s in doc["stages"]] == ["input", "linear1", "activation", "linear2"]
+    assert [s["output_shape"] for s in doc["stages"]] == [[3, 6, 8], [3, 6, 32], [3, 6, 32], [3, 6, 8]]
+    assert [s["flops"] for s in doc["stages"]] == [0, 9792, 576, 9360]
+    assert [s["macs"] for s in doc["stages"]] == [0, 4608, 0, 4608]
+    assert [s["params"] for s in doc["stages"]] == [0, 288, 0, 264]
+    assert [s["output_bytes"] for s in doc["stages"]] == [576, 2304, 2304, 576]
+    totals = doc["totals"]
+    assert (totals["params"], totals["flops"], totals["macs"]) == (552, 19728, 9216)
+    assert (totals["weight_bytes"], totals["peak_bytes"]) == (2208, 7392)
+    assert totals["matmul_flops_per_token"] == 1024
+    assert all(isinstance(v, int) for v in totals.values())
+    assert doc["conventions"]["flops_per_mac"] == 2
+
+
+def test_paper_config_through_the_cli(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run("shapes", "1", "1", "512", "-f", "json")
+    assert code == 0
+    assert json.loads(out)["totals"]["params"] == 2_099_712
+
+
+def test_d_ff_multiplier_and_rule_in_json(run) -> None:  # type: ignore[no-untyped-def]
+    _, out, _ = run("shapes", "2", "3", "8", "--d-ff", "2.5x", "-f", "json")
+    cfg = json.loads(out)["config"]
+    assert cfg["d_ff"] == 20 and "2.5 × d_model" in cfg["d_ff_rule"]
+
+
+def test_big_sizes_stay_exact_integers(run) -> None:  # type: ignore[no-untyped-def]
+    _, out, _ = run("shapes", "4096", "131072", "65536", "-f", "json")
+    totals = json.loads(out)["totals"]
+    n, d = 4096 * 131072, 65536
+    assert totals["macs"] == 2 * n * d * 4 * d  # 2^64 and beyond: no float rounding
+    assert totals["macs"] > 2**63
+
+
+def test_shapes_csv(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run("shapes", "3", "6", "8", "--d-ff", "32", "--norm", "post", "-f", "csv")
+    assert code == 0 and err == ""
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["stage"] for r in rows] == ["input", "linear1", "activation", "linear2", "residual", "layernorm", "total"]
+    assert rows[1]["output_shape"] == "3x6x32"
+    total = rows[-1]
+    assert int(total["params"]) == 552 + 16
+    assert int(total["flops"]) == sum(int(r["flops"]) for r in rows[:-1])
+    assert int(total["peak_bytes"]) > int(total["weight_bytes"])
+
+
+def test_table_output_has_no_escape_codes(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run("shapes", "3", "6", "8", "--d-ff", "32")
+    assert code == 0 and err == ""
+    assert "\x1b[" not in out
+    assert "(3, 6, 32)" in out and "19,728" in out
+
+
+def test_verify_json(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run("verify", "3", "6", "8", "--d-ff", "32", "--activation", "gelu", "--norm", "pre", "-f", "json")
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    assert doc["schema"] == "ffn-calc/verify/1"
+    assert doc["ok"] is True and doc["computed_dtype"] == "float32"
+    assert all(c["ok"] for c in doc["checks"])
+    assert doc["prediction"]["totals"]["params"] == 552 + 16
+    assert doc["gflops_per_s"] > 0
+
+
+def test_verify_exit_status_is_1_on_a_mismatch(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    import ffn_calc.verify as v
+
+    real = v.analyze
+    monkeypatch.setattr(v, "analyze", lambda cfg: real(replace(cfg, d_ff=cfg.d_ff * 2)))
+    code, out, _ = run("verify", "3", "6", "8", "--d-ff", "32", "-f", "json")
+    assert code == 1
+    assert json.loads(out)["ok"] is False
+
+
+def test_verify_in_bfloat16_says_so(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run("verify", "2", "4", "8", "--dtype", "bfloat16", "-f", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["config"]["dtype"] == "bfloat16" and doc["computed_dtype"] == "float32"
+    assert "bfloat16" in doc["dtype_note"]
+
+
+BAD = [
+    (["shapes", "0", "6", "8"], "BATCH"),
+    (["shapes", "-3", "6", "8"], "BATCH"),
+    (["shapes", "3", "0", "8"], "SEQ_LEN"),
+    (["shapes", "3", "6", "eight"], "D_MODEL"),
+    (["shapes", "3", "6", "8.5"], "D_MODEL"),
+    (["shapes", "3", "6", ""], "D_MODEL"),
+    (["shapes", "3", "6", "1" + "0" * 30], "D_MODEL"),
+    (["shapes", "3", "6", "8", "--d-ff", "2.7x"], "--d-ff"),
+    (["shapes", "3", "6", "8", "--d-ff", "0"], "--d-ff"),
+    (["shapes", "3", "6", "8", "--d-ff", "1/0x"], "--d-ff"),
+    (["shapes", "3", "6", "8", "--d-ff", "wide"], "--d-ff"),
+    (["shapes", "3", "6", "8", "--activation", "tanh"], "--activation"),
+    (["shapes", "3", "6", "8", "--norm", "both"], "--norm"),
+    (["shapes", "3", "6", "8", "--dtype", "float8"], "--dtype"),
+    (["shapes", "3", "6", "8", "--format", "xml"], "--format"),
+    (["shapes", "3", "6"], "D_MODEL"),
+    (["shapes", "3", "6", "8", "--frobnicate"], "--frobnicate"),
+    (["verify", "3", "6", "8", "--seed", "-1"], "--seed"),
+    (["verify", "65536", "65536", "65536"], "verify would need"),
+    (["nonsense"], "nonsense"),
+]
+
+
+@pytest.mark.parametrize(("args", "names"), BAD)
+def test_bad_input_is_one_line_on_stderr(run, args: list[str], names: str) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run(*args)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("ffn-calc: error: ")
+    assert names in err
+    assert "Traceback" not in err
+
+
+def test_python_m_and_console_entry_agree() -> None:
+    """The real process: `python -m ffn_calc` prints clean JSON and a one-line error."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    ok = subprocess.run(
+        [sys.executable, "-m", "ffn_calc", "shapes", "3", "6", "8", "--d-ff", "32", "-f", "json"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert ok.returncode == 0 and ok.stderr == ""
+    assert json.loads(ok.stdout)["totals"]["params"] == 552
+    bad = subprocess.run(
+        [sys.executable, "-m", "ffn_calc", "shapes", "3", "6", "8", "--d-ff", "2.7x"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.count("\n") == 1 and "--d-ff" in bad.stderr
+
+
+def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no-untyped-def]
+    for command in ("shapes", "verify"):
+        code, out, _ = run(command, "--help")
+        assert code == 0
+        assert f"ffn-calc {command} " in out and "Example" in out
+        assert "2 × MACs" in out  # the counting convention is stated in --help

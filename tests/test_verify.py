@@ -1,0 +1,146 @@
+"""The NumPy verifier: it must pass on correct predictions and fail on wrong ones."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ffn_calc import verify as verify_module
+from ffn_calc.checks import VerifyRefused
+from ffn_calc.core import FFNConfig, analyze, make_config
+from ffn_calc.verify import conv1d, erf, verify
+
+ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "silu"]
+NORMS = ["none", "pre", "post"]
+
+
+def failed(report: verify_module.VerifyReport) -> list[str]:
+    return [c.name for c in report.checks if not c.ok]
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("norm", NORMS)
+def test_example_verifies_in_every_mode(activation: str, norm: str) -> None:
+    report = verify(make_config(3, 6, 8, "32", activation=activation, norm=norm))
+    assert failed(report) == []
+    names = {c.name for c in report.checks}
+    assert "Conv1d(k=1) form = linear form" in names
+    assert "position-wise: permuted input → permuted output" in names
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("norm", NORMS)
+def test_bert_base_sized_layer_verifies(activation: str, norm: str) -> None:
+    """1 × 512 × 768, d_ff 3072: here the arrays dominate, so the measured peak is judged at 10%."""
+    report = verify(make_config(1, 512, 768, "3072", activation=activation, norm=norm))
+    assert failed(report) == []
+    peak = next(c for c in report.checks if c.name.startswith("peak bytes"))
+    assert isinstance(peak.observed, int) and isinstance(peak.predicted, int)
+    assert abs(peak.observed - peak.predicted) <= 0.10 * peak.predicted
+    assert report.gflops_per_s > 0
+
+
+settings_small = settings(max_examples=40, deadline=None)
+
+
+@settings_small
+@given(
+    b=st.integers(1, 4), s=st.integers(1, 9), d=st.integers(1, 24), f=st.integers(1, 64), bias=st.booleans(),
+    act=st.sampled_from(ACTIVATIONS), norm=st.sampled_from(NORMS), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_observed_equals_predicted_on_random_shapes(
+    b: int, s: int, d: int, f: int, bias: bool, act: str, norm: str, seed: int
+) -> None:
+    cfg = FFNConfig(b, s, d, f, activation=act, bias=bias, norm=norm)
+    report = verify(cfg, seed=seed)
+    assert failed(report) == []
+    pred = analyze(cfg)
+    exact = {c.name: c for c in report.checks if c.kind == "exact"}
+    assert exact["parameters"].observed == pred.totals.params
+    assert exact["FLOPs"].observed == pred.totals.flops
+    assert exact["MACs"].observed == pred.totals.macs
+    for stage in pred.stages:
+        assert exact[f"{stage.name} output shape"].observed == stage.output_shape
+
+
+def test_a_wrong_prediction_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the core predicted d_ff one too large, shapes, params, FLOPs and bytes must all fail."""
+    real = verify_module.analyze
+    monkeypatch.setattr(verify_module, "analyze", lambda cfg: real(replace(cfg, d_ff=cfg.d_ff + 1)))
+    report = verify(make_config(3, 6, 8, "32"))
+    assert not report.ok
+    bad = set(failed(report))
+    assert {"linear1 output shape", "W1 parameters", "b1 bytes", "FLOPs", "MACs", "parameters"} <= bad
+
+
+def test_a_wrong_bias_prediction_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = verify_module.analyze
+    monkeypatch.setattr(verify_module, "analyze", lambda cfg: real(replace(cfg, bias=False)))
+    report = verify(make_config(3, 6, 8, "32"))
+    assert {"weight tensors", "parameters", "linear1 FLOPs"} <= set(failed(report))
+
+
+def test_relu_zero_fraction_is_reported() -> None:
+    report = verify(make_config(2, 16, 32))
+    zeros = next(c for c in report.checks if c.name == "fraction of zeros after ReLU")
+    assert zeros.kind == "info"
+    assert 0.3 < float(str(zeros.observed)) < 0.7  # zero-mean pre-activations: about half
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_runs_in_the_dtype_numpy_has(dtype: str) -> None:
+    report = verify(make_config(2, 8, 16, activation="gelu", norm="post", dtype=dtype))
+    assert report.computed_dtype == dtype and report.dtype_note == ""
+    assert failed(report) == []
+    w1 = next(c for c in report.checks if c.name == "W1 bytes")
+    assert w1.observed == 16 * 64 * {"float16": 2, "float64": 8}[dtype]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
+def test_says_which_dtype_it_computed_in(dtype: str) -> None:
+    report = verify(make_config(2, 8, 16, dtype=dtype))
+    assert report.computed_dtype == "float32"
+    assert "float32" in report.dtype_note
+    assert report.prediction.config.dtype == "float32"
+    assert failed(report) == []
+
+
+def test_refuses_before_allocating_when_it_would_not_fit() -> None:
+    with pytest.raises(VerifyRefused, match="GiB"):
+        verify(make_config(64, 8192, 8192), max_memory_bytes=2**30)
+
+
+def test_refusal_names_the_size_needed() -> None:
+    cfg = make_config(8, 1024, 1024)
+    need = verify_module.required_bytes(analyze(cfg))
+    assert need >= analyze(cfg).totals.peak_bytes
+    with pytest.raises(VerifyRefused) as e:
+        verify(cfg, max_memory_bytes=need - 1)
+    assert f"{need / 2**30:.2f} GiB" in str(e.value)
+
+
+def test_conv1d_matches_a_direct_loop_for_wider_kernels() -> None:
+    """The Conv1d used for the kernel-size-1 check is a real convolution, checked at k = 3."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 9))
+    w = rng.standard_normal((5, 4, 3))
+    b = rng.standard_normal(5)
+    out = conv1d(x, w, b)
+    expected = np.zeros((2, 5, 7))
+    for bi in range(2):
+        for o in range(5):
+            for t in range(7):
+                expected[bi, o, t] = b[o] + sum(w[o, i, k] * x[bi, i, t + k] for i in range(4) for k in range(3))
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+def test_erf_is_within_its_stated_error() -> None:
+    xs = np.linspace(-6, 6, 10001)
+    ours = erf(xs)
+    ref = np.array([math.erf(v) for v in xs])
+    assert np.max(np.abs(ours - ref)) < 1.5e-7
