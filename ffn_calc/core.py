@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from math import prod
 
 from ffn_calc.conventions import (
@@ -88,6 +87,8 @@ def resolve_d_ff(d_model: int, spec: str | int | None) -> DFF:
         return DFF(parse_size("--d-ff", text), f"given: {text}")
     if match["den"] is not None and int(match["den"]) == 0:
         raise ConfigError("--d-ff", f"the multiplier {spec!r} divides by zero; write it like 4x or 8/3x")
+    from fractions import Fraction  # only multipliers need it; kept off the start-up path
+
     factor = Fraction(match["num"]) / Fraction(match["den"] or 1)
     exact = factor * d_model
     if exact.denominator != 1:

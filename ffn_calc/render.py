@@ -7,9 +7,6 @@ JSON keys are the documented contract (README, "JSON output"); every integer is 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import asdict
 from functools import singledispatch
 from typing import TYPE_CHECKING, Any
@@ -120,6 +117,7 @@ def _as_dict_VerifyReport(report: VerifyReport) -> dict[str, Any]:
 
 
 def to_json(result: object) -> str:
+    import json
     return json.dumps(as_dict(result), indent=2, ensure_ascii=False) + "\n"
 
 
@@ -200,6 +198,8 @@ def _csv_cell(value: object) -> str:
 
 
 def to_csv(result: object) -> str:
+    import csv
+    import io
     rows = csv_rows(result)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
