@@ -16,8 +16,9 @@ import tracemalloc
 
 import numpy as np
 
-from ffn_calc.core import analyze, make_config
-from ffn_calc.verify import Recorder, forward, make_params, random_array
+from ffn_calc.config import make_config
+from ffn_calc.core import analyze
+from ffn_calc.numpy_ffn import Recorder, forward, make_params, random_array
 
 CASES = [
     ("BERT-base layer, 1 × 512 tokens", (1, 512, 768, "3072")),

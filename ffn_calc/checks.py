@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ffn_calc.core import FFNConfig, FFNReport
+from ffn_calc.config import FFNConfig
+from ffn_calc.core import FFNReport
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from typer._click import exceptions as click_exceptions
 from ffn_calc import conventions as conv
 from ffn_calc import render
 from ffn_calc.checks import VerifyRefused
-from ffn_calc.core import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, analyze, make_config, parse_size
+from ffn_calc.config import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, make_config, parse_size
+from ffn_calc.core import analyze
 
 EXAMPLE = "ffn-calc shapes 3 6 8 --d-ff 32"
 

@@ -12,8 +12,13 @@ Elementwise work (counted in FLOPs, never in MACs)
     activation      ACTIVATION_FLOPS_PER_ELEMENT below: the arithmetic operations of the
                     formula as written in ACTIVATION_FORMULAS, with each transcendental
                     function (exp, erf, tanh) counted as one FLOP
+    GLU gate        the activation's cost on the gate + 1 multiply per element (act(g) ⊙ u)
     LayerNorm       7 FLOPs per element + 2 per row: mean 1, centre 1, variance 2 (square,
                     sum), normalise 1, affine 2 (scale, shift), and per row eps-add + rsqrt
+    MoE router      a matmul (d_model → experts, no bias), then softmax: 3 FLOPs per logit
+                    (exp, sum, divide); the top-k selection is comparisons, not counted
+    MoE combine     each token's k expert outputs scaled by their router weights and summed:
+                    (2·k − 1) FLOPs per output element, + 1 per element to add the shared experts
 Matmul-only FLOPs are reported on their own as well; they are the figure papers quote
 (Kaplan et al. 2020; Megatron-LM; nanoGPT), 4·d_model·d_ff per token for a plain FFN.
 """
@@ -44,6 +49,16 @@ ACTIVATION_FLOPS_PER_ELEMENT: dict[str, int] = {
     "silu": 4,  # negate, exp, add, divide
 }
 
+# Gated variants: name → the nonlinearity applied to the gate.
+GLU_VARIANTS: dict[str, str] = {
+    "swiglu": "silu",
+    "geglu": "gelu",
+    "geglu_tanh": "gelu_tanh",
+    "reglu": "relu",
+}
+
+GLU_MULTIPLY_FLOPS_PER_ELEMENT = 1
+ROUTER_SOFTMAX_FLOPS_PER_LOGIT = 3
 BIAS_ADD_FLOPS_PER_ELEMENT = 1
 RESIDUAL_ADD_FLOPS_PER_ELEMENT = 1
 LAYERNORM_FLOPS_PER_ELEMENT = 7
@@ -59,5 +74,6 @@ CONVENTION_SUMMARY = (
     "FLOPs = 2 × MACs for every multiply-add; MACs count matmuls only. "
     "Bias add 1 FLOP/element, residual add 1 FLOP/element, "
     "ReLU 1, GELU 5, GELU-tanh 9, SiLU 4 FLOPs/element (exp/erf/tanh count 1), "
-    "LayerNorm 7 FLOPs/element + 2/row."
+    "GLU: the activation's cost + 1 multiply per element. LayerNorm 7 FLOPs/element + 2/row. "
+    "MoE: router softmax 3 FLOPs/logit; combine (2·k − 1) FLOPs/element."
 )

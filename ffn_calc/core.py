@@ -7,153 +7,42 @@ over the stages and are never computed a second way.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from math import prod
 
+from ffn_calc.config import FFNConfig
 from ffn_calc.conventions import (
     ACTIVATION_FLOPS_PER_ELEMENT,
-    ACTIVATION_FORMULAS,
     BIAS_ADD_FLOPS_PER_ELEMENT,
-    DTYPE_BYTES,
     FLOPS_PER_MAC,
+    GLU_MULTIPLY_FLOPS_PER_ELEMENT,
     RESIDUAL_ADD_FLOPS_PER_ELEMENT,
+    ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
     layernorm_flops,
 )
-
-ACTIVATIONS = tuple(ACTIVATION_FORMULAS)
-NORMS = ("none", "pre", "post")
-DTYPES = tuple(DTYPE_BYTES)
-
-# Far beyond any real model, small enough that a typo such as 10^30 is caught as one.
-MAX_SIZE = 2**40
-DEFAULT_FF_MULTIPLIER = 4
-
-
-class ConfigError(ValueError):
-    """A bad input. `argument` names it the way the user typed it (BATCH, --d-ff, ...)."""
-
-    def __init__(self, argument: str, message: str) -> None:
-        super().__init__(f"{argument}: {message}")
-        self.argument = argument
-        self.message = message
-
-
-def check_size(argument: str, value: object) -> int:
-    """Return `value` as a size (a whole number from 1 to MAX_SIZE) or raise ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(argument, f"must be a whole number, got {value!r}")
-    if value < 1:
-        raise ConfigError(argument, f"must be at least 1, got {value}")
-    if value > MAX_SIZE:
-        raise ConfigError(argument, f"must be at most 2^40 = {MAX_SIZE:,}, got {value:.3g}")
-    return value
-
-
-_INT_RE = re.compile(r"[+]?\d+(_\d+)*")
-_MULTIPLIER_RE = re.compile(r"(?P<num>\d+(\.\d+)?|\.\d+)(/(?P<den>\d+))?[x×]")
-
-
-def parse_size(argument: str, text: str) -> int:
-    """Parse a size typed by the user: digits only (4096, 4_096); no floats, no exponents."""
-    text = text.strip()
-    if not _INT_RE.fullmatch(text):
-        raise ConfigError(argument, f"must be a whole number such as 4096, got {text!r}")
-    return check_size(argument, int(text))
-
-
-@dataclass(frozen=True)
-class DFF:
-    """A resolved d_ff and, in words, how it was reached."""
-
-    value: int
-    rule: str
-
-
-def resolve_d_ff(d_model: int, spec: str | int | None) -> DFF:
-    """d_ff from `--d-ff`: absent → 4 × d_model; `N` → N; `Mx` → M × d_model, which must be whole."""
-    if spec is None:
-        value = DEFAULT_FF_MULTIPLIER * d_model
-        return DFF(value, f"default 4 × d_model = 4 × {d_model} = {value}")
-    if isinstance(spec, int):
-        return DFF(check_size("--d-ff", spec), f"given: {spec}")
-    text = spec.strip().lower()
-    match = _MULTIPLIER_RE.fullmatch(text)
-    if match is None:
-        if text.endswith(("x", "×")):
-            raise ConfigError(
-                "--d-ff", f"the multiplier {spec!r} is not a number; write it like 4x or 2.5x or 8/3x"
-            )
-        return DFF(parse_size("--d-ff", text), f"given: {text}")
-    if match["den"] is not None and int(match["den"]) == 0:
-        raise ConfigError("--d-ff", f"the multiplier {spec!r} divides by zero; write it like 4x or 8/3x")
-    from fractions import Fraction  # only multipliers need it; kept off the start-up path
-
-    factor = Fraction(match["num"]) / Fraction(match["den"] or 1)
-    exact = factor * d_model
-    if exact.denominator != 1:
-        raise ConfigError(
-            "--d-ff",
-            f"{spec} × d_model {d_model} = {float(exact):g} is not a whole number; "
-            "pick a multiplier that gives one or give d_ff directly",
-        )
-    value = check_size("--d-ff", int(exact))
-    return DFF(value, f"{text[:-1]} × d_model = {text[:-1]} × {d_model} = {value}")
-
-
-@dataclass(frozen=True)
-class FFNConfig:
-    """The inputs of one feed-forward layer. Sizes are element counts; `dtype` names the
-    storage type of weights and activations (its size is `dtype_bytes`)."""
-
-    batch: int
-    seq_len: int
-    d_model: int
-    d_ff: int
-    activation: str = "relu"
-    bias: bool = True
-    norm: str = "none"
-    dtype: str = "float32"
-    d_ff_rule: str = ""
-
-    def __post_init__(self) -> None:
-        check_size("BATCH", self.batch)
-        check_size("SEQ_LEN", self.seq_len)
-        check_size("D_MODEL", self.d_model)
-        check_size("--d-ff", self.d_ff)
-        _check_choice("--activation", self.activation, ACTIVATIONS)
-        _check_choice("--norm", self.norm, NORMS)
-        _check_choice("--dtype", self.dtype, DTYPES)
-        if not self.d_ff_rule:
-            object.__setattr__(self, "d_ff_rule", f"given: {self.d_ff}")
-
-    @property
-    def tokens(self) -> int:
-        """batch × seq_len: the rows every position-wise matmul sees."""
-        return self.batch * self.seq_len
-
-    @property
-    def dtype_bytes(self) -> int:
-        return DTYPE_BYTES[self.dtype]
-
-
-def _check_choice(argument: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(argument, f"unknown value {value!r}; choose one of {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
 class Tensor:
-    """A named array: `shape` in elements, `bytes` = elements × dtype_bytes."""
+    """A named array: `shape` in elements, `bytes` = elements × dtype_bytes.
+
+    Expert weights carry every expert (`experts` > 1, the first dimension); `active` of them
+    serve each token, so `active_elements` = elements × active / experts."""
 
     name: str
     shape: tuple[int, ...]
     dtype_bytes: int
     role: str = "activation"  # weight | bias | norm | activation
+    experts: int = 1
+    active: int = 1
 
     @property
     def elements(self) -> int:
         return prod(self.shape)
+
+    @property
+    def active_elements(self) -> int:
+        return self.elements * self.active // self.experts
 
     @property
     def bytes(self) -> int:
@@ -164,13 +53,14 @@ class Tensor:
 class Stage:
     """One step of the forward pass.
 
-    `matmul` is (M, K, N) for a product (M, K)·(K, N), else None. `flops` = matmul_flops +
+    `matmul` is (M, K, N) for the product (M, K)·(K, N), or for an expert stage the grouped
+    product: M rows in all, spread over the experts. `flops` = matmul_flops +
     elementwise_flops; `macs` counts the matmul only. `weights` are the parameters the stage
     owns. `inputs` names the earlier stages whose outputs it reads (for memory liveness).
     """
 
     name: str
-    op: str  # input | matmul | activation | add | layernorm
+    op: str  # input | matmul | activation | glu | add | layernorm | router | gather | combine
     formula: str
     inputs: tuple[str, ...]
     output: Tensor
@@ -198,21 +88,28 @@ class Stage:
     def flops(self) -> int:
         return self.matmul_flops + self.elementwise_flops
 
+    def _count(self, role: str) -> int:
+        return sum(t.elements for t in self.weights if t.role == role)
+
     @property
     def weight_params(self) -> int:
-        return sum(t.elements for t in self.weights if t.role == "weight")
+        return self._count("weight")
 
     @property
     def bias_params(self) -> int:
-        return sum(t.elements for t in self.weights if t.role == "bias")
+        return self._count("bias")
 
     @property
     def norm_params(self) -> int:
-        return sum(t.elements for t in self.weights if t.role == "norm")
+        return self._count("norm")
 
     @property
     def params(self) -> int:
-        return self.weight_params + self.bias_params + self.norm_params
+        return sum(t.elements for t in self.weights)
+
+    @property
+    def active_params(self) -> int:
+        return sum(t.active_elements for t in self.weights)
 
     @property
     def weight_bytes(self) -> int:
@@ -221,22 +118,41 @@ class Stage:
 
 @dataclass(frozen=True)
 class Totals:
-    """Sums over the stages. Counts are elements, FLOPs and MACs are per forward pass of the
-    whole (batch, seq_len) input, bytes are in the config's dtype."""
+    """Sums over the stages of one layer. Counts are elements; FLOPs and MACs are per forward
+    pass over the whole (batch, seq_len) input; bytes are in the config's dtype. Per-token
+    figures are None when capacity padding makes them fractional."""
 
     weight_params: int  # matrix entries
     bias_params: int
     norm_params: int  # LayerNorm γ and β
     params: int
+    expert_params: int  # routed experts' weights and biases, all experts
+    active_expert_params: int  # the top_k experts that serve one token
+    active_params: int  # params that serve one token: params − expert_params + active_expert_params
     macs: int
     matmul_flops: int
     elementwise_flops: int
     flops: int
-    flops_per_token: int
-    matmul_flops_per_token: int
+    flops_per_token: int | None
+    matmul_flops_per_token: int | None
     weight_bytes: int
     activation_bytes: int  # every stage output (input x included) summed, none freed
     peak_bytes: int  # weights + the activations alive at the busiest moment
+
+
+@dataclass(frozen=True)
+class ModelTotals:
+    """`layers` identical layers: parameters, FLOPs and weight bytes × layers; the peak holds
+    every layer's weights and one layer's activations (a forward pass frees them as it goes)."""
+
+    layers: int
+    params: int
+    active_params: int
+    flops: int
+    macs: int
+    matmul_flops: int
+    weight_bytes: int
+    peak_bytes: int
 
 
 @dataclass(frozen=True)
@@ -255,6 +171,7 @@ class FFNReport:
     stages: tuple[Stage, ...]
     totals: Totals
     peak: Peak
+    model: ModelTotals
     weights: tuple[Tensor, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -267,82 +184,141 @@ class FFNReport:
         raise KeyError(name)
 
 
+class _Builder:
+    """Appends stages in order; keeps the letter each output goes by in the formulas."""
+
+    def __init__(self, cfg: FFNConfig) -> None:
+        self.cfg = cfg
+        self.stages: list[Stage] = []
+        self.symbol: dict[str, str] = {}
+
+    def tensor(self, name: str, shape: tuple[int, ...], role: str = "activation", experts: int = 1, active: int = 1) -> Tensor:
+        return Tensor(name, shape, self.cfg.dtype_bytes, role, experts, active)
+
+    def add(self, stage: Stage, symbol: str) -> str:
+        self.stages.append(stage)
+        self.symbol[stage.name] = symbol
+        return stage.name
+
+    def linear(
+        self, name: str, source: str, sym: str, w: str, bias: str, k: int, m: int, rows: tuple[int, ...], experts: int = 1
+    ) -> str:
+        """out = source·W (+ b): `rows` is the leading shape, M its product; an expert stage
+        holds every expert's matrix (experts, k, m) and its M rows are split among them."""
+        cfg = self.cfg
+        m_rows = prod(rows)
+        active = cfg.top_k if experts > 1 else 1
+        lead = (experts,) if experts > 1 else ()
+        weights = (self.tensor(w, (*lead, k, m), "weight", experts, active),)
+        formula = f"{sym} = {self.symbol[source]}·{w}"
+        bias_flops = 0
+        if cfg.bias:
+            weights += (self.tensor(bias, (*lead, m), "bias", experts, active),)
+            formula += f" + {bias}"
+            bias_flops = BIAS_ADD_FLOPS_PER_ELEMENT * m_rows * m
+        if experts > 1:
+            formula += " (each expert its own rows)"
+        stage = Stage(name, "matmul", formula, (source,), self.tensor(name, (*rows, m)), weights, (m_rows, k, m), bias_flops)
+        return self.add(stage, sym)
+
+    def ffn(self, prefix: str, source: str, rows: tuple[int, ...], width: int, experts: int = 1) -> str:
+        """The feed-forward core, plain (linear1 → activation → linear2) or gated
+        (gate, up → glu → down; or gate_up → glu → down when fused). Returns the output stage."""
+        cfg = self.cfg
+        d, m_rows = cfg.d_model, prod(rows)
+        act = cfg.base_activation
+        act_cost = ACTIVATION_FLOPS_PER_ELEMENT[act]
+        if not cfg.is_glu:
+            h = self.linear(f"{prefix}linear1", source, "h", f"{prefix}W1", f"{prefix}b1", d, width, rows, experts)
+            a = self.add(
+                Stage(f"{prefix}activation", "activation", f"a = {act}(h)", (h,), self.tensor(f"{prefix}activation", (*rows, width)),
+                      elementwise_flops=act_cost * m_rows * width),
+                "a",
+            )  # fmt: skip
+            return self.linear(f"{prefix}linear2", a, "y", f"{prefix}W2", f"{prefix}b2", width, d, rows, experts)
+        if cfg.fused:
+            gu = self.linear(f"{prefix}gate_up", source, "gu", f"{prefix}W_gate_up", f"{prefix}b_gate_up", d, 2 * width, rows, experts)
+            inputs: tuple[str, ...] = (gu,)
+            formula = f"a = {act}(gu[..., :{width}]) ⊙ gu[..., {width}:]  (split: a view)"
+        else:
+            g = self.linear(f"{prefix}gate", source, "g", f"{prefix}W_gate", f"{prefix}b_gate", d, width, rows, experts)
+            u = self.linear(f"{prefix}up", source, "u", f"{prefix}W_up", f"{prefix}b_up", d, width, rows, experts)
+            inputs = (g, u)
+            formula = f"a = {act}(g) ⊙ u"
+        a = self.add(
+            Stage(f"{prefix}glu", "glu", formula, inputs, self.tensor(f"{prefix}glu", (*rows, width)),
+                  elementwise_flops=(act_cost + GLU_MULTIPLY_FLOPS_PER_ELEMENT) * m_rows * width),
+            "a",
+        )  # fmt: skip
+        return self.linear(f"{prefix}down", a, "y", f"{prefix}W_down", f"{prefix}b_down", width, d, rows, experts)
+
+    def layernorm(self, source: str, sym: str) -> str:
+        cfg = self.cfg
+        d = cfg.d_model
+        stage = Stage(
+            "layernorm", "layernorm", f"{sym} = LN({self.symbol[source]})", (source,),
+            self.tensor("layernorm", (cfg.batch, cfg.seq_len, d)),
+            (self.tensor("ln_gamma", (d,), "norm"), self.tensor("ln_beta", (d,), "norm")),
+            elementwise_flops=layernorm_flops(cfg.tokens, d),
+        )  # fmt: skip
+        return self.add(stage, sym)
+
+    def moe(self, source: str) -> str:
+        """Shared experts, router, routing, dispatch, the routed experts, combine."""
+        cfg = self.cfg
+        b, s, d, n, e, k = cfg.batch, cfg.seq_len, cfg.d_model, cfg.tokens, cfg.experts, cfg.top_k
+        shared = None
+        if cfg.shared_experts:
+            shared = self.ffn("shared_", source, (b, s), cfg.shared_experts * cfg.d_ff)
+        router = self.add(
+            Stage("router", "matmul", f"logits = {self.symbol[source]}·W_router", (source,), self.tensor("router", (b, s, e)),
+                  (self.tensor("W_router", (d, e), "weight"),), (n, d, e)),
+            "logits",
+        )  # fmt: skip
+        routing = self.add(
+            Stage("routing", "router", f"w = renorm(top-{k}(softmax(logits)))", (router,), self.tensor("routing", (b, s, k)),
+                  elementwise_flops=ROUTER_SOFTMAX_FLOPS_PER_LOGIT * n * e + (2 * k - 1) * n),
+            "w",
+        )  # fmt: skip
+        cap = cfg.expert_capacity
+        rows = (n * k,) if cap is None else (e, cap)
+        what = f"the {n * k:,} (token, expert) pairs, grouped by expert" if cap is None else f"{e} buffers of {cap} rows"
+        dispatch = self.add(
+            Stage("dispatch", "gather", f"xe = {self.symbol[source]} gathered into {what}", (source, routing),
+                  self.tensor("dispatch", (*rows, d))),
+            "xe",
+        )  # fmt: skip
+        routed = self.ffn("expert_", dispatch, rows, cfg.d_ff, experts=e)
+        inputs = (routing, routed) + ((shared,) if shared else ())
+        flops = (2 * k - 1) * n * d + (RESIDUAL_ADD_FLOPS_PER_ELEMENT * n * d if shared else 0)
+        formula = "y = Σₖ w·ye" + (" + shared" if shared else "")
+        return self.add(Stage("combine", "combine", formula, inputs, self.tensor("combine", (b, s, d)), elementwise_flops=flops), "y")
+
+
 def build_stages(cfg: FFNConfig) -> tuple[Stage, ...]:
     """The stages of one FFN forward pass, in order.
 
-    none: input → linear1 → activation → linear2
-    pre:  input → layernorm → linear1 → activation → linear2 → residual   (x + FFN(LN(x)))
-    post: input → linear1 → activation → linear2 → residual → layernorm   (LN(x + FFN(x)))
+    none: input → FFN
+    pre:  input → layernorm → FFN → residual   (x + FFN(LN(x)))
+    post: input → FFN → residual → layernorm   (LN(x + FFN(x)))
+    where FFN is linear1 → activation → linear2, or gate, up → glu → down for a GLU, or for a
+    mixture of experts: [shared experts] → router → routing → dispatch → experts → combine.
     """
-    b, s, d, f, n = cfg.batch, cfg.seq_len, cfg.d_model, cfg.d_ff, cfg.tokens
-    nb = cfg.dtype_bytes
-
-    def tensor(name: str, *shape: int, role: str = "activation") -> Tensor:
-        return Tensor(name, shape, nb, role)
-
-    # Formulas name each stage's output by its usual letter: x, n = LN(x), h, a, y, r = x + y.
-    symbol = {"input": "x", "linear1": "h", "activation": "a", "linear2": "y", "residual": "r"}
-
-    def layernorm(name: str, source: str, out: str) -> Stage:
-        symbol[name] = out
-        return Stage(
-            name=name,
-            op="layernorm",
-            formula=f"{out} = LN({symbol[source]})",
-            inputs=(source,),
-            output=tensor(name, b, s, d),
-            weights=(tensor("ln_gamma", d, role="norm"), tensor("ln_beta", d, role="norm")),
-            elementwise_flops=layernorm_flops(n, d),
-        )
-
-    def linear(name: str, source: str, w: str, bname: str, k: int, m: int) -> Stage:
-        weights = (tensor(w, k, m, role="weight"),)
-        formula = f"{symbol[name]} = {symbol[source]}·{w}"
-        if cfg.bias:
-            weights += (tensor(bname, m, role="bias"),)
-            formula += f" + {bname}"
-        return Stage(
-            name=name,
-            op="matmul",
-            formula=formula,
-            inputs=(source,),
-            output=tensor(name, b, s, m),
-            weights=weights,
-            matmul=(n, k, m),
-            elementwise_flops=BIAS_ADD_FLOPS_PER_ELEMENT * n * m if cfg.bias else 0,
-        )
-
-    stages = [Stage("input", "input", "x", (), tensor("input", b, s, d))]
-    ffn_in = "input"
+    bld = _Builder(cfg)
+    b, s, d = cfg.batch, cfg.seq_len, cfg.d_model
+    src = bld.add(Stage("input", "input", "x", (), bld.tensor("input", (b, s, d))), "x")
     if cfg.norm == "pre":
-        stages.append(layernorm("layernorm", "input", "n"))
-        ffn_in = "layernorm"
-    stages.append(linear("linear1", ffn_in, "W1", "b1", d, f))
-    stages.append(
-        Stage(
-            name="activation",
-            op="activation",
-            formula=f"a = {cfg.activation}(h)",
-            inputs=("linear1",),
-            output=tensor("activation", b, s, f),
-            elementwise_flops=ACTIVATION_FLOPS_PER_ELEMENT[cfg.activation] * n * f,
-        )
-    )
-    stages.append(linear("linear2", "activation", "W2", "b2", f, d))
+        src = bld.layernorm(src, "n")
+    out = bld.moe(src) if cfg.is_moe else bld.ffn("", src, (b, s), cfg.d_ff)
     if cfg.norm != "none":
-        stages.append(
-            Stage(
-                name="residual",
-                op="add",
-                formula="r = x + y",
-                inputs=("input", "linear2"),
-                output=tensor("residual", b, s, d),
-                elementwise_flops=RESIDUAL_ADD_FLOPS_PER_ELEMENT * n * d,
-            )
-        )
+        out = bld.add(
+            Stage("residual", "add", f"r = x + {bld.symbol[out]}", ("input", out), bld.tensor("residual", (b, s, d)),
+                  elementwise_flops=RESIDUAL_ADD_FLOPS_PER_ELEMENT * cfg.tokens * d),
+            "r",
+        )  # fmt: skip
     if cfg.norm == "post":
-        stages.append(layernorm("layernorm", "residual", "z"))
-    return tuple(stages)
+        bld.layernorm(out, "z")
+    return tuple(bld.stages)
 
 
 def forward_peak(stages: tuple[Stage, ...]) -> Peak:
@@ -357,9 +333,7 @@ def forward_peak(stages: tuple[Stage, ...]) -> Peak:
     for i, stage in enumerate(stages):
         later_inputs = {name for later in stages[i:] for name in later.inputs}
         live = tuple(
-            s.name
-            for s in stages[: i + 1]
-            if s is stage or s.op == "input" or s.name in later_inputs
+            s.name for s in stages[: i + 1] if s is stage or s.op == "input" or s.name in later_inputs
         )
         total = sum(s.output_bytes for s in stages if s.name in live)
         if best is None or total > best.activation_bytes:
@@ -368,9 +342,14 @@ def forward_peak(stages: tuple[Stage, ...]) -> Peak:
     return best
 
 
+def _per_token(value: int, tokens: int) -> int | None:
+    return value // tokens if value % tokens == 0 else None
+
+
 def analyze(cfg: FFNConfig) -> FFNReport:
-    """Shapes, parameters, FLOPs and memory of one FFN layer under `cfg`."""
+    """Shapes, parameters, FLOPs and memory of one FFN layer (and `layers` of them) under `cfg`."""
     stages = build_stages(cfg)
+    report_weights = [t for s in stages for t in s.weights]
     peak = forward_peak(stages)
     weight_bytes = sum(s.weight_bytes for s in stages)
     flops = sum(s.flops for s in stages)
@@ -380,34 +359,28 @@ def analyze(cfg: FFNConfig) -> FFNReport:
         bias_params=sum(s.bias_params for s in stages),
         norm_params=sum(s.norm_params for s in stages),
         params=sum(s.params for s in stages),
+        expert_params=sum(t.elements for t in report_weights if t.experts > 1),
+        active_expert_params=sum(t.active_elements for t in report_weights if t.experts > 1),
+        active_params=sum(s.active_params for s in stages),
         macs=sum(s.macs for s in stages),
         matmul_flops=matmul_flops,
         elementwise_flops=sum(s.elementwise_flops for s in stages),
         flops=flops,
-        flops_per_token=flops // cfg.tokens,
-        matmul_flops_per_token=matmul_flops // cfg.tokens,
+        flops_per_token=_per_token(flops, cfg.tokens),
+        matmul_flops_per_token=_per_token(matmul_flops, cfg.tokens),
         weight_bytes=weight_bytes,
         activation_bytes=sum(s.output_bytes for s in stages),
         peak_bytes=weight_bytes + peak.activation_bytes,
     )
-    return FFNReport(cfg, stages, totals, peak)
-
-
-def make_config(
-    batch: int,
-    seq_len: int,
-    d_model: int,
-    d_ff: str | int | None = None,
-    **options: object,
-) -> FFNConfig:
-    """An FFNConfig from user-level inputs, `d_ff` as `--d-ff` takes it (None, N or Mx)."""
-    check_size("D_MODEL", d_model)
-    resolved = resolve_d_ff(d_model, d_ff)
-    return FFNConfig(
-        batch=batch,
-        seq_len=seq_len,
-        d_model=d_model,
-        d_ff=resolved.value,
-        d_ff_rule=resolved.rule,
-        **options,  # type: ignore[arg-type]
+    L = cfg.layers
+    model = ModelTotals(
+        layers=L,
+        params=L * totals.params,
+        active_params=L * totals.active_params,
+        flops=L * totals.flops,
+        macs=L * totals.macs,
+        matmul_flops=L * totals.matmul_flops,
+        weight_bytes=L * totals.weight_bytes,
+        peak_bytes=L * totals.weight_bytes + peak.activation_bytes,
     )
+    return FFNReport(cfg, stages, totals, peak, model)

@@ -1,46 +1,47 @@
-"""The NumPy verifier: run the FFN with random weights and observe every predicted number.
+"""The verifier: run the layer in NumPy with random weights and observe every predicted number.
 
 Nothing here recomputes a formula from the core. Shapes are read off the arrays, parameters
 off the weight arrays' sizes, bytes off `.nbytes`, matmul FLOPs off the operand shapes of
 the products actually computed (and, independently, numpy.einsum_path's FLOP count), and
 the peak memory off tracemalloc, to which NumPy reports its allocations. Only the
 per-element cost of elementwise work is taken from `conventions.py`, because it is a
-convention; the element counts it multiplies are observed.
-
-The forward pass is written out by hand, out of place, the way an eager framework runs
-inference: each stage allocates its output, and a tensor is dropped as soon as nothing
-later needs it. Elementwise work runs in blocks of BLOCK_ELEMENTS so that its scratch stays
-bounded (SCRATCH_ALLOWANCE_BYTES) whatever the size of the layer.
+convention; the element counts it multiplies are observed. The forward pass itself is in
+`numpy_ffn.py`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import time
 import tracemalloc
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from ffn_calc.conventions import (
-    ACTIVATION_FLOPS_PER_ELEMENT,
-    BIAS_ADD_FLOPS_PER_ELEMENT,
-    FLOPS_PER_MAC,
-    RESIDUAL_ADD_FLOPS_PER_ELEMENT,
-    layernorm_flops,
-)
 from ffn_calc.checks import Check, VerifyRefused, VerifyReport
-from ffn_calc.core import FFNConfig, FFNReport, analyze
+from ffn_calc.config import FFNConfig
+from ffn_calc.conventions import FLOPS_PER_MAC
+from ffn_calc.core import FFNReport, analyze
+from ffn_calc.numpy_ffn import (
+    LN_EPS,
+    Observed,
+    Params,
+    Recorder,
+    Silent,
+    activation_values,
+    ffn_as_conv1d,
+    forward,
+    layernorm,
+    make_params,
+    random_array,
+)
 
-BLOCK_ELEMENTS = 1 << 14
-# Block scratch (a few float64 blocks of BLOCK_ELEMENTS) plus interpreter noise.
+# Block scratch (a few float64 blocks of numpy_ffn.BLOCK_ELEMENTS) plus interpreter noise.
 SCRATCH_ALLOWANCE_BYTES = 2 << 20
 PEAK_TOLERANCE = 0.10
 MEMORY_SHARE = 0.8  # of the memory the OS reports available
-LN_EPS = 1e-5
 
 NUMPY_DTYPES: dict[str, Any] = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
 DTYPE_NOTES = {
@@ -51,222 +52,6 @@ DTYPE_NOTES = {
 }
 # Relative tolerance of value comparisons in each computed dtype.
 RTOL = {"float64": 1e-9, "float32": 1e-4, "float16": 2e-2}
-
-
-@dataclass
-class _Observed:
-    shape: tuple[int, ...] = ()
-    nbytes: int = 0
-    matmuls: list[tuple[int, int, int]] = field(default_factory=list)
-    einsum_flops: list[float] = field(default_factory=list)
-    elementwise_flops: int = 0
-
-
-class Recorder:
-    """Collects what the forward pass really did, stage by stage."""
-
-    def __init__(self) -> None:
-        self.stages: dict[str, _Observed] = {}
-        self.relu_zero_fraction: float | None = None
-
-    def stage(self, name: str) -> _Observed:
-        return self.stages.setdefault(name, _Observed())
-
-    def output(self, name: str, array: np.ndarray) -> np.ndarray:
-        obs = self.stage(name)
-        obs.shape, obs.nbytes = tuple(array.shape), array.nbytes
-        return array
-
-    def matmul(self, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        obs = self.stage(name)
-        (m, k), (k2, n) = a.shape, b.shape
-        assert k == k2
-        obs.matmuls.append((m, k, n))
-        obs.einsum_flops.append(_einsum_path_flops(a, b))
-        return np.matmul(a, b)
-
-    def elementwise(self, name: str, flops: int) -> None:
-        self.stage(name).elementwise_flops += flops
-
-    def zeros_after_relu(self, a: np.ndarray) -> None:
-        self.relu_zero_fraction = 1.0 - np.count_nonzero(a) / a.size
-
-
-class _Silent(Recorder):
-    """For the extra forward passes of the structural checks: observes nothing."""
-
-    def output(self, name: str, array: np.ndarray) -> np.ndarray:
-        return array
-
-    def matmul(self, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.matmul(a, b)
-
-    def elementwise(self, name: str, flops: int) -> None:
-        pass
-
-    def zeros_after_relu(self, a: np.ndarray) -> None:
-        pass
-
-
-_NAIVE_FLOPS = re.compile(r"Naive FLOP count:\s*([0-9.eE+-]+)")
-
-
-def _einsum_path_flops(a: np.ndarray, b: np.ndarray) -> float:
-    """numpy.einsum_path's own FLOP count for a·b (printed to 4 significant digits)."""
-    _, text = np.einsum_path("ij,jk->ik", a, b, optimize=False)
-    match = _NAIVE_FLOPS.search(text)
-    return float(match.group(1)) if match else float("nan")
-
-
-# --- the forward pass -------------------------------------------------------------------
-
-
-def _compute_type(dtype: np.dtype) -> Any:
-    """Elementwise math runs in at least float32 (float16 blocks are upcast, then stored)."""
-    return np.float64 if dtype == np.float64 else np.float32
-
-
-def _blocks(total: int, step: int) -> Any:
-    for start in range(0, total, step):
-        yield start, min(total, start + step)
-
-
-def erf(x: np.ndarray) -> np.ndarray:
-    """erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7); NumPy has no erf."""
-    t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return np.sign(x) * (1.0 - poly * np.exp(-x * x))
-
-
-def _activation_block(kind: str, h: np.ndarray) -> np.ndarray:
-    if kind == "gelu":
-        return 0.5 * h * (1.0 + erf(h * (1.0 / math.sqrt(2.0))))
-    if kind == "gelu_tanh":
-        return 0.5 * h * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h**3)))
-    if kind == "silu":
-        return h / (1.0 + np.exp(-h))
-    raise ValueError(kind)
-
-
-def activation(rec: Recorder, kind: str, h: np.ndarray) -> np.ndarray:
-    out = np.empty_like(h)
-    if kind == "relu":
-        np.maximum(h, 0, out=out)
-    else:
-        src, dst, ct = h.reshape(-1), out.reshape(-1), _compute_type(h.dtype)
-        for i, j in _blocks(src.size, BLOCK_ELEMENTS):
-            dst[i:j] = _activation_block(kind, src[i:j].astype(ct))
-    rec.elementwise("activation", h.size * ACTIVATION_FLOPS_PER_ELEMENT[kind])
-    return rec.output("activation", out)
-
-
-def linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """x·W + b as one output buffer (the bias is added in place, as a fused addmm does)."""
-    lead = x.shape[:-1]
-    y = rec.matmul(name, x.reshape(-1, x.shape[-1]), w)
-    if b is not None:
-        np.add(y, b, out=y)
-        rec.elementwise(name, y.size * BIAS_ADD_FLOPS_PER_ELEMENT)
-    return rec.output(name, y.reshape(*lead, w.shape[1]))
-
-
-def layernorm(rec: Recorder, name: str, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    out = np.empty_like(x)
-    width = x.shape[-1]
-    src, dst, ct = x.reshape(-1, width), out.reshape(-1, width), _compute_type(x.dtype)
-    for i, j in _blocks(src.shape[0], max(1, BLOCK_ELEMENTS // width)):
-        blk = src[i:j].astype(ct)
-        blk -= blk.mean(axis=1, keepdims=True)
-        blk /= np.sqrt((blk * blk).mean(axis=1, keepdims=True) + LN_EPS)
-        blk *= gamma
-        blk += beta
-        dst[i:j] = blk
-    rec.elementwise(name, layernorm_flops(src.shape[0], width))
-    return rec.output(name, out)
-
-
-def residual(rec: Recorder, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    out = np.add(x, y)
-    rec.elementwise("residual", out.size * RESIDUAL_ADD_FLOPS_PER_ELEMENT)
-    return rec.output("residual", out)
-
-
-def forward(rec: Recorder, cfg: FFNConfig, p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """The whole layer: bare act(x·W1 + b1)·W2 + b2, pre-LN x + FFN(LN(x)), or post-LN
-    LN(x + FFN(x)). Each intermediate is deleted right after its last use."""
-    rec.output("input", x)
-    src = layernorm(rec, "layernorm", x, p["ln_gamma"], p["ln_beta"]) if cfg.norm == "pre" else x
-    h = linear(rec, "linear1", src, p["W1"], p.get("b1"))
-    del src
-    a = activation(rec, cfg.activation, h)
-    del h
-    if cfg.activation == "relu":
-        rec.zeros_after_relu(a)
-    y = linear(rec, "linear2", a, p["W2"], p.get("b2"))
-    del a
-    if cfg.norm == "none":
-        return y
-    r = residual(rec, x, y)
-    del y
-    if cfg.norm == "post":
-        r = layernorm(rec, "layernorm", r, p["ln_gamma"], p["ln_beta"])
-    return r
-
-
-def conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """A general Conv1d, stride 1, no padding: x (B, C_in, L), w (C_out, C_in, k) → (B, C_out, L−k+1)."""
-    k = w.shape[2]
-    length = x.shape[2] - k + 1
-    out = np.zeros((x.shape[0], w.shape[0], length), dtype=x.dtype)
-    for tap in range(k):  # out[b] += W[:, :, tap] · x[b, :, tap : tap + length]
-        out += np.matmul(w[:, :, tap], x[:, :, tap : tap + length])
-    if b is not None:
-        out += b[None, :, None]
-    return out
-
-
-def ffn_as_conv1d(cfg: FFNConfig, p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """The FFN core as Conv1d(d_model→d_ff, k=1) → act → Conv1d(d_ff→d_model, k=1), channels first."""
-    silent = _Silent()
-    xc = np.ascontiguousarray(x.transpose(0, 2, 1))
-    h = conv1d(xc, p["W1"].T[:, :, None], p.get("b1"))
-    a = activation(silent, cfg.activation, h)
-    y = conv1d(a, p["W2"].T[:, :, None], p.get("b2"))
-    return np.ascontiguousarray(y.transpose(0, 2, 1))
-
-
-# --- weights and memory ------------------------------------------------------------------
-
-
-def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any, scale: float) -> np.ndarray:
-    """Normal(0, scale²) made in `dtype` directly (float16 in blocks), with no full-size copy."""
-    if dtype in (np.float32, np.float64):
-        out = rng.standard_normal(shape, dtype=dtype)
-        out *= scale
-        return out
-    out = np.empty(shape, dtype)
-    flat = out.reshape(-1)
-    for i, j in _blocks(flat.size, BLOCK_ELEMENTS):
-        flat[i:j] = rng.standard_normal(j - i, dtype=np.float32) * scale
-    return out
-
-
-def make_params(rng: np.random.Generator, cfg: FFNConfig, dtype: Any) -> dict[str, np.ndarray]:
-    """The layer's weights, built from the config alone (never from the core's prediction, so a
-    wrong predicted shape is caught): matrices scaled by 1/√fan_in so activations stay O(1),
-    biases likewise, LayerNorm γ = 1 and β = 0 as frameworks initialise them."""
-    d, f = cfg.d_model, cfg.d_ff
-    params = {
-        "W1": random_array(rng, (d, f), dtype, 1.0 / math.sqrt(d)),
-        "W2": random_array(rng, (f, d), dtype, 1.0 / math.sqrt(f)),
-    }
-    if cfg.bias:
-        params["b1"] = random_array(rng, (f,), dtype, 1.0 / math.sqrt(d))
-        params["b2"] = random_array(rng, (d,), dtype, 1.0 / math.sqrt(f))
-    if cfg.norm != "none":
-        params["ln_gamma"] = np.ones(d, dtype)
-        params["ln_beta"] = np.zeros(d, dtype)
-    return params
 
 
 def available_memory_bytes() -> int:
@@ -330,43 +115,45 @@ def _reference_activation(kind: str, v: float) -> float:
     return v / (1.0 + math.exp(-v))
 
 
-def _structural_checks(
-    cfg: FFNConfig, p: dict[str, np.ndarray], x: np.ndarray, rng: np.random.Generator, rtol: float
-) -> list[Check]:
+def _structural_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Generator, rtol: float) -> list[Check]:
     """Conv1d form, position-wise behaviour and the activation's formula, on the first sequence."""
-    silent = _Silent()
+    silent = Silent()
+    one = replace(cfg, batch=1)
     x0 = x[:1]
     checks = []
 
-    bare = replace(cfg, norm="none")
-    ok, diff = _close(ffn_as_conv1d(cfg, p, x0), forward(silent, bare, p, x0), rtol)
-    checks.append(Check("structure", "Conv1d(k=1) form = linear form", "equal", f"max |Δ| {diff:.2e}", ok, "tolerance"))
+    def row(name: str, ok: bool, diff: float) -> None:
+        checks.append(Check("structure", name, "equal", f"max |Δ| {diff:.2e}", ok, "tolerance"))
 
-    out = forward(silent, cfg, p, x0)
-    perm = rng.permutation(cfg.seq_len)
-    ok, diff = _close(forward(silent, cfg, p, x0[:, perm]), out[:, perm], rtol)
+    if not cfg.is_moe:
+        ok, diff = _close(ffn_as_conv1d(one, p, x0), forward(silent, replace(one, norm="none"), p, x0), rtol)
+        row("Conv1d(k=1) form = linear form", ok, diff)
+
+    if cfg.expert_capacity is not None:
+        checks.append(Check("structure", "position-wise", "no", "capacity buffers fill in token order", True, "info",
+                            "which tokens an expert drops depends on their order"))
+    else:
+        out = forward(silent, one, p, x0)
+        perm = rng.permutation(cfg.seq_len)
+        ok, diff = _close(forward(silent, one, p, x0[:, perm]), out[:, perm], rtol)
+        row("position-wise: permuted input → permuted output", ok, diff)
+        if cfg.seq_len >= 2:
+            i, j = (int(v) for v in rng.choice(cfg.seq_len, size=2, replace=False))
+            twin = x0.copy()
+            twin[0, j] = twin[0, i]
+            y = forward(silent, one, p, twin)
+            ok, diff = _close(y[0, j], y[0, i], rtol)
+            row(f"equal tokens → equal outputs (positions {i}, {j})", ok, diff)
+
+    act = cfg.base_activation
+    samples = rng.standard_normal(64).astype(x.dtype)
+    ours = activation_values(act, samples.astype(np.float64 if x.dtype == np.float64 else np.float32)).astype(x.dtype)
+    expected = np.array([_reference_activation(act, float(v)) for v in samples])
+    diff = float(np.max(np.abs(ours.astype(np.float64) - expected)))
+    bound = 1e-6 + rtol * float(np.max(np.abs(expected)))
     checks.append(
-        Check("structure", "position-wise: permuted input → permuted output", "equal", f"max |Δ| {diff:.2e}", ok, "tolerance")
-    )
-
-    if cfg.seq_len >= 2:
-        i, j = (int(v) for v in rng.choice(cfg.seq_len, size=2, replace=False))
-        twin = x0.copy()
-        twin[0, j] = twin[0, i]
-        y = forward(silent, cfg, p, twin)
-        ok, diff = _close(y[0, j], y[0, i], rtol)
-        checks.append(
-            Check("structure", f"equal tokens → equal outputs (positions {i}, {j})", "equal", f"max |Δ| {diff:.2e}", ok, "tolerance")
-        )
-
-    h = linear(silent, "linear1", x0, p["W1"], p.get("b1")).reshape(-1)
-    a = activation(silent, cfg.activation, h.reshape(1, 1, -1)).reshape(-1)
-    idx = rng.choice(h.size, size=min(64, h.size), replace=False)
-    expected = np.array([_reference_activation(cfg.activation, float(h[k])) for k in idx])
-    diff = float(np.max(np.abs(a[idx].astype(np.float64) - expected)))
-    bound = 1e-6 + rtol * float(np.max(np.abs(expected)) if expected.size else 0.0)
-    checks.append(
-        Check("structure", f"{cfg.activation} matches its formula (math module, 64 samples)", f"|Δ| ≤ {bound:.1e}", f"max |Δ| {diff:.2e}", diff <= bound, "tolerance")
+        Check("structure", f"{act} matches its formula (math module, 64 samples)", f"|Δ| ≤ {bound:.1e}",
+              f"max |Δ| {diff:.2e}", diff <= bound, "tolerance")
     )
 
     if cfg.norm != "none":
@@ -383,6 +170,13 @@ def _structural_checks(
                   f"mean {mean_err:.1e}, var {var_err:.1e}", mean_err <= tol and var_err <= tol, "tolerance")
         )
     return checks
+
+
+def _grouped(matmuls: list[tuple[int, int, int]]) -> tuple[int, int, int] | None:
+    """The products of one stage as one (M, K, N): rows summed over the experts' products."""
+    if not matmuls or len({(k, n) for _, k, n in matmuls}) != 1:
+        return matmuls[0] if matmuls else None
+    return (sum(m for m, _, _ in matmuls), matmuls[0][1], matmuls[0][2])
 
 
 def verify(cfg: FFNConfig, seed: int = 0, max_memory_bytes: int | None = None) -> VerifyReport:
@@ -418,14 +212,14 @@ def verify(cfg: FFNConfig, seed: int = 0, max_memory_bytes: int | None = None) -
         checks.append(Check(group, name, predicted, observed, predicted == observed))
 
     for stage in pred.stages:
-        obs = rec.stages.get(stage.name, _Observed())
+        obs = rec.stages.get(stage.name, Observed())
         exact("shape", f"{stage.name} output shape", stage.output_shape, obs.shape)
         exact("memory", f"{stage.name} output bytes", stage.output_bytes, obs.nbytes)
         if stage.op == "input":
             continue
         observed_macs = sum(m * k * n for m, k, n in obs.matmuls)
         if stage.matmul:
-            exact("flops", f"{stage.name} matmul", stage.matmul, obs.matmuls[0] if obs.matmuls else None)
+            exact("flops", f"{stage.name} matmul (M, K, N)", stage.matmul, _grouped(obs.matmuls))
             exact("flops", f"{stage.name} MACs", stage.macs, observed_macs)
             einsum = sum(obs.einsum_flops)
             checks.append(
@@ -456,6 +250,11 @@ def verify(cfg: FFNConfig, seed: int = 0, max_memory_bytes: int | None = None) -
     )
 
     checks.extend(_structural_checks(run_cfg, params, x, rng, RTOL[computed]))
+    if rec.expert_rows is not None:
+        rows = rec.expert_rows
+        balanced = f"{cfg.tokens * cfg.top_k / cfg.experts:g} each if balanced"
+        checks.append(Check("structure", "rows each expert computed (min / mean / max)", balanced,
+                            f"{min(rows)} / {sum(rows) / len(rows):g} / {max(rows)}", True, "info"))
     if rec.relu_zero_fraction is not None:
         checks.append(Check("structure", "fraction of zeros after ReLU", "", f"{rec.relu_zero_fraction:.4f}", True, "info"))
 

@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from ffn_calc import verify as verify_module
 from ffn_calc.checks import VerifyRefused
-from ffn_calc.core import FFNConfig, analyze, make_config
-from ffn_calc.verify import conv1d, erf, verify
+from ffn_calc.config import FFNConfig, make_config
+from ffn_calc.core import analyze
+from ffn_calc.numpy_ffn import conv1d, erf
+from ffn_calc.verify import verify
 
 ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "silu"]
 NORMS = ["none", "pre", "post"]

@@ -1,0 +1,241 @@
+"""The inputs of one feed-forward layer, validated, and the rules that turn what a user typed
+into sizes (d_ff as N, Mx or the parameter-matched GLU width). Standard library only."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from ffn_calc.conventions import ACTIVATION_FORMULAS, DTYPE_BYTES, GLU_VARIANTS
+
+ACTIVATIONS = tuple(ACTIVATION_FORMULAS) + tuple(GLU_VARIANTS)
+NORMS = ("none", "pre", "post")
+DTYPES = tuple(DTYPE_BYTES)
+
+# Far beyond any real model, small enough that a typo such as 10^30 is caught as one.
+MAX_SIZE = 2**40
+DEFAULT_FF_MULTIPLIER = 4
+
+
+class ConfigError(ValueError):
+    """A bad input. `argument` names it the way the user typed it (BATCH, --d-ff, ...)."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+        self.message = message
+
+
+def check_size(argument: str, value: object, minimum: int = 1) -> int:
+    """Return `value` as a size (a whole number from `minimum` to MAX_SIZE) or raise ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(argument, f"must be a whole number, got {value!r}")
+    if value < minimum:
+        raise ConfigError(argument, f"must be at least {minimum}, got {value}")
+    if value > MAX_SIZE:
+        raise ConfigError(argument, f"must be at most 2^40 = {MAX_SIZE:,}, got {value:.3g}")
+    return value
+
+
+_INT_RE = re.compile(r"[+]?\d+(_\d+)*")
+_MULTIPLIER_RE = re.compile(r"(?P<num>\d+(\.\d+)?|\.\d+)(/(?P<den>\d+))?[x×]")
+
+
+def parse_size(argument: str, text: str, minimum: int = 1) -> int:
+    """Parse a size typed by the user: digits only (4096, 4_096); no floats, no exponents."""
+    text = text.strip()
+    if not _INT_RE.fullmatch(text):
+        raise ConfigError(argument, f"must be a whole number such as 4096, got {text!r}")
+    return check_size(argument, int(text), minimum)
+
+
+@dataclass(frozen=True)
+class DFF:
+    """A resolved d_ff and, in words, how it was reached."""
+
+    value: int
+    rule: str
+
+
+def glu_matched_d_ff(d_model: int, multiple_of: int | None = None, ffn_dim_multiplier: float | None = None) -> DFF:
+    """The GLU width that keeps a 4× FFN's parameters, as LLaMA computes it (llama/model.py):
+    f = int(2·4·d/3); f = int(m·f) if a multiplier m is given; f = M·ceil(f/M) for multiple_of M.
+    The multiplier is applied in floating point, exactly as LLaMA's code does."""
+    four = DEFAULT_FF_MULTIPLIER * d_model
+    value = int(2 * four / 3)
+    steps = [f"int(2 × 4 × {d_model} / 3) = {value}"]
+    if ffn_dim_multiplier is not None:
+        if not (ffn_dim_multiplier > 0 and math.isfinite(ffn_dim_multiplier)):
+            raise ConfigError("--ffn-dim-multiplier", f"must be a positive number, got {ffn_dim_multiplier}")
+        scaled = int(ffn_dim_multiplier * value)
+        steps.append(f"int({ffn_dim_multiplier:g} × {value}) = {scaled}")
+        value = scaled
+    if multiple_of is not None:
+        check_size("--multiple-of", multiple_of)
+        rounded = multiple_of * ((value + multiple_of - 1) // multiple_of)
+        steps.append(f"{multiple_of} × ceil({value} / {multiple_of}) = {rounded}")
+        value = rounded
+    check_size("--d-ff", value)
+    return DFF(value, "GLU parameter-matched: " + " → ".join(steps))
+
+
+def resolve_d_ff(
+    d_model: int,
+    spec: str | int | None,
+    multiple_of: int | None = None,
+    ffn_dim_multiplier: float | None = None,
+) -> DFF:
+    """d_ff from `--d-ff`: absent → 4 × d_model; `N` → N; `Mx` → M × d_model, which must be
+    whole; `glu` → the parameter-matched GLU width (with --multiple-of, --ffn-dim-multiplier)."""
+    if isinstance(spec, str) and spec.strip().lower() == "glu":
+        return glu_matched_d_ff(d_model, multiple_of, ffn_dim_multiplier)
+    if multiple_of is not None or ffn_dim_multiplier is not None:
+        raise ConfigError(
+            "--multiple-of" if multiple_of is not None else "--ffn-dim-multiplier",
+            "applies to the parameter-matched GLU width only; add --d-ff glu",
+        )
+    if spec is None:
+        value = DEFAULT_FF_MULTIPLIER * d_model
+        return DFF(value, f"default 4 × d_model = 4 × {d_model} = {value}")
+    if isinstance(spec, int):
+        return DFF(check_size("--d-ff", spec), f"given: {spec}")
+    text = spec.strip().lower()
+    match = _MULTIPLIER_RE.fullmatch(text)
+    if match is None:
+        if text.endswith(("x", "×")):
+            raise ConfigError("--d-ff", f"the multiplier {spec!r} is not a number; write it like 4x or 2.5x or 8/3x")
+        if not _INT_RE.fullmatch(text):
+            raise ConfigError("--d-ff", f"expected a number (3072), a multiple (4x) or glu, got {spec!r}")
+        return DFF(parse_size("--d-ff", text), f"given: {text}")
+    if match["den"] is not None and int(match["den"]) == 0:
+        raise ConfigError("--d-ff", f"the multiplier {spec!r} divides by zero; write it like 4x or 8/3x")
+    from fractions import Fraction  # only multipliers need it; kept off the start-up path
+
+    factor = Fraction(match["num"]) / Fraction(match["den"] or 1)
+    exact = factor * d_model
+    if exact.denominator != 1:
+        raise ConfigError(
+            "--d-ff",
+            f"{spec} × d_model {d_model} = {float(exact):g} is not a whole number; "
+            "pick a multiplier that gives one or give d_ff directly",
+        )
+    value = check_size("--d-ff", int(exact))
+    return DFF(value, f"{text[:-1]} × d_model = {text[:-1]} × {d_model} = {value}")
+
+
+@dataclass(frozen=True)
+class FFNConfig:
+    """The inputs of one feed-forward layer.
+
+    Sizes are element counts. `activation` is a plain nonlinearity (relu, gelu, gelu_tanh,
+    silu) or a gated one (swiglu, geglu, geglu_tanh, reglu: act(x·W_gate) ⊙ (x·W_up)).
+    `fused` stores a GLU's gate and up weights as one (d_model, 2·d_ff) matrix. `experts` > 0
+    makes a mixture of experts, each of width d_ff, with `top_k` active per token, plus
+    `shared_experts` always active; `capacity_factor` pads each expert to a fixed buffer
+    (GShard/Switch style) instead of routing dropless. `layers` multiplies the model totals.
+    `dtype` names the storage type of weights and activations (`dtype_bytes` each).
+    """
+
+    batch: int
+    seq_len: int
+    d_model: int
+    d_ff: int
+    activation: str = "relu"
+    bias: bool = True
+    norm: str = "none"
+    dtype: str = "float32"
+    d_ff_rule: str = ""
+    fused: bool = False
+    experts: int = 0
+    top_k: int = 0
+    shared_experts: int = 0
+    capacity_factor: float | None = None
+    layers: int = 1
+
+    def __post_init__(self) -> None:
+        check_size("BATCH", self.batch)
+        check_size("SEQ_LEN", self.seq_len)
+        check_size("D_MODEL", self.d_model)
+        check_size("--d-ff", self.d_ff)
+        check_size("--layers", self.layers)
+        _check_choice("--activation", self.activation, ACTIVATIONS)
+        _check_choice("--norm", self.norm, NORMS)
+        _check_choice("--dtype", self.dtype, DTYPES)
+        if self.fused and not self.is_glu:
+            raise ConfigError("--fused", f"a fused gate/up matrix needs a gated activation (swiglu, geglu, reglu), not {self.activation}")
+        check_size("--experts", self.experts, minimum=0)
+        check_size("--shared-experts", self.shared_experts, minimum=0)
+        if self.experts:
+            check_size("--top-k", self.top_k)
+            if self.top_k > self.experts:
+                raise ConfigError("--top-k", f"cannot exceed --experts ({self.experts}), got {self.top_k}")
+        else:
+            for name, value in (("--top-k", self.top_k), ("--shared-experts", self.shared_experts)):
+                if value:
+                    raise ConfigError(name, "needs --experts (a mixture of experts)")
+            if self.capacity_factor is not None:
+                raise ConfigError("--capacity-factor", "needs --experts (a mixture of experts)")
+        if self.capacity_factor is not None and not (0 < self.capacity_factor < 1e6):
+            raise ConfigError("--capacity-factor", f"must be a positive number such as 1.25, got {self.capacity_factor}")
+        if not self.d_ff_rule:
+            object.__setattr__(self, "d_ff_rule", f"given: {self.d_ff}")
+
+    @property
+    def tokens(self) -> int:
+        """batch × seq_len: the rows every position-wise matmul sees."""
+        return self.batch * self.seq_len
+
+    @property
+    def dtype_bytes(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+    @property
+    def is_glu(self) -> bool:
+        return self.activation in GLU_VARIANTS
+
+    @property
+    def base_activation(self) -> str:
+        """The nonlinearity itself: silu for swiglu, gelu for geglu, the name for plain ones."""
+        return GLU_VARIANTS.get(self.activation, self.activation)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def expert_capacity(self) -> int | None:
+        """Tokens each expert's buffer holds: ceil(C · tokens · top_k / experts), exact."""
+        if self.capacity_factor is None:
+            return None
+        from fractions import Fraction
+
+        c = Fraction(repr(self.capacity_factor))
+        return math.ceil(c * self.tokens * self.top_k / self.experts)
+
+
+def _check_choice(argument: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(argument, f"unknown value {value!r}; choose one of {', '.join(choices)}")
+
+
+def make_config(
+    batch: int,
+    seq_len: int,
+    d_model: int,
+    d_ff: str | int | None = None,
+    multiple_of: int | None = None,
+    ffn_dim_multiplier: float | None = None,
+    **options: object,
+) -> FFNConfig:
+    """An FFNConfig from user-level inputs, `d_ff` as `--d-ff` takes it (None, N, Mx or glu)."""
+    check_size("D_MODEL", d_model)
+    resolved = resolve_d_ff(d_model, d_ff, multiple_of, ffn_dim_multiplier)
+    return FFNConfig(
+        batch=batch,
+        seq_len=seq_len,
+        d_model=d_model,
+        d_ff=resolved.value,
+        d_ff_rule=resolved.rule,
+        **options,  # type: ignore[arg-type]
+    )

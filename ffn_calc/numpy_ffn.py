@@ -1,0 +1,420 @@
+"""The FFN layer in NumPy, written out by hand, with a recorder that notes what really ran.
+
+The pass runs out of place, the way an eager framework runs inference: each stage allocates
+its output, and a tensor is dropped as soon as nothing later needs it. Elementwise work runs
+in blocks of BLOCK_ELEMENTS so its scratch stays bounded whatever the size of the layer.
+Weights are made from the configuration alone, never from the core's prediction.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ffn_calc.config import FFNConfig
+from ffn_calc.conventions import (
+    ACTIVATION_FLOPS_PER_ELEMENT,
+    BIAS_ADD_FLOPS_PER_ELEMENT,
+    GLU_MULTIPLY_FLOPS_PER_ELEMENT,
+    RESIDUAL_ADD_FLOPS_PER_ELEMENT,
+    ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
+    layernorm_flops,
+)
+
+BLOCK_ELEMENTS = 1 << 14
+LN_EPS = 1e-5
+Params = dict[str, np.ndarray]
+
+
+@dataclass
+class Observed:
+    shape: tuple[int, ...] = ()
+    nbytes: int = 0
+    matmuls: list[tuple[int, int, int]] = field(default_factory=list)
+    einsum_flops: list[float] = field(default_factory=list)
+    elementwise_flops: int = 0
+
+
+class Recorder:
+    """Collects what the forward pass really did, stage by stage."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, Observed] = {}
+        self.relu_zero_fraction: float | None = None
+        self.expert_rows: list[int] | None = None
+
+    def stage(self, name: str) -> Observed:
+        return self.stages.setdefault(name, Observed())
+
+    def output(self, name: str, array: np.ndarray) -> np.ndarray:
+        obs = self.stage(name)
+        obs.shape, obs.nbytes = tuple(array.shape), array.nbytes
+        return array
+
+    def matmul(self, name: str, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        obs = self.stage(name)
+        (m, k), (k2, n) = a.shape, b.shape
+        assert k == k2
+        obs.matmuls.append((m, k, n))
+        obs.einsum_flops.append(_einsum_path_flops(a, b))
+        return np.matmul(a, b, out=out)
+
+    def elementwise(self, name: str, flops: int) -> None:
+        self.stage(name).elementwise_flops += flops
+
+    def zeros_after_relu(self, a: np.ndarray) -> None:
+        self.relu_zero_fraction = 1.0 - np.count_nonzero(a) / a.size
+
+
+class Silent(Recorder):
+    """For the extra forward passes of the structural checks: observes nothing."""
+
+    def output(self, name: str, array: np.ndarray) -> np.ndarray:
+        return array
+
+    def matmul(self, name: str, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return np.matmul(a, b, out=out)
+
+    def elementwise(self, name: str, flops: int) -> None:
+        pass
+
+    def zeros_after_relu(self, a: np.ndarray) -> None:
+        pass
+
+
+_NAIVE_FLOPS = re.compile(r"Naive FLOP count:\s*([0-9.eE+-]+)")
+
+
+def _einsum_path_flops(a: np.ndarray, b: np.ndarray) -> float:
+    """numpy.einsum_path's own FLOP count for a·b (printed to 4 significant digits)."""
+    _, text = np.einsum_path("ij,jk->ik", a, b, optimize=False)
+    match = _NAIVE_FLOPS.search(text)
+    return float(match.group(1)) if match else float("nan")
+
+
+# --- elementwise pieces ----------------------------------------------------------------------
+
+
+def _compute_type(dtype: np.dtype) -> Any:
+    """Elementwise math runs in at least float32 (float16 blocks are upcast, then stored)."""
+    return np.float64 if dtype == np.float64 else np.float32
+
+
+def blocks(total: int, step: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, total, step):
+        yield start, min(total, start + step)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7); NumPy has no erf."""
+    t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return np.sign(x) * (1.0 - poly * np.exp(-x * x))
+
+
+def activation_values(kind: str, h: np.ndarray) -> np.ndarray:
+    """The nonlinearity on one block (a new array)."""
+    if kind == "relu":
+        return np.maximum(h, 0)
+    if kind == "gelu":
+        return 0.5 * h * (1.0 + erf(h * (1.0 / math.sqrt(2.0))))
+    if kind == "gelu_tanh":
+        return 0.5 * h * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h**3)))
+    if kind == "silu":
+        return h / (1.0 + np.exp(-h))
+    raise ValueError(kind)
+
+
+def activation(rec: Recorder, name: str, kind: str, h: np.ndarray) -> np.ndarray:
+    out = np.empty_like(h)
+    if kind == "relu":
+        np.maximum(h, 0, out=out)
+    else:
+        src, dst, ct = h.reshape(-1), out.reshape(-1), _compute_type(h.dtype)
+        for i, j in blocks(src.size, BLOCK_ELEMENTS):
+            dst[i:j] = activation_values(kind, src[i:j].astype(ct))
+    rec.elementwise(name, h.size * ACTIVATION_FLOPS_PER_ELEMENT[kind])
+    return rec.output(name, out)
+
+
+def glu(rec: Recorder, name: str, kind: str, g: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """act(g) ⊙ u into one new array; g and u may be the two halves (views) of a fused output."""
+    out = np.empty(g.shape, g.dtype)
+    width = g.shape[-1]
+    gs, us, dst = g.reshape(-1, width), u.reshape(-1, width), out.reshape(-1, width)
+    ct = _compute_type(g.dtype)
+    for i, j in blocks(gs.shape[0], max(1, BLOCK_ELEMENTS // width)):
+        dst[i:j] = activation_values(kind, gs[i:j].astype(ct)) * us[i:j]
+    rec.elementwise(name, g.size * (ACTIVATION_FLOPS_PER_ELEMENT[kind] + GLU_MULTIPLY_FLOPS_PER_ELEMENT))
+    return rec.output(name, out)
+
+
+def linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """x·W + b as one output buffer (the bias is added in place, as a fused addmm does)."""
+    lead = x.shape[:-1]
+    y = rec.matmul(name, x.reshape(-1, x.shape[-1]), w)
+    if b is not None:
+        np.add(y, b, out=y)
+        rec.elementwise(name, y.size * BIAS_ADD_FLOPS_PER_ELEMENT)
+    return rec.output(name, y.reshape(*lead, w.shape[1]))
+
+
+def expert_linear(
+    rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, bounds: list[tuple[int, int]]
+) -> np.ndarray:
+    """Each expert e multiplies its own rows x[lo:hi] by W[e] into one shared output buffer."""
+    rows = x.reshape(-1, x.shape[-1])
+    out = np.empty((rows.shape[0], w.shape[2]), x.dtype)
+    for e, (lo, hi) in enumerate(bounds):
+        if hi > lo:
+            rec.matmul(name, rows[lo:hi], w[e], out=out[lo:hi])
+            if b is not None:
+                np.add(out[lo:hi], b[e], out=out[lo:hi])
+    if b is not None:
+        rec.elementwise(name, out.size * BIAS_ADD_FLOPS_PER_ELEMENT)
+    return rec.output(name, out.reshape(*x.shape[:-1], w.shape[2]))
+
+
+def layernorm(rec: Recorder, name: str, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    width = x.shape[-1]
+    src, dst, ct = x.reshape(-1, width), out.reshape(-1, width), _compute_type(x.dtype)
+    for i, j in blocks(src.shape[0], max(1, BLOCK_ELEMENTS // width)):
+        blk = src[i:j].astype(ct)
+        blk -= blk.mean(axis=1, keepdims=True)
+        blk /= np.sqrt((blk * blk).mean(axis=1, keepdims=True) + LN_EPS)
+        blk *= gamma
+        blk += beta
+        dst[i:j] = blk
+    rec.elementwise(name, layernorm_flops(src.shape[0], width))
+    return rec.output(name, out)
+
+
+# --- the layer ---------------------------------------------------------------------------------
+
+
+def ffn(
+    rec: Recorder, cfg: FFNConfig, p: Params, prefix: str, box: list[np.ndarray], bounds: list[tuple[int, int]] | None = None
+) -> np.ndarray:
+    """The feed-forward core under `prefix` ("", "shared_" or "expert_"); expert stages take
+    `bounds`, each expert's slice of the rows. The input comes in a one-item list that this
+    function empties, so that it holds the only reference and can free it after last use
+    (an argument passed directly stays referenced by the caller until the call returns)."""
+    act = cfg.base_activation
+    src = box.pop()
+
+    def lin(stage: str, x: np.ndarray, w: str, b: str) -> np.ndarray:
+        if bounds is None:
+            return linear(rec, prefix + stage, x, p[prefix + w], p.get(prefix + b))
+        return expert_linear(rec, prefix + stage, x, p[prefix + w], p.get(prefix + b), bounds)
+
+    if not cfg.is_glu:
+        h = lin("linear1", src, "W1", "b1")
+        del src
+        a = activation(rec, prefix + "activation", act, h)
+        del h
+        if cfg.activation == "relu" and not prefix:
+            rec.zeros_after_relu(a)
+        return lin("linear2", a, "W2", "b2")
+    if cfg.fused:
+        gu = lin("gate_up", src, "W_gate_up", "b_gate_up")
+        del src
+        half = gu.shape[-1] // 2
+        a = glu(rec, prefix + "glu", act, gu[..., :half], gu[..., half:])
+        del gu
+    else:
+        g = lin("gate", src, "W_gate", "b_gate")
+        u = lin("up", src, "W_up", "b_up")
+        del src
+        a = glu(rec, prefix + "glu", act, g, u)
+        del g, u
+    return lin("down", a, "W_down", "b_down")
+
+
+def route(rec: Recorder, cfg: FFNConfig, p: Params, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Router logits, then softmax over the experts, top-k, and the top-k weights renormalised."""
+    logits = linear(rec, "router", src, p["W_router"], None)
+    n, e, k = cfg.tokens, cfg.experts, cfg.top_k
+    flat = logits.reshape(n, e)
+    weights = np.empty((n, k), src.dtype)
+    index = np.empty((n, k), np.int64)
+    ct = _compute_type(src.dtype)
+    for i, j in blocks(n, max(1, BLOCK_ELEMENTS // e)):
+        z = flat[i:j].astype(ct)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        z /= z.sum(axis=1, keepdims=True)
+        top = np.argsort(-z, axis=1, kind="stable")[:, :k]
+        chosen = np.take_along_axis(z, top, axis=1)
+        weights[i:j] = chosen / chosen.sum(axis=1, keepdims=True)
+        index[i:j] = top
+    del logits
+    rec.elementwise("routing", ROUTER_SOFTMAX_FLOPS_PER_LOGIT * n * e + (2 * k - 1) * n)
+    rec.output("routing", weights.reshape(cfg.batch, cfg.seq_len, k))
+    return weights, index
+
+
+def moe(rec: Recorder, cfg: FFNConfig, p: Params, box: list[np.ndarray]) -> np.ndarray:
+    """Shared experts, router, dispatch (dropless, or into capacity buffers), experts, combine."""
+    n, d, e, k = cfg.tokens, cfg.d_model, cfg.experts, cfg.top_k
+    src = box.pop()
+    shared = ffn(rec, cfg, p, "shared_", [src]) if cfg.shared_experts else None
+    weights, index = route(rec, cfg, p, src)
+    flat = index.reshape(-1)  # expert of each (token, slot) pair, token-major
+    order = np.argsort(flat, kind="stable")  # pairs grouped by expert, tokens in order
+    counts = np.bincount(flat, minlength=e)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(n * k) - np.repeat(starts, counts)  # place of each sorted pair in its expert
+    slot = np.empty(n * k, np.int64)  # where each pair's row lives in the dispatch buffer
+    cap = cfg.expert_capacity
+    if cap is None:
+        slot[order] = np.arange(n * k)
+        bounds = [(int(lo), int(lo + c)) for lo, c in zip(starts, counts, strict=True)]
+        kept = np.ones(n * k, bool)
+        xe = src.reshape(n, d)[order // k]
+    else:
+        kept = np.zeros(n * k, bool)
+        kept[order] = rank < cap
+        slot[order] = np.where(rank < cap, flat[order] * cap + rank, 0)  # dropped pairs: masked later
+        bounds = [(i * cap, (i + 1) * cap) for i in range(e)]
+        xe = np.zeros((e * cap, d), src.dtype)
+        xe[slot[kept]] = src.reshape(n, d)[np.flatnonzero(kept) // k]
+        xe = xe.reshape(e, cap, d)
+    rec.expert_rows = [int(min(c, cap)) if cap is not None else int(c) for c in counts]
+    del src
+    rec.output("dispatch", xe)
+    box = [xe]
+    del xe
+    ye = ffn(rec, cfg, p, "expert_", box, bounds)
+    y = combine(rec, cfg, weights, slot.reshape(n, k), kept.reshape(n, k), ye.reshape(-1, d), shared)
+    return y
+
+
+def combine(
+    rec: Recorder, cfg: FFNConfig, w: np.ndarray, slot: np.ndarray, kept: np.ndarray, ye: np.ndarray, shared: np.ndarray | None
+) -> np.ndarray:
+    """y[t] = Σ_j w[t, j]·ye[slot[t, j]] (+ shared[t]), block by block; dropped pairs add nothing."""
+    n, d, k = cfg.tokens, cfg.d_model, cfg.top_k
+    y = np.empty((n, d), ye.dtype)
+    sh = shared.reshape(n, d) if shared is not None else None
+    for i, j in blocks(n, max(1, BLOCK_ELEMENTS // d)):
+        acc = np.zeros((j - i, d), _compute_type(ye.dtype))
+        for slot_j in range(k):
+            rows = ye[slot[i:j, slot_j]] * w[i:j, slot_j, None]
+            acc += np.where(kept[i:j, slot_j, None], rows, 0)
+        if sh is not None:
+            acc += sh[i:j]
+        y[i:j] = acc
+    rec.elementwise("combine", (2 * k - 1) * n * d + (RESIDUAL_ADD_FLOPS_PER_ELEMENT * n * d if sh is not None else 0))
+    return rec.output("combine", y.reshape(cfg.batch, cfg.seq_len, d))
+
+
+def forward(rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray) -> np.ndarray:
+    """The whole layer: the bare FFN, pre-LN x + FFN(LN(x)), or post-LN LN(x + FFN(x))."""
+    rec.output("input", x)
+    box = [layernorm(rec, "layernorm", x, p["ln_gamma"], p["ln_beta"]) if cfg.norm == "pre" else x]
+    y = moe(rec, cfg, p, box) if cfg.is_moe else ffn(rec, cfg, p, "", box)
+    if cfg.norm == "none":
+        return y
+    r = np.add(x, y)
+    rec.elementwise("residual", r.size * RESIDUAL_ADD_FLOPS_PER_ELEMENT)
+    rec.output("residual", r)
+    del y
+    if cfg.norm == "post":
+        r = layernorm(rec, "layernorm", r, p["ln_gamma"], p["ln_beta"])
+    return r
+
+
+# --- the Conv1d form ---------------------------------------------------------------------------
+
+
+def conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """A general Conv1d, stride 1, no padding: x (B, C_in, L), w (C_out, C_in, k) → (B, C_out, L−k+1)."""
+    k = w.shape[2]
+    length = x.shape[2] - k + 1
+    out = np.zeros((x.shape[0], w.shape[0], length), dtype=x.dtype)
+    for tap in range(k):  # out[b] += W[:, :, tap] · x[b, :, tap : tap + length]
+        out += np.matmul(w[:, :, tap], x[:, :, tap : tap + length])
+    if b is not None:
+        out += b[None, :, None]
+    return out
+
+
+def ffn_as_conv1d(cfg: FFNConfig, p: Params, x: np.ndarray) -> np.ndarray:
+    """The dense FFN core as Conv1d layers of kernel size 1 on channels-first input."""
+    silent = Silent()
+    act = cfg.base_activation
+
+    def conv(src: np.ndarray, w: str, b: str) -> np.ndarray:
+        return conv1d(src, p[w].T[:, :, None], p.get(b))
+
+    xc = np.ascontiguousarray(x.transpose(0, 2, 1))
+    if not cfg.is_glu:
+        a = activation(silent, "activation", act, conv(xc, "W1", "b1"))
+        y = conv(a, "W2", "b2")
+    else:
+        if cfg.fused:
+            gu = conv(xc, "W_gate_up", "b_gate_up")
+            g, u = gu[:, : cfg.d_ff], gu[:, cfg.d_ff :]
+        else:
+            g, u = conv(xc, "W_gate", "b_gate"), conv(xc, "W_up", "b_up")
+        a = activation(silent, "glu", act, g) * u
+        y = conv(a, "W_down", "b_down")
+    return np.ascontiguousarray(y.transpose(0, 2, 1))
+
+
+# --- weights ----------------------------------------------------------------------------------
+
+
+def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any, scale: float) -> np.ndarray:
+    """Normal(0, scale²) made in `dtype` directly (float16 in blocks), with no full-size copy."""
+    if dtype in (np.float32, np.float64):
+        out = rng.standard_normal(shape, dtype=dtype)
+        out *= scale
+        return out
+    out = np.empty(shape, dtype)
+    flat = out.reshape(-1)
+    for i, j in blocks(flat.size, BLOCK_ELEMENTS):
+        flat[i:j] = rng.standard_normal(j - i, dtype=np.float32) * scale
+    return out
+
+
+def make_params(rng: np.random.Generator, cfg: FFNConfig, dtype: Any) -> Params:
+    """The layer's weights, built from the config alone (never from the core's prediction, so a
+    wrong predicted shape is caught): matrices scaled by 1/√fan_in so activations stay O(1),
+    biases likewise, LayerNorm γ = 1 and β = 0 as frameworks initialise them."""
+    d, f = cfg.d_model, cfg.d_ff
+    params: Params = {}
+
+    def add(name: str, shape: tuple[int, ...], fan_in: int) -> None:
+        params[name] = random_array(rng, shape, dtype, 1.0 / math.sqrt(fan_in))
+
+    def core(prefix: str, width: int, lead: tuple[int, ...]) -> None:
+        ins = ("W_gate_up",) if cfg.fused else ("W_gate", "W_up")
+        if not cfg.is_glu:
+            ins = ("W1",)
+        out = "W2" if not cfg.is_glu else "W_down"
+        for w in ins:
+            cols = 2 * width if w == "W_gate_up" else width
+            add(prefix + w, (*lead, d, cols), d)
+            if cfg.bias:
+                add(prefix + w.replace("W", "b", 1), (*lead, cols), d)
+        add(prefix + out, (*lead, width, d), width)
+        if cfg.bias:
+            add(prefix + out.replace("W", "b", 1), (*lead, d), width)
+
+    if cfg.is_moe:
+        if cfg.shared_experts:
+            core("shared_", cfg.shared_experts * f, ())
+        add("W_router", (d, cfg.experts), d)
+        core("expert_", f, (cfg.experts,))
+    else:
+        core("", f, ())
+    if cfg.norm != "none":
+        params["ln_gamma"] = np.ones(d, dtype)
+        params["ln_beta"] = np.zeros(d, dtype)
+    return params
