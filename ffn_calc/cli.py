@@ -18,7 +18,8 @@ from typer._click import exceptions as click_exceptions
 from ffn_calc import conventions as conv
 from ffn_calc import render
 from ffn_calc.checks import VerifyRefused
-from ffn_calc.config import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, make_config, parse_size
+from ffn_calc.config import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, parse_size
+from ffn_calc.inputs import layer_config, model_catalogue
 from ffn_calc.core import analyze
 
 EXAMPLE = "ffn-calc shapes 3 6 8 --d-ff 32"
@@ -65,24 +66,56 @@ CONVENTION_HELP = (
     "busiest moment of an out-of-place forward pass."
 )
 
+def _number(argument: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"must be a number such as 1.25, got {text!r}") from None
+        if not (value > 0 and value < 1e6):
+            raise typer.BadParameter(f"must be a positive number such as 1.25, got {text}")
+        return value
+
+    return parse
+
+
+def _count(argument: str, minimum: int = 1) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            return parse_size(argument, text, minimum)
+        except ConfigError as e:
+            raise typer.BadParameter(e.message) from None
+
+    return parse
+
+
+MODEL = "Model (override a preset's or config file's values with flags)"
+MOE = "Mixture of experts"
 BatchArg = Annotated[int, typer.Argument(parser=_size("BATCH"), metavar="BATCH", help="Sequences per batch.", show_default=False)]
 SeqLenArg = Annotated[int, typer.Argument(parser=_size("SEQ_LEN"), metavar="SEQ_LEN", help="Tokens per sequence.", show_default=False)]
-DModelArg = Annotated[int, typer.Argument(parser=_size("D_MODEL"), metavar="D_MODEL", help="Embedding width d_model.", show_default=False)]
+DModelArg = Annotated[
+    int | None,
+    typer.Argument(parser=_size("D_MODEL"), metavar="[D_MODEL]", help="Embedding width d_model (optional with --model or --config).", show_default=False),
+]
 DffOpt = Annotated[
     str | None,
     typer.Option(
         "--d-ff",
-        metavar="N|Mx",
-        help="Hidden width: a number (3072) or a multiple of d_model (4x, 2.5x, 8/3x). Default 4x.",
+        metavar="N|Mx|glu",
+        help="Hidden width (per expert for a MoE): a number (3072), a multiple of d_model (4x, 2.5x, 8/3x), "
+        "or glu for the GLU width that keeps a 4× FFN's parameters, int(2·4·d_model/3). Default 4x.",
         rich_help_panel=LAYER,
         show_default=False,
     ),
 ]
+MultipleOfOpt = Annotated[int | None, typer.Option("--multiple-of", parser=_count("--multiple-of"), metavar="M", help="With --d-ff glu: round d_ff up to a multiple of M (LLaMA's multiple_of).", rich_help_panel=LAYER, show_default=False)]
+FfnMultOpt = Annotated[float | None, typer.Option("--ffn-dim-multiplier", parser=_number("--ffn-dim-multiplier"), metavar="m", help="With --d-ff glu: scale d_ff by m before rounding (LLaMA's ffn_dim_multiplier).", rich_help_panel=LAYER, show_default=False)]
 ActivationOpt = Annotated[
-    Activation,
-    typer.Option("--activation", "-a", help="Nonlinearity between the two linears.", case_sensitive=False, rich_help_panel=LAYER),
+    Activation | None,
+    typer.Option("--activation", "-a", help="Nonlinearity: relu, gelu, gelu_tanh, silu; or gated: swiglu, geglu, geglu_tanh, reglu (act(x·W_gate) ⊙ x·W_up). Default relu.", case_sensitive=False, rich_help_panel=LAYER, show_default=False),
 ]
-BiasOpt = Annotated[bool, typer.Option("--bias/--no-bias", help="Biases b1 and b2.", rich_help_panel=LAYER)]
+BiasOpt = Annotated[bool | None, typer.Option("--bias/--no-bias", help="Biases on every linear. Default: bias.", rich_help_panel=LAYER, show_default=False)]
+FusedOpt = Annotated[bool, typer.Option("--fused", help="A GLU's gate and up as one (d_model, 2·d_ff) matrix, then a split.", rich_help_panel=LAYER)]
 NormOpt = Annotated[
     Norm,
     typer.Option(
@@ -93,16 +126,27 @@ NormOpt = Annotated[
     ),
 ]
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Storage type of weights and activations.", case_sensitive=False, rich_help_panel=LAYER)]
+LayersOpt = Annotated[int | None, typer.Option("--layers", "-L", parser=_count("--layers"), metavar="L", help="Identical layers in the model: totals × L beside the per-layer figures. Default 1.", rich_help_panel=MODEL, show_default=False)]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", metavar="NAME", help="A published model's FFN (see `ffn-calc models`).", rich_help_panel=MODEL, show_default=False)]
+ConfigOpt = Annotated[str | None, typer.Option("--config", metavar="PATH", help="A Hugging Face config.json, read offline.", rich_help_panel=MODEL, show_default=False)]
+ExpertsOpt = Annotated[int | None, typer.Option("--experts", parser=_count("--experts"), metavar="E", help="Routed experts, each an FFN of width d_ff.", rich_help_panel=MOE, show_default=False)]
+TopKOpt = Annotated[int | None, typer.Option("--top-k", parser=_count("--top-k"), metavar="K", help="Experts that serve each token.", rich_help_panel=MOE, show_default=False)]
+SharedOpt = Annotated[int | None, typer.Option("--shared-experts", parser=_count("--shared-experts", 0), metavar="S", help="Experts every token goes through as well (DeepSeek).", rich_help_panel=MOE, show_default=False)]
+CapacityOpt = Annotated[float | None, typer.Option("--capacity-factor", parser=_number("--capacity-factor"), metavar="C", help="Pad each expert to ceil(C·tokens·K/E) rows, dropping overflow (GShard/Switch). Default: dropless.", rich_help_panel=MOE, show_default=False)]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for scripts.", case_sensitive=False, rich_help_panel=OUTPUT)]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random weights and input.", min=0, rich_help_panel=OUTPUT)]
 
 
-def _config(
-    batch: int, seq_len: int, d_model: int, d_ff: str | None, activation: Enum, bias: bool, norm: Enum, dtype: Enum
-) -> FFNConfig:
-    return make_config(
-        batch, seq_len, d_model, d_ff, activation=activation.value, bias=bias, norm=norm.value, dtype=dtype.value
-    )
+def _config(args: dict[str, Any]) -> FFNConfig:
+    """The layer from a command's arguments (its locals): flags over config file over preset."""
+    given = {k: (v.value if isinstance(v, Enum) else v) for k, v in args.items() if k in LAYER_FLAGS}
+    return layer_config(args["batch"], args["seq_len"], args["d_model"], args["model"], args["config"], **given)
+
+
+LAYER_FLAGS = (
+    "d_ff", "multiple_of", "ffn_dim_multiplier", "activation", "bias", "fused", "norm", "dtype",
+    "layers", "experts", "top_k", "shared_experts", "capacity_factor",
+)  # fmt: skip
 
 
 def _console() -> Any:
@@ -140,40 +184,95 @@ def emit(result: object, fmt: OutputFormat) -> None:
 def shapes(
     batch: BatchArg,
     seq_len: SeqLenArg,
-    d_model: DModelArg,
+    d_model: DModelArg = None,
     d_ff: DffOpt = None,
-    activation: ActivationOpt = Activation.relu,  # type: ignore[attr-defined]
-    bias: BiasOpt = True,
+    activation: ActivationOpt = None,
+    bias: BiasOpt = None,
+    fused: FusedOpt = False,
     norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
     dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
+    multiple_of: MultipleOfOpt = None,
+    ffn_dim_multiplier: FfnMultOpt = None,
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    layers: LayersOpt = None,
+    experts: ExpertsOpt = None,
+    top_k: TopKOpt = None,
+    shared_experts: SharedOpt = None,
+    capacity_factor: CapacityOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Each stage's tensor shapes, parameters, FLOPs, MACs and memory. Example: ffn-calc shapes 3 6 8 --d-ff 32"""
-    emit(analyze(_config(batch, seq_len, d_model, d_ff, activation, bias, norm, dtype)), fmt)
+    emit(analyze(_config(locals())), fmt)
 
 
 @app.command(epilog=CONVENTION_HELP)
 def verify(
     batch: BatchArg,
     seq_len: SeqLenArg,
-    d_model: DModelArg,
+    d_model: DModelArg = None,
     d_ff: DffOpt = None,
-    activation: ActivationOpt = Activation.relu,  # type: ignore[attr-defined]
-    bias: BiasOpt = True,
+    activation: ActivationOpt = None,
+    bias: BiasOpt = None,
+    fused: FusedOpt = False,
     norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
     dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
+    multiple_of: MultipleOfOpt = None,
+    ffn_dim_multiplier: FfnMultOpt = None,
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    layers: LayersOpt = None,
+    experts: ExpertsOpt = None,
+    top_k: TopKOpt = None,
+    shared_experts: SharedOpt = None,
+    capacity_factor: CapacityOpt = None,
     seed: SeedOpt = 0,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Run the layer in NumPy with random weights and confirm every number `shapes` predicts.
     Exit status 0 when all match, 1 when any does not. Example: ffn-calc verify 3 6 8 --d-ff 32"""
-    cfg = _config(batch, seq_len, d_model, d_ff, activation, bias, norm, dtype)
+    cfg = _config(locals())
     from ffn_calc.verify import verify as run_verify
 
     report = run_verify(cfg, seed=seed)
     emit(report, fmt)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command(epilog=CONVENTION_HELP)
+def explain(
+    batch: BatchArg,
+    seq_len: SeqLenArg,
+    d_model: DModelArg = None,
+    d_ff: DffOpt = None,
+    activation: ActivationOpt = None,
+    bias: BiasOpt = None,
+    fused: FusedOpt = False,
+    norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
+    dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
+    multiple_of: MultipleOfOpt = None,
+    ffn_dim_multiplier: FfnMultOpt = None,
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    layers: LayersOpt = None,
+    experts: ExpertsOpt = None,
+    top_k: TopKOpt = None,
+    shared_experts: SharedOpt = None,
+    capacity_factor: CapacityOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """The formulas, the numbers substituted, a data-flow diagram and the reasons behind the design,
+    for interview preparation. Example: ffn-calc explain 1 512 --model bert-base"""
+    from ffn_calc.explain import explain as build
+
+    emit(build(analyze(_config(locals()))), fmt)
+
+
+@app.command()
+def models(fmt: FormatOpt = OutputFormat.table) -> None:
+    """The published models --model knows, with their FFN sizes and sources. Example: ffn-calc models"""
+    emit(model_catalogue(), fmt)
 
 
 def fail(message: str, code: int = 2) -> int:

@@ -152,6 +152,7 @@ class FFNConfig:
     shared_experts: int = 0
     capacity_factor: float | None = None
     layers: int = 1
+    origin: tuple[str, ...] = ()  # where the values came from: preset, config.json, flags
 
     def __post_init__(self) -> None:
         check_size("BATCH", self.batch)

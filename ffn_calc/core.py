@@ -26,15 +26,16 @@ from ffn_calc.conventions import (
 class Tensor:
     """A named array: `shape` in elements, `bytes` = elements × dtype_bytes.
 
-    Expert weights carry every expert (`experts` > 1, the first dimension); `active` of them
-    serve each token, so `active_elements` = elements × active / experts."""
+    A routed expert's weights carry every expert (`experts` ≥ 1, the first dimension; 0 for
+    any other tensor); `active` of them serve each token, so `active_elements` = elements ×
+    active / experts."""
 
     name: str
     shape: tuple[int, ...]
     dtype_bytes: int
     role: str = "activation"  # weight | bias | norm | activation
-    experts: int = 1
-    active: int = 1
+    experts: int = 0
+    active: int = 0
 
     @property
     def elements(self) -> int:
@@ -42,7 +43,7 @@ class Tensor:
 
     @property
     def active_elements(self) -> int:
-        return self.elements * self.active // self.experts
+        return self.elements * self.active // self.experts if self.experts else self.elements
 
     @property
     def bytes(self) -> int:
@@ -192,7 +193,7 @@ class _Builder:
         self.stages: list[Stage] = []
         self.symbol: dict[str, str] = {}
 
-    def tensor(self, name: str, shape: tuple[int, ...], role: str = "activation", experts: int = 1, active: int = 1) -> Tensor:
+    def tensor(self, name: str, shape: tuple[int, ...], role: str = "activation", experts: int = 0, active: int = 0) -> Tensor:
         return Tensor(name, shape, self.cfg.dtype_bytes, role, experts, active)
 
     def add(self, stage: Stage, symbol: str) -> str:
@@ -201,14 +202,14 @@ class _Builder:
         return stage.name
 
     def linear(
-        self, name: str, source: str, sym: str, w: str, bias: str, k: int, m: int, rows: tuple[int, ...], experts: int = 1
+        self, name: str, source: str, sym: str, w: str, bias: str, k: int, m: int, rows: tuple[int, ...], experts: int = 0
     ) -> str:
         """out = source·W (+ b): `rows` is the leading shape, M its product; an expert stage
         holds every expert's matrix (experts, k, m) and its M rows are split among them."""
         cfg = self.cfg
         m_rows = prod(rows)
-        active = cfg.top_k if experts > 1 else 1
-        lead = (experts,) if experts > 1 else ()
+        active = cfg.top_k if experts else 0
+        lead = (experts,) if experts else ()
         weights = (self.tensor(w, (*lead, k, m), "weight", experts, active),)
         formula = f"{sym} = {self.symbol[source]}·{w}"
         bias_flops = 0
@@ -216,12 +217,12 @@ class _Builder:
             weights += (self.tensor(bias, (*lead, m), "bias", experts, active),)
             formula += f" + {bias}"
             bias_flops = BIAS_ADD_FLOPS_PER_ELEMENT * m_rows * m
-        if experts > 1:
+        if experts:
             formula += " (each expert its own rows)"
         stage = Stage(name, "matmul", formula, (source,), self.tensor(name, (*rows, m)), weights, (m_rows, k, m), bias_flops)
         return self.add(stage, sym)
 
-    def ffn(self, prefix: str, source: str, rows: tuple[int, ...], width: int, experts: int = 1) -> str:
+    def ffn(self, prefix: str, source: str, rows: tuple[int, ...], width: int, experts: int = 0) -> str:
         """The feed-forward core, plain (linear1 → activation → linear2) or gated
         (gate, up → glu → down; or gate_up → glu → down when fused). Returns the output stage."""
         cfg = self.cfg
@@ -359,8 +360,8 @@ def analyze(cfg: FFNConfig) -> FFNReport:
         bias_params=sum(s.bias_params for s in stages),
         norm_params=sum(s.norm_params for s in stages),
         params=sum(s.params for s in stages),
-        expert_params=sum(t.elements for t in report_weights if t.experts > 1),
-        active_expert_params=sum(t.active_elements for t in report_weights if t.experts > 1),
+        expert_params=sum(t.elements for t in report_weights if t.experts),
+        active_expert_params=sum(t.active_elements for t in report_weights if t.experts),
         active_params=sum(s.active_params for s in stages),
         macs=sum(s.macs for s in stages),
         matmul_flops=matmul_flops,

@@ -14,19 +14,31 @@ from typing import TYPE_CHECKING, Any
 from ffn_calc import conventions as conv
 from ffn_calc.checks import VerifyReport
 from ffn_calc.core import FFNReport, Stage, Tensor
+from ffn_calc.explain import Explanation
+from ffn_calc.inputs import ModelList, ModelRow
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
 SHAPES_SCHEMA = "ffn-calc/shapes/1"
 VERIFY_SCHEMA = "ffn-calc/verify/1"
+MODELS_SCHEMA = "ffn-calc/models/1"
+EXPLAIN_SCHEMA = "ffn-calc/explain/1"
 
 
 # --- plain data ------------------------------------------------------------------------------
 
 
 def _tensor(t: Tensor) -> dict[str, Any]:
-    return {"name": t.name, "role": t.role, "shape": list(t.shape), "params": t.elements, "bytes": t.bytes}
+    return {
+        "name": t.name,
+        "role": t.role,
+        "shape": list(t.shape),
+        "params": t.elements,
+        "active_params": t.active_elements,
+        "experts": t.experts,
+        "bytes": t.bytes,
+    }
 
 
 def _stage(s: Stage) -> dict[str, Any]:
@@ -42,6 +54,7 @@ def _stage(s: Stage) -> dict[str, Any]:
         "bias_params": s.bias_params,
         "norm_params": s.norm_params,
         "params": s.params,
+        "active_params": s.active_params,
         "weight_bytes": s.weight_bytes,
         "matmul_mkn": list(s.matmul) if s.matmul else None,
         "macs": s.macs,
@@ -59,6 +72,8 @@ def conventions_dict() -> dict[str, Any]:
         "activation_flops_per_element": dict(conv.ACTIVATION_FLOPS_PER_ELEMENT),
         "layernorm_flops_per_element": conv.LAYERNORM_FLOPS_PER_ELEMENT,
         "layernorm_flops_per_row": conv.LAYERNORM_FLOPS_PER_ROW,
+        "glu_multiply_flops_per_element": conv.GLU_MULTIPLY_FLOPS_PER_ELEMENT,
+        "router_softmax_flops_per_logit": conv.ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
     }
 
 
@@ -72,10 +87,17 @@ def _as_dict_FFNReport(report: FFNReport) -> dict[str, Any]:
     cfg = report.config
     return {
         "schema": SHAPES_SCHEMA,
-        "config": {**asdict(cfg), "tokens": cfg.tokens, "dtype_bytes": cfg.dtype_bytes},
+        "config": {
+            **asdict(cfg),
+            "origin": list(cfg.origin),
+            "tokens": cfg.tokens,
+            "dtype_bytes": cfg.dtype_bytes,
+            "expert_capacity": cfg.expert_capacity,
+        },
         "conventions": conventions_dict(),
         "stages": [_stage(s) for s in report.stages],
         "totals": asdict(report.totals),
+        "model": asdict(report.model),
         "peak": {
             "stage": report.peak.stage,
             "live": list(report.peak.live),
@@ -124,12 +146,6 @@ def to_json(result: object) -> str:
 # --- CSV ---------------------------------------------------------------------------------------
 
 
-CSV_STAGE_COLUMNS = (
-    "stage", "op", "output_shape", "params", "weight_params", "bias_params", "norm_params",
-    "macs", "matmul_flops", "elementwise_flops", "flops", "weight_bytes", "output_bytes", "peak_bytes",
-)  # fmt: skip
-
-
 @singledispatch
 def csv_rows(result: object) -> list[dict[str, Any]]:
     raise TypeError(f"no CSV form for {type(result).__name__}")
@@ -143,6 +159,7 @@ def _csv_rows_FFNReport(report: FFNReport) -> list[dict[str, Any]]:
             "op": s.op,
             "output_shape": "x".join(map(str, s.output_shape)),
             "params": s.params,
+            "active_params": s.active_params,
             "weight_params": s.weight_params,
             "bias_params": s.bias_params,
             "norm_params": s.norm_params,
@@ -163,6 +180,7 @@ def _csv_rows_FFNReport(report: FFNReport) -> list[dict[str, Any]]:
             "op": "",
             "output_shape": "",
             "params": t.params,
+            "active_params": t.active_params,
             "weight_params": t.weight_params,
             "bias_params": t.bias_params,
             "norm_params": t.norm_params,
@@ -241,10 +259,19 @@ def tables(result: object) -> list[RenderableType]:
 
 def config_line(report: FFNReport) -> str:
     c = report.config
+    kind = c.activation + (" (fused gate/up)" if c.fused else "")
+    if c.is_moe:
+        kind += f", {c.experts} experts, top-{c.top_k}" + (f", {c.shared_experts} shared" if c.shared_experts else "")
+        kind += f", capacity factor {c.capacity_factor:g}" if c.capacity_factor is not None else ", dropless"
     return (
         f"FFN  batch {c.batch} × seq_len {c.seq_len} × d_model {c.d_model}, d_ff {c.d_ff} ({c.d_ff_rule})\n"
-        f"     {c.activation}, {'bias' if c.bias else 'no bias'}, norm {c.norm}, {c.dtype} ({c.dtype_bytes} bytes/element)"
+        f"     {kind}, {'bias' if c.bias else 'no bias'}, norm {c.norm}, {c.dtype} ({c.dtype_bytes} bytes/element)"
+        + (f", {c.layers} layers" if c.layers > 1 else "")
     )
+
+
+def _opt(value: int | None, fmt: Any = None) -> str:
+    return "—" if value is None else (fmt or n)(value)
 
 
 @tables.register(FFNReport)
@@ -253,7 +280,7 @@ def _tables_FFNReport(report: FFNReport) -> list[RenderableType]:
     from rich.text import Text
 
     by_name = {s.name: s for s in report.stages}
-    t = report.totals
+    t, c = report.totals, report.config
     stages = Table(title="Stages of one forward pass", title_justify="left")
     stages.add_column("stage")
     stages.add_column("computes")
@@ -281,10 +308,14 @@ def _tables_FFNReport(report: FFNReport) -> list[RenderableType]:
     weights.add_column("params", justify="right")
     weights.add_column("bytes", justify="right")
     for w in report.weights:
-        weights.add_row(w.name, w.role, shape(w.shape), n(w.elements), n(w.bytes))
+        role = f"{w.role}, {w.experts} experts" if w.experts else w.role
+        weights.add_row(w.name, role, shape(w.shape), n(w.elements), n(w.bytes))
 
-    c = report.config
-    summary = Table(title="Totals", title_justify="left")
+    out: list[RenderableType] = [Text(config_line(report)), stages, counts, weights]
+    if c.is_moe:
+        out.append(_experts_table(report))
+
+    summary = Table(title="Totals (one layer)", title_justify="left")
     summary.add_column("quantity")
     summary.add_column("exact", justify="right")
     summary.add_column("≈", justify="right")
@@ -293,17 +324,65 @@ def _tables_FFNReport(report: FFNReport) -> list[RenderableType]:
     if t.norm_params:
         parts += f" + norm {n(t.norm_params)}"
     summary.add_row("parameters", n(t.params), human_count(t.params), parts)
+    if c.is_moe:
+        summary.add_row("  routed experts (all)", n(t.expert_params), human_count(t.expert_params), f"{c.experts} experts")
+        summary.add_row("  routed experts (active)", n(t.active_expert_params), human_count(t.active_expert_params), f"top-{c.top_k} of {c.experts} per token")
+        summary.add_row("active parameters", n(t.active_params), human_count(t.active_params), "what one token uses: all but the idle experts")
     summary.add_row("FLOPs", n(t.flops), human_count(t.flops), f"matmul {n(t.matmul_flops)} + elementwise {n(t.elementwise_flops)}")
     summary.add_row("MACs (matmul)", n(t.macs), human_count(t.macs), "FLOPs = 2 × MACs for each multiply-add")
-    summary.add_row("matmul FLOPs per token", n(t.matmul_flops_per_token), human_count(t.matmul_flops_per_token), f"2 × MACs ÷ {n(c.tokens)} tokens; the figure papers quote")
-    summary.add_row("FLOPs per token", n(t.flops_per_token), human_count(t.flops_per_token), "all FLOPs ÷ tokens")
+    summary.add_row("matmul FLOPs per token", _opt(t.matmul_flops_per_token), _opt(t.matmul_flops_per_token, human_count), f"2 × MACs ÷ {n(c.tokens)} tokens; the figure papers quote")
+    summary.add_row("FLOPs per token", _opt(t.flops_per_token), _opt(t.flops_per_token, human_count), "all FLOPs ÷ tokens")
     summary.add_row("weight memory (bytes)", n(t.weight_bytes), human_bytes(t.weight_bytes), f"{n(t.params)} params × {c.dtype_bytes} bytes")
     summary.add_row("activation memory (bytes)", n(t.activation_bytes), human_bytes(t.activation_bytes), "every stage output, none freed")
     live = " + ".join(report.peak.live)
     summary.add_row("peak forward memory (bytes)", n(t.peak_bytes), human_bytes(t.peak_bytes), f"weights + {live} (at {report.peak.stage})")
+    out.append(summary)
 
-    note = Text(f"Convention: {conv.CONVENTION_SUMMARY}", style="dim")
-    return [Text(config_line(report)), stages, counts, weights, summary, note]
+    if c.layers > 1:
+        m = report.model
+        model = Table(title=f"Model totals ({c.layers} identical layers)", title_justify="left")
+        model.add_column("quantity")
+        model.add_column("exact", justify="right")
+        model.add_column("≈", justify="right")
+        model.add_column("made of")
+        model.add_row("parameters", n(m.params), human_count(m.params), f"{c.layers} × {n(t.params)}")
+        if c.is_moe:
+            model.add_row("active parameters", n(m.active_params), human_count(m.active_params), f"{c.layers} × {n(t.active_params)}")
+        model.add_row("FLOPs", n(m.flops), human_count(m.flops), f"{c.layers} × {n(t.flops)}")
+        model.add_row("MACs (matmul)", n(m.macs), human_count(m.macs), f"{c.layers} × {n(t.macs)}")
+        model.add_row("weight memory (bytes)", n(m.weight_bytes), human_bytes(m.weight_bytes), f"{c.layers} × {n(t.weight_bytes)}")
+        model.add_row("peak forward memory (bytes)", n(m.peak_bytes), human_bytes(m.peak_bytes), "all layers' weights + one layer's activations")
+        out.append(model)
+    for line in c.origin:
+        out.append(Text(line, style="dim"))
+    out.append(Text(f"Convention: {conv.CONVENTION_SUMMARY}", style="dim"))
+    return out
+
+
+def _experts_table(report: FFNReport) -> RenderableType:
+    """Per-expert shapes: the rows each routed expert computes and its products."""
+    from fractions import Fraction
+
+    from rich.table import Table
+
+    c = report.config
+    table = Table(title="Each routed expert", title_justify="left")
+    table.add_column("rows per expert", justify="right")
+    table.add_column("how")
+    table.add_column("input")
+    table.add_column("hidden")
+    table.add_column("output")
+    f = 2 * c.d_ff if c.fused else c.d_ff
+    if c.expert_capacity is None:
+        rows = Fraction(c.tokens * c.top_k, c.experts)
+        shown = str(rows) if rows.denominator == 1 else f"{float(rows):.2f}"
+        how = f"{c.tokens:,} tokens × top-{c.top_k} ÷ {c.experts} experts, if balanced (dropless: each computes what it gets)"
+        r = shown
+    else:
+        r = str(c.expert_capacity)
+        how = f"capacity ceil({c.capacity_factor:g} × {c.tokens:,} × {c.top_k} ÷ {c.experts}); overflow dropped, padding computed"
+    table.add_row(r, how, f"({r}, {c.d_model})", f"({r}, {f})", f"({r}, {c.d_model})")
+    return table
 
 
 def _mark(ok: bool, kind: str) -> str:
@@ -352,4 +431,100 @@ def _tables_VerifyReport(report: VerifyReport) -> list[RenderableType]:
     if report.dtype_note:
         out.append(Text(f"note: {report.dtype_note}", style="yellow"))
     out += [table, Text(verdict, style="bold green" if not failed else "bold red"), Text(timing)]
+    return out
+
+
+# --- the model catalogue -------------------------------------------------------------------------
+
+
+def _model_row(row: ModelRow) -> dict[str, Any]:
+    p = row.preset
+    return {
+        "name": p.name,
+        "d_model": p.d_model,
+        "d_ff": p.d_ff,
+        "activation": p.activation,
+        "bias": p.bias,
+        "experts": p.experts,
+        "top_k": p.top_k,
+        "shared_experts": p.shared_experts,
+        "layers": p.layers,
+        "params_per_layer": row.params_per_layer,
+        "active_params_per_layer": row.active_params_per_layer,
+        "model_params": row.model_params,
+        "source": p.source,
+        "note": p.note,
+    }
+
+
+@as_dict.register(ModelList)
+def _as_dict_ModelList(models: ModelList) -> dict[str, Any]:
+    return {"schema": MODELS_SCHEMA, "models": [_model_row(r) for r in models.rows]}
+
+
+@csv_rows.register(ModelList)
+def _csv_rows_ModelList(models: ModelList) -> list[dict[str, Any]]:
+    return [_model_row(r) for r in models.rows]
+
+
+@tables.register(ModelList)
+def _tables_ModelList(models: ModelList) -> list[RenderableType]:
+    from rich.table import Table
+
+    table = Table(title="Models (--model NAME): the FFN of one layer", title_justify="left")
+    for col, right in (("name", False), ("d_model", True), ("d_ff", True), ("activation", False), ("bias", False),
+                       ("experts", False), ("layers", True), ("FFN params / layer", True), ("active / layer", True)):
+        table.add_column(col, justify="right" if right else "left")
+    for r in models.rows:
+        p = r.preset
+        experts = f"{p.experts}, top-{p.top_k}" + (f" + {p.shared_experts} shared" if p.shared_experts else "") if p.experts else "—"
+        table.add_row(p.name, n(p.d_model), n(p.d_ff), p.activation, "yes" if p.bias else "no", experts, str(p.layers),
+                      n(r.params_per_layer), n(r.active_params_per_layer))
+    sources = Table(title="Sources", title_justify="left")
+    sources.add_column("name")
+    sources.add_column("source")
+    for r in models.rows:
+        sources.add_row(r.preset.name, r.preset.source + (f"; {r.preset.note}" if r.preset.note else ""))
+    return [table, sources]
+
+
+# --- explain ------------------------------------------------------------------------------------------
+
+
+@as_dict.register(Explanation)
+def _as_dict_Explanation(ex: Explanation) -> dict[str, Any]:
+    return {
+        "schema": EXPLAIN_SCHEMA,
+        "config": as_dict(ex.report)["config"],
+        "formulas": [asdict(f) for f in ex.formulas],
+        "diagram": list(ex.diagram),
+        "facts": [asdict(f) for f in ex.facts],
+    }
+
+
+@csv_rows.register(Explanation)
+def _csv_rows_Explanation(ex: Explanation) -> list[dict[str, Any]]:
+    return [asdict(f) for f in ex.formulas]
+
+
+@tables.register(Explanation)
+def _tables_Explanation(ex: Explanation) -> list[RenderableType]:
+    from rich.table import Table
+    from rich.text import Text
+
+    out: list[RenderableType] = [Text(config_line(ex.report)), Text("")]
+    out.append(Text("Formulas, then the numbers substituted", style="bold"))
+    for f in ex.formulas:
+        out.append(Text(f"{f.name}\n  = {f.symbolic}\n  = {f.substituted}\n  = {n(f.value)} {f.unit}"))
+    out.append(Text(""))
+    out.append(Text("Data flow", style="bold"))
+    out.append(Text("\n".join(ex.diagram)))
+    out.append(Text(""))
+    facts = Table(title="Why", title_justify="left", show_lines=False)
+    facts.add_column("question")
+    facts.add_column("answer")
+    for fact in ex.facts:
+        facts.add_row(fact.topic, fact.answer)
+    out.append(facts)
+    out.append(Text(f"Convention: {conv.CONVENTION_SUMMARY}", style="dim"))
     return out

@@ -171,8 +171,82 @@ def test_python_m_and_console_entry_agree() -> None:
 
 
 def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no-untyped-def]
-    for command in ("shapes", "verify"):
+    for command in ("shapes", "verify", "explain", "models"):
         code, out, _ = run(command, "--help")
         assert code == 0
         assert f"ffn-calc {command} " in out and "Example" in out
-        assert "2 × MACs" in out  # the counting convention is stated in --help
+        if command != "models":
+            assert "2 × MACs" in out  # the counting convention is stated in --help
+
+
+def test_model_preset_through_the_cli(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run("shapes", "1", "2048", "--model", "mixtral-8x7b", "-f", "json")
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    assert doc["config"]["experts"] == 8 and doc["config"]["top_k"] == 2
+    assert doc["totals"]["params"] == 1_409_318_912
+    assert doc["totals"]["active_expert_params"] == 352_321_536
+    assert doc["model"]["params"] == 32 * 1_409_318_912
+    assert any("Mixtral" in line for line in doc["config"]["origin"])
+
+
+def test_config_file_through_the_cli(run) -> None:  # type: ignore[no-untyped-def]
+    path = os.path.join(os.path.dirname(__file__), "data", "llama-3-8b.config.json")
+    code, out, _ = run("shapes", "1", "8", "--config", path, "-f", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["totals"]["params"] == 176_160_768
+    assert any("ignored" in line and "vocab_size" in line for line in doc["config"]["origin"])
+
+
+def test_models_lists_every_preset(run) -> None:  # type: ignore[no-untyped-def]
+    from ffn_calc.presets import PRESETS
+
+    code, out, _ = run("models", "-f", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert [m["name"] for m in doc["models"]] == list(PRESETS)
+    by_name = {m["name"]: m for m in doc["models"]}
+    assert by_name["bert-base"]["params_per_layer"] == 4_722_432
+    assert all(m["source"] for m in doc["models"])
+
+
+def test_explain_json(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run("explain", "1", "512", "--model", "bert-base", "-f", "json")
+    assert code == 0
+    doc = json.loads(out)
+    first = doc["formulas"][0]
+    assert first["substituted"] == "2·768·3072 + (3072 + 768)" and first["value"] == 4_722_432
+    assert len(doc["facts"]) >= 9 and doc["diagram"]
+
+
+def test_glu_matched_d_ff_through_the_cli(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run(
+        "shapes", "1", "1", "4096", "-a", "swiglu", "--no-bias", "--d-ff", "glu", "--multiple-of", "1024",
+        "--ffn-dim-multiplier", "1.3", "-f", "json",
+    )  # fmt: skip
+    assert code == 0
+    cfg = json.loads(out)["config"]
+    assert cfg["d_ff"] == 14336 and "14198" in cfg["d_ff_rule"]
+
+
+MORE_BAD = [
+    (["shapes", "1", "1", "--model", "gpt5"], "--model"),
+    (["shapes", "1", "1"], "D_MODEL"),
+    (["shapes", "1", "1", "8", "--experts", "4"], "--top-k"),
+    (["shapes", "1", "1", "8", "--top-k", "2"], "--top-k"),
+    (["shapes", "1", "1", "8", "--experts", "4", "--top-k", "5"], "--top-k"),
+    (["shapes", "1", "1", "8", "--experts", "0", "--top-k", "1"], "--experts"),
+    (["shapes", "1", "1", "8", "--fused"], "--fused"),
+    (["shapes", "1", "1", "8", "--multiple-of", "64"], "--multiple-of"),
+    (["shapes", "1", "1", "8", "--experts", "2", "--top-k", "1", "--capacity-factor", "-1"], "--capacity-factor"),
+    (["shapes", "1", "1", "8", "--experts", "2", "--top-k", "1", "--capacity-factor", "lots"], "--capacity-factor"),
+    (["shapes", "1", "1", "8", "--layers", "0"], "--layers"),
+    (["shapes", "1", "1", "--config", "/nonexistent/config.json"], "--config"),
+    (["explain", "1", "1", "--model", "nope"], "--model"),
+]
+
+
+@pytest.mark.parametrize(("args", "names"), MORE_BAD)
+def test_more_bad_input(run, args: list[str], names: str) -> None:  # type: ignore[no-untyped-def]
+    test_bad_input_is_one_line_on_stderr(run, args, names)

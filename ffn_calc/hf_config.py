@@ -1,0 +1,178 @@
+"""Read a Hugging Face-style config.json offline and say which fields it used.
+
+A gated (GLU) feed-forward is recognised from the config's own fields — the model type or
+architecture of a family known to use one, or T5's `feed_forward_proj: gated-*` — and never
+guessed from the ratio d_ff / d_model. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ffn_calc.config import ConfigError
+
+# Families whose MLP is act(x·W_gate) ⊙ (x·W_up) then W_down (their modeling_*.py files).
+GATED_MODEL_TYPES = {
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text",
+    "deepseek_v2", "deepseek_v3", "phi3", "olmo", "olmo2", "cohere", "granite", "internlm2", "yi", "baichuan",
+}  # fmt: skip
+# Families with a plain two-matrix MLP and biases.
+PLAIN_BIASED_MODEL_TYPES = {"bert", "roberta", "gpt2", "gpt_neox", "gptj", "opt", "distilbert", "electra", "xlm-roberta", "vit"}
+
+ACTIVATION_NAMES = {
+    "relu": "relu",
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_python": "gelu",
+    "silu": "silu",
+    "swish": "silu",
+}
+GLU_OF = {"silu": "swiglu", "gelu": "geglu", "gelu_tanh": "geglu_tanh", "relu": "reglu"}
+
+SIZE_KEYS = ("hidden_size", "d_model", "n_embd")
+FF_KEYS = ("intermediate_size", "d_ff", "n_inner", "ffn_dim")
+ACT_KEYS = ("hidden_activation", "hidden_act", "activation_function", "feed_forward_proj")
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
+EXPERT_KEYS = ("num_local_experts", "n_routed_experts", "num_experts")
+
+
+@dataclass
+class ConfigFile:
+    """What a config.json says about the FFN, as ffn-calc options, and how it was read."""
+
+    path: str
+    values: dict[str, Any] = field(default_factory=dict)  # d_model, d_ff, activation, bias, layers, experts, ...
+    used: dict[str, Any] = field(default_factory=dict)  # config key → its value
+    notes: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def _first(cfg: dict[str, Any], keys: tuple[str, ...], used: dict[str, Any]) -> tuple[str, Any] | None:
+    for key in keys:
+        if key in cfg and cfg[key] is not None:
+            used[key] = cfg[key]
+            return key, cfg[key]
+    return None
+
+
+def _size(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError("--config", f"field {key!r} must be a whole number, got {value!r}")
+    return value
+
+
+def read_config(path: str) -> ConfigFile:
+    """Parse `path`; raise ConfigError naming what is wrong or missing."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError("--config", f"cannot read {path!r}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError("--config", f"{path!r} is not JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("--config", f"{path!r} holds a JSON {type(raw).__name__}, not an object of fields")
+    cfg: dict[str, Any] = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw  # type: ignore[assignment]
+    out = ConfigFile(path)
+    used = out.used
+    model_type = str(cfg.get("model_type", raw.get("model_type", ""))).lower()
+    archs = cfg.get("architectures") or raw.get("architectures") or []
+    if model_type:
+        used["model_type"] = model_type
+    if archs:
+        used["architectures"] = archs
+
+    hidden = _first(cfg, SIZE_KEYS, used)
+    if hidden is None:
+        raise ConfigError("--config", f"{path!r} has no hidden size: expected one of {', '.join(SIZE_KEYS)}")
+    d_model = _size(*hidden)
+    out.values["d_model"] = d_model
+
+    experts = _first(cfg, EXPERT_KEYS, used)
+    if experts is not None and _size(*experts) > 0:
+        out.values["experts"] = _size(*experts)
+        top = _first(cfg, ("num_experts_per_tok", "moe_topk", "top_k"), used)
+        if top is None:
+            raise ConfigError("--config", f"{path!r} has {experts[0]} but no num_experts_per_tok (top-k)")
+        out.values["top_k"] = _size(*top)
+
+    ff = _first(cfg, ("moe_intermediate_size",), used) if "experts" in out.values else None
+    ff = ff or _first(cfg, FF_KEYS, used)
+    if ff is None:
+        if model_type == "gpt2" or "n_embd" in used:
+            out.values["d_ff"] = 4 * d_model
+            out.notes.append("n_inner is absent or null: GPT-2 uses 4 × n_embd")
+        else:
+            raise ConfigError("--config", f"{path!r} has no FFN width: expected one of {', '.join(FF_KEYS)}")
+    else:
+        out.values["d_ff"] = _size(*ff)
+
+    if "experts" in out.values:
+        shared = _first(cfg, ("n_shared_experts",), used)
+        shared_width = _first(cfg, ("shared_expert_intermediate_size",), used)
+        if shared is not None:
+            out.values["shared_experts"] = _size(*shared)
+        elif shared_width is not None:
+            width = _size(*shared_width)
+            if width % out.values["d_ff"]:
+                raise ConfigError("--config", f"shared_expert_intermediate_size {width} is not a multiple of the expert width {out.values['d_ff']}")
+            out.values["shared_experts"] = width // out.values["d_ff"]
+            out.notes.append(f"one shared expert of width {width} counted as {width // out.values['d_ff']} of width {out.values['d_ff']} (same parameters and FLOPs)")
+
+    gated = model_type in GATED_MODEL_TYPES or any(str(a).split("For")[0].lower() in GATED_MODEL_TYPES for a in archs)
+    act_field = _first(cfg, ACT_KEYS, used)
+    act_name = str(act_field[1]).lower() if act_field else ""
+    if act_field and act_field[0] == "feed_forward_proj":  # T5: relu, gated-gelu, gated-silu
+        gated = act_name.startswith("gated-")
+        act_name = act_name.removeprefix("gated-")
+        if act_name == "gelu":
+            act_name = "gelu_new"  # T5 v1.1 runs gated-gelu with gelu_new
+            out.notes.append("T5's gated-gelu uses the tanh approximation (gelu_new)")
+    if model_type.startswith("gemma") and act_name == "gelu":
+        act_name = "gelu_pytorch_tanh"
+        out.notes.append("Gemma's config says gelu but the model runs the tanh approximation")
+    if act_name and act_name not in ACTIVATION_NAMES:
+        raise ConfigError("--config", f"activation {act_name!r} is not one ffn-calc models; give --activation")
+    base = ACTIVATION_NAMES.get(act_name, "silu" if gated else "relu")
+    if not act_field:
+        out.notes.append(f"no activation field: assumed {base}")
+    out.values["activation"] = GLU_OF[base] if gated else base
+    out.notes.append(
+        f"gated (GLU) from model_type {model_type!r}" if gated and model_type in GATED_MODEL_TYPES
+        else "gated (GLU) from feed_forward_proj" if gated and act_field and act_field[0] == "feed_forward_proj"
+        else "gated (GLU) from the architecture" if gated
+        else "plain two-matrix FFN (no gated marker in model_type, architectures or feed_forward_proj)"
+    )  # fmt: skip
+
+    if "mlp_bias" in cfg:
+        used["mlp_bias"] = cfg["mlp_bias"]
+        out.values["bias"] = bool(cfg["mlp_bias"])
+    elif gated or model_type.startswith("t5"):
+        out.values["bias"] = False
+        out.notes.append("no mlp_bias field: this family has no FFN biases")
+    elif model_type in PLAIN_BIASED_MODEL_TYPES:
+        out.values["bias"] = True
+    else:
+        out.values["bias"] = True
+        out.notes.append("no mlp_bias field and an unknown family: biases assumed")
+
+    layers = _first(cfg, LAYER_KEYS, used)
+    if layers is not None:
+        count = _size(*layers)
+        decoder = _first(cfg, ("num_decoder_layers",), used)
+        if decoder is not None:
+            count += _size(*decoder)
+            out.notes.append("layers = encoder + decoder layers")
+        dense = _first(cfg, ("first_k_dense_replace",), used) if "experts" in out.values else None
+        if dense is not None and _size(*dense):
+            count -= _size(*dense)
+            out.notes.append(f"{dense[1]} leading dense layers are not counted (their FFN differs)")
+        out.values["layers"] = max(count, 1)
+    out.ignored = sorted(k for k in cfg if k not in used)
+    return out
