@@ -8,7 +8,9 @@ NumPy is imported only by `verify`, so the other commands start fast.
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Iterator
 from enum import Enum
 from typing import Annotated, Any, Callable
 
@@ -20,6 +22,7 @@ from ffn_calc import render
 from ffn_calc.checks import VerifyRefused
 from ffn_calc.config import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, parse_size
 from ffn_calc.inputs import layer_config, model_catalogue
+from ffn_calc.sweep import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM, Axis, LineError, line_rows, parse_columns, parse_values, sweep_rows
 from ffn_calc.core import analyze
 
 EXAMPLE = "ffn-calc shapes 3 6 8 --d-ff 32"
@@ -134,6 +137,7 @@ TopKOpt = Annotated[int | None, typer.Option("--top-k", parser=_count("--top-k")
 SharedOpt = Annotated[int | None, typer.Option("--shared-experts", parser=_count("--shared-experts", 0), metavar="S", help="Experts every token goes through as well (DeepSeek).", rich_help_panel=MOE, show_default=False)]
 CapacityOpt = Annotated[float | None, typer.Option("--capacity-factor", parser=_number("--capacity-factor"), metavar="C", help="Pad each expert to ceil(C·tokens·K/E) rows, dropping overflow (GShard/Switch). Default: dropless.", rich_help_panel=MOE, show_default=False)]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for scripts.", case_sensitive=False, rich_help_panel=OUTPUT)]
+ChartOpt = Annotated[bool, typer.Option("--chart", help="Bar charts of where the FLOPs and the memory go, by stage (table output).", rich_help_panel=OUTPUT)]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random weights and input.", min=0, rich_help_panel=OUTPUT)]
 
 
@@ -200,10 +204,12 @@ def shapes(
     top_k: TopKOpt = None,
     shared_experts: SharedOpt = None,
     capacity_factor: CapacityOpt = None,
+    chart: ChartOpt = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Each stage's tensor shapes, parameters, FLOPs, MACs and memory. Example: ffn-calc shapes 3 6 8 --d-ff 32"""
-    emit(analyze(_config(locals())), fmt)
+    report = analyze(_config(locals()))
+    emit(render.Charted(report) if chart else report, fmt)
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -269,6 +275,106 @@ def explain(
     emit(build(analyze(_config(locals()))), fmt)
 
 
+class SweepFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+def _axis(name: str, text: str | None, minimum: int = 1) -> list[Axis]:
+    if text is None:
+        return []
+    return [Axis(name, tuple(parse_values("--" + name.replace("_", "-"), text, minimum)))]
+
+
+@app.command(epilog=CONVENTION_HELP)
+def sweep(
+    batch: Annotated[str | None, typer.Option("--batch", metavar="LIST", help="Batch sizes: 1,8,32 or a range 1:64:x2.", rich_help_panel="Swept", show_default=False)] = None,
+    seq_len: Annotated[str | None, typer.Option("--seq-len", metavar="LIST", help="Sequence lengths, e.g. 128:8192:x2.", rich_help_panel="Swept", show_default=False)] = None,
+    d_model: Annotated[str | None, typer.Option("--d-model", metavar="LIST", help="d_model values (optional with --model or --config).", rich_help_panel="Swept", show_default=False)] = None,
+    d_ff: Annotated[str | None, typer.Option("--d-ff", metavar="LIST|Mx|glu", help="d_ff values, or one rule: 4x, glu.", rich_help_panel="Swept", show_default=False)] = None,
+    experts: Annotated[str | None, typer.Option("--experts", metavar="LIST", help="Expert counts.", rich_help_panel="Swept", show_default=False)] = None,
+    top_k: Annotated[str | None, typer.Option("--top-k", metavar="LIST", help="Experts per token.", rich_help_panel="Swept", show_default=False)] = None,
+    layers: Annotated[str | None, typer.Option("--layers", "-L", metavar="LIST", help="Layer counts.", rich_help_panel="Swept", show_default=False)] = None,
+    activation: ActivationOpt = None,
+    bias: BiasOpt = None,
+    fused: FusedOpt = False,
+    norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
+    dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
+    multiple_of: MultipleOfOpt = None,
+    ffn_dim_multiplier: FfnMultOpt = None,
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    shared_experts: SharedOpt = None,
+    capacity_factor: CapacityOpt = None,
+    stdin: Annotated[bool, typer.Option("--stdin", help="Read configurations as JSON lines on stdin, e.g. {\"batch\": 8, \"seq_len\": 512, \"model\": \"bert-base\"}.", rich_help_panel=OUTPUT)] = False,
+    columns: Annotated[str | None, typer.Option("--columns", "-c", metavar="A,B,…", help=f"Columns to print. Default: {','.join(DEFAULT_COLUMNS)}. Any of: {', '.join(COLUMNS)}.", rich_help_panel=OUTPUT, show_default=False)] = None,
+    chart: Annotated[str | None, typer.Option("--chart", metavar="COLUMN", help="Draw COLUMN as bars against the swept values (table output).", rich_help_panel=OUTPUT, show_default=False)] = None,
+    fmt: Annotated[SweepFormat, typer.Option("--format", "-f", help="table, csv or jsonl (one JSON object per line).", case_sensitive=False, rich_help_panel=OUTPUT)] = SweepFormat.table,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", parser=_count("--jobs"), metavar="N", help=f"Worker processes for sweeps of {PARALLEL_FROM:,} combinations or more. Default: the CPUs.", rich_help_panel=OUTPUT, show_default=False)] = os.cpu_count() or 1,
+) -> None:
+    """One row per configuration: lists and ranges of sizes, or JSON lines on stdin.
+    Example: ffn-calc sweep --batch 1,8,32 --seq-len 128:8192:x2 --d-model 4096 -f csv"""
+    cols = parse_columns(columns)
+    if chart is not None and chart not in COLUMNS:
+        raise ConfigError("--chart", f"unknown column {chart!r}; choose from {', '.join(COLUMNS)}")
+    if chart is not None and fmt is not SweepFormat.table:
+        raise ConfigError("--chart", "draws for --format table only")
+    fixed = {k: (v.value if isinstance(v, Enum) else v) for k, v in locals().items() if k in LAYER_FLAGS and v is not None}
+    fixed.update(model=model, config=config)
+    bad_lines = 0
+    if stdin:
+        if any(v is not None for v in (batch, seq_len, d_model, experts, top_k, layers)) or d_ff is not None:
+            raise ConfigError("--stdin", "takes every size from the JSON lines; drop the size options")
+        cols = ("line",) + cols if "line" not in cols else cols
+
+        wanted = cols[1:] + ((chart,) if chart else ())
+
+        def from_lines() -> Iterator[list[Any]]:
+            nonlocal bad_lines
+            for number, result in line_rows(sys.stdin, wanted, jobs):
+                if isinstance(result, LineError):
+                    bad_lines += 1
+                    sys.stderr.write(f"ffn-calc: error: line {number}: {result.message}\n")
+                    continue
+                yield [number, *result]
+
+        rows = from_lines()
+    else:
+        if batch is None or seq_len is None:
+            raise ConfigError("--batch" if batch is None else "--seq-len", "is needed (a number, a list 1,8,32 or a range 128:8192:x2), or use --stdin")
+        axes = _axis("batch", batch) + _axis("seq_len", seq_len) + _axis("d_model", d_model)
+        if d_ff is not None and not re.fullmatch(r"[\d_,:x+* ]+", d_ff.lower()) or (d_ff or "").lower().endswith("x"):
+            fixed["d_ff"] = d_ff
+        else:
+            axes += _axis("d_ff", d_ff)
+        axes += _axis("experts", experts) + _axis("top_k", top_k) + _axis("layers", layers)
+        swept = tuple(a.name for a in axes)
+        rows = sweep_rows(axes, fixed, cols + ((chart,) if chart else ()), jobs)
+    write_sweep(cols, rows, fmt, chart, swept if not stdin else ("line",))
+    if bad_lines:
+        raise typer.Exit(1)
+
+
+def write_sweep(cols: tuple[str, ...], rows: Iterator[list[Any]], fmt: SweepFormat, chart: str | None, swept: tuple[str, ...]) -> None:
+    """Stream CSV or JSON lines as rows come; a table (and its chart) once all are in."""
+    if fmt is SweepFormat.csv:
+        for text in render.sweep_csv(cols, rows):
+            sys.stdout.write(text)
+    elif fmt is SweepFormat.jsonl:
+        for text in render.sweep_jsonl(cols, rows):
+            sys.stdout.write(text)
+    else:
+        kept = list(rows)
+        console = _console()
+        console.print(render.sweep_table(cols, [values[: len(cols)] for values in kept]))
+        if chart is not None:
+            where = [cols.index(c) for c in swept if c in cols]
+            labels = [", ".join(f"{cols[i]}={values[i]}" for i in where) for values in kept]
+            console.print(render.bar_chart(f"{chart} against {', '.join(swept)}", labels, [values[-1] or 0 for values in kept], "", shares=False))
+    sys.stdout.flush()
+
+
 @app.command()
 def models(fmt: FormatOpt = OutputFormat.table) -> None:
     """The published models --model knows, with their FFN sizes and sources. Example: ffn-calc models"""
@@ -313,3 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as e:  # a bug: say so in one line; FFN_CALC_DEBUG=1 shows the traceback
+        if os.environ.get("FFN_CALC_DEBUG"):
+            raise
+        return fail(f"internal error ({type(e).__name__}: {e}); please report it, with FFN_CALC_DEBUG=1 for the traceback", 70)

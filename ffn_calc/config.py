@@ -42,8 +42,10 @@ _INT_RE = re.compile(r"[+]?\d+(_\d+)*")
 _MULTIPLIER_RE = re.compile(r"(?P<num>\d+(\.\d+)?|\.\d+)(/(?P<den>\d+))?[x×]")
 
 
-def parse_size(argument: str, text: str, minimum: int = 1) -> int:
+def parse_size(argument: str, text: str | int, minimum: int = 1) -> int:
     """Parse a size typed by the user: digits only (4096, 4_096); no floats, no exponents."""
+    if isinstance(text, int):  # a default value, already a number
+        return check_size(argument, text, minimum)
     text = text.strip()
     if not _INT_RE.fullmatch(text):
         raise ConfigError(argument, f"must be a whole number such as 4096, got {text!r}")
@@ -163,6 +165,11 @@ class FFNConfig:
         _check_choice("--activation", self.activation, ACTIVATIONS)
         _check_choice("--norm", self.norm, NORMS)
         _check_choice("--dtype", self.dtype, DTYPES)
+        for name, flag in (("--bias", self.bias), ("--fused", self.fused)):
+            if not isinstance(flag, bool):
+                raise ConfigError(name, f"must be true or false, got {flag!r}")
+        if self.capacity_factor is not None and (isinstance(self.capacity_factor, bool) or not isinstance(self.capacity_factor, int | float)):
+            raise ConfigError("--capacity-factor", f"must be a number such as 1.25, got {self.capacity_factor!r}")
         if self.fused and not self.is_glu:
             raise ConfigError("--fused", f"a fused gate/up matrix needs a gated activation (swiglu, geglu, reglu), not {self.activation}")
         check_size("--experts", self.experts, minimum=0)

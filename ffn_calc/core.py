@@ -8,6 +8,7 @@ over the stages and are never computed a second way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from math import prod
 
 from ffn_calc.config import FFNConfig
@@ -36,18 +37,16 @@ class Tensor:
     role: str = "activation"  # weight | bias | norm | activation
     experts: int = 0
     active: int = 0
+    elements: int = field(init=False, repr=False, compare=False)
+    bytes: int = field(init=False, repr=False, compare=False)
+    active_elements: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def elements(self) -> int:
-        return prod(self.shape)
-
-    @property
-    def active_elements(self) -> int:
-        return self.elements * self.active // self.experts if self.experts else self.elements
-
-    @property
-    def bytes(self) -> int:
-        return self.elements * self.dtype_bytes
+    def __post_init__(self) -> None:
+        # Computed once: analyze() and sweeps read these many times.
+        elements = prod(self.shape)
+        object.__setattr__(self, "elements", elements)
+        object.__setattr__(self, "bytes", elements * self.dtype_bytes)
+        object.__setattr__(self, "active_elements", elements * self.active // self.experts if self.experts else elements)
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,10 @@ class Stage:
     weights: tuple[Tensor, ...] = ()
     matmul: tuple[int, int, int] | None = None
     elementwise_flops: int = 0
+    macs: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "macs", prod(self.matmul) if self.matmul else 0)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -76,10 +79,6 @@ class Stage:
     @property
     def output_bytes(self) -> int:
         return self.output.bytes
-
-    @property
-    def macs(self) -> int:
-        return prod(self.matmul) if self.matmul else 0
 
     @property
     def matmul_flops(self) -> int:
@@ -185,6 +184,16 @@ class FFNReport:
         raise KeyError(name)
 
 
+@lru_cache(maxsize=1024)  # weights do not depend on batch or seq_len: a sweep shares them
+def _linear_weights(w: str, bias: str | None, k: int, m: int, dtype_bytes: int, experts: int, active: int) -> tuple[Tensor, ...]:
+    """A linear's matrix (k, m) and bias (m), with every expert's as the first dimension."""
+    lead = (experts,) if experts else ()
+    weights = (Tensor(w, (*lead, k, m), dtype_bytes, "weight", experts, active),)
+    if bias is not None:
+        weights += (Tensor(bias, (*lead, m), dtype_bytes, "bias", experts, active),)
+    return weights
+
+
 class _Builder:
     """Appends stages in order; keeps the letter each output goes by in the formulas."""
 
@@ -208,13 +217,10 @@ class _Builder:
         holds every expert's matrix (experts, k, m) and its M rows are split among them."""
         cfg = self.cfg
         m_rows = prod(rows)
-        active = cfg.top_k if experts else 0
-        lead = (experts,) if experts else ()
-        weights = (self.tensor(w, (*lead, k, m), "weight", experts, active),)
+        weights = _linear_weights(w, bias if cfg.bias else None, k, m, cfg.dtype_bytes, experts, cfg.top_k if experts else 0)
         formula = f"{sym} = {self.symbol[source]}·{w}"
         bias_flops = 0
         if cfg.bias:
-            weights += (self.tensor(bias, (*lead, m), "bias", experts, active),)
             formula += f" + {bias}"
             bias_flops = BIAS_ADD_FLOPS_PER_ELEMENT * m_rows * m
         if experts:
@@ -330,17 +336,21 @@ def forward_peak(stages: tuple[Stage, ...]) -> Peak:
     held by the caller throughout; the last output stays alive. Elementwise scratch is
     bounded by the verifier's block size and is not part of the model.
     """
-    best: Peak | None = None
-    for i, stage in enumerate(stages):
-        later_inputs = {name for later in stages[i:] for name in later.inputs}
-        live = tuple(
-            s.name for s in stages[: i + 1] if s is stage or s.op == "input" or s.name in later_inputs
-        )
-        total = sum(s.output_bytes for s in stages if s.name in live)
-        if best is None or total > best.activation_bytes:
-            best = Peak(stage.name, live, total)
-    assert best is not None
-    return best
+    last_use = {s.name: i for i, s in enumerate(stages)}
+    for i, s in enumerate(stages):
+        for name in s.inputs:
+            last_use[name] = i
+    # Running total: stage i's output is allocated at i and freed after its last reader.
+    total, best_total, best_i = 0, -1, 0
+    freed_after: dict[int, int] = {}
+    for i, s in enumerate(stages):
+        total += s.output.bytes - freed_after.pop(i - 1, 0)
+        if s.op != "input" and last_use[s.name] < len(stages) - 1:
+            freed_after[last_use[s.name]] = freed_after.get(last_use[s.name], 0) + s.output.bytes
+        if total > best_total:
+            best_total, best_i = total, i
+    live = tuple(s.name for s in stages[: best_i + 1] if s.op == "input" or last_use[s.name] >= best_i)
+    return Peak(stages[best_i].name, live, best_total)
 
 
 def _per_token(value: int, tokens: int) -> int | None:
@@ -350,38 +360,53 @@ def _per_token(value: int, tokens: int) -> int | None:
 def analyze(cfg: FFNConfig) -> FFNReport:
     """Shapes, parameters, FLOPs and memory of one FFN layer (and `layers` of them) under `cfg`."""
     stages = build_stages(cfg)
-    report_weights = [t for s in stages for t in s.weights]
     peak = forward_peak(stages)
-    weight_bytes = sum(s.weight_bytes for s in stages)
-    flops = sum(s.flops for s in stages)
-    matmul_flops = sum(s.matmul_flops for s in stages)
+    # One pass over the stages and their tensors: every total is a sum of stage figures.
+    by_role = {"weight": 0, "bias": 0, "norm": 0}
+    expert = active_expert = active = weight_bytes = 0
+    macs = elementwise = activation_bytes = 0
+    for s in stages:
+        macs += s.macs
+        elementwise += s.elementwise_flops
+        activation_bytes += s.output.bytes
+        for t in s.weights:
+            elements = t.elements
+            by_role[t.role] += elements
+            weight_bytes += elements * t.dtype_bytes
+            active += t.active_elements
+            if t.experts:
+                expert += elements
+                active_expert += t.active_elements
+    params = sum(by_role.values())
+    matmul_flops = FLOPS_PER_MAC * macs
+    flops = matmul_flops + elementwise
     totals = Totals(
-        weight_params=sum(s.weight_params for s in stages),
-        bias_params=sum(s.bias_params for s in stages),
-        norm_params=sum(s.norm_params for s in stages),
-        params=sum(s.params for s in stages),
-        expert_params=sum(t.elements for t in report_weights if t.experts),
-        active_expert_params=sum(t.active_elements for t in report_weights if t.experts),
-        active_params=sum(s.active_params for s in stages),
-        macs=sum(s.macs for s in stages),
+        weight_params=by_role["weight"],
+        bias_params=by_role["bias"],
+        norm_params=by_role["norm"],
+        params=params,
+        expert_params=expert,
+        active_expert_params=active_expert,
+        active_params=active,
+        macs=macs,
         matmul_flops=matmul_flops,
-        elementwise_flops=sum(s.elementwise_flops for s in stages),
+        elementwise_flops=elementwise,
         flops=flops,
         flops_per_token=_per_token(flops, cfg.tokens),
         matmul_flops_per_token=_per_token(matmul_flops, cfg.tokens),
         weight_bytes=weight_bytes,
-        activation_bytes=sum(s.output_bytes for s in stages),
+        activation_bytes=activation_bytes,
         peak_bytes=weight_bytes + peak.activation_bytes,
     )
     L = cfg.layers
     model = ModelTotals(
         layers=L,
-        params=L * totals.params,
-        active_params=L * totals.active_params,
-        flops=L * totals.flops,
-        macs=L * totals.macs,
-        matmul_flops=L * totals.matmul_flops,
-        weight_bytes=L * totals.weight_bytes,
-        peak_bytes=L * totals.weight_bytes + peak.activation_bytes,
+        params=L * params,
+        active_params=L * active,
+        flops=L * flops,
+        macs=L * macs,
+        matmul_flops=L * matmul_flops,
+        weight_bytes=L * weight_bytes,
+        peak_bytes=L * weight_bytes + peak.activation_bytes,
     )
     return FFNReport(cfg, stages, totals, peak, model)

@@ -7,8 +7,9 @@ JSON keys are the documented contract (README, "JSON output"); every integer is 
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import singledispatch
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc import conventions as conv
@@ -286,7 +287,7 @@ def _tables_FFNReport(report: FFNReport) -> list[RenderableType]:
     stages.add_column("computes")
     stages.add_column("input shape")
     stages.add_column("output shape")
-    stages.add_column("output bytes", justify="right")
+    stages.add_column("output bytes", justify="right", overflow="fold")
     for s in report.stages:
         inputs = ", ".join(shape(by_name[i].output_shape) for i in s.inputs) or "—"
         stages.add_row(s.name, s.formula, inputs, shape(s.output_shape), n(s.output_bytes))
@@ -295,7 +296,7 @@ def _tables_FFNReport(report: FFNReport) -> list[RenderableType]:
     counts.add_column("stage")
     counts.add_column("matmul (M, K, N)")
     for col in ("params", "FLOPs", "MACs"):
-        counts.add_column(col, justify="right")
+        counts.add_column(col, justify="right", overflow="fold")
     for s in report.stages:
         counts.add_row(s.name, shape(s.matmul) if s.matmul else "—", n(s.params), n(s.flops), n(s.macs))
     counts.add_section()
@@ -305,8 +306,8 @@ def _tables_FFNReport(report: FFNReport) -> list[RenderableType]:
     weights.add_column("tensor")
     weights.add_column("role")
     weights.add_column("shape")
-    weights.add_column("params", justify="right")
-    weights.add_column("bytes", justify="right")
+    weights.add_column("params", justify="right", overflow="fold")
+    weights.add_column("bytes", justify="right", overflow="fold")
     for w in report.weights:
         role = f"{w.role}, {w.experts} experts" if w.experts else w.role
         weights.add_row(w.name, role, shape(w.shape), n(w.elements), n(w.bytes))
@@ -317,8 +318,8 @@ def _tables_FFNReport(report: FFNReport) -> list[RenderableType]:
 
     summary = Table(title="Totals (one layer)", title_justify="left")
     summary.add_column("quantity")
-    summary.add_column("exact", justify="right")
-    summary.add_column("≈", justify="right")
+    summary.add_column("exact", justify="right", overflow="fold")
+    summary.add_column("≈", justify="right", overflow="fold")
     summary.add_column("made of")
     parts = f"weights {n(t.weight_params)} + biases {n(t.bias_params)}"
     if t.norm_params:
@@ -342,8 +343,8 @@ def _tables_FFNReport(report: FFNReport) -> list[RenderableType]:
         m = report.model
         model = Table(title=f"Model totals ({c.layers} identical layers)", title_justify="left")
         model.add_column("quantity")
-        model.add_column("exact", justify="right")
-        model.add_column("≈", justify="right")
+        model.add_column("exact", justify="right", overflow="fold")
+        model.add_column("≈", justify="right", overflow="fold")
         model.add_column("made of")
         model.add_row("parameters", n(m.params), human_count(m.params), f"{c.layers} × {n(t.params)}")
         if c.is_moe:
@@ -367,7 +368,7 @@ def _experts_table(report: FFNReport) -> RenderableType:
 
     c = report.config
     table = Table(title="Each routed expert", title_justify="left")
-    table.add_column("rows per expert", justify="right")
+    table.add_column("rows per expert", justify="right", overflow="fold")
     table.add_column("how")
     table.add_column("input")
     table.add_column("hidden")
@@ -409,8 +410,8 @@ def _tables_VerifyReport(report: VerifyReport) -> list[RenderableType]:
     table = Table(title=f"verify: predicted against observed (NumPy, {report.computed_dtype}, seed {report.seed})", title_justify="left")
     table.add_column("group")
     table.add_column("check")
-    table.add_column("predicted", justify="right")
-    table.add_column("observed", justify="right")
+    table.add_column("predicted", justify="right", overflow="fold")
+    table.add_column("observed", justify="right", overflow="fold")
     table.add_column("", justify="left")
     for c in report.checks:
         observed = _cell(c.observed) + (f" ({c.detail})" if c.detail else "")
@@ -474,7 +475,7 @@ def _tables_ModelList(models: ModelList) -> list[RenderableType]:
     table = Table(title="Models (--model NAME): the FFN of one layer", title_justify="left")
     for col, right in (("name", False), ("d_model", True), ("d_ff", True), ("activation", False), ("bias", False),
                        ("experts", False), ("layers", True), ("FFN params / layer", True), ("active / layer", True)):
-        table.add_column(col, justify="right" if right else "left")
+        table.add_column(col, justify="right" if right else "left", overflow="fold")
     for r in models.rows:
         p = r.preset
         experts = f"{p.experts}, top-{p.top_k}" + (f" + {p.shared_experts} shared" if p.shared_experts else "") if p.experts else "—"
@@ -528,3 +529,111 @@ def _tables_Explanation(ex: Explanation) -> list[RenderableType]:
     out.append(facts)
     out.append(Text(f"Convention: {conv.CONVENTION_SUMMARY}", style="dim"))
     return out
+
+
+# --- sweeps and charts ------------------------------------------------------------------------------
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def sweep_csv(columns: tuple[str, ...], rows: Iterable[list[Any]]) -> Iterator[str]:
+    """CSV text, header first, a chunk at a time (a sweep may have millions of rows)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for i, values in enumerate(rows, start=1):
+        # csv writes ints exactly and None as an empty field; only booleans need spelling out.
+        writer.writerow([_cell_text(v) if isinstance(v, bool) else v for v in values])
+        if i % 2048 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def sweep_jsonl(columns: tuple[str, ...], rows: Iterable[list[Any]]) -> Iterator[str]:
+    """One JSON object per row, keys in column order."""
+    import json
+
+    chunk: list[str] = []
+    for values in rows:
+        chunk.append(json.dumps(dict(zip(columns, values, strict=True))))
+        if len(chunk) == 2048:
+            yield "\n".join(chunk) + "\n"
+            chunk = []
+    if chunk:
+        yield "\n".join(chunk) + "\n"
+
+
+def sweep_table(columns: tuple[str, ...], rows: Iterable[list[Any]]) -> RenderableType:
+    from rich.table import Table
+
+    table = Table(title="Sweep", title_justify="left")
+    for c in columns:
+        table.add_column(c, justify="left" if c in ("activation", "norm", "dtype", "peak_stage", "bias") else "right", overflow="fold")
+    for values in rows:
+        table.add_row(*(n(v) if isinstance(v, int) and not isinstance(v, bool) else _cell_text(v) or "—" for v in values))
+    return table
+
+
+BAR = "█"
+BAR_WIDTH = 40
+
+
+def bar_chart(title: str, labels: list[str], values: list[int], unit: str, shares: bool = True) -> RenderableType:
+    """Horizontal bars, linear in the value, with the exact value (and its share of the sum) beside each."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 1))
+    table.add_column("label")
+    table.add_column("bar")
+    table.add_column("value", justify="right", overflow="fold")
+    table.add_column("share", justify="right", overflow="fold")
+    top = max(values) if values else 0
+    total = sum(values)
+    for label, value in zip(labels, values, strict=True):
+        width = round(BAR_WIDTH * value / top) if top else 0
+        bar = BAR * width if width or not value else "▏"
+        share = f"{100 * value / total:.1f}%" if total and shares else ""
+        table.add_row(label, bar, f"{n(value)} {unit}", share)
+    return table
+
+
+def stage_charts(report: FFNReport) -> list[RenderableType]:
+    """Where the FLOPs and the memory go, stage by stage."""
+    names = [s.name for s in report.stages]
+    return [
+        bar_chart("FLOPs by stage", names, [s.flops for s in report.stages], "FLOPs"),
+        bar_chart("Memory by stage: weights + output", names, [s.weight_bytes + s.output_bytes for s in report.stages], "bytes"),
+    ]
+
+
+@dataclass(frozen=True)
+class Charted:
+    """A report to be shown with its bar charts (tables only; JSON and CSV are the report's)."""
+
+    report: FFNReport
+
+
+@as_dict.register(Charted)
+def _as_dict_Charted(c: Charted) -> dict[str, Any]:
+    return as_dict(c.report)
+
+
+@csv_rows.register(Charted)
+def _csv_rows_Charted(c: Charted) -> list[dict[str, Any]]:
+    return csv_rows(c.report)
+
+
+@tables.register(Charted)
+def _tables_Charted(c: Charted) -> list[RenderableType]:
+    return tables(c.report) + stage_charts(c.report)

@@ -1,0 +1,246 @@
+"""Sweeps: many configurations, one row each. Standard library only.
+
+Size arguments take lists and ranges (`1,8,32`, `128:8192:x2`, `64:512:+64`); the sweep is
+their Cartesian product, in order, the first axis slowest. JSON lines on stdin are answered
+line by line. Every row comes from the core's `analyze`, like a single `shapes` run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain, islice, product
+from typing import Any
+
+from ffn_calc.config import MAX_SIZE, ConfigError, parse_size
+from ffn_calc.core import FFNReport, analyze
+from ffn_calc.inputs import layer_config
+
+MAX_COMBINATIONS = 10_000_000
+_RANGE = re.compile(r"(?P<lo>[^:]+):(?P<hi>[^:]+)(:(?P<op>[x+*]?)(?P<step>[^:]+))?")
+
+CONFIG_COLUMNS = (
+    "batch", "seq_len", "tokens", "d_model", "d_ff", "activation", "bias", "norm", "dtype",
+    "experts", "top_k", "shared_experts", "layers",
+)  # fmt: skip
+TOTAL_COLUMNS = (
+    "params", "active_params", "weight_params", "bias_params", "norm_params", "expert_params", "active_expert_params",
+    "macs", "matmul_flops", "elementwise_flops", "flops", "flops_per_token", "matmul_flops_per_token",
+    "weight_bytes", "activation_bytes", "peak_bytes",
+)  # fmt: skip
+MODEL_COLUMNS = tuple(f"model_{k}" for k in ("params", "active_params", "flops", "macs", "matmul_flops", "weight_bytes", "peak_bytes"))
+COLUMNS = CONFIG_COLUMNS + TOTAL_COLUMNS + MODEL_COLUMNS + ("peak_stage",)
+DEFAULT_COLUMNS = ("batch", "seq_len", "d_model", "d_ff", "params", "flops", "matmul_flops_per_token", "weight_bytes", "peak_bytes")
+
+# What a JSON line may say: the same names as the command-line options.
+LINE_KEYS = {
+    "batch", "seq_len", "d_model", "d_ff", "activation", "bias", "fused", "norm", "dtype", "multiple_of",
+    "ffn_dim_multiplier", "experts", "top_k", "shared_experts", "capacity_factor", "layers", "model", "config",
+}  # fmt: skip
+
+
+def parse_values(argument: str, text: str, minimum: int = 1) -> list[int]:
+    """`1,8,32`, `128:8192:x2` (×2 each step), `64:512:+64` or `64:512:64` (+64), `1:4` (+1); ends inclusive."""
+    values: list[int] = []
+    for item in text.split(","):
+        item = item.strip()
+        match = _RANGE.fullmatch(item)
+        if match is None:
+            values.append(parse_size(argument, item, minimum))
+            continue
+        lo, hi = parse_size(argument, match["lo"], minimum), parse_size(argument, match["hi"], minimum)
+        if hi < lo:
+            raise ConfigError(argument, f"the range {item!r} ends before it starts; write it low:high")
+        step = parse_size(argument, match["step"], 1) if match["step"] is not None else 1
+        if match["op"] in ("x", "*"):
+            if step < 2 or lo < 1:
+                raise ConfigError(argument, f"a geometric range needs a factor of at least 2 and a start of at least 1, got {item!r}")
+            v = lo
+            while v <= hi:
+                values.append(v)
+                v *= step
+        else:
+            if (hi - lo) // step + 1 > MAX_COMBINATIONS:
+                raise ConfigError(argument, f"the range {item!r} has more than {MAX_COMBINATIONS:,} values")
+            values.extend(range(lo, hi + 1, step))
+    if not values:
+        raise ConfigError(argument, "is empty; give a number, a list 1,8,32 or a range 128:8192:x2")
+    return values
+
+
+def parse_columns(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return DEFAULT_COLUMNS
+    columns = tuple(c.strip() for c in text.split(",") if c.strip())
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown or not columns:
+        raise ConfigError("--columns", f"unknown column {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(COLUMNS)}")
+    return columns
+
+
+def _getter(column: str) -> Callable[[FFNReport], Any]:
+    if column == "tokens":
+        return lambda r: r.config.tokens
+    if column == "peak_stage":
+        return lambda r: r.peak.stage
+    if column.startswith("model_"):
+        key = column[6:]
+        return lambda r: getattr(r.model, key)
+    if column in CONFIG_COLUMNS:
+        return lambda r: getattr(r.config, column)
+    return lambda r: getattr(r.totals, column)
+
+
+@lru_cache(maxsize=64)
+def _getters(columns: tuple[str, ...]) -> tuple[Callable[[FFNReport], Any], ...]:
+    return tuple(_getter(c) for c in columns)
+
+
+def row(report: FFNReport, columns: tuple[str, ...]) -> list[Any]:
+    """The chosen columns of one report, in order, as plain values (exact ints)."""
+    return [get(report) for get in _getters(columns)]
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    values: tuple[int, ...]
+
+
+def grid(axes: list[Axis]) -> Iterator[dict[str, int]]:
+    total = 1
+    for axis in axes:
+        total *= len(axis.values)
+    if total > MAX_COMBINATIONS:
+        raise ConfigError("--" + axes[0].name.replace("_", "-"), f"the sweep has {total:,} combinations; the most is {MAX_COMBINATIONS:,}")
+    names = [a.name for a in axes]
+    for combo in product(*(a.values for a in axes)):
+        yield dict(zip(names, combo, strict=True))
+
+
+def report_for(point: dict[str, Any], fixed: dict[str, Any]) -> FFNReport:
+    args = {**fixed, **point}
+    return analyze(layer_config(args.pop("batch"), args.pop("seq_len"), args.pop("d_model", None), args.pop("model", None), args.pop("config", None), **args))
+
+
+def sweep_reports(axes: list[Axis], fixed: dict[str, Any]) -> Iterator[FFNReport]:
+    """One report per combination of the axes, with the fixed options beside them."""
+    for point in grid(axes):
+        yield report_for(point, fixed)
+
+
+# Worker state for parallel sweeps (set once per process by the pool's initializer).
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(fixed: dict[str, Any], columns: tuple[str, ...]) -> None:
+    _WORKER.update(fixed=fixed, columns=columns)
+
+
+def _rows_of(points: list[dict[str, Any]]) -> list[list[Any]] | ConfigError:
+    fixed, columns = _WORKER["fixed"], _WORKER["columns"]
+    try:
+        return [row(report_for(p, fixed), columns) for p in points]
+    except ConfigError as e:
+        return e
+
+
+def _chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+PARALLEL_FROM = 20_000  # combinations; below this, starting workers costs more than it saves
+CHUNK = 2_000
+
+
+def sweep_rows(axes: list[Axis], fixed: dict[str, Any], columns: tuple[str, ...], jobs: int) -> Iterator[list[Any]]:
+    """The rows of the sweep, in order. With jobs > 1 and a large sweep, worker processes
+    compute chunks of rows in parallel; the output is the same, row for row."""
+    total = 1
+    for axis in axes:
+        total *= len(axis.values)
+    points = grid(axes)
+    if jobs <= 1 or total < PARALLEL_FROM:
+        for point in points:
+            yield row(report_for(point, fixed), columns)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(fixed, columns)) as pool:
+        for rows in pool.imap(_rows_of, _chunks(points, CHUNK)):
+            if isinstance(rows, ConfigError):
+                raise rows
+            yield from rows
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int
+    message: str
+
+
+def line_reports(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, FFNReport | LineError]]:
+    """Answer numbered JSON lines in order: (line number, report), or (line number, what was wrong)."""
+    for number, text in lines:
+        if not text.strip():
+            continue
+        try:
+            item = json.loads(text)
+            if not isinstance(item, dict):
+                raise ConfigError("line", f"expected a JSON object such as {{\"batch\": 1, \"seq_len\": 128, \"d_model\": 768}}, got {type(item).__name__}")
+            unknown = sorted(set(item) - LINE_KEYS)
+            if unknown:
+                raise ConfigError(unknown[0], f"is not an option; use {', '.join(sorted(LINE_KEYS))}")
+            for key in ("batch", "seq_len"):
+                if key not in item:
+                    raise ConfigError(key, "is missing")
+            args = dict(item)
+            for key in ("batch", "seq_len", "d_model"):
+                if key in args and (isinstance(args[key], bool) or not isinstance(args[key], int) or not 1 <= args[key] <= MAX_SIZE):
+                    raise ConfigError(key, f"must be a whole number from 1 to 2^40, got {args[key]!r}")
+            report = analyze(layer_config(args.pop("batch"), args.pop("seq_len"), args.pop("d_model", None), args.pop("model", None), args.pop("config", None), **args))
+        except json.JSONDecodeError as e:
+            yield number, LineError(number, f"not JSON ({e.msg} at column {e.colno})")
+        except ConfigError as e:
+            yield number, LineError(number, f"{e.argument}: {e.message}")
+        except (TypeError, ValueError) as e:
+            yield number, LineError(number, str(e))
+        else:
+            yield number, report
+
+
+def _line_rows_of(chunk: list[tuple[int, str]]) -> list[tuple[int, list[Any] | LineError]]:
+    columns = _WORKER["columns"]
+    return [(number, result if isinstance(result, LineError) else row(result, columns)) for number, result in line_reports(chunk)]
+
+
+def line_rows(lines: Iterable[str], columns: tuple[str, ...], jobs: int) -> Iterator[tuple[int, list[Any] | LineError]]:
+    """Rows for JSON lines, in input order. Past the first CHUNK lines, with jobs > 1, worker
+    processes answer chunks of lines in parallel; the output is the same, line for line."""
+    numbered = enumerate(lines, start=1)
+    first = list(islice(numbered, CHUNK))
+    _WORKER.update(columns=columns)
+    if jobs <= 1 or len(first) < CHUNK:
+        for number, result in line_reports(first):
+            yield number, result if isinstance(result, LineError) else row(result, columns)
+        for number, result in line_reports(numbered):
+            yield number, result if isinstance(result, LineError) else row(result, columns)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    chunks = chain([first], iter(lambda: list(islice(numbered, CHUNK)), []))
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=({}, columns)) as pool:
+        for results in pool.imap(_line_rows_of, chunks):
+            yield from results
