@@ -11,6 +11,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from typing import Annotated, Any, Callable
 
@@ -156,9 +157,13 @@ LAYER_FLAGS = (
 def _console() -> Any:
     from rich.console import Console
 
+    class QuietConsole(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit with status 1; end like the other formats
+            raise PipeClosed
+
     # Off a terminal, rich would wrap at 80 columns; a wider page keeps the tables whole.
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
-    return Console(width=width, highlight=False)
+    return QuietConsole(width=width, highlight=False)
 
 
 def _print_tables(result: object) -> None:
@@ -179,9 +184,23 @@ WRITERS: dict[OutputFormat, Callable[[object], None]] = {
 }
 
 
+class PipeClosed(Exception):
+    """The reader of stdout went away (`| head -1`). Not an OSError, so that Typer lets it
+    through to `main`, which ends quietly with status 0."""
+
+
+@contextmanager
+def _pipe_guard() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise PipeClosed from None
+
+
 def emit(result: object, fmt: OutputFormat) -> None:
     """The one output path: every command hands its result here."""
-    WRITERS[fmt](result)
+    with _pipe_guard():
+        WRITERS[fmt](result)
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -358,6 +377,11 @@ def sweep(
 
 def write_sweep(cols: tuple[str, ...], rows: Iterator[list[Any]], fmt: SweepFormat, chart: str | None, swept: tuple[str, ...]) -> None:
     """Stream CSV or JSON lines as rows come; a table (and its chart) once all are in."""
+    with _pipe_guard():
+        _write_sweep(cols, rows, fmt, chart, swept)
+
+
+def _write_sweep(cols: tuple[str, ...], rows: Iterator[list[Any]], fmt: SweepFormat, chart: str | None, swept: tuple[str, ...]) -> None:
     if fmt is SweepFormat.csv:
         for text in render.sweep_csv(cols, rows):
             sys.stdout.write(text)
@@ -381,6 +405,14 @@ def models(fmt: FormatOpt = OutputFormat.table) -> None:
     emit(model_catalogue(), fmt)
 
 
+def _print_help(ctx: Any) -> None:
+    """The command's help, as `--help` shows it."""
+    try:
+        ctx.command.main(["--help"], prog_name=ctx.command_path, standalone_mode=False)
+    except click_exceptions.Exit:
+        pass
+
+
 def fail(message: str, code: int = 2) -> int:
     """Print one error line on stderr and return the exit status to use."""
     sys.stderr.write(f"ffn-calc: error: {message}\n")
@@ -402,7 +434,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of `python -m ffn_calc`."""
     try:
         result = app(args=argv, prog_name="ffn-calc", standalone_mode=False)
+        if result == 130:  # Typer turned a Ctrl-C into Exit(130)
+            sys.stderr.write("ffn-calc: interrupted\n")
         return result if isinstance(result, int) else 0
+    except click_exceptions.NoArgsIsHelpError as e:  # bare `ffn-calc` or `ffn-calc sweep`: help is the answer
+        with _pipe_guard():
+            _print_help(e.ctx)
+        return 0
     except click_exceptions.ClickException as e:
         return fail(_usage_message(e), e.exit_code or 2)
     except ConfigError as e:
@@ -414,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except MemoryError:
         return fail("out of memory; try smaller sizes", 1)
-    except BrokenPipeError:
+    except (BrokenPipeError, PipeClosed):
         # The reader went away (| head): stop quietly, and keep Python from complaining at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -110,15 +110,20 @@ class Axis:
     values: tuple[int, ...]
 
 
-def grid(axes: list[Axis]) -> Iterator[dict[str, int]]:
+def combinations(axes: list[Axis]) -> int:
+    """How many points the sweep has; raises ConfigError past MAX_COMBINATIONS."""
     total = 1
     for axis in axes:
         total *= len(axis.values)
     if total > MAX_COMBINATIONS:
         raise ConfigError("--" + axes[0].name.replace("_", "-"), f"the sweep has {total:,} combinations; the most is {MAX_COMBINATIONS:,}")
+    return total
+
+
+def grid(axes: list[Axis]) -> Iterator[dict[str, int]]:
+    """The points of the sweep in order, the first axis slowest (call combinations() first)."""
     names = [a.name for a in axes]
-    for combo in product(*(a.values for a in axes)):
-        yield dict(zip(names, combo, strict=True))
+    return (dict(zip(names, combo, strict=True)) for combo in product(*(a.values for a in axes)))
 
 
 def report_for(point: dict[str, Any], fixed: dict[str, Any]) -> FFNReport:
@@ -128,6 +133,7 @@ def report_for(point: dict[str, Any], fixed: dict[str, Any]) -> FFNReport:
 
 def sweep_reports(axes: list[Axis], fixed: dict[str, Any]) -> Iterator[FFNReport]:
     """One report per combination of the axes, with the fixed options beside them."""
+    combinations(axes)
     for point in grid(axes):
         yield report_for(point, fixed)
 
@@ -165,10 +171,19 @@ CHUNK = 2_000
 
 def sweep_rows(axes: list[Axis], fixed: dict[str, Any], columns: tuple[str, ...], jobs: int) -> Iterator[list[Any]]:
     """The rows of the sweep, in order. With jobs > 1 and a large sweep, worker processes
-    compute chunks of rows in parallel; the output is the same, row for row."""
-    total = 1
-    for axis in axes:
-        total *= len(axis.values)
+    compute chunks of rows in parallel; the output is the same, row for row.
+
+    Everything that can be wrong is checked here, before the first row, so that a bad sweep
+    writes nothing: the number of points, and every combination of the axes other than batch
+    and seq_len (sizes that cannot make a configuration invalid once parsed)."""
+    total = combinations(axes)
+    shape_axes = [a for a in axes if a.name not in ("batch", "seq_len")]
+    for point in grid(shape_axes):
+        report_for({"batch": 1, "seq_len": 1, **point}, fixed)
+    return _rows(axes, fixed, columns, jobs, total)
+
+
+def _rows(axes: list[Axis], fixed: dict[str, Any], columns: tuple[str, ...], jobs: int, total: int) -> Iterator[list[Any]]:
     points = grid(axes)
     if jobs <= 1 or total < PARALLEL_FROM:
         for point in points:
