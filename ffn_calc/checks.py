@@ -36,6 +36,9 @@ class VerifyReport:
     seconds: float
     gflops_per_s: float
     seed: int
+    chunk_tokens: int = 0  # tokens per chunk when the pass ran in chunks to fit; 0 when whole
+    chunks: int = 1
+    memory_limit_bytes: int = 0
 
     @property
     def ok(self) -> bool:

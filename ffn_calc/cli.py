@@ -139,6 +139,21 @@ SharedOpt = Annotated[int | None, typer.Option("--shared-experts", parser=_count
 CapacityOpt = Annotated[float | None, typer.Option("--capacity-factor", parser=_number("--capacity-factor"), metavar="C", help="Pad each expert to ceil(C·tokens·K/E) rows, dropping overflow (GShard/Switch). Default: dropless.", rich_help_panel=MOE, show_default=False)]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for scripts.", case_sensitive=False, rich_help_panel=OUTPUT)]
 ChartOpt = Annotated[bool, typer.Option("--chart", help="Bar charts of where the FLOPs and the memory go, by stage (table output).", rich_help_panel=OUTPUT)]
+def _bytes_size(text: str | int) -> int:
+    """A memory size: 2GiB, 512MiB, 1.5GB, 1000000 (bytes)."""
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", text, re.IGNORECASE)
+    if match is None:
+        raise typer.BadParameter(f"expected a size such as 8GiB, 512MiB or 1000000000, got {text!r}")
+    units = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+    value = int(float(match[1]) * units[(match[2] or "B").upper()])
+    if value < 1:
+        raise typer.BadParameter(f"must be at least 1 byte, got {text!r}")
+    return value
+
+
+MaxMemoryOpt = Annotated[int | None, typer.Option("--max-memory", parser=_bytes_size, metavar="SIZE", help="Memory verify may use (8GiB, 512MiB); past it the pass runs in chunks of tokens. Default: 80% of the memory available.", rich_help_panel=OUTPUT, show_default=False)]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random weights and input.", min=0, rich_help_panel=OUTPUT)]
 
 
@@ -252,6 +267,7 @@ def verify(
     shared_experts: SharedOpt = None,
     capacity_factor: CapacityOpt = None,
     seed: SeedOpt = 0,
+    max_memory: MaxMemoryOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Run the layer in NumPy with random weights and confirm every number `shapes` predicts.
@@ -259,7 +275,8 @@ def verify(
     cfg = _config(locals())
     from ffn_calc.verify import verify as run_verify
 
-    report = run_verify(cfg, seed=seed)
+    with _progress(analyze(cfg).totals.flops, cfg.tokens) as advance:
+        report = run_verify(cfg, seed=seed, max_memory_bytes=max_memory, progress=advance)
     emit(report, fmt)
     if not report.ok:
         raise typer.Exit(1)
@@ -411,6 +428,29 @@ def _print_help(ctx: Any) -> None:
         ctx.command.main(["--help"], prog_name=ctx.command_path, standalone_mode=False)
     except click_exceptions.Exit:
         pass
+
+
+EXPECTED_FLOPS_PER_S = 20e9  # a cautious guess for this machine class; only decides whether to show a bar
+
+
+@contextmanager
+def _progress(flops: int, tokens: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A transient rich progress bar on stderr, when stderr is a terminal and the pass will
+    likely take more than a second."""
+    if not sys.stderr.isatty() or flops < EXPECTED_FLOPS_PER_S:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("verify"), BarColumn(), TextColumn("{task.completed:,} / {task.total:,} tokens"),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:  # fmt: skip
+        task = bar.add_task("verify", total=tokens)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
 
 
 def fail(message: str, code: int = 2) -> int:

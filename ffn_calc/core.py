@@ -7,7 +7,7 @@ over the stages and are never computed a second way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from math import prod
 
@@ -410,3 +410,12 @@ def analyze(cfg: FFNConfig) -> FFNReport:
         peak_bytes=L * weight_bytes + peak.activation_bytes,
     )
     return FFNReport(cfg, stages, totals, peak, model)
+
+
+def chunked_peak(cfg: FFNConfig, chunk_tokens: int) -> int:
+    """Peak bytes of a forward pass run `chunk_tokens` tokens at a time (`verify` does this when
+    the whole pass would not fit): the weights, the whole input and the whole output, and one
+    chunk's activations at their busiest, less the chunk's input, which is a view of x."""
+    chunk = analyze(replace(cfg, batch=1, seq_len=chunk_tokens))
+    whole = cfg.tokens * cfg.d_model * cfg.dtype_bytes
+    return chunk.totals.weight_bytes + 2 * whole + chunk.peak.activation_bytes - chunk.stages[0].output_bytes

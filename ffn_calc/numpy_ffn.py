@@ -43,17 +43,20 @@ class Observed:
 class Recorder:
     """Collects what the forward pass really did, stage by stage."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_shapes: bool = False) -> None:
         self.stages: dict[str, Observed] = {}
         self.relu_zero_fraction: float | None = None
         self.expert_rows: list[int] | None = None
+        self.first_shapes = first_shapes  # in a chunked pass, keep the first chunk's shapes
+        self.zeros = self.seen = 0
 
     def stage(self, name: str) -> Observed:
         return self.stages.setdefault(name, Observed())
 
     def output(self, name: str, array: np.ndarray) -> np.ndarray:
         obs = self.stage(name)
-        obs.shape, obs.nbytes = tuple(array.shape), array.nbytes
+        if not (self.first_shapes and obs.shape):
+            obs.shape, obs.nbytes = tuple(array.shape), array.nbytes
         return array
 
     def matmul(self, name: str, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -68,7 +71,9 @@ class Recorder:
         self.stage(name).elementwise_flops += flops
 
     def zeros_after_relu(self, a: np.ndarray) -> None:
-        self.relu_zero_fraction = 1.0 - np.count_nonzero(a) / a.size
+        self.zeros += a.size - np.count_nonzero(a)
+        self.seen += a.size
+        self.relu_zero_fraction = self.zeros / self.seen
 
 
 class Silent(Recorder):
@@ -284,7 +289,8 @@ def moe(rec: Recorder, cfg: FFNConfig, p: Params, box: list[np.ndarray]) -> np.n
         xe = np.zeros((e * cap, d), src.dtype)
         xe[slot[kept]] = src.reshape(n, d)[np.flatnonzero(kept) // k]
         xe = xe.reshape(e, cap, d)
-    rec.expert_rows = [int(min(c, cap)) if cap is not None else int(c) for c in counts]
+    rows = [int(min(c, cap)) if cap is not None else int(c) for c in counts]
+    rec.expert_rows = rows if rec.expert_rows is None else [a + b for a, b in zip(rec.expert_rows, rows, strict=True)]
     del src
     rec.output("dispatch", xe)
     box = [xe]

@@ -121,6 +121,9 @@ def _as_dict_VerifyReport(report: VerifyReport) -> dict[str, Any]:
         "computed_dtype": report.computed_dtype,
         "dtype_note": report.dtype_note,
         "seed": report.seed,
+        "chunk_tokens": report.chunk_tokens,
+        "chunks": report.chunks,
+        "memory_limit_bytes": report.memory_limit_bytes,
         "seconds": report.seconds,
         "gflops_per_s": report.gflops_per_s,
         "checks": [
@@ -429,6 +432,9 @@ def _tables_VerifyReport(report: VerifyReport) -> list[RenderableType]:
         f"({n(report.prediction.totals.flops)} FLOPs in {report.computed_dtype})"
     )
     out: list[RenderableType] = [Text(config_line(report.prediction))]
+    if report.chunk_tokens:
+        out.append(Text(f"note: ran in {report.chunks} chunks of up to {report.chunk_tokens:,} tokens to stay under "
+                        f"{human_bytes(report.memory_limit_bytes)} of memory", style="yellow"))
     if report.dtype_note:
         out.append(Text(f"note: {report.dtype_note}", style="yellow"))
     out += [table, Text(verdict, style="bold green" if not failed else "bold red"), Text(timing)]

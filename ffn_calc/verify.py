@@ -16,6 +16,7 @@ import os
 import time
 import tracemalloc
 from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from ffn_calc.checks import Check, VerifyRefused, VerifyReport
 from ffn_calc.config import FFNConfig
 from ffn_calc.conventions import FLOPS_PER_MAC
-from ffn_calc.core import FFNReport, analyze
+from ffn_calc.core import FFNReport, analyze, chunked_peak
 from ffn_calc.numpy_ffn import (
     LN_EPS,
     Observed,
@@ -66,32 +67,56 @@ def available_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def required_bytes(prediction: FFNReport) -> int:
-    """What a verify run allocates at most: the predicted forward peak, the structural checks
-    (a few passes over one sequence), and the scratch allowance."""
-    one_seq = analyze(replace(prediction.config, batch=1))
-    checks = one_seq.totals.weight_bytes + 4 * one_seq.peak.activation_bytes
-    return max(prediction.totals.peak_bytes, checks) + SCRATCH_ALLOWANCE_BYTES
+def required_bytes(prediction: FFNReport, chunk_tokens: int = 0) -> int:
+    """What a verify run allocates at most: the forward peak (whole, or run `chunk_tokens`
+    tokens at a time), the structural checks (a few passes over at most one sequence, or one
+    chunk of it), and the scratch allowance."""
+    cfg = prediction.config
+    check_len = min(cfg.seq_len, chunk_tokens) if chunk_tokens else cfg.seq_len
+    one = analyze(replace(cfg, batch=1, seq_len=check_len))
+    checks = one.totals.weight_bytes + 4 * one.peak.activation_bytes
+    forward_peak = chunked_peak(cfg, chunk_tokens) if chunk_tokens else prediction.totals.peak_bytes
+    return max(forward_peak, checks) + SCRATCH_ALLOWANCE_BYTES
 
 
-def _gib(n: int | float) -> str:
-    return f"{n / 2**30:.2f} GiB"
+def _size(n: int | float) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n / 2**10:.2f} KiB"
 
 
-def check_fits(prediction: FFNReport, limit_bytes: int | None) -> None:
-    need = required_bytes(prediction)
+def memory_limit(limit_bytes: int | None) -> tuple[int, str]:
     if limit_bytes is None:
-        limit_bytes = int(available_memory_bytes() * MEMORY_SHARE)
-        where = f"{MEMORY_SHARE:.0%} of the memory available"
-    else:
-        where = "the memory limit"
-    if need > limit_bytes:
-        t = prediction.totals
-        raise VerifyRefused(
-            f"verify would need {_gib(need)} (weights {_gib(t.weight_bytes)}, activations "
-            f"{_gib(t.peak_bytes - t.weight_bytes)}) but {where} is {_gib(limit_bytes)}; "
-            "use a smaller BATCH or SEQ_LEN, or a smaller dtype"
+        return int(available_memory_bytes() * MEMORY_SHARE), f"{MEMORY_SHARE:.0%} of the memory available"
+    return limit_bytes, "--max-memory"
+
+
+def plan_chunks(prediction: FFNReport, limit_bytes: int | None) -> tuple[int, int]:
+    """(chunk_tokens, limit): 0 when the whole pass fits, else the most tokens per chunk that
+    fit. Raises VerifyRefused, before anything is allocated, when even one token does not."""
+    limit, where = memory_limit(limit_bytes)
+    cfg = prediction.config
+    need = required_bytes(prediction)
+    if need <= limit:
+        return 0, limit
+    t = prediction.totals
+    floor = required_bytes(prediction, 1)
+    if floor > limit or cfg.expert_capacity is not None:
+        why = (
+            f"even one token at a time needs {_size(floor)} (weights {_size(t.weight_bytes)})"
+            if floor > limit
+            else f"the whole pass needs {_size(need)}, and capacity-factor routing cannot be split into chunks"
         )
+        raise VerifyRefused(f"verify cannot run in {_size(limit)} ({where}): {why}; use smaller sizes or a smaller dtype")
+    lo, hi = 1, cfg.tokens  # the largest chunk that fits: required_bytes grows with it
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if required_bytes(prediction, mid) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo, limit
 
 
 # --- the checks ----------------------------------------------------------------------------
@@ -179,17 +204,50 @@ def _grouped(matmuls: list[tuple[int, int, int]]) -> tuple[int, int, int] | None
     return (sum(m for m, _, _ in matmuls), matmuls[0][1], matmuls[0][2])
 
 
-def verify(cfg: FFNConfig, seed: int = 0, max_memory_bytes: int | None = None) -> VerifyReport:
+def run_chunked(
+    rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray, chunk: int, progress: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """The forward pass `chunk` tokens at a time into one preallocated output (the layer is
+    position-wise, and dropless routing is per token, so the result is the same)."""
+    n, d = cfg.tokens, cfg.d_model
+    flat = x.reshape(1, n, d)
+    out = np.empty((1, n, d), x.dtype)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        y = forward(rec, replace(cfg, batch=1, seq_len=stop - start), p, flat[:, start:stop])
+        out[:, start:stop] = y
+        del y
+        if progress is not None:
+            progress(stop - start)
+    return out.reshape(cfg.batch, cfg.seq_len, d)
+
+
+def verify(
+    cfg: FFNConfig, seed: int = 0, max_memory_bytes: int | None = None, progress: Callable[[int, int], Any] | None = None
+) -> VerifyReport:
     """Run the layer in NumPy and compare everything observed with the prediction.
 
-    Raises VerifyRefused, before allocating anything, when the run would not fit."""
+    When the whole pass would not fit under `max_memory_bytes` (default: a share of the
+    memory available), it runs in chunks of tokens and the peak prediction is the chunked
+    one. Raises VerifyRefused, before allocating anything, when even that would not fit.
+    `progress(done_tokens, total_tokens)` is called as chunks finish."""
     computed = cfg.dtype if cfg.dtype in NUMPY_DTYPES else "float32"
     run_cfg = replace(cfg, dtype=computed)
     pred = analyze(run_cfg)
-    check_fits(pred, max_memory_bytes)
+    chunk, limit = plan_chunks(pred, max_memory_bytes)
+    # What each stage looks like in the pass as run: the whole layer, or its first chunk.
+    shape_pred = analyze(replace(run_cfg, batch=1, seq_len=chunk)) if chunk else pred
+    peak_pred = chunked_peak(run_cfg, chunk) if chunk else pred.totals.peak_bytes
     np_dtype = NUMPY_DTYPES[computed]
     rng = np.random.default_rng(seed)
     checks: list[Check] = []
+    done = 0
+
+    def advance(tokens: int) -> None:
+        nonlocal done
+        done += tokens
+        if progress is not None:
+            progress(done, cfg.tokens)
 
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
@@ -197,24 +255,31 @@ def verify(cfg: FFNConfig, seed: int = 0, max_memory_bytes: int | None = None) -
     try:
         params = make_params(rng, run_cfg, np_dtype)
         x = random_array(rng, (cfg.batch, cfg.seq_len, cfg.d_model), np_dtype, 1.0)
-        rec = Recorder()
+        rec = Recorder(first_shapes=bool(chunk))
         tracemalloc.reset_peak()
         start = time.perf_counter()
-        out = forward(rec, run_cfg, params, x)
+        if chunk:
+            out = run_chunked(rec, run_cfg, params, x, chunk, advance)
+        else:
+            out = forward(rec, run_cfg, params, x)
+            advance(cfg.tokens)
         seconds = time.perf_counter() - start
         _, observed_peak = tracemalloc.get_traced_memory()
     finally:
         if not was_tracing:
             tracemalloc.stop()
-    del out
 
     def exact(group: str, name: str, predicted: object, observed: object) -> None:
         checks.append(Check(group, name, predicted, observed, predicted == observed))
 
+    exact("shape", "layer output shape", (cfg.batch, cfg.seq_len, cfg.d_model), tuple(out.shape))
+    del out
+    by_name = {s.name: s for s in shape_pred.stages}
+    where = " (first chunk)" if chunk else ""
     for stage in pred.stages:
         obs = rec.stages.get(stage.name, Observed())
-        exact("shape", f"{stage.name} output shape", stage.output_shape, obs.shape)
-        exact("memory", f"{stage.name} output bytes", stage.output_bytes, obs.nbytes)
+        exact("shape", f"{stage.name} output shape{where}", by_name[stage.name].output_shape, obs.shape)
+        exact("memory", f"{stage.name} output bytes{where}", by_name[stage.name].output_bytes, obs.nbytes)
         if stage.op == "input":
             continue
         observed_macs = sum(m * k * n for m, k, n in obs.matmuls)
@@ -242,14 +307,18 @@ def verify(cfg: FFNConfig, seed: int = 0, max_memory_bytes: int | None = None) -
     exact("totals", "weight bytes", totals.weight_bytes, sum(a.nbytes for a in params.values()))
     exact("totals", "MACs", totals.macs, observed_macs)
     exact("totals", "FLOPs", totals.flops, observed_flops)
-    allowance = max(PEAK_TOLERANCE * totals.peak_bytes, SCRATCH_ALLOWANCE_BYTES)
+    allowance = max(PEAK_TOLERANCE * peak_pred, SCRATCH_ALLOWANCE_BYTES)
+    how = f"in chunks of {chunk:,} tokens, " if chunk else ""
     checks.append(
-        Check("totals", f"peak bytes (tracemalloc; within {PEAK_TOLERANCE:.0%} or 2 MiB scratch)", totals.peak_bytes,
-              observed_peak, abs(observed_peak - totals.peak_bytes) <= allowance, "tolerance",
-              f"{(observed_peak - totals.peak_bytes) / totals.peak_bytes:+.2%}")
+        Check("totals", f"peak bytes ({how}tracemalloc; within {PEAK_TOLERANCE:.0%} or 2 MiB scratch)", peak_pred,
+              observed_peak, abs(observed_peak - peak_pred) <= allowance, "tolerance",
+              f"{(observed_peak - peak_pred) / peak_pred:+.2%}")
     )
+    if chunk:
+        checks.append(Check("totals", "peak stays under the memory limit", f"≤ {limit:,}", observed_peak, observed_peak <= limit, "tolerance"))
 
-    checks.extend(_structural_checks(run_cfg, params, x, rng, RTOL[computed]))
+    check_x = x[:, : min(cfg.seq_len, chunk)] if chunk else x
+    checks.extend(_structural_checks(replace(run_cfg, seq_len=check_x.shape[1]), params, check_x, rng, RTOL[computed]))
     if rec.expert_rows is not None:
         rows = rec.expert_rows
         balanced = f"{cfg.tokens * cfg.top_k / cfg.experts:g} each if balanced"
@@ -259,4 +328,5 @@ def verify(cfg: FFNConfig, seed: int = 0, max_memory_bytes: int | None = None) -
         checks.append(Check("structure", "fraction of zeros after ReLU", "", f"{rec.relu_zero_fraction:.4f}", True, "info"))
 
     rate = observed_flops / seconds / 1e9 if seconds > 0 else float("inf")
-    return VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed)
+    chunks = -(-cfg.tokens // chunk) if chunk else 1
+    return VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed, chunk, chunks, limit)

@@ -119,11 +119,13 @@ def test_refuses_before_allocating_when_it_would_not_fit() -> None:
 
 def test_refusal_names_the_size_needed() -> None:
     cfg = make_config(8, 1024, 1024)
-    need = verify_module.required_bytes(analyze(cfg))
-    assert need >= analyze(cfg).totals.peak_bytes
+    floor = verify_module.required_bytes(analyze(cfg), 1)  # one token at a time
+    assert floor >= analyze(cfg).totals.weight_bytes
     with pytest.raises(VerifyRefused) as e:
-        verify(cfg, max_memory_bytes=need - 1)
-    assert f"{need / 2**30:.2f} GiB" in str(e.value)
+        verify(cfg, max_memory_bytes=floor - 1)
+    assert f"{floor / 2**20:.2f} MiB" in str(e.value)
+    # One byte more and it runs, in chunks of one token.
+    assert verify_module.plan_chunks(analyze(cfg), floor)[0] == 1
 
 
 def test_conv1d_matches_a_direct_loop_for_wider_kernels() -> None:
@@ -146,3 +148,40 @@ def test_erf_is_within_its_stated_error() -> None:
     ours = erf(xs)
     ref = np.array([math.erf(v) for v in xs])
     assert np.max(np.abs(ours - ref)) < 1.5e-7
+
+
+@pytest.mark.parametrize(
+    ("options", "limit_mib"),
+    [
+        ({}, 120),
+        ({"activation": "swiglu", "norm": "pre"}, 150),
+        ({"activation": "swiglu", "bias": False, "experts": 4, "top_k": 2}, 300),
+    ],
+)
+def test_verify_runs_in_chunks_under_the_limit(options: dict[str, object], limit_mib: int) -> None:
+    """4 × 1024 tokens at d_model 1024: the whole pass needs more than the limit, so it runs in
+    chunks, the chunked peak prediction holds, and the measured peak stays under the limit."""
+    cfg = make_config(4, 1024, 1024, **options)  # type: ignore[arg-type]
+    limit = limit_mib * 2**20
+    assert verify_module.required_bytes(analyze(cfg)) > limit
+    seen: list[tuple[int, int]] = []
+    report = verify(cfg, max_memory_bytes=limit, progress=lambda done, total: seen.append((done, total)))
+    assert failed(report) == []
+    assert 0 < report.chunk_tokens < cfg.tokens and report.chunks == -(-cfg.tokens // report.chunk_tokens)
+    peak = next(c for c in report.checks if c.name.startswith("peak bytes"))
+    assert isinstance(peak.observed, int) and peak.observed <= limit
+    assert peak.predicted == verify_module.chunked_peak(cfg, report.chunk_tokens)
+    totals = {c.name: c for c in report.checks if c.group == "totals"}
+    assert totals["FLOPs"].observed == analyze(cfg).totals.flops  # every chunk counted, once
+    assert seen[-1] == (cfg.tokens, cfg.tokens) and len(seen) == report.chunks
+
+
+def test_chunking_is_refused_for_capacity_routing() -> None:
+    cfg = make_config(4, 1024, 1024, experts=4, top_k=2, capacity_factor=1.0)
+    with pytest.raises(VerifyRefused, match="capacity"):
+        verify(cfg, max_memory_bytes=200 * 2**20)
+
+
+def test_refused_when_one_token_does_not_fit() -> None:
+    with pytest.raises(VerifyRefused, match="one token at a time"):
+        verify(make_config(4, 1024, 1024), max_memory_bytes=10 * 2**20)
