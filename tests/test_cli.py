@@ -138,7 +138,7 @@ BAD = [
     (["shapes", "3", "6"], "D_MODEL"),
     (["shapes", "3", "6", "8", "--frobnicate"], "--frobnicate"),
     (["verify", "3", "6", "8", "--seed", "-1"], "--seed"),
-    (["verify", "65536", "65536", "65536"], "verify would need"),
+    (["verify", "65536", "65536", "65536"], "verify cannot run"),
     (["nonsense"], "nonsense"),
 ]
 

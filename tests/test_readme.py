@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
 # Lines that differ between runs or machines: measured time and memory, free memory.
-VOLATILE = re.compile(r"peak bytes|MiB scratch|forward pass \d|^\│\s+│ MiB|verify would need")
+VOLATILE = re.compile(r"peak bytes|MiB scratch|forward pass \d|^\│\s+│ MiB|verify cannot run")
 
 
 def console_examples() -> list[tuple[str, str]]:
@@ -30,7 +30,7 @@ def console_examples() -> list[tuple[str, str]]:
                 examples.append((line[2:], current))  # type: ignore[arg-type]
             elif current is not None:
                 current.append(line)
-    return [(cmd, "\n".join(out)) for cmd, out in examples if cmd.startswith("ffn-calc ")]
+    return [(cmd, "\n".join(out)) for cmd, out in examples if cmd.startswith(("ffn-calc ", "printf "))]
 
 
 def run_shell(command: str) -> str:
