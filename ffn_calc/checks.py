@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ffn_calc.config import FFNConfig
+from ffn_calc.config import FFNConfig, VerifyRefused
+
+__all__ = ["Check", "VerifyRefused", "VerifyReport"]
 from ffn_calc.core import FFNReport
 
 
@@ -43,7 +45,3 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
-
-
-class VerifyRefused(Exception):
-    """The forward pass would not fit in the memory limit; raised before anything is allocated."""

@@ -20,9 +20,8 @@ from typer._click import exceptions as click_exceptions
 
 from ffn_calc import conventions as conv
 from ffn_calc import render
-from ffn_calc.checks import VerifyRefused
-from ffn_calc.config import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, parse_size
-from ffn_calc.inputs import layer_config, model_catalogue
+from ffn_calc.config import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, VerifyRefused, parse_size
+from ffn_calc.inputs import layer_config
 from ffn_calc.sweep import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM, Axis, LineError, line_rows, parse_columns, parse_values, sweep_rows
 from ffn_calc.core import analyze
 
@@ -243,7 +242,12 @@ def shapes(
 ) -> None:
     """Each stage's tensor shapes, parameters, FLOPs, MACs and memory. Example: ffn-calc shapes 3 6 8 --d-ff 32"""
     report = analyze(_config(locals()))
-    emit(render.Charted(report) if chart else report, fmt)
+    if chart:
+        from ffn_calc.render.shapes import Charted
+
+        emit(Charted(report), fmt)
+    else:
+        emit(report, fmt)
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -399,16 +403,18 @@ def write_sweep(cols: tuple[str, ...], rows: Iterator[list[Any]], fmt: SweepForm
 
 
 def _write_sweep(cols: tuple[str, ...], rows: Iterator[list[Any]], fmt: SweepFormat, chart: str | None, swept: tuple[str, ...]) -> None:
+    from ffn_calc.render import sweep as render_sweep
+
     if fmt is SweepFormat.csv:
-        for text in render.sweep_csv(cols, rows):
+        for text in render_sweep.sweep_csv(cols, rows):
             sys.stdout.write(text)
     elif fmt is SweepFormat.jsonl:
-        for text in render.sweep_jsonl(cols, rows):
+        for text in render_sweep.sweep_jsonl(cols, rows):
             sys.stdout.write(text)
     else:
         kept = list(rows)
         console = _console()
-        console.print(render.sweep_table(cols, [values[: len(cols)] for values in kept]))
+        console.print(render_sweep.sweep_table(cols, [values[: len(cols)] for values in kept]))
         if chart is not None:
             where = [cols.index(c) for c in swept if c in cols]
             labels = [", ".join(f"{cols[i]}={values[i]}" for i in where) for values in kept]
@@ -419,6 +425,8 @@ def _write_sweep(cols: tuple[str, ...], rows: Iterator[list[Any]], fmt: SweepFor
 @app.command()
 def models(fmt: FormatOpt = OutputFormat.table) -> None:
     """The published models --model knows, with their FFN sizes and sources. Example: ffn-calc models"""
+    from ffn_calc.presets import model_catalogue
+
     emit(model_catalogue(), fmt)
 
 

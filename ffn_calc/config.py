@@ -27,6 +27,10 @@ class ConfigError(ValueError):
         self.message = message
 
 
+class VerifyRefused(Exception):
+    """`verify` would not fit in the memory limit; raised before anything is allocated."""
+
+
 def check_size(argument: str, value: object, minimum: int = 1) -> int:
     """Return `value` as a size (a whole number from `minimum` to MAX_SIZE) or raise ConfigError."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -4,11 +4,10 @@ Standard library only; the CLI and the sweep's JSON lines both come through here
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from ffn_calc.config import ConfigError, FFNConfig, check_size, make_config
-from ffn_calc.presets import PRESETS, Preset, lookup
 
 DEFAULTS: dict[str, Any] = {"activation": "relu", "bias": True, "layers": 1, "experts": 0, "top_k": 0, "shared_experts": 0}
 # Options that a preset or config file may fill in; anything else comes from flags or defaults.
@@ -28,6 +27,8 @@ def layer_config(
     origin: list[str] = []
     d_ff_from = ""
     if model is not None:
+        from ffn_calc.presets import PRESETS, lookup
+
         try:
             preset = lookup(model)
         except KeyError:
@@ -62,29 +63,3 @@ def layer_config(
     if d_ff_from and given.get("d_ff") is None:
         cfg = replace(cfg, d_ff_rule=f"from {d_ff_from}: {cfg.d_ff}")
     return cfg
-
-
-@dataclass(frozen=True)
-class ModelRow:
-    """A preset with its FFN counted by the core: one layer's parameters (all, and those that
-    serve one token) and the model's over its `layers`."""
-
-    preset: Preset
-    params_per_layer: int
-    active_params_per_layer: int
-    model_params: int
-
-
-@dataclass(frozen=True)
-class ModelList:
-    rows: tuple[ModelRow, ...]
-
-
-def model_catalogue() -> ModelList:
-    from ffn_calc.core import analyze
-
-    rows = []
-    for preset in PRESETS.values():
-        report = analyze(layer_config(1, 1, model=preset.name))
-        rows.append(ModelRow(preset, report.totals.params, report.totals.active_params, report.model.params))
-    return ModelList(tuple(rows))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,7 @@ class Recorder:
         self.expert_rows: list[int] | None = None
         self.first_shapes = first_shapes  # in a chunked pass, keep the first chunk's shapes
         self.zeros = self.seen = 0
+        self.overhead_s = 0.0  # time spent observing (einsum_path, counting zeros), not computing
 
     def stage(self, name: str) -> Observed:
         return self.stages.setdefault(name, Observed())
@@ -64,15 +66,19 @@ class Recorder:
         (m, k), (k2, n) = a.shape, b.shape
         assert k == k2
         obs.matmuls.append((m, k, n))
+        start = time.perf_counter()
         obs.einsum_flops.append(_einsum_path_flops(a, b))
+        self.overhead_s += time.perf_counter() - start
         return np.matmul(a, b, out=out)
 
     def elementwise(self, name: str, flops: int) -> None:
         self.stage(name).elementwise_flops += flops
 
     def zeros_after_relu(self, a: np.ndarray) -> None:
+        start = time.perf_counter()
         self.zeros += a.size - np.count_nonzero(a)
         self.seen += a.size
+        self.overhead_s += time.perf_counter() - start
         self.relu_zero_fraction = self.zeros / self.seen
 
 

@@ -7,7 +7,6 @@ line by line. Every row comes from the core's `analyze`, like a single `shapes` 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -207,6 +206,8 @@ class LineError:
 
 def line_reports(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, FFNReport | LineError]]:
     """Answer numbered JSON lines in order: (line number, report), or (line number, what was wrong)."""
+    import json
+
     for number, text in lines:
         if not text.strip():
             continue

@@ -14,8 +14,8 @@ from ffn_calc.config import ConfigError, FFNConfig, glu_matched_d_ff, make_confi
 from ffn_calc.core import analyze
 from ffn_calc.explain import explain
 from ffn_calc.hf_config import read_config
-from ffn_calc.inputs import layer_config, model_catalogue
-from ffn_calc.presets import PRESETS
+from ffn_calc.inputs import layer_config
+from ffn_calc.presets import PRESETS, model_catalogue
 from ffn_calc.verify import verify
 
 DATA = Path(__file__).parent / "data"

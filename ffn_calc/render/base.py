@@ -1,0 +1,151 @@
+"""Renderers: results in, text or rich renderables out. Nothing here computes a number.
+
+One function per format serves every result type: `to_json`, `to_csv` and `tables` dispatch
+on the result through `as_dict`, `csv_rows` and `tables`. The handlers for each kind of
+result live in their own module (shapes, verify, catalogue), imported the first time such a
+result is rendered, so that a command loads only what it prints. JSON keys are the
+documented contract (README, "JSON output"); every integer is exact.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import singledispatch
+from typing import TYPE_CHECKING, Any
+
+from ffn_calc import conventions as conv
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ffn_calc.core import FFNReport
+
+# Which module renders which result (by class name), loaded on first use.
+HANDLERS = {
+    "FFNReport": "shapes",
+    "Charted": "shapes",
+    "VerifyReport": "verify",
+    "ModelList": "catalogue",
+    "Explanation": "catalogue",
+}
+
+
+def _load(result: object) -> None:
+    name = HANDLERS.get(type(result).__name__)
+    if name is None:
+        raise TypeError(f"nothing renders a {type(result).__name__}")
+    importlib.import_module(f"ffn_calc.render.{name}")
+
+
+@singledispatch
+def as_dict(result: object) -> dict[str, Any]:
+    """The JSON form of a result (a plain dict of exact values)."""
+    _load(result)
+    return as_dict.dispatch(type(result))(result)  # type: ignore[no-any-return]
+
+
+@singledispatch
+def csv_rows(result: object) -> list[dict[str, Any]]:
+    """The CSV form of a result: one dict per row, the same keys in every row."""
+    _load(result)
+    return csv_rows.dispatch(type(result))(result)  # type: ignore[no-any-return]
+
+
+@singledispatch
+def tables(result: object) -> list[RenderableType]:
+    """The rich renderables that show a result to a person."""
+    _load(result)
+    return tables.dispatch(type(result))(result)  # type: ignore[no-any-return]
+
+
+def to_json(result: object) -> str:
+    import json
+
+    return json.dumps(as_dict(result), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_csv(result: object) -> str:
+    import csv
+    import io
+
+    rows = csv_rows(result)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+# --- shared formatting -------------------------------------------------------------------------
+
+
+def conventions_dict() -> dict[str, Any]:
+    return {
+        "flops_per_mac": conv.FLOPS_PER_MAC,
+        "bias_add_flops_per_element": conv.BIAS_ADD_FLOPS_PER_ELEMENT,
+        "residual_add_flops_per_element": conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT,
+        "activation_flops_per_element": dict(conv.ACTIVATION_FLOPS_PER_ELEMENT),
+        "layernorm_flops_per_element": conv.LAYERNORM_FLOPS_PER_ELEMENT,
+        "layernorm_flops_per_row": conv.LAYERNORM_FLOPS_PER_ROW,
+        "glu_multiply_flops_per_element": conv.GLU_MULTIPLY_FLOPS_PER_ELEMENT,
+        "router_softmax_flops_per_logit": conv.ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
+    }
+
+
+def n(value: int) -> str:
+    """An exact integer with thousands separators."""
+    return f"{value:,}"
+
+
+def human_bytes(value: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= size:
+            return f"{value / size:.2f} {unit}"
+    return f"{value} B"
+
+
+def human_count(value: int) -> str:
+    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if value >= size:
+            return f"{value / size:.2f} {unit}"
+    return str(value)
+
+
+def shape(s: tuple[int, ...]) -> str:
+    return f"({s[0]},)" if len(s) == 1 else "(" + ", ".join(map(str, s)) + ")"
+
+
+def config_line(report: FFNReport) -> str:
+    c = report.config
+    kind = c.activation + (" (fused gate/up)" if c.fused else "")
+    if c.is_moe:
+        kind += f", {c.experts} experts, top-{c.top_k}" + (f", {c.shared_experts} shared" if c.shared_experts else "")
+        kind += f", capacity factor {c.capacity_factor:g}" if c.capacity_factor is not None else ", dropless"
+    return (
+        f"FFN  batch {c.batch} × seq_len {c.seq_len} × d_model {c.d_model}, d_ff {c.d_ff} ({c.d_ff_rule})\n"
+        f"     {kind}, {'bias' if c.bias else 'no bias'}, norm {c.norm}, {c.dtype} ({c.dtype_bytes} bytes/element)"
+        + (f", {c.layers} layers" if c.layers > 1 else "")
+    )
+
+
+BAR = "█"
+BAR_WIDTH = 40
+
+
+def bar_chart(title: str, labels: list[str], values: list[int], unit: str, shares: bool = True) -> RenderableType:
+    """Horizontal bars, linear in the value, with the exact value (and its share of the sum) beside each."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 1))
+    table.add_column("label")
+    table.add_column("bar")
+    table.add_column("value", justify="right", overflow="fold")
+    table.add_column("share", justify="right", overflow="fold")
+    top = max(values) if values else 0
+    total = sum(values)
+    for label, value in zip(labels, values, strict=True):
+        width = round(BAR_WIDTH * value / top) if top else 0
+        bar = BAR * width if width or not value else "▏"
+        share = f"{100 * value / total:.1f}%" if total and shares else ""
+        table.add_row(label, bar, f"{n(value)} {unit}", share)
+    return table
