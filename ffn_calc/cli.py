@@ -422,6 +422,52 @@ def _write_sweep(cols: tuple[str, ...], rows: Iterator[list[Any]], fmt: SweepFor
     sys.stdout.flush()
 
 
+class Recompute(str, Enum):
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
+class Optimizer(str, Enum):
+    sgd = "sgd"
+    momentum = "momentum"
+    adam = "adam"
+
+
+TRAIN = "Training"
+
+
+@app.command(epilog=CONVENTION_HELP)
+def train(
+    batch: BatchArg,
+    seq_len: SeqLenArg,
+    d_model: DModelArg = None,
+    d_ff: DffOpt = None,
+    activation: ActivationOpt = None,
+    bias: BiasOpt = None,
+    fused: FusedOpt = False,
+    norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
+    dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
+    multiple_of: MultipleOfOpt = None,
+    ffn_dim_multiplier: FfnMultOpt = None,
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    layers: LayersOpt = None,
+    recompute: Annotated[Recompute, typer.Option("--recompute", help="none; selective (recompute the activation from its saved input); full (save only the layer input, run the forward again).", case_sensitive=False, rich_help_panel=TRAIN)] = Recompute.none,
+    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Optimizer states per parameter: sgd 0, momentum 1, adam 2.", case_sensitive=False, rich_help_panel=TRAIN)] = Optimizer.adam,
+    mixed_precision: Annotated[bool, typer.Option("--mixed-precision", help="16-bit weights and gradients (--dtype bfloat16 or float16) with float32 master weights and optimizer states.", rich_help_panel=TRAIN)] = False,
+    dropout: Annotated[bool, typer.Option("--dropout", help="Dropout on the FFN output: a 1-byte mask per element is saved.", rich_help_panel=TRAIN)] = False,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """A training step: the backward pass GEMM by GEMM, recomputation, the tensors saved for
+    backward, gradients and optimizer states. Example: ffn-calc train 4 2048 1024 -a gelu --dtype bfloat16 --mixed-precision --dropout"""
+    from ffn_calc.training import TrainingOptions
+    from ffn_calc.training import train as run_train
+
+    options = TrainingOptions(recompute.value, optimizer.value, mixed_precision, dropout)
+    emit(run_train(_config(locals()), options), fmt)
+
+
 @app.command()
 def models(fmt: FormatOpt = OutputFormat.table) -> None:
     """The published models --model knows, with their FFN sizes and sources. Example: ffn-calc models"""

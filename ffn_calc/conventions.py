@@ -77,3 +77,25 @@ CONVENTION_SUMMARY = (
     "GLU: the activation's cost + 1 multiply per element. LayerNorm 7 FLOPs/element + 2/row. "
     "MoE: router softmax 3 FLOPs/logit; combine (2·k − 1) FLOPs/element."
 )
+
+# --- backward (training) ---------------------------------------------------------------------------
+# A matmul's backward is two products as costly as the forward one: dX = dY·Wᵀ and dW = Xᵀ·dY
+# (the first linear's dX is counted too: in a stack of layers the layer below needs it).
+# Elementwise backward costs per element, counted like the forward ones (the derivative's
+# arithmetic, transcendental functions as 1 FLOP, and the multiply by the incoming gradient):
+ACTIVATION_BACKWARD_FLOPS_PER_ELEMENT: dict[str, int] = {
+    "relu": 1,  # select the gradient where h > 0
+    "gelu": 11,  # Φ(h) (4) + φ(h) (4) + h·φ(h) (1) + add (1) + × grad (1)
+    "gelu_tanh": 19,  # u and tanh (6) + du/dh (4) + 0.5(1+t) + 0.5h(1−t²)du/dh (8) + × grad (1)
+    "silu": 9,  # σ(h) (4) + σ(1 + h(1−σ)) (4) + × grad (1)
+}
+# GLU, a = act(g) ⊙ u: dg = da ⊙ u ⊙ act'(g) and du = da ⊙ act(g), so per element the
+# activation's backward cost + its forward cost (act(g) again) + 2 multiplies.
+GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT = 2
+BIAS_GRAD_FLOPS_PER_ELEMENT = 1  # db = Σ over rows of dY
+RESIDUAL_BACKWARD_FLOPS_PER_ELEMENT = 1  # the two gradient paths into x are added
+LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT = 11  # dγ, dβ, and dx = (γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) / σ
+LAYERNORM_BACKWARD_FLOPS_PER_ROW = 2
+DROPOUT_FLOPS_PER_ELEMENT = 1  # apply the mask (and scale) forward; the same backward
+DROPOUT_MASK_BYTES_PER_ELEMENT = 1
+LAYERNORM_SAVED_BYTES_PER_ROW = 8  # mean and 1/σ in float32

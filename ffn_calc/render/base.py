@@ -27,6 +27,7 @@ HANDLERS = {
     "VerifyReport": "verify",
     "ModelList": "catalogue",
     "Explanation": "catalogue",
+    "TrainingReport": "training",
 }
 
 

@@ -1,0 +1,233 @@
+"""Training: the backward pass op by op, the tensors saved for it, and the memory of a step.
+
+Standard library only; built on the forward stages of `core.py`, with every backward count
+stated in `conventions.py`. A matmul (M, K)·(K, N) has two backward products, each 2·M·K·N
+FLOPs, so the backward matmul FLOPs are exactly twice the forward's and a step's (without
+recomputation) three times — the "6·N per token" of Kaplan et al. 2020.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from math import prod
+
+from ffn_calc import conventions as conv
+from ffn_calc.config import ConfigError, FFNConfig
+from ffn_calc.core import FFNReport, analyze
+
+RECOMPUTE = ("none", "selective", "full")
+OPTIMIZERS = {"sgd": 0, "momentum": 1, "adam": 2}  # optimizer states per parameter
+MASTER_BYTES = 4  # float32 master weights under mixed precision
+STATE_BYTES_MIXED = 4  # optimizer states in float32 under mixed precision
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How a step trains: recomputation, optimizer, mixed precision (16-bit weights and
+    gradients with float32 master weights and states), and dropout on the FFN output."""
+
+    recompute: str = "none"
+    optimizer: str = "adam"
+    mixed_precision: bool = False
+    dropout: bool = False
+
+    def __post_init__(self) -> None:
+        if self.recompute not in RECOMPUTE:
+            raise ConfigError("--recompute", f"unknown value {self.recompute!r}; choose one of {', '.join(RECOMPUTE)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError("--optimizer", f"unknown value {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+@dataclass(frozen=True)
+class BackwardOp:
+    """One piece of the backward pass. `matmul` is the (M, K, N) of the product computed, if any."""
+
+    stage: str
+    kind: str  # input-grad | weight-grad | bias-grad | elementwise
+    formula: str
+    output_shape: tuple[int, ...]
+    matmul: tuple[int, int, int] | None = None
+    elementwise_flops: int = 0
+
+    @property
+    def macs(self) -> int:
+        return prod(self.matmul) if self.matmul else 0
+
+    @property
+    def flops(self) -> int:
+        return conv.FLOPS_PER_MAC * self.macs + self.elementwise_flops
+
+
+@dataclass(frozen=True)
+class SavedTensor:
+    """A tensor kept from the forward pass for the backward one, and why."""
+
+    name: str
+    shape: tuple[int, ...]
+    bytes: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TrainingTotals:
+    """FLOPs of one training step over the whole (batch, seq_len) input, and its memory in bytes."""
+
+    forward_flops: int
+    backward_flops: int
+    recompute_flops: int
+    dropout_flops: int
+    step_flops: int
+    forward_matmul_flops: int
+    backward_matmul_flops: int
+    step_matmul_flops: int  # forward + backward + recomputed matmuls
+    saved_activation_bytes: int
+    weight_bytes: int
+    gradient_bytes: int
+    optimizer_state_bytes: int
+    master_weight_bytes: int
+    backward_transient_bytes: int  # the largest output-gradient + input-gradient pair alive at once
+    peak_bytes: int
+    bytes_per_param: int  # weights + gradients + optimizer states + master weights, per parameter
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    forward: FFNReport
+    options: TrainingOptions
+    backward: tuple[BackwardOp, ...]
+    saved: tuple[SavedTensor, ...]
+    totals: TrainingTotals
+
+
+def _backward_ops(report: FFNReport) -> list[BackwardOp]:
+    """The backward pass, last forward stage first."""
+    cfg = report.config
+    by_name = {s.name: s for s in report.stages}
+    ops: list[BackwardOp] = []
+    for s in reversed(report.stages):
+        rows = prod(s.output_shape[:-1])
+        width = s.output_shape[-1]
+        if s.op == "matmul":
+            m, k, n = s.matmul  # type: ignore[misc]
+            src = by_name[s.inputs[0]]
+            w = next(t for t in s.weights if t.role == "weight")
+            ops.append(BackwardOp(s.name, "input-grad", f"d{s.inputs[0]} = d{s.name}·{w.name}ᵀ", src.output_shape, (m, n, k)))
+            ops.append(BackwardOp(s.name, "weight-grad", f"d{w.name} = {s.inputs[0]}ᵀ·d{s.name}", w.shape, (k, m, n)))
+            if any(t.role == "bias" for t in s.weights):
+                ops.append(BackwardOp(s.name, "bias-grad", f"db = Σ rows of d{s.name}", (n,),
+                                      elementwise_flops=conv.BIAS_GRAD_FLOPS_PER_ELEMENT * m * n))  # fmt: skip
+        elif s.op == "activation":
+            act = cfg.base_activation
+            ops.append(BackwardOp(s.name, "elementwise", f"d{s.inputs[0]} = d{s.name} ⊙ {act}'({s.inputs[0]})", s.output_shape,
+                                  elementwise_flops=conv.ACTIVATION_BACKWARD_FLOPS_PER_ELEMENT[act] * rows * width))  # fmt: skip
+        elif s.op == "glu":
+            act = cfg.base_activation
+            per = conv.ACTIVATION_BACKWARD_FLOPS_PER_ELEMENT[act] + conv.ACTIVATION_FLOPS_PER_ELEMENT[act] + conv.GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT
+            ops.append(BackwardOp(s.name, "elementwise", f"dg = da ⊙ u ⊙ {act}'(g), du = da ⊙ {act}(g)", s.output_shape,
+                                  elementwise_flops=per * rows * width))  # fmt: skip
+        elif s.op == "layernorm":
+            ops.append(BackwardOp(s.name, "elementwise", "dx, dγ, dβ of LayerNorm", s.output_shape,
+                                  elementwise_flops=rows * (conv.LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT * width + conv.LAYERNORM_BACKWARD_FLOPS_PER_ROW)))  # fmt: skip
+        elif s.op == "add":
+            ops.append(BackwardOp(s.name, "elementwise", "dx += dr (the two paths into x meet)", s.output_shape,
+                                  elementwise_flops=conv.RESIDUAL_BACKWARD_FLOPS_PER_ELEMENT * rows * width))  # fmt: skip
+    return ops
+
+
+def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
+    """What the forward pass keeps for backward (Korthikanti et al. 2022, §4.1), each once."""
+    cfg = report.config
+    nb = cfg.dtype_bytes
+    by_name = {s.name: s for s in report.stages}
+    saved: dict[str, SavedTensor] = {}
+
+    def keep(stage: str, reason: str) -> None:
+        s = by_name[stage]
+        if stage in saved:
+            saved[stage] = replace(saved[stage], reason=saved[stage].reason + "; " + reason)
+        else:
+            saved[stage] = SavedTensor(stage, s.output_shape, s.output.bytes, reason)
+
+    if options.recompute == "full":
+        keep("input", "the layer input: everything else is recomputed from it in backward")
+    else:
+        relu_output = cfg.base_activation == "relu"
+        for s in report.stages:
+            if s.op == "matmul":
+                src = s.inputs[0]
+                if options.recompute == "selective" and by_name[src].op in ("activation", "glu") and not (relu_output and by_name[src].op == "activation"):
+                    continue  # recomputed from the activation's own saved inputs
+                keep(src, f"input of {s.name}, for its weight gradient")
+            elif s.op == "activation":
+                if relu_output:
+                    keep(s.name, "ReLU's output, for its backward (the same tensor the next linear keeps)")
+                else:
+                    keep(s.inputs[0], f"input of {cfg.base_activation}, for its derivative")
+            elif s.op == "glu":
+                for src in s.inputs:
+                    keep(src, "gate and up projections, for the gated product's backward")
+            elif s.op == "layernorm":
+                keep(s.inputs[0], "LayerNorm's input, for its backward")
+        for s in report.stages:
+            if s.op == "layernorm":
+                rows = prod(s.output_shape[:-1])
+                saved["layernorm_stats"] = SavedTensor("layernorm_stats", (rows, 2), rows * conv.LAYERNORM_SAVED_BYTES_PER_ROW,
+                                                       "mean and 1/σ per row, float32")  # fmt: skip
+    if options.dropout and options.recompute != "full":
+        out = next(s for s in reversed(report.stages) if s.op in ("matmul", "combine"))
+        elements = prod(out.output_shape)
+        saved["dropout_mask"] = SavedTensor("dropout_mask", out.output_shape, elements * conv.DROPOUT_MASK_BYTES_PER_ELEMENT,
+                                            "dropout mask on the FFN output, 1 byte per element")  # fmt: skip
+    return list(saved.values())
+
+
+def train(cfg: FFNConfig, options: TrainingOptions) -> TrainingReport:
+    """One training step of the layer: forward, backward, recomputation and memory."""
+    if cfg.is_moe:
+        raise ConfigError("--experts", "training a mixture of experts (the router's backward) is not modelled yet; use shapes for its forward")
+    if options.mixed_precision and cfg.dtype not in ("bfloat16", "float16"):
+        raise ConfigError("--mixed-precision", f"needs --dtype bfloat16 or float16 (16-bit weights and gradients), got {cfg.dtype}")
+    fwd = analyze(cfg)
+    ops = _backward_ops(fwd)
+    saved = _saved(fwd, options)
+    act_stages = [s for s in fwd.stages if s.op in ("activation", "glu")]
+    recompute = {
+        "none": 0,
+        "selective": sum(s.flops for s in act_stages if not (s.op == "activation" and cfg.base_activation == "relu")),
+        "full": fwd.totals.flops,
+    }[options.recompute]
+    recompute_matmul = fwd.totals.matmul_flops if options.recompute == "full" else 0
+    out_elements = prod(fwd.stages[-1].output_shape)
+    dropout = 2 * conv.DROPOUT_FLOPS_PER_ELEMENT * out_elements if options.dropout else 0  # forward and backward
+    backward = sum(op.flops for op in ops)
+    backward_matmul = sum(conv.FLOPS_PER_MAC * op.macs for op in ops)
+    params = fwd.totals.params
+    mixed = options.mixed_precision
+    weight_bytes = fwd.totals.weight_bytes
+    gradient_bytes = weight_bytes  # gradients in the weights' dtype (Megatron keeps float32 ones: 18 B/param with Adam)
+    state_bytes = params * OPTIMIZERS[options.optimizer] * (STATE_BYTES_MIXED if mixed else cfg.dtype_bytes)
+    master_bytes = params * MASTER_BYTES if mixed else 0
+    saved_bytes = sum(t.bytes for t in saved)
+    by_name = {s.name: s for s in fwd.stages}
+    transient = max((by_name[op.stage].output.bytes + prod(op.output_shape) * cfg.dtype_bytes
+                     for op in ops if op.kind == "input-grad"), default=0)  # fmt: skip
+    persistent = weight_bytes + gradient_bytes + state_bytes + master_bytes
+    totals = TrainingTotals(
+        forward_flops=fwd.totals.flops,
+        backward_flops=backward,
+        recompute_flops=recompute,
+        dropout_flops=dropout,
+        step_flops=fwd.totals.flops + backward + recompute + dropout,
+        forward_matmul_flops=fwd.totals.matmul_flops,
+        backward_matmul_flops=backward_matmul,
+        step_matmul_flops=fwd.totals.matmul_flops + backward_matmul + recompute_matmul,
+        saved_activation_bytes=saved_bytes,
+        weight_bytes=weight_bytes,
+        gradient_bytes=gradient_bytes,
+        optimizer_state_bytes=state_bytes,
+        master_weight_bytes=master_bytes,
+        backward_transient_bytes=transient,
+        peak_bytes=persistent + saved_bytes + transient,
+        bytes_per_param=persistent // params if params else 0,
+    )
+    return TrainingReport(fwd, options, tuple(ops), tuple(saved), totals)

@@ -1,0 +1,111 @@
+"""Training: backward FLOPs, saved activations and optimizer memory against published figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ffn_calc.cli import main
+from ffn_calc.config import ConfigError, FFNConfig, make_config
+from ffn_calc.training import TrainingOptions, train
+
+ACTS = ["relu", "gelu", "gelu_tanh", "silu", "swiglu", "geglu", "reglu"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(b=st.integers(1, 8), s=st.integers(1, 512), d=st.integers(1, 512), f=st.integers(1, 1024),
+       act=st.sampled_from(ACTS), bias=st.booleans(), norm=st.sampled_from(["none", "pre", "post"]))  # fmt: skip
+def test_backward_matmuls_are_twice_the_forward(b: int, s: int, d: int, f: int, act: str, bias: bool, norm: str) -> None:
+    cfg = FFNConfig(b, s, d, f, activation=act, bias=bias, norm=norm)
+    t = train(cfg, TrainingOptions()).totals
+    assert t.backward_matmul_flops == 2 * t.forward_matmul_flops
+    assert t.step_matmul_flops == 3 * t.forward_matmul_flops
+    full = train(cfg, TrainingOptions(recompute="full")).totals
+    assert full.step_matmul_flops == 4 * t.forward_matmul_flops
+    assert full.recompute_flops == t.forward_flops
+    # 6·N per token for the matmuls: N = the matrices' parameters.
+    matrices = (3 if cfg.is_glu else 2) * d * f
+    assert t.step_matmul_flops == 6 * matrices * b * s
+
+
+@settings(max_examples=100, deadline=None)
+@given(s=st.integers(1, 4096), b=st.integers(1, 16), h=st.integers(1, 2048))
+def test_korthikanti_mlp_activation_memory(s: int, b: int, h: int) -> None:
+    """16-bit activations, 1-byte dropout masks, GELU, d_ff = 4h: 19·s·b·h bytes (Korthikanti et
+    al. 2022, §4.1); in general 3·s·b·h + 4·s·b·f; selective recompute drops the GELU output."""
+    cfg = make_config(b, s, h, activation="gelu", dtype="bfloat16")
+    assert train(cfg, TrainingOptions(dropout=True)).totals.saved_activation_bytes == 19 * s * b * h
+    f = 3 * h
+    general = make_config(b, s, h, str(f), activation="gelu", dtype="float16")
+    assert train(general, TrainingOptions(dropout=True)).totals.saved_activation_bytes == 3 * s * b * h + 4 * s * b * f
+    assert train(cfg, TrainingOptions(dropout=True, recompute="selective")).totals.saved_activation_bytes == 11 * s * b * h
+    assert train(cfg, TrainingOptions(dropout=True, recompute="full")).totals.saved_activation_bytes == 2 * s * b * h
+
+
+def test_glu_keeps_gate_and_up() -> None:
+    cfg = make_config(2, 8, 16, "32", activation="swiglu", bias=False)
+    saved = {t.name: t.bytes for t in train(cfg, TrainingOptions()).saved}
+    n = 2 * 8
+    assert saved == {"input": n * 16 * 4, "gate": n * 32 * 4, "up": n * 32 * 4, "glu": n * 32 * 4}
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "mixed", "dtype", "per_param"),
+    [
+        ("adam", True, "bfloat16", 16),  # 2 weights + 2 gradients + 4 master + 4 + 4 (ZeRO §3.1)
+        ("adam", True, "float16", 16),
+        ("adam", False, "float32", 16),  # 4 + 4 + 8
+        ("momentum", False, "float32", 12),
+        ("sgd", False, "float32", 8),
+        ("sgd", True, "bfloat16", 8),  # 2 + 2 + 4 master
+    ],
+)
+def test_bytes_per_parameter(optimizer: str, mixed: bool, dtype: str, per_param: int) -> None:
+    cfg = make_config(1, 16, 64, dtype=dtype)
+    t = train(cfg, TrainingOptions(optimizer=optimizer, mixed_precision=mixed)).totals
+    params = 2 * 64 * 256 + 256 + 64
+    assert t.bytes_per_param == per_param
+    assert t.weight_bytes + t.gradient_bytes + t.optimizer_state_bytes + t.master_weight_bytes == per_param * params
+
+
+def test_backward_ops_by_hand() -> None:
+    t = train(make_config(3, 6, 8, "32"), TrainingOptions())
+    kinds = [(op.stage, op.kind, op.matmul) for op in t.backward]
+    assert kinds == [
+        ("linear2", "input-grad", (18, 8, 32)),
+        ("linear2", "weight-grad", (32, 18, 8)),
+        ("linear2", "bias-grad", None),
+        ("activation", "elementwise", None),
+        ("linear1", "input-grad", (18, 32, 8)),
+        ("linear1", "weight-grad", (8, 18, 32)),
+        ("linear1", "bias-grad", None),
+    ]
+    by = {(op.stage, op.kind): op.flops for op in t.backward}
+    assert by[("linear2", "bias-grad")] == 18 * 8 and by[("linear1", "bias-grad")] == 18 * 32
+    assert by[("activation", "elementwise")] == 18 * 32  # ReLU: 1 per element
+
+
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [({"experts": 4, "top_k": 2}, "--experts"), ({"dtype": "float32"}, "--mixed-precision")],
+)
+def test_train_refuses_what_it_does_not_model(options: dict[str, object], argument: str) -> None:
+    cfg = make_config(1, 4, 8, **options)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as e:
+        train(cfg, TrainingOptions(mixed_precision=True))
+    assert e.value.argument == argument
+
+
+def test_train_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "4", "2048", "1024", "-a", "gelu", "--dtype", "bfloat16", "--mixed-precision", "--dropout", "-f", "json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["schema"] == "ffn-calc/train/1"
+    assert doc["totals"]["saved_activation_bytes"] == 19 * 2048 * 4 * 1024
+    assert doc["totals"]["bytes_per_param"] == 16
+    assert doc["totals"]["step_matmul_flops"] == 3 * doc["totals"]["forward_matmul_flops"]
+    assert [op["kind"] for op in doc["backward"]][:2] == ["input-grad", "weight-grad"]
