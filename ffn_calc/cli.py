@@ -272,6 +272,7 @@ def verify(
     capacity_factor: CapacityOpt = None,
     seed: SeedOpt = 0,
     max_memory: MaxMemoryOpt = None,
+    backward: Annotated[bool, typer.Option("--backward", help="Also run the backward pass with explicit matmuls: its FLOPs and shapes against `train`, its gradients against finite differences.", rich_help_panel=OUTPUT)] = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Run the layer in NumPy with random weights and confirm every number `shapes` predicts.
@@ -280,7 +281,7 @@ def verify(
     from ffn_calc.verify import verify as run_verify
 
     with _progress(analyze(cfg).totals.flops, cfg.tokens) as advance:
-        report = run_verify(cfg, seed=seed, max_memory_bytes=max_memory, progress=advance)
+        report = run_verify(cfg, seed=seed, max_memory_bytes=max_memory, progress=advance, backward=backward)
     emit(report, fmt)
     if not report.ok:
         raise typer.Exit(1)

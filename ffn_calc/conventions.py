@@ -93,7 +93,7 @@ ACTIVATION_BACKWARD_FLOPS_PER_ELEMENT: dict[str, int] = {
 # activation's backward cost + its forward cost (act(g) again) + 2 multiplies.
 GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT = 2
 BIAS_GRAD_FLOPS_PER_ELEMENT = 1  # db = Σ over rows of dY
-RESIDUAL_BACKWARD_FLOPS_PER_ELEMENT = 1  # the two gradient paths into x are added
+GRADIENT_SUM_FLOPS_PER_ELEMENT = 1  # a tensor read by c stages: its c gradients are added, (c − 1) adds per element
 LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT = 11  # dγ, dβ, and dx = (γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) / σ
 LAYERNORM_BACKWARD_FLOPS_PER_ROW = 2
 DROPOUT_FLOPS_PER_ELEMENT = 1  # apply the mask (and scale) forward; the same backward

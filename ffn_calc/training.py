@@ -128,9 +128,17 @@ def _backward_ops(report: FFNReport) -> list[BackwardOp]:
         elif s.op == "layernorm":
             ops.append(BackwardOp(s.name, "elementwise", "dx, dγ, dβ of LayerNorm", s.output_shape,
                                   elementwise_flops=rows * (conv.LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT * width + conv.LAYERNORM_BACKWARD_FLOPS_PER_ROW)))  # fmt: skip
-        elif s.op == "add":
-            ops.append(BackwardOp(s.name, "elementwise", "dx += dr (the two paths into x meet)", s.output_shape,
-                                  elementwise_flops=conv.RESIDUAL_BACKWARD_FLOPS_PER_ELEMENT * rows * width))  # fmt: skip
+    # A tensor read by c stages gets c gradients, added together: (c − 1) adds per element
+    # (x for the residual and the FFN; the FFN input for a GLU's gate and up).
+    readers: dict[str, int] = {}
+    for s in report.stages:
+        for name in s.inputs:
+            readers[name] = readers.get(name, 0) + 1
+    for s in report.stages:
+        if readers.get(s.name, 0) > 1:
+            elements = prod(s.output_shape)
+            ops.append(BackwardOp(s.name, "grad-sum", f"d{s.name} = sum of its {readers[s.name]} readers' gradients", s.output_shape,
+                                  elementwise_flops=conv.GRADIENT_SUM_FLOPS_PER_ELEMENT * (readers[s.name] - 1) * elements))  # fmt: skip
     return ops
 
 

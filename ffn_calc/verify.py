@@ -119,6 +119,19 @@ def plan_chunks(prediction: FFNReport, limit_bytes: int | None) -> tuple[int, in
     return lo, limit
 
 
+def check_backward_fits(prediction: FFNReport, limit: int) -> None:
+    """The backward check runs the whole layer at once and keeps its intermediates: the weights
+    and their gradients, and about eight activation-sized arrays. Refuse it, before allocating,
+    when that would not fit (the forward checks can still run in chunks)."""
+    cfg = prediction.config
+    if cfg.is_moe:
+        raise VerifyRefused("verify --backward: training a mixture of experts (the router's backward) is not modelled yet")
+    widest = cfg.tokens * max(cfg.d_ff * (2 if cfg.is_glu else 1), cfg.d_model) * cfg.dtype_bytes
+    need = 2 * prediction.totals.weight_bytes + 8 * widest + SCRATCH_ALLOWANCE_BYTES
+    if need > limit:
+        raise VerifyRefused(f"verify --backward would need about {_size(need)} but the limit is {_size(limit)}; use smaller sizes")
+
+
 # --- the checks ----------------------------------------------------------------------------
 
 
@@ -197,6 +210,50 @@ def _structural_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.
     return checks
 
 
+def _backward_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Generator) -> list[Check]:
+    """The backward pass with explicit matmuls, checked op by op against `train`'s prediction,
+    and its gradients against finite differences on a small float64 layer of the same kind."""
+    from ffn_calc.numpy_backward import BackwardRecorder, forward_backward, gradient_check
+    from ffn_calc.training import TrainingOptions, train
+
+    checks: list[Check] = []
+    predicted = train(cfg, TrainingOptions())
+    rec = BackwardRecorder()
+    dout = rng.standard_normal(x.shape).astype(x.dtype)
+    _, grads = forward_backward(cfg, p, x, dout, rec)
+    for name, array in p.items():
+        checks.append(Check("backward", f"d{name} shape", tuple(array.shape), tuple(grads[name].shape), grads[name].shape == array.shape))
+    observed_total = 0
+    for op in predicted.backward:
+        key = (op.stage, op.kind)
+        products = rec.matmuls.get(key, [])
+        flops = conv_flops(products) + rec.elementwise.get(key, 0)
+        observed_total += flops
+        if op.matmul:
+            grouped = _grouped(products)
+            checks.append(Check("backward", f"{op.stage} {op.kind} (M, K, N)", op.matmul, grouped, grouped == op.matmul))
+        checks.append(Check("backward", f"{op.stage} {op.kind} FLOPs", op.flops, flops, flops == op.flops))
+    t = predicted.totals
+    checks.append(Check("backward", "backward FLOPs", t.backward_flops, observed_total, observed_total == t.backward_flops))
+    observed_matmul = conv_flops([m for products in rec.matmuls.values() for m in products])
+    checks.append(Check("backward", "backward matmul FLOPs = 2 × forward's", 2 * t.forward_matmul_flops, observed_matmul,
+                        observed_matmul == 2 * t.forward_matmul_flops))  # fmt: skip
+    small = replace(cfg, batch=2, seq_len=3, d_model=min(cfg.d_model, 5), d_ff=min(cfg.d_ff, 7), dtype="float64")
+    small_p = make_params(np.random.default_rng(1), small, np.float64)
+    if small.norm != "none":  # exercise γ and β too
+        small_p["ln_gamma"] += 0.1 * np.random.default_rng(2).standard_normal(small.d_model)
+        small_p["ln_beta"] += 0.1 * np.random.default_rng(3).standard_normal(small.d_model)
+    small_x = np.random.default_rng(4).standard_normal((2, 3, small.d_model))
+    err = gradient_check(small, small_p, small_x, np.random.default_rng(5).standard_normal(small_x.shape))
+    # 1e-5: NumPy has no erf, and the approximation used (error < 1.5e-7) limits GELU to about 1e-6.
+    checks.append(Check("backward", "gradients = finite differences (float64, 2 × 3 tokens)", "≤ 1e-5", f"{err:.1e}", err <= 1e-5, "tolerance"))
+    return checks
+
+
+def conv_flops(products: list[tuple[int, int, int]]) -> int:
+    return FLOPS_PER_MAC * sum(m * k * n for m, k, n in products)
+
+
 def _grouped(matmuls: list[tuple[int, int, int]]) -> tuple[int, int, int] | None:
     """The products of one stage as one (M, K, N): rows summed over the experts' products."""
     if not matmuls or len({(k, n) for _, k, n in matmuls}) != 1:
@@ -223,7 +280,11 @@ def run_chunked(
 
 
 def verify(
-    cfg: FFNConfig, seed: int = 0, max_memory_bytes: int | None = None, progress: Callable[[int, int], Any] | None = None
+    cfg: FFNConfig,
+    seed: int = 0,
+    max_memory_bytes: int | None = None,
+    progress: Callable[[int, int], Any] | None = None,
+    backward: bool = False,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare everything observed with the prediction.
 
@@ -235,6 +296,8 @@ def verify(
     run_cfg = replace(cfg, dtype=computed)
     pred = analyze(run_cfg)
     chunk, limit = plan_chunks(pred, max_memory_bytes)
+    if backward:
+        check_backward_fits(pred, limit)
     # What each stage looks like in the pass as run: the whole layer, or its first chunk.
     shape_pred = analyze(replace(run_cfg, batch=1, seq_len=chunk)) if chunk else pred
     peak_pred = chunked_peak(run_cfg, chunk) if chunk else pred.totals.peak_bytes
@@ -319,6 +382,8 @@ def verify(
 
     check_x = x[:, : min(cfg.seq_len, chunk)] if chunk else x
     checks.extend(_structural_checks(replace(run_cfg, seq_len=check_x.shape[1]), params, check_x, rng, RTOL[computed]))
+    if backward:
+        checks.extend(_backward_checks(run_cfg, params, x, rng))
     if rec.expert_rows is not None:
         rows = rec.expert_rows
         balanced = f"{cfg.tokens * cfg.top_k / cfg.experts:g} each if balanced"

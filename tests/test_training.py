@@ -109,3 +109,35 @@ def test_train_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["totals"]["bytes_per_param"] == 16
     assert doc["totals"]["step_matmul_flops"] == 3 * doc["totals"]["forward_matmul_flops"]
     assert [op["kind"] for op in doc["backward"]][:2] == ["input-grad", "weight-grad"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"activation": "gelu", "norm": "post"},
+        {"activation": "gelu_tanh", "norm": "pre", "bias": False},
+        {"activation": "swiglu", "norm": "pre"},
+        {"activation": "geglu_tanh", "fused": True, "norm": "post"},
+        {"activation": "silu", "bias": False},
+    ],
+)
+def test_verify_backward(options: dict[str, object]) -> None:
+    from ffn_calc.verify import verify
+
+    report = verify(make_config(2, 16, 12, "24", **options), backward=True)  # type: ignore[arg-type]
+    assert [c.name for c in report.checks if not c.ok] == []
+    names = {c.name for c in report.checks if c.group == "backward"}
+    assert "backward matmul FLOPs = 2 × forward's" in names
+    assert any(name.startswith("gradients = finite differences") for name in names)
+
+
+def test_a_wrong_backward_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A derivative off by a little fails the finite-difference check."""
+    import ffn_calc.numpy_backward as nb
+    from ffn_calc.verify import verify
+
+    real = nb.activation_derivative
+    monkeypatch.setattr(nb, "activation_derivative", lambda kind, h: real(kind, h) * 1.001)
+    report = verify(make_config(2, 8, 8, "16", activation="gelu"), backward=True)
+    assert [c.name for c in report.checks if not c.ok] == ["gradients = finite differences (float64, 2 × 3 tokens)"]
