@@ -153,6 +153,8 @@ def _bytes_size(text: str | int) -> int:
 
 
 MaxMemoryOpt = Annotated[int | None, typer.Option("--max-memory", parser=_bytes_size, metavar="SIZE", help="Memory verify may use (8GiB, 512MiB); past it the pass runs in chunks of tokens. Default: 80% of the memory available.", rich_help_panel=OUTPUT, show_default=False)]
+TpOpt = Annotated[int, typer.Option("--tp", parser=_count("--tp"), metavar="N", help="Tensor-parallel ranks (Megatron): figures are one rank's.", rich_help_panel="Parallelism", show_default=False)]
+SpOpt = Annotated[bool, typer.Option("--sequence-parallel", help="With --tp: all-gather and reduce-scatter instead of all-reduce; the layer input lives in sequence shards.", rich_help_panel="Parallelism")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random weights and input.", min=0, rich_help_panel=OUTPUT)]
 
 
@@ -272,6 +274,7 @@ def verify(
     capacity_factor: CapacityOpt = None,
     seed: SeedOpt = 0,
     max_memory: MaxMemoryOpt = None,
+    tp: TpOpt = 1,
     backward: Annotated[bool, typer.Option("--backward", help="Also run the backward pass with explicit matmuls: its FLOPs and shapes against `train`, its gradients against finite differences.", rich_help_panel=OUTPUT)] = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
@@ -281,7 +284,7 @@ def verify(
     from ffn_calc.verify import verify as run_verify
 
     with _progress(analyze(cfg).totals.flops, cfg.tokens) as advance:
-        report = run_verify(cfg, seed=seed, max_memory_bytes=max_memory, progress=advance, backward=backward)
+        report = run_verify(cfg, seed=seed, max_memory_bytes=max_memory, progress=advance, backward=backward, tp=tp)
     emit(report, fmt)
     if not report.ok:
         raise typer.Exit(1)
@@ -458,6 +461,8 @@ def train(
     optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Optimizer states per parameter: sgd 0, momentum 1, adam 2.", case_sensitive=False, rich_help_panel=TRAIN)] = Optimizer.adam,
     mixed_precision: Annotated[bool, typer.Option("--mixed-precision", help="16-bit weights and gradients (--dtype bfloat16 or float16) with float32 master weights and optimizer states.", rich_help_panel=TRAIN)] = False,
     dropout: Annotated[bool, typer.Option("--dropout", help="Dropout on the FFN output: a 1-byte mask per element is saved.", rich_help_panel=TRAIN)] = False,
+    tp: TpOpt = 1,
+    sequence_parallel: SpOpt = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """A training step: the backward pass GEMM by GEMM, recomputation, the tensors saved for
@@ -466,7 +471,51 @@ def train(
     from ffn_calc.training import train as run_train
 
     options = TrainingOptions(recompute.value, optimizer.value, mixed_precision, dropout)
-    emit(run_train(_config(locals()), options), fmt)
+    emit(run_train(_config(locals()), options, tp, sequence_parallel), fmt)
+
+
+@app.command(epilog=CONVENTION_HELP)
+def roofline(
+    batch: BatchArg,
+    seq_len: SeqLenArg,
+    d_model: DModelArg = None,
+    d_ff: DffOpt = None,
+    activation: ActivationOpt = None,
+    bias: BiasOpt = None,
+    fused: FusedOpt = False,
+    dtype: Annotated[Dtype, typer.Option("--dtype", help="Storage type (decides the peak rate used).", case_sensitive=False, rich_help_panel=LAYER)] = Dtype.bfloat16,  # type: ignore[attr-defined]
+    multiple_of: MultipleOfOpt = None,
+    ffn_dim_multiplier: FfnMultOpt = None,
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    experts: ExpertsOpt = None,
+    top_k: TopKOpt = None,
+    shared_experts: SharedOpt = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", metavar="NAME", help="a100-40gb, a100-80gb, h100-sxm, h100-pcie or h200 (dense datasheet peaks).", rich_help_panel="Hardware", show_default=False)] = None,
+    peak_tflops: Annotated[float | None, typer.Option("--peak-tflops", parser=_number("--peak-tflops"), metavar="T", help="A custom peak, TFLOP/s (with --bandwidth-gbs).", rich_help_panel="Hardware", show_default=False)] = None,
+    bandwidth_gbs: Annotated[float | None, typer.Option("--bandwidth-gbs", parser=_number("--bandwidth-gbs"), metavar="B", help="A custom memory bandwidth, GB/s.", rich_help_panel="Hardware", show_default=False)] = None,
+    tp: TpOpt = 1,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Each GEMM on the roofline: arithmetic intensity, compute- or memory-bound, a lower-bound
+    time, for prefill (BATCH × SEQ_LEN tokens) and decode (one token per sequence), and the
+    token count where each GEMM crosses the ridge point. Example: ffn-calc roofline 1 8192 --model llama-3-8b --gpu h100-sxm"""
+    from ffn_calc.hardware import GPUS, custom_gpu
+    from ffn_calc.hardware import roofline as run_roofline
+    from ffn_calc.parallel import tensor_parallel
+
+    norm = Norm.none  # type: ignore[attr-defined]  # noqa: F841 - the roofline covers the GEMMs only
+    cfg = _config(locals())
+    if (peak_tflops is None) != (bandwidth_gbs is None) or (gpu is None and peak_tflops is None):
+        raise ConfigError("--gpu", f"name a GPU ({', '.join(GPUS)}) or give both --peak-tflops and --bandwidth-gbs")
+    if gpu is not None and peak_tflops is not None:
+        raise ConfigError("--gpu", "give a GPU name or a custom --peak-tflops/--bandwidth-gbs, not both")
+    if gpu is not None and gpu.lower() not in GPUS:
+        raise ConfigError("--gpu", f"unknown GPU {gpu!r}; choose one of {', '.join(GPUS)}")
+    device = GPUS[gpu.lower()] if gpu is not None else custom_gpu(peak_tflops, bandwidth_gbs)  # type: ignore[arg-type]
+    if tp > 1:
+        cfg = tensor_parallel(cfg, tp).per_rank
+    emit(run_roofline(cfg, device), fmt)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from math import prod
 from ffn_calc import conventions as conv
 from ffn_calc.config import ConfigError, FFNConfig
 from ffn_calc.core import FFNReport, analyze
+from ffn_calc.parallel import TensorParallel, tensor_parallel
 
 RECOMPUTE = ("none", "selective", "full")
 OPTIMIZERS = {"sgd": 0, "momentum": 1, "adam": 2}  # optimizer states per parameter
@@ -92,11 +93,15 @@ class TrainingTotals:
 
 @dataclass(frozen=True)
 class TrainingReport:
+    """One training step. With tensor parallelism, every figure is one rank's (`forward` is the
+    rank's layer, d_ff / N) and `parallel` holds the collectives."""
+
     forward: FFNReport
     options: TrainingOptions
     backward: tuple[BackwardOp, ...]
     saved: tuple[SavedTensor, ...]
     totals: TrainingTotals
+    parallel: TensorParallel | None = None
 
 
 def _backward_ops(report: FFNReport) -> list[BackwardOp]:
@@ -189,8 +194,13 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
     return list(saved.values())
 
 
-def train(cfg: FFNConfig, options: TrainingOptions) -> TrainingReport:
-    """One training step of the layer: forward, backward, recomputation and memory."""
+def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parallel: bool = False) -> TrainingReport:
+    """One training step of the layer: forward, backward, recomputation and memory — of one
+    rank when `tp` > 1 (Megatron tensor parallelism, optionally with sequence parallelism)."""
+    parallel = None
+    if tp > 1 or sequence_parallel:
+        parallel = tensor_parallel(cfg, tp, sequence_parallel)
+        cfg = parallel.per_rank
     if cfg.is_moe:
         raise ConfigError("--experts", "training a mixture of experts (the router's backward) is not modelled yet; use shapes for its forward")
     if options.mixed_precision and cfg.dtype not in ("bfloat16", "float16"):
@@ -198,6 +208,10 @@ def train(cfg: FFNConfig, options: TrainingOptions) -> TrainingReport:
     fwd = analyze(cfg)
     ops = _backward_ops(fwd)
     saved = _saved(fwd, options)
+    if parallel is not None and parallel.sequence_parallel:
+        # The layer input and the dropout mask live in sequence shards (s / N) on each rank.
+        saved = [replace(t, shape=(t.shape[0], t.shape[1] // tp, *t.shape[2:]), bytes=t.bytes // tp, reason=t.reason + " (a sequence shard)")
+                 if t.name in ("input", "dropout_mask") else t for t in saved]  # fmt: skip
     act_stages = [s for s in fwd.stages if s.op in ("activation", "glu")]
     recompute = {
         "none": 0,
@@ -238,4 +252,4 @@ def train(cfg: FFNConfig, options: TrainingOptions) -> TrainingReport:
         peak_bytes=persistent + saved_bytes + transient,
         bytes_per_param=persistent // params if params else 0,
     )
-    return TrainingReport(fwd, options, tuple(ops), tuple(saved), totals)
+    return TrainingReport(fwd, options, tuple(ops), tuple(saved), totals, parallel)

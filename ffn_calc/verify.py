@@ -250,6 +250,62 @@ def _backward_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Ge
     return checks
 
 
+def _shard(cfg: FFNConfig, p: Params, rank: int, ranks: int) -> Params:
+    """Rank `rank`'s weights: the first linear (gate, up) by columns, the second by rows; the
+    second bias stays out (it is added once, after the all-reduce)."""
+    f = cfg.d_ff // ranks
+    cols = slice(rank * f, (rank + 1) * f)
+    out: Params = {}
+    if not cfg.is_glu:
+        out["W1"], out["W2"] = p["W1"][:, cols], p["W2"][cols]
+        if "b1" in p:
+            out["b1"] = p["b1"][cols]
+    elif cfg.fused:  # [gate | up]: each rank takes its columns of both halves
+        gate, up = p["W_gate_up"][:, : cfg.d_ff], p["W_gate_up"][:, cfg.d_ff :]
+        out["W_gate_up"] = np.concatenate([gate[:, cols], up[:, cols]], axis=1)
+        if "b_gate_up" in p:
+            out["b_gate_up"] = np.concatenate([p["b_gate_up"][: cfg.d_ff][cols], p["b_gate_up"][cfg.d_ff :][cols]])
+        out["W_down"] = p["W_down"][cols]
+    else:
+        for w in ("W_gate", "W_up"):
+            out[w] = p[w][:, cols]
+            if w.replace("W", "b", 1) in p:
+                out[w.replace("W", "b", 1)] = p[w.replace("W", "b", 1)][cols]
+        out["W_down"] = p["W_down"][cols]
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+
+def _tensor_parallel_checks(cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int, rtol: float) -> list[Check]:
+    """Megatron tensor parallelism simulated: shard the weights N ways, run every rank, sum the
+    partial outputs (the all-reduce), add the second bias once, and compare with the whole layer."""
+    from ffn_calc.parallel import tensor_parallel
+
+    plan = tensor_parallel(cfg, ranks)
+    rank_pred = analyze(replace(plan.per_rank, norm="none"))
+    bare = replace(cfg, norm="none")
+    last_bias = "b2" if not cfg.is_glu else "b_down"
+    checks: list[Check] = []
+    total = None
+    for r in range(ranks):
+        shard = _shard(cfg, p, r, ranks)
+        rec = Recorder()
+        partial = forward(rec, replace(bare, d_ff=plan.per_rank.d_ff), shard, x)
+        observed = sum(m * k * n for o in rec.stages.values() for m, k, n in o.matmuls)
+        checks.append(Check("parallel", f"rank {r} MACs", rank_pred.totals.macs, observed, observed == rank_pred.totals.macs))
+        rank_params = sum(a.size for a in shard.values()) + (p[last_bias].size if last_bias in p else 0)
+        checks.append(Check("parallel", f"rank {r} parameters (second bias replicated)", rank_pred.totals.params, rank_params,
+                            rank_params == rank_pred.totals.params))  # fmt: skip
+        total = partial.astype(np.float64) if total is None else total + partial
+    assert total is not None
+    reduce = plan.collectives[0]
+    checks.append(Check("parallel", "all-reduce tensor bytes", reduce.tensor_bytes, partial.nbytes, partial.nbytes == reduce.tensor_bytes))
+    if last_bias in p:
+        total += p[last_bias]
+    ok, diff = _close(total, forward(Silent(), bare, p, x), rtol)
+    checks.append(Check("parallel", f"Σ of {ranks} ranks' partial outputs = the whole layer's", "equal", f"max |Δ| {diff:.2e}", ok, "tolerance"))
+    return checks
+
+
 def conv_flops(products: list[tuple[int, int, int]]) -> int:
     return FLOPS_PER_MAC * sum(m * k * n for m, k, n in products)
 
@@ -285,6 +341,7 @@ def verify(
     max_memory_bytes: int | None = None,
     progress: Callable[[int, int], Any] | None = None,
     backward: bool = False,
+    tp: int = 1,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare everything observed with the prediction.
 
@@ -298,6 +355,12 @@ def verify(
     chunk, limit = plan_chunks(pred, max_memory_bytes)
     if backward:
         check_backward_fits(pred, limit)
+    if tp > 1:
+        from ffn_calc.parallel import tensor_parallel
+
+        tensor_parallel(run_cfg, tp)  # the same refusals as `train --tp`, before anything runs
+        if chunk:
+            raise VerifyRefused("verify --tp runs the whole layer on every simulated rank; it does not fit here, use smaller sizes")
     # What each stage looks like in the pass as run: the whole layer, or its first chunk.
     shape_pred = analyze(replace(run_cfg, batch=1, seq_len=chunk)) if chunk else pred
     peak_pred = chunked_peak(run_cfg, chunk) if chunk else pred.totals.peak_bytes
@@ -384,6 +447,8 @@ def verify(
     checks.extend(_structural_checks(replace(run_cfg, seq_len=check_x.shape[1]), params, check_x, rng, RTOL[computed]))
     if backward:
         checks.extend(_backward_checks(run_cfg, params, x, rng))
+    if tp > 1:
+        checks.extend(_tensor_parallel_checks(run_cfg, params, x, tp, RTOL[computed]))
     if rec.expert_rows is not None:
         rows = rec.expert_rows
         balanced = f"{cfg.tokens * cfg.top_k / cfg.experts:g} each if balanced"

@@ -28,6 +28,7 @@ HANDLERS = {
     "ModelList": "catalogue",
     "Explanation": "catalogue",
     "TrainingReport": "training",
+    "Roofline": "hardware",
 }
 
 

@@ -35,7 +35,25 @@ def _as_dict_TrainingReport(report: TrainingReport) -> dict[str, Any]:
         ],
         "saved": [{"name": t.name, "shape": list(t.shape), "bytes": t.bytes, "reason": t.reason} for t in report.saved],
         "totals": asdict(report.totals),
+        "parallel": _parallel(report),
         "forward": as_dict(report.forward),
+    }
+
+
+def _parallel(report: TrainingReport) -> dict[str, Any] | None:
+    tp = report.parallel
+    if tp is None:
+        return None
+    return {
+        "ranks": tp.ranks,
+        "sequence_parallel": tp.sequence_parallel,
+        "per_rank_d_ff": tp.per_rank.d_ff,
+        "bytes_sent_per_rank": tp.bytes_sent_per_rank,
+        "collectives": [
+            {"phase": c.phase, "op": c.op, "where": c.where, "shape": list(c.shape), "tensor_bytes": c.tensor_bytes,
+             "bytes_sent_per_rank": c.bytes_sent_per_rank}
+            for c in tp.collectives
+        ],  # fmt: skip
     }
 
 
@@ -104,4 +122,19 @@ def _tables_TrainingReport(report: TrainingReport) -> list[RenderableType]:
     mem.add_section()
     mem.add_row("peak", n(t.peak_bytes), human_bytes(t.peak_bytes), f"states {t.bytes_per_param} B/param", style="bold")
     precision = "mixed precision (16-bit weights and gradients, float32 master and states)" if o.mixed_precision else f"all in {c.dtype}"
-    return [Text(config_line(report.forward)), Text(precision + (", dropout on the FFN output" if o.dropout else "")), bwd, flops, saved, mem]
+    out: list[RenderableType] = [Text(config_line(report.forward)), Text(precision + (", dropout on the FFN output" if o.dropout else ""))]
+    tp = report.parallel
+    if tp is not None:
+        out.append(Text(f"tensor parallel over {tp.ranks} ranks" + (" with sequence parallelism" if tp.sequence_parallel else "")
+                        + f": every figure below is one rank's (d_ff {tp.per_rank.d_ff} per rank)", style="yellow"))  # fmt: skip
+        comms = Table(title="Collectives per step (ring)", title_justify="left")
+        for col in ("phase", "collective", "of", "tensor shape"):
+            comms.add_column(col)
+        comms.add_column("tensor bytes", justify="right", overflow="fold")
+        comms.add_column("bytes sent per rank", justify="right", overflow="fold")
+        for coll in tp.collectives:
+            comms.add_row(coll.phase, coll.op, coll.where, shape(coll.shape), n(coll.tensor_bytes), n(coll.bytes_sent_per_rank))
+        comms.add_section()
+        comms.add_row("step", "", "", "", "", n(tp.bytes_sent_per_rank), style="bold")
+        out.append(comms)
+    return out + [bwd, flops, saved, mem]

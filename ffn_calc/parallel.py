@@ -1,0 +1,72 @@
+"""Tensor parallelism, Megatron style (Shoeybi et al. 2019, §3): each of N ranks holds the
+first linear (and the gate) split by columns, (d_model, d_ff/N), and the second by rows,
+(d_ff/N, d_model); the activation stays local. One rank is therefore exactly the same layer
+with d_ff/N, which is how the per-rank figures are computed. The partial outputs are summed
+by one all-reduce in forward, and the input gradients by one in backward; with sequence
+parallelism (Korthikanti et al. 2022, §4.2.2) each becomes an all-gather and a reduce-scatter.
+
+A ring all-reduce of T bytes sends 2·(N−1)/N·T per rank; an all-gather or a reduce-scatter
+(N−1)/N·T. Byte counts are rounded up to whole bytes when T does not divide by N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ffn_calc.config import ConfigError, FFNConfig, check_size
+
+
+@dataclass(frozen=True)
+class Collective:
+    phase: str  # forward | backward
+    op: str  # all-reduce | all-gather | reduce-scatter
+    where: str
+    shape: tuple[int, ...]
+    tensor_bytes: int
+    bytes_sent_per_rank: int
+
+
+@dataclass(frozen=True)
+class TensorParallel:
+    ranks: int
+    sequence_parallel: bool
+    per_rank: FFNConfig
+    collectives: tuple[Collective, ...]
+
+    @property
+    def bytes_sent_per_rank(self) -> int:
+        return sum(c.bytes_sent_per_rank for c in self.collectives)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def tensor_parallel(cfg: FFNConfig, ranks: int, sequence_parallel: bool = False) -> TensorParallel:
+    check_size("--tp", ranks)
+    if cfg.is_moe:
+        raise ConfigError("--tp", "tensor parallelism of a mixture of experts (expert parallelism) is not modelled yet")
+    if cfg.d_ff % ranks:
+        raise ConfigError("--tp", f"d_ff {cfg.d_ff} does not divide by {ranks} ranks; pick a d_ff or --tp that divides it")
+    if sequence_parallel and cfg.seq_len % ranks:
+        raise ConfigError("--sequence-parallel", f"SEQ_LEN {cfg.seq_len} does not divide by {ranks} ranks")
+    per_rank = replace(cfg, d_ff=cfg.d_ff // ranks, d_ff_rule=f"{cfg.d_ff} / {ranks} ranks = {cfg.d_ff // ranks} per rank")
+    shape = (cfg.batch, cfg.seq_len, cfg.d_model)
+    tensor = cfg.tokens * cfg.d_model * cfg.dtype_bytes
+    out = "down" if cfg.is_glu else "linear2"
+    first = ("gate_up" if cfg.fused else "gate and up") if cfg.is_glu else "linear1"
+    if sequence_parallel:
+        half = _ceil_div((ranks - 1) * tensor, ranks)
+        collectives = (
+            Collective("forward", "all-gather", f"the sequence shards, before {first}", shape, tensor, half),
+            Collective("forward", "reduce-scatter", f"the partial outputs of {out}, into sequence shards", shape, tensor, half),
+            Collective("backward", "all-gather", f"the output gradient's shards, before {out}'s backward", shape, tensor, half),
+            Collective("backward", "reduce-scatter", f"the partial input gradients of {first}", shape, tensor, half),
+        )
+    else:
+        full = _ceil_div(2 * (ranks - 1) * tensor, ranks)
+        collectives = (
+            Collective("forward", "all-reduce", f"the partial outputs of {out}", shape, tensor, full),
+            Collective("backward", "all-reduce", f"the partial input gradients of {first}", shape, tensor, full),
+        )
+    return TensorParallel(ranks, sequence_parallel, per_rank, collectives)
