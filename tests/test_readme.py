@@ -88,7 +88,13 @@ def keys(value: object, prefix: str = "") -> set[str]:
     "args",
     [
         ["shapes", "2", "3", "8", "--norm", "pre"],
-        ["verify", "2", "3", "8", "--norm", "post"],
+        ["verify", "2", "3", "8", "--norm", "post", "--backward", "--tp", "2"],
+        ["verify", "2", "3", "8", "--experts", "2", "--top-k", "1"],
+        ["shapes", "2", "3", "--model", "mixtral-8x7b", "--layers", "2"],
+        ["train", "2", "4", "8", "--tp", "2", "--dropout", "--norm", "pre"],
+        ["roofline", "1", "16", "8", "--gpu", "a100-80gb"],
+        ["explain", "1", "8", "--model", "deepseek-v3"],
+        ["models"],
     ],
 )
 def test_every_json_key_is_documented(args: list[str]) -> None:
