@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 import typer
 from typer._click import exceptions as click_exceptions
@@ -21,9 +21,9 @@ from typer._click import exceptions as click_exceptions
 from ffn_calc import conventions as conv
 from ffn_calc import render
 from ffn_calc.config import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, VerifyRefused, parse_size
+from ffn_calc.core import analyze
 from ffn_calc.inputs import layer_config
 from ffn_calc.sweep import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM, Axis, LineError, line_rows, parse_columns, parse_values, sweep_rows
-from ffn_calc.core import analyze
 
 EXAMPLE = "ffn-calc shapes 3 6 8 --d-ff 32"
 
@@ -69,6 +69,7 @@ CONVENTION_HELP = (
     "busiest moment of an out-of-place forward pass."
 )
 
+
 def _number(argument: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -98,7 +99,9 @@ BatchArg = Annotated[int, typer.Argument(parser=_size("BATCH"), metavar="BATCH",
 SeqLenArg = Annotated[int, typer.Argument(parser=_size("SEQ_LEN"), metavar="SEQ_LEN", help="Tokens per sequence.", show_default=False)]
 DModelArg = Annotated[
     int | None,
-    typer.Argument(parser=_size("D_MODEL"), metavar="[D_MODEL]", help="Embedding width d_model (optional with --model or --config).", show_default=False),
+    typer.Argument(
+        parser=_size("D_MODEL"), metavar="[D_MODEL]", help="Embedding width d_model (optional with --model or --config).", show_default=False
+    ),
 ]
 DffOpt = Annotated[
     str | None,
@@ -111,13 +114,42 @@ DffOpt = Annotated[
         show_default=False,
     ),
 ]
-MultipleOfOpt = Annotated[int | None, typer.Option("--multiple-of", parser=_count("--multiple-of"), metavar="M", help="With --d-ff glu: round d_ff up to a multiple of M (LLaMA's multiple_of).", rich_help_panel=LAYER, show_default=False)]
-FfnMultOpt = Annotated[float | None, typer.Option("--ffn-dim-multiplier", parser=_number("--ffn-dim-multiplier"), metavar="m", help="With --d-ff glu: scale d_ff by m before rounding (LLaMA's ffn_dim_multiplier).", rich_help_panel=LAYER, show_default=False)]
+MultipleOfOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--multiple-of",
+        parser=_count("--multiple-of"),
+        metavar="M",
+        help="With --d-ff glu: round d_ff up to a multiple of M (LLaMA's multiple_of).",
+        rich_help_panel=LAYER,
+        show_default=False,
+    ),
+]
+FfnMultOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--ffn-dim-multiplier",
+        parser=_number("--ffn-dim-multiplier"),
+        metavar="m",
+        help="With --d-ff glu: scale d_ff by m before rounding (LLaMA's ffn_dim_multiplier).",
+        rich_help_panel=LAYER,
+        show_default=False,
+    ),
+]
 ActivationOpt = Annotated[
     Activation | None,
-    typer.Option("--activation", "-a", help="Nonlinearity: relu, gelu, gelu_tanh, silu; or gated: swiglu, geglu, geglu_tanh, reglu (act(x·W_gate) ⊙ x·W_up). Default relu.", case_sensitive=False, rich_help_panel=LAYER, show_default=False),
+    typer.Option(
+        "--activation",
+        "-a",
+        help="Nonlinearity: relu, gelu, gelu_tanh, silu; or gated: swiglu, geglu, geglu_tanh, reglu (act(x·W_gate) ⊙ x·W_up). Default relu.",
+        case_sensitive=False,
+        rich_help_panel=LAYER,
+        show_default=False,
+    ),
 ]
-BiasOpt = Annotated[bool | None, typer.Option("--bias/--no-bias", help="Biases on every linear. Default: bias.", rich_help_panel=LAYER, show_default=False)]
+BiasOpt = Annotated[
+    bool | None, typer.Option("--bias/--no-bias", help="Biases on every linear. Default: bias.", rich_help_panel=LAYER, show_default=False)
+]
 FusedOpt = Annotated[bool, typer.Option("--fused", help="A GLU's gate and up as one (d_model, 2·d_ff) matrix, then a split.", rich_help_panel=LAYER)]
 NormOpt = Annotated[
     Norm,
@@ -129,15 +161,70 @@ NormOpt = Annotated[
     ),
 ]
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Storage type of weights and activations.", case_sensitive=False, rich_help_panel=LAYER)]
-LayersOpt = Annotated[int | None, typer.Option("--layers", "-L", parser=_count("--layers"), metavar="L", help="Identical layers in the model: totals × L beside the per-layer figures. Default 1.", rich_help_panel=MODEL, show_default=False)]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", metavar="NAME", help="A published model's FFN (see `ffn-calc models`).", rich_help_panel=MODEL, show_default=False)]
-ConfigOpt = Annotated[str | None, typer.Option("--config", metavar="PATH", help="A Hugging Face config.json, read offline.", rich_help_panel=MODEL, show_default=False)]
-ExpertsOpt = Annotated[int | None, typer.Option("--experts", parser=_count("--experts"), metavar="E", help="Routed experts, each an FFN of width d_ff.", rich_help_panel=MOE, show_default=False)]
-TopKOpt = Annotated[int | None, typer.Option("--top-k", parser=_count("--top-k"), metavar="K", help="Experts that serve each token.", rich_help_panel=MOE, show_default=False)]
-SharedOpt = Annotated[int | None, typer.Option("--shared-experts", parser=_count("--shared-experts", 0), metavar="S", help="Experts every token goes through as well (DeepSeek).", rich_help_panel=MOE, show_default=False)]
-CapacityOpt = Annotated[float | None, typer.Option("--capacity-factor", parser=_number("--capacity-factor"), metavar="C", help="Pad each expert to ceil(C·tokens·K/E) rows, dropping overflow (GShard/Switch). Default: dropless.", rich_help_panel=MOE, show_default=False)]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for scripts.", case_sensitive=False, rich_help_panel=OUTPUT)]
-ChartOpt = Annotated[bool, typer.Option("--chart", help="Bar charts of where the FLOPs and the memory go, by stage (table output).", rich_help_panel=OUTPUT)]
+LayersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--layers",
+        "-L",
+        parser=_count("--layers"),
+        metavar="L",
+        help="Identical layers in the model: totals × L beside the per-layer figures. Default 1.",
+        rich_help_panel=MODEL,
+        show_default=False,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", metavar="NAME", help="A published model's FFN (see `ffn-calc models`).", rich_help_panel=MODEL, show_default=False),
+]
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", metavar="PATH", help="A Hugging Face config.json, read offline.", rich_help_panel=MODEL, show_default=False)
+]
+ExpertsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--experts",
+        parser=_count("--experts"),
+        metavar="E",
+        help="Routed experts, each an FFN of width d_ff.",
+        rich_help_panel=MOE,
+        show_default=False,
+    ),
+]
+TopKOpt = Annotated[
+    int | None,
+    typer.Option("--top-k", parser=_count("--top-k"), metavar="K", help="Experts that serve each token.", rich_help_panel=MOE, show_default=False),
+]
+SharedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--shared-experts",
+        parser=_count("--shared-experts", 0),
+        metavar="S",
+        help="Experts every token goes through as well (DeepSeek).",
+        rich_help_panel=MOE,
+        show_default=False,
+    ),
+]
+CapacityOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--capacity-factor",
+        parser=_number("--capacity-factor"),
+        metavar="C",
+        help="Pad each expert to ceil(C·tokens·K/E) rows, dropping overflow (GShard/Switch). Default: dropless.",
+        rich_help_panel=MOE,
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for scripts.", case_sensitive=False, rich_help_panel=OUTPUT)
+]
+ChartOpt = Annotated[
+    bool, typer.Option("--chart", help="Bar charts of where the FLOPs and the memory go, by stage (table output).", rich_help_panel=OUTPUT)
+]
+
+
 def _bytes_size(text: str | int) -> int:
     """A memory size: 2GiB, 512MiB, 1.5GB, 1000000 (bytes)."""
     if isinstance(text, int):
@@ -152,9 +239,36 @@ def _bytes_size(text: str | int) -> int:
     return value
 
 
-MaxMemoryOpt = Annotated[int | None, typer.Option("--max-memory", parser=_bytes_size, metavar="SIZE", help="Memory verify may use (8GiB, 512MiB); past it the pass runs in chunks of tokens. Default: 80% of the memory available.", rich_help_panel=OUTPUT, show_default=False)]
-TpOpt = Annotated[int, typer.Option("--tp", parser=_count("--tp"), metavar="N", help="Tensor-parallel ranks (Megatron): figures are one rank's.", rich_help_panel="Parallelism", show_default=False)]
-SpOpt = Annotated[bool, typer.Option("--sequence-parallel", help="With --tp: all-gather and reduce-scatter instead of all-reduce; the layer input lives in sequence shards.", rich_help_panel="Parallelism")]
+MaxMemoryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-memory",
+        parser=_bytes_size,
+        metavar="SIZE",
+        help="Memory verify may use (8GiB, 512MiB); past it the pass runs in chunks of tokens. Default: 80% of the memory available.",
+        rich_help_panel=OUTPUT,
+        show_default=False,
+    ),
+]
+TpOpt = Annotated[
+    int,
+    typer.Option(
+        "--tp",
+        parser=_count("--tp"),
+        metavar="N",
+        help="Tensor-parallel ranks (Megatron): figures are one rank's.",
+        rich_help_panel="Parallelism",
+        show_default=False,
+    ),
+]
+SpOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sequence-parallel",
+        help="With --tp: all-gather and reduce-scatter instead of all-reduce; the layer input lives in sequence shards.",
+        rich_help_panel="Parallelism",
+    ),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random weights and input.", min=0, rich_help_panel=OUTPUT)]
 
 
@@ -275,7 +389,14 @@ def verify(
     seed: SeedOpt = 0,
     max_memory: MaxMemoryOpt = None,
     tp: TpOpt = 1,
-    backward: Annotated[bool, typer.Option("--backward", help="Also run the backward pass with explicit matmuls: its FLOPs and shapes against `train`, its gradients against finite differences.", rich_help_panel=OUTPUT)] = False,
+    backward: Annotated[
+        bool,
+        typer.Option(
+            "--backward",
+            help="Also run the backward pass with explicit matmuls: its FLOPs and shapes against `train`, its gradients against finite differences.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Run the layer in NumPy with random weights and confirm every number `shapes` predicts.
@@ -333,13 +454,32 @@ def _axis(name: str, text: str | None, minimum: int = 1) -> list[Axis]:
 
 @app.command(epilog=CONVENTION_HELP)
 def sweep(
-    batch: Annotated[str | None, typer.Option("--batch", metavar="LIST", help="Batch sizes: 1,8,32 or a range 1:64:x2.", rich_help_panel="Swept", show_default=False)] = None,
-    seq_len: Annotated[str | None, typer.Option("--seq-len", metavar="LIST", help="Sequence lengths, e.g. 128:8192:x2.", rich_help_panel="Swept", show_default=False)] = None,
-    d_model: Annotated[str | None, typer.Option("--d-model", metavar="LIST", help="d_model values (optional with --model or --config).", rich_help_panel="Swept", show_default=False)] = None,
-    d_ff: Annotated[str | None, typer.Option("--d-ff", metavar="LIST|Mx|glu", help="d_ff values, or one rule: 4x, glu.", rich_help_panel="Swept", show_default=False)] = None,
-    experts: Annotated[str | None, typer.Option("--experts", metavar="LIST", help="Expert counts.", rich_help_panel="Swept", show_default=False)] = None,
-    top_k: Annotated[str | None, typer.Option("--top-k", metavar="LIST", help="Experts per token.", rich_help_panel="Swept", show_default=False)] = None,
-    layers: Annotated[str | None, typer.Option("--layers", "-L", metavar="LIST", help="Layer counts.", rich_help_panel="Swept", show_default=False)] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option("--batch", metavar="LIST", help="Batch sizes: 1,8,32 or a range 1:64:x2.", rich_help_panel="Swept", show_default=False),
+    ] = None,
+    seq_len: Annotated[
+        str | None, typer.Option("--seq-len", metavar="LIST", help="Sequence lengths, e.g. 128:8192:x2.", rich_help_panel="Swept", show_default=False)
+    ] = None,
+    d_model: Annotated[
+        str | None,
+        typer.Option(
+            "--d-model", metavar="LIST", help="d_model values (optional with --model or --config).", rich_help_panel="Swept", show_default=False
+        ),
+    ] = None,
+    d_ff: Annotated[
+        str | None,
+        typer.Option("--d-ff", metavar="LIST|Mx|glu", help="d_ff values, or one rule: 4x, glu.", rich_help_panel="Swept", show_default=False),
+    ] = None,
+    experts: Annotated[
+        str | None, typer.Option("--experts", metavar="LIST", help="Expert counts.", rich_help_panel="Swept", show_default=False)
+    ] = None,
+    top_k: Annotated[
+        str | None, typer.Option("--top-k", metavar="LIST", help="Experts per token.", rich_help_panel="Swept", show_default=False)
+    ] = None,
+    layers: Annotated[
+        str | None, typer.Option("--layers", "-L", metavar="LIST", help="Layer counts.", rich_help_panel="Swept", show_default=False)
+    ] = None,
     activation: ActivationOpt = None,
     bias: BiasOpt = None,
     fused: FusedOpt = False,
@@ -351,11 +491,51 @@ def sweep(
     config: ConfigOpt = None,
     shared_experts: SharedOpt = None,
     capacity_factor: CapacityOpt = None,
-    stdin: Annotated[bool, typer.Option("--stdin", help="Read configurations as JSON lines on stdin, e.g. {\"batch\": 8, \"seq_len\": 512, \"model\": \"bert-base\"}.", rich_help_panel=OUTPUT)] = False,
-    columns: Annotated[str | None, typer.Option("--columns", "-c", metavar="A,B,…", help=f"Columns to print. Default: {','.join(DEFAULT_COLUMNS)}. Any of: {', '.join(COLUMNS)}.", rich_help_panel=OUTPUT, show_default=False)] = None,
-    chart: Annotated[str | None, typer.Option("--chart", metavar="COLUMN", help="Draw COLUMN as bars against the swept values (table output).", rich_help_panel=OUTPUT, show_default=False)] = None,
-    fmt: Annotated[SweepFormat, typer.Option("--format", "-f", help="table, csv or jsonl (one JSON object per line).", case_sensitive=False, rich_help_panel=OUTPUT)] = SweepFormat.table,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", parser=_count("--jobs"), metavar="N", help=f"Worker processes for sweeps of {PARALLEL_FROM:,} combinations or more. Default: the CPUs.", rich_help_panel=OUTPUT, show_default=False)] = os.cpu_count() or 1,
+    stdin: Annotated[
+        bool,
+        typer.Option(
+            "--stdin",
+            help='Read configurations as JSON lines on stdin, e.g. {"batch": 8, "seq_len": 512, "model": "bert-base"}.',
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            "-c",
+            metavar="A,B,…",
+            help=f"Columns to print. Default: {','.join(DEFAULT_COLUMNS)}. Any of: {', '.join(COLUMNS)}.",
+            rich_help_panel=OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    chart: Annotated[
+        str | None,
+        typer.Option(
+            "--chart",
+            metavar="COLUMN",
+            help="Draw COLUMN as bars against the swept values (table output).",
+            rich_help_panel=OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        SweepFormat,
+        typer.Option("--format", "-f", help="table, csv or jsonl (one JSON object per line).", case_sensitive=False, rich_help_panel=OUTPUT),
+    ] = SweepFormat.table,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            parser=_count("--jobs"),
+            metavar="N",
+            help=f"Worker processes for sweeps of {PARALLEL_FROM:,} combinations or more. Default: the CPUs.",
+            rich_help_panel=OUTPUT,
+            show_default=False,
+        ),
+    ] = os.cpu_count() or 1,
 ) -> None:
     """One row per configuration: lists and ranges of sizes, or JSON lines on stdin.
     Example: ffn-calc sweep --batch 1,8,32 --seq-len 128:8192:x2 --d-model 4096 -f csv"""
@@ -386,7 +566,9 @@ def sweep(
         rows = from_lines()
     else:
         if batch is None or seq_len is None:
-            raise ConfigError("--batch" if batch is None else "--seq-len", "is needed (a number, a list 1,8,32 or a range 128:8192:x2), or use --stdin")
+            raise ConfigError(
+                "--batch" if batch is None else "--seq-len", "is needed (a number, a list 1,8,32 or a range 128:8192:x2), or use --stdin"
+            )
         axes = _axis("batch", batch) + _axis("seq_len", seq_len) + _axis("d_model", d_model)
         if d_ff is not None and not re.fullmatch(r"[\d_,:x+* ]+", d_ff.lower()) or (d_ff or "").lower().endswith("x"):
             fixed["d_ff"] = d_ff
@@ -457,10 +639,30 @@ def train(
     model: ModelOpt = None,
     config: ConfigOpt = None,
     layers: LayersOpt = None,
-    recompute: Annotated[Recompute, typer.Option("--recompute", help="none; selective (recompute the activation from its saved input); full (save only the layer input, run the forward again).", case_sensitive=False, rich_help_panel=TRAIN)] = Recompute.none,
-    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Optimizer states per parameter: sgd 0, momentum 1, adam 2.", case_sensitive=False, rich_help_panel=TRAIN)] = Optimizer.adam,
-    mixed_precision: Annotated[bool, typer.Option("--mixed-precision", help="16-bit weights and gradients (--dtype bfloat16 or float16) with float32 master weights and optimizer states.", rich_help_panel=TRAIN)] = False,
-    dropout: Annotated[bool, typer.Option("--dropout", help="Dropout on the FFN output: a 1-byte mask per element is saved.", rich_help_panel=TRAIN)] = False,
+    recompute: Annotated[
+        Recompute,
+        typer.Option(
+            "--recompute",
+            help="none; selective (recompute the activation from its saved input); full (save only the layer input, run the forward again).",
+            case_sensitive=False,
+            rich_help_panel=TRAIN,
+        ),
+    ] = Recompute.none,
+    optimizer: Annotated[
+        Optimizer,
+        typer.Option("--optimizer", help="Optimizer states per parameter: sgd 0, momentum 1, adam 2.", case_sensitive=False, rich_help_panel=TRAIN),
+    ] = Optimizer.adam,
+    mixed_precision: Annotated[
+        bool,
+        typer.Option(
+            "--mixed-precision",
+            help="16-bit weights and gradients (--dtype bfloat16 or float16) with float32 master weights and optimizer states.",
+            rich_help_panel=TRAIN,
+        ),
+    ] = False,
+    dropout: Annotated[
+        bool, typer.Option("--dropout", help="Dropout on the FFN output: a 1-byte mask per element is saved.", rich_help_panel=TRAIN)
+    ] = False,
     tp: TpOpt = 1,
     sequence_parallel: SpOpt = False,
     fmt: FormatOpt = OutputFormat.table,
@@ -483,7 +685,9 @@ def roofline(
     activation: ActivationOpt = None,
     bias: BiasOpt = None,
     fused: FusedOpt = False,
-    dtype: Annotated[Dtype, typer.Option("--dtype", help="Storage type (decides the peak rate used).", case_sensitive=False, rich_help_panel=LAYER)] = Dtype.bfloat16,  # type: ignore[attr-defined]
+    dtype: Annotated[
+        Dtype, typer.Option("--dtype", help="Storage type (decides the peak rate used).", case_sensitive=False, rich_help_panel=LAYER)
+    ] = Dtype.bfloat16,  # type: ignore[attr-defined]
     multiple_of: MultipleOfOpt = None,
     ffn_dim_multiplier: FfnMultOpt = None,
     model: ModelOpt = None,
@@ -491,9 +695,38 @@ def roofline(
     experts: ExpertsOpt = None,
     top_k: TopKOpt = None,
     shared_experts: SharedOpt = None,
-    gpu: Annotated[str | None, typer.Option("--gpu", metavar="NAME", help="a100-40gb, a100-80gb, h100-sxm, h100-pcie or h200 (dense datasheet peaks).", rich_help_panel="Hardware", show_default=False)] = None,
-    peak_tflops: Annotated[float | None, typer.Option("--peak-tflops", parser=_number("--peak-tflops"), metavar="T", help="A custom peak, TFLOP/s (with --bandwidth-gbs).", rich_help_panel="Hardware", show_default=False)] = None,
-    bandwidth_gbs: Annotated[float | None, typer.Option("--bandwidth-gbs", parser=_number("--bandwidth-gbs"), metavar="B", help="A custom memory bandwidth, GB/s.", rich_help_panel="Hardware", show_default=False)] = None,
+    gpu: Annotated[
+        str | None,
+        typer.Option(
+            "--gpu",
+            metavar="NAME",
+            help="a100-40gb, a100-80gb, h100-sxm, h100-pcie or h200 (dense datasheet peaks).",
+            rich_help_panel="Hardware",
+            show_default=False,
+        ),
+    ] = None,
+    peak_tflops: Annotated[
+        float | None,
+        typer.Option(
+            "--peak-tflops",
+            parser=_number("--peak-tflops"),
+            metavar="T",
+            help="A custom peak, TFLOP/s (with --bandwidth-gbs).",
+            rich_help_panel="Hardware",
+            show_default=False,
+        ),
+    ] = None,
+    bandwidth_gbs: Annotated[
+        float | None,
+        typer.Option(
+            "--bandwidth-gbs",
+            parser=_number("--bandwidth-gbs"),
+            metavar="B",
+            help="A custom memory bandwidth, GB/s.",
+            rich_help_panel="Hardware",
+            show_default=False,
+        ),
+    ] = None,
     tp: TpOpt = 1,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:

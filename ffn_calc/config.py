@@ -123,8 +123,7 @@ def resolve_d_ff(
     if exact.denominator != 1:
         raise ConfigError(
             "--d-ff",
-            f"{spec} × d_model {d_model} = {float(exact):g} is not a whole number; "
-            "pick a multiplier that gives one or give d_ff directly",
+            f"{spec} × d_model {d_model} = {float(exact):g} is not a whole number; pick a multiplier that gives one or give d_ff directly",
         )
     value = check_size("--d-ff", int(exact))
     return DFF(value, f"{text[:-1]} × d_model = {text[:-1]} × {d_model} = {value}")

@@ -210,9 +210,7 @@ class _Builder:
         self.symbol[stage.name] = symbol
         return stage.name
 
-    def linear(
-        self, name: str, source: str, sym: str, w: str, bias: str, k: int, m: int, rows: tuple[int, ...], experts: int = 0
-    ) -> str:
+    def linear(self, name: str, source: str, sym: str, w: str, bias: str, k: int, m: int, rows: tuple[int, ...], experts: int = 0) -> str:
         """out = source·W (+ b): `rows` is the leading shape, M its product; an expert stage
         holds every expert's matrix (experts, k, m) and its M rows are split among them."""
         cfg = self.cfg

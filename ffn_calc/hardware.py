@@ -47,7 +47,9 @@ def custom_gpu(peak_tflops: float, bandwidth_gbs: float) -> GPU:
     for name, value in (("--peak-tflops", peak_tflops), ("--bandwidth-gbs", bandwidth_gbs)):
         if not (value > 0 and math.isfinite(value)):
             raise ConfigError(name, f"must be a positive number, got {value}")
-    return GPU("custom", {d: peak_tflops for d in ("float64", "float32", "bfloat16", "float16", "int8")}, bandwidth_gbs, "given on the command line")
+    return GPU(
+        "custom", dict.fromkeys(("float64", "float32", "bfloat16", "float16", "int8"), peak_tflops), bandwidth_gbs, "given on the command line"
+    )
 
 
 @dataclass(frozen=True)

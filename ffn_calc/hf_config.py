@@ -123,7 +123,10 @@ def read_config(path: str) -> ConfigFile:
             if width % out.values["d_ff"]:
                 raise ConfigError("--config", f"shared_expert_intermediate_size {width} is not a multiple of the expert width {out.values['d_ff']}")
             out.values["shared_experts"] = width // out.values["d_ff"]
-            out.notes.append(f"one shared expert of width {width} counted as {width // out.values['d_ff']} of width {out.values['d_ff']} (same parameters and FLOPs)")
+            out.notes.append(
+                f"one shared expert of width {width} counted as {width // out.values['d_ff']} of width {out.values['d_ff']} "
+                "(same parameters and FLOPs)"
+            )
 
     gated = model_type in GATED_MODEL_TYPES or any(str(a).split("For")[0].lower() in GATED_MODEL_TYPES for a in archs)
     act_field = _first(cfg, ACT_KEYS, used)

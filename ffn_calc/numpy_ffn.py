@@ -175,9 +175,7 @@ def linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray
     return rec.output(name, y.reshape(*lead, w.shape[1]))
 
 
-def expert_linear(
-    rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, bounds: list[tuple[int, int]]
-) -> np.ndarray:
+def expert_linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, bounds: list[tuple[int, int]]) -> np.ndarray:
     """Each expert e multiplies its own rows x[lo:hi] by W[e] into one shared output buffer."""
     rows = x.reshape(-1, x.shape[-1])
     out = np.empty((rows.shape[0], w.shape[2]), x.dtype)
@@ -209,9 +207,7 @@ def layernorm(rec: Recorder, name: str, x: np.ndarray, gamma: np.ndarray, beta: 
 # --- the layer ---------------------------------------------------------------------------------
 
 
-def ffn(
-    rec: Recorder, cfg: FFNConfig, p: Params, prefix: str, box: list[np.ndarray], bounds: list[tuple[int, int]] | None = None
-) -> np.ndarray:
+def ffn(rec: Recorder, cfg: FFNConfig, p: Params, prefix: str, box: list[np.ndarray], bounds: list[tuple[int, int]] | None = None) -> np.ndarray:
     """The feed-forward core under `prefix` ("", "shared_" or "expert_"); expert stages take
     `bounds`, each expert's slice of the rows. The input comes in a one-item list that this
     function empties, so that it holds the only reference and can free it after last use

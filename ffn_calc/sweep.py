@@ -127,7 +127,9 @@ def grid(axes: list[Axis]) -> Iterator[dict[str, int]]:
 
 def report_for(point: dict[str, Any], fixed: dict[str, Any]) -> FFNReport:
     args = {**fixed, **point}
-    return analyze(layer_config(args.pop("batch"), args.pop("seq_len"), args.pop("d_model", None), args.pop("model", None), args.pop("config", None), **args))
+    return analyze(
+        layer_config(args.pop("batch"), args.pop("seq_len"), args.pop("d_model", None), args.pop("model", None), args.pop("config", None), **args)
+    )
 
 
 def sweep_reports(axes: list[Axis], fixed: dict[str, Any]) -> Iterator[FFNReport]:
@@ -214,7 +216,7 @@ def line_reports(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, FFNRep
         try:
             item = json.loads(text)
             if not isinstance(item, dict):
-                raise ConfigError("line", f"expected a JSON object such as {{\"batch\": 1, \"seq_len\": 128, \"d_model\": 768}}, got {type(item).__name__}")
+                raise ConfigError("line", f'expected a JSON object such as {{"batch": 1, "seq_len": 128, "d_model": 768}}, got {type(item).__name__}')
             unknown = sorted(set(item) - LINE_KEYS)
             if unknown:
                 raise ConfigError(unknown[0], f"is not an option; use {', '.join(sorted(LINE_KEYS))}")
@@ -225,7 +227,11 @@ def line_reports(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, FFNRep
             for key in ("batch", "seq_len", "d_model"):
                 if key in args and (isinstance(args[key], bool) or not isinstance(args[key], int) or not 1 <= args[key] <= MAX_SIZE):
                     raise ConfigError(key, f"must be a whole number from 1 to 2^40, got {args[key]!r}")
-            report = analyze(layer_config(args.pop("batch"), args.pop("seq_len"), args.pop("d_model", None), args.pop("model", None), args.pop("config", None), **args))
+            report = analyze(
+                layer_config(
+                    args.pop("batch"), args.pop("seq_len"), args.pop("d_model", None), args.pop("model", None), args.pop("config", None), **args
+                )
+            )
         except json.JSONDecodeError as e:
             yield number, LineError(number, f"not JSON ({e.msg} at column {e.colno})")
         except ConfigError as e:

@@ -131,8 +131,8 @@ def _backward_ops(report: FFNReport) -> list[BackwardOp]:
             ops.append(BackwardOp(s.name, "elementwise", f"dg = da ⊙ u ⊙ {act}'(g), du = da ⊙ {act}(g)", s.output_shape,
                                   elementwise_flops=per * rows * width))  # fmt: skip
         elif s.op == "layernorm":
-            ops.append(BackwardOp(s.name, "elementwise", "dx, dγ, dβ of LayerNorm", s.output_shape,
-                                  elementwise_flops=rows * (conv.LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT * width + conv.LAYERNORM_BACKWARD_FLOPS_PER_ROW)))  # fmt: skip
+            per_row = conv.LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT * width + conv.LAYERNORM_BACKWARD_FLOPS_PER_ROW
+            ops.append(BackwardOp(s.name, "elementwise", "dx, dγ, dβ of LayerNorm", s.output_shape, elementwise_flops=rows * per_row))
     # A tensor read by c stages gets c gradients, added together: (c − 1) adds per element
     # (x for the residual and the FFN; the FFN input for a GLU's gate and up).
     readers: dict[str, int] = {}
@@ -150,7 +150,6 @@ def _backward_ops(report: FFNReport) -> list[BackwardOp]:
 def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
     """What the forward pass keeps for backward (Korthikanti et al. 2022, §4.1), each once."""
     cfg = report.config
-    nb = cfg.dtype_bytes
     by_name = {s.name: s for s in report.stages}
     saved: dict[str, SavedTensor] = {}
 
@@ -168,7 +167,11 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
         for s in report.stages:
             if s.op == "matmul":
                 src = s.inputs[0]
-                if options.recompute == "selective" and by_name[src].op in ("activation", "glu") and not (relu_output and by_name[src].op == "activation"):
+                if (
+                    options.recompute == "selective"
+                    and by_name[src].op in ("activation", "glu")
+                    and not (relu_output and by_name[src].op == "activation")
+                ):
                     continue  # recomputed from the activation's own saved inputs
                 keep(src, f"input of {s.name}, for its weight gradient")
             elif s.op == "activation":

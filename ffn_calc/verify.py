@@ -15,8 +15,8 @@ import math
 import os
 import time
 import tracemalloc
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -46,8 +46,7 @@ MEMORY_SHARE = 0.8  # of the memory the OS reports available
 
 NUMPY_DTYPES: dict[str, Any] = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
 DTYPE_NOTES = {
-    "bfloat16": "NumPy has no bfloat16: computed in float32, so the byte checks use 4 bytes "
-    "per element (the bfloat16 figures are exactly half)",
+    "bfloat16": "NumPy has no bfloat16: computed in float32, so the byte checks use 4 bytes per element (the bfloat16 figures are exactly half)",
     "int8": "NumPy has no int8 matmul that accumulates in int32 (int8 products overflow): "
     "computed in float32, so the byte checks use 4 bytes per element (int8 figures are a quarter)",
 }
@@ -168,8 +167,17 @@ def _structural_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.
         row("Conv1d(k=1) form = linear form", ok, diff)
 
     if cfg.expert_capacity is not None:
-        checks.append(Check("structure", "position-wise", "no", "capacity buffers fill in token order", True, "info",
-                            "which tokens an expert drops depends on their order"))
+        checks.append(
+            Check(
+                "structure",
+                "position-wise",
+                "no",
+                "capacity buffers fill in token order",
+                True,
+                "info",
+                "which tokens an expert drops depends on their order",
+            )
+        )
     else:
         out = forward(silent, one, p, x0)
         perm = rng.permutation(cfg.seq_len)
@@ -190,8 +198,14 @@ def _structural_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.
     diff = float(np.max(np.abs(ours.astype(np.float64) - expected)))
     bound = 1e-6 + rtol * float(np.max(np.abs(expected)))
     checks.append(
-        Check("structure", f"{act} matches its formula (math module, 64 samples)", f"|Δ| ≤ {bound:.1e}",
-              f"max |Δ| {diff:.2e}", diff <= bound, "tolerance")
+        Check(
+            "structure",
+            f"{act} matches its formula (math module, 64 samples)",
+            f"|Δ| ≤ {bound:.1e}",
+            f"max |Δ| {diff:.2e}",
+            diff <= bound,
+            "tolerance",
+        )
     )
 
     if cfg.norm != "none":
@@ -204,8 +218,14 @@ def _structural_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.
         var_err = float(np.max(np.abs(got.var(axis=1) - v / (v + LN_EPS))))
         tol = max(10 * rtol, 1e-6)
         checks.append(
-            Check("structure", "LayerNorm rows: mean 0, variance v/(v + eps) (γ = 1, β = 0)", f"|Δ| ≤ {tol:.0e}",
-                  f"mean {mean_err:.1e}, var {var_err:.1e}", mean_err <= tol and var_err <= tol, "tolerance")
+            Check(
+                "structure",
+                "LayerNorm rows: mean 0, variance v/(v + eps) (γ = 1, β = 0)",
+                f"|Δ| ≤ {tol:.0e}",
+                f"mean {mean_err:.1e}, var {var_err:.1e}",
+                mean_err <= tol and var_err <= tol,
+                "tolerance",
+            )
         )
     return checks
 
@@ -317,9 +337,7 @@ def _grouped(matmuls: list[tuple[int, int, int]]) -> tuple[int, int, int] | None
     return (sum(m for m, _, _ in matmuls), matmuls[0][1], matmuls[0][2])
 
 
-def run_chunked(
-    rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray, chunk: int, progress: Callable[[int], None] | None = None
-) -> np.ndarray:
+def run_chunked(rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray, chunk: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
     """The forward pass `chunk` tokens at a time into one preallocated output (the layer is
     position-wise, and dropless routing is per token, so the result is the same)."""
     n, d = cfg.tokens, cfg.d_model
@@ -414,8 +432,14 @@ def verify(
             exact("flops", f"{stage.name} MACs", stage.macs, observed_macs)
             einsum = sum(obs.einsum_flops)
             checks.append(
-                Check("flops", f"{stage.name} matmul FLOPs (einsum_path, 4 s.f.)", stage.matmul_flops, f"{einsum:.4g}",
-                      abs(einsum - stage.matmul_flops) <= 5e-4 * stage.matmul_flops, "tolerance")
+                Check(
+                    "flops",
+                    f"{stage.name} matmul FLOPs (einsum_path, 4 s.f.)",
+                    stage.matmul_flops,
+                    f"{einsum:.4g}",
+                    abs(einsum - stage.matmul_flops) <= 5e-4 * stage.matmul_flops,
+                    "tolerance",
+                )
             )
         exact("flops", f"{stage.name} FLOPs", stage.flops, FLOPS_PER_MAC * observed_macs + obs.elementwise_flops)
 
@@ -436,9 +460,15 @@ def verify(
     allowance = max(PEAK_TOLERANCE * peak_pred, SCRATCH_ALLOWANCE_BYTES)
     how = f"in chunks of {chunk:,} tokens, " if chunk else ""
     checks.append(
-        Check("totals", f"peak bytes ({how}tracemalloc; within {PEAK_TOLERANCE:.0%} or 2 MiB scratch)", peak_pred,
-              observed_peak, abs(observed_peak - peak_pred) <= allowance, "tolerance",
-              f"{(observed_peak - peak_pred) / peak_pred:+.2%}")
+        Check(
+            "totals",
+            f"peak bytes ({how}tracemalloc; within {PEAK_TOLERANCE:.0%} or 2 MiB scratch)",
+            peak_pred,
+            observed_peak,
+            abs(observed_peak - peak_pred) <= allowance,
+            "tolerance",
+            f"{(observed_peak - peak_pred) / peak_pred:+.2%}",
+        )
     )
     if chunk:
         checks.append(Check("totals", "peak stays under the memory limit", f"≤ {limit:,}", observed_peak, observed_peak <= limit, "tolerance"))
@@ -452,8 +482,16 @@ def verify(
     if rec.expert_rows is not None:
         rows = rec.expert_rows
         balanced = f"{cfg.tokens * cfg.top_k / cfg.experts:g} each if balanced"
-        checks.append(Check("structure", "rows each expert computed (min / mean / max)", balanced,
-                            f"{min(rows)} / {sum(rows) / len(rows):g} / {max(rows)}", True, "info"))
+        checks.append(
+            Check(
+                "structure",
+                "rows each expert computed (min / mean / max)",
+                balanced,
+                f"{min(rows)} / {sum(rows) / len(rows):g} / {max(rows)}",
+                True,
+                "info",
+            )
+        )
     if rec.relu_zero_fraction is not None:
         checks.append(Check("structure", "fraction of zeros after ReLU", "", f"{rec.relu_zero_fraction:.4f}", True, "info"))
 

@@ -79,9 +79,7 @@ def test_parse_size_accepts_underscores() -> None:
     assert parse_size("BATCH", "4_096") == 4096
 
 
-@pytest.mark.parametrize(
-    ("field", "value"), [("activation", "tanh"), ("norm", "both"), ("dtype", "float8"), ("batch", 0), ("d_ff", True)]
-)
+@pytest.mark.parametrize(("field", "value"), [("activation", "tanh"), ("norm", "both"), ("dtype", "float8"), ("batch", 0), ("d_ff", True)])
 def test_config_rejects(field: str, value: object) -> None:
     kwargs: dict[str, object] = {"batch": 1, "seq_len": 1, "d_model": 8, "d_ff": 32}
     kwargs[field] = value

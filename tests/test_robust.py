@@ -119,7 +119,9 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
         assert err == ""
 
 
-@pytest.mark.parametrize("args", [["shapes", "3", "6", "8", "--chart"], ["models"], ["explain", "1", "8", "--model", "gpt2"], ["verify", "2", "4", "8"]])
+@pytest.mark.parametrize(
+    "args", [["shapes", "3", "6", "8", "--chart"], ["models"], ["explain", "1", "8", "--model", "gpt2"], ["verify", "2", "4", "8"]]
+)
 def test_plain_text_off_a_terminal_and_with_no_color(args: list[str]) -> None:
     for env in (ENV, {**ENV, "NO_COLOR": "", "TERM": "xterm-256color"}):
         done = subprocess.run([sys.executable, "-m", "ffn_calc", *args], capture_output=True, text=True, env=env, check=False)

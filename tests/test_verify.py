@@ -55,9 +55,7 @@ settings_small = settings(max_examples=40, deadline=None)
     b=st.integers(1, 4), s=st.integers(1, 9), d=st.integers(1, 24), f=st.integers(1, 64), bias=st.booleans(),
     act=st.sampled_from(ACTIVATIONS), norm=st.sampled_from(NORMS), seed=st.integers(0, 2**16),
 )  # fmt: skip
-def test_observed_equals_predicted_on_random_shapes(
-    b: int, s: int, d: int, f: int, bias: bool, act: str, norm: str, seed: int
-) -> None:
+def test_observed_equals_predicted_on_random_shapes(b: int, s: int, d: int, f: int, bias: bool, act: str, norm: str, seed: int) -> None:
     cfg = FFNConfig(b, s, d, f, activation=act, bias=bias, norm=norm)
     report = verify(cfg, seed=seed)
     assert failed(report) == []

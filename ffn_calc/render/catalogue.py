@@ -52,14 +52,32 @@ def _tables_ModelList(models: ModelList) -> list[RenderableType]:
     from rich.table import Table
 
     table = Table(title="Models (--model NAME): the FFN of one layer", title_justify="left")
-    for col, right in (("name", False), ("d_model", True), ("d_ff", True), ("activation", False), ("bias", False),
-                       ("experts", False), ("layers", True), ("FFN params / layer", True), ("active / layer", True)):
+    for col, right in (
+        ("name", False),
+        ("d_model", True),
+        ("d_ff", True),
+        ("activation", False),
+        ("bias", False),
+        ("experts", False),
+        ("layers", True),
+        ("FFN params / layer", True),
+        ("active / layer", True),
+    ):
         table.add_column(col, justify="right" if right else "left", overflow="fold")
     for r in models.rows:
         p = r.preset
         experts = f"{p.experts}, top-{p.top_k}" + (f" + {p.shared_experts} shared" if p.shared_experts else "") if p.experts else "—"
-        table.add_row(p.name, n(p.d_model), n(p.d_ff), p.activation, "yes" if p.bias else "no", experts, str(p.layers),
-                      n(r.params_per_layer), n(r.active_params_per_layer))
+        table.add_row(
+            p.name,
+            n(p.d_model),
+            n(p.d_ff),
+            p.activation,
+            "yes" if p.bias else "no",
+            experts,
+            str(p.layers),
+            n(r.params_per_layer),
+            n(r.active_params_per_layer),
+        )
     sources = Table(title="Sources", title_justify="left")
     sources.add_column("name")
     sources.add_column("source")

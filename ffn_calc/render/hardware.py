@@ -24,9 +24,7 @@ def _as_dict_Roofline(r: Roofline) -> dict[str, Any]:
         "gpu": {"name": r.gpu.name, "source": r.gpu.source, "peak_flops_per_s": r.peak_flops, "bandwidth_bytes_per_s": r.bandwidth},
         "ridge_flops_per_byte": r.ridge,
         "phases": [
-            {**{k: v for k, v in asdict(p).items() if k != "gemms"},
-             "gemms": [{**asdict(g), "mkn": list(g.mkn)} for g in p.gemms]}
-            for p in r.phases
+            {**{k: v for k, v in asdict(p).items() if k != "gemms"}, "gemms": [{**asdict(g), "mkn": list(g.mkn)} for g in p.gemms]} for p in r.phases
         ],  # fmt: skip
     }
 

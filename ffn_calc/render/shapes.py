@@ -176,11 +176,18 @@ def _tables_FFNReport(report: FFNReport) -> list[RenderableType]:
     summary.add_row("parameters", n(t.params), human_count(t.params), parts)
     if c.is_moe:
         summary.add_row("  routed experts (all)", n(t.expert_params), human_count(t.expert_params), f"{c.experts} experts")
-        summary.add_row("  routed experts (active)", n(t.active_expert_params), human_count(t.active_expert_params), f"top-{c.top_k} of {c.experts} per token")
+        summary.add_row(
+            "  routed experts (active)", n(t.active_expert_params), human_count(t.active_expert_params), f"top-{c.top_k} of {c.experts} per token"
+        )
         summary.add_row("active parameters", n(t.active_params), human_count(t.active_params), "what one token uses: all but the idle experts")
     summary.add_row("FLOPs", n(t.flops), human_count(t.flops), f"matmul {n(t.matmul_flops)} + elementwise {n(t.elementwise_flops)}")
     summary.add_row("MACs (matmul)", n(t.macs), human_count(t.macs), "FLOPs = 2 × MACs for each multiply-add")
-    summary.add_row("matmul FLOPs per token", _opt(t.matmul_flops_per_token), _opt(t.matmul_flops_per_token, human_count), f"2 × MACs ÷ {n(c.tokens)} tokens; the figure papers quote")
+    summary.add_row(
+        "matmul FLOPs per token",
+        _opt(t.matmul_flops_per_token),
+        _opt(t.matmul_flops_per_token, human_count),
+        f"2 × MACs ÷ {n(c.tokens)} tokens; the figure papers quote",
+    )
     summary.add_row("FLOPs per token", _opt(t.flops_per_token), _opt(t.flops_per_token, human_count), "all FLOPs ÷ tokens")
     summary.add_row("weight memory (bytes)", n(t.weight_bytes), human_bytes(t.weight_bytes), f"{n(t.params)} params × {c.dtype_bytes} bytes")
     summary.add_row("activation memory (bytes)", n(t.activation_bytes), human_bytes(t.activation_bytes), "every stage output, none freed")

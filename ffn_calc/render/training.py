@@ -50,8 +50,14 @@ def _parallel(report: TrainingReport) -> dict[str, Any] | None:
         "per_rank_d_ff": tp.per_rank.d_ff,
         "bytes_sent_per_rank": tp.bytes_sent_per_rank,
         "collectives": [
-            {"phase": c.phase, "op": c.op, "where": c.where, "shape": list(c.shape), "tensor_bytes": c.tensor_bytes,
-             "bytes_sent_per_rank": c.bytes_sent_per_rank}
+            {
+                "phase": c.phase,
+                "op": c.op,
+                "where": c.where,
+                "shape": list(c.shape),
+                "tensor_bytes": c.tensor_bytes,
+                "bytes_sent_per_rank": c.bytes_sent_per_rank,
+            }
             for c in tp.collectives
         ],  # fmt: skip
     }

@@ -99,19 +99,20 @@ def _tables_VerifyReport(report: VerifyReport) -> list[RenderableType]:
         table.add_row(c.group, c.name, _cell(c.predicted), observed, _mark(c.ok, c.kind), style=style)
     judged = [c for c in report.checks if c.kind != "info"]
     failed = [c for c in judged if not c.ok]
-    verdict = (
-        f"ok: all {len(judged)} checks match"
-        if not failed
-        else f"FAILED: {len(failed)} of {len(judged)} checks do not match"
-    )
+    verdict = f"ok: all {len(judged)} checks match" if not failed else f"FAILED: {len(failed)} of {len(judged)} checks do not match"
     timing = (
         f"forward pass {report.seconds * 1000:.1f} ms, {report.gflops_per_s:.2f} GFLOP/s "
         f"({n(report.prediction.totals.flops)} FLOPs in {report.computed_dtype})"
     )
     out: list[RenderableType] = [Text(config_line(report.prediction))]
     if report.chunk_tokens:
-        out.append(Text(f"note: ran in {report.chunks} chunks of up to {report.chunk_tokens:,} tokens to stay under "
-                        f"{human_bytes(report.memory_limit_bytes)} of memory", style="yellow"))
+        out.append(
+            Text(
+                f"note: ran in {report.chunks} chunks of up to {report.chunk_tokens:,} tokens to stay under "
+                f"{human_bytes(report.memory_limit_bytes)} of memory",
+                style="yellow",
+            )
+        )
     if report.dtype_note:
         out.append(Text(f"note: {report.dtype_note}", style="yellow"))
     out += [table, Text(verdict, style="bold green" if not failed else "bold red"), Text(timing)]
