@@ -18,11 +18,37 @@ from typing import Annotated, Any
 import typer
 from typer._click import exceptions as click_exceptions
 
-from ffn_calc import conventions as conv
 from ffn_calc import render
-from ffn_calc.config import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, VerifyRefused, parse_size
+from ffn_calc.config import ConfigError, FFNConfig, VerifyRefused
 from ffn_calc.core import analyze
-from ffn_calc.inputs import layer_config
+from ffn_calc.options import (
+    CONVENTION_HELP,
+    LAYER_FLAGS,
+    OUTPUT,
+    ActivationOpt,
+    BiasOpt,
+    CapacityOpt,
+    ChartOpt,
+    ConfigOpt,
+    Dtype,
+    DtypeOpt,
+    FfnMultOpt,
+    FormatOpt,
+    FusedOpt,
+    MaxMemoryOpt,
+    ModelOpt,
+    MultipleOfOpt,
+    Norm,
+    NormOpt,
+    OutputFormat,
+    SeedOpt,
+    SharedOpt,
+    SpOpt,
+    TpOpt,
+    count_parser,
+    layer_command,
+    number_parser,
+)
 from ffn_calc.sweep import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM, Axis, LineError, line_rows, parse_columns, parse_values, sweep_rows
 
 EXAMPLE = "ffn-calc shapes 3 6 8 --d-ff 32"
@@ -39,249 +65,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-Activation = Enum("Activation", {a: a for a in ACTIVATIONS}, type=str)  # type: ignore[misc]
-Norm = Enum("Norm", {n: n for n in NORMS}, type=str)  # type: ignore[misc]
-Dtype = Enum("Dtype", {d: d for d in DTYPES}, type=str)  # type: ignore[misc]
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-def _size(argument: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            return parse_size(argument, text)
-        except ConfigError as e:
-            raise typer.BadParameter(e.message) from None
-
-    return parse
-
-
-LAYER = "Layer"
-OUTPUT = "Output"
-CONVENTION_HELP = (
-    f"Counting convention: {conv.CONVENTION_SUMMARY} "
-    "Memory: weights and activations in --dtype; peak = weights + the tensors alive at the "
-    "busiest moment of an out-of-place forward pass."
-)
-
-
-def _number(argument: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise typer.BadParameter(f"must be a number such as 1.25, got {text!r}") from None
-        if not (value > 0 and value < 1e6):
-            raise typer.BadParameter(f"must be a positive number such as 1.25, got {text}")
-        return value
-
-    return parse
-
-
-def _count(argument: str, minimum: int = 1) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            return parse_size(argument, text, minimum)
-        except ConfigError as e:
-            raise typer.BadParameter(e.message) from None
-
-    return parse
-
-
-MODEL = "Model (override a preset's or config file's values with flags)"
-MOE = "Mixture of experts"
-BatchArg = Annotated[int, typer.Argument(parser=_size("BATCH"), metavar="BATCH", help="Sequences per batch.", show_default=False)]
-SeqLenArg = Annotated[int, typer.Argument(parser=_size("SEQ_LEN"), metavar="SEQ_LEN", help="Tokens per sequence.", show_default=False)]
-DModelArg = Annotated[
-    int | None,
-    typer.Argument(
-        parser=_size("D_MODEL"), metavar="[D_MODEL]", help="Embedding width d_model (optional with --model or --config).", show_default=False
-    ),
-]
-DffOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--d-ff",
-        metavar="N|Mx|glu",
-        help="Hidden width (per expert for a MoE): a number (3072), a multiple of d_model (4x, 2.5x, 8/3x), "
-        "or glu for the GLU width that keeps a 4× FFN's parameters, int(2·4·d_model/3). Default 4x.",
-        rich_help_panel=LAYER,
-        show_default=False,
-    ),
-]
-MultipleOfOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--multiple-of",
-        parser=_count("--multiple-of"),
-        metavar="M",
-        help="With --d-ff glu: round d_ff up to a multiple of M (LLaMA's multiple_of).",
-        rich_help_panel=LAYER,
-        show_default=False,
-    ),
-]
-FfnMultOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--ffn-dim-multiplier",
-        parser=_number("--ffn-dim-multiplier"),
-        metavar="m",
-        help="With --d-ff glu: scale d_ff by m before rounding (LLaMA's ffn_dim_multiplier).",
-        rich_help_panel=LAYER,
-        show_default=False,
-    ),
-]
-ActivationOpt = Annotated[
-    Activation | None,
-    typer.Option(
-        "--activation",
-        "-a",
-        help="Nonlinearity: relu, gelu, gelu_tanh, silu; or gated: swiglu, geglu, geglu_tanh, reglu (act(x·W_gate) ⊙ x·W_up). Default relu.",
-        case_sensitive=False,
-        rich_help_panel=LAYER,
-        show_default=False,
-    ),
-]
-BiasOpt = Annotated[
-    bool | None, typer.Option("--bias/--no-bias", help="Biases on every linear. Default: bias.", rich_help_panel=LAYER, show_default=False)
-]
-FusedOpt = Annotated[bool, typer.Option("--fused", help="A GLU's gate and up as one (d_model, 2·d_ff) matrix, then a split.", rich_help_panel=LAYER)]
-NormOpt = Annotated[
-    Norm,
-    typer.Option(
-        "--norm",
-        help="Residual + LayerNorm: none (the bare FFN), pre (x + FFN(LN(x)), GPT-2 on), post (LN(x + FFN(x)), the original).",
-        case_sensitive=False,
-        rich_help_panel=LAYER,
-    ),
-]
-DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Storage type of weights and activations.", case_sensitive=False, rich_help_panel=LAYER)]
-LayersOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--layers",
-        "-L",
-        parser=_count("--layers"),
-        metavar="L",
-        help="Identical layers in the model: totals × L beside the per-layer figures. Default 1.",
-        rich_help_panel=MODEL,
-        show_default=False,
-    ),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", "-m", metavar="NAME", help="A published model's FFN (see `ffn-calc models`).", rich_help_panel=MODEL, show_default=False),
-]
-ConfigOpt = Annotated[
-    str | None, typer.Option("--config", metavar="PATH", help="A Hugging Face config.json, read offline.", rich_help_panel=MODEL, show_default=False)
-]
-ExpertsOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--experts",
-        parser=_count("--experts"),
-        metavar="E",
-        help="Routed experts, each an FFN of width d_ff.",
-        rich_help_panel=MOE,
-        show_default=False,
-    ),
-]
-TopKOpt = Annotated[
-    int | None,
-    typer.Option("--top-k", parser=_count("--top-k"), metavar="K", help="Experts that serve each token.", rich_help_panel=MOE, show_default=False),
-]
-SharedOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--shared-experts",
-        parser=_count("--shared-experts", 0),
-        metavar="S",
-        help="Experts every token goes through as well (DeepSeek).",
-        rich_help_panel=MOE,
-        show_default=False,
-    ),
-]
-CapacityOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--capacity-factor",
-        parser=_number("--capacity-factor"),
-        metavar="C",
-        help="Pad each expert to ceil(C·tokens·K/E) rows, dropping overflow (GShard/Switch). Default: dropless.",
-        rich_help_panel=MOE,
-        show_default=False,
-    ),
-]
-FormatOpt = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for scripts.", case_sensitive=False, rich_help_panel=OUTPUT)
-]
-ChartOpt = Annotated[
-    bool, typer.Option("--chart", help="Bar charts of where the FLOPs and the memory go, by stage (table output).", rich_help_panel=OUTPUT)
-]
-
-
-def _bytes_size(text: str | int) -> int:
-    """A memory size: 2GiB, 512MiB, 1.5GB, 1000000 (bytes)."""
-    if isinstance(text, int):
-        return text
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", text, re.IGNORECASE)
-    if match is None:
-        raise typer.BadParameter(f"expected a size such as 8GiB, 512MiB or 1000000000, got {text!r}")
-    units = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-    value = int(float(match[1]) * units[(match[2] or "B").upper()])
-    if value < 1:
-        raise typer.BadParameter(f"must be at least 1 byte, got {text!r}")
-    return value
-
-
-MaxMemoryOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--max-memory",
-        parser=_bytes_size,
-        metavar="SIZE",
-        help="Memory verify may use (8GiB, 512MiB); past it the pass runs in chunks of tokens. Default: 80% of the memory available.",
-        rich_help_panel=OUTPUT,
-        show_default=False,
-    ),
-]
-TpOpt = Annotated[
-    int,
-    typer.Option(
-        "--tp",
-        parser=_count("--tp"),
-        metavar="N",
-        help="Tensor-parallel ranks (Megatron): figures are one rank's.",
-        rich_help_panel="Parallelism",
-        show_default=False,
-    ),
-]
-SpOpt = Annotated[
-    bool,
-    typer.Option(
-        "--sequence-parallel",
-        help="With --tp: all-gather and reduce-scatter instead of all-reduce; the layer input lives in sequence shards.",
-        rich_help_panel="Parallelism",
-    ),
-]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random weights and input.", min=0, rich_help_panel=OUTPUT)]
-
-
-def _config(args: dict[str, Any]) -> FFNConfig:
-    """The layer from a command's arguments (its locals): flags over config file over preset."""
-    given = {k: (v.value if isinstance(v, Enum) else v) for k, v in args.items() if k in LAYER_FLAGS}
-    return layer_config(args["batch"], args["seq_len"], args["d_model"], args["model"], args["config"], **given)
-
-
-LAYER_FLAGS = (
-    "d_ff", "multiple_of", "ffn_dim_multiplier", "activation", "bias", "fused", "norm", "dtype",
-    "layers", "experts", "top_k", "shared_experts", "capacity_factor",
-)  # fmt: skip
 
 
 def _console() -> Any:
@@ -334,30 +117,10 @@ def emit(result: object, fmt: OutputFormat) -> None:
 
 
 @app.command(epilog=CONVENTION_HELP)
-def shapes(
-    batch: BatchArg,
-    seq_len: SeqLenArg,
-    d_model: DModelArg = None,
-    d_ff: DffOpt = None,
-    activation: ActivationOpt = None,
-    bias: BiasOpt = None,
-    fused: FusedOpt = False,
-    norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
-    dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
-    multiple_of: MultipleOfOpt = None,
-    ffn_dim_multiplier: FfnMultOpt = None,
-    model: ModelOpt = None,
-    config: ConfigOpt = None,
-    layers: LayersOpt = None,
-    experts: ExpertsOpt = None,
-    top_k: TopKOpt = None,
-    shared_experts: SharedOpt = None,
-    capacity_factor: CapacityOpt = None,
-    chart: ChartOpt = False,
-    fmt: FormatOpt = OutputFormat.table,
-) -> None:
+@layer_command()
+def shapes(cfg: FFNConfig, chart: ChartOpt = False, fmt: FormatOpt = OutputFormat.table) -> None:
     """Each stage's tensor shapes, parameters, FLOPs, MACs and memory. Example: ffn-calc shapes 3 6 8 --d-ff 32"""
-    report = analyze(_config(locals()))
+    report = analyze(cfg)
     if chart:
         from ffn_calc.render.shapes import Charted
 
@@ -367,25 +130,9 @@ def shapes(
 
 
 @app.command(epilog=CONVENTION_HELP)
+@layer_command()
 def verify(
-    batch: BatchArg,
-    seq_len: SeqLenArg,
-    d_model: DModelArg = None,
-    d_ff: DffOpt = None,
-    activation: ActivationOpt = None,
-    bias: BiasOpt = None,
-    fused: FusedOpt = False,
-    norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
-    dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
-    multiple_of: MultipleOfOpt = None,
-    ffn_dim_multiplier: FfnMultOpt = None,
-    model: ModelOpt = None,
-    config: ConfigOpt = None,
-    layers: LayersOpt = None,
-    experts: ExpertsOpt = None,
-    top_k: TopKOpt = None,
-    shared_experts: SharedOpt = None,
-    capacity_factor: CapacityOpt = None,
+    cfg: FFNConfig,
     seed: SeedOpt = 0,
     max_memory: MaxMemoryOpt = None,
     tp: TpOpt = 1,
@@ -401,7 +148,6 @@ def verify(
 ) -> None:
     """Run the layer in NumPy with random weights and confirm every number `shapes` predicts.
     Exit status 0 when all match, 1 when any does not. Example: ffn-calc verify 3 6 8 --d-ff 32"""
-    cfg = _config(locals())
     from ffn_calc.verify import verify as run_verify
 
     with _progress(analyze(cfg).totals.flops, cfg.tokens) as advance:
@@ -412,32 +158,13 @@ def verify(
 
 
 @app.command(epilog=CONVENTION_HELP)
-def explain(
-    batch: BatchArg,
-    seq_len: SeqLenArg,
-    d_model: DModelArg = None,
-    d_ff: DffOpt = None,
-    activation: ActivationOpt = None,
-    bias: BiasOpt = None,
-    fused: FusedOpt = False,
-    norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
-    dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
-    multiple_of: MultipleOfOpt = None,
-    ffn_dim_multiplier: FfnMultOpt = None,
-    model: ModelOpt = None,
-    config: ConfigOpt = None,
-    layers: LayersOpt = None,
-    experts: ExpertsOpt = None,
-    top_k: TopKOpt = None,
-    shared_experts: SharedOpt = None,
-    capacity_factor: CapacityOpt = None,
-    fmt: FormatOpt = OutputFormat.table,
-) -> None:
+@layer_command()
+def explain(cfg: FFNConfig, fmt: FormatOpt = OutputFormat.table) -> None:
     """The formulas, the numbers substituted, a data-flow diagram and the reasons behind the design,
     for interview preparation. Example: ffn-calc explain 1 512 --model bert-base"""
     from ffn_calc.explain import explain as build
 
-    emit(build(analyze(_config(locals()))), fmt)
+    emit(build(analyze(cfg)), fmt)
 
 
 class SweepFormat(str, Enum):
@@ -529,7 +256,7 @@ def sweep(
         typer.Option(
             "--jobs",
             "-j",
-            parser=_count("--jobs"),
+            parser=count_parser("--jobs"),
             metavar="N",
             help=f"Worker processes for sweeps of {PARALLEL_FROM:,} combinations or more. Default: the CPUs.",
             rich_help_panel=OUTPUT,
@@ -624,21 +351,9 @@ TRAIN = "Training"
 
 
 @app.command(epilog=CONVENTION_HELP)
+@layer_command()
 def train(
-    batch: BatchArg,
-    seq_len: SeqLenArg,
-    d_model: DModelArg = None,
-    d_ff: DffOpt = None,
-    activation: ActivationOpt = None,
-    bias: BiasOpt = None,
-    fused: FusedOpt = False,
-    norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
-    dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
-    multiple_of: MultipleOfOpt = None,
-    ffn_dim_multiplier: FfnMultOpt = None,
-    model: ModelOpt = None,
-    config: ConfigOpt = None,
-    layers: LayersOpt = None,
+    cfg: FFNConfig,
     recompute: Annotated[
         Recompute,
         typer.Option(
@@ -673,28 +388,13 @@ def train(
     from ffn_calc.training import train as run_train
 
     options = TrainingOptions(recompute.value, optimizer.value, mixed_precision, dropout)
-    emit(run_train(_config(locals()), options, tp, sequence_parallel), fmt)
+    emit(run_train(cfg, options, tp, sequence_parallel), fmt)
 
 
 @app.command(epilog=CONVENTION_HELP)
+@layer_command(exclude=("norm", "layers", "capacity_factor"), dtype=Dtype.bfloat16)  # type: ignore[attr-defined]
 def roofline(
-    batch: BatchArg,
-    seq_len: SeqLenArg,
-    d_model: DModelArg = None,
-    d_ff: DffOpt = None,
-    activation: ActivationOpt = None,
-    bias: BiasOpt = None,
-    fused: FusedOpt = False,
-    dtype: Annotated[
-        Dtype, typer.Option("--dtype", help="Storage type (decides the peak rate used).", case_sensitive=False, rich_help_panel=LAYER)
-    ] = Dtype.bfloat16,  # type: ignore[attr-defined]
-    multiple_of: MultipleOfOpt = None,
-    ffn_dim_multiplier: FfnMultOpt = None,
-    model: ModelOpt = None,
-    config: ConfigOpt = None,
-    experts: ExpertsOpt = None,
-    top_k: TopKOpt = None,
-    shared_experts: SharedOpt = None,
+    cfg: FFNConfig,
     gpu: Annotated[
         str | None,
         typer.Option(
@@ -709,7 +409,7 @@ def roofline(
         float | None,
         typer.Option(
             "--peak-tflops",
-            parser=_number("--peak-tflops"),
+            parser=number_parser("--peak-tflops"),
             metavar="T",
             help="A custom peak, TFLOP/s (with --bandwidth-gbs).",
             rich_help_panel="Hardware",
@@ -720,7 +420,7 @@ def roofline(
         float | None,
         typer.Option(
             "--bandwidth-gbs",
-            parser=_number("--bandwidth-gbs"),
+            parser=number_parser("--bandwidth-gbs"),
             metavar="B",
             help="A custom memory bandwidth, GB/s.",
             rich_help_panel="Hardware",
@@ -737,8 +437,6 @@ def roofline(
     from ffn_calc.hardware import roofline as run_roofline
     from ffn_calc.parallel import tensor_parallel
 
-    norm = Norm.none  # type: ignore[attr-defined]  # noqa: F841 - the roofline covers the GEMMs only
-    cfg = _config(locals())
     if (peak_tflops is None) != (bandwidth_gbs is None) or (gpu is None and peak_tflops is None):
         raise ConfigError("--gpu", f"name a GPU ({', '.join(GPUS)}) or give both --peak-tflops and --bandwidth-gbs")
     if gpu is not None and peak_tflops is not None:

@@ -1,0 +1,312 @@
+"""The command line's shared arguments and options, declared once (Typer `Annotated` aliases),
+their parsers, and `layer_command`, which gives every layer command the same layer options.
+The error messages of the parsers name the argument and say what a good value looks like."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+from ffn_calc import conventions as conv
+from ffn_calc.config import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, parse_size
+from ffn_calc.inputs import layer_config
+
+Activation = Enum("Activation", {a: a for a in ACTIVATIONS}, type=str)  # type: ignore[misc]
+Norm = Enum("Norm", {n: n for n in NORMS}, type=str)  # type: ignore[misc]
+Dtype = Enum("Dtype", {d: d for d in DTYPES}, type=str)  # type: ignore[misc]
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _size(argument: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            return parse_size(argument, text)
+        except ConfigError as e:
+            raise typer.BadParameter(e.message) from None
+
+    return parse
+
+
+LAYER = "Layer"
+OUTPUT = "Output"
+CONVENTION_HELP = (
+    f"Counting convention: {conv.CONVENTION_SUMMARY} "
+    "Memory: weights and activations in --dtype; peak = weights + the tensors alive at the "
+    "busiest moment of an out-of-place forward pass."
+)
+
+
+def number_parser(argument: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"must be a number such as 1.25, got {text!r}") from None
+        if not (value > 0 and value < 1e6):
+            raise typer.BadParameter(f"must be a positive number such as 1.25, got {text}")
+        return value
+
+    return parse
+
+
+def count_parser(argument: str, minimum: int = 1) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            return parse_size(argument, text, minimum)
+        except ConfigError as e:
+            raise typer.BadParameter(e.message) from None
+
+    return parse
+
+
+MODEL = "Model (override a preset's or config file's values with flags)"
+MOE = "Mixture of experts"
+BatchArg = Annotated[int, typer.Argument(parser=_size("BATCH"), metavar="BATCH", help="Sequences per batch.", show_default=False)]
+SeqLenArg = Annotated[int, typer.Argument(parser=_size("SEQ_LEN"), metavar="SEQ_LEN", help="Tokens per sequence.", show_default=False)]
+DModelArg = Annotated[
+    int | None,
+    typer.Argument(
+        parser=_size("D_MODEL"), metavar="[D_MODEL]", help="Embedding width d_model (optional with --model or --config).", show_default=False
+    ),
+]
+DffOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--d-ff",
+        metavar="N|Mx|glu",
+        help="Hidden width (per expert for a MoE): a number (3072), a multiple of d_model (4x, 2.5x, 8/3x), "
+        "or glu for the GLU width that keeps a 4× FFN's parameters, int(2·4·d_model/3). Default 4x.",
+        rich_help_panel=LAYER,
+        show_default=False,
+    ),
+]
+MultipleOfOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--multiple-of",
+        parser=count_parser("--multiple-of"),
+        metavar="M",
+        help="With --d-ff glu: round d_ff up to a multiple of M (LLaMA's multiple_of).",
+        rich_help_panel=LAYER,
+        show_default=False,
+    ),
+]
+FfnMultOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--ffn-dim-multiplier",
+        parser=number_parser("--ffn-dim-multiplier"),
+        metavar="m",
+        help="With --d-ff glu: scale d_ff by m before rounding (LLaMA's ffn_dim_multiplier).",
+        rich_help_panel=LAYER,
+        show_default=False,
+    ),
+]
+ActivationOpt = Annotated[
+    Activation | None,
+    typer.Option(
+        "--activation",
+        "-a",
+        help="Nonlinearity: relu, gelu, gelu_tanh, silu; or gated: swiglu, geglu, geglu_tanh, reglu (act(x·W_gate) ⊙ x·W_up). Default relu.",
+        case_sensitive=False,
+        rich_help_panel=LAYER,
+        show_default=False,
+    ),
+]
+BiasOpt = Annotated[
+    bool | None, typer.Option("--bias/--no-bias", help="Biases on every linear. Default: bias.", rich_help_panel=LAYER, show_default=False)
+]
+FusedOpt = Annotated[bool, typer.Option("--fused", help="A GLU's gate and up as one (d_model, 2·d_ff) matrix, then a split.", rich_help_panel=LAYER)]
+NormOpt = Annotated[
+    Norm,
+    typer.Option(
+        "--norm",
+        help="Residual + LayerNorm: none (the bare FFN), pre (x + FFN(LN(x)), GPT-2 on), post (LN(x + FFN(x)), the original).",
+        case_sensitive=False,
+        rich_help_panel=LAYER,
+    ),
+]
+DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Storage type of weights and activations.", case_sensitive=False, rich_help_panel=LAYER)]
+LayersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--layers",
+        "-L",
+        parser=count_parser("--layers"),
+        metavar="L",
+        help="Identical layers in the model: totals × L beside the per-layer figures. Default 1.",
+        rich_help_panel=MODEL,
+        show_default=False,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", metavar="NAME", help="A published model's FFN (see `ffn-calc models`).", rich_help_panel=MODEL, show_default=False),
+]
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", metavar="PATH", help="A Hugging Face config.json, read offline.", rich_help_panel=MODEL, show_default=False)
+]
+ExpertsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--experts",
+        parser=count_parser("--experts"),
+        metavar="E",
+        help="Routed experts, each an FFN of width d_ff.",
+        rich_help_panel=MOE,
+        show_default=False,
+    ),
+]
+TopKOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--top-k", parser=count_parser("--top-k"), metavar="K", help="Experts that serve each token.", rich_help_panel=MOE, show_default=False
+    ),
+]
+SharedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--shared-experts",
+        parser=count_parser("--shared-experts", 0),
+        metavar="S",
+        help="Experts every token goes through as well (DeepSeek).",
+        rich_help_panel=MOE,
+        show_default=False,
+    ),
+]
+CapacityOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--capacity-factor",
+        parser=number_parser("--capacity-factor"),
+        metavar="C",
+        help="Pad each expert to ceil(C·tokens·K/E) rows, dropping overflow (GShard/Switch). Default: dropless.",
+        rich_help_panel=MOE,
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for scripts.", case_sensitive=False, rich_help_panel=OUTPUT)
+]
+ChartOpt = Annotated[
+    bool, typer.Option("--chart", help="Bar charts of where the FLOPs and the memory go, by stage (table output).", rich_help_panel=OUTPUT)
+]
+
+
+def _bytes_size(text: str | int) -> int:
+    """A memory size: 2GiB, 512MiB, 1.5GB, 1000000 (bytes)."""
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", text, re.IGNORECASE)
+    if match is None:
+        raise typer.BadParameter(f"expected a size such as 8GiB, 512MiB or 1000000000, got {text!r}")
+    units = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+    value = int(float(match[1]) * units[(match[2] or "B").upper()])
+    if value < 1:
+        raise typer.BadParameter(f"must be at least 1 byte, got {text!r}")
+    return value
+
+
+MaxMemoryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-memory",
+        parser=_bytes_size,
+        metavar="SIZE",
+        help="Memory verify may use (8GiB, 512MiB); past it the pass runs in chunks of tokens. Default: 80% of the memory available.",
+        rich_help_panel=OUTPUT,
+        show_default=False,
+    ),
+]
+TpOpt = Annotated[
+    int,
+    typer.Option(
+        "--tp",
+        parser=count_parser("--tp"),
+        metavar="N",
+        help="Tensor-parallel ranks (Megatron): figures are one rank's.",
+        rich_help_panel="Parallelism",
+        show_default=False,
+    ),
+]
+SpOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sequence-parallel",
+        help="With --tp: all-gather and reduce-scatter instead of all-reduce; the layer input lives in sequence shards.",
+        rich_help_panel="Parallelism",
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random weights and input.", min=0, rich_help_panel=OUTPUT)]
+
+
+def _config(args: dict[str, Any]) -> FFNConfig:
+    """The layer from a command's arguments: flags over config file over preset."""
+    given = {k: (v.value if isinstance(v, Enum) else v) for k, v in args.items() if k in LAYER_FLAGS}
+    return layer_config(args["batch"], args["seq_len"], args["d_model"], args["model"], args["config"], **given)
+
+
+def _layer_options(
+    batch: BatchArg,
+    seq_len: SeqLenArg,
+    d_model: DModelArg = None,
+    d_ff: DffOpt = None,
+    activation: ActivationOpt = None,
+    bias: BiasOpt = None,
+    fused: FusedOpt = False,
+    norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
+    dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
+    multiple_of: MultipleOfOpt = None,
+    ffn_dim_multiplier: FfnMultOpt = None,
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    layers: LayersOpt = None,
+    experts: ExpertsOpt = None,
+    top_k: TopKOpt = None,
+    shared_experts: SharedOpt = None,
+    capacity_factor: CapacityOpt = None,
+) -> None:
+    """The arguments and options every layer command shares: a signature, not a command."""
+
+
+LAYER_PARAMS = tuple(inspect.signature(_layer_options, eval_str=True).parameters.values())
+
+
+def layer_command(exclude: tuple[str, ...] = (), **defaults: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the shared layer arguments and options, declared once above. The command
+    is written as `def name(cfg: FFNConfig, <its own options>)` and receives the resolved
+    layer; Typer sees the shared parameters followed by the command's own."""
+
+    def wrap(func: Callable[..., None]) -> Callable[..., None]:
+        own = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
+        shared = [p.replace(default=defaults.get(p.name, p.default)) for p in LAYER_PARAMS if p.name not in exclude]
+        names = {p.name for p in shared}
+
+        @functools.wraps(func)
+        def command(**kwargs: Any) -> None:
+            layer = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+            func(_config(layer), **kwargs)
+
+        params = [*shared, *own]
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return wrap
+
+
+LAYER_FLAGS = (
+    "d_ff", "multiple_of", "ffn_dim_multiplier", "activation", "bias", "fused", "norm", "dtype",
+    "layers", "experts", "top_k", "shared_experts", "capacity_factor",
+)  # fmt: skip
