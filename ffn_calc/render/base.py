@@ -74,7 +74,8 @@ def to_csv(result: object) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    # Booleans as JSON spells them (true, false), the same as in sweeps.
+    writer.writerows({k: (str(v).lower() if isinstance(v, bool) else v) for k, v in row.items()} for row in rows)
     return out.getvalue()
 
 
