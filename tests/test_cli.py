@@ -171,7 +171,7 @@ def test_python_m_and_console_entry_agree() -> None:
 
 
 def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no-untyped-def]
-    for command in ("shapes", "verify", "explain", "models"):
+    for command in ("shapes", "verify", "explain", "models", "sweep", "train", "roofline"):
         code, out, _ = run(command, "--help")
         assert code == 0
         assert f"ffn-calc {command} " in out and "Example" in out
