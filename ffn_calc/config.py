@@ -6,8 +6,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ffn_calc.conventions import ACTIVATION_FORMULAS, DTYPE_BYTES, GLU_VARIANTS
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 ACTIVATIONS = tuple(ACTIVATION_FORMULAS) + tuple(GLU_VARIANTS)
 NORMS = ("none", "pre", "post")
@@ -223,6 +227,13 @@ class FFNConfig:
 
         c = Fraction(repr(self.capacity_factor))
         return math.ceil(c * self.tokens * self.top_k / self.experts)
+
+    @property
+    def balanced_expert_rows(self) -> Fraction:
+        """Rows each routed expert computes when routing is balanced: tokens · top_k / experts."""
+        from fractions import Fraction
+
+        return Fraction(self.tokens * self.top_k, self.experts)
 
 
 def _check_choice(argument: str, value: str, choices: tuple[str, ...]) -> None:

@@ -218,8 +218,6 @@ def _tables_FFNReport(report: FFNReport) -> list[RenderableType]:
 
 def _experts_table(report: FFNReport) -> RenderableType:
     """Per-expert shapes: the rows each routed expert computes and its products."""
-    from fractions import Fraction
-
     from rich.table import Table
 
     c = report.config
@@ -231,7 +229,7 @@ def _experts_table(report: FFNReport) -> RenderableType:
     table.add_column("output")
     f = 2 * c.d_ff if c.fused else c.d_ff
     if c.expert_capacity is None:
-        rows = Fraction(c.tokens * c.top_k, c.experts)
+        rows = c.balanced_expert_rows
         shown = str(rows) if rows.denominator == 1 else f"{float(rows):.2f}"
         how = f"{c.tokens:,} tokens × top-{c.top_k} ÷ {c.experts} experts, if balanced (dropless: each computes what it gets)"
         r = shown
