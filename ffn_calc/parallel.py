@@ -4,6 +4,9 @@ first linear (and the gate) split by columns, (d_model, d_ff/N), and the second 
 with d_ff/N, which is how the per-rank figures are computed. The partial outputs are summed
 by one all-reduce in forward, and the input gradients by one in backward; with sequence
 parallelism (Korthikanti et al. 2022, §4.2.2) each becomes an all-gather and a reduce-scatter.
+A mixture of experts is split the same way inside every expert (and the shared ones), with the
+router replicated on every rank; expert parallelism (whole experts per rank, all-to-all
+dispatch) is a different scheme and is not modelled.
 
 A ring all-reduce of T bytes sends 2·(N−1)/N·T per rank; an all-gather or a reduce-scatter
 (N−1)/N·T. Byte counts are rounded up to whole bytes when T does not divide by N.
@@ -44,10 +47,9 @@ def _ceil_div(a: int, b: int) -> int:
 
 def tensor_parallel(cfg: FFNConfig, ranks: int, sequence_parallel: bool = False) -> TensorParallel:
     check_size("--tp", ranks)
-    if cfg.is_moe:
-        raise ConfigError("--tp", "tensor parallelism of a mixture of experts (expert parallelism) is not modelled yet")
     if cfg.d_ff % ranks:
-        raise ConfigError("--tp", f"d_ff {cfg.d_ff} does not divide by {ranks} ranks; pick a d_ff or --tp that divides it")
+        what = "each expert's d_ff" if cfg.is_moe else "d_ff"
+        raise ConfigError("--tp", f"{what} {cfg.d_ff} does not divide by {ranks} ranks; pick a d_ff or --tp that divides it")
     if sequence_parallel and cfg.seq_len % ranks:
         raise ConfigError("--sequence-parallel", f"SEQ_LEN {cfg.seq_len} does not divide by {ranks} ranks")
     per_rank = replace(cfg, d_ff=cfg.d_ff // ranks, d_ff_rule=f"{cfg.d_ff} / {ranks} ranks = {cfg.d_ff // ranks} per rank")
@@ -55,6 +57,8 @@ def tensor_parallel(cfg: FFNConfig, ranks: int, sequence_parallel: bool = False)
     tensor = cfg.tokens * cfg.d_model * cfg.dtype_bytes
     out = "down" if cfg.is_glu else "linear2"
     first = ("gate_up" if cfg.fused else "gate and up") if cfg.is_glu else "linear1"
+    if cfg.is_moe:  # every expert (and the shared ones) split the same way; the router is replicated
+        out, first = "combine (the experts' partial outputs)", f"the experts' {first}"
     if sequence_parallel:
         half = _ceil_div((ranks - 1) * tensor, ranks)
         collectives = (

@@ -271,57 +271,56 @@ def _backward_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Ge
 
 
 def _shard(cfg: FFNConfig, p: Params, rank: int, ranks: int) -> Params:
-    """Rank `rank`'s weights: the first linear (gate, up) by columns, the second by rows; the
-    second bias stays out (it is added once, after the all-reduce)."""
-    f = cfg.d_ff // ranks
-    cols = slice(rank * f, (rank + 1) * f)
+    """Rank `rank`'s weights: every first linear (W1, gate, up; a fused [gate | up] half by half)
+    split by columns, every second linear (W2, down) by rows — in the dense layer, in every
+    expert and in the shared experts alike; the router is replicated. The second linears'
+    biases are held by every rank but applied by rank 0 only (the others hold zeros), so the
+    all-reduce sums them once, as adding them once after it does."""
     out: Params = {}
-    if not cfg.is_glu:
-        out["W1"], out["W2"] = p["W1"][:, cols], p["W2"][cols]
-        if "b1" in p:
-            out["b1"] = p["b1"][cols]
-    elif cfg.fused:  # [gate | up]: each rank takes its columns of both halves
-        gate, up = p["W_gate_up"][:, : cfg.d_ff], p["W_gate_up"][:, cfg.d_ff :]
-        out["W_gate_up"] = np.concatenate([gate[:, cols], up[:, cols]], axis=1)
-        if "b_gate_up" in p:
-            out["b_gate_up"] = np.concatenate([p["b_gate_up"][: cfg.d_ff][cols], p["b_gate_up"][cfg.d_ff :][cols]])
-        out["W_down"] = p["W_down"][cols]
-    else:
-        for w in ("W_gate", "W_up"):
-            out[w] = p[w][:, cols]
-            if w.replace("W", "b", 1) in p:
-                out[w.replace("W", "b", 1)] = p[w.replace("W", "b", 1)][cols]
-        out["W_down"] = p["W_down"][cols]
+    for name, w in p.items():
+        base = name.removeprefix("shared_").removeprefix("expert_")
+        if base in ("W1", "W_gate", "W_up", "b1", "b_gate", "b_up"):
+            f = w.shape[-1] // ranks
+            out[name] = w[..., rank * f : (rank + 1) * f]
+        elif base in ("W_gate_up", "b_gate_up"):
+            half = w.shape[-1] // 2
+            f = half // ranks
+            out[name] = np.concatenate([w[..., rank * f : (rank + 1) * f], w[..., half + rank * f : half + (rank + 1) * f]], axis=-1)
+        elif base in ("W2", "W_down"):
+            f = w.shape[-2] // ranks
+            out[name] = w[..., rank * f : (rank + 1) * f, :]
+        elif base in ("b2", "b_down"):
+            out[name] = w if rank == 0 else np.zeros_like(w)
+        else:  # the router: replicated
+            out[name] = w
     return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
 def _tensor_parallel_checks(cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int, rtol: float) -> list[Check]:
     """Megatron tensor parallelism simulated: shard the weights N ways, run every rank, sum the
-    partial outputs (the all-reduce), add the second bias once, and compare with the whole layer."""
+    partial outputs (the all-reduce), and compare with the whole layer."""
     from ffn_calc.parallel import tensor_parallel
 
     plan = tensor_parallel(cfg, ranks)
     rank_pred = analyze(replace(plan.per_rank, norm="none"))
     bare = replace(cfg, norm="none")
-    last_bias = "b2" if not cfg.is_glu else "b_down"
+    ffn_params = {k: v for k, v in p.items() if not k.startswith("ln_")}
     checks: list[Check] = []
     total = None
     for r in range(ranks):
-        shard = _shard(cfg, p, r, ranks)
+        shard = _shard(cfg, ffn_params, r, ranks)
         rec = Recorder()
         partial = forward(rec, replace(bare, d_ff=plan.per_rank.d_ff), shard, x)
         observed = sum(m * k * n for o in rec.stages.values() for m, k, n in o.matmuls)
         checks.append(Check("parallel", f"rank {r} MACs", rank_pred.totals.macs, observed, observed == rank_pred.totals.macs))
-        rank_params = sum(a.size for a in shard.values()) + (p[last_bias].size if last_bias in p else 0)
-        checks.append(Check("parallel", f"rank {r} parameters (second bias replicated)", rank_pred.totals.params, rank_params,
+        rank_params = sum(a.size for a in shard.values())
+        checks.append(Check("parallel", f"rank {r} parameters (second biases replicated)", rank_pred.totals.params, rank_params,
                             rank_params == rank_pred.totals.params))  # fmt: skip
         total = partial.astype(np.float64) if total is None else total + partial
     assert total is not None
     reduce = plan.collectives[0]
     checks.append(Check("parallel", "all-reduce tensor bytes", reduce.tensor_bytes, partial.nbytes, partial.nbytes == reduce.tensor_bytes))
-    if last_bias in p:
-        total += p[last_bias]
-    ok, diff = _close(total, forward(Silent(), bare, p, x), rtol)
+    ok, diff = _close(total, forward(Silent(), bare, ffn_params, x), rtol)
     checks.append(Check("parallel", f"Σ of {ranks} ranks' partial outputs = the whole layer's", "equal", f"max |Δ| {diff:.2e}", ok, "tolerance"))
     return checks
 

@@ -27,6 +27,22 @@ def test_verify_tp_4(options: dict[str, object]) -> None:
     assert sum(1 for c in report.checks if c.group == "parallel") == 2 * 4 + 2
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"activation": "swiglu", "experts": 4, "top_k": 2},
+        {"activation": "swiglu", "experts": 4, "top_k": 2, "shared_experts": 1, "norm": "pre"},
+        {"experts": 3, "top_k": 1, "capacity_factor": 1.0},
+    ],
+)
+def test_verify_tp_4_mixture_of_experts(options: dict[str, object]) -> None:
+    """Every expert (and the shared ones) split like the dense layer; the router replicated."""
+    report = verify(make_config(2, 16, 12, "24", **options), tp=4)  # type: ignore[arg-type]
+    assert [c.name for c in report.checks if not c.ok] == []
+    plan = tensor_parallel(make_config(2, 16, 12, "24", **options), 4)  # type: ignore[arg-type]
+    assert plan.per_rank.d_ff == 6 and plan.collectives[0].op == "all-reduce"
+
+
 def test_a_wrong_shard_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     real = verify_module._shard
 
@@ -61,14 +77,14 @@ def test_per_rank_figures_and_collectives() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "argument"),
-    [({"d_ff": "30"}, "--tp"), ({"experts": 4, "top_k": 1}, "--tp")],
+    ("kwargs", "message"),
+    [({"d_ff": "30"}, "d_ff 30"), ({"d_ff": "30", "experts": 4, "top_k": 1}, "each expert's d_ff 30")],
 )
-def test_tp_refusals(kwargs: dict[str, object], argument: str) -> None:
+def test_tp_refusals(kwargs: dict[str, object], message: str) -> None:
     cfg = make_config(1, 8, 8, **kwargs)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(ConfigError, match=message) as e:
         tensor_parallel(cfg, 4)
-    assert e.value.argument == argument
+    assert e.value.argument == "--tp"
     with pytest.raises(ConfigError, match="SEQ_LEN"):
         tensor_parallel(make_config(1, 6, 8), 4, sequence_parallel=True)
 
