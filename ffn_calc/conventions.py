@@ -96,6 +96,15 @@ BIAS_GRAD_FLOPS_PER_ELEMENT = 1  # db = Σ over rows of dY
 GRADIENT_SUM_FLOPS_PER_ELEMENT = 1  # a tensor read by c stages: its c gradients are added, (c − 1) adds per element
 LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT = 11  # dγ, dβ, and dx = (γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) / σ
 LAYERNORM_BACKWARD_FLOPS_PER_ROW = 2
+# Mixture of experts (dropless). The router's softmax: dlogits = p ⊙ (dp − Σ p·dp), 4 per logit;
+# the renormalised top-k weights w = c / Σc: dc = (dw − Σ dw·w) / Σc, 4 per selected weight;
+# combine: dye = w·dy and dw = Σ dy·ye, 3 per routed element; dispatch: each routed row's
+# gradient added back into its token's, 1 per element.
+ROUTING_BACKWARD_FLOPS_PER_LOGIT = 4
+RENORM_BACKWARD_FLOPS_PER_WEIGHT = 4
+COMBINE_BACKWARD_FLOPS_PER_ELEMENT = 3
+GATHER_BACKWARD_FLOPS_PER_ELEMENT = 1
+ROUTING_INDEX_BYTES = 8  # int64, kept for backward
 DROPOUT_FLOPS_PER_ELEMENT = 1  # apply the mask (and scale) forward; the same backward
 DROPOUT_MASK_BYTES_PER_ELEMENT = 1
 LAYERNORM_SAVED_BYTES_PER_ROW = 8  # mean and 1/σ in float32

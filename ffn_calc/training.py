@@ -130,6 +130,18 @@ def _backward_ops(report: FFNReport) -> list[BackwardOp]:
             per = conv.ACTIVATION_BACKWARD_FLOPS_PER_ELEMENT[act] + conv.ACTIVATION_FLOPS_PER_ELEMENT[act] + conv.GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT
             ops.append(BackwardOp(s.name, "elementwise", f"dg = da ⊙ u ⊙ {act}'(g), du = da ⊙ {act}(g)", s.output_shape,
                                   elementwise_flops=per * rows * width))  # fmt: skip
+        elif s.op == "router":  # the routing weights back to the router's logits
+            n, e, k = cfg.tokens, cfg.experts, cfg.top_k
+            flops = conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT * n * e + conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT * n * k
+            ops.append(BackwardOp(s.name, "elementwise", "dlogits = p ⊙ (dp − Σ p·dp), through the renormalised top-k", by_name[s.inputs[0]].output_shape,
+                                  elementwise_flops=flops))  # fmt: skip
+        elif s.op == "gather":
+            ops.append(BackwardOp(s.name, "elementwise", "each routed row's gradient added back into its token's", by_name[s.inputs[0]].output_shape,
+                                  elementwise_flops=conv.GATHER_BACKWARD_FLOPS_PER_ELEMENT * rows * width))  # fmt: skip
+        elif s.op == "combine":
+            routed = cfg.tokens * cfg.top_k * cfg.d_model
+            ops.append(BackwardOp(s.name, "elementwise", "dye = w·dy, dw = Σ dy·ye", s.output_shape,
+                                  elementwise_flops=conv.COMBINE_BACKWARD_FLOPS_PER_ELEMENT * routed))  # fmt: skip
         elif s.op == "layernorm":
             per_row = conv.LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT * width + conv.LAYERNORM_BACKWARD_FLOPS_PER_ROW
             ops.append(BackwardOp(s.name, "elementwise", "dx, dγ, dβ of LayerNorm", s.output_shape, elementwise_flops=rows * per_row))
@@ -138,7 +150,8 @@ def _backward_ops(report: FFNReport) -> list[BackwardOp]:
     readers: dict[str, int] = {}
     for s in report.stages:
         for name in s.inputs:
-            readers[name] = readers.get(name, 0) + 1
+            if not (s.op == "gather" and by_name[name].op == "router"):  # dispatch reads the routing as indices only
+                readers[name] = readers.get(name, 0) + 1
     for s in report.stages:
         if readers.get(s.name, 0) > 1:
             elements = prod(s.output_shape)
@@ -184,13 +197,22 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
                     keep(src, "gate and up projections, for the gated product's backward")
             elif s.op == "layernorm":
                 keep(s.inputs[0], "LayerNorm's input, for its backward")
+            elif s.op == "router":
+                keep(s.inputs[0], "the router's logits, for the softmax backward")
+            elif s.op == "combine":
+                keep(s.inputs[0], "the routing weights, for the experts' output gradients")
+                keep(s.inputs[1], "the experts' outputs, for the routing weights' gradient")
+        if cfg.is_moe:
+            rows = cfg.tokens * cfg.top_k
+            saved["routing_indices"] = SavedTensor("routing_indices", (cfg.tokens, cfg.top_k), rows * conv.ROUTING_INDEX_BYTES,
+                                                   "which experts each token went to (int64), to send gradients back")  # fmt: skip
         for s in report.stages:
             if s.op == "layernorm":
                 rows = prod(s.output_shape[:-1])
                 saved["layernorm_stats"] = SavedTensor("layernorm_stats", (rows, 2), rows * conv.LAYERNORM_SAVED_BYTES_PER_ROW,
                                                        "mean and 1/σ per row, float32")  # fmt: skip
     if options.dropout and options.recompute != "full":
-        out = next(s for s in reversed(report.stages) if s.op in ("matmul", "combine"))
+        out = next(s for s in reversed(report.stages) if s.op in ("matmul", "combine"))  # the FFN's output
         elements = prod(out.output_shape)
         saved["dropout_mask"] = SavedTensor("dropout_mask", out.output_shape, elements * conv.DROPOUT_MASK_BYTES_PER_ELEMENT,
                                             "dropout mask on the FFN output, 1 byte per element")  # fmt: skip
@@ -204,8 +226,8 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     if tp > 1 or sequence_parallel:
         parallel = tensor_parallel(cfg, tp, sequence_parallel)
         cfg = parallel.per_rank
-    if cfg.is_moe:
-        raise ConfigError("--experts", "training a mixture of experts (the router's backward) is not modelled yet; use shapes for its forward")
+    if cfg.expert_capacity is not None:
+        raise ConfigError("--capacity-factor", "training with capacity buffers (dropped tokens) is not modelled; train models dropless routing")
     if options.mixed_precision and cfg.dtype not in ("bfloat16", "float16"):
         raise ConfigError("--mixed-precision", f"needs --dtype bfloat16 or float16 (16-bit weights and gradients), got {cfg.dtype}")
     fwd = analyze(cfg)

@@ -123,8 +123,8 @@ def check_backward_fits(prediction: FFNReport, limit: int) -> None:
     and their gradients, and about eight activation-sized arrays. Refuse it, before allocating,
     when that would not fit (the forward checks can still run in chunks)."""
     cfg = prediction.config
-    if cfg.is_moe:
-        raise VerifyRefused("verify --backward: training a mixture of experts (the router's backward) is not modelled yet")
+    if cfg.expert_capacity is not None:
+        raise VerifyRefused("verify --backward: training with capacity buffers (dropped tokens) is not modelled; drop --capacity-factor")
     widest = cfg.tokens * max(cfg.d_ff * (2 if cfg.is_glu else 1), cfg.d_model) * cfg.dtype_bytes
     need = 2 * prediction.totals.weight_bytes + 8 * widest + SCRATCH_ALLOWANCE_BYTES
     if need > limit:
@@ -250,7 +250,9 @@ def _backward_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Ge
         flops = conv_flops(products) + rec.elementwise.get(key, 0)
         observed_total += flops
         if op.matmul:
-            grouped = _grouped(products)
+            # The experts' products split the rows among them: M for an input gradient, the
+            # middle dimension (the rows summed over) for a weight gradient.
+            grouped = _grouped(products, axis=1 if op.kind == "weight-grad" else 0)
             checks.append(Check("backward", f"{op.stage} {op.kind} (M, K, N)", op.matmul, grouped, grouped == op.matmul))
         checks.append(Check("backward", f"{op.stage} {op.kind} FLOPs", op.flops, flops, flops == op.flops))
     t = predicted.totals
@@ -329,11 +331,17 @@ def conv_flops(products: list[tuple[int, int, int]]) -> int:
     return FLOPS_PER_MAC * sum(m * k * n for m, k, n in products)
 
 
-def _grouped(matmuls: list[tuple[int, int, int]]) -> tuple[int, int, int] | None:
-    """The products of one stage as one (M, K, N): rows summed over the experts' products."""
-    if not matmuls or len({(k, n) for _, k, n in matmuls}) != 1:
-        return matmuls[0] if matmuls else None
-    return (sum(m for m, _, _ in matmuls), matmuls[0][1], matmuls[0][2])
+def _grouped(matmuls: list[tuple[int, int, int]], axis: int = 0) -> tuple[int, int, int] | None:
+    """The products of one stage as one (M, K, N): the experts' products summed along `axis`
+    (the rows they split), the other two dimensions the same for all."""
+    if not matmuls:
+        return None
+    others = {tuple(dim for i, dim in enumerate(m) if i != axis) for m in matmuls}
+    if len(others) != 1:
+        return matmuls[0]
+    grouped = list(matmuls[0])
+    grouped[axis] = sum(m[axis] for m in matmuls)
+    return (grouped[0], grouped[1], grouped[2])
 
 
 def run_chunked(rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray, chunk: int, progress: Callable[[int], None] | None = None) -> np.ndarray:

@@ -15,6 +15,38 @@ from ffn_calc.training import TrainingOptions, train
 ACTS = ["relu", "gelu", "gelu_tanh", "silu", "swiglu", "geglu", "reglu"]
 
 
+@settings(max_examples=100, deadline=None)
+@given(s=st.integers(1, 64), d=st.integers(1, 64), f=st.integers(1, 128), data=st.data(),
+       act=st.sampled_from(ACTS), shared=st.integers(0, 2), norm=st.sampled_from(["none", "pre", "post"]))  # fmt: skip
+def test_moe_backward_matmuls_are_twice_the_forward(s: int, d: int, f: int, data: st.DataObject, act: str, shared: int, norm: str) -> None:
+    e = data.draw(st.integers(1, 16))
+    k = data.draw(st.integers(1, e))
+    cfg = FFNConfig(2, s, d, f, activation=act, norm=norm, experts=e, top_k=k, shared_experts=shared)
+    t = train(cfg, TrainingOptions()).totals
+    assert t.backward_matmul_flops == 2 * t.forward_matmul_flops
+    assert t.step_matmul_flops == 3 * t.forward_matmul_flops
+    # The active matrices: top-k experts, the shared ones, the router: 6·N_active per token.
+    m = 3 if cfg.is_glu else 2
+    assert t.step_matmul_flops == 6 * (k * m * d * f + shared * m * d * f + d * e) * 2 * s
+
+
+def test_mixtral_saved_tensors() -> None:
+    cfg = make_config(1, 8, 16, "32", activation="swiglu", bias=False, experts=4, top_k=2, dtype="bfloat16")
+    saved = {t.name: t.bytes for t in train(cfg, TrainingOptions()).saved}
+    n, rows = 8, 8 * 2
+    assert saved == {
+        "input": n * 16 * 2,  # the router's and the dispatch's input
+        "router": n * 4 * 2,  # logits, for the softmax backward
+        "routing": n * 2 * 2,  # the top-k weights, for combine's backward
+        "dispatch": rows * 16 * 2,  # the experts' input rows
+        "expert_gate": rows * 32 * 2,
+        "expert_up": rows * 32 * 2,
+        "expert_glu": rows * 32 * 2,
+        "expert_down": rows * 16 * 2,  # the experts' outputs, for the routing weights' gradient
+        "routing_indices": rows * 8,
+    }
+
+
 @settings(max_examples=200, deadline=None)
 @given(b=st.integers(1, 8), s=st.integers(1, 512), d=st.integers(1, 512), f=st.integers(1, 1024),
        act=st.sampled_from(ACTS), bias=st.booleans(), norm=st.sampled_from(["none", "pre", "post"]))  # fmt: skip
@@ -90,7 +122,7 @@ def test_backward_ops_by_hand() -> None:
 
 @pytest.mark.parametrize(
     ("options", "argument"),
-    [({"experts": 4, "top_k": 2}, "--experts"), ({"dtype": "float32"}, "--mixed-precision")],
+    [({"experts": 4, "top_k": 2, "capacity_factor": 1.25}, "--capacity-factor"), ({"dtype": "float32"}, "--mixed-precision")],
 )
 def test_train_refuses_what_it_does_not_model(options: dict[str, object], argument: str) -> None:
     cfg = make_config(1, 4, 8, **options)  # type: ignore[arg-type]
@@ -130,6 +162,23 @@ def test_verify_backward(options: dict[str, object]) -> None:
     names = {c.name for c in report.checks if c.group == "backward"}
     assert "backward matmul FLOPs = 2 × forward's" in names
     assert any(name.startswith("gradients = finite differences") for name in names)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"experts": 4, "top_k": 2},
+        {"activation": "swiglu", "experts": 4, "top_k": 2, "shared_experts": 1, "norm": "pre", "bias": False},
+        {"activation": "geglu", "experts": 4, "top_k": 3, "fused": True, "shared_experts": 2, "norm": "post"},
+    ],
+)
+def test_verify_backward_mixture_of_experts(options: dict[str, object]) -> None:
+    from ffn_calc.verify import verify
+
+    report = verify(make_config(2, 16, 12, "24", **options), backward=True)  # type: ignore[arg-type]
+    assert [c.name for c in report.checks if not c.ok] == []
+    names = {c.name for c in report.checks if c.group == "backward"}
+    assert {"router weight-grad (M, K, N)", "combine elementwise FLOPs", "routing elementwise FLOPs"} <= names
 
 
 def test_a_wrong_backward_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
