@@ -133,8 +133,8 @@ def _backward_ops(report: FFNReport) -> list[BackwardOp]:
         elif s.op == "router":  # the routing weights back to the router's logits
             n, e, k = cfg.tokens, cfg.experts, cfg.top_k
             flops = conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT * n * e + conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT * n * k
-            ops.append(BackwardOp(s.name, "elementwise", "dlogits = p ⊙ (dp − Σ p·dp), through the renormalised top-k", by_name[s.inputs[0]].output_shape,
-                                  elementwise_flops=flops))  # fmt: skip
+            formula = "dlogits = p ⊙ (dp − Σ p·dp), through the renormalised top-k"
+            ops.append(BackwardOp(s.name, "elementwise", formula, by_name[s.inputs[0]].output_shape, elementwise_flops=flops))
         elif s.op == "gather":
             ops.append(BackwardOp(s.name, "elementwise", "each routed row's gradient added back into its token's", by_name[s.inputs[0]].output_shape,
                                   elementwise_flops=conv.GATHER_BACKWARD_FLOPS_PER_ELEMENT * rows * width))  # fmt: skip
