@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ffn_calc.config import FFNConfig, VerifyRefused
+from ffn_calc.core import FFNReport
 
 __all__ = ["Check", "VerifyRefused", "VerifyReport"]
-from ffn_calc.core import FFNReport
 
 
 @dataclass(frozen=True)
