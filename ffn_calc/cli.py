@@ -25,24 +25,12 @@ from ffn_calc.options import (
     CONVENTION_HELP,
     LAYER_FLAGS,
     OUTPUT,
-    ActivationOpt,
-    BiasOpt,
-    CapacityOpt,
     ChartOpt,
-    ConfigOpt,
     Dtype,
-    DtypeOpt,
-    FfnMultOpt,
     FormatOpt,
-    FusedOpt,
     MaxMemoryOpt,
-    ModelOpt,
-    MultipleOfOpt,
-    Norm,
-    NormOpt,
     OutputFormat,
     SeedOpt,
-    SharedOpt,
     SpOpt,
     TpOpt,
     count_parser,
@@ -180,7 +168,9 @@ def _axis(name: str, text: str | None, minimum: int = 1) -> list[Axis]:
 
 
 @app.command(epilog=CONVENTION_HELP)
+@layer_command(exclude=("batch", "seq_len", "d_model", "d_ff", "layers", "experts", "top_k"), resolve=False)
 def sweep(
+    options: dict[str, Any],
     batch: Annotated[
         str | None,
         typer.Option("--batch", metavar="LIST", help="Batch sizes: 1,8,32 or a range 1:64:x2.", rich_help_panel="Swept", show_default=False),
@@ -207,17 +197,6 @@ def sweep(
     layers: Annotated[
         str | None, typer.Option("--layers", "-L", metavar="LIST", help="Layer counts.", rich_help_panel="Swept", show_default=False)
     ] = None,
-    activation: ActivationOpt = None,
-    bias: BiasOpt = None,
-    fused: FusedOpt = False,
-    norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
-    dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
-    multiple_of: MultipleOfOpt = None,
-    ffn_dim_multiplier: FfnMultOpt = None,
-    model: ModelOpt = None,
-    config: ConfigOpt = None,
-    shared_experts: SharedOpt = None,
-    capacity_factor: CapacityOpt = None,
     stdin: Annotated[
         bool,
         typer.Option(
@@ -271,8 +250,8 @@ def sweep(
         raise ConfigError("--chart", f"unknown column {chart!r}; choose from {', '.join(COLUMNS)}")
     if chart is not None and fmt is not SweepFormat.table:
         raise ConfigError("--chart", "draws for --format table only")
-    fixed = {k: (v.value if isinstance(v, Enum) else v) for k, v in locals().items() if k in LAYER_FLAGS and v is not None}
-    fixed.update(model=model, config=config)
+    fixed = {k: (v.value if isinstance(v, Enum) else v) for k, v in options.items() if k in LAYER_FLAGS and v is not None}
+    fixed.update(model=options["model"], config=options["config"])
     bad_lines = 0
     if stdin:
         if any(v is not None for v in (batch, seq_len, d_model, experts, top_k, layers)) or d_ff is not None:

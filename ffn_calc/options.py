@@ -283,10 +283,11 @@ def _layer_options(
 LAYER_PARAMS = tuple(inspect.signature(_layer_options, eval_str=True).parameters.values())
 
 
-def layer_command(exclude: tuple[str, ...] = (), **defaults: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def layer_command(exclude: tuple[str, ...] = (), resolve: bool = True, **defaults: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command the shared layer arguments and options, declared once above. The command
     is written as `def name(cfg: FFNConfig, <its own options>)` and receives the resolved
-    layer; Typer sees the shared parameters followed by the command's own."""
+    layer (or, with resolve=False, the options given, as a dict: the sweep resolves many
+    layers); Typer sees the shared parameters followed by the command's own."""
 
     def wrap(func: Callable[..., None]) -> Callable[..., None]:
         own = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
@@ -296,7 +297,7 @@ def layer_command(exclude: tuple[str, ...] = (), **defaults: Any) -> Callable[[C
         @functools.wraps(func)
         def command(**kwargs: Any) -> None:
             layer = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
-            func(_config(layer), **kwargs)
+            func(_config(layer) if resolve else layer, **kwargs)
 
         params = [*shared, *own]
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
