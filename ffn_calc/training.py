@@ -80,6 +80,9 @@ class TrainingTotals:
     step_flops: int
     forward_matmul_flops: int
     backward_matmul_flops: int
+    backward_macs: int
+    backward_elementwise_flops: int
+    recompute_matmul_flops: int
     step_matmul_flops: int  # forward + backward + recomputed matmuls
     saved_activation_bytes: int
     weight_bytes: int
@@ -247,7 +250,8 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     out_elements = prod(fwd.stages[-1].output_shape)
     dropout = 2 * conv.DROPOUT_FLOPS_PER_ELEMENT * out_elements if options.dropout else 0  # forward and backward
     backward = sum(op.flops for op in ops)
-    backward_matmul = sum(conv.FLOPS_PER_MAC * op.macs for op in ops)
+    backward_macs = sum(op.macs for op in ops)
+    backward_matmul = conv.FLOPS_PER_MAC * backward_macs
     params = fwd.totals.params
     mixed = options.mixed_precision
     weight_bytes = fwd.totals.weight_bytes
@@ -267,6 +271,9 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         step_flops=fwd.totals.flops + backward + recompute + dropout,
         forward_matmul_flops=fwd.totals.matmul_flops,
         backward_matmul_flops=backward_matmul,
+        backward_macs=backward_macs,
+        backward_elementwise_flops=sum(op.elementwise_flops for op in ops),
+        recompute_matmul_flops=recompute_matmul,
         step_matmul_flops=fwd.totals.matmul_flops + backward_matmul + recompute_matmul,
         saved_activation_bytes=saved_bytes,
         weight_bytes=weight_bytes,

@@ -71,8 +71,8 @@ def _csv_rows_TrainingReport(report: TrainingReport) -> list[dict[str, Any]]:
         for op in report.backward
     ]  # fmt: skip
     t = report.totals
-    rows.append({"stage": "total", "kind": "backward", "output_shape": "", "macs": t.backward_matmul_flops // 2,
-                 "elementwise_flops": t.backward_flops - t.backward_matmul_flops, "flops": t.backward_flops})  # fmt: skip
+    rows.append({"stage": "total", "kind": "backward", "output_shape": "", "macs": t.backward_macs,
+                 "elementwise_flops": t.backward_elementwise_flops, "flops": t.backward_flops})  # fmt: skip
     return rows
 
 
@@ -95,9 +95,8 @@ def _tables_TrainingReport(report: TrainingReport) -> list[RenderableType]:
         flops.add_column(col, justify="right" if right else "left", overflow="fold")
     fm = t.forward_matmul_flops or 1
     ff = t.forward_flops or 1
-    recompute_matmul = t.step_matmul_flops - t.forward_matmul_flops - t.backward_matmul_flops
     for part, total, matmul in (("forward", t.forward_flops, t.forward_matmul_flops), ("backward", t.backward_flops, t.backward_matmul_flops),
-                                ("recompute", t.recompute_flops, recompute_matmul), ("dropout", t.dropout_flops, 0)):  # fmt: skip
+                                ("recompute", t.recompute_flops, t.recompute_matmul_flops), ("dropout", t.dropout_flops, 0)):  # fmt: skip
         flops.add_row(part, n(total), human_count(total), f"{total / ff:.3f}", n(matmul), f"{matmul / fm:.3f}")
     flops.add_section()
     flops.add_row("step", n(t.step_flops), human_count(t.step_flops), f"{t.step_flops / ff:.3f}", n(t.step_matmul_flops),
