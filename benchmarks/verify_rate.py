@@ -1,10 +1,14 @@
 """The FLOP rate of verify's forward pass against bare NumPy matmuls of the same shapes.
 
-Both are timed in the same run, alternating, several times each; the script prints the
-medians and the ratio (verify's rate ÷ bare matmuls' rate). verify's pass does all its work:
-bias adds, the activation, the recording of operand shapes and einsum_path's FLOP count.
+For each layer, a first pass records the (M, K, N) of every product the layer computes; the
+bare side then multiplies random operands of exactly those shapes, and nothing else. The two
+are timed alternately in one run, several times each. verify's side is timed as verify times
+it: tracemalloc on, every stage observed, the recorder's own bookkeeping (einsum_path's FLOP
+count, counting zeros after ReLU) taken out of the time. Rates are FLOPs per second by the
+convention (verify's FLOPs include the elementwise work it also does); the ratio is verify's
+rate ÷ the bare matmuls' rate in the same round, and the script prints the medians.
 
-    python benchmarks/verify_rate.py [--runs 7]
+    python benchmarks/verify_rate.py [--runs 7] [--case NAME]
 """
 
 from __future__ import annotations
@@ -18,46 +22,63 @@ import numpy as np
 
 from ffn_calc.config import make_config
 from ffn_calc.core import analyze
-from ffn_calc.numpy_ffn import Recorder, forward, make_params, random_array
+from ffn_calc.numpy_ffn import THREADS, Recorder, forward, make_params, random_array
 
-CASES = [
-    ("BERT-base layer, 1 × 512 tokens", (1, 512, 768, "3072")),
-    ("GPT-2 medium width, 4 × 1024 tokens", (4, 1024, 1024, "4096")),
-    ("LLaMA-3-8B width (bare ReLU FFN), 1 × 1024 tokens", (1, 1024, 4096, "14336")),
-]
+# (batch, seq_len, d_model, d_ff, options): real layers, the activation each uses.
+CASES = {
+    "ReLU, BERT-base width, 1 × 512 tokens": (1, 512, 768, "3072", {}),
+    "ReLU, GPT-2 medium width, 4 × 1024 tokens": (4, 1024, 1024, "4096", {}),
+    "SwiGLU, LLaMA-3-8B, 1 × 1024 tokens": (1, 1024, 4096, "14336", {"activation": "swiglu", "bias": False}),
+    "GELU + post-LN, BERT-base, 1 × 512 tokens": (1, 512, 768, "3072", {"activation": "gelu", "norm": "post"}),
+    "GELU + pre-LN, GPT-2 medium, 4 × 1024 tokens": (4, 1024, 1024, "4096", {"activation": "gelu", "norm": "pre"}),
+}
+
+
+def products(rec: Recorder) -> list[tuple[int, int, int]]:
+    return [mkn for stage in rec.stages.values() for mkn in stage.matmuls]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--case", choices=list(CASES), action="append", help="only these cases (default: all)")
     args = parser.parse_args()
-    print(f"{'case':<50} {'bare GFLOP/s':>13} {'verify GFLOP/s':>15} {'ratio':>7}")
-    for name, (b, s, d, f) in CASES:
-        cfg = make_config(b, s, d, f)
+    print(f"NumPy {np.__version__}; elementwise threads: {THREADS}; runs: {args.runs} per case, alternating")
+    print(f"{'case':<46} {'bare GFLOP/s':>13} {'verify GFLOP/s':>15} {'ratio':>7} {'elementwise share':>18}")
+    for name in args.case or CASES:
+        b, s, d, f, options = CASES[name]
+        cfg = make_config(b, s, d, f, **options)
         pred = analyze(cfg)
         rng = np.random.default_rng(0)
-        p = make_params(rng, cfg, np.float32)
+        params = make_params(rng, cfg, np.float32)
         x = random_array(rng, (b, s, d), np.float32, 1.0)
-        x2d = x.reshape(-1, d)
-        a = np.maximum(x2d @ p["W1"], 0)
-        bare, ours = [], []
+        first = Recorder()
+        forward(first, cfg, params, x)
+        operands = [(random_array(rng, (m, k), np.float32, 1.0), random_array(rng, (k, n), np.float32, 1.0)) for m, k, n in products(first)]
+        bare_flops = 2 * sum(m * k * n for m, k, n in products(first))
+        assert bare_flops == pred.totals.matmul_flops
+        bare, ours, ratios, shares = [], [], [], []
         for _ in range(args.runs):
             start = time.perf_counter()
-            h = x2d @ p["W1"]
-            y = a @ p["W2"]
-            bare.append(pred.totals.matmul_flops / (time.perf_counter() - start) / 1e9)
-            del h, y
-            # verify times its pass with tracemalloc running, so this does too.
+            for lhs, rhs in operands:
+                out = lhs @ rhs
+                del out
+            bare_s = time.perf_counter() - start
             tracemalloc.start()
             rec = Recorder()
             start = time.perf_counter()
-            out = forward(rec, cfg, p, x)
-            # As verify reports it: wall time less the recorder's own bookkeeping.
-            ours.append(pred.totals.flops / (time.perf_counter() - start - rec.overhead_s) / 1e9)
+            out = forward(rec, cfg, params, x)
+            ours_s = time.perf_counter() - start - rec.overhead_s
             tracemalloc.stop()
             del out
-        b_med, o_med = statistics.median(bare), statistics.median(ours)
-        print(f"{name:<50} {b_med:13.1f} {o_med:15.1f} {o_med / b_med:7.3f}")
+            bare.append(bare_flops / bare_s / 1e9)
+            ours.append(pred.totals.flops / ours_s / 1e9)
+            ratios.append(ours[-1] / bare[-1])
+            shares.append(max(0.0, 1 - bare_s / ours_s))
+        print(
+            f"{name:<46} {statistics.median(bare):13.1f} {statistics.median(ours):15.1f} "
+            f"{statistics.median(ratios):7.3f} {statistics.median(shares):18.1%}"
+        )
 
 
 if __name__ == "__main__":

@@ -2,16 +2,20 @@
 
 The pass runs out of place, the way an eager framework runs inference: each stage allocates
 its output, and a tensor is dropped as soon as nothing later needs it. Elementwise work runs
-in blocks of BLOCK_ELEMENTS so its scratch stays bounded whatever the size of the layer.
+in blocks of BLOCK_ELEMENTS, on up to THREADS threads, so its scratch stays bounded whatever
+the size of the layer.
 Weights are made from the configuration alone, never from the core's prediction.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +113,25 @@ def _einsum_path_flops(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # --- elementwise pieces ----------------------------------------------------------------------
+#
+# Elementwise work runs block by block, the blocks dealt out to THREADS threads in contiguous
+# runs (NumPy lets go of the GIL inside its loops, so the threads really run at once; BLAS
+# already uses every core for the matmuls). Every block writes only its own rows of an output
+# made before the threads start, so the result is bit for bit that of a serial loop. Each
+# thread holds at most SCRATCH_BLOCKS block-sized float64 temporaries at a time.
+
+THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+SCRATCH_BLOCKS = 4
+SCRATCH_BYTES = THREADS * SCRATCH_BLOCKS * BLOCK_ELEMENTS * 8
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=max(1, THREADS - 1), thread_name_prefix="ffn-calc-elementwise")
+    return _pool
 
 
 def _compute_type(dtype: np.dtype) -> Any:
@@ -121,34 +144,112 @@ def blocks(total: int, step: int) -> Iterator[tuple[int, int]]:
         yield start, min(total, start + step)
 
 
-def erf(x: np.ndarray) -> np.ndarray:
-    """erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7); NumPy has no erf."""
-    t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return np.sign(x) * (1.0 - poly * np.exp(-x * x))
+def each_block(total: int, step: int, fn: Callable[[int, int], object]) -> None:
+    """fn(i, j) for every block [i, j) of range(total), `step` long, split between up to THREADS
+    threads in contiguous runs; the calling thread runs the first run itself. If any block
+    raises (or Ctrl-C arrives), the other runs stop at their next block and it is re-raised."""
+    count = -(-total // step)
+    threads = min(THREADS, count)
+    if threads <= 1:
+        for i, j in blocks(total, step):
+            fn(i, j)
+        return
+    per = -(-count // threads) * step
+    stop = threading.Event()
+
+    def run(lo: int, hi: int) -> None:
+        for i, j in blocks(hi - lo, step):
+            if stop.is_set():
+                return
+            fn(lo + i, lo + j)
+
+    runs = list(blocks(total, per))
+    futures = [_executor().submit(run, lo, hi) for lo, hi in runs[1:]]
+    try:
+        run(*runs[0])
+        for future in futures:
+            future.result()
+    except BaseException:
+        stop.set()
+        raise
+
+
+def row_step(rows: int, width: int) -> int:
+    """Rows per block for a one-pass operation with no scratch (bias, ReLU, residual): one block
+    per thread, but never less than BLOCK_ELEMENTS elements, so small tensors stay serial."""
+    return max(-(-rows // THREADS), -(-BLOCK_ELEMENTS // max(1, width)))
+
+
+def erf(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7); NumPy has no erf.
+    sign(x)·(1 − t·(a1 + t·(a2 + t·(a3 + t·(a4 + t·a5))))·exp(−x²)) with t = 1/(1 + p·|x|),
+    computed in place with two temporaries of x's size."""
+    t = np.abs(x)
+    t *= 0.3275911
+    t += 1.0
+    np.reciprocal(t, out=t)
+    poly = np.multiply(t, 1.061405429)
+    for a in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += a
+        poly *= t
+    e = np.square(x, out=t)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    poly *= e
+    out = np.subtract(1.0, poly, out=out)
+    out *= np.sign(x, out=e)
+    return out
+
+
+def _activation_into(kind: str, h: np.ndarray, out: np.ndarray) -> None:
+    """out = act(h) for one block of the compute dtype; h is left as it was."""
+    if kind == "relu":
+        np.maximum(h, 0, out=out)
+    elif kind == "gelu":  # 0.5·h·(1 + erf(h/√2))
+        erf(np.multiply(h, 1.0 / math.sqrt(2.0)), out=out)
+        out += 1.0
+        out *= h
+        out *= 0.5
+    elif kind == "gelu_tanh":  # 0.5·h·(1 + tanh(√(2/π)·(h + 0.044715·h³)))
+        z = np.multiply(h, h)
+        z *= h
+        z *= 0.044715
+        z += h
+        z *= math.sqrt(2.0 / math.pi)
+        np.tanh(z, out=out)
+        out += 1.0
+        out *= h
+        out *= 0.5
+    elif kind == "silu":  # h / (1 + exp(−h))
+        np.negative(h, out=out)
+        np.exp(out, out=out)
+        out += 1.0
+        np.divide(h, out, out=out)
+    else:
+        raise ValueError(kind)
 
 
 def activation_values(kind: str, h: np.ndarray) -> np.ndarray:
-    """The nonlinearity on one block (a new array)."""
-    if kind == "relu":
-        return np.maximum(h, 0)
-    if kind == "gelu":
-        return 0.5 * h * (1.0 + erf(h * (1.0 / math.sqrt(2.0))))
-    if kind == "gelu_tanh":
-        return 0.5 * h * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h**3)))
-    if kind == "silu":
-        return h / (1.0 + np.exp(-h))
-    raise ValueError(kind)
+    """The nonlinearity on one block (a new array of h's dtype)."""
+    out = np.empty_like(h)
+    _activation_into(kind, h, out)
+    return out
+
+
+def _activation_block(kind: str, src: np.ndarray, dst: np.ndarray) -> None:
+    """dst = act(src), straight into dst, or through float32 for a float16 block."""
+    ct = _compute_type(src.dtype)
+    if src.dtype == ct or kind == "relu":
+        _activation_into(kind, src, dst)
+    else:
+        dst[...] = activation_values(kind, src.astype(ct))
 
 
 def activation(rec: Recorder, name: str, kind: str, h: np.ndarray) -> np.ndarray:
     out = np.empty_like(h)
-    if kind == "relu":
-        np.maximum(h, 0, out=out)
-    else:
-        src, dst, ct = h.reshape(-1), out.reshape(-1), _compute_type(h.dtype)
-        for i, j in blocks(src.size, BLOCK_ELEMENTS):
-            dst[i:j] = activation_values(kind, src[i:j].astype(ct))
+    src, dst = h.reshape(-1), out.reshape(-1)
+    step = row_step(src.size, 1) if kind == "relu" else BLOCK_ELEMENTS
+    each_block(src.size, step, lambda i, j: _activation_block(kind, src[i:j], dst[i:j]))
     rec.elementwise(name, h.size * ACTIVATION_FLOPS_PER_ELEMENT[kind])
     return rec.output(name, out)
 
@@ -158,11 +259,28 @@ def glu(rec: Recorder, name: str, kind: str, g: np.ndarray, u: np.ndarray) -> np
     out = np.empty(g.shape, g.dtype)
     width = g.shape[-1]
     gs, us, dst = g.reshape(-1, width), u.reshape(-1, width), out.reshape(-1, width)
-    ct = _compute_type(g.dtype)
-    for i, j in blocks(gs.shape[0], max(1, BLOCK_ELEMENTS // width)):
-        dst[i:j] = activation_values(kind, gs[i:j].astype(ct)) * us[i:j]
+
+    def block(i: int, j: int) -> None:
+        _activation_block(kind, gs[i:j], dst[i:j])
+        dst[i:j] *= us[i:j]
+
+    each_block(gs.shape[0], max(1, BLOCK_ELEMENTS // width), block)
     rec.elementwise(name, g.size * (ACTIVATION_FLOPS_PER_ELEMENT[kind] + GLU_MULTIPLY_FLOPS_PER_ELEMENT))
     return rec.output(name, out)
+
+
+def add_bias(y: np.ndarray, b: np.ndarray) -> None:
+    """y += b on a (rows, width) array, in place."""
+    each_block(y.shape[0], row_step(*y.shape), lambda i, j: np.add(y[i:j], b, out=y[i:j]))
+
+
+def add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x + y into a new array."""
+    out = np.empty_like(x)
+    width = x.shape[-1]
+    xs, ys, dst = x.reshape(-1, width), y.reshape(-1, width), out.reshape(-1, width)
+    each_block(dst.shape[0], row_step(*dst.shape), lambda i, j: np.add(xs[i:j], ys[i:j], out=dst[i:j]))
+    return out
 
 
 def linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -170,7 +288,7 @@ def linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray
     lead = x.shape[:-1]
     y = rec.matmul(name, x.reshape(-1, x.shape[-1]), w)
     if b is not None:
-        np.add(y, b, out=y)
+        add_bias(y, b)
         rec.elementwise(name, y.size * BIAS_ADD_FLOPS_PER_ELEMENT)
     return rec.output(name, y.reshape(*lead, w.shape[1]))
 
@@ -183,7 +301,7 @@ def expert_linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.
         if hi > lo:
             rec.matmul(name, rows[lo:hi], w[e], out=out[lo:hi])
             if b is not None:
-                np.add(out[lo:hi], b[e], out=out[lo:hi])
+                add_bias(out[lo:hi], b[e])
     if b is not None:
         rec.elementwise(name, out.size * BIAS_ADD_FLOPS_PER_ELEMENT)
     return rec.output(name, out.reshape(*x.shape[:-1], w.shape[2]))
@@ -193,13 +311,16 @@ def layernorm(rec: Recorder, name: str, x: np.ndarray, gamma: np.ndarray, beta: 
     out = np.empty_like(x)
     width = x.shape[-1]
     src, dst, ct = x.reshape(-1, width), out.reshape(-1, width), _compute_type(x.dtype)
-    for i, j in blocks(src.shape[0], max(1, BLOCK_ELEMENTS // width)):
+
+    def block(i: int, j: int) -> None:
         blk = src[i:j].astype(ct)
         blk -= blk.mean(axis=1, keepdims=True)
         blk /= np.sqrt((blk * blk).mean(axis=1, keepdims=True) + LN_EPS)
         blk *= gamma
         blk += beta
         dst[i:j] = blk
+
+    each_block(src.shape[0], max(1, BLOCK_ELEMENTS // width), block)
     rec.elementwise(name, layernorm_flops(src.shape[0], width))
     return rec.output(name, out)
 
@@ -251,7 +372,8 @@ def route(rec: Recorder, cfg: FFNConfig, p: Params, src: np.ndarray) -> tuple[np
     weights = np.empty((n, k), src.dtype)
     index = np.empty((n, k), np.int64)
     ct = _compute_type(src.dtype)
-    for i, j in blocks(n, max(1, BLOCK_ELEMENTS // e)):
+
+    def block(i: int, j: int) -> None:
         z = flat[i:j].astype(ct)
         z = np.exp(z - z.max(axis=1, keepdims=True))
         z /= z.sum(axis=1, keepdims=True)
@@ -259,6 +381,8 @@ def route(rec: Recorder, cfg: FFNConfig, p: Params, src: np.ndarray) -> tuple[np
         chosen = np.take_along_axis(z, top, axis=1)
         weights[i:j] = chosen / chosen.sum(axis=1, keepdims=True)
         index[i:j] = top
+
+    each_block(n, max(1, BLOCK_ELEMENTS // e), block)
     del logits
     rec.elementwise("routing", ROUTER_SOFTMAX_FLOPS_PER_LOGIT * n * e + (2 * k - 1) * n)
     rec.output("routing", weights.reshape(cfg.batch, cfg.seq_len, k))
@@ -309,7 +433,8 @@ def combine(
     n, d, k = cfg.tokens, cfg.d_model, cfg.top_k
     y = np.empty((n, d), ye.dtype)
     sh = shared.reshape(n, d) if shared is not None else None
-    for i, j in blocks(n, max(1, BLOCK_ELEMENTS // d)):
+
+    def block(i: int, j: int) -> None:
         acc = np.zeros((j - i, d), _compute_type(ye.dtype))
         for slot_j in range(k):
             rows = ye[slot[i:j, slot_j]] * w[i:j, slot_j, None]
@@ -317,6 +442,8 @@ def combine(
         if sh is not None:
             acc += sh[i:j]
         y[i:j] = acc
+
+    each_block(n, max(1, BLOCK_ELEMENTS // d), block)
     rec.elementwise("combine", (2 * k - 1) * n * d + (RESIDUAL_ADD_FLOPS_PER_ELEMENT * n * d if sh is not None else 0))
     return rec.output("combine", y.reshape(cfg.batch, cfg.seq_len, d))
 
@@ -328,7 +455,7 @@ def forward(rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray) -> np.ndarr
     y = moe(rec, cfg, p, box) if cfg.is_moe else ffn(rec, cfg, p, "", box)
     if cfg.norm == "none":
         return y
-    r = np.add(x, y)
+    r = add(x, y)
     rec.elementwise("residual", r.size * RESIDUAL_ADD_FLOPS_PER_ELEMENT)
     rec.output("residual", r)
     del y

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ffn_calc import numpy_ffn
 from ffn_calc import verify as verify_module
 from ffn_calc.checks import VerifyRefused
 from ffn_calc.config import FFNConfig, make_config
@@ -183,3 +184,64 @@ def test_chunking_is_refused_for_capacity_routing() -> None:
 def test_refused_when_one_token_does_not_fit() -> None:
     with pytest.raises(VerifyRefused, match="one token at a time"):
         verify(make_config(4, 1024, 1024), max_memory_bytes=10 * 2**20)
+
+
+# --- elementwise blocks on threads ----------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(total=st.integers(0, 500), step=st.integers(1, 60), threads=st.integers(1, 4))
+def test_each_block_covers_every_index_once(total: int, step: int, threads: int) -> None:
+    seen: list[tuple[int, int]] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(numpy_ffn, "THREADS", threads)
+        numpy_ffn.each_block(total, step, lambda i, j: seen.append((i, j)))
+    assert all(0 < j - i <= step for i, j in seen)
+    assert sorted(k for i, j in seen for k in range(i, j)) == list(range(total))
+
+
+def test_each_block_raises_what_a_worker_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(numpy_ffn, "THREADS", 2)
+
+    def fn(i: int, j: int) -> None:
+        if i >= 50:  # a block of the second run: a worker thread's
+            raise MemoryError("worker")
+
+    with pytest.raises(MemoryError, match="worker"):
+        numpy_ffn.each_block(100, 10, fn)
+
+
+LAYERS = [{"activation": act, "norm": norm} for act in ACTIVATIONS for norm in NORMS] + [
+    {"activation": "swiglu", "bias": False},
+    {"activation": "geglu", "fused": True},
+    {"activation": "swiglu", "experts": 4, "top_k": 2, "shared_experts": 1},
+    {"activation": "gelu", "experts": 4, "top_k": 1, "capacity_factor": 1.0},
+]
+
+
+@pytest.mark.parametrize("options", LAYERS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_threads_give_the_same_bits_as_one_thread(monkeypatch: pytest.MonkeyPatch, options: dict[str, object], dtype: str) -> None:
+    """Tensors of several blocks (64 tokens × 1024), so that the threads really split them."""
+    cfg = make_config(2, 32, 256, "1024", dtype=dtype, **options)
+    np_dtype = verify_module.NUMPY_DTYPES[dtype]
+    rng = np.random.default_rng(7)
+    p = numpy_ffn.make_params(rng, cfg, np_dtype)
+    x = numpy_ffn.random_array(rng, (2, 32, 256), np_dtype, 1.0)
+    outputs = []
+    for threads in (1, 3):
+        monkeypatch.setattr(numpy_ffn, "THREADS", threads)
+        rec = numpy_ffn.Recorder()
+        outputs.append((numpy_ffn.forward(rec, cfg, p, x), {k: v.elementwise_flops for k, v in rec.stages.items()}))
+    (serial, serial_flops), (threaded, threaded_flops) = outputs
+    assert threaded.tobytes() == serial.tobytes()
+    assert threaded_flops == serial_flops
+
+
+@pytest.mark.parametrize("kind", ACTIVATIONS)
+def test_in_place_activations_match_their_formulas(kind: str) -> None:
+    h = np.linspace(-6.0, 6.0, 1201)
+    exact = np.array([verify_module._reference_activation(kind, float(v)) for v in h])
+    # GELU = 0.5·h·(1 + erf(h/√2)) inherits erf's stated error (1.5e-7), scaled by 0.5·|h|.
+    bound = 0.5 * np.abs(h) * 1.5e-7 if kind == "gelu" else 1e-14 * np.maximum(1.0, np.abs(h))
+    assert np.all(np.abs(numpy_ffn.activation_values(kind, h) - exact) <= bound)
