@@ -470,7 +470,7 @@ def verify(
     checks.append(
         Check(
             "totals",
-            f"peak bytes ({how}tracemalloc; within {PEAK_TOLERANCE:.0%} or {_size(SCRATCH_ALLOWANCE_BYTES)} scratch)",
+            f"peak bytes ({how}tracemalloc; within {PEAK_TOLERANCE:.0%} or {SCRATCH_ALLOWANCE_BYTES / 2**20:g} MiB scratch)",
             peak_pred,
             observed_peak,
             abs(observed_peak - peak_pred) <= allowance,
