@@ -120,7 +120,7 @@ def _einsum_path_flops(a: np.ndarray, b: np.ndarray) -> float:
 # made before the threads start, so the result is bit for bit that of a serial loop. Each
 # thread holds at most SCRATCH_BLOCKS block-sized float64 temporaries at a time.
 
-THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+THREADS = min(4, os.cpu_count() or 1)  # past a few threads, memory bandwidth is the limit
 SCRATCH_BLOCKS = 4
 SCRATCH_BYTES = THREADS * SCRATCH_BLOCKS * BLOCK_ELEMENTS * 8
 
