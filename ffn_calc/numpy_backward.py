@@ -15,7 +15,7 @@ import numpy as np
 
 from ffn_calc import conventions as conv
 from ffn_calc.config import FFNConfig
-from ffn_calc.numpy_ffn import LN_EPS, Params, activation_values, erf
+from ffn_calc.numpy_ffn import LN_EPS, Params, activation_values, erf, matmul
 
 Grads = dict[str, np.ndarray]
 
@@ -46,7 +46,7 @@ class BackwardRecorder:
         (m, k), (k2, n) = a.shape, b.shape
         assert k == k2
         self.matmuls.setdefault((stage, kind), []).append((m, k, n))
-        return a @ b
+        return matmul(a, b)
 
     def flops(self, stage: str, kind: str, count: int) -> None:
         self.elementwise[(stage, kind)] = self.elementwise.get((stage, kind), 0) + count
@@ -81,10 +81,10 @@ class _Block:
     def _mm(self, z: np.ndarray, w: str) -> np.ndarray:
         weight = self.p[self.prefix + w]
         if self.bounds is None:
-            return z @ weight
+            return matmul(z, weight)
         out = np.zeros((z.shape[0], weight.shape[-1]), z.dtype)
         for e, (lo, hi) in enumerate(self.bounds):
-            out[lo:hi] = z[lo:hi] @ weight[e]
+            matmul(z[lo:hi], weight[e], out=out[lo:hi])
         return out
 
     def _bias(self, z: np.ndarray, b: str) -> np.ndarray:
@@ -166,7 +166,7 @@ def _moe(cfg: FFNConfig, p: Params, g: Grads, rec: BackwardRecorder, src: np.nda
     n, d, e, k = cfg.tokens, cfg.d_model, cfg.experts, cfg.top_k
     shared = _Block(cfg, p, g, rec, "shared_") if cfg.shared_experts else None
     ys = shared.forward(src) if shared else None
-    logits = src @ p["W_router"]
+    logits = matmul(src, p["W_router"])
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs = z / z.sum(axis=1, keepdims=True)
     top = np.argsort(-probs, axis=1, kind="stable")[:, :k]

@@ -35,13 +35,13 @@ from ffn_calc.numpy_ffn import (
     activation_values,
     ffn_as_conv1d,
     forward,
+    half_scratch_bytes,
     layernorm,
     make_params,
     random_array,
 )
 
-# The elementwise threads' block scratch (numpy_ffn.SCRATCH_BYTES) plus 1 MiB of interpreter noise.
-SCRATCH_ALLOWANCE_BYTES = SCRATCH_BYTES + (1 << 20)
+INTERPRETER_NOISE_BYTES = 1 << 20
 PEAK_TOLERANCE = 0.10
 MEMORY_SHARE = 0.8  # of the memory the OS reports available
 
@@ -67,6 +67,16 @@ def available_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def scratch_allowance(prediction: FFNReport) -> int:
+    """What the pass may hold beyond the tensors the prediction counts: 1 MiB of interpreter
+    noise, the elementwise threads' blocks (numpy_ffn.SCRATCH_BYTES) and, in float16, the
+    float32 blocks of the largest product (numpy_ffn.half_scratch_bytes)."""
+    half = 0
+    if prediction.config.dtype == "float16":
+        half = max((half_scratch_bytes(*s.matmul) for s in prediction.stages if s.matmul), default=0)
+    return INTERPRETER_NOISE_BYTES + SCRATCH_BYTES + half
+
+
 def required_bytes(prediction: FFNReport, chunk_tokens: int = 0) -> int:
     """What a verify run allocates at most: the forward peak (whole, or run `chunk_tokens`
     tokens at a time), the structural checks (a few passes over at most one sequence, or one
@@ -76,7 +86,7 @@ def required_bytes(prediction: FFNReport, chunk_tokens: int = 0) -> int:
     one = analyze(replace(cfg, batch=1, seq_len=check_len))
     checks = one.totals.weight_bytes + 4 * one.peak.activation_bytes
     forward_peak = chunked_peak(cfg, chunk_tokens) if chunk_tokens else prediction.totals.peak_bytes
-    return max(forward_peak, checks) + SCRATCH_ALLOWANCE_BYTES
+    return max(forward_peak, checks) + scratch_allowance(prediction)
 
 
 def _size(n: int | float) -> str:
@@ -127,7 +137,7 @@ def check_backward_fits(prediction: FFNReport, limit: int) -> None:
     if cfg.expert_capacity is not None:
         raise VerifyRefused("verify --backward: training with capacity buffers (dropped tokens) is not modelled; drop --capacity-factor")
     widest = cfg.tokens * max(cfg.d_ff * (2 if cfg.is_glu else 1), cfg.d_model) * cfg.dtype_bytes
-    need = 2 * prediction.totals.weight_bytes + 8 * widest + SCRATCH_ALLOWANCE_BYTES
+    need = 2 * prediction.totals.weight_bytes + 8 * widest + scratch_allowance(prediction)
     if need > limit:
         raise VerifyRefused(f"verify --backward would need about {_size(need)} but the limit is {_size(limit)}; use smaller sizes")
 
@@ -465,12 +475,13 @@ def verify(
     exact("totals", "weight bytes", totals.weight_bytes, sum(a.nbytes for a in params.values()))
     exact("totals", "MACs", totals.macs, observed_macs)
     exact("totals", "FLOPs", totals.flops, observed_flops)
-    allowance = max(PEAK_TOLERANCE * peak_pred, SCRATCH_ALLOWANCE_BYTES)
+    scratch = scratch_allowance(pred)
+    allowance = max(PEAK_TOLERANCE * peak_pred, scratch)
     how = f"in chunks of {chunk:,} tokens, " if chunk else ""
     checks.append(
         Check(
             "totals",
-            f"peak bytes ({how}tracemalloc; within {PEAK_TOLERANCE:.0%} or {SCRATCH_ALLOWANCE_BYTES / 2**20:g} MiB scratch)",
+            f"peak bytes ({how}tracemalloc; within {PEAK_TOLERANCE:.0%} or {scratch / 2**20:.3g} MiB scratch)",
             peak_pred,
             observed_peak,
             abs(observed_peak - peak_pred) <= allowance,

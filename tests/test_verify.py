@@ -245,3 +245,44 @@ def test_in_place_activations_match_their_formulas(kind: str) -> None:
     # GELU = 0.5·h·(1 + erf(h/√2)) inherits erf's stated error (1.5e-7), scaled by 0.5·|h|.
     bound = 0.5 * np.abs(h) * 1.5e-7 if kind == "gelu" else 1e-14 * np.maximum(1.0, np.abs(h))
     assert np.all(np.abs(numpy_ffn.activation_values(kind, h) - exact) <= bound)
+
+
+# --- float16 products through float32 BLAS ------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 70), k=st.integers(1, 70), n=st.integers(1, 70), block=st.sampled_from([64, 256, 4096, 1 << 21]))
+def test_half_matmul_is_the_float32_product_rounded_once(m: int, k: int, n: int, block: int) -> None:
+    rng = np.random.default_rng(m * 10_000 + k * 100 + n)
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    b = rng.standard_normal((k, n)).astype(np.float16)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(numpy_ffn, "HALF_BLOCK_BYTES", block)  # small blocks: many of them
+        rows, cols = numpy_ffn._half_blocks(m, k, n)
+        got = numpy_ffn.matmul(a, b)
+    assert got.dtype == np.float16 and got.shape == (m, n)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    # float32 sums, then one rounding to float16: within half a float16 ulp plus float32's error.
+    bound = np.abs(exact) * 2.0**-11 + k * 2.0**-23 * (np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)) + 1e-7
+    assert np.all(np.abs(got.astype(np.float64) - exact) <= bound)
+    if 4 * k <= block:  # every float32 block within its budget
+        assert max(rows * k, k * cols, rows * cols) * 4 <= block
+
+
+def test_half_matmul_scratch_is_what_the_allowance_says() -> None:
+    import tracemalloc
+
+    m, k, n = 512, 768, 3072
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    b = rng.standard_normal((k, n)).astype(np.float16)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = numpy_ffn.matmul(a, b)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    scratch = peak - out.nbytes
+    assert 0 < scratch <= numpy_ffn.half_scratch_bytes(m, k, n) + (64 << 10)
