@@ -175,6 +175,17 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
+def _close_pool() -> None:
+    """Stop the idle threads, so that a fork (sweep's workers) copies a one-thread process."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+
+
+os.register_at_fork(before=_close_pool)
+
+
 def _compute_type(dtype: np.dtype) -> Any:
     """Elementwise math runs in at least float32 (float16 blocks are upcast, then stored)."""
     return np.float64 if dtype == np.float64 else np.float32

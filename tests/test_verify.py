@@ -286,3 +286,18 @@ def test_half_matmul_scratch_is_what_the_allowance_says() -> None:
         tracemalloc.stop()
     scratch = peak - out.nbytes
     assert 0 < scratch <= numpy_ffn.half_scratch_bytes(m, k, n) + (64 << 10)
+
+
+def test_no_elementwise_thread_survives_a_fork(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import threading
+
+    monkeypatch.setattr(numpy_ffn, "THREADS", 2)
+    numpy_ffn.each_block(100, 10, lambda i, j: None)
+    assert any(t.name.startswith("ffn-calc-elementwise") for t in threading.enumerate())
+    pid = os.fork()
+    if pid == 0:  # the child: no pool thread may have been copied (only the forking thread is)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert numpy_ffn._pool is None
+    assert not any(t.name.startswith("ffn-calc-elementwise") for t in threading.enumerate())
