@@ -1,5 +1,5 @@
 import sys
 
-from ffn_calc.cli import main
+from ffn_calc.cli.app import main
 
 sys.exit(main())

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from ffn_calc.cli import main
+from ffn_calc.cli.app import main
 
 Run = tuple[int, str, str]
 
@@ -103,7 +103,7 @@ def test_verify_json(run) -> None:  # type: ignore[no-untyped-def]
 def test_verify_exit_status_is_1_on_a_mismatch(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    import ffn_calc.verify as v
+    import ffn_calc.verify.run as v
 
     real = v.analyze
     monkeypatch.setattr(v, "analyze", lambda cfg: real(replace(cfg, d_ff=cfg.d_ff * 2)))
@@ -200,7 +200,7 @@ def test_config_file_through_the_cli(run) -> None:  # type: ignore[no-untyped-de
 
 
 def test_models_lists_every_preset(run) -> None:  # type: ignore[no-untyped-def]
-    from ffn_calc.presets import PRESETS
+    from ffn_calc.inputs.presets import PRESETS
 
     code, out, _ = run("models", "-f", "json")
     assert code == 0

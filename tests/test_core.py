@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ffn_calc.config import ConfigError, FFNConfig, make_config, parse_size, resolve_d_ff
-from ffn_calc.core import analyze
+from ffn_calc.model.layer import ConfigError, FFNConfig, make_config, parse_size, resolve_d_ff
+from ffn_calc.model.forward import analyze
 
 
 def test_the_3_6_8_example_by_hand() -> None:

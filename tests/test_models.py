@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ffn_calc.config import ConfigError, FFNConfig, glu_matched_d_ff, make_config
-from ffn_calc.core import analyze
-from ffn_calc.explain import explain
-from ffn_calc.hf_config import read_config
-from ffn_calc.inputs import layer_config
-from ffn_calc.presets import PRESETS, model_catalogue
-from ffn_calc.verify import verify
+from ffn_calc.model.layer import ConfigError, FFNConfig, glu_matched_d_ff, make_config
+from ffn_calc.model.forward import analyze
+from ffn_calc.model.explain import explain
+from ffn_calc.inputs.config_json import read_config
+from ffn_calc.inputs.resolve import layer_config
+from ffn_calc.inputs.presets import PRESETS, model_catalogue
+from ffn_calc.verify.run import verify
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from ffn_calc import verify as verify_module
-from ffn_calc.cli import main
-from ffn_calc.config import ConfigError, make_config
-from ffn_calc.hardware import GPUS, custom_gpu, roofline
-from ffn_calc.inputs import layer_config
-from ffn_calc.parallel import tensor_parallel
-from ffn_calc.training import TrainingOptions, train
-from ffn_calc.verify import verify
+from ffn_calc.verify import run as verify_module
+from ffn_calc.cli.app import main
+from ffn_calc.model.layer import ConfigError, make_config
+from ffn_calc.model.roofline import GPUS, custom_gpu, roofline
+from ffn_calc.inputs.resolve import layer_config
+from ffn_calc.model.parallel import tensor_parallel
+from ffn_calc.model.training import TrainingOptions, train
+from ffn_calc.verify.run import verify
 
 
 @pytest.mark.parametrize(

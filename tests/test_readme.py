@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
 # Lines that differ between runs or machines: measured time and memory, free memory.
-VOLATILE = re.compile(r"peak bytes|MiB scratch|forward pass \d|^\│\s+│ MiB|verify cannot run")
+VOLATILE = re.compile(r"peak bytes|MiB scratch|forward pass \d|^\│\s+│ MiB|verify cannot run|max \|Δ\| \d")
 
 
 def console_examples() -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ffn_calc.cli import main
+from ffn_calc.cli.app import main
 
 ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ffn_calc.cli import main
-from ffn_calc.config import ConfigError, FFNConfig, make_config
-from ffn_calc.training import TrainingOptions, train
+from ffn_calc.cli.app import main
+from ffn_calc.model.layer import ConfigError, FFNConfig, make_config
+from ffn_calc.model.training import TrainingOptions, train
 
 ACTS = ["relu", "gelu", "gelu_tanh", "silu", "swiglu", "geglu", "reglu"]
 
@@ -155,7 +155,7 @@ def test_train_json(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_verify_backward(options: dict[str, object]) -> None:
-    from ffn_calc.verify import verify
+    from ffn_calc.verify.run import verify
 
     report = verify(make_config(2, 16, 12, "24", **options), backward=True)  # type: ignore[arg-type]
     assert [c.name for c in report.checks if not c.ok] == []
@@ -173,7 +173,7 @@ def test_verify_backward(options: dict[str, object]) -> None:
     ],
 )
 def test_verify_backward_mixture_of_experts(options: dict[str, object]) -> None:
-    from ffn_calc.verify import verify
+    from ffn_calc.verify.run import verify
 
     report = verify(make_config(2, 16, 12, "24", **options), backward=True)  # type: ignore[arg-type]
     assert [c.name for c in report.checks if not c.ok] == []
@@ -183,8 +183,8 @@ def test_verify_backward_mixture_of_experts(options: dict[str, object]) -> None:
 
 def test_a_wrong_backward_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """A derivative off by a little fails the finite-difference check."""
-    import ffn_calc.numpy_backward as nb
-    from ffn_calc.verify import verify
+    import ffn_calc.verify.backward as nb
+    from ffn_calc.verify.run import verify
 
     real = nb.activation_derivative
     monkeypatch.setattr(nb, "activation_derivative", lambda kind, h: real(kind, h) * 1.001)

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ffn_calc import numpy_ffn
-from ffn_calc import verify as verify_module
-from ffn_calc.checks import VerifyRefused
-from ffn_calc.config import FFNConfig, make_config
-from ffn_calc.core import analyze
-from ffn_calc.numpy_ffn import conv1d, erf
-from ffn_calc.verify import verify
+from ffn_calc.verify import forward as numpy_ffn
+from ffn_calc.verify import run as verify_module
+from ffn_calc.verify.report import VerifyRefused
+from ffn_calc.model.layer import FFNConfig, make_config
+from ffn_calc.model.forward import analyze
+from ffn_calc.verify.forward import conv1d, erf
+from ffn_calc.verify.run import verify
 
 ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "silu"]
 NORMS = ["none", "pre", "post"]

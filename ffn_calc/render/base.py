@@ -13,12 +13,12 @@ import importlib
 from functools import singledispatch
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc import conventions as conv
+from ffn_calc.model import conventions as conv
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from ffn_calc.core import FFNReport
+    from ffn_calc.model.forward import FFNReport
 
 # Which module renders which result (by class name), loaded on first use.
 HANDLERS = {
@@ -28,7 +28,7 @@ HANDLERS = {
     "ModelList": "catalogue",
     "Explanation": "catalogue",
     "TrainingReport": "training",
-    "Roofline": "hardware",
+    "Roofline": "roofline",
 }
 
 

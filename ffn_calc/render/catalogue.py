@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc import conventions as conv
-from ffn_calc.explain import Explanation
-from ffn_calc.presets import ModelList, ModelRow
+from ffn_calc.model import conventions as conv
+from ffn_calc.model.explain import Explanation
+from ffn_calc.inputs.presets import ModelList, ModelRow
 from ffn_calc.render.base import as_dict, config_line, csv_rows, n, tables
 
 if TYPE_CHECKING:

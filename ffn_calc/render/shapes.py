@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc import conventions as conv
-from ffn_calc.core import FFNReport, Stage, Tensor
+from ffn_calc.model import conventions as conv
+from ffn_calc.model.forward import FFNReport, Stage, Tensor
 from ffn_calc.render.base import as_dict, bar_chart, config_line, conventions_dict, csv_rows, human_bytes, human_count, n, shape, tables
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.render.base import as_dict, config_line, csv_rows, human_bytes, human_count, n, shape, tables
-from ffn_calc.training import TrainingReport
+from ffn_calc.model.training import TrainingReport
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc.checks import VerifyReport
+from ffn_calc.verify.report import VerifyReport
 from ffn_calc.render.base import as_dict, config_line, csv_rows, human_bytes, n, shape, tables
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ffn_calc import conventions as conv
-from ffn_calc.config import FFNConfig
-from ffn_calc.numpy_ffn import LN_EPS, Params, activation_values, erf, matmul
+from ffn_calc.model import conventions as conv
+from ffn_calc.model.layer import FFNConfig
+from ffn_calc.verify.forward import LN_EPS, Params, activation_values, erf, matmul
 
 Grads = dict[str, np.ndarray]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ffn_calc.config import ConfigError
+from ffn_calc.model.layer import ConfigError
 
 # Families whose MLP is act(x·W_gate) ⊙ (x·W_up) then W_down (their modeling_*.py files).
 GATED_MODEL_TYPES = {

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-from ffn_calc import conventions as conv
-from ffn_calc.config import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, parse_size
-from ffn_calc.inputs import layer_config
+from ffn_calc.model import conventions as conv
+from ffn_calc.model.layer import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, parse_size
+from ffn_calc.inputs.resolve import layer_config
 
 Activation = Enum("Activation", {a: a for a in ACTIVATIONS}, type=str)  # type: ignore[misc]
 Norm = Enum("Norm", {n: n for n in NORMS}, type=str)  # type: ignore[misc]

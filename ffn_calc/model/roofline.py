@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ffn_calc.config import ConfigError, FFNConfig
-from ffn_calc.core import analyze
+from ffn_calc.model.layer import ConfigError, FFNConfig
+from ffn_calc.model.forward import analyze
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from math import prod
 
-from ffn_calc import conventions as conv
-from ffn_calc.config import ConfigError, FFNConfig
-from ffn_calc.core import FFNReport, analyze
-from ffn_calc.parallel import TensorParallel, tensor_parallel
+from ffn_calc.model import conventions as conv
+from ffn_calc.model.layer import ConfigError, FFNConfig
+from ffn_calc.model.forward import FFNReport, analyze
+from ffn_calc.model.parallel import TensorParallel, tensor_parallel
 
 RECOMPUTE = ("none", "selective", "full")
 OPTIMIZERS = {"sgd": 0, "momentum": 1, "adam": 2}  # optimizer states per parameter

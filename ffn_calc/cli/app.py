@@ -19,9 +19,9 @@ import typer
 from typer._click import exceptions as click_exceptions
 
 from ffn_calc import render
-from ffn_calc.config import ConfigError, FFNConfig, VerifyRefused
-from ffn_calc.core import analyze
-from ffn_calc.options import (
+from ffn_calc.model.layer import ConfigError, FFNConfig, VerifyRefused
+from ffn_calc.model.forward import analyze
+from ffn_calc.cli.options import (
     CONVENTION_HELP,
     LAYER_FLAGS,
     OUTPUT,
@@ -37,7 +37,7 @@ from ffn_calc.options import (
     layer_command,
     number_parser,
 )
-from ffn_calc.sweep import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM, Axis, LineError, line_rows, parse_columns, parse_values, sweep_rows
+from ffn_calc.inputs.sweep import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM, Axis, LineError, line_rows, parse_columns, parse_values, sweep_rows
 
 EXAMPLE = "ffn-calc shapes 3 6 8 --d-ff 32"
 
@@ -136,7 +136,7 @@ def verify(
 ) -> None:
     """Run the layer in NumPy with random weights and confirm every number `shapes` predicts.
     Exit status 0 when all match, 1 when any does not. Example: ffn-calc verify 3 6 8 --d-ff 32"""
-    from ffn_calc.verify import verify as run_verify
+    from ffn_calc.verify.run import verify as run_verify
 
     with _progress(analyze(cfg).totals.flops, cfg.tokens) as advance:
         report = run_verify(cfg, seed=seed, max_memory_bytes=max_memory, progress=advance, backward=backward, tp=tp)
@@ -150,7 +150,7 @@ def verify(
 def explain(cfg: FFNConfig, fmt: FormatOpt = OutputFormat.table) -> None:
     """The formulas, the numbers substituted, a data-flow diagram and the reasons behind the design,
     for interview preparation. Example: ffn-calc explain 1 512 --model bert-base"""
-    from ffn_calc.explain import explain as build
+    from ffn_calc.model.explain import explain as build
 
     emit(build(analyze(cfg)), fmt)
 
@@ -363,8 +363,8 @@ def train(
 ) -> None:
     """A training step: the backward pass GEMM by GEMM, recomputation, the tensors saved for
     backward, gradients and optimizer states. Example: ffn-calc train 4 2048 1024 -a gelu --dtype bfloat16 --mixed-precision --dropout"""
-    from ffn_calc.training import TrainingOptions
-    from ffn_calc.training import train as run_train
+    from ffn_calc.model.training import TrainingOptions
+    from ffn_calc.model.training import train as run_train
 
     options = TrainingOptions(recompute.value, optimizer.value, mixed_precision, dropout)
     emit(run_train(cfg, options, tp, sequence_parallel), fmt)
@@ -412,9 +412,9 @@ def roofline(
     """Each GEMM on the roofline: arithmetic intensity, compute- or memory-bound, a lower-bound
     time, for prefill (BATCH × SEQ_LEN tokens) and decode (one token per sequence), and the
     token count where each GEMM crosses the ridge point. Example: ffn-calc roofline 1 8192 --model llama-3-8b --gpu h100-sxm"""
-    from ffn_calc.hardware import GPUS, custom_gpu
-    from ffn_calc.hardware import roofline as run_roofline
-    from ffn_calc.parallel import tensor_parallel
+    from ffn_calc.model.roofline import GPUS, custom_gpu
+    from ffn_calc.model.roofline import roofline as run_roofline
+    from ffn_calc.model.parallel import tensor_parallel
 
     if (peak_tflops is None) != (bandwidth_gbs is None) or (gpu is None and peak_tflops is None):
         raise ConfigError("--gpu", f"name a GPU ({', '.join(GPUS)}) or give both --peak-tflops and --bandwidth-gbs")
@@ -431,7 +431,7 @@ def roofline(
 @app.command()
 def models(fmt: FormatOpt = OutputFormat.table) -> None:
     """The published models --model knows, with their FFN sizes and sources. Example: ffn-calc models"""
-    from ffn_calc.presets import model_catalogue
+    from ffn_calc.inputs.presets import model_catalogue
 
     emit(model_catalogue(), fmt)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ffn_calc.config import ConfigError, FFNConfig, check_size, make_config
+from ffn_calc.model.layer import ConfigError, FFNConfig, check_size, make_config
 
 DEFAULTS: dict[str, Any] = {"activation": "relu", "bias": True, "layers": 1, "experts": 0, "top_k": 0, "shared_experts": 0}
 # Options that a preset or config file may fill in; anything else comes from flags or defaults.
@@ -27,7 +27,7 @@ def layer_config(
     origin: list[str] = []
     d_ff_from = ""
     if model is not None:
-        from ffn_calc.presets import PRESETS, lookup
+        from ffn_calc.inputs.presets import PRESETS, lookup
 
         try:
             preset = lookup(model)
@@ -37,7 +37,7 @@ def layer_config(
         d_ff_from = f"preset {preset.name}"
         origin.append(f"preset {preset.name}: {preset.source}" + (f" ({preset.note})" if preset.note else ""))
     if config_path is not None:
-        from ffn_calc.hf_config import read_config
+        from ffn_calc.inputs.config_json import read_config
 
         file = read_config(config_path)
         values.update(file.values)

@@ -14,9 +14,9 @@ from functools import lru_cache
 from itertools import chain, islice, product
 from typing import Any
 
-from ffn_calc.config import MAX_SIZE, ConfigError, parse_size
-from ffn_calc.core import FFNReport, analyze
-from ffn_calc.inputs import layer_config
+from ffn_calc.model.layer import MAX_SIZE, ConfigError, parse_size
+from ffn_calc.model.forward import FFNReport, analyze
+from ffn_calc.inputs.resolve import layer_config
 
 MAX_COMBINATIONS = 10_000_000
 _RANGE = re.compile(r"(?P<lo>[^:]+):(?P<hi>[^:]+)(:(?P<op>[x+*]?)(?P<step>[^:]+))?")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc.hardware import Roofline
+from ffn_calc.model.roofline import Roofline
 from ffn_calc.render.base import as_dict, config_line, csv_rows, n, shape, tables
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ ROOFLINE_SCHEMA = "ffn-calc/roofline/1"
 
 @as_dict.register(Roofline)
 def _as_dict_Roofline(r: Roofline) -> dict[str, Any]:
-    from ffn_calc.core import analyze
+    from ffn_calc.model.forward import analyze
 
     return {
         "schema": ROOFLINE_SCHEMA,
@@ -51,7 +51,7 @@ def _tables_Roofline(r: Roofline) -> list[RenderableType]:
     from rich.table import Table
     from rich.text import Text
 
-    from ffn_calc.core import analyze
+    from ffn_calc.model.forward import analyze
 
     out: list[RenderableType] = [
         Text(config_line(analyze(r.config))),

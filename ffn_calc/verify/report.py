@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ffn_calc.config import FFNConfig, VerifyRefused
-from ffn_calc.core import FFNReport
+from ffn_calc.model.layer import FFNConfig, VerifyRefused
+from ffn_calc.model.forward import FFNReport
 
 __all__ = ["Check", "VerifyRefused", "VerifyReport"]
 

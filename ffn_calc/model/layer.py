@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ffn_calc.conventions import ACTIVATION_FORMULAS, DTYPE_BYTES, GLU_VARIANTS
+from ffn_calc.model.conventions import ACTIVATION_FORMULAS, DTYPE_BYTES, GLU_VARIANTS
 
 if TYPE_CHECKING:
     from fractions import Fraction

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ffn_calc.config import FFNConfig
-from ffn_calc.conventions import (
+from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.conventions import (
     ACTIVATION_FLOPS_PER_ELEMENT,
     BIAS_ADD_FLOPS_PER_ELEMENT,
     GLU_MULTIPLY_FLOPS_PER_ELEMENT,

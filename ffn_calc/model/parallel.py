@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ffn_calc.config import ConfigError, FFNConfig, check_size
+from ffn_calc.model.layer import ConfigError, FFNConfig, check_size
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from math import prod
 
-from ffn_calc.config import FFNConfig
-from ffn_calc.conventions import (
+from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.conventions import (
     ACTIVATION_FLOPS_PER_ELEMENT,
     BIAS_ADD_FLOPS_PER_ELEMENT,
     FLOPS_PER_MAC,

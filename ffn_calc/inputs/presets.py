@@ -102,8 +102,8 @@ class ModelList:
 
 
 def model_catalogue() -> ModelList:
-    from ffn_calc.core import analyze
-    from ffn_calc.inputs import layer_config
+    from ffn_calc.model.forward import analyze
+    from ffn_calc.inputs.resolve import layer_config
 
     rows = []
     for preset in PRESETS.values():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ffn_calc.core import FFNReport
+from ffn_calc.model.forward import FFNReport
 
 
 @dataclass(frozen=True)

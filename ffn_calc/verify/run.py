@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from ffn_calc.checks import Check, VerifyRefused, VerifyReport
-from ffn_calc.config import FFNConfig
-from ffn_calc.conventions import FLOPS_PER_MAC
-from ffn_calc.core import FFNReport, analyze, chunked_peak
-from ffn_calc.numpy_ffn import (
+from ffn_calc.verify.report import Check, VerifyRefused, VerifyReport
+from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.conventions import FLOPS_PER_MAC
+from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
+from ffn_calc.verify.forward import (
     LN_EPS,
     SCRATCH_BYTES,
     Observed,
@@ -244,8 +244,8 @@ def _structural_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.
 def _backward_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Generator) -> list[Check]:
     """The backward pass with explicit matmuls, checked op by op against `train`'s prediction,
     and its gradients against finite differences on a small float64 layer of the same kind."""
-    from ffn_calc.numpy_backward import BackwardRecorder, forward_backward, gradient_check
-    from ffn_calc.training import TrainingOptions, train
+    from ffn_calc.verify.backward import BackwardRecorder, forward_backward, gradient_check
+    from ffn_calc.model.training import TrainingOptions, train
 
     checks: list[Check] = []
     predicted = train(cfg, TrainingOptions())
@@ -312,7 +312,7 @@ def _shard(cfg: FFNConfig, p: Params, rank: int, ranks: int) -> Params:
 def _tensor_parallel_checks(cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int, rtol: float) -> list[Check]:
     """Megatron tensor parallelism simulated: shard the weights N ways, run every rank, sum the
     partial outputs (the all-reduce), and compare with the whole layer."""
-    from ffn_calc.parallel import tensor_parallel
+    from ffn_calc.model.parallel import tensor_parallel
 
     plan = tensor_parallel(cfg, ranks)
     rank_pred = analyze(replace(plan.per_rank, norm="none"))
@@ -392,7 +392,7 @@ def verify(
     if backward:
         check_backward_fits(pred, limit)
     if tp > 1:
-        from ffn_calc.parallel import tensor_parallel
+        from ffn_calc.model.parallel import tensor_parallel
 
         tensor_parallel(run_cfg, tp)  # the same refusals as `train --tp`, before anything runs
         if chunk:
