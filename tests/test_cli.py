@@ -7,31 +7,12 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from ffn_calc.cli.app import main
 
-Run = tuple[int, str, str]
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("COLUMNS", "100")
-    monkeypatch.setenv("NO_COLOR", "1")
-
-    def invoke(*args: str) -> Run:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
-
-
-def test_shapes_json_is_exact(run) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = run("shapes", "3", "6", "8", "--d-ff", "32", "--format", "json")
+def test_shapes_json_is_exact(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("shapes", "3", "6", "8", "--d-ff", "32", "--format", "json")
     assert code == 0 and err == ""
     doc = json.loads(out)
     assert doc["schema"] == "ffn-calc/shapes/1"
@@ -50,28 +31,28 @@ def test_shapes_json_is_exact(run) -> None:  # type: ignore[no-untyped-def]
     assert doc["conventions"]["flops_per_mac"] == 2
 
 
-def test_paper_config_through_the_cli(run) -> None:  # type: ignore[no-untyped-def]
-    code, out, _ = run("shapes", "1", "1", "512", "-f", "json")
+def test_paper_config_through_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("shapes", "1", "1", "512", "-f", "json")
     assert code == 0
     assert json.loads(out)["totals"]["params"] == 2_099_712
 
 
-def test_d_ff_multiplier_and_rule_in_json(run) -> None:  # type: ignore[no-untyped-def]
-    _, out, _ = run("shapes", "2", "3", "8", "--d-ff", "2.5x", "-f", "json")
+def test_d_ff_multiplier_and_rule_in_json(cli) -> None:  # type: ignore[no-untyped-def]
+    _, out, _ = cli("shapes", "2", "3", "8", "--d-ff", "2.5x", "-f", "json")
     cfg = json.loads(out)["config"]
     assert cfg["d_ff"] == 20 and "2.5 × d_model" in cfg["d_ff_rule"]
 
 
-def test_big_sizes_stay_exact_integers(run) -> None:  # type: ignore[no-untyped-def]
-    _, out, _ = run("shapes", "4096", "131072", "65536", "-f", "json")
+def test_big_sizes_stay_exact_integers(cli) -> None:  # type: ignore[no-untyped-def]
+    _, out, _ = cli("shapes", "4096", "131072", "65536", "-f", "json")
     totals = json.loads(out)["totals"]
     n, d = 4096 * 131072, 65536
     assert totals["macs"] == 2 * n * d * 4 * d  # 2^64 and beyond: no float rounding
     assert totals["macs"] > 2**63
 
 
-def test_shapes_csv(run) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = run("shapes", "3", "6", "8", "--d-ff", "32", "--norm", "post", "-f", "csv")
+def test_shapes_csv(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("shapes", "3", "6", "8", "--d-ff", "32", "--norm", "post", "-f", "csv")
     assert code == 0 and err == ""
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["stage"] for r in rows] == ["input", "linear1", "activation", "linear2", "residual", "layernorm", "total"]
@@ -82,15 +63,15 @@ def test_shapes_csv(run) -> None:  # type: ignore[no-untyped-def]
     assert int(total["peak_bytes"]) > int(total["weight_bytes"])
 
 
-def test_table_output_has_no_escape_codes(run) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = run("shapes", "3", "6", "8", "--d-ff", "32")
+def test_table_output_has_no_escape_codes(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("shapes", "3", "6", "8", "--d-ff", "32")
     assert code == 0 and err == ""
     assert "\x1b[" not in out
     assert "(3, 6, 32)" in out and "19,728" in out
 
 
-def test_verify_json(run) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = run("verify", "3", "6", "8", "--d-ff", "32", "--activation", "gelu", "--norm", "pre", "-f", "json")
+def test_verify_json(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("verify", "3", "6", "8", "--d-ff", "32", "--activation", "gelu", "--norm", "pre", "-f", "json")
     assert code == 0 and err == ""
     doc = json.loads(out)
     assert doc["schema"] == "ffn-calc/verify/1"
@@ -100,20 +81,20 @@ def test_verify_json(run) -> None:  # type: ignore[no-untyped-def]
     assert doc["gflops_per_s"] > 0
 
 
-def test_verify_exit_status_is_1_on_a_mismatch(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_verify_exit_status_is_1_on_a_mismatch(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    import ffn_calc.verify.run as v
+    import ffn_calc.verifier.run as v
 
     real = v.analyze
     monkeypatch.setattr(v, "analyze", lambda cfg: real(replace(cfg, d_ff=cfg.d_ff * 2)))
-    code, out, _ = run("verify", "3", "6", "8", "--d-ff", "32", "-f", "json")
+    code, out, _ = cli("verify", "3", "6", "8", "--d-ff", "32", "-f", "json")
     assert code == 1
     assert json.loads(out)["ok"] is False
 
 
-def test_verify_in_bfloat16_says_so(run) -> None:  # type: ignore[no-untyped-def]
-    code, out, _ = run("verify", "2", "4", "8", "--dtype", "bfloat16", "-f", "json")
+def test_verify_in_bfloat16_says_so(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("verify", "2", "4", "8", "--dtype", "bfloat16", "-f", "json")
     doc = json.loads(out)
     assert code == 0 and doc["config"]["dtype"] == "bfloat16" and doc["computed_dtype"] == "float32"
     assert "bfloat16" in doc["dtype_note"]
@@ -144,8 +125,8 @@ BAD = [
 
 
 @pytest.mark.parametrize(("args", "names"), BAD)
-def test_bad_input_is_one_line_on_stderr(run, args: list[str], names: str) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = run(*args)
+def test_bad_input_is_one_line_on_stderr(cli, args: list[str], names: str) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli(*args)
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("ffn-calc: error: ")
@@ -153,34 +134,27 @@ def test_bad_input_is_one_line_on_stderr(run, args: list[str], names: str) -> No
     assert "Traceback" not in err
 
 
-def test_python_m_and_console_entry_agree() -> None:
+def test_python_m_and_console_entry_agree(cli_proc) -> None:  # type: ignore[no-untyped-def]
     """The real process: `python -m ffn_calc` prints clean JSON and a one-line error."""
-    env = {**os.environ, "NO_COLOR": "1"}
-    ok = subprocess.run(
-        [sys.executable, "-m", "ffn_calc", "shapes", "3", "6", "8", "--d-ff", "32", "-f", "json"],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
-    assert ok.returncode == 0 and ok.stderr == ""
-    assert json.loads(ok.stdout)["totals"]["params"] == 552
-    bad = subprocess.run(
-        [sys.executable, "-m", "ffn_calc", "shapes", "3", "6", "8", "--d-ff", "2.7x"],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
-    assert bad.returncode == 2 and bad.stdout == ""
-    assert bad.stderr.count("\n") == 1 and "--d-ff" in bad.stderr
+    ok = cli_proc("shapes", "3", "6", "8", "--d-ff", "32", "-f", "json")
+    assert ok.code == 0 and ok.err == ""
+    assert json.loads(ok.out)["totals"]["params"] == 552
+    bad = cli_proc("shapes", "3", "6", "8", "--d-ff", "2.7x")
+    assert bad.code == 2 and bad.out == ""
+    assert bad.err.count("\n") == 1 and "--d-ff" in bad.err
 
 
-def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no-untyped-def]
+def test_every_command_has_help_with_an_example(cli) -> None:  # type: ignore[no-untyped-def]
     for command in ("shapes", "verify", "explain", "models", "sweep", "train", "roofline"):
-        code, out, _ = run(command, "--help")
+        code, out, _ = cli(command, "--help")
         assert code == 0
         assert f"ffn-calc {command} " in out and "Example" in out
         if command != "models":
             assert "2 × MACs" in out  # the counting convention is stated in --help
 
 
-def test_model_preset_through_the_cli(run) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = run("shapes", "1", "2048", "--model", "mixtral-8x7b", "-f", "json")
+def test_model_preset_through_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("shapes", "1", "2048", "--model", "mixtral-8x7b", "-f", "json")
     assert code == 0 and err == ""
     doc = json.loads(out)
     assert doc["config"]["experts"] == 8 and doc["config"]["top_k"] == 2
@@ -190,19 +164,19 @@ def test_model_preset_through_the_cli(run) -> None:  # type: ignore[no-untyped-d
     assert any("Mixtral" in line for line in doc["config"]["origin"])
 
 
-def test_config_file_through_the_cli(run) -> None:  # type: ignore[no-untyped-def]
+def test_config_file_through_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
     path = os.path.join(os.path.dirname(__file__), "data", "llama-3-8b.config.json")
-    code, out, _ = run("shapes", "1", "8", "--config", path, "-f", "json")
+    code, out, _ = cli("shapes", "1", "8", "--config", path, "-f", "json")
     assert code == 0
     doc = json.loads(out)
     assert doc["totals"]["params"] == 176_160_768
     assert any("ignored" in line and "vocab_size" in line for line in doc["config"]["origin"])
 
 
-def test_models_lists_every_preset(run) -> None:  # type: ignore[no-untyped-def]
+def test_models_lists_every_preset(cli) -> None:  # type: ignore[no-untyped-def]
     from ffn_calc.inputs.presets import PRESETS
 
-    code, out, _ = run("models", "-f", "json")
+    code, out, _ = cli("models", "-f", "json")
     assert code == 0
     doc = json.loads(out)
     assert [m["name"] for m in doc["models"]] == list(PRESETS)
@@ -211,8 +185,8 @@ def test_models_lists_every_preset(run) -> None:  # type: ignore[no-untyped-def]
     assert all(m["source"] for m in doc["models"])
 
 
-def test_explain_json(run) -> None:  # type: ignore[no-untyped-def]
-    code, out, _ = run("explain", "1", "512", "--model", "bert-base", "-f", "json")
+def test_explain_json(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("explain", "1", "512", "--model", "bert-base", "-f", "json")
     assert code == 0
     doc = json.loads(out)
     first = doc["formulas"][0]
@@ -220,8 +194,8 @@ def test_explain_json(run) -> None:  # type: ignore[no-untyped-def]
     assert len(doc["facts"]) >= 9 and doc["diagram"]
 
 
-def test_glu_matched_d_ff_through_the_cli(run) -> None:  # type: ignore[no-untyped-def]
-    code, out, _ = run(
+def test_glu_matched_d_ff_through_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli(
         "shapes", "1", "1", "4096", "-a", "swiglu", "--no-bias", "--d-ff", "glu", "--multiple-of", "1024",
         "--ffn-dim-multiplier", "1.3", "-f", "json",
     )  # fmt: skip
@@ -248,5 +222,5 @@ MORE_BAD = [
 
 
 @pytest.mark.parametrize(("args", "names"), MORE_BAD)
-def test_more_bad_input(run, args: list[str], names: str) -> None:  # type: ignore[no-untyped-def]
-    test_bad_input_is_one_line_on_stderr(run, args, names)
+def test_more_bad_input(cli, args: list[str], names: str) -> None:  # type: ignore[no-untyped-def]
+    test_bad_input_is_one_line_on_stderr(cli, args, names)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from ffn_calc.model.layer import ConfigError, FFNConfig, make_config, parse_size, resolve_d_ff
 from ffn_calc.model.forward import analyze
+from ffn_calc.model.layer import ConfigError, FFNConfig, make_config, parse_size, resolve_d_ff
 
 
 def test_the_3_6_8_example_by_hand() -> None:
@@ -120,7 +120,6 @@ def test_dtype_scales_every_byte_figure() -> None:
 sizes = st.integers(min_value=1, max_value=4096)
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     b=sizes, s=sizes, d=sizes, f=sizes, bias=st.booleans(),
     act=st.sampled_from(["relu", "gelu", "gelu_tanh", "silu"]), norm=st.sampled_from(["none", "pre", "post"]),

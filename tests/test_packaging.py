@@ -4,16 +4,17 @@ README's install command, it needs the package registry for pip's isolated build
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+from helpers import ROOT
 
 
-def test_pip_install_ships_every_module_and_the_command(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_pip_install_ships_every_module_and_the_command(tmp_path: Path, cli_proc) -> None:  # type: ignore[no-untyped-def]
     # Install from a clean copy: a build/ folder left in the tree would hide a missing package.
     src = tmp_path / "src"
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns("build", "dist", ".venv", "*.egg-info", ".git", "__pycache__", ".*cache"))
@@ -28,16 +29,9 @@ def test_pip_install_ships_every_module_and_the_command(tmp_path: Path) -> None:
     source = {str(p.relative_to(ROOT)) for p in (ROOT / "ffn_calc").rglob("*.py")}
     shipped = {str(p.relative_to(target)) for p in (target / "ffn_calc").rglob("*.py")}
     assert source <= shipped, f"missing from the install: {sorted(source - shipped)}"
-    # The installed copy runs on its own, away from the source tree.
-    env = {**os.environ, "PYTHONPATH": str(target)}
-    run = subprocess.run(
-        [sys.executable, "-m", "ffn_calc", "shapes", "3", "6", "8", "--d-ff", "32", "-f", "csv"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines()[-1].startswith("total,")
+    # The installed copy runs on its own, away from the source tree: the installed copy, not the
+    # repository, on PYTHONPATH, and a working directory outside the repository.
+    run = cli_proc("shapes", "3", "6", "8", "--d-ff", "32", "-f", "csv", env={"PYTHONPATH": str(target)}, cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert run.out.splitlines()[-1].startswith("total,")
     assert (target / "bin" / "ffn-calc").exists()

@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from ffn_calc.verify import run as verify_module
-from ffn_calc.cli.app import main
-from ffn_calc.model.layer import ConfigError, make_config
-from ffn_calc.model.roofline import GPUS, custom_gpu, roofline
 from ffn_calc.inputs.resolve import layer_config
+from ffn_calc.model.layer import ConfigError, make_config
 from ffn_calc.model.parallel import tensor_parallel
+from ffn_calc.model.roofline import GPUS, custom_gpu, roofline
 from ffn_calc.model.training import TrainingOptions, train
-from ffn_calc.verify.run import verify
+from ffn_calc.verifier import parallel as verify_parallel
+from ffn_calc.verifier.run import verify
 
 
 @pytest.mark.parametrize(
@@ -44,14 +43,14 @@ def test_verify_tp_4_mixture_of_experts(options: dict[str, object]) -> None:
 
 
 def test_a_wrong_shard_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = verify_module._shard
+    real = verify_parallel.shard
 
     def rows_off_by_one(cfg, p, rank, ranks):  # type: ignore[no-untyped-def]
         shard = real(cfg, p, rank, ranks)
         shard["W2"] = np.roll(shard["W2"], 1, axis=0)
         return shard
 
-    monkeypatch.setattr(verify_module, "_shard", rows_off_by_one)
+    monkeypatch.setattr(verify_parallel, "shard", rows_off_by_one)
     report = verify(make_config(2, 16, 12, "24"), tp=4)
     assert [c.name for c in report.checks if not c.ok] == ["Σ of 4 ranks' partial outputs = the whole layer's"]
 
@@ -115,12 +114,14 @@ def test_ridge_points_match_the_reference() -> None:
         custom_gpu(-1, 100)
 
 
-def test_roofline_and_train_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["roofline", "1", "8192", "--model", "llama-3-8b", "--gpu", "h100-sxm", "-f", "json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+def test_roofline_and_train_json(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("roofline", "1", "8192", "--model", "llama-3-8b", "--gpu", "h100-sxm", "-f", "json")
+    assert code == 0
+    doc = json.loads(out)
     assert doc["schema"] == "ffn-calc/roofline/1"
     assert [p["name"] for p in doc["phases"]] == ["prefill", "decode"]
     assert doc["phases"][1]["bound"] == "memory" and doc["phases"][0]["bound"] == "compute"
-    assert main(["train", "4", "2048", "1024", "--tp", "4", "-f", "json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    code, out, _ = cli("train", "4", "2048", "1024", "--tp", "4", "-f", "json")
+    assert code == 0
+    doc = json.loads(out)
     assert doc["parallel"]["ranks"] == 4 and doc["parallel"]["per_rank_d_ff"] == 1024

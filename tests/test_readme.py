@@ -4,17 +4,16 @@ its test command is what CI runs, and every JSON key the tool prints is document
 from __future__ import annotations
 
 import json
-import os
 import re
+import shlex
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import CLI, ENV, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+from ffn_calc.model.activations import ACTIVATIONS
+
 README = (ROOT / "README.md").read_text()
-ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
 # Lines that differ between runs or machines: measured time and memory, free memory.
 VOLATILE = re.compile(r"peak bytes|MiB scratch|forward pass \d|^\│\s+│ MiB|verify cannot run|max \|Δ\| \d")
 
@@ -34,7 +33,8 @@ def console_examples() -> list[tuple[str, str]]:
 
 
 def run_shell(command: str) -> str:
-    shell = command.replace("ffn-calc", f"{sys.executable} -m ffn_calc", 1)
+    """A README line through the shell (pipes and printf included), with the CLI as `python -m ffn_calc`."""
+    shell = command.replace("ffn-calc", shlex.join(CLI), 1)
     done = subprocess.run(shell, shell=True, capture_output=True, text=True, env=ENV, cwd=ROOT, check=False)
     return (done.stdout + done.stderr).rstrip("\n")
 
@@ -97,10 +97,10 @@ def keys(value: object, prefix: str = "") -> set[str]:
         ["models"],
     ],
 )
-def test_every_json_key_is_documented(args: list[str]) -> None:
-    doc = json.loads(run_shell("ffn-calc " + " ".join(args) + " -f json"))
+def test_every_json_key_is_documented(cli, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    _, out, err = cli(*args, "-f", "json")
+    assert err == ""  # as before, when stdout and stderr were parsed together as one JSON document
+    doc = json.loads(out)
     documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", README))
-    activation_names = set(doc.get("conventions", doc.get("prediction", {}).get("conventions", {}))
-                           .get("activation_flops_per_element", {}))  # fmt: skip
-    missing = keys(doc) - documented - activation_names
+    missing = keys(doc) - documented - set(ACTIVATIONS)  # activation names key activation_flops_per_element
     assert not missing, f"JSON keys missing from the README: {sorted(missing)}"

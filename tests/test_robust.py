@@ -3,36 +3,17 @@ argument lists thrown at the CLI."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from helpers import CLI, ENV
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from ffn_calc.cli.app import main
-
-ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
-
-
-def run_main(argv: list[str], stdin: str = "") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    old_stdin = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(argv)
-    finally:
-        sys.stdin = old_stdin
-    return code, out.getvalue(), err.getvalue()
-
 
 SWEEP_BAD = [
     (["sweep", "--batch", "0", "--seq-len", "8", "--d-model", "8"], "--batch"),
@@ -57,15 +38,15 @@ SWEEP_BAD = [
 
 
 @pytest.mark.parametrize(("args", "names"), SWEEP_BAD)
-def test_bad_input_table(args: list[str], names: str) -> None:
-    code, out, err = run_main(args)
+def test_bad_input_table(cli, args: list[str], names: str) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli(*args)
     assert code == 2, err
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("ffn-calc: error: ") and names in err
     assert "Traceback" not in err
 
 
-def test_json_lines_name_the_bad_line_and_carry_on() -> None:
+def test_json_lines_name_the_bad_line_and_carry_on(cli) -> None:  # type: ignore[no-untyped-def]
     lines = "\n".join(
         [
             '{"batch": 1, "seq_len": 128, "model": "bert-base"}',
@@ -79,7 +60,7 @@ def test_json_lines_name_the_bad_line_and_carry_on() -> None:
             '{"batch": 2, "seq_len": 4, "d_model": 8, "activation": "swiglu"}',
         ]
     )
-    code, out, err = run_main(["sweep", "--stdin", "-f", "jsonl", "-c", "params"], lines)
+    code, out, err = cli("sweep", "--stdin", "-f", "jsonl", "-c", "params", input=lines)
     assert code == 1
     rows = [json.loads(line) for line in out.splitlines()]
     assert rows == [{"line": 1, "params": 4_722_432}, {"line": 9, "params": 3 * 8 * 32 + 2 * 32 + 8}]
@@ -89,8 +70,8 @@ def test_json_lines_name_the_bad_line_and_carry_on() -> None:
     assert "speed" in messages[4] and "batch" in messages[5] and "--bias" in messages[6]
 
 
-def test_sweep_grid_is_the_product_in_order() -> None:
-    code, out, _ = run_main(["sweep", "--batch", "1,8", "--seq-len", "128:512:x2", "--d-model", "64", "-f", "csv", "-c", "batch,seq_len,flops"])
+def test_sweep_grid_is_the_product_in_order(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("sweep", "--batch", "1,8", "--seq-len", "128:512:x2", "--d-model", "64", "-f", "csv", "-c", "batch,seq_len,flops")
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "batch,seq_len,flops"
@@ -100,17 +81,18 @@ def test_sweep_grid_is_the_product_in_order() -> None:
     assert got[0][2] == 4 * n * 64 * 256 + n * 256 + n * 256 + n * 64  # matmuls + bias (f, d) + ReLU
 
 
-def test_parallel_sweep_matches_one_process() -> None:
+@pytest.mark.slow
+def test_parallel_sweep_matches_one_process(cli) -> None:  # type: ignore[no-untyped-def]
     args = ["sweep", "--batch", "1:25", "--seq-len", "1:1000", "--d-model", "64", "-a", "swiglu", "-f", "csv", "-c", "batch,seq_len,flops,peak_bytes"]
-    code1, one, _ = run_main([*args, "-j", "1"])
-    code2, two, _ = run_main([*args, "-j", "2"])
+    code1, one, _ = cli(*args, "-j", "1")
+    code2, two, _ = cli(*args, "-j", "2")
     assert code1 == code2 == 0
     assert one == two and one.count("\n") == 25_001
 
 
 def test_output_into_a_closed_pipe_ends_quietly() -> None:
     for args in (["sweep", "--batch", "1:2000", "--seq-len", "1:100", "--d-model", "8", "-f", "csv"], ["models"], ["shapes", "3", "6", "8"]):
-        with subprocess.Popen([sys.executable, "-m", "ffn_calc", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV) as proc:
+        with subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV) as proc:
             assert proc.stdout is not None and proc.stderr is not None
             proc.stdout.readline()
             proc.stdout.close()
@@ -122,20 +104,19 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
 @pytest.mark.parametrize(
     "args", [["shapes", "3", "6", "8", "--chart"], ["models"], ["explain", "1", "8", "--model", "gpt2"], ["verify", "2", "4", "8"]]
 )
-def test_plain_text_off_a_terminal_and_with_no_color(args: list[str]) -> None:
-    for env in (ENV, {**ENV, "NO_COLOR": "", "TERM": "xterm-256color"}):
-        done = subprocess.run([sys.executable, "-m", "ffn_calc", *args], capture_output=True, text=True, env=env, check=False)
-        assert done.returncode == 0
-        assert "\x1b[" not in done.stdout
+def test_plain_text_off_a_terminal_and_with_no_color(cli_proc, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    for env in ({}, {"NO_COLOR": "", "TERM": "xterm-256color"}):
+        done = cli_proc(*args, env=env)
+        assert done.code == 0
+        assert "\x1b[" not in done.out
 
 
 def test_no_color_on_a_terminal() -> None:
     import pty
 
     pid, fd = pty.fork()
-    if pid == 0:  # the child: the CLI on a terminal, with NO_COLOR
-        os.environ.update(NO_COLOR="1", COLUMNS="100", TERM="xterm-256color")
-        os.execv(sys.executable, [sys.executable, "-m", "ffn_calc", "verify", "3", "6", "8"])  # green verdict
+    if pid == 0:  # the child: the CLI on a terminal, with NO_COLOR (in ENV)
+        os.execve(CLI[0], [*CLI, "verify", "3", "6", "8"], {**ENV, "TERM": "xterm-256color"})  # green verdict
     chunks = []
     while True:
         try:
@@ -153,9 +134,10 @@ def test_no_color_on_a_terminal() -> None:
     assert not [p for p in params if 30 <= p <= 48 or 90 <= p <= 107]
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_with_130_and_one_line() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ffn_calc", "verify", "1", "4096", "4096"],
+        [*CLI, "verify", "1", "4096", "4096"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, text=True,
     )  # fmt: skip
     time.sleep(1.5)
@@ -180,10 +162,13 @@ TOKENS = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(TOKENS, min_size=0, max_size=9))
-def test_random_arguments_never_crash(argv: list[str]) -> None:
-    code, out, err = run_main(argv, stdin='{"batch": 1, "seq_len": 2, "d_model": 8}\nnot json\n')
+# The profile's count (all of it: each example is one cheap in-process call). The `cli` fixture is
+# function-scoped but keeps no state between calls (each call replaces stdin and drains the
+# captured output), so sharing it across examples is what is wanted.
+@settings(suppress_health_check=[*settings().suppress_health_check, HealthCheck.function_scoped_fixture])
+@given(argv=st.lists(TOKENS, min_size=0, max_size=9))
+def test_random_arguments_never_crash(cli, argv: list[str]) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli(*argv, input='{"batch": 1, "seq_len": 2, "d_model": 8}\nnot json\n')
     assert code in (0, 1, 2), (argv, code, err)
     assert "Traceback" not in err and "Traceback" not in out
     if code == 2:

@@ -13,9 +13,13 @@ from typing import Annotated, Any
 
 import typer
 
+from ffn_calc.inputs.resolve import LAYER_FLAGS, layer_config
 from ffn_calc.model import conventions as conv
-from ffn_calc.model.layer import ACTIVATIONS, DTYPES, NORMS, ConfigError, FFNConfig, parse_size
-from ffn_calc.inputs.resolve import layer_config
+from ffn_calc.model.activations import ACTIVATIONS as PLAIN_ACTIVATIONS
+from ffn_calc.model.activations import CHOICES as ACTIVATIONS
+from ffn_calc.model.activations import GATED
+from ffn_calc.model.errors import ConfigError
+from ffn_calc.model.layer import DTYPES, NORMS, FFNConfig, parse_size
 
 Activation = Enum("Activation", {a: a for a in ACTIVATIONS}, type=str)  # type: ignore[misc]
 Norm = Enum("Norm", {n: n for n in NORMS}, type=str)  # type: ignore[misc]
@@ -26,6 +30,12 @@ class OutputFormat(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+class SweepFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
 
 
 def _size(argument: str) -> Callable[[str], int]:
@@ -118,7 +128,7 @@ ActivationOpt = Annotated[
     typer.Option(
         "--activation",
         "-a",
-        help="Nonlinearity: relu, gelu, gelu_tanh, silu; or gated: swiglu, geglu, geglu_tanh, reglu (act(x·W_gate) ⊙ x·W_up). Default relu.",
+        help=f"Nonlinearity: {', '.join(PLAIN_ACTIVATIONS)}; or gated: {', '.join(GATED)} (act(x·W_gate) ⊙ x·W_up). Default relu.",
         case_sensitive=False,
         rich_help_panel=LAYER,
         show_default=False,
@@ -254,7 +264,7 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random weights
 def _config(args: dict[str, Any]) -> FFNConfig:
     """The layer from a command's arguments: flags over config file over preset."""
     given = {k: (v.value if isinstance(v, Enum) else v) for k, v in args.items() if k in LAYER_FLAGS}
-    return layer_config(args["batch"], args["seq_len"], args["d_model"], args["model"], args["config"], **given)
+    return layer_config(args["batch"], args["seq_len"], args["d_model"], model=args["model"], config=args["config"], **given)
 
 
 def _layer_options(
@@ -305,9 +315,3 @@ def layer_command(exclude: tuple[str, ...] = (), resolve: bool = True, **default
         return command
 
     return wrap
-
-
-LAYER_FLAGS = (
-    "d_ff", "multiple_of", "ffn_dim_multiplier", "activation", "bias", "fused", "norm", "dtype",
-    "layers", "experts", "top_k", "shared_experts", "capacity_factor",
-)  # fmt: skip

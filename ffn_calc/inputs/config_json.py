@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ffn_calc.model.layer import ConfigError
+from ffn_calc.model.activations import ACTIVATIONS, by_config_name
+from ffn_calc.model.errors import ConfigError
 
 # Families whose MLP is act(x·W_gate) ⊙ (x·W_up) then W_down (their modeling_*.py files).
 GATED_MODEL_TYPES = {
@@ -21,18 +22,6 @@ GATED_MODEL_TYPES = {
 }  # fmt: skip
 # Families with a plain two-matrix MLP and biases.
 PLAIN_BIASED_MODEL_TYPES = {"bert", "roberta", "gpt2", "gpt_neox", "gptj", "opt", "distilbert", "electra", "xlm-roberta", "vit"}
-
-ACTIVATION_NAMES = {
-    "relu": "relu",
-    "gelu": "gelu",
-    "gelu_new": "gelu_tanh",
-    "gelu_fast": "gelu_tanh",
-    "gelu_pytorch_tanh": "gelu_tanh",
-    "gelu_python": "gelu",
-    "silu": "silu",
-    "swish": "silu",
-}
-GLU_OF = {"silu": "swiglu", "gelu": "geglu", "gelu_tanh": "geglu_tanh", "relu": "reglu"}
 
 SIZE_KEYS = ("hidden_size", "d_model", "n_embd")
 FF_KEYS = ("intermediate_size", "d_ff", "n_inner", "ffn_dim")
@@ -140,12 +129,14 @@ def read_config(path: str) -> ConfigFile:
     if model_type.startswith("gemma") and act_name == "gelu":
         act_name = "gelu_pytorch_tanh"
         out.notes.append("Gemma's config says gelu but the model runs the tanh approximation")
-    if act_name and act_name not in ACTIVATION_NAMES:
+    found = by_config_name(act_name) if act_name else ACTIVATIONS["silu" if gated else "relu"]
+    if found is None:
         raise ConfigError("--config", f"activation {act_name!r} is not one ffn-calc models; give --activation")
-    base = ACTIVATION_NAMES.get(act_name, "silu" if gated else "relu")
     if not act_field:
-        out.notes.append(f"no activation field: assumed {base}")
-    out.values["activation"] = GLU_OF[base] if gated else base
+        out.notes.append(f"no activation field: assumed {found.name}")
+    if gated and found.gated is None:
+        raise ConfigError("--config", f"a gated FFN with {found.name} has no registered gated form; give --activation")
+    out.values["activation"] = found.gated if gated else found.name
     out.notes.append(
         f"gated (GLU) from model_type {model_type!r}" if gated and model_type in GATED_MODEL_TYPES
         else "gated (GLU) from feed_forward_proj" if gated and act_field and act_field[0] == "feed_forward_proj"

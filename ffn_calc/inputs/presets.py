@@ -83,30 +83,3 @@ PRESETS: dict[str, Preset] = {
 def lookup(name: str) -> Preset:
     """The preset called `name` (case-insensitive), or KeyError."""
     return PRESETS[name.strip().lower()]
-
-
-@dataclass(frozen=True)
-class ModelRow:
-    """A preset with its FFN counted by the core: one layer's parameters (all, and those that
-    serve one token) and the model's over its `layers`."""
-
-    preset: Preset
-    params_per_layer: int
-    active_params_per_layer: int
-    model_params: int
-
-
-@dataclass(frozen=True)
-class ModelList:
-    rows: tuple[ModelRow, ...]
-
-
-def model_catalogue() -> ModelList:
-    from ffn_calc.model.forward import analyze
-    from ffn_calc.inputs.resolve import layer_config
-
-    rows = []
-    for preset in PRESETS.values():
-        report = analyze(layer_config(1, 1, model=preset.name))
-        rows.append(ModelRow(preset, report.totals.params, report.totals.active_params, report.model.params))
-    return ModelList(tuple(rows))

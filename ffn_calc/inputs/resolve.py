@@ -4,42 +4,57 @@ Standard library only; the CLI and the sweep's JSON lines both come through here
 
 from __future__ import annotations
 
-from dataclasses import replace
+import inspect
+from dataclasses import fields, replace
 from typing import Any
 
-from ffn_calc.model.layer import ConfigError, FFNConfig, check_size, make_config
-
-DEFAULTS: dict[str, Any] = {"activation": "relu", "bias": True, "layers": 1, "experts": 0, "top_k": 0, "shared_experts": 0}
-# Options that a preset or config file may fill in; anything else comes from flags or defaults.
-FILLABLE = ("d_model", "d_ff", "activation", "bias", "layers", "experts", "top_k", "shared_experts")
+from ffn_calc.inputs import presets
+from ffn_calc.model.errors import ConfigError
+from ffn_calc.model.layer import FFNConfig, check_size, make_config
 
 
 def layer_config(
     batch: int,
     seq_len: int,
     d_model: int | None = None,
+    *,
     model: str | None = None,
-    config_path: str | None = None,
-    **given: Any,
+    config: str | None = None,
+    d_ff: str | int | None = None,
+    multiple_of: int | None = None,
+    ffn_dim_multiplier: float | None = None,
+    activation: str | None = None,
+    bias: bool | None = None,
+    fused: bool | None = None,
+    norm: str | None = None,
+    dtype: str | None = None,
+    layers: int | None = None,
+    experts: int | None = None,
+    top_k: int | None = None,
+    shared_experts: int | None = None,
+    capacity_factor: float | None = None,
 ) -> FFNConfig:
-    """Merge defaults < preset < config.json < `given` (flags; None means not given)."""
+    """One layer from what a user says about it: defaults < the preset `model` < the
+    config.json at path `config` < the flags (keywords; None means not given). `d_ff` is as
+    `--d-ff` takes it: None (4 × d_model), N, "Mx" or "glu". This signature is the one list
+    of layer options: the command line's flags, the sweep's JSON-line keys and the Python API
+    all take these names."""
+    given = {k: v for k, v in locals().items() if k in LAYER_FLAGS}
     values: dict[str, Any] = dict(DEFAULTS)
     origin: list[str] = []
     d_ff_from = ""
     if model is not None:
-        from ffn_calc.inputs.presets import PRESETS, lookup
-
         try:
-            preset = lookup(model)
+            preset = presets.lookup(model)
         except KeyError:
-            raise ConfigError("--model", f"unknown model {model!r}; see `ffn-calc models` for the {len(PRESETS)} known ones") from None
+            raise ConfigError("--model", f"unknown model {model!r}; see `ffn-calc models` for the {len(presets.PRESETS)} known ones") from None
         values.update({k: getattr(preset, k) for k in FILLABLE})
         d_ff_from = f"preset {preset.name}"
         origin.append(f"preset {preset.name}: {preset.source}" + (f" ({preset.note})" if preset.note else ""))
-    if config_path is not None:
-        from ffn_calc.inputs.config_json import read_config
+    if config is not None:
+        from ffn_calc.inputs.config_json import read_config  # json and pathlib: only when a file is read
 
-        file = read_config(config_path)
+        file = read_config(config)
         values.update(file.values)
         d_ff_from = "config.json" if "d_ff" in file.values else d_ff_from
         used = ", ".join(f"{k}={v}" for k, v in file.used.items())
@@ -51,15 +66,25 @@ def layer_config(
         values["d_model"] = d_model
     elif "d_model" not in values:
         raise ConfigError("D_MODEL", "missing: give it after BATCH and SEQ_LEN, or use --model or --config")
-    overridden = [k for k, v in given.items() if v is not None and k in values and values[k] != v and (model or config_path)]
+    overridden = [k for k, v in given.items() if v is not None and k in values and values[k] != v and (model or config)]
     if overridden:
         origin.append(f"flags override: {', '.join(overridden)}")
     values.update({k: v for k, v in given.items() if v is not None})
     if values.get("experts") and not values.get("top_k"):
         raise ConfigError("--top-k", "a mixture of experts needs --top-k (experts per token)")
-    d_ff = values.pop("d_ff", None)
+    d_ff_value = values.pop("d_ff", None)
     d_model_value = check_size("D_MODEL", values.pop("d_model"))
-    cfg = make_config(batch, seq_len, d_model_value, d_ff, origin=tuple(origin), **values)
-    if d_ff_from and given.get("d_ff") is None:
+    cfg = make_config(batch, seq_len, d_model_value, d_ff_value, origin=tuple(origin), **values)
+    if d_ff_from and d_ff is None:
         cfg = replace(cfg, d_ff_rule=f"from {d_ff_from}: {cfg.d_ff}")
     return cfg
+
+
+_PARAMETERS = tuple(inspect.signature(layer_config).parameters)
+SIZES = _PARAMETERS[:3]  # batch, seq_len, d_model: the command line's arguments
+SOURCES = ("model", "config")
+LAYER_FLAGS = tuple(name for name in _PARAMETERS if name not in SIZES + SOURCES)  # the flags
+# What a preset fills in (the preset's fields that are layer options) and, when no flag is
+# given, what FFNConfig's own defaults are, so that "flags override" names real overrides.
+FILLABLE = tuple(f.name for f in fields(presets.Preset) if f.name in _PARAMETERS)
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(FFNConfig) if f.name in FILLABLE and f.name not in SIZES + ("d_ff",)}

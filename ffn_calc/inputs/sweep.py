@@ -14,9 +14,10 @@ from functools import lru_cache
 from itertools import chain, islice, product
 from typing import Any
 
-from ffn_calc.model.layer import MAX_SIZE, ConfigError, parse_size
+from ffn_calc.inputs.resolve import LAYER_FLAGS, SIZES, SOURCES, layer_config
+from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.forward import FFNReport, analyze
-from ffn_calc.inputs.resolve import layer_config
+from ffn_calc.model.layer import MAX_SIZE, parse_size
 
 MAX_COMBINATIONS = 10_000_000
 _RANGE = re.compile(r"(?P<lo>[^:]+):(?P<hi>[^:]+)(:(?P<op>[x+*]?)(?P<step>[^:]+))?")
@@ -35,10 +36,7 @@ COLUMNS = CONFIG_COLUMNS + TOTAL_COLUMNS + MODEL_COLUMNS + ("peak_stage",)
 DEFAULT_COLUMNS = ("batch", "seq_len", "d_model", "d_ff", "params", "flops", "matmul_flops_per_token", "weight_bytes", "peak_bytes")
 
 # What a JSON line may say: the same names as the command-line options.
-LINE_KEYS = {
-    "batch", "seq_len", "d_model", "d_ff", "activation", "bias", "fused", "norm", "dtype", "multiple_of",
-    "ffn_dim_multiplier", "experts", "top_k", "shared_experts", "capacity_factor", "layers", "model", "config",
-}  # fmt: skip
+LINE_KEYS = frozenset(SIZES + SOURCES + LAYER_FLAGS)
 
 
 def parse_values(argument: str, text: str, minimum: int = 1) -> list[int]:
@@ -127,16 +125,7 @@ def grid(axes: list[Axis]) -> Iterator[dict[str, int]]:
 
 def report_for(point: dict[str, Any], fixed: dict[str, Any]) -> FFNReport:
     args = {**fixed, **point}
-    return analyze(
-        layer_config(args.pop("batch"), args.pop("seq_len"), args.pop("d_model", None), args.pop("model", None), args.pop("config", None), **args)
-    )
-
-
-def sweep_reports(axes: list[Axis], fixed: dict[str, Any]) -> Iterator[FFNReport]:
-    """One report per combination of the axes, with the fixed options beside them."""
-    combinations(axes)
-    for point in grid(axes):
-        yield report_for(point, fixed)
+    return analyze(layer_config(**args))
 
 
 # Worker state for parallel sweeps (set once per process by the pool's initializer).
@@ -227,11 +216,7 @@ def line_reports(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, FFNRep
             for key in ("batch", "seq_len", "d_model"):
                 if key in args and (isinstance(args[key], bool) or not isinstance(args[key], int) or not 1 <= args[key] <= MAX_SIZE):
                     raise ConfigError(key, f"must be a whole number from 1 to 2^40, got {args[key]!r}")
-            report = analyze(
-                layer_config(
-                    args.pop("batch"), args.pop("seq_len"), args.pop("d_model", None), args.pop("model", None), args.pop("config", None), **args
-                )
-            )
+            report = analyze(layer_config(**args))
         except json.JSONDecodeError as e:
             yield number, LineError(number, f"not JSON ({e.msg} at column {e.colno})")
         except ConfigError as e:
@@ -266,3 +251,79 @@ def line_rows(lines: Iterable[str], columns: tuple[str, ...], jobs: int) -> Iter
     with ctx.Pool(jobs, initializer=_init_worker, initargs=({}, columns)) as pool:
         for results in pool.imap(_line_rows_of, chunks):
             yield from results
+
+
+# --- planning: from what the user typed to the rows of a sweep ---------------------------------
+
+SWEEP_SCHEMA = "ffn-calc/sweep/1"
+# Size options a grid sweeps (each a list or range); d_ff may instead be one rule (4x, glu).
+AXES = ("batch", "seq_len", "d_model", "d_ff", "experts", "top_k", "layers")
+_D_FF_VALUES = re.compile(r"[\d_,:x+* ]+")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """The rows of a sweep, in order, each the chosen `columns` as exact values (then the
+    `chart` column's value, when a chart is drawn). `rows` is consumed once: a sweep may have
+    millions of rows and is streamed. `swept` names the columns that vary."""
+
+    columns: tuple[str, ...]
+    rows: Iterable[list[Any]]
+    swept: tuple[str, ...]
+    chart: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the rows as objects, each as `sweep -f jsonl` prints one line."""
+        width = len(self.columns)
+        return {"schema": SWEEP_SCHEMA, "columns": list(self.columns), "rows": [dict(zip(self.columns, r[:width], strict=True)) for r in self.rows]}
+
+
+def _check_chart(chart: str | None) -> tuple[str, ...]:
+    if chart is not None and chart not in COLUMNS:
+        raise ConfigError("--chart", f"unknown column {chart!r}; choose from {', '.join(COLUMNS)}")
+    return (chart,) if chart else ()
+
+
+def grid_sweep(
+    axes: dict[str, str | None], fixed: dict[str, Any], columns: str | None = None, chart: str | None = None, jobs: int = 1
+) -> SweepResult:
+    """A grid sweep: `axes` maps each of AXES to the text typed for it (a number, a list
+    1,8,32 or a range 128:8192:x2; None when not swept); `fixed` holds the other layer options.
+    Everything that can be wrong is found here, before the first row."""
+    cols = parse_columns(columns)
+    extra = _check_chart(chart)
+    batch, seq_len = axes.get("batch"), axes.get("seq_len")
+    if batch is None or seq_len is None:
+        raise ConfigError("--batch" if batch is None else "--seq-len", "is needed (a number, a list 1,8,32 or a range 128:8192:x2), or use --stdin")
+    fixed = dict(fixed)
+    built: list[Axis] = []
+    for name in AXES:
+        text = axes.get(name)
+        if text is None:
+            continue
+        if name == "d_ff" and (not _D_FF_VALUES.fullmatch(text.lower()) or text.lower().endswith("x")):
+            fixed["d_ff"] = text  # one rule for every point: 4x, 8/3x, glu
+            continue
+        built.append(Axis(name, tuple(parse_values("--" + name.replace("_", "-"), text))))
+    rows = sweep_rows(built, fixed, cols + extra, jobs)
+    return SweepResult(cols, rows, tuple(a.name for a in built), chart)
+
+
+def lines_sweep(
+    lines: Iterable[str], on_error: Callable[[LineError], None], columns: str | None = None, chart: str | None = None, jobs: int = 1
+) -> SweepResult:
+    """One row per JSON line (a `line` column first); a bad line goes to `on_error` and the
+    sweep carries on."""
+    cols = parse_columns(columns)
+    extra = _check_chart(chart)
+    cols = ("line", *cols)
+    wanted = cols[1:] + extra
+
+    def rows() -> Iterator[list[Any]]:
+        for number, result in line_rows(lines, wanted, jobs):
+            if isinstance(result, LineError):
+                on_error(result)
+                continue
+            yield [number, *result]
+
+    return SweepResult(cols, rows(), ("line",), chart)

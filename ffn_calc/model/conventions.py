@@ -9,9 +9,9 @@ FLOPs
 Elementwise work (counted in FLOPs, never in MACs)
     bias add        1 FLOP per output element
     residual add    1 FLOP per element
-    activation      ACTIVATION_FLOPS_PER_ELEMENT below: the arithmetic operations of the
-                    formula as written in ACTIVATION_FORMULAS, with each transcendental
-                    function (exp, erf, tanh) counted as one FLOP
+    activation      the registry's `flops` (activations.py): the arithmetic operations of the
+                    formula as written, with each transcendental function (exp, erf, tanh)
+                    counted as one FLOP
     GLU gate        the activation's cost on the gate + 1 multiply per element (act(g) ⊙ u)
     LayerNorm       7 FLOPs per element + 2 per row: mean 1, centre 1, variance 2 (square,
                     sum), normalise 1, affine 2 (scale, shift), and per row eps-add + rsqrt
@@ -25,37 +25,9 @@ Matmul-only FLOPs are reported on their own as well; they are the figure papers 
 
 from __future__ import annotations
 
+from ffn_calc.model.activations import ACTIVATIONS, GATED, activation
+
 FLOPS_PER_MAC = 2
-
-DTYPE_BYTES: dict[str, int] = {
-    "float64": 8,
-    "float32": 4,
-    "bfloat16": 2,
-    "float16": 2,
-    "int8": 1,
-}
-
-ACTIVATION_FORMULAS: dict[str, str] = {
-    "relu": "max(0, h)",
-    "gelu": "0.5·h·(1 + erf(h/√2))",
-    "gelu_tanh": "0.5·h·(1 + tanh(√(2/π)·(h + 0.044715·h³)))",
-    "silu": "h / (1 + exp(−h))",
-}
-
-ACTIVATION_FLOPS_PER_ELEMENT: dict[str, int] = {
-    "relu": 1,  # one compare-and-select
-    "gelu": 5,  # divide, erf, add, multiply by h, multiply by 0.5
-    "gelu_tanh": 9,  # h³ (2), ×0.044715, +h, ×√(2/π), tanh, +1, ×h, ×0.5
-    "silu": 4,  # negate, exp, add, divide
-}
-
-# Gated variants: name → the nonlinearity applied to the gate.
-GLU_VARIANTS: dict[str, str] = {
-    "swiglu": "silu",
-    "geglu": "gelu",
-    "geglu_tanh": "gelu_tanh",
-    "reglu": "relu",
-}
 
 GLU_MULTIPLY_FLOPS_PER_ELEMENT = 1
 ROUTER_SOFTMAX_FLOPS_PER_LOGIT = 3
@@ -63,6 +35,7 @@ BIAS_ADD_FLOPS_PER_ELEMENT = 1
 RESIDUAL_ADD_FLOPS_PER_ELEMENT = 1
 LAYERNORM_FLOPS_PER_ELEMENT = 7
 LAYERNORM_FLOPS_PER_ROW = 2
+GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT = 2  # see activation_backward_flops
 
 
 def layernorm_flops(rows: int, width: int) -> int:
@@ -70,28 +43,54 @@ def layernorm_flops(rows: int, width: int) -> int:
     return rows * (LAYERNORM_FLOPS_PER_ELEMENT * width + LAYERNORM_FLOPS_PER_ROW)
 
 
+def activation_flops(name: str) -> int:
+    """Forward FLOPs per element of the activation stage of `--activation name`: the
+    nonlinearity's own cost, and for a GLU (act(g) ⊙ u) the multiply by u as well."""
+    return activation(name).flops + (GLU_MULTIPLY_FLOPS_PER_ELEMENT if name in GATED else 0)
+
+
+def activation_backward_flops(name: str) -> int:
+    """Backward FLOPs per element of that stage. A GLU's dg = da ⊙ u ⊙ act'(g) and
+    du = da ⊙ act(g) cost the nonlinearity's backward, its forward again and 2 multiplies."""
+    a = activation(name)
+    return a.backward_flops + (a.flops + GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT if name in GATED else 0)
+
+
+def _activation_costs() -> str:
+    return ", ".join(f"{a.label} {a.flops}" for a in ACTIVATIONS.values())
+
+
 CONVENTION_SUMMARY = (
     "FLOPs = 2 × MACs for every multiply-add; MACs count matmuls only. "
-    "Bias add 1 FLOP/element, residual add 1 FLOP/element, "
-    "ReLU 1, GELU 5, GELU-tanh 9, SiLU 4 FLOPs/element (exp/erf/tanh count 1), "
-    "GLU: the activation's cost + 1 multiply per element. LayerNorm 7 FLOPs/element + 2/row. "
-    "MoE: router softmax 3 FLOPs/logit; combine (2·k − 1) FLOPs/element."
+    f"Bias add {BIAS_ADD_FLOPS_PER_ELEMENT} FLOP/element, residual add {RESIDUAL_ADD_FLOPS_PER_ELEMENT} FLOP/element, "
+    f"{_activation_costs()} FLOPs/element (exp/erf/tanh count 1), "
+    f"GLU: the activation's cost + {GLU_MULTIPLY_FLOPS_PER_ELEMENT} multiply per element. "
+    f"LayerNorm {LAYERNORM_FLOPS_PER_ELEMENT} FLOPs/element + {LAYERNORM_FLOPS_PER_ROW}/row. "
+    f"MoE: router softmax {ROUTER_SOFTMAX_FLOPS_PER_LOGIT} FLOPs/logit; combine (2·k − 1) FLOPs/element."
 )
+
+
+def conventions_dict() -> dict[str, object]:
+    """The convention as JSON: every per-element cost, keyed as the README documents."""
+    return {
+        "flops_per_mac": FLOPS_PER_MAC,
+        "bias_add_flops_per_element": BIAS_ADD_FLOPS_PER_ELEMENT,
+        "residual_add_flops_per_element": RESIDUAL_ADD_FLOPS_PER_ELEMENT,
+        "activation_flops_per_element": {a.name: a.flops for a in ACTIVATIONS.values()},
+        "layernorm_flops_per_element": LAYERNORM_FLOPS_PER_ELEMENT,
+        "layernorm_flops_per_row": LAYERNORM_FLOPS_PER_ROW,
+        "glu_multiply_flops_per_element": GLU_MULTIPLY_FLOPS_PER_ELEMENT,
+        "router_softmax_flops_per_logit": ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
+    }
+
 
 # --- backward (training) ---------------------------------------------------------------------------
 # A matmul's backward is two products as costly as the forward one: dX = dY·Wᵀ and dW = Xᵀ·dY
 # (the first linear's dX is counted too: in a stack of layers the layer below needs it).
 # Elementwise backward costs per element, counted like the forward ones (the derivative's
 # arithmetic, transcendental functions as 1 FLOP, and the multiply by the incoming gradient):
-ACTIVATION_BACKWARD_FLOPS_PER_ELEMENT: dict[str, int] = {
-    "relu": 1,  # select the gradient where h > 0
-    "gelu": 11,  # Φ(h) (4) + φ(h) (4) + h·φ(h) (1) + add (1) + × grad (1)
-    "gelu_tanh": 19,  # u and tanh (6) + du/dh (4) + 0.5(1+t) + 0.5h(1−t²)du/dh (8) + × grad (1)
-    "silu": 9,  # σ(h) (4) + σ(1 + h(1−σ)) (4) + × grad (1)
-}
-# GLU, a = act(g) ⊙ u: dg = da ⊙ u ⊙ act'(g) and du = da ⊙ act(g), so per element the
-# activation's backward cost + its forward cost (act(g) again) + 2 multiplies.
-GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT = 2
+# (each activation's own backward cost is in the registry, activations.py; a GLU's in
+# activation_backward_flops above)
 BIAS_GRAD_FLOPS_PER_ELEMENT = 1  # db = Σ over rows of dY
 GRADIENT_SUM_FLOPS_PER_ELEMENT = 1  # a tensor read by c stages: its c gradients are added, (c − 1) adds per element
 LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT = 11  # dγ, dβ, and dx = (γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) / σ

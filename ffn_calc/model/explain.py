@@ -8,9 +8,12 @@ evaluate each expression and require it to equal the core's value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from ffn_calc.model.forward import FFNReport
+
+EXPLAIN_SCHEMA = "ffn-calc/explain/1"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,16 @@ class Explanation:
     formulas: tuple[Formula, ...]
     diagram: tuple[str, ...]
     facts: tuple[Fact, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as `explain -f json` prints it (schema ffn-calc/explain/1)."""
+        return {
+            "schema": EXPLAIN_SCHEMA,
+            "config": self.report.config.to_dict(),
+            "formulas": [asdict(f) for f in self.formulas],
+            "diagram": list(self.diagram),
+            "facts": [asdict(f) for f in self.facts],
+        }
 
 
 def _terms(report: FFNReport) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

@@ -7,20 +7,24 @@ over the stages and are never computed a second way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from math import prod
+from typing import Any
 
-from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model import structure as names
 from ffn_calc.model.conventions import (
-    ACTIVATION_FLOPS_PER_ELEMENT,
     BIAS_ADD_FLOPS_PER_ELEMENT,
     FLOPS_PER_MAC,
-    GLU_MULTIPLY_FLOPS_PER_ELEMENT,
     RESIDUAL_ADD_FLOPS_PER_ELEMENT,
     ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
+    activation_flops,
+    conventions_dict,
     layernorm_flops,
 )
+from ffn_calc.model.layer import FFNConfig
+
+SHAPES_SCHEMA = "ffn-calc/shapes/1"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,17 @@ class Tensor:
         object.__setattr__(self, "elements", elements)
         object.__setattr__(self, "bytes", elements * self.dtype_bytes)
         object.__setattr__(self, "active_elements", elements * self.active // self.experts if self.experts else elements)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "shape": list(self.shape),
+            "params": self.elements,
+            "active_params": self.active_elements,
+            "experts": self.experts,
+            "bytes": self.bytes,
+        }
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,28 @@ class Stage:
     @property
     def weight_bytes(self) -> int:
         return sum(t.bytes for t in self.weights)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "op": self.op,
+            "formula": self.formula,
+            "inputs": list(self.inputs),
+            "output_shape": list(self.output_shape),
+            "output_bytes": self.output_bytes,
+            "weights": [t.to_dict() for t in self.weights],
+            "weight_params": self.weight_params,
+            "bias_params": self.bias_params,
+            "norm_params": self.norm_params,
+            "params": self.params,
+            "active_params": self.active_params,
+            "weight_bytes": self.weight_bytes,
+            "matmul_mkn": list(self.matmul) if self.matmul else None,
+            "macs": self.macs,
+            "matmul_flops": self.matmul_flops,
+            "elementwise_flops": self.elementwise_flops,
+            "flops": self.flops,
+        }
 
 
 @dataclass(frozen=True)
@@ -183,12 +220,29 @@ class FFNReport:
                 return s
         raise KeyError(name)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as `shapes -f json` prints it (schema ffn-calc/shapes/1)."""
+        return {
+            "schema": SHAPES_SCHEMA,
+            "config": self.config.to_dict(),
+            "conventions": conventions_dict(),
+            "stages": [s.to_dict() for s in self.stages],
+            "totals": asdict(self.totals),
+            "model": asdict(self.model),
+            "peak": {
+                "stage": self.peak.stage,
+                "live": list(self.peak.live),
+                "activation_bytes": self.peak.activation_bytes,
+                "peak_bytes": self.totals.peak_bytes,
+            },
+        }
+
 
 @lru_cache(maxsize=1024)  # weights do not depend on batch or seq_len: a sweep shares them
 def _linear_weights(w: str, bias: str | None, k: int, m: int, dtype_bytes: int, experts: int, active: int) -> tuple[Tensor, ...]:
     """A linear's matrix (k, m) and bias (m), with every expert's as the first dimension."""
     lead = (experts,) if experts else ()
-    weights = (Tensor(w, (*lead, k, m), dtype_bytes, "weight", experts, active),)
+    weights: tuple[Tensor, ...] = (Tensor(w, (*lead, k, m), dtype_bytes, "weight", experts, active),)
     if bias is not None:
         weights += (Tensor(bias, (*lead, m), dtype_bytes, "bias", experts, active),)
     return weights
@@ -232,38 +286,32 @@ class _Builder:
         cfg = self.cfg
         d, m_rows = cfg.d_model, prod(rows)
         act = cfg.base_activation
-        act_cost = ACTIVATION_FLOPS_PER_ELEMENT[act]
+        *first, last = names.linears(cfg.is_glu, cfg.fused)
+
+        def lin(spec: names.Linear, src: str, k: int, m: int) -> str:
+            return self.linear(prefix + spec.stage, src, spec.symbol, prefix + spec.weight, prefix + spec.bias, k, m, rows, experts)
+
+        ins = tuple(lin(spec, source, d, 2 * width if spec.fused else width) for spec in first)
         if not cfg.is_glu:
-            h = self.linear(f"{prefix}linear1", source, "h", f"{prefix}W1", f"{prefix}b1", d, width, rows, experts)
-            a = self.add(
-                Stage(f"{prefix}activation", "activation", f"a = {act}(h)", (h,), self.tensor(f"{prefix}activation", (*rows, width)),
-                      elementwise_flops=act_cost * m_rows * width),
-                "a",
-            )  # fmt: skip
-            return self.linear(f"{prefix}linear2", a, "y", f"{prefix}W2", f"{prefix}b2", width, d, rows, experts)
-        if cfg.fused:
-            gu = self.linear(f"{prefix}gate_up", source, "gu", f"{prefix}W_gate_up", f"{prefix}b_gate_up", d, 2 * width, rows, experts)
-            inputs: tuple[str, ...] = (gu,)
-            formula = f"a = {act}(gu[..., :{width}]) ⊙ gu[..., {width}:]  (split: a view)"
+            stage, formula = names.ACTIVATION, f"a = {act}({first[0].symbol})"
+        elif cfg.fused:
+            stage, formula = names.GLU, f"a = {act}(gu[..., :{width}]) ⊙ gu[..., {width}:]  (split: a view)"
         else:
-            g = self.linear(f"{prefix}gate", source, "g", f"{prefix}W_gate", f"{prefix}b_gate", d, width, rows, experts)
-            u = self.linear(f"{prefix}up", source, "u", f"{prefix}W_up", f"{prefix}b_up", d, width, rows, experts)
-            inputs = (g, u)
-            formula = f"a = {act}(g) ⊙ u"
+            stage, formula = names.GLU, f"a = {act}({first[0].symbol}) ⊙ {first[1].symbol}"
         a = self.add(
-            Stage(f"{prefix}glu", "glu", formula, inputs, self.tensor(f"{prefix}glu", (*rows, width)),
-                  elementwise_flops=(act_cost + GLU_MULTIPLY_FLOPS_PER_ELEMENT) * m_rows * width),
+            Stage(prefix + stage, stage, formula, ins, self.tensor(prefix + stage, (*rows, width)),
+                  elementwise_flops=activation_flops(cfg.activation) * m_rows * width),
             "a",
         )  # fmt: skip
-        return self.linear(f"{prefix}down", a, "y", f"{prefix}W_down", f"{prefix}b_down", width, d, rows, experts)
+        return lin(last, a, width, d)
 
     def layernorm(self, source: str, sym: str) -> str:
         cfg = self.cfg
         d = cfg.d_model
         stage = Stage(
-            "layernorm", "layernorm", f"{sym} = LN({self.symbol[source]})", (source,),
-            self.tensor("layernorm", (cfg.batch, cfg.seq_len, d)),
-            (self.tensor("ln_gamma", (d,), "norm"), self.tensor("ln_beta", (d,), "norm")),
+            names.LAYERNORM, "layernorm", f"{sym} = LN({self.symbol[source]})", (source,),
+            self.tensor(names.LAYERNORM, (cfg.batch, cfg.seq_len, d)),
+            (self.tensor(names.LN_GAMMA, (d,), "norm"), self.tensor(names.LN_BETA, (d,), "norm")),
             elementwise_flops=layernorm_flops(cfg.tokens, d),
         )  # fmt: skip
         return self.add(stage, sym)
@@ -274,14 +322,14 @@ class _Builder:
         b, s, d, n, e, k = cfg.batch, cfg.seq_len, cfg.d_model, cfg.tokens, cfg.experts, cfg.top_k
         shared = None
         if cfg.shared_experts:
-            shared = self.ffn("shared_", source, (b, s), cfg.shared_experts * cfg.d_ff)
+            shared = self.ffn(names.SHARED, source, (b, s), cfg.shared_experts * cfg.d_ff)
         router = self.add(
-            Stage("router", "matmul", f"logits = {self.symbol[source]}·W_router", (source,), self.tensor("router", (b, s, e)),
-                  (self.tensor("W_router", (d, e), "weight"),), (n, d, e)),
+            Stage(names.ROUTER, "matmul", f"logits = {self.symbol[source]}·{names.W_ROUTER}", (source,), self.tensor(names.ROUTER, (b, s, e)),
+                  (self.tensor(names.W_ROUTER, (d, e), "weight"),), (n, d, e)),
             "logits",
         )  # fmt: skip
         routing = self.add(
-            Stage("routing", "router", f"w = renorm(top-{k}(softmax(logits)))", (router,), self.tensor("routing", (b, s, k)),
+            Stage(names.ROUTING, "router", f"w = renorm(top-{k}(softmax(logits)))", (router,), self.tensor(names.ROUTING, (b, s, k)),
                   elementwise_flops=ROUTER_SOFTMAX_FLOPS_PER_LOGIT * n * e + (2 * k - 1) * n),
             "w",
         )  # fmt: skip
@@ -289,15 +337,15 @@ class _Builder:
         rows = (n * k,) if cap is None else (e, cap)
         what = f"the {n * k:,} (token, expert) pairs, grouped by expert" if cap is None else f"{e} buffers of {cap} rows"
         dispatch = self.add(
-            Stage("dispatch", "gather", f"xe = {self.symbol[source]} gathered into {what}", (source, routing),
-                  self.tensor("dispatch", (*rows, d))),
+            Stage(names.DISPATCH, "gather", f"xe = {self.symbol[source]} gathered into {what}", (source, routing),
+                  self.tensor(names.DISPATCH, (*rows, d))),
             "xe",
         )  # fmt: skip
-        routed = self.ffn("expert_", dispatch, rows, cfg.d_ff, experts=e)
+        routed = self.ffn(names.EXPERT, dispatch, rows, cfg.d_ff, experts=e)
         inputs = (routing, routed) + ((shared,) if shared else ())
         flops = (2 * k - 1) * n * d + (RESIDUAL_ADD_FLOPS_PER_ELEMENT * n * d if shared else 0)
         formula = "y = Σₖ w·ye" + (" + shared" if shared else "")
-        return self.add(Stage("combine", "combine", formula, inputs, self.tensor("combine", (b, s, d)), elementwise_flops=flops), "y")
+        return self.add(Stage(names.COMBINE, "combine", formula, inputs, self.tensor(names.COMBINE, (b, s, d)), elementwise_flops=flops), "y")
 
 
 def build_stages(cfg: FFNConfig) -> tuple[Stage, ...]:
@@ -311,13 +359,13 @@ def build_stages(cfg: FFNConfig) -> tuple[Stage, ...]:
     """
     bld = _Builder(cfg)
     b, s, d = cfg.batch, cfg.seq_len, cfg.d_model
-    src = bld.add(Stage("input", "input", "x", (), bld.tensor("input", (b, s, d))), "x")
+    src = bld.add(Stage(names.INPUT, "input", "x", (), bld.tensor(names.INPUT, (b, s, d))), "x")
     if cfg.norm == "pre":
         src = bld.layernorm(src, "n")
     out = bld.moe(src) if cfg.is_moe else bld.ffn("", src, (b, s), cfg.d_ff)
     if cfg.norm != "none":
         out = bld.add(
-            Stage("residual", "add", f"r = x + {bld.symbol[out]}", ("input", out), bld.tensor("residual", (b, s, d)),
+            Stage(names.RESIDUAL, "add", f"r = x + {bld.symbol[out]}", (names.INPUT, out), bld.tensor(names.RESIDUAL, (b, s, d)),
                   elementwise_flops=RESIDUAL_ADD_FLOPS_PER_ELEMENT * cfg.tokens * d),
             "r",
         )  # fmt: skip

@@ -5,34 +5,23 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
-from ffn_calc.model.conventions import ACTIVATION_FORMULAS, DTYPE_BYTES, GLU_VARIANTS
+from ffn_calc.model.activations import CHOICES as ACTIVATIONS
+from ffn_calc.model.activations import GATED, Activation, activation
+from ffn_calc.model.dtypes import DTYPES as DTYPE_TABLE
+from ffn_calc.model.errors import ConfigError
 
 if TYPE_CHECKING:
     from fractions import Fraction
 
-ACTIVATIONS = tuple(ACTIVATION_FORMULAS) + tuple(GLU_VARIANTS)
 NORMS = ("none", "pre", "post")
-DTYPES = tuple(DTYPE_BYTES)
+DTYPES = tuple(DTYPE_TABLE)
 
 # Far beyond any real model, small enough that a typo such as 10^30 is caught as one.
 MAX_SIZE = 2**40
 DEFAULT_FF_MULTIPLIER = 4
-
-
-class ConfigError(ValueError):
-    """A bad input. `argument` names it the way the user typed it (BATCH, --d-ff, ...)."""
-
-    def __init__(self, argument: str, message: str) -> None:
-        super().__init__(f"{argument}: {message}")
-        self.argument = argument
-        self.message = message
-
-
-class VerifyRefused(Exception):
-    """`verify` would not fit in the memory limit; raised before anything is allocated."""
 
 
 def check_size(argument: str, value: object, minimum: int = 1) -> int:
@@ -196,6 +185,16 @@ class FFNConfig:
         if not self.d_ff_rule:
             object.__setattr__(self, "d_ff_rule", f"given: {self.d_ff}")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the `config` object of every command's JSON)."""
+        return {
+            **asdict(self),
+            "origin": list(self.origin),
+            "tokens": self.tokens,
+            "dtype_bytes": self.dtype_bytes,
+            "expert_capacity": self.expert_capacity,
+        }
+
     @property
     def tokens(self) -> int:
         """batch × seq_len: the rows every position-wise matmul sees."""
@@ -203,16 +202,21 @@ class FFNConfig:
 
     @property
     def dtype_bytes(self) -> int:
-        return DTYPE_BYTES[self.dtype]
+        return DTYPE_TABLE[self.dtype].bytes
 
     @property
     def is_glu(self) -> bool:
-        return self.activation in GLU_VARIANTS
+        return self.activation in GATED
 
     @property
     def base_activation(self) -> str:
         """The nonlinearity itself: silu for swiglu, gelu for geglu, the name for plain ones."""
-        return GLU_VARIANTS.get(self.activation, self.activation)
+        return GATED.get(self.activation, self.activation)
+
+    @property
+    def nonlinearity(self) -> Activation:
+        """The registry entry of the nonlinearity (the gate's, for a GLU)."""
+        return activation(self.activation)
 
     @property
     def is_moe(self) -> bool:

@@ -14,9 +14,12 @@ A ring all-reduce of T bytes sends 2·(N−1)/N·T per rank; an all-gather or a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
-from ffn_calc.model.layer import ConfigError, FFNConfig, check_size
+from ffn_calc.model import structure as names
+from ffn_calc.model.errors import ConfigError
+from ffn_calc.model.layer import FFNConfig, check_size
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,15 @@ class TensorParallel:
     def bytes_sent_per_rank(self) -> int:
         return sum(c.bytes_sent_per_rank for c in self.collectives)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ranks": self.ranks,
+            "sequence_parallel": self.sequence_parallel,
+            "per_rank_d_ff": self.per_rank.d_ff,
+            "bytes_sent_per_rank": self.bytes_sent_per_rank,
+            "collectives": [{**asdict(c), "shape": list(c.shape)} for c in self.collectives],
+        }
+
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
@@ -55,13 +67,13 @@ def tensor_parallel(cfg: FFNConfig, ranks: int, sequence_parallel: bool = False)
     per_rank = replace(cfg, d_ff=cfg.d_ff // ranks, d_ff_rule=f"{cfg.d_ff} / {ranks} ranks = {cfg.d_ff // ranks} per rank")
     shape = (cfg.batch, cfg.seq_len, cfg.d_model)
     tensor = cfg.tokens * cfg.d_model * cfg.dtype_bytes
-    out = "down" if cfg.is_glu else "linear2"
-    first = ("gate_up" if cfg.fused else "gate and up") if cfg.is_glu else "linear1"
+    *firsts, last = names.linears(cfg.is_glu, cfg.fused)
+    out, first = last.stage, " and ".join(lin.stage for lin in firsts)
     if cfg.is_moe:  # every expert (and the shared ones) split the same way; the router is replicated
         out, first = "combine (the experts' partial outputs)", f"the experts' {first}"
     if sequence_parallel:
         half = _ceil_div((ranks - 1) * tensor, ranks)
-        collectives = (
+        collectives: tuple[Collective, ...] = (
             Collective("forward", "all-gather", f"the sequence shards, before {first}", shape, tensor, half),
             Collective("forward", "reduce-scatter", f"the partial outputs of {out}, into sequence shards", shape, tensor, half),
             Collective("backward", "all-gather", f"the output gradient's shards, before {out}'s backward", shape, tensor, half),

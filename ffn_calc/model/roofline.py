@@ -10,10 +10,15 @@ max(FLOPs / peak, bytes / bandwidth). The ridge point is peak / bandwidth (FLOP 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
-from ffn_calc.model.layer import ConfigError, FFNConfig
-from ffn_calc.model.forward import analyze
+from ffn_calc.model.dtypes import DTYPES
+from ffn_calc.model.errors import ConfigError
+from ffn_calc.model.forward import FFNReport, analyze
+from ffn_calc.model.layer import FFNConfig
+
+ROOFLINE_SCHEMA = "ffn-calc/roofline/1"
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,24 @@ GPUS: dict[str, GPU] = {
 # float32 is the FP32 rate (PyTorch leaves TF32 off for matmuls by default); float64 the FP64 tensor-core rate.
 
 
+def pick_gpu(name: str | None = None, peak_tflops: float | None = None, bandwidth_gbs: float | None = None) -> GPU:
+    """A GPU preset by name (case-insensitive), or a custom one from both of its figures."""
+    if (peak_tflops is None) != (bandwidth_gbs is None) or (name is None and peak_tflops is None):
+        raise ConfigError("--gpu", f"name a GPU ({', '.join(GPUS)}) or give both --peak-tflops and --bandwidth-gbs")
+    if name is not None and peak_tflops is not None:
+        raise ConfigError("--gpu", "give a GPU name or a custom --peak-tflops/--bandwidth-gbs, not both")
+    if name is None:
+        return custom_gpu(peak_tflops, bandwidth_gbs)  # type: ignore[arg-type]
+    if name.lower() not in GPUS:
+        raise ConfigError("--gpu", f"unknown GPU {name!r}; choose one of {', '.join(GPUS)}")
+    return GPUS[name.lower()]
+
+
 def custom_gpu(peak_tflops: float, bandwidth_gbs: float) -> GPU:
     for name, value in (("--peak-tflops", peak_tflops), ("--bandwidth-gbs", bandwidth_gbs)):
         if not (value > 0 and math.isfinite(value)):
             raise ConfigError(name, f"must be a positive number, got {value}")
-    return GPU(
-        "custom", dict.fromkeys(("float64", "float32", "bfloat16", "float16", "int8"), peak_tflops), bandwidth_gbs, "given on the command line"
-    )
+    return GPU("custom", dict.fromkeys(DTYPES, peak_tflops), bandwidth_gbs, "given on the command line")
 
 
 @dataclass(frozen=True)
@@ -80,12 +96,28 @@ class Phase:
 
 @dataclass(frozen=True)
 class Roofline:
-    config: FFNConfig
+    """Prefill and decode of `report`'s layer (its prefill shapes) on `gpu`."""
+
+    report: FFNReport
     gpu: GPU
     peak_flops: float  # FLOP/s for the config's dtype
     bandwidth: float  # bytes/s
     ridge: float  # FLOP per byte
     phases: tuple[Phase, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as `roofline -f json` prints it (schema ffn-calc/roofline/1)."""
+        g = self.gpu
+        return {
+            "schema": ROOFLINE_SCHEMA,
+            "config": self.report.config.to_dict(),
+            "gpu": {"name": g.name, "source": g.source, "peak_flops_per_s": self.peak_flops, "bandwidth_bytes_per_s": self.bandwidth},
+            "ridge_flops_per_byte": self.ridge,
+            "phases": [
+                {**{k: v for k, v in asdict(p).items() if k != "gemms"}, "gemms": [{**asdict(gemm), "mkn": list(gemm.mkn)} for gemm in p.gemms]}
+                for p in self.phases
+            ],
+        }
 
 
 def _ridge_tokens(k: int, n: int, nb: int, ridge: float) -> int | None:
@@ -123,4 +155,4 @@ def roofline(cfg: FFNConfig, gpu: GPU) -> Roofline:
     ridge = peak / bandwidth
     prefill = _phase("prefill", cfg, peak, bandwidth, ridge)
     decode = _phase("decode", replace(cfg, seq_len=1), peak, bandwidth, ridge)
-    return Roofline(cfg, gpu, peak, bandwidth, ridge, (prefill, decode))
+    return Roofline(analyze(cfg), gpu, peak, bandwidth, ridge, (prefill, decode))

@@ -8,35 +8,20 @@ recomputation) three times — the "6·N per token" of Kaplan et al. 2020.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from math import prod
+from typing import Any
 
 from ffn_calc.model import conventions as conv
-from ffn_calc.model.layer import ConfigError, FFNConfig
+from ffn_calc.model import structure as names
+from ffn_calc.model.dtypes import SIXTEEN_BIT
+from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.forward import FFNReport, analyze
+from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.parallel import TensorParallel, tensor_parallel
+from ffn_calc.model.training_options import MASTER_BYTES, OPTIMIZERS, STATE_BYTES_MIXED, TrainingOptions
 
-RECOMPUTE = ("none", "selective", "full")
-OPTIMIZERS = {"sgd": 0, "momentum": 1, "adam": 2}  # optimizer states per parameter
-MASTER_BYTES = 4  # float32 master weights under mixed precision
-STATE_BYTES_MIXED = 4  # optimizer states in float32 under mixed precision
-
-
-@dataclass(frozen=True)
-class TrainingOptions:
-    """How a step trains: recomputation, optimizer, mixed precision (16-bit weights and
-    gradients with float32 master weights and states), and dropout on the FFN output."""
-
-    recompute: str = "none"
-    optimizer: str = "adam"
-    mixed_precision: bool = False
-    dropout: bool = False
-
-    def __post_init__(self) -> None:
-        if self.recompute not in RECOMPUTE:
-            raise ConfigError("--recompute", f"unknown value {self.recompute!r}; choose one of {', '.join(RECOMPUTE)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError("--optimizer", f"unknown value {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+TRAIN_SCHEMA = "ffn-calc/train/1"
 
 
 @dataclass(frozen=True)
@@ -106,6 +91,32 @@ class TrainingReport:
     totals: TrainingTotals
     parallel: TensorParallel | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as `train -f json` prints it (schema ffn-calc/train/1)."""
+        tp = self.parallel
+        return {
+            "schema": TRAIN_SCHEMA,
+            "config": self.forward.config.to_dict(),
+            "options": asdict(self.options),
+            "backward": [
+                {
+                    "stage": op.stage,
+                    "kind": op.kind,
+                    "formula": op.formula,
+                    "output_shape": list(op.output_shape),
+                    "matmul_mkn": list(op.matmul) if op.matmul else None,
+                    "macs": op.macs,
+                    "elementwise_flops": op.elementwise_flops,
+                    "flops": op.flops,
+                }
+                for op in self.backward
+            ],
+            "saved": [{"name": t.name, "shape": list(t.shape), "bytes": t.bytes, "reason": t.reason} for t in self.saved],
+            "totals": asdict(self.totals),
+            "parallel": None if tp is None else tp.to_dict(),
+            "forward": self.forward.to_dict(),
+        }
+
 
 def _backward_ops(report: FFNReport) -> list[BackwardOp]:
     """The backward pass, last forward stage first."""
@@ -127,10 +138,10 @@ def _backward_ops(report: FFNReport) -> list[BackwardOp]:
         elif s.op == "activation":
             act = cfg.base_activation
             ops.append(BackwardOp(s.name, "elementwise", f"d{s.inputs[0]} = d{s.name} ⊙ {act}'({s.inputs[0]})", s.output_shape,
-                                  elementwise_flops=conv.ACTIVATION_BACKWARD_FLOPS_PER_ELEMENT[act] * rows * width))  # fmt: skip
+                                  elementwise_flops=conv.activation_backward_flops(cfg.activation) * rows * width))  # fmt: skip
         elif s.op == "glu":
             act = cfg.base_activation
-            per = conv.ACTIVATION_BACKWARD_FLOPS_PER_ELEMENT[act] + conv.ACTIVATION_FLOPS_PER_ELEMENT[act] + conv.GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT
+            per = conv.activation_backward_flops(cfg.activation)
             ops.append(BackwardOp(s.name, "elementwise", f"dg = da ⊙ u ⊙ {act}'(g), du = da ⊙ {act}(g)", s.output_shape,
                                   elementwise_flops=per * rows * width))  # fmt: skip
         elif s.op == "router":  # the routing weights back to the router's logits
@@ -177,22 +188,24 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
             saved[stage] = SavedTensor(stage, s.output_shape, s.output.bytes, reason)
 
     if options.recompute == "full":
-        keep("input", "the layer input: everything else is recomputed from it in backward")
+        keep(names.INPUT, "the layer input: everything else is recomputed from it in backward")
     else:
-        relu_output = cfg.base_activation == "relu"
+        # An activation whose backward reads its own output (ReLU) keeps nothing of its own:
+        # the next linear keeps that output anyway, and selective recompute has nothing to redo.
+        reads_output = not cfg.is_glu and cfg.nonlinearity.backward_reads == "output"
         for s in report.stages:
             if s.op == "matmul":
                 src = s.inputs[0]
                 if (
                     options.recompute == "selective"
                     and by_name[src].op in ("activation", "glu")
-                    and not (relu_output and by_name[src].op == "activation")
+                    and not (reads_output and by_name[src].op == "activation")
                 ):
                     continue  # recomputed from the activation's own saved inputs
                 keep(src, f"input of {s.name}, for its weight gradient")
             elif s.op == "activation":
-                if relu_output:
-                    keep(s.name, "ReLU's output, for its backward (the same tensor the next linear keeps)")
+                if reads_output:
+                    keep(s.name, f"{cfg.nonlinearity.label}'s output, for its backward (the same tensor the next linear keeps)")
                 else:
                     keep(s.inputs[0], f"input of {cfg.base_activation}, for its derivative")
             elif s.op == "glu":
@@ -207,17 +220,17 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
                 keep(s.inputs[1], "the experts' outputs, for the routing weights' gradient")
         if cfg.is_moe:
             rows = cfg.tokens * cfg.top_k
-            saved["routing_indices"] = SavedTensor("routing_indices", (cfg.tokens, cfg.top_k), rows * conv.ROUTING_INDEX_BYTES,
+            saved[names.ROUTING_INDICES] = SavedTensor(names.ROUTING_INDICES, (cfg.tokens, cfg.top_k), rows * conv.ROUTING_INDEX_BYTES,
                                                    "which experts each token went to (int64), to send gradients back")  # fmt: skip
         for s in report.stages:
             if s.op == "layernorm":
                 rows = prod(s.output_shape[:-1])
-                saved["layernorm_stats"] = SavedTensor("layernorm_stats", (rows, 2), rows * conv.LAYERNORM_SAVED_BYTES_PER_ROW,
+                saved[names.LAYERNORM_STATS] = SavedTensor(names.LAYERNORM_STATS, (rows, 2), rows * conv.LAYERNORM_SAVED_BYTES_PER_ROW,
                                                        "mean and 1/σ per row, float32")  # fmt: skip
     if options.dropout and options.recompute != "full":
         out = next(s for s in reversed(report.stages) if s.op in ("matmul", "combine"))  # the FFN's output
         elements = prod(out.output_shape)
-        saved["dropout_mask"] = SavedTensor("dropout_mask", out.output_shape, elements * conv.DROPOUT_MASK_BYTES_PER_ELEMENT,
+        saved[names.DROPOUT_MASK] = SavedTensor(names.DROPOUT_MASK, out.output_shape, elements * conv.DROPOUT_MASK_BYTES_PER_ELEMENT,
                                             "dropout mask on the FFN output, 1 byte per element")  # fmt: skip
     return list(saved.values())
 
@@ -231,19 +244,19 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         cfg = parallel.per_rank
     if cfg.expert_capacity is not None:
         raise ConfigError("--capacity-factor", "training with capacity buffers (dropped tokens) is not modelled; train models dropless routing")
-    if options.mixed_precision and cfg.dtype not in ("bfloat16", "float16"):
-        raise ConfigError("--mixed-precision", f"needs --dtype bfloat16 or float16 (16-bit weights and gradients), got {cfg.dtype}")
+    if options.mixed_precision and cfg.dtype not in SIXTEEN_BIT:
+        raise ConfigError("--mixed-precision", f"needs --dtype {' or '.join(SIXTEEN_BIT)} (16-bit weights and gradients), got {cfg.dtype}")
     fwd = analyze(cfg)
     ops = _backward_ops(fwd)
     saved = _saved(fwd, options)
     if parallel is not None and parallel.sequence_parallel:
         # The layer input and the dropout mask live in sequence shards (s / N) on each rank.
         saved = [replace(t, shape=(t.shape[0], t.shape[1] // tp, *t.shape[2:]), bytes=t.bytes // tp, reason=t.reason + " (a sequence shard)")
-                 if t.name in ("input", "dropout_mask") else t for t in saved]  # fmt: skip
+                 if t.name in (names.INPUT, names.DROPOUT_MASK) else t for t in saved]  # fmt: skip
     act_stages = [s for s in fwd.stages if s.op in ("activation", "glu")]
     recompute = {
         "none": 0,
-        "selective": sum(s.flops for s in act_stages if not (s.op == "activation" and cfg.base_activation == "relu")),
+        "selective": sum(s.flops for s in act_stages if not (s.op == "activation" and cfg.nonlinearity.backward_reads == "output")),
         "full": fwd.totals.flops,
     }[options.recompute]
     recompute_matmul = fwd.totals.matmul_flops if options.recompute == "full" else 0

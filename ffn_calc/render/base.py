@@ -1,24 +1,31 @@
 """Renderers: results in, text or rich renderables out. Nothing here computes a number.
 
-One function per format serves every result type: `to_json`, `to_csv` and `tables` dispatch
-on the result through `as_dict`, `csv_rows` and `tables`. The handlers for each kind of
-result live in their own module (shapes, verify, catalogue), imported the first time such a
-result is rendered, so that a command loads only what it prints. JSON keys are the
-documented contract (README, "JSON output"); every integer is exact.
+One function per format serves every result type. JSON is the result's own `to_dict()` (the
+Python API's dict form, defined beside each result's dataclass), so the two cannot differ;
+`to_csv` and `tables` dispatch on the result through `csv_rows` and `tables`, whose handlers
+for each kind of result live in their own module (shapes, verify, catalogue, ...), imported
+the first time such a result is rendered, so that a command loads only what it prints. JSON
+keys are the documented contract (README, "JSON output"); every integer is exact.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from functools import singledispatch
-from typing import TYPE_CHECKING, Any
-
-from ffn_calc.model import conventions as conv
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ffn_calc.model.forward import FFNReport
+
+
+class Result(Protocol):
+    """What every command returns: a frozen dataclass with its JSON form."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 # Which module renders which result (by class name), loaded on first use.
 HANDLERS = {
@@ -29,10 +36,12 @@ HANDLERS = {
     "Explanation": "catalogue",
     "TrainingReport": "training",
     "Roofline": "roofline",
+    "SweepResult": "sweep",
 }
 
 
 def _load(result: object) -> None:
+    """Import the module that renders `result` (its handlers register themselves)."""
     name = HANDLERS.get(type(result).__name__)
     if name is None:
         raise TypeError(f"nothing renders a {type(result).__name__}")
@@ -40,30 +49,44 @@ def _load(result: object) -> None:
 
 
 @singledispatch
-def as_dict(result: object) -> dict[str, Any]:
-    """The JSON form of a result (a plain dict of exact values)."""
-    _load(result)
-    return as_dict.dispatch(type(result))(result)  # type: ignore[no-any-return]
-
-
-@singledispatch
 def csv_rows(result: object) -> list[dict[str, Any]]:
     """The CSV form of a result: one dict per row, the same keys in every row."""
     _load(result)
-    return csv_rows.dispatch(type(result))(result)  # type: ignore[no-any-return]
+    return csv_rows.dispatch(type(result))(result)
 
 
 @singledispatch
 def tables(result: object) -> list[RenderableType]:
     """The rich renderables that show a result to a person."""
     _load(result)
-    return tables.dispatch(type(result))(result)  # type: ignore[no-any-return]
+    return tables.dispatch(type(result))(result)
 
 
-def to_json(result: object) -> str:
+def to_json(result: Result) -> str:
     import json
 
-    return json.dumps(as_dict(result), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+@singledispatch
+def csv_chunks(result: object) -> Iterable[str]:
+    """CSV text, header first, in chunks (a streamed result yields as it goes)."""
+    return [to_csv(result)]
+
+
+@singledispatch
+def jsonl_chunks(result: object) -> Iterable[str]:
+    """JSON lines: one object per row (only streamed results have rows)."""
+    _load(result)
+    return jsonl_chunks.dispatch(type(result))(result)
+
+
+def chunks(result: Result, fmt: str) -> Iterable[str]:
+    """The text of `result` in a machine format (json, csv, jsonl), in chunks."""
+    if fmt == "json":
+        return [to_json(result)]
+    _load(result)
+    return csv_chunks(result) if fmt == "csv" else jsonl_chunks(result)
 
 
 def to_csv(result: object) -> str:
@@ -80,19 +103,6 @@ def to_csv(result: object) -> str:
 
 
 # --- shared formatting -------------------------------------------------------------------------
-
-
-def conventions_dict() -> dict[str, Any]:
-    return {
-        "flops_per_mac": conv.FLOPS_PER_MAC,
-        "bias_add_flops_per_element": conv.BIAS_ADD_FLOPS_PER_ELEMENT,
-        "residual_add_flops_per_element": conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT,
-        "activation_flops_per_element": dict(conv.ACTIVATION_FLOPS_PER_ELEMENT),
-        "layernorm_flops_per_element": conv.LAYERNORM_FLOPS_PER_ELEMENT,
-        "layernorm_flops_per_row": conv.LAYERNORM_FLOPS_PER_ROW,
-        "glu_multiply_flops_per_element": conv.GLU_MULTIPLY_FLOPS_PER_ELEMENT,
-        "router_softmax_flops_per_logit": conv.ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
-    }
 
 
 def n(value: int) -> str:

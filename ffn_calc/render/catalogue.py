@@ -5,46 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from ffn_calc.inputs.catalogue import ModelList
 from ffn_calc.model import conventions as conv
 from ffn_calc.model.explain import Explanation
-from ffn_calc.inputs.presets import ModelList, ModelRow
-from ffn_calc.render.base import as_dict, config_line, csv_rows, n, tables
+from ffn_calc.render.base import config_line, csv_rows, n, tables
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-MODELS_SCHEMA = "ffn-calc/models/1"
-EXPLAIN_SCHEMA = "ffn-calc/explain/1"
-
-
-def _model_row(row: ModelRow) -> dict[str, Any]:
-    p = row.preset
-    return {
-        "name": p.name,
-        "d_model": p.d_model,
-        "d_ff": p.d_ff,
-        "activation": p.activation,
-        "bias": p.bias,
-        "experts": p.experts,
-        "top_k": p.top_k,
-        "shared_experts": p.shared_experts,
-        "layers": p.layers,
-        "params_per_layer": row.params_per_layer,
-        "active_params_per_layer": row.active_params_per_layer,
-        "model_params": row.model_params,
-        "source": p.source,
-        "note": p.note,
-    }
-
-
-@as_dict.register(ModelList)
-def _as_dict_ModelList(models: ModelList) -> dict[str, Any]:
-    return {"schema": MODELS_SCHEMA, "models": [_model_row(r) for r in models.rows]}
-
 
 @csv_rows.register(ModelList)
 def _csv_rows_ModelList(models: ModelList) -> list[dict[str, Any]]:
-    return [_model_row(r) for r in models.rows]
+    return [r.to_dict() for r in models.rows]
 
 
 @tables.register(ModelList)
@@ -84,17 +56,6 @@ def _tables_ModelList(models: ModelList) -> list[RenderableType]:
     for r in models.rows:
         sources.add_row(r.preset.name, r.preset.source + (f"; {r.preset.note}" if r.preset.note else ""))
     return [table, sources]
-
-
-@as_dict.register(Explanation)
-def _as_dict_Explanation(ex: Explanation) -> dict[str, Any]:
-    return {
-        "schema": EXPLAIN_SCHEMA,
-        "config": as_dict(ex.report)["config"],
-        "formulas": [asdict(f) for f in ex.formulas],
-        "diagram": list(ex.diagram),
-        "facts": [asdict(f) for f in ex.facts],
-    }
 
 
 @csv_rows.register(Explanation)

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.model.roofline import Roofline
-from ffn_calc.render.base import as_dict, config_line, csv_rows, n, shape, tables
+from ffn_calc.render.base import config_line, csv_rows, n, shape, tables
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
-
-ROOFLINE_SCHEMA = "ffn-calc/roofline/1"
-
-
-@as_dict.register(Roofline)
-def _as_dict_Roofline(r: Roofline) -> dict[str, Any]:
-    from ffn_calc.model.forward import analyze
-
-    return {
-        "schema": ROOFLINE_SCHEMA,
-        "config": as_dict(analyze(r.config))["config"],
-        "gpu": {"name": r.gpu.name, "source": r.gpu.source, "peak_flops_per_s": r.peak_flops, "bandwidth_bytes_per_s": r.bandwidth},
-        "ridge_flops_per_byte": r.ridge,
-        "phases": [
-            {**{k: v for k, v in asdict(p).items() if k != "gemms"}, "gemms": [{**asdict(g), "mkn": list(g.mkn)} for g in p.gemms]} for p in r.phases
-        ],  # fmt: skip
-    }
 
 
 @csv_rows.register(Roofline)
@@ -51,11 +33,9 @@ def _tables_Roofline(r: Roofline) -> list[RenderableType]:
     from rich.table import Table
     from rich.text import Text
 
-    from ffn_calc.model.forward import analyze
-
     out: list[RenderableType] = [
-        Text(config_line(analyze(r.config))),
-        Text(f"{r.gpu.name}: {r.peak_flops / 1e12:g} TFLOP/s ({r.config.dtype}, dense), {r.bandwidth / 1e9:g} GB/s; "
+        Text(config_line(r.report)),
+        Text(f"{r.gpu.name}: {r.peak_flops / 1e12:g} TFLOP/s ({r.report.config.dtype}, dense), {r.bandwidth / 1e9:g} GB/s; "
              f"ridge point {r.ridge:.1f} FLOP/byte ({r.gpu.source})"),
     ]  # fmt: skip
     for p in r.phases:

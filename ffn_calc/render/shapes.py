@@ -2,77 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.model import conventions as conv
-from ffn_calc.model.forward import FFNReport, Stage, Tensor
-from ffn_calc.render.base import as_dict, bar_chart, config_line, conventions_dict, csv_rows, human_bytes, human_count, n, shape, tables
+from ffn_calc.model.forward import FFNReport
+from ffn_calc.render.base import bar_chart, config_line, csv_rows, human_bytes, human_count, n, shape, tables
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
-
-SHAPES_SCHEMA = "ffn-calc/shapes/1"
-
-
-def _tensor(t: Tensor) -> dict[str, Any]:
-    return {
-        "name": t.name,
-        "role": t.role,
-        "shape": list(t.shape),
-        "params": t.elements,
-        "active_params": t.active_elements,
-        "experts": t.experts,
-        "bytes": t.bytes,
-    }
-
-
-def _stage(s: Stage) -> dict[str, Any]:
-    return {
-        "name": s.name,
-        "op": s.op,
-        "formula": s.formula,
-        "inputs": list(s.inputs),
-        "output_shape": list(s.output_shape),
-        "output_bytes": s.output_bytes,
-        "weights": [_tensor(t) for t in s.weights],
-        "weight_params": s.weight_params,
-        "bias_params": s.bias_params,
-        "norm_params": s.norm_params,
-        "params": s.params,
-        "active_params": s.active_params,
-        "weight_bytes": s.weight_bytes,
-        "matmul_mkn": list(s.matmul) if s.matmul else None,
-        "macs": s.macs,
-        "matmul_flops": s.matmul_flops,
-        "elementwise_flops": s.elementwise_flops,
-        "flops": s.flops,
-    }
-
-
-@as_dict.register(FFNReport)
-def _as_dict_FFNReport(report: FFNReport) -> dict[str, Any]:
-    cfg = report.config
-    return {
-        "schema": SHAPES_SCHEMA,
-        "config": {
-            **asdict(cfg),
-            "origin": list(cfg.origin),
-            "tokens": cfg.tokens,
-            "dtype_bytes": cfg.dtype_bytes,
-            "expert_capacity": cfg.expert_capacity,
-        },
-        "conventions": conventions_dict(),
-        "stages": [_stage(s) for s in report.stages],
-        "totals": asdict(report.totals),
-        "model": asdict(report.model),
-        "peak": {
-            "stage": report.peak.stage,
-            "live": list(report.peak.live),
-            "activation_bytes": report.peak.activation_bytes,
-            "peak_bytes": report.totals.peak_bytes,
-        },
-    }
 
 
 @csv_rows.register(FFNReport)
@@ -255,10 +193,8 @@ class Charted:
 
     report: FFNReport
 
-
-@as_dict.register(Charted)
-def _as_dict_Charted(c: Charted) -> dict[str, Any]:
-    return as_dict(c.report)
+    def to_dict(self) -> dict[str, Any]:
+        return self.report.to_dict()
 
 
 @csv_rows.register(Charted)

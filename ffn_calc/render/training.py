@@ -2,65 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc.render.base import as_dict, config_line, csv_rows, human_bytes, human_count, n, shape, tables
 from ffn_calc.model.training import TrainingReport
+from ffn_calc.render.base import config_line, csv_rows, human_bytes, human_count, n, shape, tables
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
-
-TRAIN_SCHEMA = "ffn-calc/train/1"
-
-
-@as_dict.register(TrainingReport)
-def _as_dict_TrainingReport(report: TrainingReport) -> dict[str, Any]:
-    return {
-        "schema": TRAIN_SCHEMA,
-        "config": as_dict(report.forward)["config"],
-        "options": asdict(report.options),
-        "backward": [
-            {
-                "stage": op.stage,
-                "kind": op.kind,
-                "formula": op.formula,
-                "output_shape": list(op.output_shape),
-                "matmul_mkn": list(op.matmul) if op.matmul else None,
-                "macs": op.macs,
-                "elementwise_flops": op.elementwise_flops,
-                "flops": op.flops,
-            }
-            for op in report.backward
-        ],
-        "saved": [{"name": t.name, "shape": list(t.shape), "bytes": t.bytes, "reason": t.reason} for t in report.saved],
-        "totals": asdict(report.totals),
-        "parallel": _parallel(report),
-        "forward": as_dict(report.forward),
-    }
-
-
-def _parallel(report: TrainingReport) -> dict[str, Any] | None:
-    tp = report.parallel
-    if tp is None:
-        return None
-    return {
-        "ranks": tp.ranks,
-        "sequence_parallel": tp.sequence_parallel,
-        "per_rank_d_ff": tp.per_rank.d_ff,
-        "bytes_sent_per_rank": tp.bytes_sent_per_rank,
-        "collectives": [
-            {
-                "phase": c.phase,
-                "op": c.op,
-                "where": c.where,
-                "shape": list(c.shape),
-                "tensor_bytes": c.tensor_bytes,
-                "bytes_sent_per_rank": c.bytes_sent_per_rank,
-            }
-            for c in tp.collectives
-        ],  # fmt: skip
-    }
 
 
 @csv_rows.register(TrainingReport)
@@ -119,7 +67,10 @@ def _tables_TrainingReport(report: TrainingReport) -> list[RenderableType]:
     mem.add_column("exact", justify="right", overflow="fold")
     mem.add_column("≈", justify="right")
     mem.add_column("per parameter", justify="right")
-    per = (lambda b: f"{b / params:g}") if params else (lambda b: "—")
+
+    def per(value: int) -> str:
+        return f"{value / params:g}" if params else "—"
+
     for part, value in (("weights", t.weight_bytes), ("gradients", t.gradient_bytes), (f"optimizer states ({o.optimizer})", t.optimizer_state_bytes),
                         ("master weights (float32)", t.master_weight_bytes), ("saved activations", t.saved_activation_bytes),
                         ("backward transient", t.backward_transient_bytes)):  # fmt: skip

@@ -4,47 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc.verify.report import VerifyReport
-from ffn_calc.render.base import as_dict, config_line, csv_rows, human_bytes, n, shape, tables
+from ffn_calc.render.base import config_line, csv_rows, human_bytes, n, shape, tables
+from ffn_calc.verifier.report import VerifyReport
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
-
-VERIFY_SCHEMA = "ffn-calc/verify/1"
-
-
-def _plain(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
-
-
-@as_dict.register(VerifyReport)
-def _as_dict_VerifyReport(report: VerifyReport) -> dict[str, Any]:
-    return {
-        "schema": VERIFY_SCHEMA,
-        "ok": report.ok,
-        "config": as_dict(report.prediction)["config"] | {"dtype": report.config.dtype},
-        "computed_dtype": report.computed_dtype,
-        "dtype_note": report.dtype_note,
-        "seed": report.seed,
-        "chunk_tokens": report.chunk_tokens,
-        "chunks": report.chunks,
-        "memory_limit_bytes": report.memory_limit_bytes,
-        "seconds": report.seconds,
-        "gflops_per_s": report.gflops_per_s,
-        "checks": [
-            {
-                "group": c.group,
-                "name": c.name,
-                "predicted": _plain(c.predicted),
-                "observed": _plain(c.observed),
-                "ok": c.ok,
-                "kind": c.kind,
-                "detail": c.detail,
-            }
-            for c in report.checks
-        ],
-        "prediction": as_dict(report.prediction),
-    }
 
 
 @csv_rows.register(VerifyReport)

@@ -8,31 +8,20 @@ gradients are right, so that the FLOPs observed are those of a correct backward 
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ffn_calc.model import conventions as conv
+from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
-from ffn_calc.verify.forward import LN_EPS, Params, activation_values, erf, matmul
+from ffn_calc.verifier import routing
+from ffn_calc.verifier.arrays import matmul
+from ffn_calc.verifier.forward import LN_EPS, Params
+from ffn_calc.verifier.kernels import activation_values, kernel
 
 Grads = dict[str, np.ndarray]
-
-
-def activation_derivative(kind: str, h: np.ndarray) -> np.ndarray:
-    if kind == "relu":
-        return (h > 0).astype(h.dtype)
-    if kind == "gelu":
-        return 0.5 * (1.0 + erf(h / math.sqrt(2.0))) + h * np.exp(-0.5 * h * h) / math.sqrt(2.0 * math.pi)
-    if kind == "gelu_tanh":
-        c = math.sqrt(2.0 / math.pi)
-        t = np.tanh(c * (h + 0.044715 * h**3))
-        return 0.5 * (1.0 + t) + 0.5 * h * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * h * h)
-    if kind == "silu":
-        sig = 1.0 / (1.0 + np.exp(-h))
-        return sig * (1.0 + h * (1.0 - sig))
-    raise ValueError(kind)
 
 
 class BackwardRecorder:
@@ -63,11 +52,11 @@ def _layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> tu
 def _layernorm_backward(rec: BackwardRecorder, dy: np.ndarray, cache: tuple[np.ndarray, np.ndarray], gamma: np.ndarray, g: Grads) -> np.ndarray:
     xhat, inv = cache
     rows, width = dy.shape
-    g["ln_gamma"] = (dy * xhat).sum(axis=0)
-    g["ln_beta"] = dy.sum(axis=0)
+    g[names.LN_GAMMA] = (dy * xhat).sum(axis=0)
+    g[names.LN_BETA] = dy.sum(axis=0)
     dxhat = dy * gamma
     dx = inv * (dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
-    rec.flops("layernorm", "elementwise", rows * (conv.LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT * width + conv.LAYERNORM_BACKWARD_FLOPS_PER_ROW))
+    rec.flops(names.LAYERNORM, "elementwise", rows * (conv.LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT * width + conv.LAYERNORM_BACKWARD_FLOPS_PER_ROW))
     return dx
 
 
@@ -79,7 +68,7 @@ class _Block:
         self.cfg, self.p, self.g, self.rec, self.prefix, self.bounds = cfg, p, g, rec, prefix, bounds
 
     def _mm(self, z: np.ndarray, w: str) -> np.ndarray:
-        weight = self.p[self.prefix + w]
+        weight = self.p[w]
         if self.bounds is None:
             return matmul(z, weight)
         out = np.zeros((z.shape[0], weight.shape[-1]), z.dtype)
@@ -88,19 +77,19 @@ class _Block:
         return out
 
     def _bias(self, z: np.ndarray, b: str) -> np.ndarray:
-        if self.prefix + b not in self.p:
+        if b not in self.p:
             return z
-        bias = self.p[self.prefix + b]
+        bias = self.p[b]
         if self.bounds is None:
             return z + bias
         rows = np.concatenate([np.repeat(bias[e : e + 1], hi - lo, axis=0) for e, (lo, hi) in enumerate(self.bounds)])
         return z + rows
 
-    def lin(self, z: np.ndarray, w: str, b: str) -> np.ndarray:
-        return self._bias(self._mm(z, w), b)
+    def lin(self, z: np.ndarray, spec: names.Linear) -> np.ndarray:
+        return self._bias(self._mm(z, self.prefix + spec.weight), self.prefix + spec.bias)
 
-    def lin_back(self, stage: str, z: np.ndarray, dz: np.ndarray, w: str, b: str) -> np.ndarray:
-        stage, w, b = self.prefix + stage, self.prefix + w, self.prefix + b
+    def lin_back(self, z: np.ndarray, dz: np.ndarray, spec: names.Linear) -> np.ndarray:
+        stage, w, b = self.prefix + spec.stage, self.prefix + spec.weight, self.prefix + spec.bias
         weight = self.p[w]
         if self.bounds is None:
             self.g[w] = self.rec.matmul(stage, "weight-grad", z.T, dz)
@@ -124,90 +113,80 @@ class _Block:
 
     def forward(self, src: np.ndarray) -> np.ndarray:
         cfg, act = self.cfg, self.cfg.base_activation
+        *self.first, self.last = names.linears(cfg.is_glu, cfg.fused)
         self.src = src
+        ins = [self.lin(src, spec) for spec in self.first]
         if cfg.is_glu:
-            if cfg.fused:
-                gu = self.lin(src, "W_gate_up", "b_gate_up")
-                half = gu.shape[1] // 2
-                self.gate, self.up = gu[:, :half], gu[:, half:]
-            else:
-                self.gate, self.up = self.lin(src, "W_gate", "b_gate"), self.lin(src, "W_up", "b_up")
+            half = ins[0].shape[1] // 2
+            self.gate, self.up = (ins[0][:, :half], ins[0][:, half:]) if cfg.fused else ins
             self.a = activation_values(act, self.gate) * self.up
-            return self.lin(self.a, "W_down", "b_down")
-        self.h = self.lin(src, "W1", "b1")
-        self.a = activation_values(act, self.h)
-        return self.lin(self.a, "W2", "b2")
+        else:
+            self.h = ins[0]
+            self.a = activation_values(act, self.h)
+        return self.lin(self.a, self.last)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """The gradient of the block's input; a GLU's gate and up gradients are summed into it
         (counted as the grad-sum of whichever stage feeds the block)."""
         cfg, act, rec, pre = self.cfg, self.cfg.base_activation, self.rec, self.prefix
-        if cfg.is_glu:
-            da = self.lin_back("down", self.a, dy, "W_down", "b_down")
-            dgate = da * self.up * activation_derivative(act, self.gate)
-            dup = da * activation_values(act, self.gate)
-            per = conv.ACTIVATION_BACKWARD_FLOPS_PER_ELEMENT[act] + conv.ACTIVATION_FLOPS_PER_ELEMENT[act] + conv.GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT
-            rec.flops(pre + "glu", "elementwise", per * da.size)
-            if cfg.fused:
-                return self.lin_back("gate_up", self.src, np.concatenate([dgate, dup], axis=1), "W_gate_up", "b_gate_up")
-            dsrc = self.lin_back("gate", self.src, dgate, "W_gate", "b_gate") + self.lin_back("up", self.src, dup, "W_up", "b_up")
-            self.extra_sums = dsrc.size
-            return dsrc
-        da = self.lin_back("linear2", self.a, dy, "W2", "b2")
-        dh = da * activation_derivative(act, self.h)
-        rec.flops(pre + "activation", "elementwise", dh.size * conv.ACTIVATION_BACKWARD_FLOPS_PER_ELEMENT[act])
-        return self.lin_back("linear1", self.src, dh, "W1", "b1")
+        da = self.lin_back(self.a, dy, self.last)
+        per = conv.activation_backward_flops(cfg.activation)
+        if not cfg.is_glu:
+            dh = da * kernel(act).derivative(self.h)
+            rec.flops(pre + names.ACTIVATION, "elementwise", per * dh.size)
+            return self.lin_back(self.src, dh, self.first[0])
+        dgate = da * self.up * kernel(act).derivative(self.gate)
+        dup = da * activation_values(act, self.gate)
+        rec.flops(pre + names.GLU, "elementwise", per * da.size)
+        if cfg.fused:
+            return self.lin_back(self.src, np.concatenate([dgate, dup], axis=1), self.first[0])
+        dsrc = self.lin_back(self.src, dgate, self.first[0]) + self.lin_back(self.src, dup, self.first[1])
+        self.extra_sums = dsrc.size
+        return dsrc
 
     extra_sums = 0  # elements of the gate + up gradient sum, charged to the block's input stage
 
 
-def _moe(cfg: FFNConfig, p: Params, g: Grads, rec: BackwardRecorder, src: np.ndarray) -> tuple[np.ndarray, Any]:
+MoEBackward = Callable[[np.ndarray], tuple[list[np.ndarray], int]]
+
+
+def _moe(cfg: FFNConfig, p: Params, g: Grads, rec: BackwardRecorder, src: np.ndarray) -> tuple[np.ndarray, MoEBackward]:
     """The dropless routed layer forward, and a function that runs its backward."""
     n, d, e, k = cfg.tokens, cfg.d_model, cfg.experts, cfg.top_k
-    shared = _Block(cfg, p, g, rec, "shared_") if cfg.shared_experts else None
+    shared = _Block(cfg, p, g, rec, names.SHARED) if cfg.shared_experts else None
     ys = shared.forward(src) if shared else None
-    logits = matmul(src, p["W_router"])
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs = z / z.sum(axis=1, keepdims=True)
-    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    chosen = np.take_along_axis(probs, top, axis=1)
-    total = chosen.sum(axis=1, keepdims=True)
+    probs = routing.softmax(matmul(src, p[names.W_ROUTER]))
+    top, chosen, total = routing.top_k(probs, k)
     w = chosen / total
-    flat = top.reshape(-1)
-    order = np.argsort(flat, kind="stable")
-    counts = np.bincount(flat, minlength=e)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    bounds = [(int(lo), int(lo + c)) for lo, c in zip(starts, counts, strict=True)]
-    slot = np.empty(n * k, np.int64)
-    slot[order] = np.arange(n * k)
-    slot = slot.reshape(n, k)
-    token = order // k
-    experts = _Block(cfg, p, g, rec, "expert_", bounds)
+    groups = routing.group(top, e)
+    slot = groups.slots().reshape(n, k)
+    token = groups.order // k
+    experts = _Block(cfg, p, g, rec, names.EXPERT, groups.bounds)
     ye = experts.forward(src[token])
     y = sum(w[:, j, None] * ye[slot[:, j]] for j in range(k))
     if ys is not None:
         y = y + ys
 
-    def backward(dy: np.ndarray) -> np.ndarray:
+    def backward(dy: np.ndarray) -> tuple[list[np.ndarray], int]:
         dye = np.zeros_like(ye)
         dw = np.empty_like(w)
         for j in range(k):
             dye[slot[:, j]] = w[:, j, None] * dy
             dw[:, j] = (dy * ye[slot[:, j]]).sum(axis=1)
-        rec.flops("combine", "elementwise", conv.COMBINE_BACKWARD_FLOPS_PER_ELEMENT * n * k * d)
+        rec.flops(names.COMBINE, "elementwise", conv.COMBINE_BACKWARD_FLOPS_PER_ELEMENT * n * k * d)
         dxe = experts.backward(dye)
         dsrc = np.zeros_like(src)
         np.add.at(dsrc, token, dxe)
-        rec.flops("dispatch", "elementwise", conv.GATHER_BACKWARD_FLOPS_PER_ELEMENT * dxe.size)
-        rec.flops("dispatch", "grad-sum", experts.extra_sums * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
+        rec.flops(names.DISPATCH, "elementwise", conv.GATHER_BACKWARD_FLOPS_PER_ELEMENT * dxe.size)
+        rec.flops(names.DISPATCH, "grad-sum", experts.extra_sums * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
         # w = chosen / Σ chosen, chosen = the top-k of softmax(logits)
         dchosen = (dw - (dw * w).sum(axis=1, keepdims=True)) / total
         dprobs = np.zeros_like(probs)
         np.put_along_axis(dprobs, top, dchosen, axis=1)
         dlogits = probs * (dprobs - (probs * dprobs).sum(axis=1, keepdims=True))
-        rec.flops("routing", "elementwise", conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT * n * e + conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT * n * k)
-        g["W_router"] = rec.matmul("router", "weight-grad", src.T, dlogits)
-        parts = [dsrc, rec.matmul("router", "input-grad", dlogits, p["W_router"].T)]
+        rec.flops(names.ROUTING, "elementwise", conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT * n * e + conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT * n * k)
+        g[names.W_ROUTER] = rec.matmul(names.ROUTER, "weight-grad", src.T, dlogits)
+        parts = [dsrc, rec.matmul(names.ROUTER, "input-grad", dlogits, p[names.W_ROUTER].T)]
         if shared is not None:
             parts.append(shared.backward(dy))
         return parts, (shared.extra_sums if shared else 0)
@@ -223,7 +202,7 @@ def forward_backward(cfg: FFNConfig, p: Params, x: np.ndarray, dout: np.ndarray,
     ln_cache = None
     src = x2
     if cfg.norm == "pre":
-        src, ln_cache = _layernorm_forward(x2, p["ln_gamma"], p["ln_beta"])
+        src, ln_cache = _layernorm_forward(x2, p[names.LN_GAMMA], p[names.LN_BETA])
     if cfg.is_moe:
         y, moe_backward = _moe(cfg, p, g, rec, src)
     else:
@@ -234,14 +213,14 @@ def forward_backward(cfg: FFNConfig, p: Params, x: np.ndarray, dout: np.ndarray,
     if cfg.norm != "none":
         out = x2 + y
         if cfg.norm == "post":
-            out, post_cache = _layernorm_forward(out, p["ln_gamma"], p["ln_beta"])
+            out, post_cache = _layernorm_forward(out, p[names.LN_GAMMA], p[names.LN_BETA])
 
     # --- backward, last stage first ---
     dy = dout.reshape(n, d)
     if post_cache is not None:
-        dy = _layernorm_backward(rec, dy, post_cache, p["ln_gamma"], g)
+        dy = _layernorm_backward(rec, dy, post_cache, p[names.LN_GAMMA], g)
     d_res = dy if cfg.norm != "none" else None  # the residual's share of dx
-    src_stage = "layernorm" if cfg.norm == "pre" else "input"
+    src_stage = names.LAYERNORM if cfg.norm == "pre" else names.INPUT
     if cfg.is_moe:
         parts, inner_sums = moe_backward(dy)
         dsrc = parts[0]
@@ -253,10 +232,10 @@ def forward_backward(cfg: FFNConfig, p: Params, x: np.ndarray, dout: np.ndarray,
         sums = block.extra_sums
     if sums:
         rec.flops(src_stage, "grad-sum", sums * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
-    dx = _layernorm_backward(rec, dsrc, ln_cache, p["ln_gamma"], g) if ln_cache is not None else dsrc
+    dx = _layernorm_backward(rec, dsrc, ln_cache, p[names.LN_GAMMA], g) if ln_cache is not None else dsrc
     if d_res is not None:
         dx = dx + d_res
-        rec.flops("input", "grad-sum", dx.size * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
+        rec.flops(names.INPUT, "grad-sum", dx.size * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
     g["x"] = dx.reshape(x.shape)
     return out.reshape(x.shape), g
 

@@ -1,0 +1,131 @@
+"""The Python API: everything the command line does, as functions that return the same frozen
+dataclasses the CLI renders. Each result has `to_dict()`, equal to the CLI's `-f json`.
+
+    >>> import ffn_calc
+    >>> cfg = ffn_calc.layer(1, 512, model="bert-base")
+    >>> ffn_calc.analyze(cfg).totals.params
+    4722432
+
+Counts are exact Python integers; bad input raises `ConfigError` (its `argument` names the
+option as the CLI spells it). Only `verify` imports NumPy. What a function needs beyond the
+layer and its forward pass is imported when it is called, so that the command line, built on
+this module, starts fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ffn_calc.inputs.resolve import layer_config as layer
+from ffn_calc.model.errors import ConfigError, VerifyRefused
+from ffn_calc.model.forward import FFNReport, analyze
+from ffn_calc.model.layer import FFNConfig, make_config
+from ffn_calc.model.training_options import TrainingOptions
+
+if TYPE_CHECKING:
+    from ffn_calc.inputs.catalogue import ModelList
+    from ffn_calc.inputs.presets import PRESETS, Preset
+    from ffn_calc.inputs.sweep import SweepResult
+    from ffn_calc.model.explain import Explanation
+    from ffn_calc.model.roofline import GPU, GPUS, Roofline
+    from ffn_calc.model.training import TrainingReport
+    from ffn_calc.verifier.report import VerifyReport
+
+__all__ = [
+    "GPU", "GPUS", "PRESETS", "ConfigError", "Explanation", "FFNConfig", "FFNReport", "ModelList", "Preset", "Roofline",
+    "SweepResult", "TrainingOptions", "TrainingReport", "VerifyRefused", "VerifyReport",
+    "analyze", "explain", "layer", "make_config", "models", "roofline", "sweep", "train", "verify",
+]  # fmt: skip
+
+# Names loaded on first use: name → the module that defines it.
+_LAZY = {
+    "ModelList": "ffn_calc.inputs.catalogue",
+    "PRESETS": "ffn_calc.inputs.presets",
+    "Preset": "ffn_calc.inputs.presets",
+    "SweepResult": "ffn_calc.inputs.sweep",
+    "Explanation": "ffn_calc.model.explain",
+    "GPU": "ffn_calc.model.roofline",
+    "GPUS": "ffn_calc.model.roofline",
+    "Roofline": "ffn_calc.model.roofline",
+    "TrainingReport": "ffn_calc.model.training",
+    "VerifyReport": "ffn_calc.verifier.report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ffn_calc.api' has no attribute {name!r}")
+
+
+def train(
+    cfg: FFNConfig,
+    *,
+    recompute: str = "none",
+    optimizer: str = "adam",
+    mixed_precision: bool = False,
+    dropout: bool = False,
+    tp: int = 1,
+    sequence_parallel: bool = False,
+) -> TrainingReport:
+    """One training step of the layer (of one rank with `tp` > 1), as `ffn-calc train`."""
+    from ffn_calc.model.training import train as run
+
+    return run(cfg, TrainingOptions(recompute, optimizer, mixed_precision, dropout), tp, sequence_parallel)
+
+
+def roofline(
+    cfg: FFNConfig, gpu: str | GPU | None = None, *, peak_tflops: float | None = None, bandwidth_gbs: float | None = None, tp: int = 1
+) -> Roofline:
+    """Each GEMM on the roofline of `gpu` (a preset name, a GPU, or a custom peak and
+    bandwidth), prefill and decode, as `ffn-calc roofline`; with `tp` > 1, one rank's."""
+    from ffn_calc.model.parallel import tensor_parallel
+    from ffn_calc.model.roofline import GPU, pick_gpu
+    from ffn_calc.model.roofline import roofline as run
+
+    device = gpu if isinstance(gpu, GPU) else pick_gpu(gpu, peak_tflops, bandwidth_gbs)
+    if tp > 1:
+        cfg = tensor_parallel(cfg, tp).per_rank
+    return run(cfg, device)
+
+
+def explain(cfg: FFNConfig) -> Explanation:
+    """The formulas with the numbers substituted, the data flow and the design reasons."""
+    from ffn_calc.model.explain import explain as run
+
+    return run(analyze(cfg))
+
+
+def models() -> ModelList:
+    """Every preset with its FFN counted, as `ffn-calc models`."""
+    from ffn_calc.inputs.catalogue import model_catalogue
+
+    return model_catalogue()
+
+
+def sweep(batch: str, seq_len: str, *, columns: str | None = None, jobs: int = 1, sizes: dict[str, str] | None = None, **fixed: Any) -> SweepResult:
+    """A grid sweep, as `ffn-calc sweep`: `batch`, `seq_len` and any of `sizes` (d_model,
+    d_ff, experts, top_k, layers) as the CLI takes them ("1,8,32", "128:8192:x2"); `fixed`
+    holds the other layer options (model, activation, ...). Rows stream: iterate once."""
+    from ffn_calc.inputs.sweep import grid_sweep
+
+    return grid_sweep({"batch": batch, "seq_len": seq_len, **(sizes or {})}, fixed, columns, None, jobs)
+
+
+def verify(
+    cfg: FFNConfig,
+    *,
+    seed: int = 0,
+    max_memory_bytes: int | None = None,
+    backward: bool = False,
+    tp: int = 1,
+    progress: Callable[[int, int], Any] | None = None,
+) -> VerifyReport:
+    """Run the layer in NumPy and compare what it observes with the prediction, as
+    `ffn-calc verify`. Imports NumPy (only this function does)."""
+    from ffn_calc.verifier.run import verify as run
+
+    return run(cfg, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress, backward=backward, tp=tp)

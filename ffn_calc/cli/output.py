@@ -1,0 +1,74 @@
+"""The one output path: every command hands its result to `emit`, which writes it in the
+format asked for. stdout carries the answer and nothing else; progress goes to stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ffn_calc import render
+from ffn_calc.render.base import Result
+
+
+class PipeClosed(Exception):
+    """The reader of stdout went away (`| head -1`). Not an OSError, so that Typer lets it
+    through to `main`, which ends quietly with status 0."""
+
+
+@contextmanager
+def pipe_guard() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise PipeClosed from None
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    class QuietConsole(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit with status 1; end like the other formats
+            raise PipeClosed
+
+    # Off a terminal, rich would wrap at 80 columns; a wider page keeps the tables whole.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+    return QuietConsole(width=width, highlight=False)
+
+
+def emit(result: Result, fmt: str) -> None:
+    """Write `result` as `fmt`: table (rich), or json, csv, jsonl (text, streamed in chunks)."""
+    with pipe_guard():
+        if fmt == "table":
+            out = console()
+            for renderable in render.tables(result):
+                out.print(renderable)
+        else:
+            for text in render.chunks(result, fmt):
+                sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+EXPECTED_FLOPS_PER_S = 20e9  # a cautious guess for this machine class; only decides whether to show a bar
+
+
+@contextmanager
+def progress(flops: int, tokens: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A transient rich progress bar on stderr, when stderr is a terminal and the pass will
+    likely take more than a second."""
+    if not sys.stderr.isatty() or flops < EXPECTED_FLOPS_PER_S:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("verify"), BarColumn(), TextColumn("{task.completed:,} / {task.total:,} tokens"),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:  # fmt: skip
+        task = bar.add_task("verify", total=tokens)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance

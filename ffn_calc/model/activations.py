@@ -1,0 +1,92 @@
+"""The activation registry: every nonlinearity ffn-calc knows, declared once with all that is
+known about it. Choices, help text, the convention sentence, config.json detection, the
+training rules and the verifier's kernel table (held to this one by a test) derive from it.
+
+Per-element costs count the arithmetic of the formula as written, each transcendental
+function (exp, erf, tanh) as one FLOP. Backward costs include the multiply by the incoming
+gradient. A name that is not registered raises; nothing falls through to another activation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One nonlinearity.
+
+    `flops` and `backward_flops` are FLOPs per element (see the module docstring), with how
+    they are counted in `flops_count` and `backward_count`. `backward_reads` says what the
+    backward pass keeps from the forward one: "input" (the pre-activation h) or "output"
+    (act(h) itself, which the next linear keeps anyway, as for ReLU). `config_names` are the
+    spellings of Hugging Face config.json files (`hidden_act`) that mean it; `gated` is the
+    name of its GLU form, act(x·W_gate) ⊙ (x·W_up), if it has one."""
+
+    name: str
+    label: str
+    formula: str
+    flops: int
+    flops_count: str
+    backward_flops: int
+    backward_count: str
+    backward_reads: str
+    config_names: tuple[str, ...]
+    gated: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backward_reads not in ("input", "output"):
+            raise ValueError(f"{self.name}: backward_reads must be input or output")
+
+
+_ALL = (
+    Activation(
+        "relu", "ReLU", "max(0, h)",
+        1, "one compare-and-select",
+        1, "select the gradient where h > 0",
+        "output", ("relu",), gated="reglu",
+    ),
+    Activation(
+        "gelu", "GELU", "0.5·h·(1 + erf(h/√2))",
+        5, "divide, erf, add, multiply by h, multiply by 0.5",
+        11, "Φ(h) (4) + φ(h) (4) + h·φ(h) (1) + add (1) + × grad (1)",
+        "input", ("gelu", "gelu_python"), gated="geglu",
+    ),
+    Activation(
+        "gelu_tanh", "GELU (tanh)", "0.5·h·(1 + tanh(√(2/π)·(h + 0.044715·h³)))",
+        9, "h³ (2), ×0.044715, +h, ×√(2/π), tanh, +1, ×h, ×0.5",
+        19, "u and tanh (6) + du/dh (4) + 0.5(1+t) + 0.5h(1−t²)du/dh (8) + × grad (1)",
+        "input", ("gelu_new", "gelu_fast", "gelu_pytorch_tanh"), gated="geglu_tanh",
+    ),
+    Activation(
+        "silu", "SiLU", "h / (1 + exp(−h))",
+        4, "negate, exp, add, divide",
+        9, "σ(h) (4) + σ(1 + h(1−σ)) (4) + × grad (1)",
+        "input", ("silu", "swish"), gated="swiglu",
+    ),
+    Activation(
+        "relu2", "squared ReLU", "max(0, h)²",
+        2, "compare-and-select, square",
+        3, "2·max(0, h) (2) + × grad (1)",
+        "input", ("relu2",),
+    ),
+)  # fmt: skip
+
+ACTIVATIONS: dict[str, Activation] = {a.name: a for a in _ALL}
+# Gated forms: name → the nonlinearity applied to the gate (swiglu → silu).
+GATED: dict[str, str] = {a.gated: a.name for a in _ALL if a.gated}
+# Every name --activation takes: the plain ones, then the gated ones.
+CHOICES: tuple[str, ...] = tuple(ACTIVATIONS) + tuple(GATED)
+
+
+def activation(name: str) -> Activation:
+    """The registered nonlinearity `name`, or the nonlinearity of the gated form `name`."""
+    return ACTIVATIONS[GATED.get(name, name)]
+
+
+def by_config_name(spelling: str) -> Activation | None:
+    """The activation a config.json's `hidden_act` spelling means, or None if none does."""
+    for a in _ALL:
+        if spelling in a.config_names:
+            return a
+    return None

@@ -1,0 +1,69 @@
+"""The names of a layer's parts, declared once: the linears of each form of the FFN (plain,
+gated, gated with a fused gate/up matrix), with their stage, weight and bias names, the
+letter of their output and how tensor parallelism splits them; the other stages; the
+prefixes of shared and routed experts; the tensors training keeps that are not stage outputs.
+The model, training, parallelism and the verifier all name things through this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Linear:
+    """One linear of the FFN core: out = in·W (+ b).
+
+    `first`: it reads the block's input, (d_model, width) — Megatron splits it by columns;
+    otherwise it is the block's output linear, (width, d_model), split by rows. `fused`: its
+    columns are [gate | up], each half split by columns on its own."""
+
+    stage: str
+    weight: str
+    bias: str
+    symbol: str
+    first: bool
+    fused: bool = False
+
+
+PLAIN = (Linear("linear1", "W1", "b1", "h", True), Linear("linear2", "W2", "b2", "y", False))
+GATED = (Linear("gate", "W_gate", "b_gate", "g", True), Linear("up", "W_up", "b_up", "u", True), Linear("down", "W_down", "b_down", "y", False))
+FUSED = (Linear("gate_up", "W_gate_up", "b_gate_up", "gu", True, fused=True), GATED[-1])
+ALL_LINEARS = (*PLAIN, *GATED, FUSED[0])
+
+
+def linears(glu: bool, fused: bool) -> tuple[Linear, ...]:
+    """The linears of one FFN block, in order: the first ones (reading the input), then the last."""
+    return (FUSED if fused else GATED) if glu else PLAIN
+
+
+def linear_of(param: str) -> Linear | None:
+    """The linear whose weight or bias `param` is (any expert prefix removed), or None."""
+    base = param.removeprefix(SHARED).removeprefix(EXPERT)
+    return next((lin for lin in ALL_LINEARS if base in (lin.weight, lin.bias)), None)
+
+
+# Stages other than the linears, by name.
+INPUT = "input"
+ACTIVATION = "activation"  # a plain FFN's nonlinearity
+GLU = "glu"  # a gated FFN's act(g) ⊙ u
+LAYERNORM = "layernorm"
+RESIDUAL = "residual"
+ROUTER = "router"
+ROUTING = "routing"
+DISPATCH = "dispatch"
+COMBINE = "combine"
+
+# Weights that are not a linear's.
+W_ROUTER = "W_router"
+LN_GAMMA = "ln_gamma"
+LN_BETA = "ln_beta"
+
+# Prefixes of the blocks of a mixture of experts (the dense FFN has none).
+SHARED = "shared_"
+EXPERT = "expert_"
+
+# Tensors training keeps that are not the output of a stage.
+ROUTING_INDICES = "routing_indices"
+LAYERNORM_STATS = "layernorm_stats"
+DROPOUT_MASK = "dropout_mask"

@@ -1,0 +1,321 @@
+"""The FFN layer in NumPy, written out by hand, reporting what really ran to a Recorder.
+
+The pass runs out of place, the way an eager framework runs inference: each stage allocates
+its output, and a tensor is dropped as soon as nothing later needs it. Elementwise work runs
+block by block (arrays.py), so its scratch stays bounded whatever the size of the layer.
+Weights are made from the configuration alone, never from the core's prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ffn_calc.model import structure as names
+from ffn_calc.model.conventions import (
+    BIAS_ADD_FLOPS_PER_ELEMENT,
+    GLU_MULTIPLY_FLOPS_PER_ELEMENT,
+    RESIDUAL_ADD_FLOPS_PER_ELEMENT,
+    ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
+    activation_flops,
+    layernorm_flops,
+)
+from ffn_calc.model.layer import FFNConfig
+from ffn_calc.verifier import routing
+from ffn_calc.verifier.arrays import BLOCK_ELEMENTS, compute_type, each_block, matmul, random_array, row_step
+from ffn_calc.verifier.kernels import activation_values, kernel
+from ffn_calc.verifier.recorder import Recorder, Silent
+
+LN_EPS = 1e-5
+Params = dict[str, np.ndarray]
+
+
+def _activation_block(kind: str, src: np.ndarray, dst: np.ndarray) -> None:
+    """dst = act(src), straight into dst, or through float32 for a float16 block."""
+    ct = compute_type(src.dtype)
+    k = kernel(kind)
+    if src.dtype == ct or k.exact_in_storage:
+        k.into(src, dst)
+    else:
+        dst[...] = activation_values(kind, src.astype(ct))
+
+
+def activation(rec: Recorder, name: str, kind: str, h: np.ndarray) -> np.ndarray:
+    out = np.empty_like(h)
+    src, dst = h.reshape(-1), out.reshape(-1)
+    step = row_step(src.size, 1) if kernel(kind).exact_in_storage else BLOCK_ELEMENTS
+    each_block(src.size, step, lambda i, j: _activation_block(kind, src[i:j], dst[i:j]))
+    rec.elementwise(name, h.size * activation_flops(kind))
+    return rec.output(name, out)
+
+
+def glu(rec: Recorder, name: str, kind: str, g: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """act(g) ⊙ u into one new array; g and u may be the two halves (views) of a fused output."""
+    out = np.empty(g.shape, g.dtype)
+    width = g.shape[-1]
+    gs, us, dst = g.reshape(-1, width), u.reshape(-1, width), out.reshape(-1, width)
+
+    def block(i: int, j: int) -> None:
+        _activation_block(kind, gs[i:j], dst[i:j])
+        dst[i:j] *= us[i:j]
+
+    each_block(gs.shape[0], max(1, BLOCK_ELEMENTS // width), block)
+    rec.elementwise(name, g.size * (activation_flops(kind) + GLU_MULTIPLY_FLOPS_PER_ELEMENT))
+    return rec.output(name, out)
+
+
+def add_bias(y: np.ndarray, b: np.ndarray) -> None:
+    """y += b on a (rows, width) array, in place."""
+    each_block(y.shape[0], row_step(*y.shape), lambda i, j: np.add(y[i:j], b, out=y[i:j]))
+
+
+def add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x + y into a new array."""
+    out = np.empty_like(x)
+    width = x.shape[-1]
+    xs, ys, dst = x.reshape(-1, width), y.reshape(-1, width), out.reshape(-1, width)
+    each_block(dst.shape[0], row_step(*dst.shape), lambda i, j: np.add(xs[i:j], ys[i:j], out=dst[i:j]))
+    return out
+
+
+def linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """x·W + b as one output buffer (the bias is added in place, as a fused addmm does)."""
+    lead = x.shape[:-1]
+    y = rec.matmul(name, x.reshape(-1, x.shape[-1]), w)
+    if b is not None:
+        add_bias(y, b)
+        rec.elementwise(name, y.size * BIAS_ADD_FLOPS_PER_ELEMENT)
+    return rec.output(name, y.reshape(*lead, w.shape[1]))
+
+
+def expert_linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, bounds: list[tuple[int, int]]) -> np.ndarray:
+    """Each expert e multiplies its own rows x[lo:hi] by W[e] into one shared output buffer."""
+    rows = x.reshape(-1, x.shape[-1])
+    out = np.empty((rows.shape[0], w.shape[2]), x.dtype)
+    for e, (lo, hi) in enumerate(bounds):
+        if hi > lo:
+            rec.matmul(name, rows[lo:hi], w[e], out=out[lo:hi])
+            if b is not None:
+                add_bias(out[lo:hi], b[e])
+    if b is not None:
+        rec.elementwise(name, out.size * BIAS_ADD_FLOPS_PER_ELEMENT)
+    return rec.output(name, out.reshape(*x.shape[:-1], w.shape[2]))
+
+
+def layernorm(rec: Recorder, name: str, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    width = x.shape[-1]
+    src, dst, ct = x.reshape(-1, width), out.reshape(-1, width), compute_type(x.dtype)
+
+    def block(i: int, j: int) -> None:
+        blk = src[i:j].astype(ct)
+        blk -= blk.mean(axis=1, keepdims=True)
+        blk /= np.sqrt((blk * blk).mean(axis=1, keepdims=True) + LN_EPS)
+        blk *= gamma
+        blk += beta
+        dst[i:j] = blk
+
+    each_block(src.shape[0], max(1, BLOCK_ELEMENTS // width), block)
+    rec.elementwise(name, layernorm_flops(src.shape[0], width))
+    return rec.output(name, out)
+
+
+# --- the layer ---------------------------------------------------------------------------------
+
+
+def ffn(rec: Recorder, cfg: FFNConfig, p: Params, prefix: str, box: list[np.ndarray], bounds: list[tuple[int, int]] | None = None) -> np.ndarray:
+    """The feed-forward core under `prefix` ("", "shared_" or "expert_"); expert stages take
+    `bounds`, each expert's slice of the rows. The input comes in a one-item list that this
+    function empties, so that it holds the only reference and can free it after last use
+    (an argument passed directly stays referenced by the caller until the call returns)."""
+    act = cfg.base_activation
+    *first, last = names.linears(cfg.is_glu, cfg.fused)
+    src = box.pop()
+
+    def lin(spec: names.Linear, x: np.ndarray) -> np.ndarray:
+        w, b = p[prefix + spec.weight], p.get(prefix + spec.bias)
+        if bounds is None:
+            return linear(rec, prefix + spec.stage, x, w, b)
+        return expert_linear(rec, prefix + spec.stage, x, w, b, bounds)
+
+    ins = [lin(spec, src) for spec in first]
+    del src
+    if not cfg.is_glu:
+        a = activation(rec, prefix + names.ACTIVATION, act, ins.pop())
+        if kernel(act).zeros and not prefix:
+            rec.zeros_after_activation(a)
+    elif cfg.fused:
+        half = ins[0].shape[-1] // 2
+        a = glu(rec, prefix + names.GLU, act, ins[0][..., :half], ins[0][..., half:])
+    else:
+        a = glu(rec, prefix + names.GLU, act, ins[0], ins[1])
+    del ins
+    return lin(last, a)
+
+
+def route(rec: Recorder, cfg: FFNConfig, p: Params, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Router logits, then softmax over the experts, top-k, and the top-k weights renormalised."""
+    logits = linear(rec, names.ROUTER, src, p[names.W_ROUTER], None)
+    n, e, k = cfg.tokens, cfg.experts, cfg.top_k
+    flat = logits.reshape(n, e)
+    weights = np.empty((n, k), src.dtype)
+    index = np.empty((n, k), np.int64)
+    ct = compute_type(src.dtype)
+
+    def block(i: int, j: int) -> None:
+        top, chosen, total = routing.top_k(routing.softmax(flat[i:j].astype(ct)), k)
+        weights[i:j] = chosen / total
+        index[i:j] = top
+
+    each_block(n, max(1, BLOCK_ELEMENTS // e), block)
+    del logits
+    rec.elementwise(names.ROUTING, ROUTER_SOFTMAX_FLOPS_PER_LOGIT * n * e + (2 * k - 1) * n)
+    rec.output(names.ROUTING, weights.reshape(cfg.batch, cfg.seq_len, k))
+    return weights, index
+
+
+def moe(rec: Recorder, cfg: FFNConfig, p: Params, box: list[np.ndarray]) -> np.ndarray:
+    """Shared experts, router, dispatch (dropless, or into capacity buffers), experts, combine."""
+    n, d, e, k = cfg.tokens, cfg.d_model, cfg.experts, cfg.top_k
+    src = box.pop()
+    shared = ffn(rec, cfg, p, names.SHARED, [src]) if cfg.shared_experts else None
+    weights, index = route(rec, cfg, p, src)
+    groups = routing.group(index, e)
+    order, counts = groups.order, groups.counts
+    cap = cfg.expert_capacity
+    if cap is None:
+        slot = groups.slots()  # where each pair's row lives in the dispatch buffer
+        bounds = groups.bounds
+        kept = np.ones(n * k, bool)
+        xe = src.reshape(n, d)[order // k]
+    else:
+        rank = groups.rank
+        slot = np.empty(n * k, np.int64)
+        kept = np.zeros(n * k, bool)
+        kept[order] = rank < cap
+        slot[order] = np.where(rank < cap, index.reshape(-1)[order] * cap + rank, 0)  # dropped pairs: masked later
+        bounds = [(i * cap, (i + 1) * cap) for i in range(e)]
+        xe = np.zeros((e * cap, d), src.dtype)
+        xe[slot[kept]] = src.reshape(n, d)[np.flatnonzero(kept) // k]
+        xe = xe.reshape(e, cap, d)
+    rows = [int(min(c, cap)) if cap is not None else int(c) for c in counts]
+    rec.expert_rows = rows if rec.expert_rows is None else [a + b for a, b in zip(rec.expert_rows, rows, strict=True)]
+    del src
+    rec.output(names.DISPATCH, xe)
+    box = [xe]
+    del xe
+    ye = ffn(rec, cfg, p, names.EXPERT, box, bounds)
+    y = combine(rec, cfg, weights, slot.reshape(n, k), kept.reshape(n, k), ye.reshape(-1, d), shared)
+    return y
+
+
+def combine(
+    rec: Recorder, cfg: FFNConfig, w: np.ndarray, slot: np.ndarray, kept: np.ndarray, ye: np.ndarray, shared: np.ndarray | None
+) -> np.ndarray:
+    """y[t] = Σ_j w[t, j]·ye[slot[t, j]] (+ shared[t]), block by block; dropped pairs add nothing."""
+    n, d, k = cfg.tokens, cfg.d_model, cfg.top_k
+    y = np.empty((n, d), ye.dtype)
+    sh = shared.reshape(n, d) if shared is not None else None
+
+    def block(i: int, j: int) -> None:
+        acc = np.zeros((j - i, d), compute_type(ye.dtype))
+        for slot_j in range(k):
+            rows = ye[slot[i:j, slot_j]] * w[i:j, slot_j, None]
+            acc += np.where(kept[i:j, slot_j, None], rows, 0)
+        if sh is not None:
+            acc += sh[i:j]
+        y[i:j] = acc
+
+    each_block(n, max(1, BLOCK_ELEMENTS // d), block)
+    rec.elementwise(names.COMBINE, (2 * k - 1) * n * d + (RESIDUAL_ADD_FLOPS_PER_ELEMENT * n * d if sh is not None else 0))
+    return rec.output(names.COMBINE, y.reshape(cfg.batch, cfg.seq_len, d))
+
+
+def forward(rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray) -> np.ndarray:
+    """The whole layer: the bare FFN, pre-LN x + FFN(LN(x)), or post-LN LN(x + FFN(x))."""
+    rec.output(names.INPUT, x)
+    box = [layernorm(rec, names.LAYERNORM, x, p[names.LN_GAMMA], p[names.LN_BETA]) if cfg.norm == "pre" else x]
+    y = moe(rec, cfg, p, box) if cfg.is_moe else ffn(rec, cfg, p, "", box)
+    if cfg.norm == "none":
+        return y
+    r = add(x, y)
+    rec.elementwise("residual", r.size * RESIDUAL_ADD_FLOPS_PER_ELEMENT)
+    rec.output(names.RESIDUAL, r)
+    del y
+    if cfg.norm == "post":
+        r = layernorm(rec, names.LAYERNORM, r, p[names.LN_GAMMA], p[names.LN_BETA])
+    return r
+
+
+# --- the Conv1d form ---------------------------------------------------------------------------
+
+
+def conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """A general Conv1d, stride 1, no padding: x (B, C_in, L), w (C_out, C_in, k) → (B, C_out, L−k+1)."""
+    k = w.shape[2]
+    length = x.shape[2] - k + 1
+    out = np.zeros((x.shape[0], w.shape[0], length), dtype=x.dtype)
+    for b_i in range(x.shape[0]):
+        for tap in range(k):  # out[b] += W[:, :, tap] · x[b, :, tap : tap + length]
+            out[b_i] += matmul(w[:, :, tap], x[b_i, :, tap : tap + length])
+    if b is not None:
+        out += b[None, :, None]
+    return out
+
+
+def ffn_as_conv1d(cfg: FFNConfig, p: Params, x: np.ndarray) -> np.ndarray:
+    """The dense FFN core as Conv1d layers of kernel size 1 on channels-first input."""
+    silent = Silent()
+    act = cfg.base_activation
+    *first, last = names.linears(cfg.is_glu, cfg.fused)
+
+    def conv(src: np.ndarray, spec: names.Linear) -> np.ndarray:
+        return conv1d(src, p[spec.weight].T[:, :, None], p.get(spec.bias))
+
+    xc = np.ascontiguousarray(x.transpose(0, 2, 1))
+    ins = [conv(xc, spec) for spec in first]
+    if not cfg.is_glu:
+        a = activation(silent, names.ACTIVATION, act, ins[0])
+    else:
+        g, u = (ins[0][:, : cfg.d_ff], ins[0][:, cfg.d_ff :]) if cfg.fused else ins
+        a = activation(silent, names.GLU, act, g) * u
+    return np.ascontiguousarray(conv(a, last).transpose(0, 2, 1))
+
+
+# --- weights ----------------------------------------------------------------------------------
+
+
+def make_params(rng: np.random.Generator, cfg: FFNConfig, dtype: Any) -> Params:
+    """The layer's weights, built from the config alone (never from the core's prediction, so a
+    wrong predicted shape is caught): matrices scaled by 1/√fan_in so activations stay O(1),
+    biases likewise, LayerNorm γ = 1 and β = 0 as frameworks initialise them."""
+    d, f = cfg.d_model, cfg.d_ff
+    params: Params = {}
+
+    def add(name: str, shape: tuple[int, ...], fan_in: int) -> None:
+        params[name] = random_array(rng, shape, dtype, 1.0 / math.sqrt(fan_in))
+
+    def core(prefix: str, width: int, lead: tuple[int, ...]) -> None:
+        *first, last = names.linears(cfg.is_glu, cfg.fused)
+        for spec in first:
+            cols = 2 * width if spec.fused else width
+            add(prefix + spec.weight, (*lead, d, cols), d)
+            if cfg.bias:
+                add(prefix + spec.bias, (*lead, cols), d)
+        add(prefix + last.weight, (*lead, width, d), width)
+        if cfg.bias:
+            add(prefix + last.bias, (*lead, d), width)
+
+    if cfg.is_moe:
+        if cfg.shared_experts:
+            core(names.SHARED, cfg.shared_experts * f, ())
+        add(names.W_ROUTER, (d, cfg.experts), d)
+        core(names.EXPERT, f, (cfg.experts,))
+    else:
+        core("", f, ())
+    if cfg.norm != "none":
+        params[names.LN_GAMMA] = np.ones(d, dtype)
+        params[names.LN_BETA] = np.zeros(d, dtype)
+    return params

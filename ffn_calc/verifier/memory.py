@@ -1,0 +1,103 @@
+"""How much memory a verify run needs, decided before anything is allocated: the forward
+peak the model predicts, the structural checks, and the scratch the NumPy pass holds beyond
+the tensors the model counts. When the whole pass does not fit, it runs in chunks of tokens;
+when even one token does not, verify is refused with the size it would need."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from ffn_calc.model.errors import VerifyRefused
+from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
+from ffn_calc.verifier import arrays
+
+INTERPRETER_NOISE_BYTES = 1 << 20
+MEMORY_SHARE = 0.8  # of the memory the OS reports available
+
+
+def available_memory_bytes() -> int:
+    """MemAvailable from /proc/meminfo, else physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def scratch_allowance(prediction: FFNReport) -> int:
+    """What the pass may hold beyond the tensors the prediction counts: 1 MiB of interpreter
+    noise, the elementwise threads' blocks (arrays.SCRATCH_BYTES) and, in float16, the
+    float32 blocks of the largest product (arrays.half_scratch_bytes)."""
+    half = 0
+    if prediction.config.dtype == "float16":
+        half = max((arrays.half_scratch_bytes(*s.matmul) for s in prediction.stages if s.matmul), default=0)
+    return INTERPRETER_NOISE_BYTES + arrays.SCRATCH_BYTES + half
+
+
+def required_bytes(prediction: FFNReport, chunk_tokens: int = 0) -> int:
+    """What a verify run allocates at most: the forward peak (whole, or run `chunk_tokens`
+    tokens at a time), the structural checks (a few passes over at most one sequence, or one
+    chunk of it), and the scratch allowance."""
+    cfg = prediction.config
+    check_len = min(cfg.seq_len, chunk_tokens) if chunk_tokens else cfg.seq_len
+    one = analyze(replace(cfg, batch=1, seq_len=check_len))
+    checks = one.totals.weight_bytes + 4 * one.peak.activation_bytes
+    forward_peak = chunked_peak(cfg, chunk_tokens) if chunk_tokens else prediction.totals.peak_bytes
+    return max(forward_peak, checks) + scratch_allowance(prediction)
+
+
+def _size(n: int | float) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n / 2**10:.2f} KiB"
+
+
+def memory_limit(limit_bytes: int | None) -> tuple[int, str]:
+    if limit_bytes is None:
+        return int(available_memory_bytes() * MEMORY_SHARE), f"{MEMORY_SHARE:.0%} of the memory available"
+    return limit_bytes, "--max-memory"
+
+
+def plan_chunks(prediction: FFNReport, limit_bytes: int | None) -> tuple[int, int]:
+    """(chunk_tokens, limit): 0 when the whole pass fits, else the most tokens per chunk that
+    fit. Raises VerifyRefused, before anything is allocated, when even one token does not."""
+    limit, where = memory_limit(limit_bytes)
+    cfg = prediction.config
+    need = required_bytes(prediction)
+    if need <= limit:
+        return 0, limit
+    t = prediction.totals
+    floor = required_bytes(prediction, 1)
+    if floor > limit or cfg.expert_capacity is not None:
+        why = (
+            f"even one token at a time needs {_size(floor)} (weights {_size(t.weight_bytes)})"
+            if floor > limit
+            else f"the whole pass needs {_size(need)}, and capacity-factor routing cannot be split into chunks"
+        )
+        raise VerifyRefused(f"verify cannot run in {_size(limit)} ({where}): {why}; use smaller sizes or a smaller dtype")
+    lo, hi = 1, cfg.tokens  # the largest chunk that fits: required_bytes grows with it
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if required_bytes(prediction, mid) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo, limit
+
+
+def check_backward_fits(prediction: FFNReport, limit: int) -> None:
+    """The backward check runs the whole layer at once and keeps its intermediates: the weights
+    and their gradients, and about eight activation-sized arrays. Refuse it, before allocating,
+    when that would not fit (the forward checks can still run in chunks)."""
+    cfg = prediction.config
+    if cfg.expert_capacity is not None:
+        raise VerifyRefused("verify --backward: training with capacity buffers (dropped tokens) is not modelled; drop --capacity-factor")
+    widest = cfg.tokens * max(cfg.d_ff * (2 if cfg.is_glu else 1), cfg.d_model) * cfg.dtype_bytes
+    need = 2 * prediction.totals.weight_bytes + 8 * widest + scratch_allowance(prediction)
+    if need > limit:
+        raise VerifyRefused(f"verify --backward would need about {_size(need)} but the limit is {_size(limit)}; use smaller sizes")

@@ -1,0 +1,96 @@
+"""The verifier: run the layer in NumPy with random weights and observe every predicted number.
+
+Nothing here recomputes a formula from the model. Shapes are read off the arrays, parameters
+off the weight arrays' sizes, bytes off `.nbytes`, matmul FLOPs off the operand shapes of
+the products actually computed (and, independently, numpy.einsum_path's FLOP count), and
+the peak memory off tracemalloc, to which NumPy reports its allocations. Only the
+per-element cost of elementwise work is taken from the model's conventions, because it is a
+convention; the element counts it multiplies are observed.
+
+The steps: plan the memory (memory.py), observe the forward pass (observe.py), compare it
+with the prediction (compare.py), then the properties of the layer (properties.py) and, when
+asked, the backward pass (training_step.py) and tensor parallelism (parallel.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ffn_calc.model.errors import VerifyRefused
+from ffn_calc.model.forward import analyze, chunked_peak
+from ffn_calc.model.layer import FFNConfig
+from ffn_calc.verifier.compare import compare_forward, observations
+from ffn_calc.verifier.memory import check_backward_fits, plan_chunks, scratch_allowance
+from ffn_calc.verifier.observe import observe_forward
+from ffn_calc.verifier.properties import RTOL, structural_checks
+from ffn_calc.verifier.report import Check, VerifyReport
+
+NUMPY_DTYPES: dict[str, Any] = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
+DTYPE_NOTES = {
+    "bfloat16": "NumPy has no bfloat16: computed in float32, so the byte checks use 4 bytes per element (the bfloat16 figures are exactly half)",
+    "int8": "NumPy has no int8 matmul that accumulates in int32 (int8 products overflow): "
+    "computed in float32, so the byte checks use 4 bytes per element (int8 figures are a quarter)",
+}
+
+
+def verify(
+    cfg: FFNConfig,
+    seed: int = 0,
+    max_memory_bytes: int | None = None,
+    progress: Callable[[int, int], Any] | None = None,
+    backward: bool = False,
+    tp: int = 1,
+) -> VerifyReport:
+    """Run the layer in NumPy and compare everything observed with the prediction.
+
+    When the whole pass would not fit under `max_memory_bytes` (default: a share of the
+    memory available), it runs in chunks of tokens and the peak prediction is the chunked
+    one. Raises VerifyRefused, before allocating anything, when even that would not fit.
+    `progress(done_tokens, total_tokens)` is called as chunks finish."""
+    computed = cfg.dtype if cfg.dtype in NUMPY_DTYPES else "float32"
+    run_cfg = replace(cfg, dtype=computed)
+    pred = analyze(run_cfg)
+    chunk, limit = plan_chunks(pred, max_memory_bytes)
+    if backward:
+        check_backward_fits(pred, limit)
+    if tp > 1:
+        from ffn_calc.model.parallel import tensor_parallel
+
+        tensor_parallel(run_cfg, tp)  # the same refusals as `train --tp`, before anything runs
+        if chunk:
+            raise VerifyRefused("verify --tp runs the whole layer on every simulated rank; it does not fit here, use smaller sizes")
+    # What each stage looks like in the pass as run: the whole layer, or its first chunk.
+    shape_pred = analyze(replace(run_cfg, batch=1, seq_len=chunk)) if chunk else pred
+    peak_pred = chunked_peak(run_cfg, chunk) if chunk else pred.totals.peak_bytes
+    np_dtype = NUMPY_DTYPES[computed]
+    rng = np.random.default_rng(seed)
+    done = 0
+
+    def advance(tokens: int) -> None:
+        nonlocal done
+        done += tokens
+        if progress is not None:
+            progress(done, cfg.tokens)
+
+    seen, params, x = observe_forward(run_cfg, rng, np_dtype, chunk, advance)
+    checks: list[Check] = compare_forward(pred, shape_pred, peak_pred, seen, scratch_allowance(pred), chunk, limit)
+    check_x = x[:, : min(cfg.seq_len, chunk)] if chunk else x
+    checks.extend(structural_checks(replace(run_cfg, seq_len=check_x.shape[1]), params, check_x, rng, RTOL[computed]))
+    if backward:
+        from ffn_calc.verifier.training_step import backward_checks
+
+        checks.extend(backward_checks(run_cfg, params, x, rng))
+    if tp > 1:
+        from ffn_calc.verifier.parallel import tensor_parallel_checks
+
+        checks.extend(tensor_parallel_checks(run_cfg, params, x, tp, RTOL[computed]))
+    checks.extend(observations(pred, seen))
+    seconds = seen.seconds
+    observed_flops = seen.flops
+    rate = observed_flops / seconds / 1e9 if seconds > 0 else float("inf")
+    chunks = -(-cfg.tokens // chunk) if chunk else 1
+    return VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed, chunk, chunks, limit)

@@ -1,0 +1,34 @@
+"""Plain values the test modules import at module level (conftest.py holds the fixtures built
+on them): the repository root, the one environment every CLI subprocess gets, the command that
+starts the CLI in a process, the result shape of both CLI fixtures, and `examples`."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+from hypothesis import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+# Every CLI subprocess: a fixed width, no colour, and the source tree (not an installed copy) importable.
+ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+# The CLI as a process; the only place `-m ffn_calc` is spelled (Popen, pty and shell users build on it).
+CLI = (sys.executable, "-m", "ffn_calc")
+
+
+class Result(NamedTuple):
+    """What one CLI call gave: exit code, standard output, standard error."""
+
+    code: int
+    out: str
+    err: str
+
+
+def examples(fraction: float) -> int:
+    """A share of the loaded Hypothesis profile's max_examples, for a property whose every example
+    is costlier than the others' (a NumPy forward pass): `@settings(max_examples=examples(0.1))`.
+    Read when the decorator runs, i.e. after conftest.py loaded the profile."""
+    return max(1, math.ceil(settings().max_examples * fraction))
