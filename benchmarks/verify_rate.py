@@ -23,7 +23,9 @@ import numpy as np
 
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import make_config
-from ffn_calc.verifier.forward import THREADS, Recorder, forward, make_params, random_array
+from ffn_calc.verifier.arrays import THREADS, random_array
+from ffn_calc.verifier.forward import forward, make_params
+from ffn_calc.verifier.recorder import Recorder
 
 # (batch, seq_len, d_model, d_ff, options): real layers, the activation each uses.
 CASES = {

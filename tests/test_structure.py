@@ -124,6 +124,12 @@ def test_the_layer_flags_are_declared_once() -> None:
     assert resolve.LAYER_FLAGS == tuple(n for n in api_names if n not in ("batch", "seq_len", "d_model", "model", "config"))
 
 
+def test_what_a_preset_fills_is_the_presets_layer_fields() -> None:
+    from dataclasses import fields
+
+    assert resolve.FILLABLE == tuple(f.name for f in fields(presets.Preset) if f.name in inspect.signature(resolve.layer_config).parameters)
+
+
 def test_every_dtype_table_covers_the_registry() -> None:
     for gpu in GPUS.values():
         assert set(gpu.tflops) == set(DTYPES), gpu.name

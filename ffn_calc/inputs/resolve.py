@@ -8,7 +8,6 @@ import inspect
 from dataclasses import fields, replace
 from typing import Any
 
-from ffn_calc.inputs import presets
 from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.layer import FFNConfig, check_size, make_config
 
@@ -40,10 +39,12 @@ def layer_config(
     of layer options: the command line's flags, the sweep's JSON-line keys and the Python API
     all take these names."""
     given = {k: v for k, v in locals().items() if k in LAYER_FLAGS}
-    values: dict[str, Any] = dict(DEFAULTS)
+    values: dict[str, Any] = {k: v for k, v in DEFAULTS.items() if k in FILLABLE}
     origin: list[str] = []
     d_ff_from = ""
     if model is not None:
+        from ffn_calc.inputs import presets  # data, loaded only when a preset is named
+
         try:
             preset = presets.lookup(model)
         except KeyError:
@@ -83,8 +84,9 @@ def layer_config(
 _PARAMETERS = tuple(inspect.signature(layer_config).parameters)
 SIZES = _PARAMETERS[:3]  # batch, seq_len, d_model: the command line's arguments
 SOURCES = ("model", "config")
+# What a preset or a config.json may fill in: the fields a preset has (inputs/presets.py).
+FILLABLE = ("d_model", "d_ff", "activation", "bias", "layers", "experts", "top_k", "shared_experts")
 LAYER_FLAGS = tuple(name for name in _PARAMETERS if name not in SIZES + SOURCES)  # the flags
-# What a preset fills in (the preset's fields that are layer options) and, when no flag is
-# given, what FFNConfig's own defaults are, so that "flags override" names real overrides.
-FILLABLE = tuple(f.name for f in fields(presets.Preset) if f.name in _PARAMETERS)
-DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(FFNConfig) if f.name in FILLABLE and f.name not in SIZES + ("d_ff",)}
+# The defaults of the options a preset or config file may fill in (FFNConfig's own), so that
+# "flags override" names real overrides.
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(FFNConfig) if f.name in LAYER_FLAGS and f.name != "d_ff" and f.init}

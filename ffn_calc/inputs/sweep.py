@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from itertools import chain, islice, product
 from typing import Any
 
 from ffn_calc.inputs.resolve import LAYER_FLAGS, SIZES, SOURCES, layer_config
 from ffn_calc.model.errors import ConfigError
-from ffn_calc.model.forward import FFNReport, analyze
+from ffn_calc.model.forward import FFNReport, ModelTotals, Totals, analyze
 from ffn_calc.model.layer import MAX_SIZE, parse_size
 
 MAX_COMBINATIONS = 10_000_000
@@ -26,12 +26,8 @@ CONFIG_COLUMNS = (
     "batch", "seq_len", "tokens", "d_model", "d_ff", "activation", "bias", "norm", "dtype",
     "experts", "top_k", "shared_experts", "layers",
 )  # fmt: skip
-TOTAL_COLUMNS = (
-    "params", "active_params", "weight_params", "bias_params", "norm_params", "expert_params", "active_expert_params",
-    "macs", "matmul_flops", "elementwise_flops", "flops", "flops_per_token", "matmul_flops_per_token",
-    "weight_bytes", "activation_bytes", "peak_bytes",
-)  # fmt: skip
-MODEL_COLUMNS = tuple(f"model_{k}" for k in ("params", "active_params", "flops", "macs", "matmul_flops", "weight_bytes", "peak_bytes"))
+TOTAL_COLUMNS = tuple(f.name for f in fields(Totals))  # one layer's totals, as the JSON's `totals`
+MODEL_COLUMNS = tuple(f"model_{f.name}" for f in fields(ModelTotals) if f.name != "layers")  # the JSON's `model`
 COLUMNS = CONFIG_COLUMNS + TOTAL_COLUMNS + MODEL_COLUMNS + ("peak_stage",)
 DEFAULT_COLUMNS = ("batch", "seq_len", "d_model", "d_ff", "params", "flops", "matmul_flops_per_token", "weight_bytes", "peak_bytes")
 

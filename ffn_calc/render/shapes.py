@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.model import conventions as conv
+from ffn_calc.model import structure as names
 from ffn_calc.model.forward import FFNReport
 from ffn_calc.render.base import bar_chart, config_line, csv_rows, human_bytes, human_count, n, shape, tables
 
@@ -165,7 +166,8 @@ def _experts_table(report: FFNReport) -> RenderableType:
     table.add_column("input")
     table.add_column("hidden")
     table.add_column("output")
-    f = 2 * c.d_ff if c.fused else c.d_ff
+    first = names.linears(c.is_glu, c.fused)[0]
+    f = report.stage(names.EXPERT + first.stage).output_shape[-1]  # the first expert linear's width
     if c.expert_capacity is None:
         rows = c.balanced_expert_rows
         shown = str(rows) if rows.denominator == 1 else f"{float(rows):.2f}"
