@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ffn_calc import api
+from ffn_calc import __version__, api
 from ffn_calc.cli.click_compat import ClickException, NoArgsIsHelpError, NoSuchOption
 from ffn_calc.cli.options import (
     CONVENTION_HELP,
@@ -32,7 +32,7 @@ from ffn_calc.cli.options import (
     layer_command,
     number_parser,
 )
-from ffn_calc.cli.output import PipeClosed, emit, pipe_guard, progress
+from ffn_calc.cli.output import OutputFailed, PipeClosed, emit, pipe_guard, progress
 from ffn_calc.inputs.resolve import LAYER_FLAGS
 from ffn_calc.inputs.sweep import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM, LineError, grid_sweep, lines_sweep
 from ffn_calc.model.errors import ConfigError, VerifyRefused
@@ -53,6 +53,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"ffn-calc {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """The options that come before a command."""
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -320,6 +333,12 @@ def _print_help(ctx: Any) -> None:
         pass
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def fail(message: str, code: int = 2) -> int:
     """Print one error line on stderr and return the exit status to use."""
     sys.stderr.write(f"ffn-calc: error: {message}\n")
@@ -339,6 +358,8 @@ def _usage_message(e: ClickException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of `python -m ffn_calc`."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to put the answer
+        return fail("standard output is closed; nothing to write the answer to", 1)
     try:
         result = app(args=argv, prog_name="ffn-calc", standalone_mode=False)
         if result == 130:  # Typer turned a Ctrl-C into Exit(130)
@@ -361,9 +382,17 @@ def main(argv: list[str] | None = None) -> int:
         return fail("out of memory; try smaller sizes", 1)
     except (BrokenPipeError, PipeClosed):
         # The reader went away (| head): stop quietly, and keep Python from complaining at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _stdout_to_devnull()
         return 0
+    except OutputFailed as e:  # a full disk, an I/O error: the environment's fault, not ours
+        _stdout_to_devnull()
+        return fail(f"cannot write the output: {e}", 1)
+    except SystemExit as e:
+        # Only rich exits on its own, with status 1, when the reader of `--help` goes away
+        # (`ffn-calc shapes --help | head -1`); it has already pointed stdout at /dev/null.
+        if e.code == 1:
+            return 0
+        raise
     except Exception as e:  # a bug: say so in one line; FFN_CALC_DEBUG=1 shows the traceback
         if os.environ.get("FFN_CALC_DEBUG"):
             raise

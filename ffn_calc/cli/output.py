@@ -18,12 +18,19 @@ class PipeClosed(Exception):
     through to `main`, which ends quietly with status 0."""
 
 
+class OutputFailed(Exception):
+    """Writing to stdout failed for a reason of the environment (a full disk, an I/O error)."""
+
+
 @contextmanager
 def pipe_guard() -> Iterator[None]:
+    """Turn the ways writing stdout can fail into PipeClosed (the reader left) or OutputFailed."""
     try:
         yield
     except BrokenPipeError:
         raise PipeClosed from None
+    except OSError as e:
+        raise OutputFailed(e.strerror or str(e)) from None
 
 
 def console() -> Any:
