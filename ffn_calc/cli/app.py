@@ -40,6 +40,16 @@ from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
 
 EXAMPLE = "ffn-calc shapes 3 6 8 --d-ff 32"
+GetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--get",
+        metavar="PATH",
+        help="Print only this field of the JSON output, e.g. totals.params or model.active_params (for scripts).",
+        rich_help_panel=OUTPUT,
+        show_default=False,
+    ),
+]
 
 app = typer.Typer(
     name="ffn-calc",
@@ -70,15 +80,15 @@ def _options(
 
 @app.command(epilog=CONVENTION_HELP)
 @layer_command()
-def shapes(cfg: FFNConfig, chart: ChartOpt = False, fmt: FormatOpt = OutputFormat.table) -> None:
+def shapes(cfg: FFNConfig, chart: ChartOpt = False, fmt: FormatOpt = OutputFormat.table, get: GetOpt = None) -> None:
     """Each stage's tensor shapes, parameters, FLOPs, MACs and memory. Example: ffn-calc shapes 3 6 8 --d-ff 32"""
     report = api.analyze(cfg)
     if chart:
         from ffn_calc.render.shapes import Charted
 
-        emit(Charted(report), fmt.value)
+        emit(Charted(report), fmt.value, get)
     else:
-        emit(report, fmt.value)
+        emit(report, fmt.value, get)
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -97,22 +107,23 @@ def verify(
         ),
     ] = False,
     fmt: FormatOpt = OutputFormat.table,
+    get: GetOpt = None,
 ) -> None:
     """Run the layer in NumPy with random weights and confirm every number `shapes` predicts.
     Exit status 0 when all match, 1 when any does not. Example: ffn-calc verify 3 6 8 --d-ff 32"""
     with progress(api.analyze(cfg).totals.flops, cfg.tokens) as advance:
         report = api.verify(cfg, seed=seed, max_memory_bytes=max_memory, progress=advance, backward=backward, tp=tp)
-    emit(report, fmt.value)
+    emit(report, fmt.value, get)
     if not report.ok:
         raise typer.Exit(1)
 
 
 @app.command(epilog=CONVENTION_HELP)
 @layer_command()
-def explain(cfg: FFNConfig, fmt: FormatOpt = OutputFormat.table) -> None:
+def explain(cfg: FFNConfig, fmt: FormatOpt = OutputFormat.table, get: GetOpt = None) -> None:
     """The formulas, the numbers substituted, a data-flow diagram and the reasons behind the design,
     for interview preparation. Example: ffn-calc explain 1 512 --model bert-base"""
-    emit(api.explain(cfg), fmt.value)
+    emit(api.explain(cfg), fmt.value, get)
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -259,6 +270,7 @@ def train(
     tp: TpOpt = 1,
     sequence_parallel: SpOpt = False,
     fmt: FormatOpt = OutputFormat.table,
+    get: GetOpt = None,
 ) -> None:
     """A training step: the backward pass GEMM by GEMM, recomputation, the tensors saved for
     backward, gradients and optimizer states. Example: ffn-calc train 4 2048 1024 -a gelu --dtype bfloat16 --mixed-precision --dropout"""
@@ -271,7 +283,7 @@ def train(
         tp=tp,
         sequence_parallel=sequence_parallel,
     )
-    emit(report, fmt.value)
+    emit(report, fmt.value, get)
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -312,17 +324,18 @@ def roofline(
     ] = None,
     tp: TpOpt = 1,
     fmt: FormatOpt = OutputFormat.table,
+    get: GetOpt = None,
 ) -> None:
     """Each GEMM on the roofline: arithmetic intensity, compute- or memory-bound, a lower-bound
     time, for prefill (BATCH × SEQ_LEN tokens) and decode (one token per sequence), and the
     token count where each GEMM crosses the ridge point. Example: ffn-calc roofline 1 8192 --model llama-3-8b --gpu h100-sxm"""
-    emit(api.roofline(cfg, gpu, peak_tflops=peak_tflops, bandwidth_gbs=bandwidth_gbs, tp=tp), fmt.value)
+    emit(api.roofline(cfg, gpu, peak_tflops=peak_tflops, bandwidth_gbs=bandwidth_gbs, tp=tp), fmt.value, get)
 
 
 @app.command()
-def models(fmt: FormatOpt = OutputFormat.table) -> None:
+def models(fmt: FormatOpt = OutputFormat.table, get: GetOpt = None) -> None:
     """The published models --model knows, with their FFN sizes and sources. Example: ffn-calc models"""
-    emit(api.models(), fmt.value)
+    emit(api.models(), fmt.value, get)
 
 
 def _print_help(ctx: Any) -> None:

@@ -45,8 +45,17 @@ def console() -> Any:
     return QuietConsole(width=width, highlight=False)
 
 
-def emit(result: Result, fmt: str) -> None:
-    """Write `result` as `fmt`: table (rich), or json, csv, jsonl (text, streamed in chunks)."""
+def emit(result: Result, fmt: str, get: str | None = None) -> None:
+    """Write `result` as `fmt`: table (rich), or json, csv, jsonl (text, streamed in chunks);
+    with `get`, only the one field of its JSON at that path."""
+    if get is not None:
+        from ffn_calc.render.field import field_text
+
+        text = field_text(result.to_dict(), get)  # a bad path raises before anything is written
+        with pipe_guard():
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return
     with pipe_guard():
         if fmt == "table":
             out = console()
