@@ -1,60 +1,31 @@
 """ffn-calc: exact shapes, parameters, FLOPs and memory of a Transformer feed-forward layer.
 
-The Python API (see `ffn_calc.api` and the README's "Use from Python"):
+The Python API (`ffn_calc.api`, and the README's "Use from Python"):
 
     >>> import ffn_calc
     >>> report = ffn_calc.analyze(ffn_calc.layer(3, 6, 8, d_ff=32))
     >>> report.totals.params, report.totals.flops
     (552, 19728)
 
-The names below are loaded on first use, so that `import ffn_calc` (and the command line,
-which lives in this package) starts fast.
+Everything in `ffn_calc.api.__all__` is here; what the API loads on first use (the result types
+of the commands other than `shapes`) is loaded here on first use too.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
-if TYPE_CHECKING:
-    from ffn_calc.api import (
-        GPU,
-        GPUS,
-        PRESETS,
-        ConfigError,
-        Explanation,
-        FFNConfig,
-        FFNReport,
-        ModelList,
-        Preset,
-        Roofline,
-        SweepResult,
-        TrainingOptions,
-        TrainingReport,
-        VerifyRefused,
-        VerifyReport,
-        analyze,
-        explain,
-        layer,
-        make_config,
-        models,
-        roofline,
-        sweep,
-        train,
-        verify,
-    )
+from ffn_calc import api as _api  # noqa: E402 - the version first: the CLI reads it from here
+from ffn_calc.api import *  # noqa: E402, F403
 
-__all__ = [
-    "GPU", "GPUS", "PRESETS", "ConfigError", "Explanation", "FFNConfig", "FFNReport", "ModelList", "Preset", "Roofline",
-    "SweepResult", "TrainingOptions", "TrainingReport", "VerifyRefused", "VerifyReport",
-    "analyze", "explain", "layer", "make_config", "models", "roofline", "sweep", "train", "verify",
-]  # fmt: skip
+__all__ = list(_api.__all__)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in __all__:
-        from ffn_calc import api
-
-        return getattr(api, name)
+        return getattr(_api, name)  # the names api.py loads on first use
     raise AttributeError(f"module 'ffn_calc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -68,13 +68,15 @@ def train(
     optimizer: str = "adam",
     mixed_precision: bool = False,
     dropout: bool = False,
+    input_grad: bool = True,
     tp: int = 1,
     sequence_parallel: bool = False,
 ) -> TrainingReport:
-    """One training step of the layer (of one rank with `tp` > 1), as `ffn-calc train`."""
+    """One training step of the layer (of one rank with `tp` > 1), as `ffn-calc train`;
+    `input_grad=False` for a first layer, whose input needs no gradient."""
     from ffn_calc.model.training import train as run
 
-    return run(cfg, TrainingOptions(recompute, optimizer, mixed_precision, dropout), tp, sequence_parallel)
+    return run(cfg, TrainingOptions(recompute, optimizer, mixed_precision, dropout, input_grad), tp, sequence_parallel)
 
 
 def roofline(
@@ -106,13 +108,27 @@ def models() -> ModelList:
     return model_catalogue()
 
 
-def sweep(batch: str, seq_len: str, *, columns: str | None = None, jobs: int = 1, sizes: dict[str, str] | None = None, **fixed: Any) -> SweepResult:
+def sweep(
+    batch: int | str | list[int],
+    seq_len: int | str | list[int],
+    *,
+    columns: str | None = None,
+    jobs: int = 1,
+    sizes: dict[str, int | str | list[int]] | None = None,
+    **fixed: Any,
+) -> SweepResult:
     """A grid sweep, as `ffn-calc sweep`: `batch`, `seq_len` and any of `sizes` (d_model,
-    d_ff, experts, top_k, layers) as the CLI takes them ("1,8,32", "128:8192:x2"); `fixed`
-    holds the other layer options (model, activation, ...). Rows stream: iterate once."""
-    from ffn_calc.inputs.sweep import grid_sweep
+    d_ff, experts, top_k, layers), each a number, a list of numbers, or text as the CLI takes
+    it ("1,8,32", "128:8192:x2"); `fixed` holds the other layer options (model, activation,
+    ...). Rows stream: iterate them once."""
+    from ffn_calc.inputs.sweep import AXES, grid_sweep
 
-    return grid_sweep({"batch": batch, "seq_len": seq_len, **(sizes or {})}, fixed, columns, None, jobs)
+    axes: dict[str, Any] = {"batch": batch, "seq_len": seq_len, **(sizes or {})}
+    unknown = sorted(set(axes) - set(AXES))
+    if unknown:
+        raise ConfigError(unknown[0], f"is not a size a sweep varies; sizes takes {', '.join(AXES[2:])}")
+    text: dict[str, str | None] = {k: v if isinstance(v, str) else ",".join(map(str, v if isinstance(v, list) else [v])) for k, v in axes.items()}
+    return grid_sweep(text, fixed, columns, None, jobs)
 
 
 def verify(
@@ -121,6 +137,7 @@ def verify(
     seed: int = 0,
     max_memory_bytes: int | None = None,
     backward: bool = False,
+    input_grad: bool = True,
     tp: int = 1,
     progress: Callable[[int, int], Any] | None = None,
 ) -> VerifyReport:
@@ -128,4 +145,4 @@ def verify(
     `ffn-calc verify`. Imports NumPy (only this function does)."""
     from ffn_calc.verifier.run import verify as run
 
-    return run(cfg, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress, backward=backward, tp=tp)
+    return run(cfg, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress, backward=backward, tp=tp, input_grad=input_grad)

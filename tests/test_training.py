@@ -156,7 +156,7 @@ def test_verify_backward(options: dict[str, object]) -> None:
     report = verify(make_config(2, 16, 12, "24", **options), backward=True)  # type: ignore[arg-type]
     assert [c.name for c in report.checks if not c.ok] == []
     names = {c.name for c in report.checks if c.group == "backward"}
-    assert "backward matmul FLOPs = 2 × forward's" in names
+    assert {"backward matmul FLOPs (every product that ran)", "backward FLOPs (all work that ran)"} <= names
     assert any(name.startswith("gradients = finite differences") for name in names)
 
 

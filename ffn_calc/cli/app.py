@@ -38,8 +38,18 @@ from ffn_calc.inputs.sweep import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM, LineE
 from ffn_calc.model.errors import ConfigError, VerifyRefused
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
+from ffn_calc.render.base import View
 
 EXAMPLE = "ffn-calc shapes 3 6 8 --d-ff 32"
+NoInputGradOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-input-grad",
+        help="The layer's input needs no gradient (the first layer, or after a frozen embedding): "
+        "the products that read it skip their input gradient, as autograd does.",
+        rich_help_panel="Training",
+    ),
+]
 GetOpt = Annotated[
     str | None,
     typer.Option(
@@ -50,6 +60,22 @@ GetOpt = Annotated[
         show_default=False,
     ),
 ]
+
+ExactOpt = Annotated[
+    bool,
+    typer.Option(
+        "--exact",
+        help="Exact integers in every table (wide); by default a table too wide for the terminal shows units: 4.33 B, 705 MFLOP, 5.25 GiB.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+SummaryOpt = Annotated[
+    bool,
+    typer.Option(
+        "--summary", "-q", help="Only the headline: parameters, FLOPs per token, weight and peak memory (table output).", rich_help_panel=OUTPUT
+    ),
+]
+
 
 app = typer.Typer(
     name="ffn-calc",
@@ -80,15 +106,23 @@ def _options(
 
 @app.command(epilog=CONVENTION_HELP)
 @layer_command()
-def shapes(cfg: FFNConfig, chart: ChartOpt = False, fmt: FormatOpt = OutputFormat.table, get: GetOpt = None) -> None:
+def shapes(
+    cfg: FFNConfig,
+    chart: ChartOpt = False,
+    summary: SummaryOpt = False,
+    exact: ExactOpt = False,
+    fmt: FormatOpt = OutputFormat.table,
+    get: GetOpt = None,
+) -> None:
     """Each stage's tensor shapes, parameters, FLOPs, MACs and memory. Example: ffn-calc shapes 3 6 8 --d-ff 32"""
     report = api.analyze(cfg)
-    if chart:
+    view = View(exact=exact, summary=summary)
+    if chart and not summary:
         from ffn_calc.render.shapes import Charted
 
-        emit(Charted(report), fmt.value, get)
+        emit(Charted(report), fmt.value, get, view)
     else:
-        emit(report, fmt.value, get)
+        emit(report, fmt.value, get, view)
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -106,14 +140,20 @@ def verify(
             rich_help_panel=OUTPUT,
         ),
     ] = False,
+    no_input_grad: NoInputGradOpt = False,
+    every: Annotated[
+        bool, typer.Option("--all", help="List every check; by default only the verdict and any check that failed.", rich_help_panel=OUTPUT)
+    ] = False,
     fmt: FormatOpt = OutputFormat.table,
     get: GetOpt = None,
 ) -> None:
     """Run the layer in NumPy with random weights and confirm every number `shapes` predicts.
     Exit status 0 when all match, 1 when any does not. Example: ffn-calc verify 3 6 8 --d-ff 32"""
+    if no_input_grad and not backward:
+        raise ConfigError("--no-input-grad", "applies to the backward pass; add --backward")
     with progress(api.analyze(cfg).totals.flops, cfg.tokens) as advance:
-        report = api.verify(cfg, seed=seed, max_memory_bytes=max_memory, progress=advance, backward=backward, tp=tp)
-    emit(report, fmt.value, get)
+        report = api.verify(cfg, seed=seed, max_memory_bytes=max_memory, progress=advance, backward=backward, tp=tp, input_grad=not no_input_grad)
+    emit(report, fmt.value, get, View(every=every))
     if not report.ok:
         raise typer.Exit(1)
 
@@ -201,6 +241,7 @@ def sweep(
             show_default=False,
         ),
     ] = os.cpu_count() or 1,
+    exact: ExactOpt = False,
 ) -> None:
     """One row per configuration: lists and ranges of sizes, or JSON lines on stdin.
     Example: ffn-calc sweep --batch 1,8,32 --seq-len 128:8192:x2 --d-model 4096 -f csv"""
@@ -219,10 +260,10 @@ def sweep(
     if stdin:
         if any(v is not None for v in sizes.values()):
             raise ConfigError("--stdin", "takes every size from the JSON lines; drop the size options")
-        result = lines_sweep(sys.stdin, bad_line, columns, chart, jobs)
+        result = lines_sweep(sys.stdin, bad_line, columns, chart, jobs, fixed)
     else:
         result = grid_sweep(sizes, fixed, columns, chart, jobs)
-    emit(result, fmt.value)
+    emit(result, fmt.value, view=View(exact=exact))
     if bad_lines:
         raise typer.Exit(1)
 
@@ -267,8 +308,11 @@ def train(
     dropout: Annotated[
         bool, typer.Option("--dropout", help="Dropout on the FFN output: a 1-byte mask per element is saved.", rich_help_panel=TRAIN)
     ] = False,
+    no_input_grad: NoInputGradOpt = False,
     tp: TpOpt = 1,
     sequence_parallel: SpOpt = False,
+    summary: SummaryOpt = False,
+    exact: ExactOpt = False,
     fmt: FormatOpt = OutputFormat.table,
     get: GetOpt = None,
 ) -> None:
@@ -280,10 +324,11 @@ def train(
         optimizer=optimizer.value,
         mixed_precision=mixed_precision,
         dropout=dropout,
+        input_grad=not no_input_grad,
         tp=tp,
         sequence_parallel=sequence_parallel,
     )
-    emit(report, fmt.value, get)
+    emit(report, fmt.value, get, View(exact=exact, summary=summary))
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -333,9 +378,9 @@ def roofline(
 
 
 @app.command()
-def models(fmt: FormatOpt = OutputFormat.table, get: GetOpt = None) -> None:
+def models(exact: ExactOpt = False, fmt: FormatOpt = OutputFormat.table, get: GetOpt = None) -> None:
     """The published models --model knows, with their FFN sizes and sources. Example: ffn-calc models"""
-    emit(api.models(), fmt.value, get)
+    emit(api.models(), fmt.value, get, View(exact=exact))
 
 
 def _print_help(ctx: Any) -> None:

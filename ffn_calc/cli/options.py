@@ -20,9 +20,11 @@ from ffn_calc.model.activations import CHOICES as ACTIVATIONS
 from ffn_calc.model.activations import GATED
 from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.layer import DTYPES, NORMS, FFNConfig, parse_size
+from ffn_calc.model.norms import NORM_TYPES
 
 Activation = Enum("Activation", {a: a for a in ACTIVATIONS}, type=str)  # type: ignore[misc]
 Norm = Enum("Norm", {n: n for n in NORMS}, type=str)  # type: ignore[misc]
+NormType = Enum("NormType", {n: n for n in NORM_TYPES}, type=str)  # type: ignore[misc]
 Dtype = Enum("Dtype", {d: d for d in DTYPES}, type=str)  # type: ignore[misc]
 
 
@@ -142,9 +144,21 @@ NormOpt = Annotated[
     Norm,
     typer.Option(
         "--norm",
-        help="Residual + LayerNorm: none (the bare FFN), pre (x + FFN(LN(x)), GPT-2 on), post (LN(x + FFN(x)), the original).",
+        help="Residual + norm: none (the bare FFN), pre (x + FFN(LN(x)), GPT-2 on), post (LN(x + FFN(x)), the original); which norm: --norm-type.",
         case_sensitive=False,
         rich_help_panel=LAYER,
+    ),
+]
+NormTypeOpt = Annotated[
+    NormType | None,
+    typer.Option(
+        "--norm-type",
+        help="The norm --norm pre/post adds: "
+        + ", ".join(f"{n.name} ({n.label}, {n.formula}, {n.params_per_element}·d_model params)" for n in NORM_TYPES.values())
+        + ". Default: the preset's or config.json's, else layer.",
+        case_sensitive=False,
+        rich_help_panel=LAYER,
+        show_default=False,
     ),
 ]
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Storage type of weights and activations.", case_sensitive=False, rich_help_panel=LAYER)]
@@ -276,6 +290,7 @@ def _layer_options(
     bias: BiasOpt = None,
     fused: FusedOpt = False,
     norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
+    norm_type: NormTypeOpt = None,
     dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
     multiple_of: MultipleOfOpt = None,
     ffn_dim_multiplier: FfnMultOpt = None,

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ffn_calc import render
-from ffn_calc.render.base import Result
+from ffn_calc.render.base import Result, View
 
 
 class PipeClosed(Exception):
@@ -45,9 +45,10 @@ def console() -> Any:
     return QuietConsole(width=width, highlight=False)
 
 
-def emit(result: Result, fmt: str, get: str | None = None) -> None:
+def emit(result: Result, fmt: str, get: str | None = None, view: View | None = None) -> None:
     """Write `result` as `fmt`: table (rich), or json, csv, jsonl (text, streamed in chunks);
-    with `get`, only the one field of its JSON at that path."""
+    with `get`, only the one field of its JSON at that path. `view`: how the table shows it
+    (the console's width chooses each table's layout when it is printed)."""
     if get is not None:
         from ffn_calc.render.field import field_text
 
@@ -59,7 +60,7 @@ def emit(result: Result, fmt: str, get: str | None = None) -> None:
     with pipe_guard():
         if fmt == "table":
             out = console()
-            for renderable in render.tables(result):
+            for renderable in render.tables(result) if view is None else render.tables(result, view):
                 out.print(renderable)
         else:
             for text in render.chunks(result, fmt):

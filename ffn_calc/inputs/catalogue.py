@@ -30,6 +30,7 @@ class ModelRow:
             "d_ff": p.d_ff,
             "activation": p.activation,
             "bias": p.bias,
+            "norm_type": p.norm_type,
             "experts": p.experts,
             "top_k": p.top_k,
             "shared_experts": p.shared_experts,

@@ -14,14 +14,24 @@ from typing import Any
 
 from ffn_calc.model.activations import ACTIVATIONS, by_config_name
 from ffn_calc.model.errors import ConfigError
+from ffn_calc.model.norms import NORM_TYPES, by_config_key
 
 # Families whose MLP is act(x·W_gate) ⊙ (x·W_up) then W_down (their modeling_*.py files).
 GATED_MODEL_TYPES = {
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text",
     "deepseek_v2", "deepseek_v3", "phi3", "olmo", "olmo2", "cohere", "granite", "internlm2", "yi", "baichuan",
 }  # fmt: skip
+# Families whose norm is an RMSNorm whatever their epsilon's key says: T5LayerNorm (and its
+# descendants') is x / √(mean(x²) + ε) · γ but is configured as `layer_norm_epsilon`.
+RMS_NORM_MODEL_TYPES = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
 # Families with a plain two-matrix MLP and biases.
 PLAIN_BIASED_MODEL_TYPES = {"bert", "roberta", "gpt2", "gpt_neox", "gptj", "opt", "distilbert", "electra", "xlm-roberta", "vit"}
+# The norm of a family whose config.json has no epsilon key (Cohere and OLMo-1 gate their MLP
+# but keep a mean-subtracting LayerNorm).
+NORM_BY_MODEL_TYPE = {
+    **dict.fromkeys(PLAIN_BIASED_MODEL_TYPES | {"cohere", "olmo"}, "layer"),
+    **dict.fromkeys((GATED_MODEL_TYPES - {"cohere", "olmo"}) | RMS_NORM_MODEL_TYPES, "rms"),
+}
 
 SIZE_KEYS = ("hidden_size", "d_model", "n_embd")
 FF_KEYS = ("intermediate_size", "d_ff", "n_inner", "ffn_dim")
@@ -156,6 +166,8 @@ def read_config(path: str) -> ConfigFile:
         out.values["bias"] = True
         out.notes.append("no mlp_bias field and an unknown family: biases assumed")
 
+    _read_norm_type(cfg, model_type, out)
+
     layers = _first(cfg, LAYER_KEYS, used)
     if layers is not None:
         count = _size(*layers)
@@ -170,3 +182,22 @@ def read_config(path: str) -> ConfigFile:
         out.values["layers"] = max(count, 1)
     out.ignored = sorted(k for k in cfg if k not in used)
     return out
+
+
+def _read_norm_type(cfg: dict[str, Any], model_type: str, out: ConfigFile) -> None:
+    """The kind of norm (norms.py): a family that runs RMSNorm under a LayerNorm key (T5) by its
+    model_type, else the epsilon's key (`rms_norm_eps`, `layer_norm_eps`, …), else the model_type.
+    Used when --norm pre or post adds the norm; recorded either way."""
+    found = by_config_key(cfg)
+    if found is not None:
+        out.used[found[0]] = cfg[found[0]]
+    if model_type in RMS_NORM_MODEL_TYPES:
+        kind, why = NORM_TYPES["rms"], f"model_type {model_type!r} (its LayerNorm is an RMSNorm)"
+    elif found is not None:
+        kind, why = found[1], found[0]
+    elif model_type in NORM_BY_MODEL_TYPE:
+        kind, why = NORM_TYPES[NORM_BY_MODEL_TYPE[model_type]], f"model_type {model_type!r}"
+    else:
+        kind, why = NORM_TYPES["layer"], "no norm epsilon field and an unknown family: assumed"
+    out.values["norm_type"] = kind.name
+    out.notes.append(f"norm_type {kind.name} ({kind.label}) from {why}; used with --norm pre or post")

@@ -1,7 +1,9 @@
 """Published models' feed-forward layers, each with its source.
 
 Each preset fills in what the FFN needs: d_model, d_ff (per expert for a mixture), the
-activation (a gated one for GLU models), biases, experts and layers. Flags given on the
+activation (a gated one for GLU models), biases, experts and layers, and the kind of norm the
+model puts before (or after) its FFN, used when `--norm pre` or `post` asks for one; a preset
+alone counts the bare FFN (norm none). Flags given on the
 command line override a preset's values. Values come from the models' published config.json
 files (Hugging Face hub) or, where none exists, the paper's table; `source` says which.
 """
@@ -26,6 +28,7 @@ class Preset:
     experts: int = 0
     top_k: int = 0
     shared_experts: int = 0
+    norm_type: str = "layer"  # what --norm pre/post puts in (presets keep norm none: the bare FFN)
     note: str = ""
 
 
@@ -33,49 +36,50 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset("transformer-base", 512, 2048, "relu", True, 12,
-               "Vaswani et al. 2017, Attention Is All You Need, §3.3 and Table 3 (base)",
+               "Vaswani et al. 2017, Attention Is All You Need, §3.3 and Table 3 (base); post-LayerNorm",
                note="6 encoder + 6 decoder layers"),
         Preset("transformer-big", 1024, 4096, "relu", True, 12,
-               "Vaswani et al. 2017, Table 3 (big)", note="6 encoder + 6 decoder layers"),
+               "Vaswani et al. 2017, Table 3 (big); post-LayerNorm", note="6 encoder + 6 decoder layers"),
         Preset("bert-base", 768, 3072, "gelu", True, 12,
-               "google-bert/bert-base-uncased config.json (hidden_size, intermediate_size, hidden_act gelu)"),
-        Preset("bert-large", 1024, 4096, "gelu", True, 24, "google-bert/bert-large-uncased config.json"),
+               "google-bert/bert-base-uncased config.json (hidden_size, intermediate_size, hidden_act gelu; layer_norm_eps: post-LayerNorm)"),
+        Preset("bert-large", 1024, 4096, "gelu", True, 24, "google-bert/bert-large-uncased config.json (layer_norm_eps: post-LayerNorm)"),
         Preset("gpt2", 768, 3072, "gelu_tanh", True, 12,
-               "openai-community/gpt2 config.json (n_embd 768, n_inner null = 4·n_embd, gelu_new)"),
-        Preset("gpt2-medium", 1024, 4096, "gelu_tanh", True, 24, "openai-community/gpt2-medium config.json"),
-        Preset("gpt2-large", 1280, 5120, "gelu_tanh", True, 36, "openai-community/gpt2-large config.json"),
-        Preset("gpt2-xl", 1600, 6400, "gelu_tanh", True, 48, "openai-community/gpt2-xl config.json"),
+               "openai-community/gpt2 config.json (n_embd 768, n_inner null = 4·n_embd, gelu_new; layer_norm_epsilon: pre-LayerNorm)"),
+        Preset("gpt2-medium", 1024, 4096, "gelu_tanh", True, 24, "openai-community/gpt2-medium config.json (pre-LayerNorm)"),
+        Preset("gpt2-large", 1280, 5120, "gelu_tanh", True, 36, "openai-community/gpt2-large config.json (pre-LayerNorm)"),
+        Preset("gpt2-xl", 1600, 6400, "gelu_tanh", True, 48, "openai-community/gpt2-xl config.json (pre-LayerNorm)"),
         Preset("gpt3-175b", 12288, 49152, "gelu", True, 96,
-               "Brown et al. 2020, Language Models are Few-Shot Learners, Table 2.1 (d_ff = 4·d_model)"),
+               "Brown et al. 2020, Language Models are Few-Shot Learners, Table 2.1 (d_ff = 4·d_model; pre-LayerNorm as GPT-2)"),
         Preset("t5-base", 768, 3072, "relu", False, 24,
-               "google-t5/t5-base config.json (d_ff 3072, feed_forward_proj relu; no biases)",
-               note="12 encoder + 12 decoder layers"),
+               "google-t5/t5-base config.json (d_ff 3072, feed_forward_proj relu; no biases; pre-RMSNorm: T5LayerNorm)",
+               note="12 encoder + 12 decoder layers", norm_type="rms"),
         Preset("t5-v1_1-base", 768, 2048, "geglu_tanh", False, 24,
-               "google/t5-v1_1-base config.json (d_ff 2048, feed_forward_proj gated-gelu = gelu_new)",
-               note="12 encoder + 12 decoder layers"),
-        Preset("llama-2-7b", 4096, 11008, "swiglu", False, 32, "meta-llama/Llama-2-7b-hf config.json"),
-        Preset("llama-2-13b", 5120, 13824, "swiglu", False, 40, "meta-llama/Llama-2-13b-hf config.json"),
-        Preset("llama-2-70b", 8192, 28672, "swiglu", False, 80, "meta-llama/Llama-2-70b-hf config.json"),
-        Preset("llama-3-8b", 4096, 14336, "swiglu", False, 32, "meta-llama/Meta-Llama-3-8B config.json"),
-        Preset("llama-3-70b", 8192, 28672, "swiglu", False, 80, "meta-llama/Meta-Llama-3-70B config.json"),
+               "google/t5-v1_1-base config.json (d_ff 2048, feed_forward_proj gated-gelu = gelu_new; pre-RMSNorm: T5LayerNorm)",
+               note="12 encoder + 12 decoder layers", norm_type="rms"),
+        Preset("llama-2-7b", 4096, 11008, "swiglu", False, 32, "meta-llama/Llama-2-7b-hf config.json (rms_norm_eps: pre-RMSNorm)", norm_type="rms"),
+        Preset("llama-2-13b", 5120, 13824, "swiglu", False, 40, "meta-llama/Llama-2-13b-hf config.json (pre-RMSNorm)", norm_type="rms"),
+        Preset("llama-2-70b", 8192, 28672, "swiglu", False, 80, "meta-llama/Llama-2-70b-hf config.json (pre-RMSNorm)", norm_type="rms"),
+        Preset("llama-3-8b", 4096, 14336, "swiglu", False, 32, "meta-llama/Meta-Llama-3-8B config.json (pre-RMSNorm)", norm_type="rms"),
+        Preset("llama-3-70b", 8192, 28672, "swiglu", False, 80, "meta-llama/Meta-Llama-3-70B config.json (pre-RMSNorm)", norm_type="rms"),
         Preset("llama-3.1-405b", 16384, 53248, "swiglu", False, 126,
-               "meta-llama/Llama-3.1-405B config.json; Llama 3 paper (Dubey et al. 2024) Table 3"),
-        Preset("mistral-7b", 4096, 14336, "swiglu", False, 32, "mistralai/Mistral-7B-v0.1 config.json"),
+               "meta-llama/Llama-3.1-405B config.json; Llama 3 paper (Dubey et al. 2024) Table 3 (pre-RMSNorm)", norm_type="rms"),
+        Preset("mistral-7b", 4096, 14336, "swiglu", False, 32, "mistralai/Mistral-7B-v0.1 config.json (pre-RMSNorm)", norm_type="rms"),
         Preset("mixtral-8x7b", 4096, 14336, "swiglu", False, 32,
-               "mistralai/Mixtral-8x7B-v0.1 config.json (num_local_experts 8, num_experts_per_tok 2)",
-               experts=8, top_k=2),
-        Preset("qwen2-7b", 3584, 18944, "swiglu", False, 28, "Qwen/Qwen2-7B config.json"),
+               "mistralai/Mixtral-8x7B-v0.1 config.json (num_local_experts 8, num_experts_per_tok 2; pre-RMSNorm)",
+               experts=8, top_k=2, norm_type="rms"),
+        Preset("qwen2-7b", 3584, 18944, "swiglu", False, 28, "Qwen/Qwen2-7B config.json (pre-RMSNorm)", norm_type="rms"),
         Preset("gemma-7b", 3072, 24576, "geglu_tanh", False, 28,
-               "google/gemma-7b config.json (hidden_act gelu, run as the tanh approximation)",
-               note="Gemma's report quotes 49152 'feedforward hidden dims': gate and up together"),
+               "google/gemma-7b config.json (hidden_act gelu, run as the tanh approximation; pre-RMSNorm, γ stored as γ − 1)",
+               note="Gemma's report quotes 49152 'feedforward hidden dims': gate and up together", norm_type="rms"),
         Preset("palm-540b", 18432, 73728, "swiglu", False, 118,
-               "Chowdhery et al. 2022, PaLM, Table 1 and §2 (SwiGLU, d_ff = 4·d_model, no biases)"),
+               "Chowdhery et al. 2022, PaLM, Table 1 and §2 (SwiGLU, d_ff = 4·d_model, no biases; pre-LayerNorm)",
+               note="its LayerNorms have no bias (§2): with --norm pre, ffn-calc's LayerNorm counts d_model β parameters more"),
         Preset("deepseek-v3", 7168, 2048, "swiglu", False, 58,
                "deepseek-ai/DeepSeek-V3 config.json (moe_intermediate_size 2048, n_routed_experts 256, "
-               "num_experts_per_tok 8, n_shared_experts 1, first_k_dense_replace 3)",
+               "num_experts_per_tok 8, n_shared_experts 1, first_k_dense_replace 3; pre-RMSNorm)",
                experts=256, top_k=8, shared_experts=1,
                note="58 MoE layers; the first 3 of 61 layers are dense (d_ff 18432) and not counted; "
-               "the router's sigmoid scoring and its 256 bias terms are not modelled"),
+               "the router's sigmoid scoring and its 256 bias terms are not modelled", norm_type="rms"),
     )
 }  # fmt: skip
 

@@ -5,6 +5,7 @@ Standard library only; the CLI and the sweep's JSON lines both come through here
 from __future__ import annotations
 
 import inspect
+import typing
 from dataclasses import fields, replace
 from typing import Any
 
@@ -26,6 +27,7 @@ def layer_config(
     bias: bool | None = None,
     fused: bool | None = None,
     norm: str | None = None,
+    norm_type: str | None = None,
     dtype: str | None = None,
     layers: int | None = None,
     experts: int | None = None,
@@ -35,10 +37,12 @@ def layer_config(
 ) -> FFNConfig:
     """One layer from what a user says about it: defaults < the preset `model` < the
     config.json at path `config` < the flags (keywords; None means not given). `d_ff` is as
-    `--d-ff` takes it: None (4 × d_model), N, "Mx" or "glu". This signature is the one list
+    `--d-ff` takes it: None (4 × d_model), N, "Mx" or "glu". `norm_type` (layer, rms) needs
+    `norm` pre or post; without it a preset's or config.json's kind is kept. This signature is the one list
     of layer options: the command line's flags, the sweep's JSON-line keys and the Python API
     all take these names."""
-    given = {k: v for k, v in locals().items() if k in LAYER_FLAGS}
+    given = {k: v for k, v in locals().items() if k in LAYER_FLAGS}  # first: locals() is the parameters here
+    _check_types({"model": model, "config": config, **given})
     values: dict[str, Any] = {k: v for k, v in DEFAULTS.items() if k in FILLABLE}
     origin: list[str] = []
     d_ff_from = ""
@@ -71,6 +75,8 @@ def layer_config(
     if overridden:
         origin.append(f"flags override: {', '.join(overridden)}")
     values.update({k: v for k, v in given.items() if v is not None})
+    if norm_type is not None and values.get("norm", "none") == "none":
+        raise ConfigError("--norm-type", f"{norm_type!r} applies to the norm that --norm pre or post adds; add --norm pre (or post)")
     if values.get("experts") and not values.get("top_k"):
         raise ConfigError("--top-k", "a mixture of experts needs --top-k (experts per token)")
     d_ff_value = values.pop("d_ff", None)
@@ -81,11 +87,29 @@ def layer_config(
     return cfg
 
 
-_PARAMETERS = tuple(inspect.signature(layer_config).parameters)
+_SIGNATURE = inspect.signature(layer_config, eval_str=True)
+_PARAMETERS = tuple(_SIGNATURE.parameters)
+
+
+def _check_types(values: dict[str, Any]) -> None:
+    """Each option of the type its annotation says (JSON lines and the API can pass anything):
+    a bool is no number here, a whole number is a float."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        want = _SIGNATURE.parameters[name].annotation
+        kinds = [k for k in typing.get_args(want) if k is not type(None)] or [want]
+        ok = any(isinstance(value, k) and not (isinstance(value, bool) and k is not bool) for k in kinds)
+        ok = ok or (float in kinds and isinstance(value, int) and not isinstance(value, bool))
+        if not ok:
+            what = " or ".join({"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false"}[k.__name__] for k in kinds)
+            raise ConfigError("--" + name.replace("_", "-"), f"must be {what}, got {value!r}")
+
+
 SIZES = _PARAMETERS[:3]  # batch, seq_len, d_model: the command line's arguments
 SOURCES = ("model", "config")
 # What a preset or a config.json may fill in: the fields a preset has (inputs/presets.py).
-FILLABLE = ("d_model", "d_ff", "activation", "bias", "layers", "experts", "top_k", "shared_experts")
+FILLABLE = ("d_model", "d_ff", "activation", "bias", "layers", "experts", "top_k", "shared_experts", "norm_type")
 LAYER_FLAGS = tuple(name for name in _PARAMETERS if name not in SIZES + SOURCES)  # the flags
 # The defaults of the options a preset or config file may fill in (FFNConfig's own), so that
 # "flags override" names real overrides.

@@ -17,18 +17,21 @@ from typing import Any
 from ffn_calc.inputs.resolve import LAYER_FLAGS, SIZES, SOURCES, layer_config
 from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.forward import FFNReport, ModelTotals, Totals, analyze
-from ffn_calc.model.layer import MAX_SIZE, parse_size
+from ffn_calc.model.layer import MAX_SIZE, FFNConfig, parse_size
 
 MAX_COMBINATIONS = 10_000_000
 _RANGE = re.compile(r"(?P<lo>[^:]+):(?P<hi>[^:]+)(:(?P<op>[x+*]?)(?P<step>[^:]+))?")
 
 CONFIG_COLUMNS = (
-    "batch", "seq_len", "tokens", "d_model", "d_ff", "activation", "bias", "norm", "dtype",
+    "batch", "seq_len", "tokens", "d_model", "d_ff", "activation", "bias", "norm", "norm_type", "dtype",
     "experts", "top_k", "shared_experts", "layers",
 )  # fmt: skip
 TOTAL_COLUMNS = tuple(f.name for f in fields(Totals))  # one layer's totals, as the JSON's `totals`
 MODEL_COLUMNS = tuple(f"model_{f.name}" for f in fields(ModelTotals) if f.name != "layers")  # the JSON's `model`
 COLUMNS = CONFIG_COLUMNS + TOTAL_COLUMNS + MODEL_COLUMNS + ("peak_stage",)
+# Columns with a number in every row (what --chart can draw): the totals, and the whole-number sizes.
+_INT_FIELDS = {f.name for f in fields(FFNConfig) if f.type == "int"}
+NUMBER_COLUMNS = tuple(c for c in COLUMNS if c in TOTAL_COLUMNS + MODEL_COLUMNS or c == "tokens" or c in _INT_FIELDS)
 DEFAULT_COLUMNS = ("batch", "seq_len", "d_model", "d_ff", "params", "flops", "matmul_flops_per_token", "weight_bytes", "peak_bytes")
 
 # What a JSON line may say: the same names as the command-line options.
@@ -191,7 +194,7 @@ class LineError:
     message: str
 
 
-def line_reports(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, FFNReport | LineError]]:
+def line_reports(lines: Iterable[tuple[int, str]], fixed: dict[str, Any] | None = None) -> Iterator[tuple[int, FFNReport | LineError]]:
     """Answer numbered JSON lines in order: (line number, report), or (line number, what was wrong)."""
     import json
 
@@ -208,7 +211,7 @@ def line_reports(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, FFNRep
             for key in ("batch", "seq_len"):
                 if key not in item:
                     raise ConfigError(key, "is missing")
-            args = dict(item)
+            args = {**(fixed or {}), **item}  # the flags given hold for every line; a line's own keys win
             for key in ("batch", "seq_len", "d_model"):
                 if key in args and (isinstance(args[key], bool) or not isinstance(args[key], int) or not 1 <= args[key] <= MAX_SIZE):
                     raise ConfigError(key, f"must be a whole number from 1 to 2^40, got {args[key]!r}")
@@ -225,26 +228,28 @@ def line_reports(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, FFNRep
 
 def _line_rows_of(chunk: list[tuple[int, str]]) -> list[tuple[int, list[Any] | LineError]]:
     columns = _WORKER["columns"]
-    return [(number, result if isinstance(result, LineError) else row(result, columns)) for number, result in line_reports(chunk)]
+    return [(number, result if isinstance(result, LineError) else row(result, columns)) for number, result in line_reports(chunk, _WORKER["fixed"])]
 
 
-def line_rows(lines: Iterable[str], columns: tuple[str, ...], jobs: int) -> Iterator[tuple[int, list[Any] | LineError]]:
+def line_rows(
+    lines: Iterable[str], columns: tuple[str, ...], jobs: int, fixed: dict[str, Any] | None = None
+) -> Iterator[tuple[int, list[Any] | LineError]]:
     """Rows for JSON lines, in input order. Past the first CHUNK lines, with jobs > 1, worker
     processes answer chunks of lines in parallel; the output is the same, line for line."""
     numbered = enumerate(lines, start=1)
     first = list(islice(numbered, CHUNK))
-    _WORKER.update(columns=columns)
+    _WORKER.update(columns=columns, fixed=fixed)
     if jobs <= 1 or len(first) < CHUNK:
-        for number, result in line_reports(first):
+        for number, result in line_reports(first, fixed):
             yield number, result if isinstance(result, LineError) else row(result, columns)
-        for number, result in line_reports(numbered):
+        for number, result in line_reports(numbered, fixed):
             yield number, result if isinstance(result, LineError) else row(result, columns)
         return
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork")
     chunks = chain([first], iter(lambda: list(islice(numbered, CHUNK)), []))
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=({}, columns)) as pool:
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(fixed or {}, columns)) as pool:
         for results in pool.imap(_line_rows_of, chunks):
             yield from results
 
@@ -275,8 +280,9 @@ class SweepResult:
 
 
 def _check_chart(chart: str | None) -> tuple[str, ...]:
-    if chart is not None and chart not in COLUMNS:
-        raise ConfigError("--chart", f"unknown column {chart!r}; choose from {', '.join(COLUMNS)}")
+    if chart is not None and chart not in NUMBER_COLUMNS:
+        what = "a column of numbers" if chart in COLUMNS else "a known column"
+        raise ConfigError("--chart", f"draws {what}, not {chart!r}; choose from {', '.join(NUMBER_COLUMNS)}")
     return (chart,) if chart else ()
 
 
@@ -306,17 +312,23 @@ def grid_sweep(
 
 
 def lines_sweep(
-    lines: Iterable[str], on_error: Callable[[LineError], None], columns: str | None = None, chart: str | None = None, jobs: int = 1
+    lines: Iterable[str],
+    on_error: Callable[[LineError], None],
+    columns: str | None = None,
+    chart: str | None = None,
+    jobs: int = 1,
+    fixed: dict[str, Any] | None = None,
 ) -> SweepResult:
     """One row per JSON line (a `line` column first); a bad line goes to `on_error` and the
-    sweep carries on."""
+    sweep carries on. `fixed` holds the layer options given as flags: they hold for every
+    line, and a line's own keys win."""
     cols = parse_columns(columns)
     extra = _check_chart(chart)
     cols = ("line", *cols)
     wanted = cols[1:] + extra
 
     def rows() -> Iterator[list[Any]]:
-        for number, result in line_rows(lines, wanted, jobs):
+        for number, result in line_rows(lines, wanted, jobs, fixed):
             if isinstance(result, LineError):
                 on_error(result)
                 continue

@@ -13,8 +13,11 @@ Elementwise work (counted in FLOPs, never in MACs)
                     formula as written, with each transcendental function (exp, erf, tanh)
                     counted as one FLOP
     GLU gate        the activation's cost on the gate + 1 multiply per element (act(g) ⊙ u)
-    LayerNorm       7 FLOPs per element + 2 per row: mean 1, centre 1, variance 2 (square,
-                    sum), normalise 1, affine 2 (scale, shift), and per row eps-add + rsqrt
+    norms           the registry's costs (norms.py), per element and per row:
+                    LayerNorm 7 + 2: mean 1, centre 1, variance 2 (square, sum), normalise 1,
+                    affine 2 (scale, shift), and per row eps-add + rsqrt;
+                    RMSNorm 4 + 2: square 1, sum 1 (mean(x²), its ÷d folded in as LayerNorm's
+                    are), normalise 1, scale 1, and per row eps-add + rsqrt
     MoE router      a matmul (d_model → experts, no bias), then softmax: 3 FLOPs per logit
                     (exp, sum, divide); the top-k selection is comparisons, not counted
     MoE combine     each token's k expert outputs scaled by their router weights and summed:
@@ -26,6 +29,7 @@ Matmul-only FLOPs are reported on their own as well; they are the figure papers 
 from __future__ import annotations
 
 from ffn_calc.model.activations import ACTIVATIONS, GATED, activation
+from ffn_calc.model.norms import NORM_TYPES, norm_type
 
 FLOPS_PER_MAC = 2
 
@@ -33,14 +37,19 @@ GLU_MULTIPLY_FLOPS_PER_ELEMENT = 1
 ROUTER_SOFTMAX_FLOPS_PER_LOGIT = 3
 BIAS_ADD_FLOPS_PER_ELEMENT = 1
 RESIDUAL_ADD_FLOPS_PER_ELEMENT = 1
-LAYERNORM_FLOPS_PER_ELEMENT = 7
-LAYERNORM_FLOPS_PER_ROW = 2
+LAYERNORM_FLOPS_PER_ELEMENT = norm_type("layer").flops_per_element
+LAYERNORM_FLOPS_PER_ROW = norm_type("layer").flops_per_row
 GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT = 2  # see activation_backward_flops
 
 
-def layernorm_flops(rows: int, width: int) -> int:
-    """FLOPs of a LayerNorm over `rows` vectors of `width` elements (see module docstring)."""
-    return rows * (LAYERNORM_FLOPS_PER_ELEMENT * width + LAYERNORM_FLOPS_PER_ROW)
+def norm_flops(kind: str, rows: int, width: int) -> int:
+    """FLOPs of the norm `kind` (layer, rms) over `rows` vectors of `width` elements."""
+    return norm_type(kind).flops(rows, width)
+
+
+def norm_backward_flops(kind: str, rows: int, width: int) -> int:
+    """Backward FLOPs of that norm: dx and its weights' gradients (the registry's counts)."""
+    return norm_type(kind).backward_flops(rows, width)
 
 
 def activation_flops(name: str) -> int:
@@ -60,12 +69,16 @@ def _activation_costs() -> str:
     return ", ".join(f"{a.label} {a.flops}" for a in ACTIVATIONS.values())
 
 
+def _norm_costs() -> str:
+    return ", ".join(f"{n.label} {n.flops_per_element} FLOPs/element + {n.flops_per_row}/row" for n in NORM_TYPES.values())
+
+
 CONVENTION_SUMMARY = (
     "FLOPs = 2 × MACs for every multiply-add; MACs count matmuls only. "
     f"Bias add {BIAS_ADD_FLOPS_PER_ELEMENT} FLOP/element, residual add {RESIDUAL_ADD_FLOPS_PER_ELEMENT} FLOP/element, "
     f"{_activation_costs()} FLOPs/element (exp/erf/tanh count 1), "
     f"GLU: the activation's cost + {GLU_MULTIPLY_FLOPS_PER_ELEMENT} multiply per element. "
-    f"LayerNorm {LAYERNORM_FLOPS_PER_ELEMENT} FLOPs/element + {LAYERNORM_FLOPS_PER_ROW}/row. "
+    f"{_norm_costs()}. "
     f"MoE: router softmax {ROUTER_SOFTMAX_FLOPS_PER_LOGIT} FLOPs/logit; combine (2·k − 1) FLOPs/element."
 )
 
@@ -77,8 +90,11 @@ def conventions_dict() -> dict[str, object]:
         "bias_add_flops_per_element": BIAS_ADD_FLOPS_PER_ELEMENT,
         "residual_add_flops_per_element": RESIDUAL_ADD_FLOPS_PER_ELEMENT,
         "activation_flops_per_element": {a.name: a.flops for a in ACTIVATIONS.values()},
-        "layernorm_flops_per_element": LAYERNORM_FLOPS_PER_ELEMENT,
-        "layernorm_flops_per_row": LAYERNORM_FLOPS_PER_ROW,
+        **{
+            f"{n.stage}_flops_per_{unit}": value
+            for n in NORM_TYPES.values()
+            for unit, value in (("element", n.flops_per_element), ("row", n.flops_per_row))
+        },  # layernorm_…, rmsnorm_…
         "glu_multiply_flops_per_element": GLU_MULTIPLY_FLOPS_PER_ELEMENT,
         "router_softmax_flops_per_logit": ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
     }
@@ -93,8 +109,8 @@ def conventions_dict() -> dict[str, object]:
 # activation_backward_flops above)
 BIAS_GRAD_FLOPS_PER_ELEMENT = 1  # db = Σ over rows of dY
 GRADIENT_SUM_FLOPS_PER_ELEMENT = 1  # a tensor read by c stages: its c gradients are added, (c − 1) adds per element
-LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT = 11  # dγ, dβ, and dx = (γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) / σ
-LAYERNORM_BACKWARD_FLOPS_PER_ROW = 2
+# A norm's backward (dx and its weights' gradients) is in its registry entry (norms.py):
+# LayerNorm 11 per element + 2 per row, RMSNorm 8 + 1.
 # Mixture of experts (dropless). The router's softmax: dlogits = p ⊙ (dp − Σ p·dp), 4 per logit;
 # the renormalised top-k weights w = c / Σc: dc = (dw − Σ dw·w) / Σc, 4 per selected weight;
 # combine: dye = w·dy and dw = Σ dy·ye, 3 per routed element; dispatch: each routed row's
@@ -106,4 +122,5 @@ GATHER_BACKWARD_FLOPS_PER_ELEMENT = 1
 ROUTING_INDEX_BYTES = 8  # int64, kept for backward
 DROPOUT_FLOPS_PER_ELEMENT = 1  # apply the mask (and scale) forward; the same backward
 DROPOUT_MASK_BYTES_PER_ELEMENT = 1
-LAYERNORM_SAVED_BYTES_PER_ROW = 8  # mean and 1/σ in float32
+# A norm keeps its input and per-row statistics in float32 (norms.py): LayerNorm's mean and
+# 1/σ, 8 bytes per row; RMSNorm's 1/rms, 4 bytes per row.

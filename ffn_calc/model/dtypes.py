@@ -22,6 +22,8 @@ DTYPES: dict[str, DType] = {
         DType("float32", 4, "IEEE single"),
         DType("bfloat16", 2, "brain float: float32's exponent, 8 bits of mantissa"),
         DType("float16", 2, "IEEE half"),
+        DType("float8_e4m3fn", 1, "8-bit float, 4 exponent and 3 mantissa bits, finite (no inf): FP8 for weights and activations"),
+        DType("float8_e5m2", 1, "8-bit float, 5 exponent and 2 mantissa bits: FP8 with range, for gradients"),
         DType("int8", 1, "8-bit integer"),
     )
 }

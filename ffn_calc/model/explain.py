@@ -77,8 +77,9 @@ def _terms(report: FFNReport) -> tuple[list[tuple[str, str]], list[tuple[str, st
         if c.shared_experts:
             s = str(c.shared_experts)
             core("", "", "shared·d_ff", f"{s}·{f}", "", "")
-    if c.norm != "none":
-        params.append(("2·d_model", f"2·{d}"))
+    if c.norm_kind is not None:  # γ (and β): one vector of d_model each
+        per = c.norm_kind.params_per_element
+        params.append(("d_model", f"{d}") if per == 1 else (f"{per}·d_model", f"{per}·{d}"))
     return params, flops
 
 

@@ -20,7 +20,6 @@ from ffn_calc.model.conventions import (
     ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
     activation_flops,
     conventions_dict,
-    layernorm_flops,
 )
 from ffn_calc.model.layer import FFNConfig
 
@@ -75,7 +74,7 @@ class Stage:
     """
 
     name: str
-    op: str  # input | matmul | activation | glu | add | layernorm | router | gather | combine
+    op: str  # input | matmul | activation | glu | add | layernorm | rmsnorm | router | gather | combine
     formula: str
     inputs: tuple[str, ...]
     output: Tensor
@@ -161,7 +160,7 @@ class Totals:
 
     weight_params: int  # matrix entries
     bias_params: int
-    norm_params: int  # LayerNorm γ and β
+    norm_params: int  # LayerNorm γ and β, or RMSNorm γ
     params: int
     expert_params: int  # routed experts' weights and biases, all experts
     active_expert_params: int  # the top_k experts that serve one token
@@ -305,14 +304,18 @@ class _Builder:
         )  # fmt: skip
         return lin(last, a, width, d)
 
-    def layernorm(self, source: str, sym: str) -> str:
+    def norm(self, source: str, sym: str) -> str:
+        """The config's norm (LayerNorm, RMSNorm: norms.py) over each row; its stage name and op
+        are the registry's stage, its weights the registry's, each of d_model."""
         cfg = self.cfg
         d = cfg.d_model
+        kind = cfg.norm_kind
+        assert kind is not None
         stage = Stage(
-            names.LAYERNORM, "layernorm", f"{sym} = LN({self.symbol[source]})", (source,),
-            self.tensor(names.LAYERNORM, (cfg.batch, cfg.seq_len, d)),
-            (self.tensor(names.LN_GAMMA, (d,), "norm"), self.tensor(names.LN_BETA, (d,), "norm")),
-            elementwise_flops=layernorm_flops(cfg.tokens, d),
+            kind.stage, kind.stage, f"{sym} = {kind.symbol}({self.symbol[source]})", (source,),
+            self.tensor(kind.stage, (cfg.batch, cfg.seq_len, d)),
+            tuple(self.tensor(w, (d,), "norm") for w in kind.weights),
+            elementwise_flops=kind.flops(cfg.tokens, d),
         )  # fmt: skip
         return self.add(stage, sym)
 
@@ -352,16 +355,17 @@ def build_stages(cfg: FFNConfig) -> tuple[Stage, ...]:
     """The stages of one FFN forward pass, in order.
 
     none: input → FFN
-    pre:  input → layernorm → FFN → residual   (x + FFN(LN(x)))
-    post: input → FFN → residual → layernorm   (LN(x + FFN(x)))
-    where FFN is linear1 → activation → linear2, or gate, up → glu → down for a GLU, or for a
-    mixture of experts: [shared experts] → router → routing → dispatch → experts → combine.
+    pre:  input → norm → FFN → residual   (x + FFN(LN(x)))
+    post: input → FFN → residual → norm   (LN(x + FFN(x)))
+    where the norm stage is `layernorm` or `rmsnorm` (norm_type, norms.py), and FFN is
+    linear1 → activation → linear2, or gate, up → glu → down for a GLU, or for a mixture of
+    experts: [shared experts] → router → routing → dispatch → experts → combine.
     """
     bld = _Builder(cfg)
     b, s, d = cfg.batch, cfg.seq_len, cfg.d_model
     src = bld.add(Stage(names.INPUT, "input", "x", (), bld.tensor(names.INPUT, (b, s, d))), "x")
     if cfg.norm == "pre":
-        src = bld.layernorm(src, "n")
+        src = bld.norm(src, "n")
     out = bld.moe(src) if cfg.is_moe else bld.ffn("", src, (b, s), cfg.d_ff)
     if cfg.norm != "none":
         out = bld.add(
@@ -370,7 +374,7 @@ def build_stages(cfg: FFNConfig) -> tuple[Stage, ...]:
             "r",
         )  # fmt: skip
     if cfg.norm == "post":
-        bld.layernorm(out, "z")
+        bld.norm(out, "z")
     return tuple(bld.stages)
 
 

@@ -12,11 +12,14 @@ from ffn_calc.model.activations import CHOICES as ACTIVATIONS
 from ffn_calc.model.activations import GATED, Activation, activation
 from ffn_calc.model.dtypes import DTYPES as DTYPE_TABLE
 from ffn_calc.model.errors import ConfigError
+from ffn_calc.model.norms import CHOICES as NORM_TYPES
+from ffn_calc.model.norms import NormType
+from ffn_calc.model.norms import norm_type as _norm_type
 
 if TYPE_CHECKING:
     from fractions import Fraction
 
-NORMS = ("none", "pre", "post")
+NORMS = ("none", "pre", "post")  # where the norm goes; which norm it is: NORM_TYPES (norms.py)
 DTYPES = tuple(DTYPE_TABLE)
 
 # Far beyond any real model, small enough that a typo such as 10^30 is caught as one.
@@ -132,7 +135,10 @@ class FFNConfig:
     makes a mixture of experts, each of width d_ff, with `top_k` active per token, plus
     `shared_experts` always active; `capacity_factor` pads each expert to a fixed buffer
     (GShard/Switch style) instead of routing dropless. `layers` multiplies the model totals.
-    `dtype` names the storage type of weights and activations (`dtype_bytes` each).
+    `dtype` names the storage type of weights and activations (`dtype_bytes` each). `norm`
+    places a residual and a norm around the FFN (none, pre, post); `norm_type` says which norm
+    (layer: LayerNorm, rms: RMSNorm; the registry in norms.py). With norm none it counts nothing
+    and records what a preset or config.json says the model uses.
     """
 
     batch: int
@@ -142,6 +148,7 @@ class FFNConfig:
     activation: str = "relu"
     bias: bool = True
     norm: str = "none"
+    norm_type: str = "layer"
     dtype: str = "float32"
     d_ff_rule: str = ""
     fused: bool = False
@@ -160,6 +167,7 @@ class FFNConfig:
         check_size("--layers", self.layers)
         _check_choice("--activation", self.activation, ACTIVATIONS)
         _check_choice("--norm", self.norm, NORMS)
+        _check_choice("--norm-type", self.norm_type, NORM_TYPES)
         _check_choice("--dtype", self.dtype, DTYPES)
         for name, flag in (("--bias", self.bias), ("--fused", self.fused)):
             if not isinstance(flag, bool):
@@ -167,7 +175,7 @@ class FFNConfig:
         if self.capacity_factor is not None and (isinstance(self.capacity_factor, bool) or not isinstance(self.capacity_factor, int | float)):
             raise ConfigError("--capacity-factor", f"must be a number such as 1.25, got {self.capacity_factor!r}")
         if self.fused and not self.is_glu:
-            raise ConfigError("--fused", f"a fused gate/up matrix needs a gated activation (swiglu, geglu, reglu), not {self.activation}")
+            raise ConfigError("--fused", f"a fused gate/up matrix needs a gated activation ({', '.join(GATED)}), not {self.activation}")
         check_size("--experts", self.experts, minimum=0)
         check_size("--shared-experts", self.shared_experts, minimum=0)
         if self.experts:
@@ -217,6 +225,11 @@ class FFNConfig:
     def nonlinearity(self) -> Activation:
         """The registry entry of the nonlinearity (the gate's, for a GLU)."""
         return activation(self.activation)
+
+    @property
+    def norm_kind(self) -> NormType | None:
+        """The registry entry of the norm the layer computes, or None with norm none."""
+        return None if self.norm == "none" else _norm_type(self.norm_type)
 
     @property
     def is_moe(self) -> bool:

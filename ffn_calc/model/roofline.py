@@ -5,6 +5,27 @@ Standard library only. Peak rates are the vendors' dense (no sparsity) datasheet
 A GEMM (M, K)·(K, N) moves at least its operands and its result once: b·(M·K + K·N + M·N)
 bytes for b bytes per element, does 2·M·K·N FLOPs, and takes at least
 max(FLOPs / peak, bytes / bandwidth). The ridge point is peak / bandwidth (FLOP per byte).
+
+A routed-expert GEMM (stage `expert_…`, M = T·k rows of T tokens over E experts, top-k) reads
+the weights of every expert its rows reach, each in full, and each expert multiplies only its
+own rows. Two routing assumptions, both given:
+
+- uniform: each token picks k distinct experts uniformly, independently of the others, so an
+  expert is missed by one token with probability 1 − k/E and the expected number of distinct
+  experts touched is E·(1 − (1 − k/E)^T) — a float (the power is a float power), capped at
+  min(E, T·k) against rounding; rows per touched expert T·k / that (a ratio of expectations);
+  bytes are floats.
+- worst case (for weight traffic): min(E, T·k) experts touched, the most the T·k rows can
+  reach, so the most weight bytes and the longest time; the rows spread as evenly as possible
+  (each touched expert floor or ceil of M / touched). Exact integers. (Load imbalance — every
+  row on k experts — is the opposite case for traffic: fewest bytes, one expert's longest GEMM.)
+
+With a capacity factor every expert's padded buffer of C rows is multiplied: all E experts are
+read under both assumptions, C rows each. Bytes = b·(M·K + touched·K·N + M·N); FLOPs stay
+2·M·K·N. The crossover is per expert: the rows one expert's GEMM needs to reach the ridge
+point (the dense formula with M = rows per expert), and the routed tokens T from which uniform
+routing gives each touched expert that many rows. An expert GEMM's top-level figures (and a
+phase's) are the worst case's; the uniform ones sit beside them.
 """
 
 from __future__ import annotations
@@ -17,35 +38,93 @@ from ffn_calc.model.dtypes import DTYPES
 from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.structure import EXPERT
 
 ROOFLINE_SCHEMA = "ffn-calc/roofline/1"
 
 
 @dataclass(frozen=True)
 class GPU:
-    """Dense peak FLOP/s per dtype (TFLOP/s, or TOPS for int8) and memory bandwidth (GB/s)."""
+    """Dense peak FLOP/s per dtype (TFLOP/s, or TOPS for int8) and memory bandwidth (GB/s),
+    from the vendor's datasheet (`source`). A dtype the datasheet gives no peak for is absent."""
 
     name: str
     tflops: dict[str, float]
     bandwidth_gbs: float
     source: str
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "tflops": dict(self.tflops), "bandwidth_gbs": self.bandwidth_gbs, "source": self.source}
 
-_A100 = {"float64": 19.5, "float32": 19.5, "bfloat16": 312.0, "float16": 312.0, "int8": 624.0}
-_H100_SXM = {"float64": 67.0, "float32": 67.0, "bfloat16": 989.0, "float16": 989.0, "int8": 1979.0}
-_H100_PCIE = {"float64": 51.0, "float32": 51.0, "bfloat16": 756.0, "float16": 756.0, "int8": 1513.0}
+
+def _peaks(fp64: float | None, fp32: float | None, bf16: float, fp8: float | None, int8: float | None) -> dict[str, float]:
+    """Dense peaks by dtype name: bfloat16 and float16 share the 16-bit tensor-core rate, both
+    FP8 formats the FP8 rate; float32 is the FP32 (non-tensor, TF32 off) rate."""
+    by_dtype = {"float64": fp64, "float32": fp32, "bfloat16": bf16, "float16": bf16, "float8_e4m3fn": fp8, "float8_e5m2": fp8, "int8": int8}
+    return {name: value for name, value in by_dtype.items() if value is not None}
+
+
+_A100 = _peaks(19.5, 19.5, 312.0, None, 624.0)
+_H100_SXM = _peaks(67.0, 67.0, 989.0, 1979.0, 1979.0)
+_H100_PCIE = _peaks(51.0, 51.0, 756.0, 1513.0, 1513.0)
 
 GPUS: dict[str, GPU] = {
     g.name: g
     for g in (
         GPU("a100-40gb", _A100, 1555.0, "NVIDIA A100 Tensor Core GPU datasheet (2021), SXM 40 GB: 312 TFLOP/s BF16/FP16 dense, 1,555 GB/s"),
         GPU("a100-80gb", _A100, 2039.0, "NVIDIA A100 datasheet (2021), SXM 80 GB: 312 TFLOP/s BF16/FP16 dense, 2,039 GB/s"),
-        GPU("h100-sxm", _H100_SXM, 3350.0, "NVIDIA H100 Tensor Core GPU datasheet, SXM: 989 TFLOP/s BF16/FP16 dense, 3.35 TB/s"),
-        GPU("h100-pcie", _H100_PCIE, 2000.0, "NVIDIA H100 datasheet, PCIe: 756 TFLOP/s BF16/FP16 dense, 2 TB/s"),
+        GPU("h100-sxm", _H100_SXM, 3350.0, "NVIDIA H100 Tensor Core GPU datasheet, SXM: 989 TFLOP/s BF16/FP16, 1,979 FP8 dense, 3.35 TB/s"),
+        GPU("h100-pcie", _H100_PCIE, 2000.0, "NVIDIA H100 datasheet, PCIe: 756 TFLOP/s BF16/FP16, 1,513 FP8 dense, 2 TB/s"),
         GPU("h200", _H100_SXM, 4800.0, "NVIDIA H200 Tensor Core GPU product brief: H100 SXM compute, 4.8 TB/s HBM3e"),
+        GPU("h20", _peaks(None, 44.0, 148.0, 296.0, 296.0), 4000.0,
+            "NVIDIA H20 product brief: 148 TFLOP/s BF16/FP16, 296 FP8 dense, 44 FP32, 4.0 TB/s HBM3"),
+        GPU("b200", _peaks(None, None, 2250.0, 4500.0, 4500.0), 8000.0,
+            "NVIDIA HGX B200 datasheet, per GPU (1,000 W): 2.25 PFLOP/s BF16/FP16, 4.5 FP8 dense, 8 TB/s HBM3e (some sheets 7.7)"),
+        GPU("gb200", _peaks(None, None, 2500.0, 5000.0, 5000.0), 8000.0,
+            "NVIDIA GB200 NVL72 datasheet, per Blackwell GPU: 2.5 PFLOP/s BF16/FP16, 5 FP8 dense, 8 TB/s HBM3e"),
+        GPU("l4", _peaks(None, 30.3, 121.0, 242.5, 242.5), 300.0,
+            "NVIDIA L4 Tensor Core GPU datasheet: 242 TFLOP/s BF16/FP16 and 485 FP8 with sparsity (121 and 242.5 dense), 30.3 FP32, 300 GB/s"),
+        GPU("l40s", _peaks(None, 91.6, 362.05, 733.0, 733.0), 864.0,
+            "NVIDIA L40S datasheet: 362 TFLOP/s BF16/FP16, 733 FP8 dense (733 and 1,466 with sparsity), 91.6 FP32, 864 GB/s"),
+        GPU("a10", _peaks(None, 31.2, 125.0, None, 250.0), 600.0,
+            "NVIDIA A10 Tensor Core GPU datasheet: 125 TFLOP/s BF16/FP16 dense (250 with sparsity), 31.2 FP32, 600 GB/s; "
+            "AWS's A10G is a variant whose peaks AWS does not publish"),
+        GPU("mi300x", _peaks(163.4, 163.4, 1307.4, 2614.9, 2614.9), 5300.0,
+            "AMD Instinct MI300X data sheet: 1,307.4 TFLOP/s BF16/FP16, 2,614.9 FP8 dense, 163.4 FP32 and FP64 matrix, 5.3 TB/s"),
+        GPU("mi325x", _peaks(163.4, 163.4, 1307.4, 2614.9, 2614.9), 6000.0,
+            "AMD Instinct MI325X data sheet: MI300X compute (1,307.4 TFLOP/s BF16, 2,614.9 FP8 dense), 6 TB/s HBM3E"),
+        GPU("tpu-v5e", _peaks(None, None, 197.0, None, 394.0), 819.0,
+            "Google Cloud TPU v5e documentation: 197 TFLOP/s BF16, 394 TOPS INT8 per chip, 819 GB/s HBM2"),
+        GPU("tpu-v5p", _peaks(None, None, 459.0, None, 918.0), 2765.0,
+            "Google Cloud TPU v5p documentation: 459 TFLOP/s BF16, 918 TOPS INT8 per chip, 2,765 GB/s HBM2e"),
     )
 }  # fmt: skip
-# float32 is the FP32 rate (PyTorch leaves TF32 off for matmuls by default); float64 the FP64 tensor-core rate.
+
+
+@dataclass(frozen=True)
+class GPUList:
+    """Every GPU preset, for `ffn-calc gpus`."""
+
+    gpus: tuple[GPU, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as `gpus -f json` prints it (schema ffn-calc/gpus/1)."""
+        return {"schema": GPUS_SCHEMA, "gpus": [g.to_dict() for g in self.gpus]}
+
+
+GPUS_SCHEMA = "ffn-calc/gpus/1"
+
+
+def gpu_list() -> GPUList:
+    return GPUList(tuple(GPUS.values()))
+
+
+def peak_flops(gpu: GPU, dtype: str) -> float:
+    """The dense peak of `gpu` for `dtype`, in FLOP/s; ConfigError when its datasheet gives none."""
+    if dtype not in gpu.tflops:
+        has = ", ".join(gpu.tflops)
+        raise ConfigError("--dtype", f"the {gpu.name} datasheet gives no dense {dtype} peak; choose one of {has}")
+    return gpu.tflops[dtype] * 1e12
 
 
 def pick_gpu(name: str | None = None, peak_tflops: float | None = None, bandwidth_gbs: float | None = None) -> GPU:
@@ -68,9 +147,45 @@ def custom_gpu(peak_tflops: float, bandwidth_gbs: float) -> GPU:
     return GPU("custom", dict.fromkeys(DTYPES, peak_tflops), bandwidth_gbs, "given on the command line")
 
 
+UNIFORM = "uniform"
+WORST_CASE = "worst_case"
+
+
+@dataclass(frozen=True)
+class ExpertSpread:
+    """A routed-expert GEMM under one routing assumption. Integers in the worst case (exact);
+    floats under uniform routing (expectations). Bytes in the config's dtype, times in seconds."""
+
+    experts_touched: float | int  # experts whose weights are read, each in full
+    rows_per_expert: float  # rows each touched expert multiplies: routed_rows / experts_touched
+    weight_bytes: float | int  # experts_touched × K·N × bytes/element
+    bytes: float | int  # activations in (M·K) + weights + activations out (M·N), × bytes/element
+    intensity: float  # FLOP/byte
+    bound: str  # compute | memory
+    seconds: float  # max(FLOPs / peak, bytes / bandwidth)
+
+
+@dataclass(frozen=True)
+class ExpertRouting:
+    """How a routed-expert GEMM's rows spread over the experts: both assumptions side by side."""
+
+    experts: int  # E
+    top_k: int  # k, experts per token
+    routed_tokens: int  # T, the tokens of the phase
+    routed_rows: int  # M, all experts' rows: T·k (dropless) or E·capacity
+    expert_weight_bytes: int  # one expert's K·N matrix, bytes
+    ridge_rows_per_expert: int | None  # rows one expert needs to be compute-bound (None: never)
+    ridge_tokens_uniform: int | None  # least T whose uniform routing gives that many rows per expert
+    uniform: ExpertSpread
+    worst_case: ExpertSpread
+
+
 @dataclass(frozen=True)
 class GemmRoof:
-    """One GEMM on the roofline. Times in seconds (lower bounds); intensity in FLOP/byte."""
+    """One GEMM on the roofline. Times in seconds (lower bounds); intensity in FLOP/byte.
+
+    For a routed-expert GEMM, `bytes`, `intensity`, `bound` and `seconds` are the worst case's,
+    `ridge_tokens` is per expert (rows of one expert), and `routing` holds both assumptions."""
 
     stage: str
     mkn: tuple[int, int, int]
@@ -79,11 +194,24 @@ class GemmRoof:
     intensity: float
     bound: str  # compute | memory
     seconds: float
-    ridge_tokens: int | None  # M from which this GEMM is compute-bound (None: never)
+    ridge_tokens: int | None  # M from which this GEMM is compute-bound (None: never); per expert for experts
+    routing: ExpertRouting | None = None  # None for a dense GEMM (router and shared experts included)
+
+
+@dataclass(frozen=True)
+class PhaseTraffic:
+    """A phase's totals with its expert GEMMs under one routing assumption (dense GEMMs as they are)."""
+
+    bytes: float | int
+    intensity: float  # FLOP/byte
+    seconds: float
+    bound: str
 
 
 @dataclass(frozen=True)
 class Phase:
+    """One phase's GEMMs and totals; with routed experts, the totals are the worst case's."""
+
     name: str  # prefill | decode
     tokens: int
     gemms: tuple[GemmRoof, ...]
@@ -92,6 +220,8 @@ class Phase:
     intensity: float
     seconds: float
     bound: str
+    uniform: PhaseTraffic | None = None  # None for a dense layer
+    worst_case: PhaseTraffic | None = None  # = the totals above; None for a dense layer
 
 
 @dataclass(frozen=True)
@@ -128,12 +258,84 @@ def _ridge_tokens(k: int, n: int, nb: int, ridge: float) -> int | None:
     return math.ceil(ridge * nb * k * n / denominator)
 
 
+def expected_experts_touched(tokens: int, experts: int, top_k: int) -> float:
+    """E·(1 − (1 − k/E)^T): the expected distinct experts T tokens reach when each picks k of E
+    uniformly and independently. A float (float power), capped at min(E, T·k), which it never
+    exceeds but for rounding."""
+    value = experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+    return min(value, float(worst_case_experts_touched(tokens, experts, top_k)))
+
+
+def worst_case_experts_touched(tokens: int, experts: int, top_k: int) -> int:
+    """min(E, T·k): the most experts T tokens' T·k routed rows can reach (exact)."""
+    return min(experts, tokens * top_k)
+
+
+def uniform_rows_per_expert(tokens: int, experts: int, top_k: int) -> float:
+    """T·k / E·(1 − (1 − k/E)^T): rows per touched expert under uniform routing (a float)."""
+    return tokens * top_k / expected_experts_touched(tokens, experts, top_k) if tokens else 0.0
+
+
+def _uniform_ridge_tokens(rows: int | None, cfg: FFNConfig) -> int | None:
+    """The least T from which each touched expert gets at least `rows` rows: under uniform
+    routing (rows per expert rise with T: at T = 1 they are 1, and never below T·k/E), or with a
+    capacity factor, the least T whose buffers hold that many rows."""
+    if rows is None:
+        return None
+    e, k = cfg.experts, cfg.top_k
+
+    def enough(t: int) -> bool:
+        if cfg.expert_capacity is None:
+            return uniform_rows_per_expert(t, e, k) >= rows
+        return (replace(cfg, batch=t, seq_len=1).expert_capacity or 0) >= rows
+
+    lo, hi = 1, max(1, math.ceil(rows * e / k))  # dropless: rows per expert ≥ T·k/E, so ≥ rows at hi
+    while not enough(hi):
+        hi *= 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
+    return lo
+
+
+def _spread(touched: float | int, mkn: tuple[int, int, int], flops: int, nb: int, peak: float, bandwidth: float, ridge: float) -> ExpertSpread:
+    m, k, n = mkn
+    weights = touched * k * n * nb
+    moved = nb * (m * k + m * n) + weights
+    intensity = flops / moved
+    return ExpertSpread(touched, m / touched if touched else 0.0, weights, moved, intensity, "compute" if intensity >= ridge else "memory",
+                        max(flops / peak, moved / bandwidth))  # fmt: skip
+
+
+def _expert_gemm(stage: str, mkn: tuple[int, int, int], flops: int, cfg: FFNConfig, peak: float, bandwidth: float, ridge: float) -> GemmRoof:
+    """A routed-expert GEMM: per-expert rows and the weights of every expert reached."""
+    m, k, n = mkn
+    nb, e, t = cfg.dtype_bytes, cfg.experts, cfg.tokens
+    if cfg.expert_capacity is None:
+        uniform = _spread(expected_experts_touched(t, e, cfg.top_k), mkn, flops, nb, peak, bandwidth, ridge)
+        worst = _spread(worst_case_experts_touched(t, e, cfg.top_k), mkn, flops, nb, peak, bandwidth, ridge)
+    else:  # every expert's padded buffer runs, whatever the routing
+        uniform = worst = _spread(e, mkn, flops, nb, peak, bandwidth, ridge)
+    ridge_rows = _ridge_tokens(k, n, nb, ridge)
+    routing = ExpertRouting(e, cfg.top_k, t, m, k * n * nb, ridge_rows, _uniform_ridge_tokens(ridge_rows, cfg), uniform, worst)
+    assert isinstance(worst.bytes, int)
+    return GemmRoof(stage, mkn, flops, worst.bytes, worst.intensity, worst.bound, worst.seconds, ridge_rows, routing)
+
+
+def _totals(flops: int, moved: float, seconds: float, ridge: float) -> PhaseTraffic:
+    intensity = flops / moved if moved else 0.0
+    return PhaseTraffic(moved, intensity, seconds, "compute" if intensity >= ridge else "memory")
+
+
 def _phase(name: str, cfg: FFNConfig, peak: float, bandwidth: float, ridge: float) -> Phase:
     report = analyze(cfg)
     nb = cfg.dtype_bytes
     gemms = []
     for s in report.stages:
         if not s.matmul:
+            continue
+        if s.name.startswith(EXPERT):
+            gemms.append(_expert_gemm(s.name, s.matmul, s.matmul_flops, cfg, peak, bandwidth, ridge))
             continue
         m, k, n = s.matmul
         moved = nb * (m * k + k * n + m * n)
@@ -143,14 +345,18 @@ def _phase(name: str, cfg: FFNConfig, peak: float, bandwidth: float, ridge: floa
         gemms.append(GemmRoof(s.name, s.matmul, s.matmul_flops, moved, intensity, bound, seconds, _ridge_tokens(k, n, nb, ridge)))
     flops = sum(g.flops for g in gemms)
     moved = sum(g.bytes for g in gemms)
-    intensity = flops / moved if moved else 0.0
-    return Phase(name, cfg.tokens, tuple(gemms), flops, moved, intensity, sum(g.seconds for g in gemms),
-                 "compute" if intensity >= ridge else "memory")  # fmt: skip
+    worst = _totals(flops, moved, sum(g.seconds for g in gemms), ridge)
+    uniform = None
+    if any(g.routing for g in gemms):
+        spreads = [g.routing.uniform if g.routing else g for g in gemms]
+        uniform = _totals(flops, sum(x.bytes for x in spreads), sum(x.seconds for x in spreads), ridge)
+    return Phase(name, cfg.tokens, tuple(gemms), flops, moved, worst.intensity, worst.seconds, worst.bound,
+                 uniform, worst if uniform else None)  # fmt: skip
 
 
 def roofline(cfg: FFNConfig, gpu: GPU) -> Roofline:
     """Prefill (batch × seq_len tokens) and decode (one new token per sequence) on `gpu`."""
-    peak = gpu.tflops[cfg.dtype] * 1e12
+    peak = peak_flops(gpu, cfg.dtype)
     bandwidth = gpu.bandwidth_gbs * 1e9
     ridge = peak / bandwidth
     prefill = _phase("prefill", cfg, peak, bandwidth, ridge)

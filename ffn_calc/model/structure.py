@@ -48,6 +48,7 @@ INPUT = "input"
 ACTIVATION = "activation"  # a plain FFN's nonlinearity
 GLU = "glu"  # a gated FFN's act(g) ⊙ u
 LAYERNORM = "layernorm"
+RMSNORM = "rmsnorm"
 RESIDUAL = "residual"
 ROUTER = "router"
 ROUTING = "routing"
@@ -58,6 +59,7 @@ COMBINE = "combine"
 W_ROUTER = "W_router"
 LN_GAMMA = "ln_gamma"
 LN_BETA = "ln_beta"
+RMS_GAMMA = "rms_gamma"  # RMSNorm has γ only
 
 # Prefixes of the blocks of a mixture of experts (the dense FFN has none).
 SHARED = "shared_"
@@ -66,4 +68,5 @@ EXPERT = "expert_"
 # Tensors training keeps that are not the output of a stage.
 ROUTING_INDICES = "routing_indices"
 LAYERNORM_STATS = "layernorm_stats"
+RMSNORM_STATS = "rmsnorm_stats"
 DROPOUT_MASK = "dropout_mask"

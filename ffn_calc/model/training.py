@@ -18,6 +18,7 @@ from ffn_calc.model.dtypes import SIXTEEN_BIT
 from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.norms import BY_STAGE
 from ffn_calc.model.parallel import TensorParallel, tensor_parallel
 from ffn_calc.model.training_options import MASTER_BYTES, OPTIMIZERS, STATE_BYTES_MIXED, TrainingOptions
 
@@ -118,10 +119,27 @@ class TrainingReport:
         }
 
 
-def _backward_ops(report: FFNReport) -> list[BackwardOp]:
-    """The backward pass, last forward stage first."""
+def needs_grad(report: FFNReport, input_grad: bool = True) -> dict[str, bool]:
+    """Which stage outputs need a gradient: the input as asked, a stage with weights always,
+    any other stage when one of its inputs does (dispatch: its source; the routing indices
+    carry none)."""
+    needs: dict[str, bool] = {}
+    for s in report.stages:
+        if s.op == "input":
+            needs[s.name] = input_grad
+        elif s.op == "gather":
+            needs[s.name] = needs[s.inputs[0]]
+        else:
+            needs[s.name] = bool(s.weights) or any(needs[i] for i in s.inputs)
+    return needs
+
+
+def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp]:
+    """The backward pass, last forward stage first. Without `input_grad` the products and
+    steps whose only use is the input's gradient are left out, as autograd leaves them."""
     cfg = report.config
     by_name = {s.name: s for s in report.stages}
+    needs = needs_grad(report, input_grad)
     ops: list[BackwardOp] = []
     for s in reversed(report.stages):
         rows = prod(s.output_shape[:-1])
@@ -130,7 +148,8 @@ def _backward_ops(report: FFNReport) -> list[BackwardOp]:
             m, k, n = s.matmul  # type: ignore[misc]
             src = by_name[s.inputs[0]]
             w = next(t for t in s.weights if t.role == "weight")
-            ops.append(BackwardOp(s.name, "input-grad", f"d{s.inputs[0]} = d{s.name}·{w.name}ᵀ", src.output_shape, (m, n, k)))
+            if needs[src.name]:
+                ops.append(BackwardOp(s.name, "input-grad", f"d{s.inputs[0]} = d{s.name}·{w.name}ᵀ", src.output_shape, (m, n, k)))
             ops.append(BackwardOp(s.name, "weight-grad", f"d{w.name} = {s.inputs[0]}ᵀ·d{s.name}", w.shape, (k, m, n)))
             if any(t.role == "bias" for t in s.weights):
                 ops.append(BackwardOp(s.name, "bias-grad", f"db = Σ rows of d{s.name}", (n,),
@@ -149,16 +168,19 @@ def _backward_ops(report: FFNReport) -> list[BackwardOp]:
             flops = conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT * n * e + conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT * n * k
             formula = "dlogits = p ⊙ (dp − Σ p·dp), through the renormalised top-k"
             ops.append(BackwardOp(s.name, "elementwise", formula, by_name[s.inputs[0]].output_shape, elementwise_flops=flops))
-        elif s.op == "gather":
+        elif s.op == "gather" and needs[s.name]:
             ops.append(BackwardOp(s.name, "elementwise", "each routed row's gradient added back into its token's", by_name[s.inputs[0]].output_shape,
                                   elementwise_flops=conv.GATHER_BACKWARD_FLOPS_PER_ELEMENT * rows * width))  # fmt: skip
         elif s.op == "combine":
             routed = cfg.tokens * cfg.top_k * cfg.d_model
             ops.append(BackwardOp(s.name, "elementwise", "dye = w·dy, dw = Σ dy·ye", s.output_shape,
                                   elementwise_flops=conv.COMBINE_BACKWARD_FLOPS_PER_ELEMENT * routed))  # fmt: skip
-        elif s.op == "layernorm":
-            per_row = conv.LAYERNORM_BACKWARD_FLOPS_PER_ELEMENT * width + conv.LAYERNORM_BACKWARD_FLOPS_PER_ROW
-            ops.append(BackwardOp(s.name, "elementwise", "dx, dγ, dβ of LayerNorm", s.output_shape, elementwise_flops=rows * per_row))
+        elif s.op in BY_STAGE:  # a norm: dx and its weights' gradients
+            kind = BY_STAGE[s.op]
+            full = needs[s.inputs[0]]
+            what = ", ".join(["dx"] * full + [f"d{w}" for w in ("γ", "β")[: kind.params_per_element]])
+            flops = kind.backward_flops(rows, width) if full else kind.weight_grad_flops(rows, width)
+            ops.append(BackwardOp(s.name, "elementwise", f"{what} of {kind.label}", s.output_shape, elementwise_flops=flops))
     # A tensor read by c stages gets c gradients, added together: (c − 1) adds per element
     # (x for the residual and the FFN; the FFN input for a GLU's gate and up).
     readers: dict[str, int] = {}
@@ -167,7 +189,7 @@ def _backward_ops(report: FFNReport) -> list[BackwardOp]:
             if not (s.op == "gather" and by_name[name].op == "router"):  # dispatch reads the routing as indices only
                 readers[name] = readers.get(name, 0) + 1
     for s in report.stages:
-        if readers.get(s.name, 0) > 1:
+        if readers.get(s.name, 0) > 1 and needs[s.name]:
             elements = prod(s.output_shape)
             ops.append(BackwardOp(s.name, "grad-sum", f"d{s.name} = sum of its {readers[s.name]} readers' gradients", s.output_shape,
                                   elementwise_flops=conv.GRADIENT_SUM_FLOPS_PER_ELEMENT * (readers[s.name] - 1) * elements))  # fmt: skip
@@ -211,8 +233,8 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
             elif s.op == "glu":
                 for src in s.inputs:
                     keep(src, "gate and up projections, for the gated product's backward")
-            elif s.op == "layernorm":
-                keep(s.inputs[0], "LayerNorm's input, for its backward")
+            elif s.op in BY_STAGE:
+                keep(s.inputs[0], f"{BY_STAGE[s.op].label}'s input, for its backward")
             elif s.op == "router":
                 keep(s.inputs[0], "the router's logits, for the softmax backward")
             elif s.op == "combine":
@@ -223,10 +245,10 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
             saved[names.ROUTING_INDICES] = SavedTensor(names.ROUTING_INDICES, (cfg.tokens, cfg.top_k), rows * conv.ROUTING_INDEX_BYTES,
                                                    "which experts each token went to (int64), to send gradients back")  # fmt: skip
         for s in report.stages:
-            if s.op == "layernorm":
-                rows = prod(s.output_shape[:-1])
-                saved[names.LAYERNORM_STATS] = SavedTensor(names.LAYERNORM_STATS, (rows, 2), rows * conv.LAYERNORM_SAVED_BYTES_PER_ROW,
-                                                       "mean and 1/σ per row, float32")  # fmt: skip
+            if s.op in BY_STAGE:
+                kind, rows = BY_STAGE[s.op], prod(s.output_shape[:-1])
+                saved[kind.stats_tensor] = SavedTensor(kind.stats_tensor, (rows, len(kind.stats)), rows * kind.saved_bytes_per_row,
+                                                       f"{' and '.join(kind.stats)} per row, float32")  # fmt: skip
     if options.dropout and options.recompute != "full":
         out = next(s for s in reversed(report.stages) if s.op in ("matmul", "combine"))  # the FFN's output
         elements = prod(out.output_shape)
@@ -247,7 +269,7 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     if options.mixed_precision and cfg.dtype not in SIXTEEN_BIT:
         raise ConfigError("--mixed-precision", f"needs --dtype {' or '.join(SIXTEEN_BIT)} (16-bit weights and gradients), got {cfg.dtype}")
     fwd = analyze(cfg)
-    ops = _backward_ops(fwd)
+    ops = _backward_ops(fwd, options.input_grad)
     saved = _saved(fwd, options)
     if parallel is not None and parallel.sequence_parallel:
         # The layer input and the dropout mask live in sequence shards (s / N) on each rank.

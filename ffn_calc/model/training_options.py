@@ -21,12 +21,15 @@ STATE_BYTES_MIXED = 4  # optimizer states in float32 under mixed precision
 @dataclass(frozen=True)
 class TrainingOptions:
     """How a step trains: recomputation, optimizer, mixed precision (16-bit weights and
-    gradients with float32 master weights and states), and dropout on the FFN output."""
+    gradients with float32 master weights and states), dropout on the FFN output, and whether
+    the layer's input needs a gradient: False for the first layer of a stack or after a frozen
+    embedding, when PyTorch skips every product whose only use is that gradient."""
 
     recompute: str = "none"
     optimizer: str = "adam"
     mixed_precision: bool = False
     dropout: bool = False
+    input_grad: bool = True
 
     def __post_init__(self) -> None:
         if self.recompute not in RECOMPUTE:

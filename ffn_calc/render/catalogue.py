@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ffn_calc.inputs.catalogue import ModelList
 from ffn_calc.model import conventions as conv
 from ffn_calc.model.explain import Explanation
-from ffn_calc.render.base import config_line, csv_rows, n, tables
+from ffn_calc.render.base import Col, Grid, Num, View, config_line, csv_rows, fit, n, tables
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -20,42 +20,37 @@ def _csv_rows_ModelList(models: ModelList) -> list[dict[str, Any]]:
 
 
 @tables.register(ModelList)
-def _tables_ModelList(models: ModelList) -> list[RenderableType]:
+def _tables_ModelList(models: ModelList, view: View | None = None) -> list[RenderableType]:
     from rich.table import Table
 
-    table = Table(title="Models (--model NAME): the FFN of one layer", title_justify="left")
-    for col, right in (
-        ("name", False),
-        ("d_model", True),
-        ("d_ff", True),
-        ("activation", False),
-        ("bias", False),
-        ("experts", False),
-        ("layers", True),
-        ("FFN params / layer", True),
-        ("active / layer", True),
-    ):
-        table.add_column(col, justify="right" if right else "left", overflow="fold")
-    for r in models.rows:
-        p = r.preset
-        experts = f"{p.experts}, top-{p.top_k}" + (f" + {p.shared_experts} shared" if p.shared_experts else "") if p.experts else "—"
-        table.add_row(
-            p.name,
-            n(p.d_model),
-            n(p.d_ff),
-            p.activation,
-            "yes" if p.bias else "no",
-            experts,
-            str(p.layers),
-            n(r.params_per_layer),
-            n(r.active_params_per_layer),
-        )
+    view = view or View()
+    ps = [r.preset for r in models.rows]
+
+    def experts(p: Any) -> str:
+        if not p.experts:
+            return "—"
+        return f"{p.experts}, top-{p.top_k}" + (f"\n+ {p.shared_experts} shared" if p.shared_experts else "")
+
+    table = Grid(
+        "Models (--model NAME): the FFN of one layer",
+        [
+            Col("name", [p.name for p in ps]),
+            Col("d_model", [Num(p.d_model) for p in ps]),
+            Col("d_ff", [Num(p.d_ff) for p in ps]),
+            Col("activation", [p.activation for p in ps]),
+            Col("bias", ["yes" if p.bias else "no" for p in ps]),
+            Col("experts", [experts(p) if p.experts else "" for p in ps], stack=True),
+            Col("layers", [Num(p.layers) for p in ps]),
+            Col("FFN params / layer", [Num(r.params_per_layer, "params") for r in models.rows], short="params"),
+            Col("active / layer", [Num(r.active_params_per_layer, "params") for r in models.rows], short="active"),
+        ],
+    )
     sources = Table(title="Sources", title_justify="left")
-    sources.add_column("name")
+    sources.add_column("name", no_wrap=True)
     sources.add_column("source")
     for r in models.rows:
         sources.add_row(r.preset.name, r.preset.source + (f"; {r.preset.note}" if r.preset.note else ""))
-    return [table, sources]
+    return [fit(table, view.exact), sources]
 
 
 @csv_rows.register(Explanation)
@@ -64,7 +59,7 @@ def _csv_rows_Explanation(ex: Explanation) -> list[dict[str, Any]]:
 
 
 @tables.register(Explanation)
-def _tables_Explanation(ex: Explanation) -> list[RenderableType]:
+def _tables_Explanation(ex: Explanation, view: View | None = None) -> list[RenderableType]:
     from rich.table import Table
     from rich.text import Text
 
@@ -77,8 +72,8 @@ def _tables_Explanation(ex: Explanation) -> list[RenderableType]:
     out.append(Text("\n".join(ex.diagram)))
     out.append(Text(""))
     facts = Table(title="Why", title_justify="left", show_lines=False)
-    facts.add_column("question")
-    facts.add_column("answer")
+    facts.add_column("question", min_width=20, ratio=1)
+    facts.add_column("answer", min_width=24, ratio=2)
     for fact in ex.facts:
         facts.add_row(fact.topic, fact.answer)
     out.append(facts)

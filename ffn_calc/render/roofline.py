@@ -1,21 +1,35 @@
-"""Rendering `roofline`: each GEMM's intensity, bound and lower-bound time, prefill and decode."""
+"""Rendering `roofline`: each GEMM's intensity, bound and lower-bound time, prefill and decode;
+for a routed-expert GEMM, the experts touched and the rows per expert under both routings."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc.model.roofline import Roofline
-from ffn_calc.render.base import config_line, csv_rows, n, shape, tables
+from ffn_calc.model.roofline import ExpertSpread, GemmRoof, Roofline
+from ffn_calc.render.base import config_line, csv_rows, human_count, shape, tables
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+_SPREAD = ("experts_touched", "rows_per_expert", "bytes", "intensity", "bound", "seconds")
+
+
+def _routing_columns(g: GemmRoof) -> dict[str, Any]:
+    r = g.routing
+    row: dict[str, Any] = {"ridge_tokens_uniform": r.ridge_tokens_uniform if r else None}
+    for name in ("uniform", "worst_case"):
+        spread = getattr(r, name) if r else None
+        row |= {f"{key}_{name}": getattr(spread, key) if spread else None for key in _SPREAD}
+    return row
+
 
 @csv_rows.register(Roofline)
 def _csv_rows_Roofline(r: Roofline) -> list[dict[str, Any]]:
+    moe = any(g.routing for p in r.phases for g in p.gemms)  # a dense layer's columns stay as they were
     return [
         {"phase": p.name, "stage": g.stage, "m": g.mkn[0], "k": g.mkn[1], "n": g.mkn[2], "flops": g.flops, "bytes": g.bytes,
-         "intensity": g.intensity, "bound": g.bound, "seconds": g.seconds, "ridge_tokens": g.ridge_tokens}
+         "intensity": g.intensity, "bound": g.bound, "seconds": g.seconds, "ridge_tokens": g.ridge_tokens,
+         **(_routing_columns(g) if moe else {})}
         for p in r.phases
         for g in p.gemms
     ]  # fmt: skip
@@ -24,12 +38,32 @@ def _csv_rows_Roofline(r: Roofline) -> list[dict[str, Any]]:
 def _time(seconds: float) -> str:
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if seconds >= scale:
-            return f"{seconds / scale:.3f} {unit}"
+            return f"{seconds / scale:.4g} {unit}"
     return f"{seconds / 1e-9:.1f} ns"
+
+
+def _bytes(value: float) -> str:
+    """Decimal units, as the bandwidth's GB/s: 1 GB = 10⁹ bytes."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if value >= size:
+            return f"{value / size:.4g} {unit}"
+    return f"{value:.0f} B"
+
+
+def _count(value: float) -> str:
+    """An exact integer, or 4 significant figures of an expectation."""
+    return f"{int(value):,}" if isinstance(value, int) or value.is_integer() else f"{value:.4g}"
+
+
+def _spread_row(label: str, s: ExpertSpread) -> tuple[str, ...]:
+    """A routing assumption under its GEMM: experts touched × rows per expert, and its traffic."""
+    return (f"  {label}", f"{_count(s.experts_touched)} × {_count(s.rows_per_expert)} rows", "", _bytes(s.bytes),
+            f"{s.intensity:,.1f}", s.bound, _time(s.seconds))  # fmt: skip
 
 
 @tables.register(Roofline)
 def _tables_Roofline(r: Roofline) -> list[RenderableType]:
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
@@ -38,22 +72,44 @@ def _tables_Roofline(r: Roofline) -> list[RenderableType]:
         Text(f"{r.gpu.name}: {r.peak_flops / 1e12:g} TFLOP/s ({r.report.config.dtype}, dense), {r.bandwidth / 1e9:g} GB/s; "
              f"ridge point {r.ridge:.1f} FLOP/byte ({r.gpu.source})"),
     ]  # fmt: skip
+    moe = False
     for p in r.phases:
         what = f"{p.tokens:,} tokens" if p.name == "prefill" else f"one new token per sequence, {p.tokens:,} in all"
-        table = Table(title=f"{p.name}: {what}", title_justify="left")
-        for col in ("GEMM", "(M, K, N)"):
-            table.add_column(col)
-        for col in ("FLOPs", "bytes moved", "FLOP/byte"):
-            table.add_column(col, justify="right", overflow="fold")
-        table.add_column("bound")
-        table.add_column("≥ time", justify="right")
-        table.add_column("compute-bound from M =", justify="right")
+        table = Table(title=f"{p.name}: {what}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                      collapse_padding=True)  # fmt: skip
+        table.add_column("GEMM", no_wrap=True)
+        table.add_column("(M, K, N)", min_width=8)
+        for col in ("FLOPs", "bytes", "FLOP/B"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("bound", no_wrap=True)
+        table.add_column("≥ time", justify="right", no_wrap=True)
+        table.add_column("compute-\nbound from\nM =", justify="right", no_wrap=True)
         for g in p.gemms:
-            table.add_row(g.stage, shape(g.mkn), n(g.flops), n(g.bytes), f"{g.intensity:,.1f}", g.bound, _time(g.seconds),
-                          "never" if g.ridge_tokens is None else f"{g.ridge_tokens:,}")  # fmt: skip
+            ridge = "never" if g.ridge_tokens is None else f"{g.ridge_tokens:,}"
+            if g.routing is None:
+                table.add_row(g.stage, shape(g.mkn), human_count(g.flops), _bytes(g.bytes), f"{g.intensity:,.1f}", g.bound,
+                              _time(g.seconds), ridge)  # fmt: skip
+                continue
+            moe = True
+            tokens = g.routing.ridge_tokens_uniform
+            table.add_row(g.stage, shape(g.mkn), human_count(g.flops), "", "", "", "", f"{ridge}/expert")
+            table.add_row(*_spread_row("uniform", g.routing.uniform), "" if tokens is None else f"T ≥ {tokens:,}")
+            table.add_row(*_spread_row("worst case", g.routing.worst_case), "")
         table.add_section()
-        table.add_row("layer", "", n(p.flops), n(p.bytes), f"{p.intensity:,.1f}", p.bound, _time(p.seconds), "", style="bold")
+        if p.uniform is None or p.worst_case is None:
+            table.add_row("layer", "", human_count(p.flops), _bytes(p.bytes), f"{p.intensity:,.1f}", p.bound, _time(p.seconds), "",
+                          style="bold")  # fmt: skip
+        else:
+            table.add_row("layer", "", human_count(p.flops), "", "", "", "", "", style="bold")
+            for label, t in (("uniform", p.uniform), ("worst case", p.worst_case)):
+                table.add_row(f"  {label}", "", "", _bytes(t.bytes), f"{t.intensity:,.1f}", t.bound, _time(t.seconds), "", style="bold")
         out.append(table)
-    out.append(Text("Times are lower bounds: max(FLOPs / peak, bytes / bandwidth) per GEMM, each operand and result moved once; "
-                    "elementwise work is left out.", style="dim"))  # fmt: skip
+    note = ("Times are lower bounds: max(FLOPs / peak, bytes / bandwidth) per GEMM, each operand and result moved once; "
+            "elementwise work is left out. Bytes in decimal units (1 GB = 10⁹ B); exact counts in -f json and -f csv.")  # fmt: skip
+    if moe:
+        note += (" Routed experts: M is all experts' rows; under it, the experts whose weights are read (each in full) × the rows each "
+                 "multiplies — uniform routing, E·(1 − (1 − k/E)^T) experts expected for T tokens with top-k of E; worst case, "
+                 "min(E, T·k), the most bytes. An expert is compute-bound from M rows of its own, which uniform routing gives from "
+                 "T tokens on; JSON and CSV's top-level figures are the worst case's.")  # fmt: skip
+    out.append(Text(note, style="dim"))
     return out

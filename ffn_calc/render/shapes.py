@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
 from ffn_calc.model.forward import FFNReport
-from ffn_calc.render.base import bar_chart, config_line, csv_rows, human_bytes, human_count, n, shape, tables
+from ffn_calc.render.base import UNITS, Col, Grid, Num, View, bar_chart, config_line, csv_rows, fit, n, plural, shape, tables
+from ffn_calc.render.base import headline as base_headline
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -59,125 +60,161 @@ def _csv_rows_FFNReport(report: FFNReport) -> list[dict[str, Any]]:
     return rows
 
 
-def _opt(value: int | None, fmt: Any = None) -> str:
-    return "—" if value is None else (fmt or n)(value)
+def headline(report: FFNReport) -> RenderableType:
+    """The short answer: parameters (active ones for a mixture of experts), FLOPs per token,
+    weight and peak memory; the model's totals when there are several layers."""
+    t, c = report.totals, report.config
+    rows: list[tuple[str, Num, str]] = [("parameters", Num(t.params, "params"), "one layer")]
+    if c.is_moe:
+        rows.append(("active parameters", Num(t.active_params, "params"), f"top-{c.top_k} of {plural(c.experts, 'expert')}"))
+    rows.append(("FLOPs per token", Num(t.flops_per_token, "flops"), f"forward, over {plural(c.tokens, 'token')}"))
+    rows.append(("weight memory", Num(t.weight_bytes, "bytes"), c.dtype))
+    rows.append(("peak memory", Num(t.peak_bytes, "bytes"), f"forward, at {report.peak.stage}"))
+    if c.layers > 1:
+        m = report.model
+        rows.append(("model parameters", Num(m.params, "params"), f"{c.layers} layers"))
+        if c.is_moe:
+            rows.append(("model active parameters", Num(m.active_params, "params"), f"{c.layers} layers"))
+    return base_headline("", rows)
 
 
 @tables.register(FFNReport)
-def _tables_FFNReport(report: FFNReport) -> list[RenderableType]:
-    from rich.table import Table
+def _tables_FFNReport(report: FFNReport, view: View | None = None) -> list[RenderableType]:
     from rich.text import Text
 
+    view = view or View()
+    out: list[RenderableType] = [headline(report)]
+    if view.summary:
+        return out
     by_name = {s.name: s for s in report.stages}
     t, c = report.totals, report.config
-    stages = Table(title="Stages of one forward pass", title_justify="left")
-    stages.add_column("stage")
-    stages.add_column("computes")
-    stages.add_column("input shape")
-    stages.add_column("output shape")
-    stages.add_column("output bytes", justify="right", overflow="fold")
-    for s in report.stages:
-        inputs = ", ".join(shape(by_name[i].output_shape) for i in s.inputs) or "—"
-        stages.add_row(s.name, s.formula, inputs, shape(s.output_shape), n(s.output_bytes))
-
-    counts = Table(title="Parameters, FLOPs and MACs per stage", title_justify="left")
-    counts.add_column("stage")
-    counts.add_column("matmul (M, K, N)")
-    for col in ("params", "FLOPs", "MACs"):
-        counts.add_column(col, justify="right", overflow="fold")
-    for s in report.stages:
-        counts.add_row(s.name, shape(s.matmul) if s.matmul else "—", n(s.params), n(s.flops), n(s.macs))
-    counts.add_section()
-    counts.add_row("total", "", n(t.params), n(t.flops), n(t.macs), style="bold")
-
-    weights = Table(title="Weights", title_justify="left")
-    weights.add_column("tensor")
-    weights.add_column("role")
-    weights.add_column("shape")
-    weights.add_column("params", justify="right", overflow="fold")
-    weights.add_column("bytes", justify="right", overflow="fold")
-    for w in report.weights:
-        role = f"{w.role}, {w.experts} experts" if w.experts else w.role
-        weights.add_row(w.name, role, shape(w.shape), n(w.elements), n(w.bytes))
-
-    out: list[RenderableType] = [Text(config_line(report)), stages, counts, weights]
+    ex = view.exact
+    stg = report.stages
+    stages = Grid(
+        "Stages of one forward pass",
+        [
+            Col("stage", [s.name for s in stg]),
+            Col("computes", [s.formula for s in stg], prose=True),
+            Col("input shape", [",\n".join(shape(by_name[i].output_shape) for i in s.inputs) or "—" for s in stg]),
+            Col("output shape", [shape(s.output_shape) for s in stg]),
+            Col("output bytes", [Num(s.output_bytes, "bytes") for s in stg], short="output"),
+        ],
+    )
+    counts = Grid(
+        "Parameters, FLOPs and MACs per stage",
+        [
+            Col("stage", [s.name for s in stg] + ["total"]),
+            Col("matmul (M, K, N)", [shape(s.matmul) if s.matmul else "—" for s in stg] + [""]),
+            Col("params", [Num(s.params, "params") for s in stg] + [Num(t.params, "params")]),
+            Col("FLOPs", [Num(s.flops, "flops") for s in stg] + [Num(t.flops, "flops")]),
+            Col("MACs", [Num(s.macs, "macs") for s in stg] + [Num(t.macs, "macs")]),
+        ],
+        totals=1,
+    )
+    ws = report.weights
+    weights = Grid(
+        "Weights",
+        [
+            Col("tensor", [w.name for w in ws]),
+            Col("role", [f"{w.role}, {plural(w.experts, 'expert')}" if w.experts else w.role for w in ws]),
+            Col("shape", [shape(w.shape) for w in ws]),
+            Col("params", [Num(w.elements, "params") for w in ws]),
+            Col("bytes", [Num(w.bytes, "bytes") for w in ws]),
+        ],
+    )
+    out += [Text(config_line(report)), fit(stages, ex), fit(counts, ex), fit(weights, ex)]
     if c.is_moe:
-        out.append(_experts_table(report))
+        out += _experts_table(report)
 
-    summary = Table(title="Totals (one layer)", title_justify="left")
-    summary.add_column("quantity")
-    summary.add_column("exact", justify="right", overflow="fold")
-    summary.add_column("≈", justify="right", overflow="fold")
-    summary.add_column("made of")
     parts = f"weights {n(t.weight_params)} + biases {n(t.bias_params)}"
     if t.norm_params:
         parts += f" + norm {n(t.norm_params)}"
-    summary.add_row("parameters", n(t.params), human_count(t.params), parts)
+    rows: list[tuple[str, Num, str]] = [("parameters", Num(t.params, "params"), parts)]
     if c.is_moe:
-        summary.add_row("  routed experts (all)", n(t.expert_params), human_count(t.expert_params), f"{c.experts} experts")
-        summary.add_row(
-            "  routed experts (active)", n(t.active_expert_params), human_count(t.active_expert_params), f"top-{c.top_k} of {c.experts} per token"
-        )
-        summary.add_row("active parameters", n(t.active_params), human_count(t.active_params), "what one token uses: all but the idle experts")
-    summary.add_row("FLOPs", n(t.flops), human_count(t.flops), f"matmul {n(t.matmul_flops)} + elementwise {n(t.elementwise_flops)}")
-    summary.add_row("MACs (matmul)", n(t.macs), human_count(t.macs), "FLOPs = 2 × MACs for each multiply-add")
-    summary.add_row(
-        "matmul FLOPs per token",
-        _opt(t.matmul_flops_per_token),
-        _opt(t.matmul_flops_per_token, human_count),
-        f"2 × MACs ÷ {n(c.tokens)} tokens; the figure papers quote",
-    )
-    summary.add_row("FLOPs per token", _opt(t.flops_per_token), _opt(t.flops_per_token, human_count), "all FLOPs ÷ tokens")
-    summary.add_row("weight memory (bytes)", n(t.weight_bytes), human_bytes(t.weight_bytes), f"{n(t.params)} params × {c.dtype_bytes} bytes")
-    summary.add_row("activation memory (bytes)", n(t.activation_bytes), human_bytes(t.activation_bytes), "every stage output, none freed")
+        rows += [
+            ("  routed experts (all)", Num(t.expert_params, "params"), plural(c.experts, "expert")),
+            ("  routed experts (active)", Num(t.active_expert_params, "params"), f"top-{c.top_k} of {c.experts} per token"),
+            ("active parameters", Num(t.active_params, "params"), "what one token uses: all but the idle experts"),
+        ]
     live = " + ".join(report.peak.live)
-    summary.add_row("peak forward memory (bytes)", n(t.peak_bytes), human_bytes(t.peak_bytes), f"weights + {live} (at {report.peak.stage})")
-    out.append(summary)
+    rows += [
+        ("FLOPs", Num(t.flops, "flops"), f"matmul {n(t.matmul_flops)} + elementwise {n(t.elementwise_flops)}"),
+        ("MACs (matmul)", Num(t.macs, "macs"), "FLOPs = 2 × MACs for each multiply-add"),
+        ("matmul FLOPs per token", Num(t.matmul_flops_per_token, "flops"), f"2 × MACs ÷ {plural(c.tokens, 'token')}; the figure papers quote"),
+        ("FLOPs per token", Num(t.flops_per_token, "flops"), "all FLOPs ÷ tokens"),
+        ("weight memory", Num(t.weight_bytes, "bytes"), f"{n(t.params)} params × {plural(c.dtype_bytes, 'byte')}"),
+        ("activation memory", Num(t.activation_bytes, "bytes"), "every stage output, none freed"),
+        ("peak forward memory", Num(t.peak_bytes, "bytes"), f"weights + {live} (at {report.peak.stage})"),
+    ]
+    out.append(fit(_quantities("Totals (one layer)", rows), ex))
 
     if c.layers > 1:
         m = report.model
-        model = Table(title=f"Model totals ({c.layers} identical layers)", title_justify="left")
-        model.add_column("quantity")
-        model.add_column("exact", justify="right", overflow="fold")
-        model.add_column("≈", justify="right", overflow="fold")
-        model.add_column("made of")
-        model.add_row("parameters", n(m.params), human_count(m.params), f"{c.layers} × {n(t.params)}")
+        mrows: list[tuple[str, Num, str]] = [("parameters", Num(m.params, "params"), f"{c.layers} × {n(t.params)}")]
         if c.is_moe:
-            model.add_row("active parameters", n(m.active_params), human_count(m.active_params), f"{c.layers} × {n(t.active_params)}")
-        model.add_row("FLOPs", n(m.flops), human_count(m.flops), f"{c.layers} × {n(t.flops)}")
-        model.add_row("MACs (matmul)", n(m.macs), human_count(m.macs), f"{c.layers} × {n(t.macs)}")
-        model.add_row("weight memory (bytes)", n(m.weight_bytes), human_bytes(m.weight_bytes), f"{c.layers} × {n(t.weight_bytes)}")
-        model.add_row("peak forward memory (bytes)", n(m.peak_bytes), human_bytes(m.peak_bytes), "all layers' weights + one layer's activations")
-        out.append(model)
+            mrows.append(("active parameters", Num(m.active_params, "params"), f"{c.layers} × {n(t.active_params)}"))
+        mrows += [
+            ("FLOPs", Num(m.flops, "flops"), f"{c.layers} × {n(t.flops)}"),
+            ("MACs (matmul)", Num(m.macs, "macs"), f"{c.layers} × {n(t.macs)}"),
+            ("weight memory", Num(m.weight_bytes, "bytes"), f"{c.layers} × {n(t.weight_bytes)}"),
+            ("peak forward memory", Num(m.peak_bytes, "bytes"), "all layers' weights + one layer's activations"),
+        ]
+        out.append(fit(_quantities(f"Model totals ({c.layers} identical layers)", mrows), ex))
     for line in c.origin:
         out.append(Text(line, style="dim"))
     out.append(Text(f"Convention: {conv.CONVENTION_SUMMARY}", style="dim"))
     return out
 
 
-def _experts_table(report: FFNReport) -> RenderableType:
-    """Per-expert shapes: the rows each routed expert computes and its products."""
-    from rich.table import Table
+def _quantities(title: str, rows: list[tuple[str, Num, str]]) -> Grid:
+    """A totals table: quantity, exact value, ≈ (beside exact values only), what it is made of."""
+    return Grid(
+        title,
+        [
+            Col("quantity", [q for q, _, _ in rows]),
+            Col("exact", [v for _, v, _ in rows], short="value"),
+            Col("≈", [UNITS[v.unit](v.value) if v.value is not None else "—" for _, v, _ in rows], exact_only=True, right=True),
+            Col("made of", [m for _, _, m in rows], prose=True),
+        ],
+    )
+
+
+def _experts_table(report: FFNReport) -> list[RenderableType]:
+    """Per-expert shapes: the rows each routed expert computes (a count, or r with its rule when
+    the balanced share is not whole) and its products."""
+    from rich.text import Text
 
     c = report.config
-    table = Table(title="Each routed expert", title_justify="left")
-    table.add_column("rows per expert", justify="right", overflow="fold")
-    table.add_column("how")
-    table.add_column("input")
-    table.add_column("hidden")
-    table.add_column("output")
     first = names.linears(c.is_glu, c.fused)[0]
     f = report.stage(names.EXPERT + first.stage).output_shape[-1]  # the first expert linear's width
     if c.expert_capacity is None:
         rows = c.balanced_expert_rows
-        shown = str(rows) if rows.denominator == 1 else f"{float(rows):.2f}"
-        how = f"{c.tokens:,} tokens × top-{c.top_k} ÷ {c.experts} experts, if balanced (dropless: each computes what it gets)"
-        r = shown
+        pairs = f"{plural(c.tokens, 'token')} × top-{c.top_k} ÷ {plural(c.experts, 'expert')}"
+        if rows.denominator == 1:
+            r = n(int(rows))
+            how = f"rows per expert: {pairs} = {r}, if balanced (dropless: each computes what it gets)"
+        else:
+            r = "r"
+            how = (
+                f"r: the rows routed to an expert, a whole number that varies: {pairs} = {float(rows):.2f} "
+                "on average (dropless: each computes what it gets)"
+            )
     else:
-        r = str(c.expert_capacity)
-        how = f"capacity ceil({c.capacity_factor:g} × {c.tokens:,} × {c.top_k} ÷ {c.experts}); overflow dropped, padding computed"
-    table.add_row(r, how, f"({r}, {c.d_model})", f"({r}, {f})", f"({r}, {c.d_model})")
-    return table
+        r = n(c.expert_capacity)
+        how = (
+            f"rows per expert: capacity ceil({c.capacity_factor:g} × {plural(c.tokens, 'token')} × {c.top_k} ÷ {c.experts}) = {r}; "
+            "overflow dropped, padding computed"
+        )
+    grid = Grid(
+        "Each routed expert",
+        [
+            Col("rows", [r], right=True),
+            Col("input", [f"({r}, {c.d_model})"]),
+            Col("hidden", [f"({r}, {f})"]),
+            Col("output", [f"({r}, {c.d_model})"]),
+        ],
+    )
+    return [fit(grid), Text(how)]
 
 
 def stage_charts(report: FFNReport) -> list[RenderableType]:
@@ -205,5 +242,5 @@ def _csv_rows_Charted(c: Charted) -> list[dict[str, Any]]:
 
 
 @tables.register(Charted)
-def _tables_Charted(c: Charted) -> list[RenderableType]:
-    return tables(c.report) + stage_charts(c.report)
+def _tables_Charted(c: Charted, view: View | None = None) -> list[RenderableType]:
+    return tables(c.report, view or View()) + stage_charts(c.report)

@@ -4,10 +4,11 @@ chart of one column against the swept ones)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.inputs.sweep import SweepResult
-from ffn_calc.render.base import bar_chart, csv_chunks, jsonl_chunks, n, tables
+from ffn_calc.render.base import Cell, Col, Fit, Grid, Num, View, _text, bar_chart, csv_chunks, fit, grid_layout, jsonl_chunks, tables
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -57,22 +58,62 @@ def _jsonl_chunks_SweepResult(result: SweepResult) -> Iterator[str]:
         yield "\n".join(chunk) + "\n"
 
 
-def sweep_table(columns: tuple[str, ...], rows: Iterable[list[Any]]) -> RenderableType:
-    from rich.table import Table
+LEFT = ("activation", "norm", "dtype", "peak_stage", "bias")
 
-    table = Table(title="Sweep", title_justify="left")
-    for c in columns:
-        table.add_column(c, justify="left" if c in ("activation", "norm", "dtype", "peak_stage", "bias") else "right", overflow="fold")
-    for values in rows:
-        table.add_row(*(n(v) if isinstance(v, int) and not isinstance(v, bool) else _cell_text(v) or "—" for v in values))
-    return table
+
+def _unit(column: str) -> str:
+    """How a sweep column's integers are shown in units (a count stays exact)."""
+    name = column.removeprefix("model_")
+    if name.endswith("params"):
+        return "params"
+    if name.endswith("bytes"):
+        return "bytes"
+    if "flops" in name:
+        return "flops"
+    if name == "macs":
+        return "macs"
+    return "count"
+
+
+def sweep_table(columns: tuple[str, ...], rows: Iterable[list[Any]], exact: bool = False) -> RenderableType:
+    """The sweep as one table. A column with the same value in every row is said once, above the
+    table, so that the columns that vary have the width."""
+    from rich.console import Group
+    from rich.text import Text
+
+    kept = [list(values) for values in rows]
+
+    def cell(column: str, value: object) -> Cell:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return Num(value, _unit(column))
+        return _cell_text(value) or "—"
+
+    same = [i for i, c in enumerate(columns) if len(kept) > 1 and all(values[i] == kept[0][i] for values in kept)]
+    varying = [i for i in range(len(columns)) if i not in same] or list(range(len(columns)))
+    if varying == list(range(len(columns))):
+        same = []
+    cols = [
+        Col(columns[i], [cell(columns[i], values[i]) for values in kept], right=columns[i] not in LEFT, short=columns[i].replace("_", " "))
+        for i in varying
+    ]
+    grid = Grid("Sweep", cols)
+    if not same:
+        return fit(grid, exact)
+
+    def layout(exact_numbers: bool, compact: bool) -> list[RenderableType]:
+        fixed = ", ".join(f"{columns[i]} {_text(cell(columns[i], kept[0][i]), exact_numbers)}" for i in same)
+        return [Group(*grid_layout(grid, exact_numbers, False, compact)), Text("in every row: " + fixed)]
+
+    layouts = [(True, False), (True, True)] if exact else [(True, False), (False, False), (False, True)]
+    return Fit([partial(layout, e, c) for e, c in layouts])
 
 
 @tables.register(SweepResult)
-def _tables_SweepResult(result: SweepResult) -> list[RenderableType]:
+def _tables_SweepResult(result: SweepResult, view: View | None = None) -> list[RenderableType]:
+    view = view or View()
     cols = result.columns
     kept = list(result.rows)
-    out = [sweep_table(cols, [values[: len(cols)] for values in kept])]
+    out = [sweep_table(cols, [values[: len(cols)] for values in kept], view.exact)]
     if result.chart is not None:
         where = [cols.index(c) for c in result.swept if c in cols]
         labels = [", ".join(f"{cols[i]}={values[i]}" for i in where) for values in kept]

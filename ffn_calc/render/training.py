@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.model.training import TrainingReport
-from ffn_calc.render.base import config_line, csv_rows, human_bytes, human_count, n, shape, tables
+from ffn_calc.render.base import Col, Grid, Num, View, bytes_text, config_line, csv_rows, fit, flops_text, headline, plural, shape, tables
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -25,72 +25,114 @@ def _csv_rows_TrainingReport(report: TrainingReport) -> list[dict[str, Any]]:
 
 
 @tables.register(TrainingReport)
-def _tables_TrainingReport(report: TrainingReport) -> list[RenderableType]:
-    from rich.table import Table
+def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> list[RenderableType]:
     from rich.text import Text
 
+    view = view or View()
+    ex = view.exact
     o, t = report.options, report.totals
-    bwd = Table(title="Backward pass (last stage first)", title_justify="left")
-    for col in ("of stage", "computes", "product (M, K, N)", "output shape"):
-        bwd.add_column(col)
-    for col in ("MACs", "FLOPs"):
-        bwd.add_column(col, justify="right", overflow="fold")
-    for op in report.backward:
-        bwd.add_row(op.stage, op.formula, shape(op.matmul) if op.matmul else "—", shape(op.output_shape), n(op.macs), n(op.flops))
+    f, c = report.forward.totals, report.forward.config
+    rows: list[tuple[str, Num, str]] = [("parameters", Num(f.params, "params"), "one layer" + (", per rank" if report.parallel else ""))]
+    if c.is_moe:
+        rows.append(("active parameters", Num(f.active_params, "params"), f"top-{c.top_k} of {plural(c.experts, 'expert')}"))
+    rows += [
+        ("FLOPs per token", Num(f.flops_per_token, "flops"), "forward"),
+        ("step FLOPs", Num(t.step_flops, "flops"), f"forward + backward, over {plural(c.tokens, 'token')}"),
+        ("weight memory", Num(t.weight_bytes, "bytes"), c.dtype),
+        ("peak memory", Num(t.peak_bytes, "bytes"), "one training step"),
+    ]
+    out: list[RenderableType] = [headline("", rows)]
+    if view.summary:
+        return out
 
-    flops = Table(title=f"FLOPs of one training step (recompute: {o.recompute})", title_justify="left")
-    for col, right in (("part", False), ("FLOPs", True), ("≈", True), ("× forward", True), ("matmul FLOPs", True), ("× forward matmul", True)):
-        flops.add_column(col, justify="right" if right else "left", overflow="fold")
+    bw = report.backward
+    bwd = Grid(
+        "Backward pass (last stage first)",
+        [
+            Col("of stage", [op.stage for op in bw]),
+            Col("computes", [op.formula for op in bw], prose=True),
+            Col("product (M, K, N)", [shape(op.matmul) if op.matmul else "—" for op in bw]),
+            Col("output shape", [shape(op.output_shape) for op in bw]),
+            Col("MACs", [Num(op.macs, "macs") for op in bw]),
+            Col("FLOPs", [Num(op.flops, "flops") for op in bw]),
+        ],
+    )
+
     fm = t.forward_matmul_flops or 1
     ff = t.forward_flops or 1
-    for part, total, matmul in (("forward", t.forward_flops, t.forward_matmul_flops), ("backward", t.backward_flops, t.backward_matmul_flops),
-                                ("recompute", t.recompute_flops, t.recompute_matmul_flops), ("dropout", t.dropout_flops, 0)):  # fmt: skip
-        flops.add_row(part, n(total), human_count(total), f"{total / ff:.3f}", n(matmul), f"{matmul / fm:.3f}")
-    flops.add_section()
-    flops.add_row("step", n(t.step_flops), human_count(t.step_flops), f"{t.step_flops / ff:.3f}", n(t.step_matmul_flops),
-                  f"{t.step_matmul_flops / fm:.3f}", style="bold")  # fmt: skip
+    parts = [("forward", t.forward_flops, t.forward_matmul_flops), ("backward", t.backward_flops, t.backward_matmul_flops),
+             ("recompute", t.recompute_flops, t.recompute_matmul_flops), ("dropout", t.dropout_flops, 0),
+             ("step", t.step_flops, t.step_matmul_flops)]  # fmt: skip
+    flops = Grid(
+        f"FLOPs of one training step (recompute: {o.recompute})",
+        [
+            Col("part", [p for p, _, _ in parts]),
+            Col("FLOPs", [Num(v, "flops") for _, v, _ in parts]),
+            Col("≈", [flops_text(v) for _, v, _ in parts], exact_only=True, right=True),
+            Col("× forward", [f"{v / ff:.3f}" for _, v, _ in parts], right=True, short="× fwd"),
+            Col("matmul FLOPs", [Num(m, "flops") for _, _, m in parts], short="matmul"),
+            Col("× forward matmul", [f"{m / fm:.3f}" for _, _, m in parts], right=True, short="× fwd"),
+        ],
+        totals=1,
+    )
 
-    saved = Table(title="Saved for backward", title_justify="left")
-    saved.add_column("tensor")
-    saved.add_column("shape")
-    saved.add_column("bytes", justify="right", overflow="fold")
-    saved.add_column("why")
-    for s in report.saved:
-        saved.add_row(s.name, shape(s.shape), n(s.bytes), s.reason)
-    saved.add_section()
-    saved.add_row("total", "", n(t.saved_activation_bytes), "", style="bold")
+    sv = report.saved
+    saved = Grid(
+        "Saved for backward",
+        [
+            Col("tensor", [s.name for s in sv] + ["total"]),
+            Col("shape", [shape(s.shape) for s in sv] + [""]),
+            Col("bytes", [Num(s.bytes, "bytes") for s in sv] + [Num(t.saved_activation_bytes, "bytes")]),
+            Col("why", [s.reason for s in sv] + [""], prose=True),
+        ],
+        totals=1,
+    )
 
-    c = report.forward.config
-    params = report.forward.totals.params
-    mem = Table(title="Memory of one step (bytes)", title_justify="left")
-    mem.add_column("part")
-    mem.add_column("exact", justify="right", overflow="fold")
-    mem.add_column("≈", justify="right")
-    mem.add_column("per parameter", justify="right")
+    params = f.params
 
     def per(value: int) -> str:
         return f"{value / params:g}" if params else "—"
 
-    for part, value in (("weights", t.weight_bytes), ("gradients", t.gradient_bytes), (f"optimizer states ({o.optimizer})", t.optimizer_state_bytes),
-                        ("master weights (float32)", t.master_weight_bytes), ("saved activations", t.saved_activation_bytes),
-                        ("backward transient", t.backward_transient_bytes)):  # fmt: skip
-        mem.add_row(part, n(value), human_bytes(value), per(value) if part not in ("saved activations", "backward transient") else "")
-    mem.add_section()
-    mem.add_row("peak", n(t.peak_bytes), human_bytes(t.peak_bytes), f"states {t.bytes_per_param} B/param", style="bold")
+    mem_rows = [("weights", t.weight_bytes, True), ("gradients", t.gradient_bytes, True),
+                (f"optimizer states ({o.optimizer})", t.optimizer_state_bytes, True), ("master weights (float32)", t.master_weight_bytes, True),
+                ("saved activations", t.saved_activation_bytes, False), ("backward transient", t.backward_transient_bytes, False)]  # fmt: skip
+    mem = Grid(
+        "Memory of one step, one layer" + (", one rank" if report.parallel else ""),
+        [
+            Col("part", [p for p, _, _ in mem_rows] + ["peak"]),
+            Col("bytes", [Num(v, "bytes") for _, v, _ in mem_rows] + [Num(t.peak_bytes, "bytes")]),
+            Col("≈", [bytes_text(v) for _, v, _ in mem_rows] + [bytes_text(t.peak_bytes)], exact_only=True, right=True),
+            Col(
+                "per parameter",
+                [per(v) if p else "" for _, v, p in mem_rows] + [f"states {t.bytes_per_param} B/param"],
+                right=True,
+                short="per param",
+            ),
+        ],
+        totals=1,
+    )
     precision = "mixed precision (16-bit weights and gradients, float32 master and states)" if o.mixed_precision else f"all in {c.dtype}"
-    out: list[RenderableType] = [Text(config_line(report.forward)), Text(precision + (", dropout on the FFN output" if o.dropout else ""))]
+    out += [Text(config_line(report.forward)), Text(precision + (", dropout on the FFN output" if o.dropout else ""))]
     tp = report.parallel
     if tp is not None:
-        out.append(Text(f"tensor parallel over {tp.ranks} ranks" + (" with sequence parallelism" if tp.sequence_parallel else "")
+        out.append(Text(f"tensor parallel over {plural(tp.ranks, 'rank')}" + (" with sequence parallelism" if tp.sequence_parallel else "")
                         + f": every figure below is one rank's (d_ff {tp.per_rank.d_ff} per rank)", style="yellow"))  # fmt: skip
-        comms = Table(title="Collectives per step (ring)", title_justify="left")
-        for col in ("phase", "collective", "of", "tensor shape"):
-            comms.add_column(col)
-        comms.add_column("tensor bytes", justify="right", overflow="fold")
-        comms.add_column("bytes sent per rank", justify="right", overflow="fold")
-        for coll in tp.collectives:
-            comms.add_row(coll.phase, coll.op, coll.where, shape(coll.shape), n(coll.tensor_bytes), n(coll.bytes_sent_per_rank))
-        comms.add_section()
-        comms.add_row("step", "", "", "", "", n(tp.bytes_sent_per_rank), style="bold")
-        out.append(comms)
-    return out + [bwd, flops, saved, mem]
+        cs = tp.collectives
+        comms = Grid(
+            "Collectives per step (ring)",
+            [
+                Col("phase", [x.phase for x in cs] + ["step"]),
+                Col("collective", [x.op for x in cs] + [""]),
+                Col("of", [x.where for x in cs] + [""], prose=True),
+                Col("tensor shape", [shape(x.shape) for x in cs] + [""], short="shape"),
+                Col("tensor bytes", [Num(x.tensor_bytes, "bytes") for x in cs] + [""], short="tensor"),
+                Col(
+                    "bytes sent per rank",
+                    [Num(x.bytes_sent_per_rank, "bytes") for x in cs] + [Num(tp.bytes_sent_per_rank, "bytes")],
+                    short="sent per rank",
+                ),
+            ],
+            totals=1,
+        )
+        out.append(fit(comms, ex))
+    return out + [fit(bwd, ex), fit(flops, ex), fit(saved, ex), fit(mem, ex)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc.render.base import config_line, csv_rows, human_bytes, n, shape, tables
+from ffn_calc.render.base import Col, Grid, View, bytes_text, config_line, csv_rows, fit, n, plural, shape, tables
 from ffn_calc.verifier.report import VerifyReport
 
 if TYPE_CHECKING:
@@ -41,29 +41,25 @@ def _cell(value: object) -> str:
         return str(value)
     if isinstance(value, int):
         return n(value)
+    if isinstance(value, str) and value.isdigit():  # an observed count reported as text
+        return n(int(value))
     if isinstance(value, tuple):
         return shape(value)
     return "—" if value is None else str(value)
 
 
 @tables.register(VerifyReport)
-def _tables_VerifyReport(report: VerifyReport) -> list[RenderableType]:
-    from rich.table import Table
+def _tables_VerifyReport(report: VerifyReport, view: View | None = None) -> list[RenderableType]:
+    """By default the verdict and any failures; with `view.every`, every check."""
     from rich.text import Text
 
-    table = Table(title=f"verify: predicted against observed (NumPy, {report.computed_dtype}, seed {report.seed})", title_justify="left")
-    table.add_column("group")
-    table.add_column("check")
-    table.add_column("predicted", justify="right", overflow="fold")
-    table.add_column("observed", justify="right", overflow="fold")
-    table.add_column("", justify="left")
-    for c in report.checks:
-        observed = _cell(c.observed) + (f" ({c.detail})" if c.detail else "")
-        style = None if c.ok else "bold red"
-        table.add_row(c.group, c.name, _cell(c.predicted), observed, _mark(c.ok, c.kind), style=style)
+    view = view or View()
     judged = [c for c in report.checks if c.kind != "info"]
     failed = [c for c in judged if not c.ok]
-    verdict = f"ok: all {len(judged)} checks match" if not failed else f"FAILED: {len(failed)} of {len(judged)} checks do not match"
+    shown = list(report.checks) if view.every else failed
+    verdict = (
+        f"ok: all {plural(len(judged), 'check')} match" if not failed else f"FAILED: {len(failed)} of {plural(len(judged), 'check')} do not match"
+    )
     timing = (
         f"forward pass {report.seconds * 1000:.1f} ms, {report.gflops_per_s:.2f} GFLOP/s "
         f"({n(report.prediction.totals.flops)} FLOPs in {report.computed_dtype})"
@@ -72,12 +68,29 @@ def _tables_VerifyReport(report: VerifyReport) -> list[RenderableType]:
     if report.chunk_tokens:
         out.append(
             Text(
-                f"note: ran in {report.chunks} chunks of up to {report.chunk_tokens:,} tokens to stay under "
-                f"{human_bytes(report.memory_limit_bytes)} of memory",
+                f"note: ran in {plural(report.chunks, 'chunk')} of up to {plural(report.chunk_tokens, 'token')} to stay under "
+                f"{bytes_text(report.memory_limit_bytes)} of memory",
                 style="yellow",
             )
         )
     if report.dtype_note:
         out.append(Text(f"note: {report.dtype_note}", style="yellow"))
-    out += [table, Text(verdict, style="bold green" if not failed else "bold red"), Text(timing)]
+    if shown:
+        title = f"verify: predicted against observed (NumPy, {report.computed_dtype}, seed {report.seed})"
+        table = Grid(
+            title if view.every else title + ": the checks that failed",
+            [
+                Col("check", [c.name for c in shown]),
+                Col("group", [c.group for c in shown], stack=True),
+                Col("predicted", [_cell(c.predicted) for c in shown], right=True),
+                Col("observed", [_cell(c.observed) for c in shown], right=True),
+                Col("", [_mark(c.ok, c.kind) for c in shown]),
+                Col("note", [c.detail for c in shown], prose=True),
+            ],
+            row_styles=[None if c.ok else "bold red" for c in shown],
+        )
+        out.append(fit(table))
+    out += [Text(verdict, style="bold green" if not failed else "bold red"), Text(timing)]
+    if not view.every:
+        out.append(Text("--all lists every check: shapes, bytes, MACs, FLOPs and memory, predicted against observed", style="dim"))
     return out

@@ -20,15 +20,16 @@ from ffn_calc.model.conventions import (
     RESIDUAL_ADD_FLOPS_PER_ELEMENT,
     ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
     activation_flops,
-    layernorm_flops,
+    norm_flops,
 )
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.norms import norm_type
 from ffn_calc.verifier import routing
 from ffn_calc.verifier.arrays import BLOCK_ELEMENTS, compute_type, each_block, matmul, random_array, row_step
 from ffn_calc.verifier.kernels import activation_values, kernel
 from ffn_calc.verifier.recorder import Recorder, Silent
 
-LN_EPS = 1e-5
+LN_EPS = 1e-5  # every norm's ε
 Params = dict[str, np.ndarray]
 
 
@@ -104,21 +105,41 @@ def expert_linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.
     return rec.output(name, out.reshape(*x.shape[:-1], w.shape[2]))
 
 
-def layernorm(rec: Recorder, name: str, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+def layernorm_rows(blk: np.ndarray, p: Params) -> None:
+    """LayerNorm of each row of `blk`, in place: (x − mean) / √(var + ε) · γ + β."""
+    blk -= blk.mean(axis=1, keepdims=True)
+    blk /= np.sqrt((blk * blk).mean(axis=1, keepdims=True) + LN_EPS)
+    blk *= p[names.LN_GAMMA]
+    blk += p[names.LN_BETA]
+
+
+def rmsnorm_rows(blk: np.ndarray, p: Params) -> None:
+    """RMSNorm of each row of `blk`, in place: x / √(mean(x²) + ε) · γ (no mean, no β)."""
+    blk /= np.sqrt((blk * blk).mean(axis=1, keepdims=True) + LN_EPS)
+    blk *= p[names.RMS_GAMMA]
+
+
+# Each norm's weights as the verifier makes them, γ first (held to the registry by a test).
+NORM_PARAMS = {"layer": (names.LN_GAMMA, names.LN_BETA), "rms": (names.RMS_GAMMA,)}
+# Each registered norm's kernel, by the registry's name (a test holds the two tables together).
+NORM_KERNELS = {"layer": layernorm_rows, "rms": rmsnorm_rows}
+
+
+def norm(rec: Recorder, kind: str, x: np.ndarray, p: Params) -> np.ndarray:
+    """The norm `kind` (norms.py) over each row of x, into a new array, block by block."""
+    name = norm_type(kind).stage
+    rows_kernel = NORM_KERNELS[kind]
     out = np.empty_like(x)
     width = x.shape[-1]
     src, dst, ct = x.reshape(-1, width), out.reshape(-1, width), compute_type(x.dtype)
 
     def block(i: int, j: int) -> None:
         blk = src[i:j].astype(ct)
-        blk -= blk.mean(axis=1, keepdims=True)
-        blk /= np.sqrt((blk * blk).mean(axis=1, keepdims=True) + LN_EPS)
-        blk *= gamma
-        blk += beta
+        rows_kernel(blk, p)
         dst[i:j] = blk
 
     each_block(src.shape[0], max(1, BLOCK_ELEMENTS // width), block)
-    rec.elementwise(name, layernorm_flops(src.shape[0], width))
+    rec.elementwise(name, norm_flops(kind, src.shape[0], width))
     return rec.output(name, out)
 
 
@@ -234,18 +255,19 @@ def combine(
 
 
 def forward(rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray) -> np.ndarray:
-    """The whole layer: the bare FFN, pre-LN x + FFN(LN(x)), or post-LN LN(x + FFN(x))."""
+    """The whole layer: the bare FFN, pre-norm x + FFN(N(x)), or post-norm N(x + FFN(x)),
+    N being LayerNorm or RMSNorm (cfg.norm_type)."""
     rec.output(names.INPUT, x)
-    box = [layernorm(rec, names.LAYERNORM, x, p[names.LN_GAMMA], p[names.LN_BETA]) if cfg.norm == "pre" else x]
+    box = [norm(rec, cfg.norm_type, x, p) if cfg.norm == "pre" else x]
     y = moe(rec, cfg, p, box) if cfg.is_moe else ffn(rec, cfg, p, "", box)
     if cfg.norm == "none":
         return y
     r = add(x, y)
-    rec.elementwise("residual", r.size * RESIDUAL_ADD_FLOPS_PER_ELEMENT)
+    rec.elementwise(names.RESIDUAL, r.size * RESIDUAL_ADD_FLOPS_PER_ELEMENT)
     rec.output(names.RESIDUAL, r)
     del y
     if cfg.norm == "post":
-        r = layernorm(rec, names.LAYERNORM, r, p[names.LN_GAMMA], p[names.LN_BETA])
+        r = norm(rec, cfg.norm_type, r, p)
     return r
 
 
@@ -290,7 +312,7 @@ def ffn_as_conv1d(cfg: FFNConfig, p: Params, x: np.ndarray) -> np.ndarray:
 def make_params(rng: np.random.Generator, cfg: FFNConfig, dtype: Any) -> Params:
     """The layer's weights, built from the config alone (never from the core's prediction, so a
     wrong predicted shape is caught): matrices scaled by 1/√fan_in so activations stay O(1),
-    biases likewise, LayerNorm γ = 1 and β = 0 as frameworks initialise them."""
+    biases likewise, a norm's γ = 1 (and LayerNorm's β = 0) as frameworks initialise them."""
     d, f = cfg.d_model, cfg.d_ff
     params: Params = {}
 
@@ -315,7 +337,8 @@ def make_params(rng: np.random.Generator, cfg: FFNConfig, dtype: Any) -> Params:
         core(names.EXPERT, f, (cfg.experts,))
     else:
         core("", f, ())
-    if cfg.norm != "none":
-        params[names.LN_GAMMA] = np.ones(d, dtype)
-        params[names.LN_BETA] = np.zeros(d, dtype)
+    if cfg.norm != "none":  # γ = 1 and β = 0, as frameworks initialise them; RMSNorm has no β
+        params[NORM_PARAMS[cfg.norm_type][0]] = np.ones(d, dtype)
+        for beta in NORM_PARAMS[cfg.norm_type][1:]:
+            params[beta] = np.zeros(d, dtype)
     return params

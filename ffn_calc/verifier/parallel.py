@@ -9,6 +9,7 @@ import numpy as np
 from ffn_calc.model import structure as names
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.norms import WEIGHTS as NORM_WEIGHTS
 from ffn_calc.verifier.forward import Params, forward
 from ffn_calc.verifier.properties import _close
 from ffn_calc.verifier.recorder import Recorder, Silent
@@ -49,7 +50,7 @@ def tensor_parallel_checks(cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int,
     plan = tensor_parallel(cfg, ranks)
     rank_pred = analyze(replace(plan.per_rank, norm="none"))
     bare = replace(cfg, norm="none")
-    ffn_params = {k: v for k, v in p.items() if k not in (names.LN_GAMMA, names.LN_BETA)}
+    ffn_params = {k: v for k, v in p.items() if k not in NORM_WEIGHTS}
     checks: list[Check] = []
     total = None
     for r in range(ranks):

@@ -1,16 +1,17 @@
 """Properties of the layer checked on a sample of the run: the Conv1d(k=1) form equals the
-linear one, the layer is position-wise, the activation kernel matches its formula, and
-LayerNorm normalises each row."""
+linear one, the layer is position-wise, the activation kernel matches its formula, and the
+norm (LayerNorm or RMSNorm) normalises each row."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
 
 from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
-from ffn_calc.verifier.forward import LN_EPS, Params, ffn_as_conv1d, forward, layernorm
+from ffn_calc.verifier.forward import LN_EPS, Params, ffn_as_conv1d, forward, norm
 from ffn_calc.verifier.kernels import activation_values, kernel
 from ffn_calc.verifier.recorder import Silent
 from ffn_calc.verifier.report import Check
@@ -83,10 +84,10 @@ def structural_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.G
         )
     )
 
-    if cfg.norm != "none":
+    if cfg.norm != "none" and cfg.norm_type == "layer":
         # With γ = 1 and β = 0 each row comes out with mean 0 and variance v / (v + eps),
         # where v is the row's variance going in (≈ 1 unless v is as small as eps).
-        rows = layernorm(silent, names.LAYERNORM, x0, p[names.LN_GAMMA], p[names.LN_BETA]).reshape(-1, cfg.d_model)
+        rows = norm(silent, "layer", x0, p).reshape(-1, cfg.d_model)
         v = x0.reshape(-1, cfg.d_model).astype(np.float64).var(axis=1)
         got = rows.astype(np.float64)
         mean_err = float(np.max(np.abs(got.mean(axis=1))))
@@ -102,4 +103,29 @@ def structural_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.G
                 "tolerance",
             )
         )
+    if cfg.norm != "none" and cfg.norm_type == "rms":
+        checks += _rmsnorm_checks(cfg, p, x0, rng, rtol)
+    return checks
+
+
+def _rmsnorm_checks(cfg: FFNConfig, p: Params, x0: np.ndarray, rng: np.random.Generator, rtol: float) -> list[Check]:
+    """With γ = 1 each row comes out with mean square v / (v + eps), v its mean square going in;
+    and rows with a clear mean (where a LayerNorm would differ) match the formula computed
+    with Python's math module, under a random γ."""
+    silent, d = Silent(), cfg.d_model
+    tol = max(10 * rtol, 1e-6)
+    got = norm(silent, "rms", x0, p).reshape(-1, d).astype(np.float64)
+    v = np.square(x0.reshape(-1, d).astype(np.float64)).mean(axis=1)
+    ms_err = float(np.max(np.abs(np.square(got).mean(axis=1) - v / (v + LN_EPS))))
+    checks = [Check("structure", "RMSNorm rows: mean square v/(v + eps) (γ = 1)", f"|Δ| ≤ {tol:.0e}", f"{ms_err:.1e}", ms_err <= tol, "tolerance")]
+    samples = (rng.standard_normal((4, d)) + 1.0).astype(x0.dtype)
+    gamma = (1.0 + 0.5 * rng.standard_normal(d)).astype(x0.dtype)
+    ours = norm(silent, "rms", samples[None], {**p, names.RMS_GAMMA: gamma}).reshape(4, d).astype(np.float64)
+    expected = np.array(
+        [[float(v) / math.sqrt(math.fsum(float(u) ** 2 for u in row) / d + LN_EPS) * float(gamma[i]) for i, v in enumerate(row)] for row in samples]
+    )
+    diff = float(np.max(np.abs(ours - expected)))
+    bound = 1e-6 + rtol * float(np.max(np.abs(expected)))
+    checks.append(Check("structure", "RMSNorm matches its formula (math module, 4 rows with mean ≈ 1)", f"|Δ| ≤ {bound:.1e}",
+                        f"max |Δ| {diff:.2e}", diff <= bound, "tolerance"))  # fmt: skip
     return checks

@@ -34,6 +34,10 @@ DTYPE_NOTES = {
     "bfloat16": "NumPy has no bfloat16: computed in float32, so the byte checks use 4 bytes per element (the bfloat16 figures are exactly half)",
     "int8": "NumPy has no int8 matmul that accumulates in int32 (int8 products overflow): "
     "computed in float32, so the byte checks use 4 bytes per element (int8 figures are a quarter)",
+    **dict.fromkeys(
+        ("float8_e4m3fn", "float8_e5m2"),
+        "NumPy has no float8: computed in float32, so the byte checks use 4 bytes per element (the float8 figures are a quarter)",
+    ),
 }
 
 
@@ -44,6 +48,7 @@ def verify(
     progress: Callable[[int, int], Any] | None = None,
     backward: bool = False,
     tp: int = 1,
+    input_grad: bool = True,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare everything observed with the prediction.
 
@@ -83,7 +88,7 @@ def verify(
     if backward:
         from ffn_calc.verifier.training_step import backward_checks
 
-        checks.extend(backward_checks(run_cfg, params, x, rng))
+        checks.extend(backward_checks(run_cfg, params, x, rng, input_grad))
     if tp > 1:
         from ffn_calc.verifier.parallel import tensor_parallel_checks
 
