@@ -21,43 +21,44 @@ from ffn_calc.inputs.resolve import layer_config as layer
 from ffn_calc.model.errors import ConfigError, VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig, make_config
-from ffn_calc.model.training_options import TrainingOptions
 
 if TYPE_CHECKING:
     from ffn_calc.inputs.catalogue import ModelList
     from ffn_calc.inputs.presets import PRESETS, Preset
     from ffn_calc.inputs.sweep import SweepResult
     from ffn_calc.model.explain import Explanation
-    from ffn_calc.model.roofline import GPU, GPUS, Roofline
-    from ffn_calc.model.training import TrainingReport
+    from ffn_calc.model.roofline import GPU, GPUS, GPUList, Roofline
+    from ffn_calc.model.training import TrainingOptions, TrainingReport
     from ffn_calc.verifier.report import VerifyReport
 
 __all__ = [
-    "GPU", "GPUS", "PRESETS", "ConfigError", "Explanation", "FFNConfig", "FFNReport", "ModelList", "Preset", "Roofline",
+    "GPU", "GPUS", "GPUList", "PRESETS", "ConfigError", "Explanation", "FFNConfig", "FFNReport", "ModelList", "Preset", "Roofline",
     "SweepResult", "TrainingOptions", "TrainingReport", "VerifyRefused", "VerifyReport",
-    "analyze", "explain", "layer", "make_config", "models", "roofline", "sweep", "train", "verify",
+    "analyze", "explain", "gpus", "layer", "make_config", "models", "roofline", "sweep", "train", "verify",
 ]  # fmt: skip
 
 # Names loaded on first use: name → the module that defines it.
-_LAZY = {
+LAZY = {
     "ModelList": "ffn_calc.inputs.catalogue",
     "PRESETS": "ffn_calc.inputs.presets",
     "Preset": "ffn_calc.inputs.presets",
     "SweepResult": "ffn_calc.inputs.sweep",
     "Explanation": "ffn_calc.model.explain",
     "GPU": "ffn_calc.model.roofline",
+    "GPUList": "ffn_calc.model.roofline",
     "GPUS": "ffn_calc.model.roofline",
     "Roofline": "ffn_calc.model.roofline",
+    "TrainingOptions": "ffn_calc.model.training",
     "TrainingReport": "ffn_calc.model.training",
     "VerifyReport": "ffn_calc.verifier.report",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+    if name in LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(importlib.import_module(LAZY[name]), name)
     raise AttributeError(f"module 'ffn_calc.api' has no attribute {name!r}")
 
 
@@ -71,19 +72,27 @@ def train(
     input_grad: bool = True,
     tp: int = 1,
     sequence_parallel: bool = False,
+    ep: int = 1,
 ) -> TrainingReport:
-    """One training step of the layer (of one rank with `tp` > 1), as `ffn-calc train`;
+    """One training step of the layer (of one rank with `tp` or `ep` > 1), as `ffn-calc train`;
     `input_grad=False` for a first layer, whose input needs no gradient."""
+    from ffn_calc.model.training import TrainingOptions
     from ffn_calc.model.training import train as run
 
-    return run(cfg, TrainingOptions(recompute, optimizer, mixed_precision, dropout, input_grad), tp, sequence_parallel)
+    return run(cfg, TrainingOptions(recompute, optimizer, mixed_precision, dropout, input_grad), tp, sequence_parallel, ep)
 
 
 def roofline(
-    cfg: FFNConfig, gpu: str | GPU | None = None, *, peak_tflops: float | None = None, bandwidth_gbs: float | None = None, tp: int = 1
+    cfg: FFNConfig,
+    gpu: str | GPU | None = None,
+    *,
+    peak_tflops: float | None = None,
+    bandwidth_gbs: float | None = None,
+    tp: int = 1,
+    ep: int = 1,
 ) -> Roofline:
     """Each GEMM on the roofline of `gpu` (a preset name, a GPU, or a custom peak and
-    bandwidth), prefill and decode, as `ffn-calc roofline`; with `tp` > 1, one rank's."""
+    bandwidth), prefill and decode, as `ffn-calc roofline`; with `tp` or `ep` > 1, one rank's."""
     from ffn_calc.model.parallel import tensor_parallel
     from ffn_calc.model.roofline import GPU, pick_gpu
     from ffn_calc.model.roofline import roofline as run
@@ -91,7 +100,7 @@ def roofline(
     device = gpu if isinstance(gpu, GPU) else pick_gpu(gpu, peak_tflops, bandwidth_gbs)
     if tp > 1:
         cfg = tensor_parallel(cfg, tp).per_rank
-    return run(cfg, device)
+    return run(cfg, device, ep)
 
 
 def explain(cfg: FFNConfig) -> Explanation:
@@ -99,6 +108,13 @@ def explain(cfg: FFNConfig) -> Explanation:
     from ffn_calc.model.explain import explain as run
 
     return run(analyze(cfg))
+
+
+def gpus() -> GPUList:
+    """Every GPU preset with its dense datasheet peaks and bandwidth, as `ffn-calc gpus`."""
+    from ffn_calc.model.roofline import gpu_list
+
+    return gpu_list()
 
 
 def models() -> ModelList:
@@ -139,10 +155,11 @@ def verify(
     backward: bool = False,
     input_grad: bool = True,
     tp: int = 1,
+    ep: int = 1,
     progress: Callable[[int, int], Any] | None = None,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare what it observes with the prediction, as
     `ffn-calc verify`. Imports NumPy (only this function does)."""
     from ffn_calc.verifier.run import verify as run
 
-    return run(cfg, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress, backward=backward, tp=tp, input_grad=input_grad)
+    return run(cfg, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress, backward=backward, tp=tp, ep=ep, input_grad=input_grad)

@@ -12,6 +12,7 @@ import pytest
 from helpers import CLI, ENV, ROOT
 
 from ffn_calc.model.activations import ACTIVATIONS
+from ffn_calc.model.dtypes import DTYPES
 
 README = (ROOT / "README.md").read_text()
 # Lines that differ between runs or machines: measured time and memory, free memory.
@@ -95,6 +96,7 @@ def keys(value: object, prefix: str = "") -> set[str]:
         ["roofline", "1", "16", "8", "--gpu", "a100-80gb"],
         ["explain", "1", "8", "--model", "deepseek-v3"],
         ["models"],
+        ["gpus"],
     ],
 )
 def test_every_json_key_is_documented(cli, args: list[str]) -> None:  # type: ignore[no-untyped-def]
@@ -102,5 +104,5 @@ def test_every_json_key_is_documented(cli, args: list[str]) -> None:  # type: ig
     assert err == ""  # as before, when stdout and stderr were parsed together as one JSON document
     doc = json.loads(out)
     documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", README))
-    missing = keys(doc) - documented - set(ACTIVATIONS)  # activation names key activation_flops_per_element
+    missing = keys(doc) - documented - set(ACTIVATIONS) - set(DTYPES)  # names that key activation_flops_per_element, gpus[].tflops
     assert not missing, f"JSON keys missing from the README: {sorted(missing)}"

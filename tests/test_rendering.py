@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from helpers import Result
 
-from ffn_calc.render.base import bytes_text, flops_text, macs_text, n, params_text
+from ffn_calc.render.layout import bytes_text, flops_text, macs_text, n, params_text
 
 WIDTHS = ("80", "100", "120")
 Cli = Callable[..., Result]

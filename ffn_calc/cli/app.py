@@ -8,6 +8,7 @@ NumPy is imported only by `verify`, so the other commands start fast.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from enum import Enum
 from typing import Annotated, Any
@@ -20,7 +21,6 @@ from ffn_calc.cli.options import (
     CONVENTION_HELP,
     OUTPUT,
     ChartOpt,
-    Dtype,
     FormatOpt,
     MaxMemoryOpt,
     OutputFormat,
@@ -35,12 +35,23 @@ from ffn_calc.cli.options import (
 from ffn_calc.cli.output import OutputFailed, PipeClosed, emit, pipe_guard, progress
 from ffn_calc.inputs.resolve import LAYER_FLAGS
 from ffn_calc.inputs.sweep import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM, LineError, grid_sweep, lines_sweep
-from ffn_calc.model.errors import ConfigError, VerifyRefused
+from ffn_calc.model.errors import ConfigError, VerifyRefused, closest
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
 from ffn_calc.render.base import View
 
 EXAMPLE = "ffn-calc shapes 3 6 8 --d-ff 32"
+EpOpt = Annotated[
+    int,
+    typer.Option(
+        "--ep",
+        parser=count_parser("--ep"),
+        metavar="N",
+        help="Expert-parallel ranks: E/N experts per rank, the tokens split N ways, all-to-all dispatch and combine; figures are one rank's.",
+        rich_help_panel="Parallelism",
+        show_default=False,
+    ),
+]
 NoInputGradOpt = Annotated[
     bool,
     typer.Option(
@@ -87,6 +98,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -132,6 +144,7 @@ def verify(
     seed: SeedOpt = 0,
     max_memory: MaxMemoryOpt = None,
     tp: TpOpt = 1,
+    ep: EpOpt = 1,
     backward: Annotated[
         bool,
         typer.Option(
@@ -152,7 +165,9 @@ def verify(
     if no_input_grad and not backward:
         raise ConfigError("--no-input-grad", "applies to the backward pass; add --backward")
     with progress(api.analyze(cfg).totals.flops, cfg.tokens) as advance:
-        report = api.verify(cfg, seed=seed, max_memory_bytes=max_memory, progress=advance, backward=backward, tp=tp, input_grad=not no_input_grad)
+        report = api.verify(
+            cfg, seed=seed, max_memory_bytes=max_memory, progress=advance, backward=backward, tp=tp, ep=ep, input_grad=not no_input_grad
+        )
     emit(report, fmt.value, get, View(every=every))
     if not report.ok:
         raise typer.Exit(1)
@@ -311,6 +326,7 @@ def train(
     no_input_grad: NoInputGradOpt = False,
     tp: TpOpt = 1,
     sequence_parallel: SpOpt = False,
+    ep: EpOpt = 1,
     summary: SummaryOpt = False,
     exact: ExactOpt = False,
     fmt: FormatOpt = OutputFormat.table,
@@ -327,12 +343,13 @@ def train(
         input_grad=not no_input_grad,
         tp=tp,
         sequence_parallel=sequence_parallel,
+        ep=ep,
     )
     emit(report, fmt.value, get, View(exact=exact, summary=summary))
 
 
 @app.command(epilog=CONVENTION_HELP)
-@layer_command(exclude=("norm", "layers", "capacity_factor"), dtype=Dtype.bfloat16)  # type: ignore[attr-defined]
+@layer_command(exclude=("norm", "layers", "capacity_factor"))
 def roofline(
     cfg: FFNConfig,
     gpu: Annotated[
@@ -340,7 +357,7 @@ def roofline(
         typer.Option(
             "--gpu",
             metavar="NAME",
-            help="a100-40gb, a100-80gb, h100-sxm, h100-pcie or h200 (dense datasheet peaks).",
+            help="A GPU preset: its dense datasheet peak and bandwidth (`ffn-calc gpus` lists them).",
             rich_help_panel="Hardware",
             show_default=False,
         ),
@@ -368,13 +385,21 @@ def roofline(
         ),
     ] = None,
     tp: TpOpt = 1,
+    ep: EpOpt = 1,
     fmt: FormatOpt = OutputFormat.table,
     get: GetOpt = None,
 ) -> None:
     """Each GEMM on the roofline: arithmetic intensity, compute- or memory-bound, a lower-bound
     time, for prefill (BATCH × SEQ_LEN tokens) and decode (one token per sequence), and the
     token count where each GEMM crosses the ridge point. Example: ffn-calc roofline 1 8192 --model llama-3-8b --gpu h100-sxm"""
-    emit(api.roofline(cfg, gpu, peak_tflops=peak_tflops, bandwidth_gbs=bandwidth_gbs, tp=tp), fmt.value, get)
+    emit(api.roofline(cfg, gpu, peak_tflops=peak_tflops, bandwidth_gbs=bandwidth_gbs, tp=tp, ep=ep), fmt.value, get)
+
+
+@app.command()
+def gpus(fmt: FormatOpt = OutputFormat.table, get: GetOpt = None) -> None:
+    """The GPUs --gpu knows: dense datasheet peaks by dtype, memory bandwidth and the datasheet
+    each comes from. Example: ffn-calc gpus -f csv"""
+    emit(api.gpus(), fmt.value, get)
 
 
 @app.command()
@@ -405,6 +430,11 @@ def fail(message: str, code: int = 2) -> int:
 
 def _usage_message(e: ClickException) -> str:
     message = " ".join(e.format_message().replace("Value error, ", "").split())
+    choices = getattr(getattr(getattr(e, "param", None), "type", None), "choices", None)
+    bad = re.search(r": '([^']*)' is not one of", message)
+    if choices and bad:  # an unknown choice: the closest names, not the whole list
+        name = (getattr(e.param, "opts", None) or ["value"])[0]  # type: ignore[attr-defined]
+        message = f"{name}: unknown value {bad.group(1)!r}; {closest(bad.group(1).lower(), [str(c) for c in choices])}"
     option = getattr(e, "option_name", "") or ""
     if isinstance(e, NoSuchOption) and option[1:2].isdigit():
         # A negative number reads as an option to the parser; say what it really is.

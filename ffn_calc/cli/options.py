@@ -41,12 +41,13 @@ class SweepFormat(str, Enum):
 
 
 def _size(argument: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+    def parse(text: str) -> int:  # its name is the type --help shows: INTEGER
         try:
             return parse_size(argument, text)
         except ConfigError as e:
             raise typer.BadParameter(e.message) from None
 
+    parse.__name__ = "INTEGER"  # what --help shows as its type
     return parse
 
 
@@ -69,6 +70,7 @@ def number_parser(argument: str) -> Callable[[str], float]:
             raise typer.BadParameter(f"must be a positive number such as 1.25, got {text}")
         return value
 
+    parse.__name__ = "NUMBER"  # what --help shows as its type
     return parse
 
 
@@ -79,6 +81,7 @@ def count_parser(argument: str, minimum: int = 1) -> Callable[[str], int]:
         except ConfigError as e:
             raise typer.BadParameter(e.message) from None
 
+    parse.__name__ = "INTEGER"  # what --help shows as its type
     return parse
 
 
@@ -98,7 +101,7 @@ DffOpt = Annotated[
         "--d-ff",
         metavar="N|Mx|glu",
         help="Hidden width (per expert for a MoE): a number (3072), a multiple of d_model (4x, 2.5x, 8/3x), "
-        "or glu for the GLU width that keeps a 4× FFN's parameters, int(2·4·d_model/3). Default 4x.",
+        "or glu for the GLU width that keeps a 4× FFN's parameters, int(2·4·d_model/3). [default: 4x]",
         rich_help_panel=LAYER,
         show_default=False,
     ),
@@ -130,21 +133,24 @@ ActivationOpt = Annotated[
     typer.Option(
         "--activation",
         "-a",
-        help=f"Nonlinearity: {', '.join(PLAIN_ACTIVATIONS)}; or gated: {', '.join(GATED)} (act(x·W_gate) ⊙ x·W_up). Default relu.",
+        metavar="NAME",
+        help=f"Nonlinearity: {', '.join(PLAIN_ACTIVATIONS)}; or gated, act(x·W_gate) ⊙ x·W_up: {', '.join(GATED)}. [default: relu]",
         case_sensitive=False,
         rich_help_panel=LAYER,
         show_default=False,
     ),
 ]
 BiasOpt = Annotated[
-    bool | None, typer.Option("--bias/--no-bias", help="Biases on every linear. Default: bias.", rich_help_panel=LAYER, show_default=False)
+    bool | None,
+    typer.Option("--bias/--no-bias", help="Biases on every linear. [default: the model's, else bias]", rich_help_panel=LAYER, show_default=False),
 ]
 FusedOpt = Annotated[bool, typer.Option("--fused", help="A GLU's gate and up as one (d_model, 2·d_ff) matrix, then a split.", rich_help_panel=LAYER)]
 NormOpt = Annotated[
     Norm,
     typer.Option(
         "--norm",
-        help="Residual + norm: none (the bare FFN), pre (x + FFN(LN(x)), GPT-2 on), post (LN(x + FFN(x)), the original); which norm: --norm-type.",
+        help="Residual + norm: none (the bare FFN), pre (x + FFN(LN(x)), GPT-2 on), post (LN(x + FFN(x)), the original). "
+        "The norm's kind: see --norm-type.",
         case_sensitive=False,
         rich_help_panel=LAYER,
     ),
@@ -155,13 +161,24 @@ NormTypeOpt = Annotated[
         "--norm-type",
         help="The norm --norm pre/post adds: "
         + ", ".join(f"{n.name} ({n.label}, {n.formula}, {n.params_per_element}·d_model params)" for n in NORM_TYPES.values())
-        + ". Default: the preset's or config.json's, else layer.",
+        + ". [default: the model's, else layer]",
+        metavar="layer|rms",
         case_sensitive=False,
         rich_help_panel=LAYER,
         show_default=False,
     ),
 ]
-DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Storage type of weights and activations.", case_sensitive=False, rich_help_panel=LAYER)]
+DtypeOpt = Annotated[
+    Dtype | None,
+    typer.Option(
+        "--dtype",
+        help=f"Storage type of weights and activations: {', '.join(DTYPES)}. [default: the model's torch_dtype, else float32]",
+        metavar="DTYPE",
+        case_sensitive=False,
+        rich_help_panel=LAYER,
+        show_default=False,
+    ),
+]
 LayersOpt = Annotated[
     int | None,
     typer.Option(
@@ -169,7 +186,7 @@ LayersOpt = Annotated[
         "-L",
         parser=count_parser("--layers"),
         metavar="L",
-        help="Identical layers in the model: totals × L beside the per-layer figures. Default 1.",
+        help="Identical layers in the model: totals × L beside the per-layer figures. [default: 1]",
         rich_help_panel=MODEL,
         show_default=False,
     ),
@@ -209,19 +226,29 @@ SharedOpt = Annotated[
         show_default=False,
     ),
 ]
+SharedGateOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--shared-expert-gate/--no-shared-expert-gate",
+        help="Scale the shared experts' output by sigmoid(x·w_s), w_s of shape (d_model, 1), as Qwen2-MoE does. [default: the model's, else off]",
+        rich_help_panel=MOE,
+        show_default=False,
+    ),
+]
 CapacityOpt = Annotated[
     float | None,
     typer.Option(
         "--capacity-factor",
         parser=number_parser("--capacity-factor"),
         metavar="C",
-        help="Pad each expert to ceil(C·tokens·K/E) rows, dropping overflow (GShard/Switch). Default: dropless.",
+        help="Pad each expert to ceil(C·tokens·K/E) rows, dropping overflow (GShard/Switch). [default: dropless]",
         rich_help_panel=MOE,
         show_default=False,
     ),
 ]
 FormatOpt = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for scripts.", case_sensitive=False, rich_help_panel=OUTPUT)
+    OutputFormat,
+    typer.Option("--format", "-f", metavar="FORMAT", help="table for people; json or csv for scripts.", case_sensitive=False, rich_help_panel=OUTPUT),
 ]
 ChartOpt = Annotated[
     bool, typer.Option("--chart", help="Bar charts of where the FLOPs and the memory go, by stage (table output).", rich_help_panel=OUTPUT)
@@ -248,7 +275,7 @@ MaxMemoryOpt = Annotated[
         "--max-memory",
         parser=_bytes_size,
         metavar="SIZE",
-        help="Memory verify may use (8GiB, 512MiB); past it the pass runs in chunks of tokens. Default: 80% of the memory available.",
+        help="Memory verify may use (8GiB, 512MiB); past it the pass runs in chunks of tokens. [default: 80% of the memory available]",
         rich_help_panel=OUTPUT,
         show_default=False,
     ),
@@ -291,7 +318,7 @@ def _layer_options(
     fused: FusedOpt = False,
     norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
     norm_type: NormTypeOpt = None,
-    dtype: DtypeOpt = Dtype.float32,  # type: ignore[attr-defined]
+    dtype: DtypeOpt = None,
     multiple_of: MultipleOfOpt = None,
     ffn_dim_multiplier: FfnMultOpt = None,
     model: ModelOpt = None,
@@ -300,6 +327,7 @@ def _layer_options(
     experts: ExpertsOpt = None,
     top_k: TopKOpt = None,
     shared_experts: SharedOpt = None,
+    shared_expert_gate: SharedGateOpt = None,
     capacity_factor: CapacityOpt = None,
 ) -> None:
     """The arguments and options every layer command shares: a signature, not a command."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ffn_calc.model.activations import ACTIVATIONS, by_config_name
+from ffn_calc.model.dtypes import DTYPES
 from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.norms import NORM_TYPES, by_config_key
 
@@ -25,7 +26,7 @@ GATED_MODEL_TYPES = {
 # descendants') is x / √(mean(x²) + ε) · γ but is configured as `layer_norm_epsilon`.
 RMS_NORM_MODEL_TYPES = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
 # Families with a plain two-matrix MLP and biases.
-PLAIN_BIASED_MODEL_TYPES = {"bert", "roberta", "gpt2", "gpt_neox", "gptj", "opt", "distilbert", "electra", "xlm-roberta", "vit"}
+PLAIN_BIASED_MODEL_TYPES = {"bert", "roberta", "bloom", "gpt2", "gpt_neox", "gptj", "opt", "distilbert", "electra", "xlm-roberta", "vit"}
 # The norm of a family whose config.json has no epsilon key (Cohere and OLMo-1 gate their MLP
 # but keep a mean-subtracting LayerNorm).
 NORM_BY_MODEL_TYPE = {
@@ -33,8 +34,20 @@ NORM_BY_MODEL_TYPE = {
     **dict.fromkeys((GATED_MODEL_TYPES - {"cohere", "olmo"}) | RMS_NORM_MODEL_TYPES, "rms"),
 }
 
-SIZE_KEYS = ("hidden_size", "d_model", "n_embd")
-FF_KEYS = ("intermediate_size", "d_ff", "n_inner", "ffn_dim")
+# Families whose config.json may omit the FFN width because the model code fixes it, with
+# what the code does: BloomMLP is 4 × hidden_size; FalconMLP is ffn_hidden_size, which
+# FalconConfig sets to 4 × hidden_size when it is absent. Their activation and biases likewise.
+FAMILY_DEFAULTS: dict[str, tuple[int, str, str]] = {
+    "bloom": (4, "gelu_new", "BloomMLP: dense_h_to_4h is 4 × hidden_size, bloom_gelu (tanh approximation), biases"),
+    "falcon": (4, "gelu", "FalconConfig: ffn_hidden_size = 4 × hidden_size when absent; nn.GELU; biases per `bias`"),
+}
+# Families with a gate on their shared experts: Qwen2MoeSparseMoeBlock scales the shared
+# expert's output by sigmoid(shared_expert_gate(x)); Qwen3-MoE has no shared expert at all.
+SHARED_EXPERT_GATE_MODEL_TYPES = {"qwen2_moe"}
+DTYPE_KEYS = ("torch_dtype", "dtype")  # transformers ≥ 4.56 writes `dtype`
+
+SIZE_KEYS = ("hidden_size", "d_model", "n_embd", "n_embed")
+FF_KEYS = ("intermediate_size", "d_ff", "n_inner", "ffn_dim", "ffn_hidden_size")
 ACT_KEYS = ("hidden_activation", "hidden_act", "activation_function", "feed_forward_proj")
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 EXPERT_KEYS = ("num_local_experts", "n_routed_experts", "num_experts")
@@ -49,6 +62,7 @@ class ConfigFile:
     used: dict[str, Any] = field(default_factory=dict)  # config key → its value
     notes: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    missing: str = ""  # what the file lacks that a flag must give (the FFN width), as an error message
 
 
 def _first(cfg: dict[str, Any], keys: tuple[str, ...], used: dict[str, Any]) -> tuple[str, Any] | None:
@@ -103,12 +117,16 @@ def read_config(path: str) -> ConfigFile:
 
     ff = _first(cfg, ("moe_intermediate_size",), used) if "experts" in out.values else None
     ff = ff or _first(cfg, FF_KEYS, used)
+    family = FAMILY_DEFAULTS.get(model_type)
     if ff is None:
         if model_type == "gpt2" or "n_embd" in used:
             out.values["d_ff"] = 4 * d_model
             out.notes.append("n_inner is absent or null: GPT-2 uses 4 × n_embd")
-        else:
-            raise ConfigError("--config", f"{path!r} has no FFN width: expected one of {', '.join(FF_KEYS)}")
+        elif family is not None:
+            out.values["d_ff"] = family[0] * d_model
+            out.notes.append(f"no FFN width field: {model_type} uses {family[0]} × hidden_size = {family[0] * d_model} ({family[2]})")
+        else:  # a flag may complete it (--d-ff); resolve.py says so if none does
+            out.missing = f"{path!r} has no FFN width: expected one of {', '.join(FF_KEYS)}; give it with --d-ff"
     else:
         out.values["d_ff"] = _size(*ff)
 
@@ -126,6 +144,9 @@ def read_config(path: str) -> ConfigFile:
                 f"one shared expert of width {width} counted as {width // out.values['d_ff']} of width {out.values['d_ff']} "
                 "(same parameters and FLOPs)"
             )
+        if out.values.get("shared_experts") and model_type in SHARED_EXPERT_GATE_MODEL_TYPES:
+            out.values["shared_expert_gate"] = True
+            out.notes.append(f"shared experts gated by sigmoid(x·w_s), w_s (d_model, 1): model_type {model_type!r} (shared_expert_gate)")
 
     gated = model_type in GATED_MODEL_TYPES or any(str(a).split("For")[0].lower() in GATED_MODEL_TYPES for a in archs)
     act_field = _first(cfg, ACT_KEYS, used)
@@ -136,13 +157,16 @@ def read_config(path: str) -> ConfigFile:
         if act_name == "gelu":
             act_name = "gelu_new"  # T5 v1.1 runs gated-gelu with gelu_new
             out.notes.append("T5's gated-gelu uses the tanh approximation (gelu_new)")
+    if not act_field and family is not None:
+        act_name = family[1]
+        out.notes.append(f"no activation field: {model_type} uses {act_name} ({family[2]})")
     if model_type.startswith("gemma") and act_name == "gelu":
         act_name = "gelu_pytorch_tanh"
         out.notes.append("Gemma's config says gelu but the model runs the tanh approximation")
     found = by_config_name(act_name) if act_name else ACTIVATIONS["silu" if gated else "relu"]
     if found is None:
         raise ConfigError("--config", f"activation {act_name!r} is not one ffn-calc models; give --activation")
-    if not act_field:
+    if not act_field and family is None:
         out.notes.append(f"no activation field: assumed {found.name}")
     if gated and found.gated is None:
         raise ConfigError("--config", f"a gated FFN with {found.name} has no registered gated form; give --activation")
@@ -154,9 +178,13 @@ def read_config(path: str) -> ConfigFile:
         else "plain two-matrix FFN (no gated marker in model_type, architectures or feed_forward_proj)"
     )  # fmt: skip
 
-    if "mlp_bias" in cfg:
-        used["mlp_bias"] = cfg["mlp_bias"]
-        out.values["bias"] = bool(cfg["mlp_bias"])
+    bias_key = "mlp_bias" if "mlp_bias" in cfg else "bias" if model_type == "falcon" and "bias" in cfg else None
+    if bias_key is not None:
+        used[bias_key] = cfg[bias_key]
+        out.values["bias"] = bool(cfg[bias_key])
+    elif model_type == "falcon":
+        out.values["bias"] = False
+        out.notes.append("no bias field: FalconConfig's default is no biases")
     elif gated or model_type.startswith("t5"):
         out.values["bias"] = False
         out.notes.append("no mlp_bias field: this family has no FFN biases")
@@ -167,6 +195,7 @@ def read_config(path: str) -> ConfigFile:
         out.notes.append("no mlp_bias field and an unknown family: biases assumed")
 
     _read_norm_type(cfg, model_type, out)
+    _read_dtype(cfg, raw, out)
 
     layers = _first(cfg, LAYER_KEYS, used)
     if layers is not None:
@@ -201,3 +230,20 @@ def _read_norm_type(cfg: dict[str, Any], model_type: str, out: ConfigFile) -> No
         kind, why = NORM_TYPES["layer"], "no norm epsilon field and an unknown family: assumed"
     out.values["norm_type"] = kind.name
     out.notes.append(f"norm_type {kind.name} ({kind.label}) from {why}; used with --norm pre or post")
+
+
+def _read_dtype(cfg: dict[str, Any], raw: dict[str, Any], out: ConfigFile) -> None:
+    """The storage type the checkpoint was published in (`torch_dtype`, or `dtype` in newer
+    files), the default --dtype; a value ffn-calc has no storage type for is ignored, said so."""
+    for source in (raw, cfg):  # the top level first: a multimodal file's text_config may say otherwise
+        for key in DTYPE_KEYS:
+            value = source.get(key)
+            if isinstance(value, str) and value:
+                out.used[key] = value
+                name = value.removeprefix("torch.")
+                if name in DTYPES:
+                    out.values["dtype"] = name
+                    out.notes.append(f"dtype {name} from {key}, the checkpoint's storage type (--dtype overrides)")
+                else:
+                    out.notes.append(f"{key} {value!r} is not a storage type ffn-calc has; dtype left to --dtype (default float32)")
+                return

@@ -6,6 +6,8 @@ model puts before (or after) its FFN, used when `--norm pre` or `post` asks for 
 alone counts the bare FFN (norm none). Flags given on the
 command line override a preset's values. Values come from the models' published config.json
 files (Hugging Face hub) or, where none exists, the paper's table; `source` says which.
+`dtype` is the config.json's `torch_dtype`, the storage type used unless --dtype says otherwise
+(float32 where no config.json gives one).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Preset:
     shared_experts: int = 0
     norm_type: str = "layer"  # what --norm pre/post puts in (presets keep norm none: the bare FFN)
     note: str = ""
+    dtype: str | None = None  # the config.json's torch_dtype, the default --dtype; None: none published
+    shared_expert_gate: bool = False  # Qwen2-MoE: the shared experts' output scaled by sigmoid(x·w_s)
 
 
 PRESETS: dict[str, Preset] = {
@@ -56,21 +60,61 @@ PRESETS: dict[str, Preset] = {
         Preset("t5-v1_1-base", 768, 2048, "geglu_tanh", False, 24,
                "google/t5-v1_1-base config.json (d_ff 2048, feed_forward_proj gated-gelu = gelu_new; pre-RMSNorm: T5LayerNorm)",
                note="12 encoder + 12 decoder layers", norm_type="rms"),
-        Preset("llama-2-7b", 4096, 11008, "swiglu", False, 32, "meta-llama/Llama-2-7b-hf config.json (rms_norm_eps: pre-RMSNorm)", norm_type="rms"),
-        Preset("llama-2-13b", 5120, 13824, "swiglu", False, 40, "meta-llama/Llama-2-13b-hf config.json (pre-RMSNorm)", norm_type="rms"),
-        Preset("llama-2-70b", 8192, 28672, "swiglu", False, 80, "meta-llama/Llama-2-70b-hf config.json (pre-RMSNorm)", norm_type="rms"),
-        Preset("llama-3-8b", 4096, 14336, "swiglu", False, 32, "meta-llama/Meta-Llama-3-8B config.json (pre-RMSNorm)", norm_type="rms"),
-        Preset("llama-3-70b", 8192, 28672, "swiglu", False, 80, "meta-llama/Meta-Llama-3-70B config.json (pre-RMSNorm)", norm_type="rms"),
+        Preset("llama-2-7b", 4096, 11008, "swiglu", False, 32, "meta-llama/Llama-2-7b-hf config.json (rms_norm_eps: pre-RMSNorm)",
+               norm_type="rms", dtype="float16"),
+        Preset("llama-2-13b", 5120, 13824, "swiglu", False, 40, "meta-llama/Llama-2-13b-hf config.json (pre-RMSNorm)",
+               norm_type="rms", dtype="float16"),
+        Preset("llama-2-70b", 8192, 28672, "swiglu", False, 80, "meta-llama/Llama-2-70b-hf config.json (pre-RMSNorm)",
+               norm_type="rms", dtype="float16"),
+        Preset("llama-3-8b", 4096, 14336, "swiglu", False, 32, "meta-llama/Meta-Llama-3-8B config.json (pre-RMSNorm)",
+               norm_type="rms", dtype="bfloat16"),
+        Preset("llama-3-70b", 8192, 28672, "swiglu", False, 80, "meta-llama/Meta-Llama-3-70B config.json (pre-RMSNorm)",
+               norm_type="rms", dtype="bfloat16"),
         Preset("llama-3.1-405b", 16384, 53248, "swiglu", False, 126,
-               "meta-llama/Llama-3.1-405B config.json; Llama 3 paper (Dubey et al. 2024) Table 3 (pre-RMSNorm)", norm_type="rms"),
-        Preset("mistral-7b", 4096, 14336, "swiglu", False, 32, "mistralai/Mistral-7B-v0.1 config.json (pre-RMSNorm)", norm_type="rms"),
+               "meta-llama/Llama-3.1-405B config.json; Llama 3 paper (Dubey et al. 2024) Table 3 (pre-RMSNorm)", norm_type="rms", dtype="bfloat16"),
+        Preset("mistral-7b", 4096, 14336, "swiglu", False, 32, "mistralai/Mistral-7B-v0.1 config.json (pre-RMSNorm)",
+               norm_type="rms", dtype="bfloat16"),
         Preset("mixtral-8x7b", 4096, 14336, "swiglu", False, 32,
                "mistralai/Mixtral-8x7B-v0.1 config.json (num_local_experts 8, num_experts_per_tok 2; pre-RMSNorm)",
-               experts=8, top_k=2, norm_type="rms"),
-        Preset("qwen2-7b", 3584, 18944, "swiglu", False, 28, "Qwen/Qwen2-7B config.json (pre-RMSNorm)", norm_type="rms"),
+               experts=8, top_k=2, norm_type="rms", dtype="bfloat16"),
+        Preset("qwen2-7b", 3584, 18944, "swiglu", False, 28, "Qwen/Qwen2-7B config.json (pre-RMSNorm)", norm_type="rms", dtype="bfloat16"),
         Preset("gemma-7b", 3072, 24576, "geglu_tanh", False, 28,
                "google/gemma-7b config.json (hidden_act gelu, run as the tanh approximation; pre-RMSNorm, γ stored as γ − 1)",
-               note="Gemma's report quotes 49152 'feedforward hidden dims': gate and up together", norm_type="rms"),
+               note="Gemma's report quotes 49152 'feedforward hidden dims': gate and up together", norm_type="rms", dtype="bfloat16"),
+        Preset("qwen1.5-moe-a2.7b", 2048, 1408, "swiglu", False, 24,
+               "Qwen/Qwen1.5-MoE-A2.7B config.json (moe_intermediate_size 1408, num_experts 60, num_experts_per_tok 4, "
+               "shared_expert_intermediate_size 5632, shared_expert_gate in Qwen2MoeSparseMoeBlock; pre-RMSNorm; torch_dtype bfloat16)",
+               experts=60, top_k=4, shared_experts=4, shared_expert_gate=True, norm_type="rms", dtype="bfloat16",
+               note="its one shared expert of width 5632 is counted as 4 of width 1408 (the same parameters and FLOPs); "
+               "norm_topk_prob is false, the top-k weights' renormalisation is counted all the same"),
+        Preset("qwen2-57b-a14b", 3584, 2560, "swiglu", False, 28,
+               "Qwen/Qwen2-57B-A14B config.json (moe_intermediate_size 2560, num_experts 64, num_experts_per_tok 8, "
+               "shared_expert_intermediate_size 20480, gated shared expert; pre-RMSNorm; torch_dtype bfloat16)",
+               experts=64, top_k=8, shared_experts=8, shared_expert_gate=True, norm_type="rms", dtype="bfloat16",
+               note="its one shared expert of width 20480 is counted as 8 of width 2560 (the same parameters and FLOPs)"),
+        Preset("qwen3-30b-a3b", 2048, 768, "swiglu", False, 48,
+               "Qwen/Qwen3-30B-A3B config.json (moe_intermediate_size 768, num_experts 128, num_experts_per_tok 8, "
+               "no shared expert; pre-RMSNorm; torch_dtype bfloat16)",
+               experts=128, top_k=8, norm_type="rms", dtype="bfloat16"),
+        Preset("deepseek-v2-lite", 2048, 1408, "swiglu", False, 26,
+               "deepseek-ai/DeepSeek-V2-Lite config.json (moe_intermediate_size 1408, n_routed_experts 64, "
+               "num_experts_per_tok 6, n_shared_experts 2, first_k_dense_replace 1; pre-RMSNorm; torch_dtype bfloat16)",
+               experts=64, top_k=6, shared_experts=2, norm_type="rms", dtype="bfloat16",
+               note="26 MoE layers; the first of 27 layers is dense (d_ff 10944) and not counted"),
+        Preset("olmoe-1b-7b", 2048, 1024, "swiglu", False, 16,
+               "allenai/OLMoE-1B-7B-0924 config.json (intermediate_size 1024 per expert, num_experts 64, "
+               "num_experts_per_tok 8; rms_norm_eps: pre-RMSNorm; torch_dtype float32)",
+               experts=64, top_k=8, norm_type="rms", dtype="float32",
+               note="norm_topk_prob is false, the top-k weights' renormalisation is counted all the same"),
+        Preset("llama-3.2-1b", 2048, 8192, "swiglu", False, 16,
+               "meta-llama/Llama-3.2-1B config.json (intermediate_size 8192; pre-RMSNorm; torch_dtype bfloat16)",
+               norm_type="rms", dtype="bfloat16"),
+        Preset("gemma-2-9b", 3584, 14336, "geglu_tanh", False, 42,
+               "google/gemma-2-9b config.json (hidden_activation gelu_pytorch_tanh; RMSNorm before and after the FFN, "
+               "γ stored as γ − 1; torch_dtype float32)",
+               norm_type="rms", dtype="float32",
+               note="Gemma 2 also normalises the FFN's output (pre_ and post_feedforward_layernorm): "
+               "--norm pre counts one of its two RMSNorms"),
         Preset("palm-540b", 18432, 73728, "swiglu", False, 118,
                "Chowdhery et al. 2022, PaLM, Table 1 and §2 (SwiGLU, d_ff = 4·d_model, no biases; pre-LayerNorm)",
                note="its LayerNorms have no bias (§2): with --norm pre, ffn-calc's LayerNorm counts d_model β parameters more"),
@@ -79,7 +123,7 @@ PRESETS: dict[str, Preset] = {
                "num_experts_per_tok 8, n_shared_experts 1, first_k_dense_replace 3; pre-RMSNorm)",
                experts=256, top_k=8, shared_experts=1,
                note="58 MoE layers; the first 3 of 61 layers are dense (d_ff 18432) and not counted; "
-               "the router's sigmoid scoring and its 256 bias terms are not modelled", norm_type="rms"),
+               "the router's sigmoid scoring and its 256 bias terms are not modelled", norm_type="rms", dtype="bfloat16"),
     )
 }  # fmt: skip
 

@@ -9,7 +9,7 @@ import typing
 from dataclasses import fields, replace
 from typing import Any
 
-from ffn_calc.model.errors import ConfigError
+from ffn_calc.model.errors import ConfigError, closest
 from ffn_calc.model.layer import FFNConfig, check_size, make_config
 
 
@@ -33,12 +33,14 @@ def layer_config(
     experts: int | None = None,
     top_k: int | None = None,
     shared_experts: int | None = None,
+    shared_expert_gate: bool | None = None,
     capacity_factor: float | None = None,
 ) -> FFNConfig:
     """One layer from what a user says about it: defaults < the preset `model` < the
     config.json at path `config` < the flags (keywords; None means not given). `d_ff` is as
     `--d-ff` takes it: None (4 × d_model), N, "Mx" or "glu". `norm_type` (layer, rms) needs
-    `norm` pre or post; without it a preset's or config.json's kind is kept. This signature is the one list
+    `norm` pre or post; without it a preset's or config.json's kind is kept. `dtype` defaults to
+    the model's (a preset's or config.json's torch_dtype), else float32. This signature is the one list
     of layer options: the command line's flags, the sweep's JSON-line keys and the Python API
     all take these names."""
     given = {k: v for k, v in locals().items() if k in LAYER_FLAGS}  # first: locals() is the parameters here
@@ -52,14 +54,19 @@ def layer_config(
         try:
             preset = presets.lookup(model)
         except KeyError:
-            raise ConfigError("--model", f"unknown model {model!r}; see `ffn-calc models` for the {len(presets.PRESETS)} known ones") from None
-        values.update({k: getattr(preset, k) for k in FILLABLE})
+            hint = closest(model.strip().lower(), presets.PRESETS)
+            raise ConfigError("--model", f"unknown model {model!r}; {hint} (`ffn-calc models` lists all {len(presets.PRESETS)})") from None
+        values.update({k: getattr(preset, k) for k in FILLABLE if getattr(preset, k) is not None})
         d_ff_from = f"preset {preset.name}"
         origin.append(f"preset {preset.name}: {preset.source}" + (f" ({preset.note})" if preset.note else ""))
+        if preset.dtype is not None:
+            origin.append(f"dtype {preset.dtype} from preset {preset.name}: its config.json's torch_dtype (--dtype overrides)")
     if config is not None:
         from ffn_calc.inputs.config_json import read_config  # json and pathlib: only when a file is read
 
         file = read_config(config)
+        if file.missing and d_ff is None:
+            raise ConfigError("--config", file.missing)
         values.update(file.values)
         d_ff_from = "config.json" if "d_ff" in file.values else d_ff_from
         used = ", ".join(f"{k}={v}" for k, v in file.used.items())
@@ -75,6 +82,8 @@ def layer_config(
     if overridden:
         origin.append(f"flags override: {', '.join(overridden)}")
     values.update({k: v for k, v in given.items() if v is not None})
+    if shared_expert_gate is None and not values.get("shared_experts"):
+        values["shared_expert_gate"] = False  # a preset's or config.json's gate goes with its shared experts
     if norm_type is not None and values.get("norm", "none") == "none":
         raise ConfigError("--norm-type", f"{norm_type!r} applies to the norm that --norm pre or post adds; add --norm pre (or post)")
     if values.get("experts") and not values.get("top_k"):
@@ -109,7 +118,7 @@ def _check_types(values: dict[str, Any]) -> None:
 SIZES = _PARAMETERS[:3]  # batch, seq_len, d_model: the command line's arguments
 SOURCES = ("model", "config")
 # What a preset or a config.json may fill in: the fields a preset has (inputs/presets.py).
-FILLABLE = ("d_model", "d_ff", "activation", "bias", "layers", "experts", "top_k", "shared_experts", "norm_type")
+FILLABLE = ("d_model", "d_ff", "activation", "bias", "layers", "experts", "top_k", "shared_experts", "norm_type", "dtype", "shared_expert_gate")
 LAYER_FLAGS = tuple(name for name in _PARAMETERS if name not in SIZES + SOURCES)  # the flags
 # The defaults of the options a preset or config file may fill in (FFNConfig's own), so that
 # "flags override" names real overrides.

@@ -15,7 +15,7 @@ from itertools import chain, islice, product
 from typing import Any
 
 from ffn_calc.inputs.resolve import LAYER_FLAGS, SIZES, SOURCES, layer_config
-from ffn_calc.model.errors import ConfigError
+from ffn_calc.model.errors import ConfigError, closest
 from ffn_calc.model.forward import FFNReport, ModelTotals, Totals, analyze
 from ffn_calc.model.layer import MAX_SIZE, FFNConfig, parse_size
 
@@ -72,8 +72,10 @@ def parse_columns(text: str | None) -> tuple[str, ...]:
         return DEFAULT_COLUMNS
     columns = tuple(c.strip() for c in text.split(",") if c.strip())
     unknown = [c for c in columns if c not in COLUMNS]
-    if unknown or not columns:
-        raise ConfigError("--columns", f"unknown column {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(COLUMNS)}")
+    if not columns:
+        raise ConfigError("--columns", f"names no column; choose from {', '.join(COLUMNS)}")
+    if unknown:
+        raise ConfigError("--columns", f"unknown column {unknown[0]!r}; {closest(unknown[0], COLUMNS)}")
     return columns
 
 
@@ -207,7 +209,7 @@ def line_reports(lines: Iterable[tuple[int, str]], fixed: dict[str, Any] | None 
                 raise ConfigError("line", f'expected a JSON object such as {{"batch": 1, "seq_len": 128, "d_model": 768}}, got {type(item).__name__}')
             unknown = sorted(set(item) - LINE_KEYS)
             if unknown:
-                raise ConfigError(unknown[0], f"is not an option; use {', '.join(sorted(LINE_KEYS))}")
+                raise ConfigError(unknown[0], f"is not an option; {closest(unknown[0], sorted(LINE_KEYS))}")
             for key in ("batch", "seq_len"):
                 if key not in item:
                     raise ConfigError(key, "is missing")

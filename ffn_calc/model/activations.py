@@ -9,12 +9,11 @@ gradient. A name that is not registered raises; nothing falls through to another
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Activation:
-    """One nonlinearity.
+class Activation(NamedTuple):
+    """One nonlinearity (a record: immutable, and cheap to declare at start-up).
 
     `flops` and `backward_flops` are FLOPs per element (see the module docstring), with how
     they are counted in `flops_count` and `backward_count`. `backward_reads` says what the
@@ -33,10 +32,6 @@ class Activation:
     backward_reads: str
     config_names: tuple[str, ...]
     gated: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.backward_reads not in ("input", "output"):
-            raise ValueError(f"{self.name}: backward_reads must be input or output")
 
 
 _ALL = (
@@ -72,6 +67,9 @@ _ALL = (
     ),
 )  # fmt: skip
 
+for _a in _ALL:
+    if _a.backward_reads not in ("input", "output"):
+        raise ValueError(f"{_a.name}: backward_reads must be input or output")
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in _ALL}
 # Gated forms: name → the nonlinearity applied to the gate (swiglu → silu).
 GATED: dict[str, str] = {a.gated: a.name for a in _ALL if a.gated}

@@ -22,6 +22,9 @@ Elementwise work (counted in FLOPs, never in MACs)
                     (exp, sum, divide); the top-k selection is comparisons, not counted
     MoE combine     each token's k expert outputs scaled by their router weights and summed:
                     (2·k − 1) FLOPs per output element, + 1 per element to add the shared experts
+    shared-expert   (Qwen2-MoE) g = x·w_s, a matmul (d_model → 1) of 2·d_model FLOPs per token;
+    gate            then sigmoid(g) = 1 / (1 + exp(−g)): 4 FLOPs per token (negate, exp, add,
+                    divide), and the shared output scaled by it: 1 multiply per element
 Matmul-only FLOPs are reported on their own as well; they are the figure papers quote
 (Kaplan et al. 2020; Megatron-LM; nanoGPT), 4·d_model·d_ff per token for a plain FFN.
 """
@@ -40,6 +43,8 @@ RESIDUAL_ADD_FLOPS_PER_ELEMENT = 1
 LAYERNORM_FLOPS_PER_ELEMENT = norm_type("layer").flops_per_element
 LAYERNORM_FLOPS_PER_ROW = norm_type("layer").flops_per_row
 GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT = 2  # see activation_backward_flops
+SIGMOID_FLOPS = 4  # 1 / (1 + exp(−g)): negate, exp, add, divide; once per token (the shared-expert gate)
+GATE_SCALE_FLOPS_PER_ELEMENT = 1  # sigmoid(g) ⊙ the shared experts' output
 
 
 def norm_flops(kind: str, rows: int, width: int) -> int:
@@ -97,6 +102,8 @@ def conventions_dict() -> dict[str, object]:
         },  # layernorm_…, rmsnorm_…
         "glu_multiply_flops_per_element": GLU_MULTIPLY_FLOPS_PER_ELEMENT,
         "router_softmax_flops_per_logit": ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
+        "shared_expert_gate_sigmoid_flops_per_token": SIGMOID_FLOPS,
+        "shared_expert_gate_scale_flops_per_element": GATE_SCALE_FLOPS_PER_ELEMENT,
     }
 
 
@@ -119,6 +126,11 @@ ROUTING_BACKWARD_FLOPS_PER_LOGIT = 4
 RENORM_BACKWARD_FLOPS_PER_WEIGHT = 4
 COMBINE_BACKWARD_FLOPS_PER_ELEMENT = 3
 GATHER_BACKWARD_FLOPS_PER_ELEMENT = 1
+# The shared-expert gate (Qwen2-MoE), out = σ ⊙ ys with σ = sigmoid(g), one σ per token:
+# dys = σ·dout, 1 per element; dσ = Σ dout·ys over the row, 2 per element (multiply, add);
+# dg = dσ·σ·(1 − σ), 3 per token (subtract, two multiplies). Its matmul's backward is a matmul's.
+GATE_SCALE_BACKWARD_FLOPS_PER_ELEMENT = 3
+SIGMOID_BACKWARD_FLOPS = 3
 ROUTING_INDEX_BYTES = 8  # int64, kept for backward
 DROPOUT_FLOPS_PER_ELEMENT = 1  # apply the mask (and scale) forward; the same backward
 DROPOUT_MASK_BYTES_PER_ELEMENT = 1

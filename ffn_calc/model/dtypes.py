@@ -3,11 +3,10 @@ size. Choices, help, byte counts and the GPU tables derive from it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class DType:
+class DType(NamedTuple):
     """A storage type: `bytes` per element."""
 
     name: str

@@ -16,8 +16,10 @@ from ffn_calc.model import structure as names
 from ffn_calc.model.conventions import (
     BIAS_ADD_FLOPS_PER_ELEMENT,
     FLOPS_PER_MAC,
+    GATE_SCALE_FLOPS_PER_ELEMENT,
     RESIDUAL_ADD_FLOPS_PER_ELEMENT,
     ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
+    SIGMOID_FLOPS,
     activation_flops,
     conventions_dict,
 )
@@ -74,7 +76,7 @@ class Stage:
     """
 
     name: str
-    op: str  # input | matmul | activation | glu | add | layernorm | rmsnorm | router | gather | combine
+    op: str  # input | matmul | activation | glu | add | layernorm | rmsnorm | router | gather | combine | gate_scale
     formula: str
     inputs: tuple[str, ...]
     output: Tensor
@@ -319,6 +321,24 @@ class _Builder:
         )  # fmt: skip
         return self.add(stage, sym)
 
+    def shared_expert_gate(self, source: str, shared: str) -> str:
+        """Qwen2-MoE's gate on the shared experts: g = x·w_s (d_model → 1, no bias), then the
+        shared output scaled by sigmoid(g), one scalar per token. Returns the scaled output."""
+        cfg = self.cfg
+        b, s, d, n = cfg.batch, cfg.seq_len, cfg.d_model, cfg.tokens
+        w = self.tensor(names.W_SHARED_EXPERT_GATE, (d, 1), "weight")
+        gate = self.add(
+            Stage(names.SHARED_EXPERT_GATE, "matmul", f"gs = {self.symbol[source]}·{names.W_SHARED_EXPERT_GATE}", (source,),
+                  self.tensor(names.SHARED_EXPERT_GATE, (b, s, 1)), (w,), (n, d, 1)),
+            "gs",
+        )  # fmt: skip
+        flops = SIGMOID_FLOPS * n + GATE_SCALE_FLOPS_PER_ELEMENT * n * d
+        return self.add(
+            Stage(names.SHARED_EXPERT_SCALE, "gate_scale", f"ys = sigmoid(gs) ⊙ {self.symbol[shared]}", (gate, shared),
+                  self.tensor(names.SHARED_EXPERT_SCALE, (b, s, d)), elementwise_flops=flops),
+            "ys",
+        )  # fmt: skip
+
     def moe(self, source: str) -> str:
         """Shared experts, router, routing, dispatch, the routed experts, combine."""
         cfg = self.cfg
@@ -326,6 +346,8 @@ class _Builder:
         shared = None
         if cfg.shared_experts:
             shared = self.ffn(names.SHARED, source, (b, s), cfg.shared_experts * cfg.d_ff)
+            if cfg.shared_expert_gate:
+                shared = self.shared_expert_gate(source, shared)
         router = self.add(
             Stage(names.ROUTER, "matmul", f"logits = {self.symbol[source]}·{names.W_ROUTER}", (source,), self.tensor(names.ROUTER, (b, s, e)),
                   (self.tensor(names.W_ROUTER, (d, e), "weight"),), (n, d, e)),
@@ -359,7 +381,8 @@ def build_stages(cfg: FFNConfig) -> tuple[Stage, ...]:
     post: input → FFN → residual → norm   (LN(x + FFN(x)))
     where the norm stage is `layernorm` or `rmsnorm` (norm_type, norms.py), and FFN is
     linear1 → activation → linear2, or gate, up → glu → down for a GLU, or for a mixture of
-    experts: [shared experts] → router → routing → dispatch → experts → combine.
+    experts: [shared experts [→ shared_expert_gate → shared_expert_scale]] → router → routing →
+    dispatch → experts → combine.
     """
     bld = _Builder(cfg)
     b, s, d = cfg.batch, cfg.seq_len, cfg.d_model

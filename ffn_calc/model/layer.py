@@ -133,7 +133,8 @@ class FFNConfig:
     silu) or a gated one (swiglu, geglu, geglu_tanh, reglu: act(x·W_gate) ⊙ (x·W_up)).
     `fused` stores a GLU's gate and up weights as one (d_model, 2·d_ff) matrix. `experts` > 0
     makes a mixture of experts, each of width d_ff, with `top_k` active per token, plus
-    `shared_experts` always active; `capacity_factor` pads each expert to a fixed buffer
+    `shared_experts` always active (with `shared_expert_gate`, their output scaled per token by
+    sigmoid(x·w_s), w_s of shape (d_model, 1), as Qwen2-MoE does); `capacity_factor` pads each expert to a fixed buffer
     (GShard/Switch style) instead of routing dropless. `layers` multiplies the model totals.
     `dtype` names the storage type of weights and activations (`dtype_bytes` each). `norm`
     places a residual and a norm around the FFN (none, pre, post); `norm_type` says which norm
@@ -155,6 +156,7 @@ class FFNConfig:
     experts: int = 0
     top_k: int = 0
     shared_experts: int = 0
+    shared_expert_gate: bool = False
     capacity_factor: float | None = None
     layers: int = 1
     origin: tuple[str, ...] = ()  # where the values came from: preset, config.json, flags
@@ -169,7 +171,7 @@ class FFNConfig:
         _check_choice("--norm", self.norm, NORMS)
         _check_choice("--norm-type", self.norm_type, NORM_TYPES)
         _check_choice("--dtype", self.dtype, DTYPES)
-        for name, flag in (("--bias", self.bias), ("--fused", self.fused)):
+        for name, flag in (("--bias", self.bias), ("--fused", self.fused), ("--shared-expert-gate", self.shared_expert_gate)):
             if not isinstance(flag, bool):
                 raise ConfigError(name, f"must be true or false, got {flag!r}")
         if self.capacity_factor is not None and (isinstance(self.capacity_factor, bool) or not isinstance(self.capacity_factor, int | float)):
@@ -188,6 +190,8 @@ class FFNConfig:
                     raise ConfigError(name, "needs --experts (a mixture of experts)")
             if self.capacity_factor is not None:
                 raise ConfigError("--capacity-factor", "needs --experts (a mixture of experts)")
+        if self.shared_expert_gate and not self.shared_experts:
+            raise ConfigError("--shared-expert-gate", "gates the shared experts' output; add --shared-experts (and --experts)")
         if self.capacity_factor is not None and not (0 < self.capacity_factor < 1e6):
             raise ConfigError("--capacity-factor", f"must be a positive number such as 1.25, got {self.capacity_factor}")
         if not self.d_ff_rule:

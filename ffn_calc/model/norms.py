@@ -11,13 +11,12 @@ each mean it takes. A name that is not registered raises; nothing falls through 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ffn_calc.model import structure as names
 
 
-@dataclass(frozen=True)
-class NormType:
+class NormType(NamedTuple):
     """One kind of norm over the d_model features of each row (token).
 
     `weights` are its parameter vectors, each of d_model elements (their names, structure.py);

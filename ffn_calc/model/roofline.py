@@ -26,6 +26,14 @@ read under both assumptions, C rows each. Bytes = b·(M·K + touched·K·N + M·
 point (the dense formula with M = rows per expert), and the routed tokens T from which uniform
 routing gives each touched expert that many rows. An expert GEMM's top-level figures (and a
 phase's) are the worst case's; the uniform ones sit beside them.
+
+With expert parallelism (`ep` N, expert_parallel.py) every figure is one rank's: its T =
+tokens / N tokens (decode: BATCH / N sequences), the replicated router and shared experts, and
+its E/N experts, which receive T·k rows (balanced routing). Their rows come from every rank's
+tokens, N·T in all, so under uniform routing (E/N)·(1 − (1 − k/E)^(N·T)) of them are touched,
+and in the worst case min(E/N, T·k). Each phase lists its forward all-to-alls (dispatch and
+combine, bytes each rank sends) beside the GEMMs; their time needs the interconnect's bandwidth
+and is not in the totals.
 """
 
 from __future__ import annotations
@@ -35,9 +43,11 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ffn_calc.model.dtypes import DTYPES
-from ffn_calc.model.errors import ConfigError
+from ffn_calc.model.errors import ConfigError, closest
+from ffn_calc.model.expert_parallel import expert_parallel
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.parallel import Collective
 from ffn_calc.model.structure import EXPERT
 
 ROOFLINE_SCHEMA = "ffn-calc/roofline/1"
@@ -136,7 +146,7 @@ def pick_gpu(name: str | None = None, peak_tflops: float | None = None, bandwidt
     if name is None:
         return custom_gpu(peak_tflops, bandwidth_gbs)  # type: ignore[arg-type]
     if name.lower() not in GPUS:
-        raise ConfigError("--gpu", f"unknown GPU {name!r}; choose one of {', '.join(GPUS)}")
+        raise ConfigError("--gpu", f"unknown GPU {name!r}; {closest(name.lower(), GPUS)}")
     return GPUS[name.lower()]
 
 
@@ -171,13 +181,14 @@ class ExpertRouting:
 
     experts: int  # E
     top_k: int  # k, experts per token
-    routed_tokens: int  # T, the tokens of the phase
+    routed_tokens: int  # T, the tokens of the phase (with --ep, every rank's: their rows reach each rank)
     routed_rows: int  # M, all experts' rows: T·k (dropless) or E·capacity
     expert_weight_bytes: int  # one expert's K·N matrix, bytes
     ridge_rows_per_expert: int | None  # rows one expert needs to be compute-bound (None: never)
     ridge_tokens_uniform: int | None  # least T whose uniform routing gives that many rows per expert
     uniform: ExpertSpread
     worst_case: ExpertSpread
+    experts_on_rank: int = 0  # the experts this GEMM runs: E, or E/N with --ep N
 
 
 @dataclass(frozen=True)
@@ -222,6 +233,7 @@ class Phase:
     bound: str
     uniform: PhaseTraffic | None = None  # None for a dense layer
     worst_case: PhaseTraffic | None = None  # = the totals above; None for a dense layer
+    collectives: tuple[Collective, ...] = ()  # with --ep: the forward all-to-alls, bytes each rank sends
 
 
 @dataclass(frozen=True)
@@ -234,6 +246,7 @@ class Roofline:
     bandwidth: float  # bytes/s
     ridge: float  # FLOP per byte
     phases: tuple[Phase, ...]
+    expert_ranks: int = 1  # --ep: every figure is one rank's
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, as `roofline -f json` prints it (schema ffn-calc/roofline/1)."""
@@ -243,8 +256,13 @@ class Roofline:
             "config": self.report.config.to_dict(),
             "gpu": {"name": g.name, "source": g.source, "peak_flops_per_s": self.peak_flops, "bandwidth_bytes_per_s": self.bandwidth},
             "ridge_flops_per_byte": self.ridge,
+            "expert_ranks": self.expert_ranks,
             "phases": [
-                {**{k: v for k, v in asdict(p).items() if k != "gemms"}, "gemms": [{**asdict(gemm), "mkn": list(gemm.mkn)} for gemm in p.gemms]}
+                {
+                    **{k: v for k, v in asdict(p).items() if k not in ("gemms", "collectives")},
+                    "gemms": [{**asdict(gemm), "mkn": list(gemm.mkn)} for gemm in p.gemms],
+                    "collectives": [{**asdict(c), "shape": list(c.shape)} for c in p.collectives],
+                }
                 for p in self.phases
             ],
         }
@@ -307,17 +325,25 @@ def _spread(touched: float | int, mkn: tuple[int, int, int], flops: int, nb: int
                         max(flops / peak, moved / bandwidth))  # fmt: skip
 
 
-def _expert_gemm(stage: str, mkn: tuple[int, int, int], flops: int, cfg: FFNConfig, peak: float, bandwidth: float, ridge: float) -> GemmRoof:
-    """A routed-expert GEMM: per-expert rows and the weights of every expert reached."""
+def _expert_gemm(
+    stage: str, mkn: tuple[int, int, int], flops: int, cfg: FFNConfig, peak: float, bandwidth: float, ridge: float, ep: int = 1
+) -> GemmRoof:
+    """A routed-expert GEMM: per-expert rows and the weights of every expert reached; with
+    `ep` N, of the rank's E/N experts, whose rows come from all N ranks' tokens."""
     m, k, n = mkn
-    nb, e, t = cfg.dtype_bytes, cfg.experts, cfg.tokens
+    nb, e, t = cfg.dtype_bytes, cfg.experts, cfg.tokens * ep
+    local = e // ep
     if cfg.expert_capacity is None:
-        uniform = _spread(expected_experts_touched(t, e, cfg.top_k), mkn, flops, nb, peak, bandwidth, ridge)
-        worst = _spread(worst_case_experts_touched(t, e, cfg.top_k), mkn, flops, nb, peak, bandwidth, ridge)
+        touched = expected_experts_touched(t, e, cfg.top_k)
+        if ep > 1:  # each expert is touched with the same probability, wherever it lives
+            touched = touched * local / e
+        uniform = _spread(touched, mkn, flops, nb, peak, bandwidth, ridge)
+        worst = _spread(min(local, m), mkn, flops, nb, peak, bandwidth, ridge)  # min(E, T·k) without --ep
     else:  # every expert's padded buffer runs, whatever the routing
         uniform = worst = _spread(e, mkn, flops, nb, peak, bandwidth, ridge)
     ridge_rows = _ridge_tokens(k, n, nb, ridge)
-    routing = ExpertRouting(e, cfg.top_k, t, m, k * n * nb, ridge_rows, _uniform_ridge_tokens(ridge_rows, cfg), uniform, worst)
+    global_cfg = replace(cfg, batch=t, seq_len=1) if ep > 1 else cfg
+    routing = ExpertRouting(e, cfg.top_k, t, m, k * n * nb, ridge_rows, _uniform_ridge_tokens(ridge_rows, global_cfg), uniform, worst, local)
     assert isinstance(worst.bytes, int)
     return GemmRoof(stage, mkn, flops, worst.bytes, worst.intensity, worst.bound, worst.seconds, ridge_rows, routing)
 
@@ -327,15 +353,22 @@ def _totals(flops: int, moved: float, seconds: float, ridge: float) -> PhaseTraf
     return PhaseTraffic(moved, intensity, seconds, "compute" if intensity >= ridge else "memory")
 
 
-def _phase(name: str, cfg: FFNConfig, peak: float, bandwidth: float, ridge: float) -> Phase:
-    report = analyze(cfg)
+def _phase(name: str, cfg: FFNConfig, peak: float, bandwidth: float, ridge: float, ep: int = 1) -> Phase:
+    collectives: tuple[Collective, ...] = ()
+    if ep > 1:
+        plan = expert_parallel(cfg, ep)
+        report = plan.shard(analyze(plan.per_rank))
+        cfg = plan.per_rank
+        collectives = tuple(c for c in plan.all_to_all if c.phase == "forward")
+    else:
+        report = analyze(cfg)
     nb = cfg.dtype_bytes
     gemms = []
     for s in report.stages:
         if not s.matmul:
             continue
         if s.name.startswith(EXPERT):
-            gemms.append(_expert_gemm(s.name, s.matmul, s.matmul_flops, cfg, peak, bandwidth, ridge))
+            gemms.append(_expert_gemm(s.name, s.matmul, s.matmul_flops, cfg, peak, bandwidth, ridge, ep))
             continue
         m, k, n = s.matmul
         moved = nb * (m * k + k * n + m * n)
@@ -351,14 +384,22 @@ def _phase(name: str, cfg: FFNConfig, peak: float, bandwidth: float, ridge: floa
         spreads = [g.routing.uniform if g.routing else g for g in gemms]
         uniform = _totals(flops, sum(x.bytes for x in spreads), sum(x.seconds for x in spreads), ridge)
     return Phase(name, cfg.tokens, tuple(gemms), flops, moved, worst.intensity, worst.seconds, worst.bound,
-                 uniform, worst if uniform else None)  # fmt: skip
+                 uniform, worst if uniform else None, collectives)  # fmt: skip
 
 
-def roofline(cfg: FFNConfig, gpu: GPU) -> Roofline:
-    """Prefill (batch × seq_len tokens) and decode (one new token per sequence) on `gpu`."""
+def roofline(cfg: FFNConfig, gpu: GPU, ep: int = 1) -> Roofline:
+    """Prefill (batch × seq_len tokens) and decode (one new token per sequence) on `gpu`; with
+    `ep` > 1, of one expert-parallel rank (its tokens and its E/N experts)."""
     peak = peak_flops(gpu, cfg.dtype)
     bandwidth = gpu.bandwidth_gbs * 1e9
     ridge = peak / bandwidth
-    prefill = _phase("prefill", cfg, peak, bandwidth, ridge)
-    decode = _phase("decode", replace(cfg, seq_len=1), peak, bandwidth, ridge)
-    return Roofline(analyze(cfg), gpu, peak, bandwidth, ridge, (prefill, decode))
+    if ep > 1 and cfg.batch % ep:
+        raise ConfigError("--ep", f"decode's {cfg.batch} tokens (one per sequence) do not divide over {ep} ranks; pick a BATCH that --ep divides")
+    prefill = _phase("prefill", cfg, peak, bandwidth, ridge, ep)
+    decode = _phase("decode", replace(cfg, seq_len=1), peak, bandwidth, ridge, ep)
+    if ep > 1:
+        plan = expert_parallel(cfg, ep)
+        report = plan.shard(analyze(plan.per_rank))
+    else:
+        report = analyze(cfg)
+    return Roofline(report, gpu, peak, bandwidth, ridge, (prefill, decode), ep)

@@ -7,11 +7,10 @@ The model, training, parallelism and the verifier all name things through this m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Linear:
+class Linear(NamedTuple):
     """One linear of the FFN core: out = in·W (+ b).
 
     `first`: it reads the block's input, (d_model, width) — Megatron splits it by columns;
@@ -52,11 +51,14 @@ RMSNORM = "rmsnorm"
 RESIDUAL = "residual"
 ROUTER = "router"
 ROUTING = "routing"
+SHARED_EXPERT_GATE = "shared_expert_gate"  # Qwen2-MoE: g = x·w_s, (tokens, 1)
+SHARED_EXPERT_SCALE = "shared_expert_scale"  # sigmoid(g) ⊙ the shared experts' output
 DISPATCH = "dispatch"
 COMBINE = "combine"
 
 # Weights that are not a linear's.
 W_ROUTER = "W_router"
+W_SHARED_EXPERT_GATE = "W_shared_expert_gate"  # (d_model, 1): HF's shared_expert_gate
 LN_GAMMA = "ln_gamma"
 LN_BETA = "ln_beta"
 RMS_GAMMA = "rms_gamma"  # RMSNorm has γ only

@@ -16,13 +16,34 @@ from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
 from ffn_calc.model.dtypes import SIXTEEN_BIT
 from ffn_calc.model.errors import ConfigError
+from ffn_calc.model.expert_parallel import ExpertParallel, expert_parallel
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import BY_STAGE
 from ffn_calc.model.parallel import TensorParallel, tensor_parallel
-from ffn_calc.model.training_options import MASTER_BYTES, OPTIMIZERS, STATE_BYTES_MIXED, TrainingOptions
+from ffn_calc.model.training_options import MASTER_BYTES, OPTIMIZERS, RECOMPUTE, STATE_BYTES_MIXED
 
 TRAIN_SCHEMA = "ffn-calc/train/1"
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How a step trains: recomputation, optimizer, mixed precision (16-bit weights and
+    gradients with float32 master weights and states), dropout on the FFN output, and whether
+    the layer's input needs a gradient: False for the first layer of a stack or after a frozen
+    embedding, when PyTorch skips every product whose only use is that gradient."""
+
+    recompute: str = "none"
+    optimizer: str = "adam"
+    mixed_precision: bool = False
+    dropout: bool = False
+    input_grad: bool = True
+
+    def __post_init__(self) -> None:
+        if self.recompute not in RECOMPUTE:
+            raise ConfigError("--recompute", f"unknown value {self.recompute!r}; choose one of {', '.join(RECOMPUTE)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError("--optimizer", f"unknown value {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
 @dataclass(frozen=True)
@@ -82,15 +103,16 @@ class TrainingTotals:
 
 @dataclass(frozen=True)
 class TrainingReport:
-    """One training step. With tensor parallelism, every figure is one rank's (`forward` is the
-    rank's layer, d_ff / N) and `parallel` holds the collectives."""
+    """One training step. With tensor or expert parallelism, every figure is one rank's
+    (`forward` is the rank's layer: d_ff / N, or its tokens and experts) and `parallel` holds
+    the collectives."""
 
     forward: FFNReport
     options: TrainingOptions
     backward: tuple[BackwardOp, ...]
     saved: tuple[SavedTensor, ...]
     totals: TrainingTotals
-    parallel: TensorParallel | None = None
+    parallel: TensorParallel | ExpertParallel | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, as `train -f json` prints it (schema ffn-calc/train/1)."""
@@ -171,6 +193,10 @@ def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp
         elif s.op == "gather" and needs[s.name]:
             ops.append(BackwardOp(s.name, "elementwise", "each routed row's gradient added back into its token's", by_name[s.inputs[0]].output_shape,
                                   elementwise_flops=conv.GATHER_BACKWARD_FLOPS_PER_ELEMENT * rows * width))  # fmt: skip
+        elif s.op == "gate_scale":  # ys = σ ⊙ shared: back to the shared output and the gate's logit
+            flops = conv.GATE_SCALE_BACKWARD_FLOPS_PER_ELEMENT * rows * width + conv.SIGMOID_BACKWARD_FLOPS * rows
+            formula = f"d{s.inputs[1]} = σ·d{s.name}, dσ = Σ d{s.name}·{s.inputs[1]}, d{s.inputs[0]} = dσ·σ·(1 − σ)"
+            ops.append(BackwardOp(s.name, "elementwise", formula, s.output_shape, elementwise_flops=flops))
         elif s.op == "combine":
             routed = cfg.tokens * cfg.top_k * cfg.d_model
             ops.append(BackwardOp(s.name, "elementwise", "dye = w·dy, dw = Σ dy·ye", s.output_shape,
@@ -237,6 +263,9 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
                 keep(s.inputs[0], f"{BY_STAGE[s.op].label}'s input, for its backward")
             elif s.op == "router":
                 keep(s.inputs[0], "the router's logits, for the softmax backward")
+            elif s.op == "gate_scale":
+                keep(s.inputs[0], "the shared-expert gate's logit, for the sigmoid's backward")
+                keep(s.inputs[1], "the shared experts' output, for the gate's gradient")
             elif s.op == "combine":
                 keep(s.inputs[0], "the routing weights, for the experts' output gradients")
                 keep(s.inputs[1], "the experts' outputs, for the routing weights' gradient")
@@ -257,11 +286,15 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
     return list(saved.values())
 
 
-def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parallel: bool = False) -> TrainingReport:
+def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parallel: bool = False, ep: int = 1) -> TrainingReport:
     """One training step of the layer: forward, backward, recomputation and memory — of one
-    rank when `tp` > 1 (Megatron tensor parallelism, optionally with sequence parallelism)."""
-    parallel = None
-    if tp > 1 or sequence_parallel:
+    rank when `tp` > 1 (Megatron tensor parallelism, optionally with sequence parallelism)
+    or `ep` > 1 (expert parallelism, expert_parallel.py: the rank's tokens and experts)."""
+    parallel: TensorParallel | ExpertParallel | None = None
+    if ep > 1:
+        parallel = expert_parallel(cfg, ep, tp, sequence_parallel)
+        cfg = parallel.per_rank
+    elif tp > 1 or sequence_parallel:
         parallel = tensor_parallel(cfg, tp, sequence_parallel)
         cfg = parallel.per_rank
     if cfg.expert_capacity is not None:
@@ -269,6 +302,8 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     if options.mixed_precision and cfg.dtype not in SIXTEEN_BIT:
         raise ConfigError("--mixed-precision", f"needs --dtype {' or '.join(SIXTEEN_BIT)} (16-bit weights and gradients), got {cfg.dtype}")
     fwd = analyze(cfg)
+    if isinstance(parallel, ExpertParallel):
+        fwd = parallel.shard(fwd)  # only the rank's experts' weights
     ops = _backward_ops(fwd, options.input_grad)
     saved = _saved(fwd, options)
     if parallel is not None and parallel.sequence_parallel:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from ffn_calc.inputs.catalogue import ModelList
 from ffn_calc.model import conventions as conv
 from ffn_calc.model.explain import Explanation
-from ffn_calc.render.base import Col, Grid, Num, View, config_line, csv_rows, fit, n, tables
+from ffn_calc.render.base import View, csv_rows, tables
+from ffn_calc.render.layout import Col, Grid, Num, config_line, fit, n
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

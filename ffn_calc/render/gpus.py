@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ffn_calc.model.dtypes import DTYPES
 from ffn_calc.model.roofline import GPUList
-from ffn_calc.render.base import csv_rows, tables
+from ffn_calc.render.base import View, csv_rows, tables
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -21,7 +21,7 @@ def _csv_rows_GPUList(result: GPUList) -> list[dict[str, Any]]:
 
 
 @tables.register(GPUList)
-def _tables_GPUList(result: GPUList) -> list[RenderableType]:
+def _tables_GPUList(result: GPUList, view: View | None = None) -> list[RenderableType]:
     from rich.table import Table
     from rich.text import Text
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.model.roofline import ExpertSpread, GemmRoof, Roofline
-from ffn_calc.render.base import config_line, csv_rows, human_count, shape, tables
+from ffn_calc.render.base import csv_rows, tables
+from ffn_calc.render.layout import config_line, human_count, shape
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -95,6 +96,8 @@ def _tables_Roofline(r: Roofline) -> list[RenderableType]:
             table.add_row(g.stage, shape(g.mkn), human_count(g.flops), "", "", "", "", f"{ridge}/expert")
             table.add_row(*_spread_row("uniform", g.routing.uniform), "" if tokens is None else f"T ≥ {tokens:,}")
             table.add_row(*_spread_row("worst case", g.routing.worst_case), "")
+        for c in p.collectives:  # --ep: bytes each rank sends, beside the GEMMs, not in the totals
+            table.add_row(f"all-to-all {c.where.split(':')[0]}", shape(c.shape), "", _bytes(c.bytes_sent_per_rank), "", "sent/rank", "", "")
         table.add_section()
         if p.uniform is None or p.worst_case is None:
             table.add_row("layer", "", human_count(p.flops), _bytes(p.bytes), f"{p.intensity:,.1f}", p.bound, _time(p.seconds), "",
@@ -111,5 +114,10 @@ def _tables_Roofline(r: Roofline) -> list[RenderableType]:
                  "multiplies — uniform routing, E·(1 − (1 − k/E)^T) experts expected for T tokens with top-k of E; worst case, "
                  "min(E, T·k), the most bytes. An expert is compute-bound from M rows of its own, which uniform routing gives from "
                  "T tokens on; JSON and CSV's top-level figures are the worst case's.")  # fmt: skip
+    if r.expert_ranks > 1:
+        note += (f" Expert parallel over {r.expert_ranks} ranks: every figure is one rank's — its share of the tokens, the replicated "
+                 "router and shared experts, its E/N experts with the rows all ranks send them (balanced routing); T in 'T ≥' counts "
+                 "all ranks' tokens. The all-to-all rows give the bytes each rank sends (balanced routing); their time depends on the "
+                 "interconnect and is not in the totals.")  # fmt: skip
     out.append(Text(note, style="dim"))
     return out

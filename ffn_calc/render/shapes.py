@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
 from ffn_calc.model.forward import FFNReport
-from ffn_calc.render.base import UNITS, Col, Grid, Num, View, bar_chart, config_line, csv_rows, fit, n, plural, shape, tables
-from ffn_calc.render.base import headline as base_headline
+from ffn_calc.render.base import View, csv_rows, tables
+from ffn_calc.render.layout import UNITS, Col, Grid, Num, bar_chart, config_line, fit, n, plural, shape
+from ffn_calc.render.layout import headline as base_headline
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -8,7 +8,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.inputs.sweep import SweepResult
-from ffn_calc.render.base import Cell, Col, Fit, Grid, Num, View, _text, bar_chart, csv_chunks, fit, grid_layout, jsonl_chunks, tables
+from ffn_calc.render.base import View, csv_chunks, jsonl_chunks, tables
+from ffn_calc.render.layout import Cell, Col, Fit, Grid, Num, _text, bar_chart, fit, grid_layout
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

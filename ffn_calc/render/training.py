@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ffn_calc.model.expert_parallel import ExpertParallel
 from ffn_calc.model.training import TrainingReport
-from ffn_calc.render.base import Col, Grid, Num, View, bytes_text, config_line, csv_rows, fit, flops_text, headline, plural, shape, tables
+from ffn_calc.render.base import View, csv_rows, tables
+from ffn_calc.render.layout import Col, Grid, Num, bytes_text, config_line, fit, flops_text, headline, plural, shape
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -114,12 +116,19 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
     precision = "mixed precision (16-bit weights and gradients, float32 master and states)" if o.mixed_precision else f"all in {c.dtype}"
     out += [Text(config_line(report.forward)), Text(precision + (", dropout on the FFN output" if o.dropout else ""))]
     tp = report.parallel
-    if tp is not None:
+    if isinstance(tp, ExpertParallel):
+        out.append(Text(f"expert parallel over {plural(tp.expert_ranks, 'rank')}"
+                        + (f" × tensor parallel over {plural(tp.tensor_ranks, 'rank')}" if tp.tensor else "")
+                        + f": every figure below is one rank's ({plural(tp.experts_per_rank, 'expert')} of {c.experts}, "
+                        f"{tp.per_rank.tokens:,} tokens of {tp.per_rank.tokens * tp.expert_ranks:,}, d_ff {tp.per_rank.d_ff}); "
+                        "all-to-all bytes under balanced routing", style="yellow"))  # fmt: skip
+    elif tp is not None:
         out.append(Text(f"tensor parallel over {plural(tp.ranks, 'rank')}" + (" with sequence parallelism" if tp.sequence_parallel else "")
                         + f": every figure below is one rank's (d_ff {tp.per_rank.d_ff} per rank)", style="yellow"))  # fmt: skip
+    if tp is not None:
         cs = tp.collectives
         comms = Grid(
-            "Collectives per step (ring)",
+            "Collectives per step" + ("" if isinstance(tp, ExpertParallel) else " (ring)"),
             [
                 Col("phase", [x.phase for x in cs] + ["step"]),
                 Col("collective", [x.op for x in cs] + [""]),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc.render.base import Col, Grid, View, bytes_text, config_line, csv_rows, fit, n, plural, shape, tables
+from ffn_calc.render.base import View, csv_rows, tables
+from ffn_calc.render.layout import Col, Grid, bytes_text, config_line, fit, n, plural, shape
 from ffn_calc.verifier.report import VerifyReport
 
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ def _tables_VerifyReport(report: VerifyReport, view: View | None = None) -> list
         f"ok: all {plural(len(judged), 'check')} match" if not failed else f"FAILED: {len(failed)} of {plural(len(judged), 'check')} do not match"
     )
     timing = (
-        f"forward pass {report.seconds * 1000:.1f} ms, {report.gflops_per_s:.2f} GFLOP/s "
-        f"({n(report.prediction.totals.flops)} FLOPs in {report.computed_dtype})"
+        f"verified in {report.seconds * 1000:.1f} ms ({report.gflops_per_s:.2f} GFLOP/s overall), "
+        f"forward pass {report.forward_seconds * 1000:.1f} ms ({n(report.prediction.totals.flops)} FLOPs in {report.computed_dtype})"
     )
     out: list[RenderableType] = [Text(config_line(report.prediction))]
     if report.chunk_tokens:

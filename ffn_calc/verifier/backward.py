@@ -203,6 +203,11 @@ def _moe(cfg: FFNConfig, p: Params, g: Grads, rec: BackwardRecorder, src: np.nda
     n, d, e, k = cfg.tokens, cfg.d_model, cfg.experts, cfg.top_k
     shared = _Block(cfg, p, g, rec, names.SHARED) if cfg.shared_experts else None
     ys = shared.forward(src) if shared else None
+    gated = ys is not None and cfg.shared_expert_gate
+    if gated:  # Qwen2-MoE: the shared output scaled by σ = sigmoid(x·w_s), one per token
+        assert ys is not None
+        sig = 1.0 / (1.0 + np.exp(-matmul(src, p[names.W_SHARED_EXPERT_GATE])))
+        ys_raw, ys = ys, sig * ys
     probs = routing.softmax(matmul(src, p[names.W_ROUTER]))
     top, chosen, total = routing.top_k(probs, k)
     w = chosen / total
@@ -237,13 +242,24 @@ def _moe(cfg: FFNConfig, p: Params, g: Grads, rec: BackwardRecorder, src: np.nda
         dlogits = probs * (dprobs - (probs * dprobs).sum(axis=1, keepdims=True))
         rec.flops(names.ROUTING, "elementwise", conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT * n * e + conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT * n * k)
         g[names.W_ROUTER] = rec.matmul(names.ROUTER, "weight-grad", src.T, dlogits)
+        dshared, gate_part = dy, None
+        if gated:  # dys = σ·dy, dσ = Σ dy·ys over the row, dg = dσ·σ·(1 − σ); then g = x·w_s's backward
+            dshared = sig * dy
+            dgate = (dy * ys_raw).sum(axis=1, keepdims=True) * sig * (1.0 - sig)
+            rec.flops(names.SHARED_EXPERT_SCALE, "elementwise",
+                      conv.GATE_SCALE_BACKWARD_FLOPS_PER_ELEMENT * dy.size + conv.SIGMOID_BACKWARD_FLOPS * n)  # fmt: skip
+            g[names.W_SHARED_EXPERT_GATE] = rec.matmul(names.SHARED_EXPERT_GATE, "weight-grad", src.T, dgate)
+            if input_grad:
+                gate_part = rec.matmul(names.SHARED_EXPERT_GATE, "input-grad", dgate, p[names.W_SHARED_EXPERT_GATE].T)
         if not input_grad:
             if shared is not None:
-                shared.backward(dy, input_grad=False)
+                shared.backward(dshared, input_grad=False)
             return [dsrc], 0
         parts = [dsrc, rec.matmul(names.ROUTER, "input-grad", dlogits, p[names.W_ROUTER].T)]
         if shared is not None:
-            parts.append(shared.backward(dy))
+            parts.append(shared.backward(dshared))
+        if gate_part is not None:
+            parts.append(gate_part)
         return parts, (shared.extra_sums if shared else 0)
 
     return y, backward

@@ -16,9 +16,11 @@ import numpy as np
 from ffn_calc.model import structure as names
 from ffn_calc.model.conventions import (
     BIAS_ADD_FLOPS_PER_ELEMENT,
+    GATE_SCALE_FLOPS_PER_ELEMENT,
     GLU_MULTIPLY_FLOPS_PER_ELEMENT,
     RESIDUAL_ADD_FLOPS_PER_ELEMENT,
     ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
+    SIGMOID_FLOPS,
     activation_flops,
     norm_flops,
 )
@@ -197,11 +199,40 @@ def route(rec: Recorder, cfg: FFNConfig, p: Params, src: np.ndarray) -> tuple[np
     return weights, index
 
 
+def sigmoid(g: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(−g)), a new array (in float32 for a 16-bit g)."""
+    z = np.negative(g.astype(compute_type(g.dtype)))
+    np.exp(z, out=z)
+    z += 1.0
+    return np.reciprocal(z, out=z)
+
+
+def shared_expert_gate(rec: Recorder, p: Params, src: np.ndarray, box: list[np.ndarray]) -> np.ndarray:
+    """Qwen2-MoE's gate: g = x·w_s, one logit per token, then the shared output (the one item of
+    `box`, freed here after use) scaled by sigmoid(g) into a new array."""
+    g = linear(rec, names.SHARED_EXPERT_GATE, src, p[names.W_SHARED_EXPERT_GATE], None)
+    shared = box.pop()
+    width = shared.shape[-1]
+    gs, ys = g.reshape(-1, 1), shared.reshape(-1, width)
+    out = np.empty_like(shared)
+    dst = out.reshape(-1, width)
+
+    def block(i: int, j: int) -> None:
+        dst[i:j] = sigmoid(gs[i:j]) * ys[i:j]
+
+    each_block(ys.shape[0], max(1, BLOCK_ELEMENTS // width), block)
+    del g, shared
+    rec.elementwise(names.SHARED_EXPERT_SCALE, SIGMOID_FLOPS * dst.shape[0] + GATE_SCALE_FLOPS_PER_ELEMENT * dst.size)
+    return rec.output(names.SHARED_EXPERT_SCALE, out)
+
+
 def moe(rec: Recorder, cfg: FFNConfig, p: Params, box: list[np.ndarray]) -> np.ndarray:
     """Shared experts, router, dispatch (dropless, or into capacity buffers), experts, combine."""
     n, d, e, k = cfg.tokens, cfg.d_model, cfg.experts, cfg.top_k
     src = box.pop()
     shared = ffn(rec, cfg, p, names.SHARED, [src]) if cfg.shared_experts else None
+    if shared is not None and cfg.shared_expert_gate:
+        shared = shared_expert_gate(rec, p, src, [shared])
     weights, index = route(rec, cfg, p, src)
     groups = routing.group(index, e)
     order, counts = groups.order, groups.counts
@@ -333,6 +364,8 @@ def make_params(rng: np.random.Generator, cfg: FFNConfig, dtype: Any) -> Params:
     if cfg.is_moe:
         if cfg.shared_experts:
             core(names.SHARED, cfg.shared_experts * f, ())
+        if cfg.shared_expert_gate:
+            add(names.W_SHARED_EXPERT_GATE, (d, 1), d)
         add(names.W_ROUTER, (d, cfg.experts), d)
         core(names.EXPERT, f, (cfg.experts,))
     else:

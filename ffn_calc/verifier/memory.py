@@ -1,5 +1,5 @@
 """How much memory a verify run needs, decided before anything is allocated: the forward
-peak the model predicts, the structural checks, and the scratch the NumPy pass holds beyond
+peak the model predicts, the checks on a sample of tokens that follow it, and the scratch the NumPy pass holds beyond
 the tensors the model counts. When the whole pass does not fit, it runs in chunks of tokens;
 when even one token does not, verify is refused with the size it would need."""
 
@@ -10,7 +10,8 @@ from dataclasses import replace
 
 from ffn_calc.model.errors import VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
-from ffn_calc.verifier import arrays
+from ffn_calc.verifier import arrays, reference
+from ffn_calc.verifier.observe import SAMPLE_TOKENS
 
 INTERPRETER_NOISE_BYTES = 1 << 20
 MEMORY_SHARE = 0.8  # of the memory the OS reports available
@@ -38,16 +39,27 @@ def scratch_allowance(prediction: FFNReport) -> int:
     return INTERPRETER_NOISE_BYTES + arrays.SCRATCH_BYTES + half
 
 
-def required_bytes(prediction: FFNReport, chunk_tokens: int = 0) -> int:
-    """What a verify run allocates at most: the forward peak (whole, or run `chunk_tokens`
-    tokens at a time), the structural checks (a few passes over at most one sequence, or one
-    chunk of it), and the scratch allowance."""
+def checks_bytes(prediction: FFNReport) -> int:
+    """What the structural and reference checks hold after the main pass (properties.py): the
+    weights and the input, still alive; one pass over three copies of the sample
+    (observe.SAMPLE_TOKENS tokens each) and the Conv1d form on it, at most twice such a
+    pass's activations; and the float64 reference, a block of weight rows and a few vectors
+    of the widest width per sampled token."""
     cfg = prediction.config
-    check_len = min(cfg.seq_len, chunk_tokens) if chunk_tokens else cfg.seq_len
-    one = analyze(replace(cfg, batch=1, seq_len=check_len))
-    checks = one.totals.weight_bytes + 4 * one.peak.activation_bytes
-    forward_peak = chunked_peak(cfg, chunk_tokens) if chunk_tokens else prediction.totals.peak_bytes
-    return max(forward_peak, checks) + scratch_allowance(prediction)
+    m = min(SAMPLE_TOKENS, cfg.tokens)
+    sample_pass = analyze(replace(cfg, batch=3, seq_len=m)).peak.activation_bytes
+    widest = max(cfg.d_model, 2 * cfg.d_ff * max(1, cfg.shared_experts), cfg.experts)
+    reference_bytes = 8 * widest * (reference.ROWS_PER_BLOCK + 8 * m)
+    input_bytes = cfg.tokens * cfg.d_model * cfg.dtype_bytes
+    return prediction.totals.weight_bytes + input_bytes + 2 * sample_pass + reference_bytes
+
+
+def required_bytes(prediction: FFNReport, chunk_tokens: int = 0) -> int:
+    """What a verify run allocates at most: the larger of the forward peak (whole, or run
+    `chunk_tokens` tokens at a time) and what the checks on the sampled tokens hold after it,
+    plus the scratch allowance."""
+    forward_peak = chunked_peak(prediction.config, chunk_tokens) if chunk_tokens else prediction.totals.peak_bytes
+    return max(forward_peak, checks_bytes(prediction)) + scratch_allowance(prediction)
 
 
 def _size(n: int | float) -> str:

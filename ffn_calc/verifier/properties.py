@@ -1,6 +1,8 @@
-"""Properties of the layer checked on a sample of the run: the Conv1d(k=1) form equals the
-linear one, the layer is position-wise, the activation kernel matches its formula, and the
-norm (LayerNorm or RMSNorm) normalises each row."""
+"""Properties of the layer checked on a sample of tokens of the run, never on further full
+passes: the sampled tokens run alone give the outputs the main pass gave them; permuting them
+permutes the outputs and two equal tokens give equal outputs (position-wise); the Conv1d(k=1)
+form equals the linear one; the activation kernel matches its formula; the norm normalises
+each row; and the output agrees with an independent float64 reference (reference.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,20 @@ import numpy as np
 
 from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.verifier import reference
 from ffn_calc.verifier.forward import LN_EPS, Params, ffn_as_conv1d, forward, norm
 from ffn_calc.verifier.kernels import activation_values, kernel
+from ffn_calc.verifier.observe import Sample
 from ffn_calc.verifier.recorder import Silent
 from ffn_calc.verifier.report import Check
 
-# Relative tolerance of value comparisons in each computed dtype.
+# Relative tolerance of comparisons between two runs of the fast path in each computed dtype.
 RTOL = {"float64": 1e-9, "float32": 1e-4, "float16": 2e-2}
+# A token's k-th and (k+1)-th router logits closer than this many eps (× max(1, |logit|))
+# count as a near-tie that rounding may break either way.
+ROUTING_MARGIN = 16
+# What each computed dtype accumulates products in (float16 products run through float32 BLAS).
+ACCUMULATE = {"float64": "float64", "float32": "float32", "float16": "float32"}
 
 
 def _close(a: np.ndarray, b: np.ndarray, rtol: float) -> tuple[bool, float]:
@@ -28,104 +37,146 @@ def _close(a: np.ndarray, b: np.ndarray, rtol: float) -> tuple[bool, float]:
     return a.shape == b.shape and diff <= rtol * max(scale, 1.0), diff
 
 
-def structural_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Generator, rtol: float) -> list[Check]:
-    """Conv1d form, position-wise behaviour and the activation's formula, on the first sequence."""
+def reference_tolerance(cfg: FFNConfig) -> float:
+    """The fast path's allowed distance from the float64 reference, relative to max(1, the
+    largest |output|): 16·u for the roundings to the storage dtype (each stored tensor is
+    rounded once, about half a dozen on the way to the output) plus 8·√K·u_acc for the
+    accumulation of the longest dot product (K terms summed in the accumulation dtype), u
+    being the unit roundoff (eps / 2), plus 16 × the activation kernel's own approximation
+    error (GELU's erf: 1.5e-7). float32: 5.1e-5 at K = 11,008; float16: 7.9e-3."""
+    u = float(np.finfo(cfg.dtype).eps) / 2
+    u_acc = float(np.finfo(ACCUMULATE[cfg.dtype]).eps) / 2
+    widest = max(cfg.d_model, cfg.d_ff * max(1, cfg.shared_experts))
+    return 16 * u + 8 * math.sqrt(widest) * u_acc + 16 * kernel(cfg.base_activation).approx_error
+
+
+def structural_checks(cfg: FFNConfig, p: Params, sample: Sample, rng: np.random.Generator, rtol: float) -> list[Check]:
+    """Every property on the sampled tokens: one extra pass of 3 × (sample) tokens, the
+    Conv1d form on the sample, the activation on 64 numbers, the norm on the sample's rows,
+    and the reference on the sample."""
     silent = Silent()
-    one = replace(cfg, batch=1)
-    x0 = x[:1]
+    xs, m = sample.inputs, sample.inputs.shape[0]
+    one = replace(cfg, batch=1, seq_len=m)
     checks = []
 
     def row(name: str, ok: bool, diff: float) -> None:
-        checks.append(Check("structure", name, "equal", f"max |Δ| {diff:.2e}", ok, "tolerance"))
+        checks.append(Check("structure", name, "equal", f"max |Δ| {diff:.2e}", ok, "tolerance", f"on {m} sampled tokens"))
 
     if not cfg.is_moe:
-        ok, diff = _close(ffn_as_conv1d(one, p, x0), forward(silent, replace(one, norm="none"), p, x0), rtol)
+        ok, diff = _close(ffn_as_conv1d(one, p, xs[None]), forward(silent, replace(one, norm="none"), p, xs[None]), rtol)
         row("Conv1d(k=1) form = linear form", ok, diff)
 
-    if cfg.expert_capacity is not None:
+    capacity = cfg.expert_capacity is not None
+    clear = np.ones(m, bool)
+    if cfg.is_moe and not capacity:
+        clear = _clear_routing(cfg, p, xs, ROUTING_MARGIN * float(np.finfo(cfg.dtype).eps))
+    if capacity:
         checks.append(
-            Check(
-                "structure",
-                "position-wise",
-                "no",
-                "capacity buffers fill in token order",
-                True,
-                "info",
-                "which tokens an expert drops depends on their order",
-            )
-        )
+            Check("structure", "position-wise", "no", "capacity buffers fill in token order", True, "info",
+                  "which tokens an expert drops depends on their order")
+        )  # fmt: skip
     else:
-        out = forward(silent, one, p, x0)
-        perm = rng.permutation(cfg.seq_len)
-        ok, diff = _close(forward(silent, one, p, x0[:, perm]), out[:, perm], rtol)
+        # One pass over three sequences: the sample, the sample permuted, the sample with
+        # token j replaced by token i.
+        perm = rng.permutation(m)
+        twin = xs.copy()
+        i = int(rng.choice(np.flatnonzero(clear))) if clear.any() else 0
+        j = int(rng.choice([t for t in range(m) if t != i])) if m >= 2 else 0
+        twin[j] = twin[i]
+        y = forward(silent, replace(one, batch=3), p, np.stack([xs, xs[perm], twin]))
+        # (rows on a near-tie in routing may go either way by rounding: compared only when clear)
+        ok, diff = _close(y[0][clear], sample.outputs[clear], rtol)
+        row("sampled tokens run alone → the outputs the whole pass gave them", ok, diff)
+        ok, diff = _close(y[1][clear[perm]], y[0][perm][clear[perm]], rtol)
         row("position-wise: permuted input → permuted output", ok, diff)
-        if cfg.seq_len >= 2:
-            i, j = (int(v) for v in rng.choice(cfg.seq_len, size=2, replace=False))
-            twin = x0.copy()
-            twin[0, j] = twin[0, i]
-            y = forward(silent, one, p, twin)
-            ok, diff = _close(y[0, j], y[0, i], rtol)
-            row(f"equal tokens → equal outputs (positions {i}, {j})", ok, diff)
+        if m >= 2:
+            ok, diff = _close(y[2][j], y[2][i], rtol)
+            row("equal tokens → equal outputs", ok, diff)
 
-    act = cfg.base_activation
-    samples = rng.standard_normal(64).astype(x.dtype)
-    ours = activation_values(act, samples.astype(np.float64 if x.dtype == np.float64 else np.float32)).astype(x.dtype)
-    expected = np.array([kernel(act).reference(float(v)) for v in samples])
-    diff = float(np.max(np.abs(ours.astype(np.float64) - expected)))
-    bound = 1e-6 + rtol * float(np.max(np.abs(expected)))
-    checks.append(
-        Check(
-            "structure",
-            f"{act} matches its formula (math module, 64 samples)",
-            f"|Δ| ≤ {bound:.1e}",
-            f"max |Δ| {diff:.2e}",
-            diff <= bound,
-            "tolerance",
-        )
-    )
-
-    if cfg.norm != "none" and cfg.norm_type == "layer":
-        # With γ = 1 and β = 0 each row comes out with mean 0 and variance v / (v + eps),
-        # where v is the row's variance going in (≈ 1 unless v is as small as eps).
-        rows = norm(silent, "layer", x0, p).reshape(-1, cfg.d_model)
-        v = x0.reshape(-1, cfg.d_model).astype(np.float64).var(axis=1)
-        got = rows.astype(np.float64)
-        mean_err = float(np.max(np.abs(got.mean(axis=1))))
-        var_err = float(np.max(np.abs(got.var(axis=1) - v / (v + LN_EPS))))
-        tol = max(10 * rtol, 1e-6)
-        checks.append(
-            Check(
-                "structure",
-                "LayerNorm rows: mean 0, variance v/(v + eps) (γ = 1, β = 0)",
-                f"|Δ| ≤ {tol:.0e}",
-                f"mean {mean_err:.1e}, var {var_err:.1e}",
-                mean_err <= tol and var_err <= tol,
-                "tolerance",
-            )
-        )
-    if cfg.norm != "none" and cfg.norm_type == "rms":
-        checks += _rmsnorm_checks(cfg, p, x0, rng, rtol)
+    checks.append(_activation_check(cfg, rng, xs.dtype, rtol))
+    if cfg.norm != "none":
+        checks += _norm_checks(cfg, p, xs, rng, rtol)
+    checks.append(reference_check(cfg, p, sample, clear))
     return checks
 
 
-def _rmsnorm_checks(cfg: FFNConfig, p: Params, x0: np.ndarray, rng: np.random.Generator, rtol: float) -> list[Check]:
-    """With γ = 1 each row comes out with mean square v / (v + eps), v its mean square going in;
-    and rows with a clear mean (where a LayerNorm would differ) match the formula computed
-    with Python's math module, under a random γ."""
+def _activation_check(cfg: FFNConfig, rng: np.random.Generator, dtype: np.dtype, rtol: float) -> Check:
+    act = cfg.base_activation
+    samples = rng.standard_normal(64).astype(dtype)
+    ours = activation_values(act, samples.astype(np.float64 if dtype == np.float64 else np.float32)).astype(dtype)
+    expected = np.array([kernel(act).reference(float(v)) for v in samples])
+    diff = float(np.max(np.abs(ours.astype(np.float64) - expected)))
+    bound = 1e-6 + rtol * float(np.max(np.abs(expected)))
+    return Check("structure", f"{act} matches its formula (math module, 64 samples)", f"|Δ| ≤ {bound:.1e}", f"max |Δ| {diff:.2e}",
+                 diff <= bound, "tolerance")  # fmt: skip
+
+
+def _norm_checks(cfg: FFNConfig, p: Params, xs: np.ndarray, rng: np.random.Generator, rtol: float) -> list[Check]:
+    """With γ and β taken back out, each sampled row comes out with mean 0 and variance
+    v / (v + eps) for LayerNorm (v its variance going in), mean square v / (v + eps) for
+    RMSNorm (v its mean square); RMSNorm also against its formula in the math module on rows
+    with a clear mean (where a LayerNorm would differ)."""
     silent, d = Silent(), cfg.d_model
     tol = max(10 * rtol, 1e-6)
-    got = norm(silent, "rms", x0, p).reshape(-1, d).astype(np.float64)
-    v = np.square(x0.reshape(-1, d).astype(np.float64)).mean(axis=1)
-    ms_err = float(np.max(np.abs(np.square(got).mean(axis=1) - v / (v + LN_EPS))))
-    checks = [Check("structure", "RMSNorm rows: mean square v/(v + eps) (γ = 1)", f"|Δ| ≤ {tol:.0e}", f"{ms_err:.1e}", ms_err <= tol, "tolerance")]
-    samples = (rng.standard_normal((4, d)) + 1.0).astype(x0.dtype)
-    gamma = (1.0 + 0.5 * rng.standard_normal(d)).astype(x0.dtype)
-    ours = norm(silent, "rms", samples[None], {**p, names.RMS_GAMMA: gamma}).reshape(4, d).astype(np.float64)
+    got = norm(silent, cfg.norm_type, xs[None], p).reshape(-1, d).astype(np.float64)
+    x64 = xs.astype(np.float64)
+    if cfg.norm_type == "layer":
+        unit = (got - p[names.LN_BETA].astype(np.float64)) / p[names.LN_GAMMA].astype(np.float64)
+        v = x64.var(axis=1)
+        mean_err = float(np.max(np.abs(unit.mean(axis=1))))
+        var_err = float(np.max(np.abs(unit.var(axis=1) - v / (v + LN_EPS))))
+        return [
+            Check("structure", "LayerNorm rows: (out − β)/γ has mean 0, variance v/(v + eps) (random γ, β)", f"|Δ| ≤ {tol:.0e}",
+                  f"mean {mean_err:.1e}, var {var_err:.1e}", mean_err <= tol and var_err <= tol, "tolerance")
+        ]  # fmt: skip
+    unit = got / p[names.RMS_GAMMA].astype(np.float64)
+    v = np.square(x64).mean(axis=1)
+    ms_err = float(np.max(np.abs(np.square(unit).mean(axis=1) - v / (v + LN_EPS))))
+    checks = [Check("structure", "RMSNorm rows: (out/γ) has mean square v/(v + eps) (random γ)", f"|Δ| ≤ {tol:.0e}", f"{ms_err:.1e}",
+                    ms_err <= tol, "tolerance")]  # fmt: skip
+    rows = (rng.standard_normal((4, d)) + 1.0).astype(xs.dtype)
+    gamma = p[names.RMS_GAMMA]
+    ours = norm(silent, "rms", rows[None], p).reshape(4, d).astype(np.float64)
     expected = np.array(
-        [[float(v) / math.sqrt(math.fsum(float(u) ** 2 for u in row) / d + LN_EPS) * float(gamma[i]) for i, v in enumerate(row)] for row in samples]
+        [[float(v) / math.sqrt(math.fsum(float(u) ** 2 for u in row) / d + LN_EPS) * float(gamma[i]) for i, v in enumerate(row)] for row in rows]
     )
     diff = float(np.max(np.abs(ours - expected)))
     bound = 1e-6 + rtol * float(np.max(np.abs(expected)))
     checks.append(Check("structure", "RMSNorm matches its formula (math module, 4 rows with mean ≈ 1)", f"|Δ| ≤ {bound:.1e}",
                         f"max |Δ| {diff:.2e}", diff <= bound, "tolerance"))  # fmt: skip
     return checks
+
+
+def _clear_routing(cfg: FFNConfig, p: Params, xs: np.ndarray, margin: float) -> np.ndarray:
+    """Which sampled tokens have a clear top-k: the k-th and (k+1)-th router logits (computed
+    by the reference, in float64) further apart than `margin`. A token on a near-tie may be
+    routed either way by rounding in the storage dtype, so it says nothing either way."""
+    tokens = [r.astype(np.float64) for r in xs]
+    if cfg.norm == "pre":
+        tokens = [reference.norm(cfg, p, t) for t in tokens]
+    clear = []
+    for logits in reference.linear(tokens, p[names.W_ROUTER], None):
+        ranked = sorted(logits.tolist(), reverse=True)
+        k = cfg.top_k
+        clear.append(k >= cfg.experts or ranked[k - 1] - ranked[k] > margin * max(1.0, abs(ranked[k - 1])))
+    return np.array(clear, bool)
+
+
+def reference_check(cfg: FFNConfig, p: Params, sample: Sample, keep: np.ndarray | None = None) -> Check:
+    """The fast path's outputs for the sampled tokens (those in `keep`: clear of near-ties in
+    routing) against reference.py's float64 ones."""
+    m = sample.inputs.shape[0]
+    if cfg.expert_capacity is not None:
+        return Check("structure", "output = float64 reference", "—", "not run", True, "info",
+                     "capacity-factor routing is not per token (which pairs are dropped depends on the other tokens); "
+                     "the reference routes each token alone, so it checks dropless layers only")  # fmt: skip
+    tol = reference_tolerance(cfg)
+    keep = np.ones(m, bool) if keep is None else keep
+    expected = reference.reference(cfg, p, sample.inputs[keep])
+    got = sample.outputs[keep].astype(np.float64)
+    diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
+    bound = tol * max(1.0, float(np.max(np.abs(expected))) if expected.size else 1.0)
+    skipped = f"; {m - int(keep.sum())} on a near-tie in routing left out" if not keep.all() else ""
+    return Check("structure", f"output = float64 reference ({int(keep.sum())} sampled tokens{skipped})", f"|Δ| ≤ {bound:.1e}",
+                 f"max |Δ| {diff:.2e}", diff <= bound, "tolerance",
+                 f"reference.py, one token at a time; tolerance {tol:.1e} × max(1, max |y|) for {cfg.dtype}")  # fmt: skip

@@ -30,9 +30,10 @@ class Check:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What `verify` found: the prediction for the dtype it computed in, every check, and the
-    measured wall time of the forward pass (`seconds`) and its rate (`gflops_per_s`, all
-    counted FLOPs over that time)."""
+    """What `verify` found: the prediction for the dtype it computed in, every check, the
+    measured wall time of the whole verification (`seconds`: weights, every pass and check)
+    with the rate it amounts to (`gflops_per_s`: the main pass's counted FLOPs over that
+    time), and the main forward pass's own time (`forward_seconds`)."""
 
     config: FFNConfig
     computed_dtype: str
@@ -45,6 +46,7 @@ class VerifyReport:
     chunk_tokens: int = 0  # tokens per chunk when the pass ran in chunks to fit; 0 when whole
     chunks: int = 1
     memory_limit_bytes: int = 0
+    forward_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -64,6 +66,7 @@ class VerifyReport:
             "memory_limit_bytes": self.memory_limit_bytes,
             "seconds": self.seconds,
             "gflops_per_s": self.gflops_per_s,
+            "forward_seconds": self.forward_seconds,
             "checks": [
                 {
                     "group": c.group,

@@ -9,18 +9,19 @@ convention; the element counts it multiplies are observed.
 
 The steps: plan the memory (memory.py), observe the forward pass (observe.py), compare it
 with the prediction (compare.py), then the properties of the layer (properties.py) and, when
-asked, the backward pass (training_step.py) and tensor parallelism (parallel.py).
+asked, the backward pass (training_step.py) and tensor or expert parallelism (parallel.py).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from ffn_calc.model.errors import VerifyRefused
+from ffn_calc.model.errors import ConfigError, VerifyRefused
 from ffn_calc.model.forward import analyze, chunked_peak
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier.compare import compare_forward, observations
@@ -49,6 +50,7 @@ def verify(
     backward: bool = False,
     tp: int = 1,
     input_grad: bool = True,
+    ep: int = 1,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare everything observed with the prediction.
 
@@ -56,6 +58,7 @@ def verify(
     memory available), it runs in chunks of tokens and the peak prediction is the chunked
     one. Raises VerifyRefused, before allocating anything, when even that would not fit.
     `progress(done_tokens, total_tokens)` is called as chunks finish."""
+    started = time.perf_counter()
     computed = cfg.dtype if cfg.dtype in NUMPY_DTYPES else "float32"
     run_cfg = replace(cfg, dtype=computed)
     pred = analyze(run_cfg)
@@ -68,6 +71,14 @@ def verify(
         tensor_parallel(run_cfg, tp)  # the same refusals as `train --tp`, before anything runs
         if chunk:
             raise VerifyRefused("verify --tp runs the whole layer on every simulated rank; it does not fit here, use smaller sizes")
+    if ep > 1:
+        from ffn_calc.model.expert_parallel import expert_parallel
+
+        if tp > 1:
+            raise ConfigError("--ep", "verify simulates --tp and --ep one at a time; drop one of them")
+        expert_parallel(run_cfg, ep)  # the same refusals as `train --ep`, before anything runs
+        if chunk:
+            raise VerifyRefused("verify --ep runs every simulated rank's share in memory; it does not fit here, use smaller sizes")
     # What each stage looks like in the pass as run: the whole layer, or its first chunk.
     shape_pred = analyze(replace(run_cfg, batch=1, seq_len=chunk)) if chunk else pred
     peak_pred = chunked_peak(run_cfg, chunk) if chunk else pred.totals.peak_bytes
@@ -81,10 +92,9 @@ def verify(
         if progress is not None:
             progress(done, cfg.tokens)
 
-    seen, params, x = observe_forward(run_cfg, rng, np_dtype, chunk, advance)
+    seen, params, x, sample = observe_forward(run_cfg, rng, np_dtype, chunk, advance)
     checks: list[Check] = compare_forward(pred, shape_pred, peak_pred, seen, scratch_allowance(pred), chunk, limit)
-    check_x = x[:, : min(cfg.seq_len, chunk)] if chunk else x
-    checks.extend(structural_checks(replace(run_cfg, seq_len=check_x.shape[1]), params, check_x, rng, RTOL[computed]))
+    checks.extend(structural_checks(run_cfg, params, sample, rng, RTOL[computed]))
     if backward:
         from ffn_calc.verifier.training_step import backward_checks
 
@@ -93,9 +103,12 @@ def verify(
         from ffn_calc.verifier.parallel import tensor_parallel_checks
 
         checks.extend(tensor_parallel_checks(run_cfg, params, x, tp, RTOL[computed]))
+    if ep > 1:
+        from ffn_calc.verifier.parallel import expert_parallel_checks
+
+        checks.extend(expert_parallel_checks(run_cfg, params, x, ep, RTOL[computed]))
     checks.extend(observations(pred, seen))
-    seconds = seen.seconds
-    observed_flops = seen.flops
-    rate = observed_flops / seconds / 1e9 if seconds > 0 else float("inf")
+    seconds = time.perf_counter() - started  # the whole verification: weights, passes, every check
+    rate = seen.flops / seconds / 1e9 if seconds > 0 else float("inf")
     chunks = -(-cfg.tokens // chunk) if chunk else 1
-    return VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed, chunk, chunks, limit)
+    return VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed, chunk, chunks, limit, seen.seconds)

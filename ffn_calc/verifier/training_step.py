@@ -17,8 +17,7 @@ def backward_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Gen
     """The backward pass with explicit matmuls, checked op by op against `train`'s prediction,
     and its gradients against finite differences on a small float64 layer of the same kind.
     Without `input_grad` the layer's input needs no gradient, as `train --no-input-grad`."""
-    from ffn_calc.model.training import train
-    from ffn_calc.model.training_options import TrainingOptions
+    from ffn_calc.model.training import TrainingOptions, train
     from ffn_calc.verifier.backward import BackwardRecorder, forward_backward, gradient_check
 
     checks: list[Check] = []

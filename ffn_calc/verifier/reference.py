@@ -1,0 +1,161 @@
+"""A second, deliberately obvious implementation of the layer, in float64, one token at a time.
+
+It shares no code with the fast path (forward.py, routing.py, arrays.py): no blocks, no
+threads, no grouping of rows, no in-place kernels. Each token is a float64 vector; a linear
+is that vector times the weight matrix plus the bias; every activation is the kernel table's
+scalar `reference` formula (the math module, one float at a time); LayerNorm and RMSNorm are
+written from their definitions with math.fsum; the router is a softmax, a sort (ties to the
+lower index), the top k and their weights renormalised, then each chosen expert runs on the
+token and the results are summed by weight. `check_reference` (properties.py) compares the
+fast path's output on a sample of tokens with this.
+
+The only concession to speed: the tokens of a sample go through a weight matrix together,
+so each block of its rows is converted to float64 once and not once per token; every token
+still takes its own vector × matrix product, and nothing mixes two tokens.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ffn_calc.model import structure as names
+from ffn_calc.model.layer import FFNConfig
+from ffn_calc.verifier.kernels import kernel
+
+EPS = 1e-5  # every norm's ε, as the frameworks default it
+ROWS_PER_BLOCK = 16  # weight rows converted to float64 at a time (a few hundred KiB)
+
+Params = dict[str, np.ndarray]
+Vector = np.ndarray  # one token: a 1-D float64 array
+
+
+def linear(tokens: list[Vector], w: np.ndarray, b: np.ndarray | None) -> list[Vector]:
+    """Each token x as x·W + b, in float64: out[j] = Σ_i x[i]·W[i, j] + b[j]."""
+    outs = [np.zeros(w.shape[1]) for _ in tokens]
+    block = np.empty((ROWS_PER_BLOCK, w.shape[1]))
+    for lo in range(0, w.shape[0], ROWS_PER_BLOCK):
+        hi = min(w.shape[0], lo + ROWS_PER_BLOCK)
+        rows = block[: hi - lo]
+        rows[...] = w[lo:hi]  # to float64
+        for x, out in zip(tokens, outs, strict=True):
+            out += x[lo:hi] @ rows
+    if b is not None:
+        bias = b.astype(np.float64)
+        outs = [out + bias for out in outs]
+    return outs
+
+
+def activation(kind: str, h: Vector) -> Vector:
+    """The nonlinearity's scalar formula (kernels.py `reference`), element by element."""
+    formula = kernel(kind).reference
+    return np.array([formula(float(v)) for v in h])
+
+
+def layernorm(x: Vector, gamma: np.ndarray, beta: np.ndarray) -> Vector:
+    """(x − mean) / √(var + ε) · γ + β, with the mean and the (biased) variance by math.fsum."""
+    d = x.size
+    mean = math.fsum(x.tolist()) / d
+    var = math.fsum((v - mean) ** 2 for v in x.tolist()) / d
+    inv = 1.0 / math.sqrt(var + EPS)
+    return np.array([(v - mean) * inv * float(g) + float(b) for v, g, b in zip(x.tolist(), gamma, beta, strict=True)])
+
+
+def rmsnorm(x: Vector, gamma: np.ndarray) -> Vector:
+    """x / √(mean(x²) + ε) · γ."""
+    inv = 1.0 / math.sqrt(math.fsum(v * v for v in x.tolist()) / x.size + EPS)
+    return np.array([v * inv * float(g) for v, g in zip(x.tolist(), gamma, strict=True)])
+
+
+def norm(cfg: FFNConfig, p: Params, x: Vector) -> Vector:
+    if cfg.norm_type == "layer":
+        return layernorm(x, p[names.LN_GAMMA], p[names.LN_BETA])
+    if cfg.norm_type == "rms":
+        return rmsnorm(x, p[names.RMS_GAMMA])
+    raise KeyError(f"the reference has no norm {cfg.norm_type!r}")
+
+
+def ffn(cfg: FFNConfig, p: Params, prefix: str, tokens: list[Vector], expert: int | None = None) -> list[Vector]:
+    """The FFN core under `prefix`: act(x·W1 + b1)·W2 + b2, or for a GLU
+    (act(x·W_gate + b_gate) ⊙ (x·W_up + b_up))·W_down + b_down, the gate and up halves of a
+    fused W_gate_up being its first and last d_ff columns. `expert` picks one routed expert."""
+
+    def weight(name: str) -> np.ndarray:
+        return p[prefix + name] if expert is None else p[prefix + name][expert]
+
+    def bias(name: str) -> np.ndarray | None:
+        if prefix + name not in p:
+            return None
+        return weight(name)
+
+    act = cfg.base_activation
+    if not cfg.is_glu:
+        w1, w2 = names.PLAIN
+        hidden = [activation(act, h) for h in linear(tokens, weight(w1.weight), bias(w1.bias))]
+        return linear(hidden, weight(w2.weight), bias(w2.bias))
+    gate_spec, up_spec, down_spec = names.GATED
+    if cfg.fused:
+        fused = names.FUSED[0]
+        both = linear(tokens, weight(fused.weight), bias(fused.bias))
+        width = both[0].size // 2
+        gates, ups = [v[:width] for v in both], [v[width:] for v in both]
+    else:
+        gates = linear(tokens, weight(gate_spec.weight), bias(gate_spec.bias))
+        ups = linear(tokens, weight(up_spec.weight), bias(up_spec.bias))
+    hidden = [activation(act, g) * u for g, u in zip(gates, ups, strict=True)]
+    return linear(hidden, weight(down_spec.weight), bias(down_spec.bias))
+
+
+def softmax(logits: Vector) -> list[float]:
+    top = max(logits.tolist())
+    exps = [math.exp(v - top) for v in logits.tolist()]
+    total = math.fsum(exps)
+    return [e / total for e in exps]
+
+
+def route(cfg: FFNConfig, logits: Vector) -> list[tuple[int, float]]:
+    """The k most likely experts of one token, most likely first (ties to the lower index),
+    each with its probability divided by the sum of the k chosen."""
+    probs = softmax(logits)
+    ranked = sorted(range(cfg.experts), key=lambda e: (-probs[e], e))
+    chosen = ranked[: cfg.top_k]
+    total = math.fsum(probs[e] for e in chosen)
+    return [(e, probs[e] / total) for e in chosen]
+
+
+def moe(cfg: FFNConfig, p: Params, tokens: list[Vector]) -> list[Vector]:
+    """Shared experts (scaled by sigmoid(x·w_s) under Qwen's gate) plus the weighted sum of
+    each token's top-k routed experts."""
+    outs = [np.zeros(cfg.d_model) for _ in tokens]
+    if cfg.shared_experts:
+        shared = ffn(cfg, p, names.SHARED, tokens)
+        if cfg.shared_expert_gate:
+            gates = linear(tokens, p[names.W_SHARED_EXPERT_GATE], None)
+            shared = [s * (1.0 / (1.0 + math.exp(-float(g[0])))) for s, g in zip(shared, gates, strict=True)]
+        outs = [o + s for o, s in zip(outs, shared, strict=True)]
+    choices = [route(cfg, logits) for logits in linear(tokens, p[names.W_ROUTER], None)]
+    for e in range(cfg.experts):  # each expert on the tokens that chose it, one product each
+        mine = [(t, w) for t, chosen in enumerate(choices) for expert, w in chosen if expert == e]
+        if not mine:
+            continue
+        ys = ffn(cfg, p, names.EXPERT, [tokens[t] for t, _ in mine], expert=e)
+        for (t, w), y in zip(mine, ys, strict=True):
+            outs[t] = outs[t] + w * y
+    return outs
+
+
+def reference(cfg: FFNConfig, p: Params, xs: np.ndarray) -> np.ndarray:
+    """The layer on each row of `xs` (tokens, d_model), each row on its own, as float64:
+    FFN(x), pre-norm x + FFN(N(x)), or post-norm N(x + FFN(x)). Capacity-factor routing is
+    not per token (which pairs are dropped depends on the other tokens), so it is refused."""
+    if cfg.expert_capacity is not None:
+        raise ValueError("the reference routes each token on its own: capacity-factor routing depends on the other tokens")
+    tokens = [row.astype(np.float64) for row in xs.reshape(-1, cfg.d_model)]
+    inner = [norm(cfg, p, x) for x in tokens] if cfg.norm == "pre" else tokens
+    ys = moe(cfg, p, inner) if cfg.is_moe else ffn(cfg, p, "", inner)
+    if cfg.norm != "none":
+        ys = [x + y for x, y in zip(tokens, ys, strict=True)]
+    if cfg.norm == "post":
+        ys = [norm(cfg, p, r) for r in ys]
+    return np.array(ys).reshape(xs.shape)
