@@ -26,15 +26,16 @@ if TYPE_CHECKING:
     from ffn_calc.inputs.catalogue import ModelList
     from ffn_calc.inputs.presets import PRESETS, Preset
     from ffn_calc.inputs.sweep import SweepResult
+    from ffn_calc.model.compare import Comparison
     from ffn_calc.model.explain import Explanation
     from ffn_calc.model.roofline import GPU, GPUS, GPUList, Roofline
     from ffn_calc.model.training import TrainingOptions, TrainingReport
     from ffn_calc.verifier.report import VerifyReport
 
 __all__ = [
-    "GPU", "GPUS", "GPUList", "PRESETS", "ConfigError", "Explanation", "FFNConfig", "FFNReport", "ModelList", "Preset", "Roofline",
+    "GPU", "GPUS", "GPUList", "PRESETS", "Comparison", "ConfigError", "Explanation", "FFNConfig", "FFNReport", "ModelList", "Preset", "Roofline",
     "SweepResult", "TrainingOptions", "TrainingReport", "VerifyRefused", "VerifyReport",
-    "analyze", "explain", "gpus", "layer", "make_config", "models", "roofline", "sweep", "train", "verify",
+    "analyze", "compare", "explain", "gpus", "layer", "make_config", "models", "roofline", "sweep", "train", "verify",
 ]  # fmt: skip
 
 # Names loaded on first use: name → the module that defines it.
@@ -44,6 +45,7 @@ LAZY = {
     "Preset": "ffn_calc.inputs.presets",
     "SweepResult": "ffn_calc.inputs.sweep",
     "Explanation": "ffn_calc.model.explain",
+    "Comparison": "ffn_calc.model.compare",
     "GPU": "ffn_calc.model.roofline",
     "GPUList": "ffn_calc.model.roofline",
     "GPUS": "ffn_calc.model.roofline",
@@ -76,6 +78,10 @@ def train(
 ) -> TrainingReport:
     """One training step of the layer (of one rank with `tp` or `ep` > 1), as `ffn-calc train`;
     `input_grad=False` for a first layer, whose input needs no gradient."""
+    if cfg.weight_packing is not None:
+        raise ConfigError(
+            "--weight-dtype", f"training with {cfg.weight_dtype} weights is not modelled (weight-only storage for serving); drop --weight-dtype"
+        )
     from ffn_calc.model.training import TrainingOptions
     from ffn_calc.model.training import train as run
 
@@ -104,10 +110,59 @@ def roofline(
 
 
 def explain(cfg: FFNConfig) -> Explanation:
-    """The formulas with the numbers substituted, the data flow and the design reasons."""
+    """The formulas with the numbers substituted, the data flow, and the interview questions
+    answered with this layer's numbers."""
     from ffn_calc.model.explain import explain as run
 
     return run(analyze(cfg))
+
+
+def compare(batch: int, seq_len: int, first: str, second: str, d_model: int | None = None, **options: Any) -> Comparison:
+    """Two layers side by side, as `ffn-calc explain BATCH SEQ_LEN [D_MODEL] --compare A B`.
+
+    Two presets (`first`, `second`: model names; `options`, the other layer options, apply to
+    both), or two activations at equal parameters for the layer that `d_model` and `options`
+    describe: a plain FFN at d_ff = 4 × d_model, a gated one at the width that keeps those
+    parameters, LLaMA's int(2·4·d_model/3) (`d_ff="glu"`, rounded up to `multiple_of` and scaled
+    by `ffn_dim_multiplier` when given)."""
+    from ffn_calc.inputs.presets import PRESETS
+    from ffn_calc.model.activations import CHOICES, GATED
+    from ffn_calc.model.compare import compare as run
+    from ffn_calc.model.errors import closest
+
+    pair = (first.strip().lower(), second.strip().lower())
+    for name in pair:
+        if name not in CHOICES and name not in PRESETS:
+            raise ConfigError("--compare", f"{name!r} is neither a preset nor an activation; {closest(name, [*PRESETS, *CHOICES])}")
+    given = {k: v for k, v in options.items() if v is not None}
+    if all(name in CHOICES for name in pair):
+        if "d_ff" in given:
+            raise ConfigError("--d-ff", "two activations are compared at equal parameters (4 × d_model plain, the GLU rule gated); drop --d-ff")
+        glu_only = ("multiple_of", "ffn_dim_multiplier", "fused")
+        sides = tuple(
+            layer(batch, seq_len, d_model, **{k: v for k, v in given.items() if name in GATED or k not in glu_only},
+                  activation=name, d_ff="glu" if name in GATED else "4x")
+            for name in pair
+        )  # fmt: skip
+        rule = "equal parameters: a plain FFN at d_ff = 4 × d_model, a GLU at LLaMA's parameter-matched width; " + "; ".join(
+            f"{c.activation}: {c.d_ff_rule}" for c in sides
+        )
+        labels = (f"{sides[0].activation}, d_ff {sides[0].d_ff:,}", f"{sides[1].activation}, d_ff {sides[1].d_ff:,}")
+    elif all(name in PRESETS for name in pair):
+        for key, flag in (("model", "--model"), ("config", "--config")):
+            if key in given:
+                raise ConfigError(flag, "two presets are compared as published; drop it or compare two activations instead")
+        if d_model is not None:
+            raise ConfigError("D_MODEL", "comes from each preset when two presets are compared; drop it")
+        sides = tuple(layer(batch, seq_len, model=name, **given) for name in pair)
+        from ffn_calc.inputs.resolve import DEFAULTS
+
+        changed = {k: v for k, v in given.items() if DEFAULTS.get(k, v is None) != v}  # the flags that change a preset
+        rule = "two presets as published" + (f", with {', '.join(f'{k}={v}' for k, v in changed.items())}" if changed else "")
+        labels = pair
+    else:
+        raise ConfigError("--compare", f"give two presets (llama-2-7b mistral-7b) or two activations (relu swiglu), not one each: {first}, {second}")
+    return run(sides[0], sides[1], (labels[0], labels[1]), rule)
 
 
 def gpus() -> GPUList:

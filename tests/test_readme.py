@@ -95,6 +95,7 @@ def keys(value: object, prefix: str = "") -> set[str]:
         ["train", "2", "4", "8", "--tp", "2", "--dropout", "--norm", "pre"],
         ["roofline", "1", "16", "8", "--gpu", "a100-80gb"],
         ["explain", "1", "8", "--model", "deepseek-v3"],
+        ["explain", "1", "8", "--compare", "llama-2-7b", "mixtral-8x7b"],
         ["models"],
         ["gpus"],
     ],

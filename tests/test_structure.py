@@ -19,7 +19,7 @@ from ffn_calc.inputs import presets, resolve, sweep
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
 from ffn_calc.model.activations import ACTIVATIONS, CHOICES, GATED, by_config_name
-from ffn_calc.model.dtypes import DTYPES
+from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DTYPES
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import make_config
 from ffn_calc.model.roofline import GPUS
@@ -124,6 +124,13 @@ def test_the_layer_flags_are_declared_once() -> None:
     assert resolve.LAYER_FLAGS == tuple(n for n in api_names if n not in ("batch", "seq_len", "d_model", "model", "config"))
 
 
+def test_the_sweep_command_offers_every_axis() -> None:
+    from ffn_calc.cli import app as cli_app
+
+    command_params = inspect.signature(cli_app.sweep).parameters
+    assert set(sweep.AXES) <= set(command_params), "every size a grid sweeps is an option of `ffn-calc sweep`"
+
+
 def test_what_a_preset_fills_is_the_presets_layer_fields() -> None:
     from dataclasses import fields
 
@@ -133,7 +140,7 @@ def test_what_a_preset_fills_is_the_presets_layer_fields() -> None:
 def test_every_dtype_table_covers_the_registry() -> None:
     for gpu in GPUS.values():
         assert set(gpu.tflops) <= set(DTYPES) and "bfloat16" in gpu.tflops, gpu.name
-    assert set(verify_run.NUMPY_DTYPES) | set(verify_run.DTYPE_NOTES) == set(DTYPES)
+    assert set(verify_run.NUMPY_DTYPES) | set(verify_run.DTYPE_NOTES) == set(ACTIVATION_DTYPES)  # 4-bit: weights only
     assert set(properties.RTOL) == set(verify_run.NUMPY_DTYPES)
 
 

@@ -26,8 +26,13 @@ from ffn_calc.cli.options import (
     OutputFormat,
     SeedOpt,
     SpOpt,
+    SvgOpt,
     SweepFormat,
     TpOpt,
+    complete_activation,
+    complete_dtype,
+    complete_gpu,
+    complete_model,
     count_parser,
     layer_command,
     number_parser,
@@ -95,7 +100,7 @@ app = typer.Typer(
         "FFN(x) = act(x·W1 + b1)·W2 + b2, and a NumPy forward pass that proves them. "
         f"Example: {EXAMPLE}"
     ),
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -125,6 +130,7 @@ def shapes(
     exact: ExactOpt = False,
     fmt: FormatOpt = OutputFormat.table,
     get: GetOpt = None,
+    svg: SvgOpt = None,
 ) -> None:
     """Each stage's tensor shapes, parameters, FLOPs, MACs and memory. Example: ffn-calc shapes 3 6 8 --d-ff 32"""
     report = api.analyze(cfg)
@@ -132,9 +138,9 @@ def shapes(
     if chart and not summary:
         from ffn_calc.render.shapes import Charted
 
-        emit(Charted(report), fmt.value, get, view)
+        emit(Charted(report), fmt.value, get, view, svg)
     else:
-        emit(report, fmt.value, get, view)
+        emit(report, fmt.value, get, view, svg)
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -159,6 +165,7 @@ def verify(
     ] = False,
     fmt: FormatOpt = OutputFormat.table,
     get: GetOpt = None,
+    svg: SvgOpt = None,
 ) -> None:
     """Run the layer in NumPy with random weights and confirm every number `shapes` predicts.
     Exit status 0 when all match, 1 when any does not. Example: ffn-calc verify 3 6 8 --d-ff 32"""
@@ -168,26 +175,86 @@ def verify(
         report = api.verify(
             cfg, seed=seed, max_memory_bytes=max_memory, progress=advance, backward=backward, tp=tp, ep=ep, input_grad=not no_input_grad
         )
-    emit(report, fmt.value, get, View(every=every))
+    emit(report, fmt.value, get, View(every=every), svg)
     if not report.ok:
         raise typer.Exit(1)
 
 
 @app.command(epilog=CONVENTION_HELP)
-@layer_command()
-def explain(cfg: FFNConfig, fmt: FormatOpt = OutputFormat.table, get: GetOpt = None) -> None:
-    """The formulas, the numbers substituted, a data-flow diagram and the reasons behind the design,
-    for interview preparation. Example: ffn-calc explain 1 512 --model bert-base"""
-    emit(api.explain(cfg), fmt.value, get)
+@layer_command(resolve=False)
+def explain(
+    options: dict[str, Any],
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--compare",
+            metavar="A B",
+            help="Two layers side by side, B against A: two presets (--compare llama-2-7b mistral-7b), or two activations "
+            "at equal parameters for this layer (--compare relu swiglu: relu at d_ff 4x, swiglu at LLaMA's GLU width, --d-ff glu).",
+            rich_help_panel=OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    fmt: FormatOpt = OutputFormat.table,
+    get: GetOpt = None,
+    svg: SvgOpt = None,
+) -> None:
+    """The formulas with the numbers substituted, a data-flow diagram, and the interview questions
+    answered with this layer's numbers; or, with --compare, two layers side by side.
+    Example: ffn-calc explain 1 512 --model bert-base"""
+    given = {k: (v.value if isinstance(v, Enum) else v) for k, v in options.items() if k in LAYER_FLAGS}
+    batch, seq_len, d_model = options["batch"], options["seq_len"], options["d_model"]
+    if compare is not None:
+        result: Any = api.compare(batch, seq_len, *compare, d_model, model=options["model"], config=options["config"], **given)
+    else:
+        result = api.explain(api.layer(batch, seq_len, d_model, model=options["model"], config=options["config"], **given))
+    emit(result, fmt.value, get, svg=svg)
 
 
 @app.command(epilog=CONVENTION_HELP)
-@layer_command(exclude=("batch", "seq_len", "d_model", "d_ff", "layers", "experts", "top_k"), resolve=False)
+@layer_command(exclude=("batch", "seq_len", "d_model", "d_ff", "layers", "experts", "top_k", "model", "activation", "dtype"), resolve=False)
 def sweep(
     options: dict[str, Any],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="NAME,…",
+            help="A published model, or several to sweep: bert-base,gpt2-xl,llama-3-8b (a model column).",
+            rich_help_panel="Swept",
+            show_default=False,
+            autocompletion=complete_model,
+        ),
+    ] = None,
+    activation: Annotated[
+        str | None,
+        typer.Option(
+            "--activation",
+            "-a",
+            metavar="NAME,…",
+            help="Activation, or several to sweep: relu,swiglu.",
+            rich_help_panel="Swept",
+            show_default=False,
+            autocompletion=complete_activation,
+        ),
+    ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--dtype",
+            metavar="DTYPE,…",
+            help="Storage type, or several to sweep: float32,bfloat16.",
+            rich_help_panel="Swept",
+            show_default=False,
+            autocompletion=complete_dtype,
+        ),
+    ] = None,
     batch: Annotated[
         str | None,
-        typer.Option("--batch", metavar="LIST", help="Batch sizes: 1,8,32 or a range 1:64:x2.", rich_help_panel="Swept", show_default=False),
+        typer.Option(
+            "--batch", metavar="LIST", help="Batch sizes: 1,8,32 or a range 1:64:x2. [default: 1]", rich_help_panel="Swept", show_default=False
+        ),
     ] = None,
     seq_len: Annotated[
         str | None, typer.Option("--seq-len", metavar="LIST", help="Sequence lengths, e.g. 128:8192:x2.", rich_help_panel="Swept", show_default=False)
@@ -200,7 +267,9 @@ def sweep(
     ] = None,
     d_ff: Annotated[
         str | None,
-        typer.Option("--d-ff", metavar="LIST|Mx|glu", help="d_ff values, or one rule: 4x, glu.", rich_help_panel="Swept", show_default=False),
+        typer.Option(
+            "--d-ff", metavar="LIST|Mx|glu", help="d_ff values, or rules: 4x, glu, or several: 4x,glu.", rich_help_panel="Swept", show_default=False
+        ),
     ] = None,
     experts: Annotated[
         str | None, typer.Option("--experts", metavar="LIST", help="Expert counts.", rich_help_panel="Swept", show_default=False)
@@ -242,7 +311,13 @@ def sweep(
     ] = None,
     fmt: Annotated[
         SweepFormat,
-        typer.Option("--format", "-f", help="table, csv or jsonl (one JSON object per line).", case_sensitive=False, rich_help_panel=OUTPUT),
+        typer.Option(
+            "--format",
+            "-f",
+            help="table, csv, jsonl (one JSON object per line) or markdown (a pipe table, exact integers).",
+            case_sensitive=False,
+            rich_help_panel=OUTPUT,
+        ),
     ] = SweepFormat.table,
     jobs: Annotated[
         int,
@@ -257,13 +332,15 @@ def sweep(
         ),
     ] = os.cpu_count() or 1,
     exact: ExactOpt = False,
+    svg: SvgOpt = None,
 ) -> None:
-    """One row per configuration: lists and ranges of sizes, or JSON lines on stdin.
-    Example: ffn-calc sweep --batch 1,8,32 --seq-len 128:8192:x2 --d-model 4096 -f csv"""
-    if chart is not None and fmt is not SweepFormat.table:
-        raise ConfigError("--chart", "draws for --format table only")
+    """One row per configuration: lists and ranges of sizes, models, activations and dtypes, or
+    JSON lines on stdin. Example: ffn-calc sweep --model bert-base,gpt2-xl --seq-len 512,2048 -f csv"""
+    if chart is not None and fmt not in (SweepFormat.table, SweepFormat.markdown):
+        raise ConfigError("--chart", "draws for --format table or markdown only")
     fixed = {k: (v.value if isinstance(v, Enum) else v) for k, v in options.items() if k in LAYER_FLAGS and v is not None}
-    fixed.update(model=options["model"], config=options["config"])
+    fixed.update(model=model, config=options["config"])
+    fixed.update({k: v.strip().lower() for k, v in (("activation", activation), ("dtype", dtype)) if v is not None})
     sizes = {"batch": batch, "seq_len": seq_len, "d_model": d_model, "d_ff": d_ff, "experts": experts, "top_k": top_k, "layers": layers}
     bad_lines = 0
 
@@ -278,7 +355,7 @@ def sweep(
         result = lines_sweep(sys.stdin, bad_line, columns, chart, jobs, fixed)
     else:
         result = grid_sweep(sizes, fixed, columns, chart, jobs)
-    emit(result, fmt.value, view=View(exact=exact))
+    emit(result, fmt.value, view=View(exact=exact), svg=svg)
     if bad_lines:
         raise typer.Exit(1)
 
@@ -331,6 +408,7 @@ def train(
     exact: ExactOpt = False,
     fmt: FormatOpt = OutputFormat.table,
     get: GetOpt = None,
+    svg: SvgOpt = None,
 ) -> None:
     """A training step: the backward pass GEMM by GEMM, recomputation, the tensors saved for
     backward, gradients and optimizer states. Example: ffn-calc train 4 2048 1024 -a gelu --dtype bfloat16 --mixed-precision --dropout"""
@@ -345,11 +423,11 @@ def train(
         sequence_parallel=sequence_parallel,
         ep=ep,
     )
-    emit(report, fmt.value, get, View(exact=exact, summary=summary))
+    emit(report, fmt.value, get, View(exact=exact, summary=summary), svg)
 
 
 @app.command(epilog=CONVENTION_HELP)
-@layer_command(exclude=("norm", "layers", "capacity_factor"))
+@layer_command(exclude=("norm", "layers", "dense_layers", "dense_d_ff", "capacity_factor"))
 def roofline(
     cfg: FFNConfig,
     gpu: Annotated[
@@ -360,6 +438,7 @@ def roofline(
             help="A GPU preset: its dense datasheet peak and bandwidth (`ffn-calc gpus` lists them).",
             rich_help_panel="Hardware",
             show_default=False,
+            autocompletion=complete_gpu,
         ),
     ] = None,
     peak_tflops: Annotated[
@@ -388,24 +467,25 @@ def roofline(
     ep: EpOpt = 1,
     fmt: FormatOpt = OutputFormat.table,
     get: GetOpt = None,
+    svg: SvgOpt = None,
 ) -> None:
     """Each GEMM on the roofline: arithmetic intensity, compute- or memory-bound, a lower-bound
     time, for prefill (BATCH × SEQ_LEN tokens) and decode (one token per sequence), and the
     token count where each GEMM crosses the ridge point. Example: ffn-calc roofline 1 8192 --model llama-3-8b --gpu h100-sxm"""
-    emit(api.roofline(cfg, gpu, peak_tflops=peak_tflops, bandwidth_gbs=bandwidth_gbs, tp=tp, ep=ep), fmt.value, get)
+    emit(api.roofline(cfg, gpu, peak_tflops=peak_tflops, bandwidth_gbs=bandwidth_gbs, tp=tp, ep=ep), fmt.value, get, svg=svg)
 
 
 @app.command()
-def gpus(fmt: FormatOpt = OutputFormat.table, get: GetOpt = None) -> None:
+def gpus(fmt: FormatOpt = OutputFormat.table, get: GetOpt = None, svg: SvgOpt = None) -> None:
     """The GPUs --gpu knows: dense datasheet peaks by dtype, memory bandwidth and the datasheet
     each comes from. Example: ffn-calc gpus -f csv"""
-    emit(api.gpus(), fmt.value, get)
+    emit(api.gpus(), fmt.value, get, svg=svg)
 
 
 @app.command()
-def models(exact: ExactOpt = False, fmt: FormatOpt = OutputFormat.table, get: GetOpt = None) -> None:
+def models(exact: ExactOpt = False, fmt: FormatOpt = OutputFormat.table, get: GetOpt = None, svg: SvgOpt = None) -> None:
     """The published models --model knows, with their FFN sizes and sources. Example: ffn-calc models"""
-    emit(api.models(), fmt.value, get, View(exact=exact))
+    emit(api.models(), fmt.value, get, View(exact=exact), svg)
 
 
 def _print_help(ctx: Any) -> None:

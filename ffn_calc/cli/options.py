@@ -18,6 +18,7 @@ from ffn_calc.model import conventions as conv
 from ffn_calc.model.activations import ACTIVATIONS as PLAIN_ACTIVATIONS
 from ffn_calc.model.activations import CHOICES as ACTIVATIONS
 from ffn_calc.model.activations import GATED
+from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DEFAULT_GROUP_SIZE, WEIGHTS_ONLY
 from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.layer import DTYPES, NORMS, FFNConfig, parse_size
 from ffn_calc.model.norms import NORM_TYPES
@@ -32,12 +33,45 @@ class OutputFormat(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+    markdown = "markdown"
 
 
 class SweepFormat(str, Enum):
     table = "table"
     csv = "csv"
     jsonl = "jsonl"
+    markdown = "markdown"
+
+
+# --- shell completion (--install-completion): names for a prefix; the registries are imported
+# only when the shell asks, so that a normal run does not pay for them. A list option (the
+# sweep's `--model a,b,c`) completes its last item.
+
+
+def _complete(names: list[str], incomplete: str) -> list[str]:
+    done, _, last = incomplete.rpartition(",")
+    prefix = done + "," if done else ""
+    return [prefix + name for name in names if name.startswith(last.lower())]
+
+
+def complete_model(incomplete: str) -> list[str]:
+    from ffn_calc.inputs.presets import PRESETS
+
+    return _complete(list(PRESETS), incomplete)
+
+
+def complete_gpu(incomplete: str) -> list[str]:
+    from ffn_calc.model.roofline import GPUS
+
+    return _complete(list(GPUS), incomplete)
+
+
+def complete_activation(incomplete: str) -> list[str]:
+    return _complete(list(ACTIVATIONS), incomplete)
+
+
+def complete_dtype(incomplete: str) -> list[str]:
+    return _complete(list(DTYPES), incomplete)
 
 
 def _size(argument: str) -> Callable[[str], int]:
@@ -138,6 +172,7 @@ ActivationOpt = Annotated[
         case_sensitive=False,
         rich_help_panel=LAYER,
         show_default=False,
+        autocompletion=complete_activation,
     ),
 ]
 BiasOpt = Annotated[
@@ -172,9 +207,35 @@ DtypeOpt = Annotated[
     Dtype | None,
     typer.Option(
         "--dtype",
-        help=f"Storage type of weights and activations: {', '.join(DTYPES)}. [default: the model's torch_dtype, else float32]",
+        help=f"Storage type of weights and activations: {', '.join(ACTIVATION_DTYPES)}. [default: the model's torch_dtype, else float32]",
         metavar="DTYPE",
         case_sensitive=False,
+        rich_help_panel=LAYER,
+        show_default=False,
+        autocompletion=complete_dtype,
+    ),
+]
+WeightDtypeOpt = Annotated[
+    Dtype | None,
+    typer.Option(
+        "--weight-dtype",
+        help=f"Store the FFN's weight matrices apart, for serving: {', '.join(WEIGHTS_ONLY)} "
+        "(0.5 byte per weight, packed, + a 16-bit scale per group along K; int4_asym also a 16-bit zero), or a float8 "
+        "(1 byte, weight-only); biases, norms, the router and activations stay in --dtype, which the products compute in. "
+        "[default: --dtype]",
+        metavar="DTYPE",
+        case_sensitive=False,
+        rich_help_panel=LAYER,
+        show_default=False,
+    ),
+]
+GroupSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--group-size",
+        parser=count_parser("--group-size"),
+        metavar="G",
+        help=f"With --weight-dtype int4: weights per scale, along the input dimension K. [default: {DEFAULT_GROUP_SIZE}]",
         rich_help_panel=LAYER,
         show_default=False,
     ),
@@ -186,14 +247,45 @@ LayersOpt = Annotated[
         "-L",
         parser=count_parser("--layers"),
         metavar="L",
-        help="Identical layers in the model: totals × L beside the per-layer figures. [default: 1]",
+        help="Layers with this FFN (with --dense-layers, the MoE ones): model totals beside the per-layer figures. [default: the model's, else 1]",
+        rich_help_panel=MODEL,
+        show_default=False,
+    ),
+]
+DenseLayersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--dense-layers",
+        parser=count_parser("--dense-layers", 0),
+        metavar="N",
+        help="A mixed stack: N more layers whose FFN is dense, of width --dense-d-ff, with this one's activation, biases "
+        "and norm (DeepSeek's first_k_dense_replace); the model totals sum both groups. 0 drops a preset's. [default: the model's, else 0]",
+        rich_help_panel=MODEL,
+        show_default=False,
+    ),
+]
+DenseDffOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--dense-d-ff",
+        parser=count_parser("--dense-d-ff"),
+        metavar="F",
+        help="The dense layers' hidden width (their intermediate_size). [default: the model's]",
         rich_help_panel=MODEL,
         show_default=False,
     ),
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", metavar="NAME", help="A published model's FFN (see `ffn-calc models`).", rich_help_panel=MODEL, show_default=False),
+    typer.Option(
+        "--model",
+        "-m",
+        metavar="NAME",
+        help="A published model's FFN (see `ffn-calc models`).",
+        rich_help_panel=MODEL,
+        show_default=False,
+        autocompletion=complete_model,
+    ),
 ]
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", metavar="PATH", help="A Hugging Face config.json, read offline.", rich_help_panel=MODEL, show_default=False)
@@ -248,7 +340,44 @@ CapacityOpt = Annotated[
 ]
 FormatOpt = Annotated[
     OutputFormat,
-    typer.Option("--format", "-f", metavar="FORMAT", help="table for people; json or csv for scripts.", case_sensitive=False, rich_help_panel=OUTPUT),
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        help="table for people; json or csv for scripts; markdown for documents (pipe tables, exact integers).",
+        case_sensitive=False,
+        rich_help_panel=OUTPUT,
+    ),
+]
+
+
+def svg_path(text: str) -> str:
+    """--svg FILE: a file that can be written, checked before anything is computed or printed
+    (a missing folder, a folder given, no permission: exit 2, as any bad argument)."""
+    import os
+
+    path = os.path.abspath(os.path.expanduser(text))
+    if os.path.isdir(path):
+        raise typer.BadParameter(f"{text!r} is a folder; give a file name such as table.svg")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise typer.BadParameter(f"the folder of {text!r} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise typer.BadParameter(f"{text!r} cannot be written (permission denied)")
+    return path
+
+
+svg_path.__name__ = "FILE"
+SvgOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--svg",
+        parser=svg_path,
+        metavar="FILE",
+        help="Also save the tables as printed to FILE, an SVG picture (table output).",
+        rich_help_panel=OUTPUT,
+        show_default=False,
+    ),
 ]
 ChartOpt = Annotated[
     bool, typer.Option("--chart", help="Bar charts of where the FLOPs and the memory go, by stage (table output).", rich_help_panel=OUTPUT)
@@ -319,11 +448,15 @@ def _layer_options(
     norm: NormOpt = Norm.none,  # type: ignore[attr-defined]
     norm_type: NormTypeOpt = None,
     dtype: DtypeOpt = None,
+    weight_dtype: WeightDtypeOpt = None,
+    group_size: GroupSizeOpt = None,
     multiple_of: MultipleOfOpt = None,
     ffn_dim_multiplier: FfnMultOpt = None,
     model: ModelOpt = None,
     config: ConfigOpt = None,
     layers: LayersOpt = None,
+    dense_layers: DenseLayersOpt = None,
+    dense_d_ff: DenseDffOpt = None,
     experts: ExpertsOpt = None,
     top_k: TopKOpt = None,
     shared_experts: SharedOpt = None,

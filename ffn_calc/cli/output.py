@@ -33,7 +33,7 @@ def pipe_guard() -> Iterator[None]:
         raise OutputFailed(e.strerror or str(e)) from None
 
 
-def console() -> Any:
+def console(record: bool = False) -> Any:
     from rich.console import Console
 
     class QuietConsole(Console):
@@ -42,13 +42,18 @@ def console() -> Any:
 
     # Off a terminal, rich would wrap at 80 columns; a wider page keeps the tables whole.
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
-    return QuietConsole(width=width, highlight=False)
+    return QuietConsole(width=width, highlight=False, record=record)
 
 
-def emit(result: Result, fmt: str, get: str | None = None, view: View | None = None) -> None:
-    """Write `result` as `fmt`: table (rich), or json, csv, jsonl (text, streamed in chunks);
-    with `get`, only the one field of its JSON at that path. `view`: how the table shows it
-    (the console's width chooses each table's layout when it is printed)."""
+def emit(result: Result, fmt: str, get: str | None = None, view: View | None = None, svg: str | None = None) -> None:
+    """Write `result` as `fmt`: table (rich), or json, csv, jsonl, markdown (text, streamed in
+    chunks); with `get`, only the one field of its JSON at that path. `view`: how the table
+    shows it (the console's width chooses each table's layout when it is printed). `svg`: a
+    file to save the printed tables to as well, as an SVG picture (table output only)."""
+    if svg is not None and (fmt != "table" or get is not None):
+        from ffn_calc.model.errors import ConfigError
+
+        raise ConfigError("--svg", f"records the table output; drop {'--get' if get is not None else '-f ' + fmt} or --svg")
     if get is not None:
         from ffn_calc.render.field import field_text
 
@@ -59,13 +64,18 @@ def emit(result: Result, fmt: str, get: str | None = None, view: View | None = N
         return
     with pipe_guard():
         if fmt == "table":
-            out = console()
+            out = console(record=svg is not None)
             for renderable in render.tables(result) if view is None else render.tables(result, view):
                 out.print(renderable)
         else:
-            for text in render.chunks(result, fmt):
+            for text in render.chunks(result, fmt, view):
                 sys.stdout.write(text)
         sys.stdout.flush()
+    if svg is not None:
+        try:
+            out.save_svg(svg, title="ffn-calc")
+        except OSError as e:  # checked when parsed; what is left is the environment's fault (a full disk)
+            raise OutputFailed(f"{svg}: {e.strerror or e}") from None
 
 
 EXPECTED_FLOPS_PER_S = 20e9  # a cautious guess for this machine class; only decides whether to show a bar

@@ -204,13 +204,57 @@ def read_config(path: str) -> ConfigFile:
         if decoder is not None:
             count += _size(*decoder)
             out.notes.append("layers = encoder + decoder layers")
-        dense = _first(cfg, ("first_k_dense_replace",), used) if "experts" in out.values else None
-        if dense is not None and _size(*dense):
-            count -= _size(*dense)
-            out.notes.append(f"{dense[1]} leading dense layers are not counted (their FFN differs)")
+        if "experts" in out.values:
+            count -= _read_dense_layers(cfg, count, out)
         out.values["layers"] = max(count, 1)
     out.ignored = sorted(k for k in cfg if k not in used)
     return out
+
+
+def _moe_layers(cfg: dict[str, Any], layers: int, used: dict[str, Any]) -> tuple[int, str] | None:
+    """How many of `layers` have a MoE FFN, and why, when the file says which (None: all do).
+    DeepSeek (modeling_deepseek.py): layer i is MoE when i ≥ first_k_dense_replace and
+    i % moe_layer_freq == 0. Qwen-MoE (Qwen2MoeDecoderLayer): when i is not in mlp_only_layers
+    and (i + 1) % decoder_sparse_step == 0. Counted in closed form (a file may say anything)."""
+    if "first_k_dense_replace" in cfg or "moe_layer_freq" in cfg:
+        first = _size("first_k_dense_replace", cfg.get("first_k_dense_replace") or 0)
+        freq = max(_size("moe_layer_freq", cfg.get("moe_layer_freq") or 1), 1)
+        used.update({k: cfg[k] for k in ("first_k_dense_replace", "moe_layer_freq") if k in cfg})
+        # the multiples of freq in [first, layers)
+        moe = max(0, (layers - 1) // freq - ((first - 1) // freq if first else -1))
+        return moe, f"first_k_dense_replace {first}, moe_layer_freq {freq}: layer i is MoE when i ≥ {first} and i % {freq} == 0"
+    if "decoder_sparse_step" in cfg or "mlp_only_layers" in cfg:
+        step = max(_size("decoder_sparse_step", cfg.get("decoder_sparse_step") or 1), 1)
+        only = cfg.get("mlp_only_layers") or []
+        if not isinstance(only, list):
+            raise ConfigError("--config", f"field 'mlp_only_layers' must be a list of layer indices, got {only!r}")
+        dense = {_size("mlp_only_layers", i) for i in only}
+        used.update({k: cfg[k] for k in ("decoder_sparse_step", "mlp_only_layers") if k in cfg})
+        moe = layers // step - sum(1 for i in dense if i < layers and (i + 1) % step == 0)
+        return moe, f"decoder_sparse_step {step}, mlp_only_layers {sorted(dense)}: layer i is MoE when (i + 1) % {step} == 0, i not listed"
+    return None
+
+
+def _read_dense_layers(cfg: dict[str, Any], layers: int, out: ConfigFile) -> int:
+    """The dense layers of a mixed stack (their FFN: intermediate_size wide, the activation,
+    biases and norm of the MoE one) as `dense_layers` and `dense_d_ff`; returns their count."""
+    found = _moe_layers(cfg, layers, out.used)
+    if found is None:
+        return 0
+    moe, why = found
+    dense = layers - moe
+    if not dense:
+        out.notes.append(f"all {layers} layers are MoE ({why})")
+        return 0
+    out.values["dense_layers"] = dense
+    width = cfg.get("intermediate_size") if "moe_intermediate_size" in out.used else None  # else it is the experts' width
+    if width is None:
+        out.notes.append(f"{dense} dense layers + {moe} MoE layers ({why}); no intermediate_size beside moe_intermediate_size: give --dense-d-ff")
+        return dense
+    out.used["intermediate_size"] = width
+    out.values["dense_d_ff"] = _size("intermediate_size", width)
+    out.notes.append(f"{dense} dense layers (intermediate_size {width}) + {moe} MoE layers ({why})")
+    return dense
 
 
 def _read_norm_type(cfg: dict[str, Any], model_type: str, out: ConfigFile) -> None:

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Preset:
-    """One model's FFN. `layers` counts the layers that have this FFN; `note` says what a
-    whole-model count must add or knows about (encoder + decoder, dense layers of a MoE)."""
+    """One model's FFN. `layers` counts the layers that have this FFN, and `dense_layers` the
+    layers of a mixed stack whose FFN is dense, of width `dense_d_ff`; `note` says what a
+    whole-model count must add or knows about (encoder + decoder)."""
 
     name: str
     d_model: int
@@ -34,6 +35,8 @@ class Preset:
     note: str = ""
     dtype: str | None = None  # the config.json's torch_dtype, the default --dtype; None: none published
     shared_expert_gate: bool = False  # Qwen2-MoE: the shared experts' output scaled by sigmoid(x·w_s)
+    dense_layers: int = 0  # DeepSeek's first_k_dense_replace
+    dense_d_ff: int = 0  # their intermediate_size
 
 
 PRESETS: dict[str, Preset] = {
@@ -99,8 +102,8 @@ PRESETS: dict[str, Preset] = {
         Preset("deepseek-v2-lite", 2048, 1408, "swiglu", False, 26,
                "deepseek-ai/DeepSeek-V2-Lite config.json (moe_intermediate_size 1408, n_routed_experts 64, "
                "num_experts_per_tok 6, n_shared_experts 2, first_k_dense_replace 1; pre-RMSNorm; torch_dtype bfloat16)",
-               experts=64, top_k=6, shared_experts=2, norm_type="rms", dtype="bfloat16",
-               note="26 MoE layers; the first of 27 layers is dense (d_ff 10944) and not counted"),
+               experts=64, top_k=6, shared_experts=2, norm_type="rms", dtype="bfloat16", dense_layers=1, dense_d_ff=10944,
+               note="27 layers: the first is dense (intermediate_size 10944), then 26 MoE layers"),
         Preset("olmoe-1b-7b", 2048, 1024, "swiglu", False, 16,
                "allenai/OLMoE-1B-7B-0924 config.json (intermediate_size 1024 per expert, num_experts 64, "
                "num_experts_per_tok 8; rms_norm_eps: pre-RMSNorm; torch_dtype float32)",
@@ -120,9 +123,9 @@ PRESETS: dict[str, Preset] = {
                note="its LayerNorms have no bias (§2): with --norm pre, ffn-calc's LayerNorm counts d_model β parameters more"),
         Preset("deepseek-v3", 7168, 2048, "swiglu", False, 58,
                "deepseek-ai/DeepSeek-V3 config.json (moe_intermediate_size 2048, n_routed_experts 256, "
-               "num_experts_per_tok 8, n_shared_experts 1, first_k_dense_replace 3; pre-RMSNorm)",
-               experts=256, top_k=8, shared_experts=1,
-               note="58 MoE layers; the first 3 of 61 layers are dense (d_ff 18432) and not counted; "
+               "num_experts_per_tok 8, n_shared_experts 1, first_k_dense_replace 3, intermediate_size 18432; pre-RMSNorm)",
+               experts=256, top_k=8, shared_experts=1, dense_layers=3, dense_d_ff=18432,
+               note="61 layers: the first 3 are dense (intermediate_size 18432), then 58 MoE layers; "
                "the router's sigmoid scoring and its 256 bias terms are not modelled", norm_type="rms", dtype="bfloat16"),
     )
 }  # fmt: skip

@@ -29,7 +29,11 @@ def layer_config(
     norm: str | None = None,
     norm_type: str | None = None,
     dtype: str | None = None,
+    weight_dtype: str | None = None,
+    group_size: int | None = None,
     layers: int | None = None,
+    dense_layers: int | None = None,
+    dense_d_ff: int | None = None,
     experts: int | None = None,
     top_k: int | None = None,
     shared_experts: int | None = None,
@@ -40,7 +44,10 @@ def layer_config(
     config.json at path `config` < the flags (keywords; None means not given). `d_ff` is as
     `--d-ff` takes it: None (4 × d_model), N, "Mx" or "glu". `norm_type` (layer, rms) needs
     `norm` pre or post; without it a preset's or config.json's kind is kept. `dtype` defaults to
-    the model's (a preset's or config.json's torch_dtype), else float32. This signature is the one list
+    the model's (a preset's or config.json's torch_dtype), else float32; `weight_dtype` stores
+    the weight matrices apart (int4 with `group_size` scales, float8). `layers` counts the layers
+    of this FFN; `dense_layers` more have a dense FFN of width `dense_d_ff` (a mixed stack; a
+    preset's or config.json's, else none). This signature is the one list
     of layer options: the command line's flags, the sweep's JSON-line keys and the Python API
     all take these names."""
     given = {k: v for k, v in locals().items() if k in LAYER_FLAGS}  # first: locals() is the parameters here
@@ -84,6 +91,10 @@ def layer_config(
     values.update({k: v for k, v in given.items() if v is not None})
     if shared_expert_gate is None and not values.get("shared_experts"):
         values["shared_expert_gate"] = False  # a preset's or config.json's gate goes with its shared experts
+    if dense_d_ff is not None and not values.get("dense_layers"):
+        raise ConfigError("--dense-d-ff", "is the width of the dense layers; add --dense-layers N")
+    if not values.get("dense_layers"):
+        values["dense_d_ff"] = 0  # --dense-layers 0 drops a preset's dense layers, and their width
     if norm_type is not None and values.get("norm", "none") == "none":
         raise ConfigError("--norm-type", f"{norm_type!r} applies to the norm that --norm pre or post adds; add --norm pre (or post)")
     if values.get("experts") and not values.get("top_k"):
@@ -118,7 +129,10 @@ def _check_types(values: dict[str, Any]) -> None:
 SIZES = _PARAMETERS[:3]  # batch, seq_len, d_model: the command line's arguments
 SOURCES = ("model", "config")
 # What a preset or a config.json may fill in: the fields a preset has (inputs/presets.py).
-FILLABLE = ("d_model", "d_ff", "activation", "bias", "layers", "experts", "top_k", "shared_experts", "norm_type", "dtype", "shared_expert_gate")
+FILLABLE = (
+    "d_model", "d_ff", "activation", "bias", "layers", "experts", "top_k", "shared_experts", "norm_type", "dtype", "shared_expert_gate",
+    "dense_layers", "dense_d_ff",
+)  # fmt: skip
 LAYER_FLAGS = tuple(name for name in _PARAMETERS if name not in SIZES + SOURCES)  # the flags
 # The defaults of the options a preset or config file may fill in (FFNConfig's own), so that
 # "flags override" names real overrides.

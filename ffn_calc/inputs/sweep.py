@@ -28,7 +28,10 @@ CONFIG_COLUMNS = (
 )  # fmt: skip
 TOTAL_COLUMNS = tuple(f.name for f in fields(Totals))  # one layer's totals, as the JSON's `totals`
 MODEL_COLUMNS = tuple(f"model_{f.name}" for f in fields(ModelTotals) if f.name != "layers")  # the JSON's `model`
-COLUMNS = CONFIG_COLUMNS + TOTAL_COLUMNS + MODEL_COLUMNS + ("peak_stage",)
+# Columns of what was asked rather than what was computed (row() fills them in): `model`, the
+# preset's name (empty without one); `d_ff_given`, --d-ff as given, a rule (4x, glu) or a number.
+GIVEN_COLUMNS = ("model", "d_ff_given")
+COLUMNS = ("model",) + CONFIG_COLUMNS[:5] + ("d_ff_given",) + CONFIG_COLUMNS[5:] + TOTAL_COLUMNS + MODEL_COLUMNS + ("peak_stage",)
 # Columns with a number in every row (what --chart can draw): the totals, and the whole-number sizes.
 _INT_FIELDS = {f.name for f in fields(FFNConfig) if f.type == "int"}
 NUMBER_COLUMNS = tuple(c for c in COLUMNS if c in TOTAL_COLUMNS + MODEL_COLUMNS or c == "tokens" or c in _INT_FIELDS)
@@ -80,6 +83,8 @@ def parse_columns(text: str | None) -> tuple[str, ...]:
 
 
 def _getter(column: str) -> Callable[[FFNReport], Any]:
+    if column in GIVEN_COLUMNS:
+        return lambda r: None  # not in the report: row() fills it in from what was asked
     if column == "tokens":
         return lambda r: r.config.tokens
     if column == "peak_stage":
@@ -97,15 +102,23 @@ def _getters(columns: tuple[str, ...]) -> tuple[Callable[[FFNReport], Any], ...]
     return tuple(_getter(c) for c in columns)
 
 
-def row(report: FFNReport, columns: tuple[str, ...]) -> list[Any]:
-    """The chosen columns of one report, in order, as plain values (exact ints)."""
-    return [get(report) for get in _getters(columns)]
+def row(report: FFNReport, columns: tuple[str, ...], given: dict[str, Any] | None = None) -> list[Any]:
+    """The chosen columns of one report, in order, as plain values (exact ints); `given`, the
+    options the report was asked with, names its model."""
+    values = [get(report) for get in _getters(columns)]
+    for column, key in (("model", "model"), ("d_ff_given", "d_ff")):
+        if column in columns:
+            values[columns.index(column)] = (given or {}).get(key)
+    return values
 
 
 @dataclass(frozen=True)
 class Axis:
+    """One swept option and its values, in order: sizes (ints); names for model, activation
+    and dtype; ints and rules (4x, glu) for d_ff."""
+
     name: str
-    values: tuple[int, ...]
+    values: tuple[int | str, ...]
 
 
 def combinations(axes: list[Axis]) -> int:
@@ -118,7 +131,7 @@ def combinations(axes: list[Axis]) -> int:
     return total
 
 
-def grid(axes: list[Axis]) -> Iterator[dict[str, int]]:
+def grid(axes: list[Axis]) -> Iterator[dict[str, Any]]:
     """The points of the sweep in order, the first axis slowest (call combinations() first)."""
     names = [a.name for a in axes]
     return (dict(zip(names, combo, strict=True)) for combo in product(*(a.values for a in axes)))
@@ -140,7 +153,7 @@ def _init_worker(fixed: dict[str, Any], columns: tuple[str, ...]) -> None:
 def _rows_of(points: list[dict[str, Any]]) -> list[list[Any]] | ConfigError:
     fixed, columns = _WORKER["fixed"], _WORKER["columns"]
     try:
-        return [row(report_for(p, fixed), columns) for p in points]
+        return [row(report_for(p, fixed), columns, {**fixed, **p}) for p in points]
     except ConfigError as e:
         return e
 
@@ -178,7 +191,7 @@ def _rows(axes: list[Axis], fixed: dict[str, Any], columns: tuple[str, ...], job
     points = grid(axes)
     if jobs <= 1 or total < PARALLEL_FROM:
         for point in points:
-            yield row(report_for(point, fixed), columns)
+            yield row(report_for(point, fixed), columns, {**fixed, **point})
         return
     import multiprocessing
 
@@ -196,8 +209,11 @@ class LineError:
     message: str
 
 
-def line_reports(lines: Iterable[tuple[int, str]], fixed: dict[str, Any] | None = None) -> Iterator[tuple[int, FFNReport | LineError]]:
-    """Answer numbered JSON lines in order: (line number, report), or (line number, what was wrong)."""
+def line_reports(
+    lines: Iterable[tuple[int, str]], fixed: dict[str, Any] | None = None
+) -> Iterator[tuple[int, FFNReport | LineError, dict[str, Any]]]:
+    """Answer numbered JSON lines in order: (line number, report, the line's options with the
+    flags), or (line number, what was wrong, {})."""
     import json
 
     for number, text in lines:
@@ -219,18 +235,21 @@ def line_reports(lines: Iterable[tuple[int, str]], fixed: dict[str, Any] | None 
                     raise ConfigError(key, f"must be a whole number from 1 to 2^40, got {args[key]!r}")
             report = analyze(layer_config(**args))
         except json.JSONDecodeError as e:
-            yield number, LineError(number, f"not JSON ({e.msg} at column {e.colno})")
+            yield number, LineError(number, f"not JSON ({e.msg} at column {e.colno})"), {}
         except ConfigError as e:
-            yield number, LineError(number, f"{e.argument}: {e.message}")
+            yield number, LineError(number, f"{e.argument}: {e.message}"), {}
         except (TypeError, ValueError) as e:
-            yield number, LineError(number, str(e))
+            yield number, LineError(number, str(e)), {}
         else:
-            yield number, report
+            yield number, report, args
 
 
 def _line_rows_of(chunk: list[tuple[int, str]]) -> list[tuple[int, list[Any] | LineError]]:
     columns = _WORKER["columns"]
-    return [(number, result if isinstance(result, LineError) else row(result, columns)) for number, result in line_reports(chunk, _WORKER["fixed"])]
+    return [
+        (number, result if isinstance(result, LineError) else row(result, columns, given))
+        for number, result, given in line_reports(chunk, _WORKER["fixed"])
+    ]
 
 
 def line_rows(
@@ -242,10 +261,8 @@ def line_rows(
     first = list(islice(numbered, CHUNK))
     _WORKER.update(columns=columns, fixed=fixed)
     if jobs <= 1 or len(first) < CHUNK:
-        for number, result in line_reports(first, fixed):
-            yield number, result if isinstance(result, LineError) else row(result, columns)
-        for number, result in line_reports(numbered, fixed):
-            yield number, result if isinstance(result, LineError) else row(result, columns)
+        for number, result, given in chain(line_reports(first, fixed), line_reports(numbered, fixed)):
+            yield number, result if isinstance(result, LineError) else row(result, columns, given)
         return
     import multiprocessing
 
@@ -259,8 +276,12 @@ def line_rows(
 # --- planning: from what the user typed to the rows of a sweep ---------------------------------
 
 SWEEP_SCHEMA = "ffn-calc/sweep/1"
-# Size options a grid sweeps (each a list or range); d_ff may instead be one rule (4x, glu).
+# Size options a grid sweeps (each a list or range); d_ff may instead be one rule (4x, glu),
+# or a list of rules and numbers (4x,glu).
 AXES = ("batch", "seq_len", "d_model", "d_ff", "experts", "top_k", "layers")
+# Options named by a word that a grid sweeps when given a list (--model a,b,c, -a relu,swiglu,
+# --dtype float32,bfloat16): the model slowest, before the sizes; activation and dtype after.
+NAMED_AXES = ("model", "activation", "dtype")
 _D_FF_VALUES = re.compile(r"[\d_,:x+* ]+")
 
 
@@ -292,25 +313,56 @@ def grid_sweep(
     axes: dict[str, str | None], fixed: dict[str, Any], columns: str | None = None, chart: str | None = None, jobs: int = 1
 ) -> SweepResult:
     """A grid sweep: `axes` maps each of AXES to the text typed for it (a number, a list
-    1,8,32 or a range 128:8192:x2; None when not swept); `fixed` holds the other layer options.
-    Everything that can be wrong is found here, before the first row."""
+    1,8,32 or a range 128:8192:x2; None when not swept; batch defaults to 1); `fixed` holds
+    the other layer options, where a model, activation or dtype given as a list (a,b,c) is an
+    axis too. Everything that can be wrong is found here, before the first row."""
     cols = parse_columns(columns)
     extra = _check_chart(chart)
-    batch, seq_len = axes.get("batch"), axes.get("seq_len")
-    if batch is None or seq_len is None:
-        raise ConfigError("--batch" if batch is None else "--seq-len", "is needed (a number, a list 1,8,32 or a range 128:8192:x2), or use --stdin")
+    seq_len = axes.get("seq_len")
+    if seq_len is None:
+        raise ConfigError("--seq-len", "is needed (a number, a list 128,512 or a range 128:8192:x2), or use --stdin")
+    axes = {**axes, "batch": axes.get("batch") or "1"}  # one sequence unless asked: a model's answer per sequence
     fixed = dict(fixed)
-    built: list[Axis] = []
+    named: dict[str, Axis] = {}
+    for name in NAMED_AXES:
+        value = fixed.get(name)
+        if isinstance(value, str) and "," in value:
+            names = tuple(v.strip().lower() for v in value.split(","))
+            if not all(names):
+                raise ConfigError("--" + name, f"has an empty name in {value!r}; write names separated by commas, e.g. {_EXAMPLES[name]}")
+            named[name] = Axis(name, names)
+            del fixed[name]
+    built: list[Axis] = [named["model"]] if "model" in named else []
     for name in AXES:
         text = axes.get(name)
         if text is None:
             continue
-        if name == "d_ff" and (not _D_FF_VALUES.fullmatch(text.lower()) or text.lower().endswith("x")):
-            fixed["d_ff"] = text  # one rule for every point: 4x, 8/3x, glu
-            continue
+        if name == "d_ff":
+            items = [item.strip() for item in text.split(",")]
+            if any(_is_rule(item) for item in items):
+                if len(items) == 1:
+                    fixed["d_ff"] = text  # one rule for every point: 4x, 8/3x, glu
+                    continue
+                values: list[int | str] = []
+                for item in items:
+                    values.extend([item.lower()] if _is_rule(item) else parse_values("--d-ff", item))
+                built.append(Axis(name, tuple(values)))
+                continue
         built.append(Axis(name, tuple(parse_values("--" + name.replace("_", "-"), text))))
+    built += [named[n] for n in ("activation", "dtype") if n in named]
+    # A swept name (and a swept d_ff rule) is always a column, so that each row says what it is.
+    swept = tuple("d_ff_given" if a.name == "d_ff" and any(isinstance(v, str) for v in a.values) else a.name for a in built)
+    cols = tuple(c for c in swept if c in (*NAMED_AXES, "d_ff_given") and c not in cols) + cols
     rows = sweep_rows(built, fixed, cols + extra, jobs)
-    return SweepResult(cols, rows, tuple(a.name for a in built), chart)
+    return SweepResult(cols, rows, swept, chart)
+
+
+_EXAMPLES = {"model": "bert-base,gpt2-xl", "activation": "relu,swiglu", "dtype": "float32,bfloat16"}
+
+
+def _is_rule(item: str) -> bool:
+    """A d_ff rule (4x, 8/3x, 2.5x, glu) rather than a number, a list or a range (64:512:x2)."""
+    return not _D_FF_VALUES.fullmatch(item.lower()) or item.lower().endswith("x")
 
 
 def lines_sweep(

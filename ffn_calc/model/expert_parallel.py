@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ffn_calc.model.errors import ConfigError
-from ffn_calc.model.forward import FFNReport, Stage, Tensor
+from ffn_calc.model.forward import FFNReport, Stage, Tensor, model_totals
 from ffn_calc.model.layer import FFNConfig, check_size
 from ffn_calc.model.parallel import Collective, TensorParallel, _ceil_div, tensor_parallel
 
@@ -75,7 +75,7 @@ class ExpertParallel:
             if not t.experts:
                 return t
             # active: of the rank's experts, at most min(k, E/N) serve one token
-            return Tensor(t.name, (local, *t.shape[1:]), t.dtype_bytes, t.role, local, min(k, local))
+            return replace(t, shape=(local, *t.shape[1:]), experts=local, active=min(k, local))
 
         stages = tuple(replace(s, weights=tuple(cut(t) for t in s.weights)) if s.weights else s for s in report.stages)
         return _reweigh(report, stages)
@@ -124,15 +124,8 @@ def _reweigh(report: FFNReport, stages: tuple[Stage, ...]) -> FFNReport:
         weight_bytes=weight_bytes,
         peak_bytes=weight_bytes + report.peak.activation_bytes,
     )
-    layers = report.model.layers
-    model = replace(
-        report.model,
-        params=layers * params,
-        active_params=layers * active,
-        weight_bytes=layers * weight_bytes,
-        peak_bytes=layers * weight_bytes + report.peak.activation_bytes,
-    )
-    return FFNReport(report.config, stages, totals, report.peak, model)
+    groups = report.groups[:-1] + (replace(report.groups[-1], totals=totals),)  # this layer's group is the last
+    return FFNReport(report.config, stages, totals, report.peak, model_totals(groups), groups)
 
 
 def split_tokens(cfg: FFNConfig, ranks: int) -> tuple[FFNConfig, str]:

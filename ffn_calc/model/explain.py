@@ -1,5 +1,6 @@
-"""`explain`: the formulas in symbols, then with the numbers substituted, a data-flow diagram,
-and the facts people are asked about. Standard library only; renderers print it.
+"""`explain`: the formulas in symbols, then with the numbers substituted, a data-flow diagram
+(diagram.py), and the questions people are asked, answered with this layer's numbers
+(interview.py). Standard library only; renderers print it.
 
 Every value shown is the core's own figure (from the FFNReport); the substituted expression
 beside it is written out from the config so a reader can check it by eye, and the tests
@@ -11,7 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ffn_calc.model.diagram import diagram
 from ffn_calc.model.forward import FFNReport
+from ffn_calc.model.interview import Fact, facts
 
 EXPLAIN_SCHEMA = "ffn-calc/explain/1"
 
@@ -25,12 +28,6 @@ class Formula:
     substituted: str
     value: int
     unit: str
-
-
-@dataclass(frozen=True)
-class Fact:
-    topic: str
-    answer: str
 
 
 @dataclass(frozen=True)
@@ -122,69 +119,5 @@ def formulas(report: FFNReport) -> tuple[Formula, ...]:
     return tuple(out)
 
 
-def diagram(report: FFNReport) -> tuple[str, ...]:
-    """The stages top to bottom: each output with its shape, the operation on the arrow."""
-    lines: list[str] = []
-    for s in report.stages:
-        if s.op != "input":
-            weights = ", ".join(f"{w.name} {tuple(w.shape)}" for w in s.weights)
-            lines.append(f"   │  {s.formula}" + (f"    [{weights}]" if weights else ""))
-            lines.append("   ▼")
-        lines.append(f"{s.name} {tuple(s.output_shape)}")
-    return tuple(lines)
-
-
-FACTS = (
-    Fact(
-        "Why d_ff ≈ 4 × d_model",
-        "The original paper's choice (512 → 2048); the wide hidden layer holds most of a "
-        "block's parameters (2·d·4d = 8d² against attention's 4d²), and later work kept the ratio because it trains well.",
-    ),
-    Fact(
-        "Why a GLU cuts d_ff to about 2/3 of 4 × d_model",
-        "A gated FFN has three matrices instead of two; "
-        "d_ff = 8/3·d_model keeps 3·d·d_ff = 8d², the parameters of a 4× FFN (LLaMA then rounds up to multiple_of).",
-    ),
-    Fact(
-        "Why a nonlinearity between the two linears",
-        "Without it x·W1·W2 is one linear map of rank ≤ d_model: the two layers would add parameters but no expressive power.",
-    ),
-    Fact(
-        "ReLU's drawbacks",
-        "Dead neurons: a unit whose input stays negative gets zero gradient and stops learning; "
-        "and its outputs are never negative, so they are not zero-centred.",
-    ),
-    Fact(
-        "GELU and Swish (SiLU)",
-        "Smooth, with a small non-zero gradient for negative inputs; GELU (BERT, GPT-2) "
-        "weights x by Φ(x), Swish by σ(x); gated forms (SwiGLU, GeGLU) multiply by a learned gate (Shazeer 2020).",
-    ),
-    Fact(
-        "Why 'position-wise'",
-        "The same W1 and W2 act on every token on its own; tokens mix only in attention, so a "
-        "(batch, seq, d_model) input is batch·seq rows of one matmul.",
-    ),
-    Fact(
-        "Why two Conv1d layers of kernel size 1 are the same thing",
-        "A kernel of size 1 sees one position at a time with weights shared across positions — a per-position linear map, with W_conv[:, :, 0] = Wᵀ.",
-    ),
-    Fact(
-        "Why LayerNorm and not BatchNorm",
-        "LayerNorm normalises each token over its own features: no dependence "
-        "on batch size, padding or sequence length, and the same computation in training and inference.",
-    ),
-    Fact(
-        "Pre-LN against post-LN",
-        "Post-LN, LN(x + F(x)) as in the original, needs learning-rate warm-up and is hard "
-        "to train deep; pre-LN, x + F(LN(x)) from GPT-2 on, keeps an identity path and trains stably (Xiong et al. 2020).",
-    ),
-    Fact(
-        "Mixture of experts: total against active",
-        "All experts' weights must be stored, but each token runs only "
-        "top_k of them (plus any shared ones): FLOPs follow the active parameters, memory the total.",
-    ),
-)
-
-
 def explain(report: FFNReport) -> Explanation:
-    return Explanation(report, formulas(report), diagram(report), FACTS)
+    return Explanation(report, formulas(report), diagram(report), facts(report))

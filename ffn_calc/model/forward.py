@@ -23,6 +23,7 @@ from ffn_calc.model.conventions import (
     activation_flops,
     conventions_dict,
 )
+from ffn_calc.model.dtypes import Packing
 from ffn_calc.model.layer import FFNConfig
 
 SHAPES_SCHEMA = "ffn-calc/shapes/1"
@@ -30,7 +31,8 @@ SHAPES_SCHEMA = "ffn-calc/shapes/1"
 
 @dataclass(frozen=True)
 class Tensor:
-    """A named array: `shape` in elements, `bytes` = elements × dtype_bytes.
+    """A named array: `shape` in elements, `bytes` = elements × dtype_bytes, or for a weight
+    matrix stored apart (`packing`: --weight-dtype, dtypes.py) its packed entries and group scales.
 
     A routed expert's weights carry every expert (`experts` ≥ 1, the first dimension; 0 for
     any other tensor); `active` of them serve each token, so `active_elements` = elements ×
@@ -42,6 +44,7 @@ class Tensor:
     role: str = "activation"  # weight | bias | norm | activation
     experts: int = 0
     active: int = 0
+    packing: Packing | None = None
     elements: int = field(init=False, repr=False, compare=False)
     bytes: int = field(init=False, repr=False, compare=False)
     active_elements: int = field(init=False, repr=False, compare=False)
@@ -50,7 +53,7 @@ class Tensor:
         # Computed once: analyze() and sweeps read these many times.
         elements = prod(self.shape)
         object.__setattr__(self, "elements", elements)
-        object.__setattr__(self, "bytes", elements * self.dtype_bytes)
+        object.__setattr__(self, "bytes", self.packing.bytes(self.shape) if self.packing else elements * self.dtype_bytes)
         object.__setattr__(self, "active_elements", elements * self.active // self.experts if self.experts else elements)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,6 +65,7 @@ class Tensor:
             "active_params": self.active_elements,
             "experts": self.experts,
             "bytes": self.bytes,
+            "storage": self.packing.dtype if self.packing else None,
         }
 
 
@@ -180,8 +184,9 @@ class Totals:
 
 @dataclass(frozen=True)
 class ModelTotals:
-    """`layers` identical layers: parameters, FLOPs and weight bytes × layers; the peak holds
-    every layer's weights and one layer's activations (a forward pass frees them as it goes)."""
+    """The model's layers: parameters, FLOPs and weight bytes summed over its layer groups (each
+    `layers` × its per-layer figure); the peak holds every layer's weights and the largest
+    layer's activations (a forward pass frees them as it goes)."""
 
     layers: int
     params: int
@@ -204,12 +209,60 @@ class Peak:
 
 
 @dataclass(frozen=True)
+class LayerGroup:
+    """`config.layers` identical layers of one kind (name: dense, moe or ffn): `totals` per
+    layer, `peak_activation_bytes` of one layer's forward pass, and `sum` over the group."""
+
+    name: str
+    config: FFNConfig
+    totals: Totals
+    peak_activation_bytes: int
+
+    @property
+    def sum(self) -> ModelTotals:
+        return model_totals((self,))
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "name": self.name,
+            "layers": c.layers,
+            "d_ff": c.d_ff,
+            "experts": c.experts,
+            "top_k": c.top_k,
+            "shared_experts": c.shared_experts,
+            "totals": asdict(self.totals),
+            "sum": asdict(self.sum),
+        }
+
+
+def model_totals(groups: tuple[LayerGroup, ...]) -> ModelTotals:
+    """The model: each group's per-layer figures × its layers, summed; the peak is every
+    layer's weights + the largest one layer's activations."""
+    weight_bytes = sum(g.config.layers * g.totals.weight_bytes for g in groups)
+    return ModelTotals(
+        layers=sum(g.config.layers for g in groups),
+        params=sum(g.config.layers * g.totals.params for g in groups),
+        active_params=sum(g.config.layers * g.totals.active_params for g in groups),
+        flops=sum(g.config.layers * g.totals.flops for g in groups),
+        macs=sum(g.config.layers * g.totals.macs for g in groups),
+        matmul_flops=sum(g.config.layers * g.totals.matmul_flops for g in groups),
+        weight_bytes=weight_bytes,
+        peak_bytes=weight_bytes + max(g.peak_activation_bytes for g in groups),
+    )
+
+
+@dataclass(frozen=True)
 class FFNReport:
+    """One layer (`config`: its stages, totals and peak) and the model: `groups` (the dense
+    layers of a mixed stack, then this layer's) and `model`, their sum."""
+
     config: FFNConfig
     stages: tuple[Stage, ...]
     totals: Totals
     peak: Peak
     model: ModelTotals
+    groups: tuple[LayerGroup, ...] = ()
     weights: tuple[Tensor, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -230,6 +283,7 @@ class FFNReport:
             "stages": [s.to_dict() for s in self.stages],
             "totals": asdict(self.totals),
             "model": asdict(self.model),
+            "groups": [g.to_dict() for g in self.groups],
             "peak": {
                 "stage": self.peak.stage,
                 "live": list(self.peak.live),
@@ -240,10 +294,13 @@ class FFNReport:
 
 
 @lru_cache(maxsize=1024)  # weights do not depend on batch or seq_len: a sweep shares them
-def _linear_weights(w: str, bias: str | None, k: int, m: int, dtype_bytes: int, experts: int, active: int) -> tuple[Tensor, ...]:
-    """A linear's matrix (k, m) and bias (m), with every expert's as the first dimension."""
+def _linear_weights(
+    w: str, bias: str | None, k: int, m: int, dtype_bytes: int, experts: int, active: int, packing: Packing | None = None
+) -> tuple[Tensor, ...]:
+    """A linear's matrix (k, m) and bias (m), with every expert's as the first dimension; the
+    matrix stored as `packing` says (--weight-dtype), the bias in the activation dtype."""
     lead = (experts,) if experts else ()
-    weights: tuple[Tensor, ...] = (Tensor(w, (*lead, k, m), dtype_bytes, "weight", experts, active),)
+    weights: tuple[Tensor, ...] = (Tensor(w, (*lead, k, m), dtype_bytes, "weight", experts, active, packing),)
     if bias is not None:
         weights += (Tensor(bias, (*lead, m), dtype_bytes, "bias", experts, active),)
     return weights
@@ -270,7 +327,7 @@ class _Builder:
         holds every expert's matrix (experts, k, m) and its M rows are split among them."""
         cfg = self.cfg
         m_rows = prod(rows)
-        weights = _linear_weights(w, bias if cfg.bias else None, k, m, cfg.dtype_bytes, experts, cfg.top_k if experts else 0)
+        weights = _linear_weights(w, bias if cfg.bias else None, k, m, cfg.dtype_bytes, experts, cfg.top_k if experts else 0, cfg.weight_packing)
         formula = f"{sym} = {self.symbol[source]}·{w}"
         bias_flops = 0
         if cfg.bias:
@@ -431,7 +488,21 @@ def _per_token(value: int, tokens: int) -> int | None:
 
 
 def analyze(cfg: FFNConfig) -> FFNReport:
-    """Shapes, parameters, FLOPs and memory of one FFN layer (and `layers` of them) under `cfg`."""
+    """Shapes, parameters, FLOPs and memory of one FFN layer under `cfg`, and of the model: its
+    layer groups (`cfg.groups`: a mixed stack's dense layers, then `layers` of this one)."""
+    stages, totals, peak = _one_layer(cfg)
+    *dense, _ = cfg.groups
+    groups = tuple(LayerGroup("dense", g, *_layer_totals(g)) for g in dense)
+    groups += (LayerGroup("moe" if cfg.is_moe else "ffn", cfg, totals, peak.activation_bytes),)
+    return FFNReport(cfg, stages, totals, peak, model_totals(groups), groups)
+
+
+def _layer_totals(cfg: FFNConfig) -> tuple[Totals, int]:
+    _, totals, peak = _one_layer(cfg)
+    return totals, peak.activation_bytes
+
+
+def _one_layer(cfg: FFNConfig) -> tuple[tuple[Stage, ...], Totals, Peak]:
     stages = build_stages(cfg)
     peak = forward_peak(stages)
     # One pass over the stages and their tensors: every total is a sum of stage figures.
@@ -445,7 +516,7 @@ def analyze(cfg: FFNConfig) -> FFNReport:
         for t in s.weights:
             elements = t.elements
             by_role[t.role] += elements
-            weight_bytes += elements * t.dtype_bytes
+            weight_bytes += t.bytes
             active += t.active_elements
             if t.experts:
                 expert += elements
@@ -471,18 +542,7 @@ def analyze(cfg: FFNConfig) -> FFNReport:
         activation_bytes=activation_bytes,
         peak_bytes=weight_bytes + peak.activation_bytes,
     )
-    L = cfg.layers
-    model = ModelTotals(
-        layers=L,
-        params=L * params,
-        active_params=L * active,
-        flops=L * flops,
-        macs=L * macs,
-        matmul_flops=L * matmul_flops,
-        weight_bytes=L * weight_bytes,
-        peak_bytes=L * weight_bytes + peak.activation_bytes,
-    )
-    return FFNReport(cfg, stages, totals, peak, model)
+    return stages, totals, peak
 
 
 def chunked_peak(cfg: FFNConfig, chunk_tokens: int) -> int:

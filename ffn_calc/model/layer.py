@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.model.activations import CHOICES as ACTIVATIONS
 from ffn_calc.model.activations import GATED, Activation, activation
+from ffn_calc.model.dtypes import DEFAULT_GROUP_SIZE, Packing, packing
 from ffn_calc.model.dtypes import DTYPES as DTYPE_TABLE
 from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.norms import CHOICES as NORM_TYPES
@@ -136,7 +137,12 @@ class FFNConfig:
     `shared_experts` always active (with `shared_expert_gate`, their output scaled per token by
     sigmoid(x·w_s), w_s of shape (d_model, 1), as Qwen2-MoE does); `capacity_factor` pads each expert to a fixed buffer
     (GShard/Switch style) instead of routing dropless. `layers` multiplies the model totals.
-    `dtype` names the storage type of weights and activations (`dtype_bytes` each). `norm`
+    `dtype` names the storage type of weights and activations (`dtype_bytes` each);
+    `weight_dtype`, when given, stores the FFN's weight matrices apart (int4 with `group_size`
+    scales, float8 weight-only: dtypes.py), biases, norms, the router and activations staying in
+    `dtype`. `dense_layers` more layers have a dense FFN of width `dense_d_ff` (DeepSeek's first
+    layers, Qwen-MoE's mlp_only_layers), sharing the activation, biases and norm: a mixed stack
+    of two layer groups, whose order does not change a total. `norm`
     places a residual and a norm around the FFN (none, pre, post); `norm_type` says which norm
     (layer: LayerNorm, rms: RMSNorm; the registry in norms.py). With norm none it counts nothing
     and records what a preset or config.json says the model uses.
@@ -159,6 +165,10 @@ class FFNConfig:
     shared_expert_gate: bool = False
     capacity_factor: float | None = None
     layers: int = 1
+    dense_layers: int = 0
+    dense_d_ff: int = 0  # 0: no dense layers
+    weight_dtype: str | None = None  # None: the weights are in `dtype`
+    group_size: int | None = None  # entries per scale along K, for a grouped weight type
     origin: tuple[str, ...] = ()  # where the values came from: preset, config.json, flags
 
     def __post_init__(self) -> None:
@@ -171,6 +181,24 @@ class FFNConfig:
         _check_choice("--norm", self.norm, NORMS)
         _check_choice("--norm-type", self.norm_type, NORM_TYPES)
         _check_choice("--dtype", self.dtype, DTYPES)
+        if DTYPE_TABLE[self.dtype].weights_only:
+            raise ConfigError(
+                "--dtype", f"{self.dtype} stores weights only (no 4-bit activations); give --weight-dtype {self.dtype} and a --dtype for activations"
+            )
+        if self.weight_dtype is not None:
+            _check_choice("--weight-dtype", self.weight_dtype, DTYPES)
+        grouped = self.weight_dtype is not None and DTYPE_TABLE[self.weight_dtype].grouped
+        if self.group_size is not None:
+            check_size("--group-size", self.group_size)
+            if not grouped:
+                kinds = ", ".join(n for n, d in DTYPE_TABLE.items() if d.grouped)
+                raise ConfigError("--group-size", f"sets the scales of grouped 4-bit weights; add --weight-dtype ({kinds})")
+        elif grouped:
+            object.__setattr__(self, "group_size", DEFAULT_GROUP_SIZE)
+        check_size("--dense-layers", self.dense_layers, minimum=0)
+        check_size("--dense-d-ff", self.dense_d_ff, minimum=0)
+        if self.dense_layers and not self.dense_d_ff:
+            raise ConfigError("--dense-layers", "the dense layers need their width; add --dense-d-ff")
         for name, flag in (("--bias", self.bias), ("--fused", self.fused), ("--shared-expert-gate", self.shared_expert_gate)):
             if not isinstance(flag, bool):
                 raise ConfigError(name, f"must be true or false, got {flag!r}")
@@ -204,6 +232,7 @@ class FFNConfig:
             "origin": list(self.origin),
             "tokens": self.tokens,
             "dtype_bytes": self.dtype_bytes,
+            "weight_bits": self.weight_bits,
             "expert_capacity": self.expert_capacity,
         }
 
@@ -215,6 +244,30 @@ class FFNConfig:
     @property
     def dtype_bytes(self) -> int:
         return DTYPE_TABLE[self.dtype].bytes
+
+    @property
+    def weight_packing(self) -> Packing | None:
+        """How the weight matrices are stored when --weight-dtype sets them apart, else None."""
+        if self.weight_dtype is None or self.weight_dtype == self.dtype:
+            return None
+        return packing(self.weight_dtype, self.group_size or DEFAULT_GROUP_SIZE)
+
+    @property
+    def weight_bits(self) -> int:
+        """Bits per weight-matrix entry, scales not included."""
+        return DTYPE_TABLE[self.weight_dtype or self.dtype].bits
+
+    @property
+    def groups(self) -> tuple[FFNConfig, ...]:
+        """The model's layer groups, each an FFNConfig of its `layers` identical layers: the
+        dense ones first (with `dense_layers`), then this layer's."""
+        if not self.dense_layers:
+            return (self,)
+        dense = replace(
+            self, d_ff=self.dense_d_ff, d_ff_rule=f"dense layers: {self.dense_d_ff}", experts=0, top_k=0, shared_experts=0,
+            shared_expert_gate=False, capacity_factor=None, layers=self.dense_layers, dense_layers=0, dense_d_ff=0,
+        )  # fmt: skip
+        return (dense, replace(self, dense_layers=0, dense_d_ff=0))
 
     @property
     def is_glu(self) -> bool:

@@ -64,7 +64,11 @@ def tensor_parallel(cfg: FFNConfig, ranks: int, sequence_parallel: bool = False)
         raise ConfigError("--tp", f"{what} {cfg.d_ff} does not divide by {ranks} ranks; pick a d_ff or --tp that divides it")
     if sequence_parallel and cfg.seq_len % ranks:
         raise ConfigError("--sequence-parallel", f"SEQ_LEN {cfg.seq_len} does not divide by {ranks} ranks")
-    per_rank = replace(cfg, d_ff=cfg.d_ff // ranks, d_ff_rule=f"{cfg.d_ff} / {ranks} ranks = {cfg.d_ff // ranks} per rank")
+    if cfg.dense_d_ff % ranks:
+        raise ConfigError("--tp", f"the dense layers' d_ff {cfg.dense_d_ff} does not divide by {ranks} ranks; pick a --tp that divides it")
+    per_rank = replace(
+        cfg, d_ff=cfg.d_ff // ranks, dense_d_ff=cfg.dense_d_ff // ranks, d_ff_rule=f"{cfg.d_ff} / {ranks} ranks = {cfg.d_ff // ranks} per rank"
+    )
     shape = (cfg.batch, cfg.seq_len, cfg.d_model)
     tensor = cfg.tokens * cfg.d_model * cfg.dtype_bytes
     *firsts, last = names.linears(cfg.is_glu, cfg.fused)

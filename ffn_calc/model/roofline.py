@@ -5,6 +5,9 @@ Standard library only. Peak rates are the vendors' dense (no sparsity) datasheet
 A GEMM (M, K)·(K, N) moves at least its operands and its result once: b·(M·K + K·N + M·N)
 bytes for b bytes per element, does 2·M·K·N FLOPs, and takes at least
 max(FLOPs / peak, bytes / bandwidth). The ridge point is peak / bandwidth (FLOP per byte).
+With --weight-dtype (int4 with group scales, float8 weight-only) the K·N term is the weight
+matrix's stored bytes (dtypes.py) while the products compute in --dtype at its peak: weight-only
+serving dequantizes on the fly, so the activations and the peak stay --dtype's.
 
 A routed-expert GEMM (stage `expert_…`, M = T·k rows of T tokens over E experts, top-k) reads
 the weights of every expert its rows reach, each in full, and each expert multiplies only its
@@ -42,7 +45,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ffn_calc.model.dtypes import DTYPES
+from ffn_calc.model.dtypes import ACTIVATION_DTYPES
 from ffn_calc.model.errors import ConfigError, closest
 from ffn_calc.model.expert_parallel import expert_parallel
 from ffn_calc.model.forward import FFNReport, analyze
@@ -154,7 +157,7 @@ def custom_gpu(peak_tflops: float, bandwidth_gbs: float) -> GPU:
     for name, value in (("--peak-tflops", peak_tflops), ("--bandwidth-gbs", bandwidth_gbs)):
         if not (value > 0 and math.isfinite(value)):
             raise ConfigError(name, f"must be a positive number, got {value}")
-    return GPU("custom", dict.fromkeys(DTYPES, peak_tflops), bandwidth_gbs, "given on the command line")
+    return GPU("custom", dict.fromkeys(ACTIVATION_DTYPES, peak_tflops), bandwidth_gbs, "given on the command line")
 
 
 UNIFORM = "uniform"
@@ -268,12 +271,14 @@ class Roofline:
         }
 
 
-def _ridge_tokens(k: int, n: int, nb: int, ridge: float) -> int | None:
-    """The least M with 2·M·K·N / (nb·(M·K + K·N + M·N)) ≥ ridge, or None if no M reaches it."""
+def _ridge_tokens(k: int, n: int, nb: int, ridge: float, weight_bytes: int | None = None) -> int | None:
+    """The least M with 2·M·K·N / (nb·(M·K + M·N) + W) ≥ ridge, or None if no M reaches it;
+    W, the weight matrix's bytes, is nb·K·N unless --weight-dtype stores it apart."""
+    w = nb * k * n if weight_bytes is None else weight_bytes
     denominator = 2 * k * n - ridge * nb * (k + n)
     if denominator <= 0:
         return None
-    return math.ceil(ridge * nb * k * n / denominator)
+    return math.ceil(ridge * w / denominator)
 
 
 def expected_experts_touched(tokens: int, experts: int, top_k: int) -> float:
@@ -316,9 +321,11 @@ def _uniform_ridge_tokens(rows: int | None, cfg: FFNConfig) -> int | None:
     return lo
 
 
-def _spread(touched: float | int, mkn: tuple[int, int, int], flops: int, nb: int, peak: float, bandwidth: float, ridge: float) -> ExpertSpread:
+def _spread(
+    touched: float | int, mkn: tuple[int, int, int], flops: int, nb: int, expert_bytes: int, peak: float, bandwidth: float, ridge: float
+) -> ExpertSpread:
     m, k, n = mkn
-    weights = touched * k * n * nb
+    weights = touched * expert_bytes
     moved = nb * (m * k + m * n) + weights
     intensity = flops / moved
     return ExpertSpread(touched, m / touched if touched else 0.0, weights, moved, intensity, "compute" if intensity >= ridge else "memory",
@@ -326,24 +333,34 @@ def _spread(touched: float | int, mkn: tuple[int, int, int], flops: int, nb: int
 
 
 def _expert_gemm(
-    stage: str, mkn: tuple[int, int, int], flops: int, cfg: FFNConfig, peak: float, bandwidth: float, ridge: float, ep: int = 1
+    stage: str,
+    mkn: tuple[int, int, int],
+    flops: int,
+    cfg: FFNConfig,
+    peak: float,
+    bandwidth: float,
+    ridge: float,
+    ep: int = 1,
+    expert_bytes: int | None = None,
 ) -> GemmRoof:
-    """A routed-expert GEMM: per-expert rows and the weights of every expert reached; with
-    `ep` N, of the rank's E/N experts, whose rows come from all N ranks' tokens."""
+    """A routed-expert GEMM: per-expert rows and the weights of every expert reached (each
+    `expert_bytes`: nb·K·N, or as --weight-dtype stores it); with `ep` N, of the rank's E/N
+    experts, whose rows come from all N ranks' tokens."""
     m, k, n = mkn
     nb, e, t = cfg.dtype_bytes, cfg.experts, cfg.tokens * ep
     local = e // ep
+    eb = nb * k * n if expert_bytes is None else expert_bytes
     if cfg.expert_capacity is None:
         touched = expected_experts_touched(t, e, cfg.top_k)
         if ep > 1:  # each expert is touched with the same probability, wherever it lives
             touched = touched * local / e
-        uniform = _spread(touched, mkn, flops, nb, peak, bandwidth, ridge)
-        worst = _spread(min(local, m), mkn, flops, nb, peak, bandwidth, ridge)  # min(E, T·k) without --ep
+        uniform = _spread(touched, mkn, flops, nb, eb, peak, bandwidth, ridge)
+        worst = _spread(min(local, m), mkn, flops, nb, eb, peak, bandwidth, ridge)  # min(E, T·k) without --ep
     else:  # every expert's padded buffer runs, whatever the routing
-        uniform = worst = _spread(e, mkn, flops, nb, peak, bandwidth, ridge)
-    ridge_rows = _ridge_tokens(k, n, nb, ridge)
+        uniform = worst = _spread(e, mkn, flops, nb, eb, peak, bandwidth, ridge)
+    ridge_rows = _ridge_tokens(k, n, nb, ridge, eb)
     global_cfg = replace(cfg, batch=t, seq_len=1) if ep > 1 else cfg
-    routing = ExpertRouting(e, cfg.top_k, t, m, k * n * nb, ridge_rows, _uniform_ridge_tokens(ridge_rows, global_cfg), uniform, worst, local)
+    routing = ExpertRouting(e, cfg.top_k, t, m, eb, ridge_rows, _uniform_ridge_tokens(ridge_rows, global_cfg), uniform, worst, local)
     assert isinstance(worst.bytes, int)
     return GemmRoof(stage, mkn, flops, worst.bytes, worst.intensity, worst.bound, worst.seconds, ridge_rows, routing)
 
@@ -367,15 +384,16 @@ def _phase(name: str, cfg: FFNConfig, peak: float, bandwidth: float, ridge: floa
     for s in report.stages:
         if not s.matmul:
             continue
+        matrix = next(t for t in s.weights if t.role == "weight")  # its bytes: nb·K·N, or packed (--weight-dtype)
         if s.name.startswith(EXPERT):
-            gemms.append(_expert_gemm(s.name, s.matmul, s.matmul_flops, cfg, peak, bandwidth, ridge, ep))
+            gemms.append(_expert_gemm(s.name, s.matmul, s.matmul_flops, cfg, peak, bandwidth, ridge, ep, matrix.bytes // matrix.experts))
             continue
         m, k, n = s.matmul
-        moved = nb * (m * k + k * n + m * n)
+        moved = nb * (m * k + m * n) + matrix.bytes
         intensity = s.matmul_flops / moved
         seconds = max(s.matmul_flops / peak, moved / bandwidth)
         bound = "compute" if intensity >= ridge else "memory"
-        gemms.append(GemmRoof(s.name, s.matmul, s.matmul_flops, moved, intensity, bound, seconds, _ridge_tokens(k, n, nb, ridge)))
+        gemms.append(GemmRoof(s.name, s.matmul, s.matmul_flops, moved, intensity, bound, seconds, _ridge_tokens(k, n, nb, ridge, matrix.bytes)))
     flops = sum(g.flops for g in gemms)
     moved = sum(g.bytes for g in gemms)
     worst = _totals(flops, moved, sum(g.seconds for g in gemms), ridge)

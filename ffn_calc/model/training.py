@@ -102,6 +102,55 @@ class TrainingTotals:
 
 
 @dataclass(frozen=True)
+class TrainingModelTotals:
+    """A training step of the whole stack: every layer group (`layers` identical layers, and a
+    mixed stack's dense layers) × its one-layer figures; one rank's under parallelism.
+
+    FLOPs, parameters, weights, gradients, optimizer states and master weights add up over the
+    layers. Each layer keeps its own saved activations from its forward pass until its own
+    backward, so all of them are alive when the backward pass begins; the backward transient (an
+    output gradient and an input gradient) belongs to one layer at a time, so the largest one
+    counts once. The peak is therefore
+        peak = Σ layers × (weights + gradients + optimizer states + master weights + saved activations)
+               + the largest one-layer backward transient,
+    which for one layer is the layer's own peak."""
+
+    layers: int
+    params: int
+    forward_flops: int
+    backward_flops: int
+    recompute_flops: int
+    dropout_flops: int
+    step_flops: int
+    step_matmul_flops: int
+    weight_bytes: int
+    gradient_bytes: int
+    optimizer_state_bytes: int
+    master_weight_bytes: int
+    saved_activation_bytes: int
+    backward_transient_bytes: int  # one layer's: the largest of the stack
+    peak_bytes: int
+
+
+SUMMED = ("forward_flops", "backward_flops", "recompute_flops", "dropout_flops", "step_flops", "step_matmul_flops", "weight_bytes",
+          "gradient_bytes", "optimizer_state_bytes", "master_weight_bytes", "saved_activation_bytes")  # fmt: skip
+
+
+def model_training_totals(groups: list[tuple[int, int, TrainingTotals]]) -> TrainingModelTotals:
+    """The stack's step from its groups: (layers, parameters per layer, one layer's totals)."""
+    sums = {name: sum(layers * getattr(t, name) for layers, _, t in groups) for name in SUMMED}
+    transient = max((t.backward_transient_bytes for _, _, t in groups), default=0)
+    persistent = sums["weight_bytes"] + sums["gradient_bytes"] + sums["optimizer_state_bytes"] + sums["master_weight_bytes"]
+    return TrainingModelTotals(
+        layers=sum(layers for layers, _, _ in groups),
+        params=sum(layers * params for layers, params, _ in groups),
+        backward_transient_bytes=transient,
+        peak_bytes=persistent + sums["saved_activation_bytes"] + transient,
+        **sums,
+    )
+
+
+@dataclass(frozen=True)
 class TrainingReport:
     """One training step. With tensor or expert parallelism, every figure is one rank's
     (`forward` is the rank's layer: d_ff / N, or its tokens and experts) and `parallel` holds
@@ -113,6 +162,7 @@ class TrainingReport:
     saved: tuple[SavedTensor, ...]
     totals: TrainingTotals
     parallel: TensorParallel | ExpertParallel | None = None
+    model: TrainingModelTotals | None = None  # None: a mixed stack under expert parallelism (not modelled)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, as `train -f json` prints it (schema ffn-calc/train/1)."""
@@ -136,6 +186,7 @@ class TrainingReport:
             ],
             "saved": [{"name": t.name, "shape": list(t.shape), "bytes": t.bytes, "reason": t.reason} for t in self.saved],
             "totals": asdict(self.totals),
+            "model": None if self.model is None else asdict(self.model),
             "parallel": None if tp is None else tp.to_dict(),
             "forward": self.forward.to_dict(),
         }
@@ -289,7 +340,10 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
 def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parallel: bool = False, ep: int = 1) -> TrainingReport:
     """One training step of the layer: forward, backward, recomputation and memory — of one
     rank when `tp` > 1 (Megatron tensor parallelism, optionally with sequence parallelism)
-    or `ep` > 1 (expert parallelism, expert_parallel.py: the rank's tokens and experts)."""
+    or `ep` > 1 (expert parallelism, expert_parallel.py: the rank's tokens and experts).
+    `model` holds the whole stack's step (TrainingModelTotals): the layers of each group ×
+    the group's one-layer figures, a mixed stack's dense layers trained as layers of their own."""
+    groups = cfg.groups
     parallel: TensorParallel | ExpertParallel | None = None
     if ep > 1:
         parallel = expert_parallel(cfg, ep, tp, sequence_parallel)
@@ -354,4 +408,10 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         peak_bytes=persistent + saved_bytes + transient,
         bytes_per_param=persistent // params if params else 0,
     )
-    return TrainingReport(fwd, options, tuple(ops), tuple(saved), totals, parallel)
+    model: TrainingModelTotals | None = None
+    if len(groups) == 1:
+        model = model_training_totals([(cfg.layers, params, totals)])
+    elif ep == 1:  # a mixed stack: the dense layers' step, on the same ranks
+        dense = train(groups[0], options, tp, sequence_parallel)
+        model = model_training_totals([(groups[0].layers, dense.forward.totals.params, dense.totals), (cfg.layers, params, totals)])
+    return TrainingReport(fwd, options, tuple(ops), tuple(saved), totals, parallel, model)

@@ -31,7 +31,8 @@ HANDLERS = {
     "Charted": "shapes",
     "VerifyReport": "verify",
     "ModelList": "catalogue",
-    "Explanation": "catalogue",
+    "Explanation": "explain",
+    "Comparison": "explain",
     "TrainingReport": "training",
     "Roofline": "roofline",
     "SweepResult": "sweep",
@@ -91,11 +92,23 @@ def jsonl_chunks(result: object) -> Iterable[str]:
     return jsonl_chunks.dispatch(type(result))(result)
 
 
-def chunks(result: Result, fmt: str) -> Iterable[str]:
-    """The text of `result` in a machine format (json, csv, jsonl), in chunks."""
+@singledispatch
+def markdown_chunks(result: object, view: View | None = None) -> Iterable[str]:
+    """Markdown (render/markdown.py): the tables `tables` gives, as pipe tables with their
+    exact integers. A streamed result registers its own, to write rows as they come."""
+    from ffn_calc.render.markdown import to_markdown
+
+    return [to_markdown(tables(result) if view is None else tables(result, view))]
+
+
+def chunks(result: Result, fmt: str, view: View | None = None) -> Iterable[str]:
+    """The text of `result` as text (json, csv, jsonl, markdown), in chunks (`view`: as for
+    `tables`, for markdown)."""
     if fmt == "json":
         return [to_json(result)]
     _load(result)
+    if fmt == "markdown":
+        return markdown_chunks(result, view)
     return csv_chunks(result) if fmt == "csv" else jsonl_chunks(result)
 
 

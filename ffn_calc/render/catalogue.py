@@ -1,15 +1,12 @@
-"""Rendering `models` (the presets) and `explain` (formulas, diagram, facts)."""
+"""Rendering `models`: the presets."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.inputs.catalogue import ModelList
-from ffn_calc.model import conventions as conv
-from ffn_calc.model.explain import Explanation
 from ffn_calc.render.base import View, csv_rows, tables
-from ffn_calc.render.layout import Col, Grid, Num, config_line, fit, n
+from ffn_calc.render.layout import Col, Grid, Num, fit
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -22,7 +19,7 @@ def _csv_rows_ModelList(models: ModelList) -> list[dict[str, Any]]:
 
 @tables.register(ModelList)
 def _tables_ModelList(models: ModelList, view: View | None = None) -> list[RenderableType]:
-    from rich.table import Table
+    from rich.text import Text
 
     view = view or View()
     ps = [r.preset for r in models.rows]
@@ -46,37 +43,11 @@ def _tables_ModelList(models: ModelList, view: View | None = None) -> list[Rende
             Col("active / layer", [Num(r.active_params_per_layer, "params") for r in models.rows], short="active"),
         ],
     )
-    sources = Table(title="Sources", title_justify="left")
-    sources.add_column("name", no_wrap=True)
-    sources.add_column("source")
+    # Sources are prose: one paragraph each, name first, wrapped at words (a table column of prose
+    # would be narrow at 80 columns).
+    sources: list[RenderableType] = [Text(""), Text("Sources", style="bold")]
     for r in models.rows:
-        sources.add_row(r.preset.name, r.preset.source + (f"; {r.preset.note}" if r.preset.note else ""))
-    return [fit(table, view.exact), sources]
-
-
-@csv_rows.register(Explanation)
-def _csv_rows_Explanation(ex: Explanation) -> list[dict[str, Any]]:
-    return [asdict(f) for f in ex.formulas]
-
-
-@tables.register(Explanation)
-def _tables_Explanation(ex: Explanation, view: View | None = None) -> list[RenderableType]:
-    from rich.table import Table
-    from rich.text import Text
-
-    out: list[RenderableType] = [Text(config_line(ex.report)), Text("")]
-    out.append(Text("Formulas, then the numbers substituted", style="bold"))
-    for f in ex.formulas:
-        out.append(Text(f"{f.name}\n  = {f.symbolic}\n  = {f.substituted}\n  = {n(f.value)} {f.unit}"))
-    out.append(Text(""))
-    out.append(Text("Data flow", style="bold"))
-    out.append(Text("\n".join(ex.diagram)))
-    out.append(Text(""))
-    facts = Table(title="Why", title_justify="left", show_lines=False)
-    facts.add_column("question", min_width=20, ratio=1)
-    facts.add_column("answer", min_width=24, ratio=2)
-    for fact in ex.facts:
-        facts.add_row(fact.topic, fact.answer)
-    out.append(facts)
-    out.append(Text(f"Convention: {conv.CONVENTION_SUMMARY}", style="dim"))
-    return out
+        line = Text(r.preset.name, style="bold")
+        line.append(": " + r.preset.source + (f"; {r.preset.note}" if r.preset.note else ""))
+        sources.append(line)
+    return [fit(table, view.exact), *sources]

@@ -52,7 +52,9 @@ def config_line(report: FFNReport) -> str:
     return (
         f"FFN  batch {c.batch} × seq_len {c.seq_len} × d_model {c.d_model}, d_ff {c.d_ff} ({c.d_ff_rule})\n"
         f"     {kind}, {'bias' if c.bias else 'no bias'}, norm {norm}, {c.dtype} ({plural(c.dtype_bytes, 'byte')}/element)"
+        + (f", weights {c.weight_dtype}" + (f" (group {c.group_size})" if c.group_size else "") if c.weight_packing else "")
         + (f", {c.layers} layers" if c.layers > 1 else "")
+        + (f" + {c.dense_layers} dense (d_ff {c.dense_d_ff})" if c.dense_layers else "")
     )
 
 
@@ -83,8 +85,18 @@ def bar_chart(title: str, labels: list[str], values: list[int], unit: str, share
             table.add_row(label, bar, shown, share)
         return [table]
 
+    source = Grid(
+        title,
+        [
+            Col("", labels),
+            Col(unit or "value", [Num(v) for v in values]),
+            Col("share", [f"{100 * v / total:.1f}%" if total and shares else "" for v in values], right=True),
+            Col("bar", [BAR * round(BAR_WIDTH * v / top) if top else "" for v in values]),
+        ],
+    )
     return Fit(
-        [partial(build, BAR_WIDTH, True), partial(build, BAR_WIDTH // 2, True), partial(build, BAR_WIDTH // 2, False), partial(build, 10, False)]
+        [partial(build, BAR_WIDTH, True), partial(build, BAR_WIDTH // 2, True), partial(build, BAR_WIDTH // 2, False), partial(build, 10, False)],
+        source,
     )
 
 
@@ -262,8 +274,9 @@ class Fit:
     """Renderables laid out at print time: the first of `layouts` whose first part fits the
     width is printed (the last one when none fits)."""
 
-    def __init__(self, layouts: list[Callable[[], list[RenderableType]]]) -> None:
+    def __init__(self, layouts: list[Callable[[], list[RenderableType]]], source: Grid | None = None) -> None:
         self.layouts = layouts
+        self.source = source  # the table's description, for the renderers without a width (Markdown)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich.segment import Segment
@@ -284,7 +297,7 @@ def fit(grid: Grid, exact: bool = False) -> Fit:
     choices = [(True, False, False), (True, True, False), (False, False, False), (False, True, False), (False, True, True)]
     if exact:
         choices = [(True, False, False), (True, True, False), (True, True, True)]
-    return Fit([partial(grid_layout, grid, e, nw, c) for e, nw, c in choices])
+    return Fit([partial(grid_layout, grid, e, nw, c) for e, nw, c in choices], grid)
 
 
 def headline(title: str, rows: list[tuple[str, Num, str]]) -> Fit:
@@ -306,7 +319,16 @@ def headline(title: str, rows: list[tuple[str, Num, str]]) -> Fit:
             table.add_row(*row)
         return [table] if not title else [_Titled(title, table)]
 
-    return Fit([partial(build, e, w) for e, w in ((True, True), (True, False), (False, True), (False, False))])
+    source = Grid(
+        title,
+        [
+            Col("quantity", [label for label, _, _ in rows]),
+            Col("value", [num for _, num, _ in rows]),
+            Col("≈", [num.text(False) for _, num, _ in rows], right=True),
+            Col("note", [note for _, _, note in rows]),
+        ],
+    )
+    return Fit([partial(build, e, w) for e, w in ((True, True), (True, False), (False, True), (False, False))], source)
 
 
 class _Titled:

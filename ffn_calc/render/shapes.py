@@ -69,13 +69,13 @@ def headline(report: FFNReport) -> RenderableType:
     if c.is_moe:
         rows.append(("active parameters", Num(t.active_params, "params"), f"top-{c.top_k} of {plural(c.experts, 'expert')}"))
     rows.append(("FLOPs per token", Num(t.flops_per_token, "flops"), f"forward, over {plural(c.tokens, 'token')}"))
-    rows.append(("weight memory", Num(t.weight_bytes, "bytes"), c.dtype))
+    rows.append(("weight memory", Num(t.weight_bytes, "bytes"), f"{c.weight_dtype} weights" if c.weight_packing else c.dtype))
     rows.append(("peak memory", Num(t.peak_bytes, "bytes"), f"forward, at {report.peak.stage}"))
-    if c.layers > 1:
+    if report.model.layers > 1:
         m = report.model
-        rows.append(("model parameters", Num(m.params, "params"), f"{c.layers} layers"))
+        rows.append(("model parameters", Num(m.params, "params"), plural(m.layers, "layer")))
         if c.is_moe:
-            rows.append(("model active parameters", Num(m.active_params, "params"), f"{c.layers} layers"))
+            rows.append(("model active parameters", Num(m.active_params, "params"), plural(m.layers, "layer")))
     return base_headline("", rows)
 
 
@@ -143,13 +143,15 @@ def _tables_FFNReport(report: FFNReport, view: View | None = None) -> list[Rende
         ("MACs (matmul)", Num(t.macs, "macs"), "FLOPs = 2 × MACs for each multiply-add"),
         ("matmul FLOPs per token", Num(t.matmul_flops_per_token, "flops"), f"2 × MACs ÷ {plural(c.tokens, 'token')}; the figure papers quote"),
         ("FLOPs per token", Num(t.flops_per_token, "flops"), "all FLOPs ÷ tokens"),
-        ("weight memory", Num(t.weight_bytes, "bytes"), f"{n(t.params)} params × {plural(c.dtype_bytes, 'byte')}"),
+        ("weight memory", Num(t.weight_bytes, "bytes"), _weight_memory(report)),
         ("activation memory", Num(t.activation_bytes, "bytes"), "every stage output, none freed"),
         ("peak forward memory", Num(t.peak_bytes, "bytes"), f"weights + {live} (at {report.peak.stage})"),
     ]
     out.append(fit(_quantities("Totals (one layer)", rows), ex))
 
-    if c.layers > 1:
+    if len(report.groups) > 1:
+        out += _groups_tables(report, ex)
+    elif c.layers > 1:
         m = report.model
         mrows: list[tuple[str, Num, str]] = [("parameters", Num(m.params, "params"), f"{c.layers} × {n(t.params)}")]
         if c.is_moe:
@@ -165,6 +167,55 @@ def _tables_FFNReport(report: FFNReport, view: View | None = None) -> list[Rende
         out.append(Text(line, style="dim"))
     out.append(Text(f"Convention: {conv.CONVENTION_SUMMARY}", style="dim"))
     return out
+
+
+def _weight_memory(report: FFNReport) -> str:
+    """What the weight bytes are made of: params × bytes, or the packed matrices and their scales."""
+    t, c = report.totals, report.config
+    p = c.weight_packing
+    if p is None:
+        return f"{n(t.params)} params × {plural(c.dtype_bytes, 'byte')}"
+    matrices = [w for w in report.weights if w.packing]
+    rest = t.params - sum(w.elements for w in matrices)
+    scales = f" + a {8 * p.group_bytes}-bit scale{' and zero' if p.group_bytes > 2 else ''} per {p.group_size} along K" if p.group_bytes else ""
+    text = f"{n(sum(w.elements for w in matrices))} matrix entries in {p.dtype}, {p.bits} bits each{scales}"
+    return text + (f"; {n(rest)} more (biases, norm, router) × {plural(c.dtype_bytes, 'byte')} ({c.dtype})" if rest else "")
+
+
+def _groups_tables(report: FFNReport, ex: bool) -> list[RenderableType]:
+    """A mixed stack: each group's per-layer figures and its sum, then the model's totals."""
+    m = report.model
+    gs = report.groups
+    kind = [
+        f"MoE, d_ff {g.config.d_ff} × {g.config.experts} experts, top-{g.config.top_k}" if g.config.is_moe else f"dense, d_ff {g.config.d_ff}"
+        for g in gs
+    ]
+    grid = Grid(
+        "Layer groups (per layer, and × layers)",
+        [
+            Col("group", [g.name for g in gs] + ["model"]),
+            Col("layers", [Num(g.config.layers, "count") for g in gs] + [Num(m.layers, "count")]),
+            Col("FFN", kind + [""], prose=True),
+            Col("params/layer", [Num(g.totals.params, "params") for g in gs] + [""], short="params"),
+            Col("active/layer", [Num(g.totals.active_params, "params") for g in gs] + [""], short="active"),
+            Col("FLOPs/token", [Num(g.totals.flops_per_token, "flops") for g in gs] + [""], short="FLOP/tok"),
+            Col("group params", [Num(g.sum.params, "params") for g in gs] + [Num(m.params, "params")]),
+            Col("group active", [Num(g.sum.active_params, "params") for g in gs] + [Num(m.active_params, "params")]),
+            Col("group weight bytes", [Num(g.sum.weight_bytes, "bytes") for g in gs] + [Num(m.weight_bytes, "bytes")], short="weights"),
+        ],
+        totals=1,
+    )
+    sums = " + ".join(f"{g.config.layers} × {n(g.totals.params)}" for g in gs)
+    mrows: list[tuple[str, Num, str]] = [
+        ("parameters", Num(m.params, "params"), sums),
+        ("active parameters", Num(m.active_params, "params"), " + ".join(f"{g.config.layers} × {n(g.totals.active_params)}" for g in gs)),
+        ("FLOPs", Num(m.flops, "flops"), " + ".join(f"{g.config.layers} × {n(g.totals.flops)}" for g in gs)),
+        ("matmul FLOPs", Num(m.matmul_flops, "flops"), " + ".join(f"{g.config.layers} × {n(g.totals.matmul_flops)}" for g in gs)),
+        ("MACs (matmul)", Num(m.macs, "macs"), " + ".join(f"{g.config.layers} × {n(g.totals.macs)}" for g in gs)),
+        ("weight memory", Num(m.weight_bytes, "bytes"), " + ".join(f"{g.config.layers} × {n(g.totals.weight_bytes)}" for g in gs)),
+        ("peak forward memory", Num(m.peak_bytes, "bytes"), "all layers' weights + the largest layer's activations"),
+    ]
+    return [fit(grid, ex), fit(_quantities(f"Model totals ({m.layers} layers in {len(gs)} groups)", mrows), ex)]
 
 
 def _quantities(title: str, rows: list[tuple[str, Num, str]]) -> Grid:

@@ -8,7 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.inputs.sweep import SweepResult
-from ffn_calc.render.base import View, csv_chunks, jsonl_chunks, tables
+from ffn_calc.render.base import View, csv_chunks, jsonl_chunks, markdown_chunks, tables
 from ffn_calc.render.layout import Cell, Col, Fit, Grid, Num, _text, bar_chart, fit, grid_layout
 
 if TYPE_CHECKING:
@@ -59,7 +59,39 @@ def _jsonl_chunks_SweepResult(result: SweepResult) -> Iterator[str]:
         yield "\n".join(chunk) + "\n"
 
 
-LEFT = ("activation", "norm", "dtype", "peak_stage", "bias")
+@markdown_chunks.register(SweepResult)
+def _markdown_chunks_SweepResult(result: SweepResult, view: View | None = None) -> Iterable[str]:
+    """A pipe table, every column, exact integers, streamed (with --chart: the table, then
+    the chart, after the last row)."""
+    if result.chart is not None:
+        from ffn_calc.render.markdown import to_markdown
+
+        return [to_markdown(_tables_SweepResult(result, view))]
+    return _markdown_rows(result)
+
+
+def _markdown_rows(result: SweepResult) -> Iterator[str]:
+    from ffn_calc.render.markdown import pipe_table
+
+    head = pipe_table("Sweep", list(result.columns), [], [c not in LEFT for c in result.columns])
+    chunk = [head.rstrip("\n")]
+    for values in result.rows:
+        cells = [_markdown_cell(v) for v in values[: len(result.columns)]]
+        chunk.append("| " + " | ".join(cells) + " |")
+        if len(chunk) == CHUNK_ROWS:
+            yield "\n".join(chunk) + "\n"
+            chunk = []
+    if chunk:
+        yield "\n".join(chunk) + "\n"
+
+
+def _markdown_cell(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return _cell_text(value).replace("|", "\\|") or "—"
+
+
+LEFT = ("model", "d_ff_given", "activation", "norm", "dtype", "peak_stage", "bias")
 
 
 def _unit(column: str) -> str:
@@ -100,13 +132,17 @@ def sweep_table(columns: tuple[str, ...], rows: Iterable[list[Any]], exact: bool
     grid = Grid("Sweep", cols)
     if not same:
         return fit(grid, exact)
+    every = Grid(
+        "Sweep",
+        [Col(c, [cell(c, values[i]) for values in kept], right=c not in LEFT) for i, c in enumerate(columns)],
+    )
 
     def layout(exact_numbers: bool, compact: bool) -> list[RenderableType]:
         fixed = ", ".join(f"{columns[i]} {_text(cell(columns[i], kept[0][i]), exact_numbers)}" for i in same)
         return [Group(*grid_layout(grid, exact_numbers, False, compact)), Text("in every row: " + fixed)]
 
     layouts = [(True, False), (True, True)] if exact else [(True, False), (False, False), (False, True)]
-    return Fit([partial(layout, e, c) for e, c in layouts])
+    return Fit([partial(layout, e, c) for e, c in layouts], every)  # Markdown shows every column
 
 
 @tables.register(SweepResult)

@@ -13,16 +13,39 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
 
+def _memory_parts(t: Any, optimizer: str) -> list[tuple[str, int]]:
+    """The memory of a step, part by part (one layer's TrainingTotals, or the model's)."""
+    return [("weights", t.weight_bytes), ("gradients", t.gradient_bytes), (f"optimizer states ({optimizer})", t.optimizer_state_bytes),
+            ("master weights (float32)", t.master_weight_bytes), ("saved activations", t.saved_activation_bytes),
+            ("backward transient", t.backward_transient_bytes)]  # fmt: skip
+
+
 @csv_rows.register(TrainingReport)
 def _csv_rows_TrainingReport(report: TrainingReport) -> list[dict[str, Any]]:
+    """Every figure of the step, one a row; `section` says which table it belongs to (backward:
+    the ops and their total; flops: one layer's step; memory: one layer's bytes; model: the
+    whole stack's FLOPs and bytes), so a script can filter."""
+    blank = {"stage": "", "kind": "", "output_shape": "", "macs": "", "elementwise_flops": "", "flops": "", "bytes": ""}
     rows = [
-        {"stage": op.stage, "kind": op.kind, "output_shape": "x".join(map(str, op.output_shape)), "macs": op.macs,
-         "elementwise_flops": op.elementwise_flops, "flops": op.flops}
+        {**blank, "stage": op.stage, "kind": op.kind, "output_shape": "x".join(map(str, op.output_shape)), "macs": op.macs,
+         "elementwise_flops": op.elementwise_flops, "flops": op.flops, "section": "backward"}
         for op in report.backward
     ]  # fmt: skip
-    t = report.totals
-    rows.append({"stage": "total", "kind": "backward", "output_shape": "", "macs": t.backward_macs,
-                 "elementwise_flops": t.backward_elementwise_flops, "flops": t.backward_flops})  # fmt: skip
+    t, o = report.totals, report.options
+    rows.append({**blank, "stage": "total", "kind": "backward", "macs": t.backward_macs,
+                 "elementwise_flops": t.backward_elementwise_flops, "flops": t.backward_flops, "section": "backward"})  # fmt: skip
+    for part, flops in (("forward", t.forward_flops), ("backward", t.backward_flops), ("recompute", t.recompute_flops),
+                        ("dropout", t.dropout_flops), ("step", t.step_flops)):  # fmt: skip
+        rows.append({**blank, "stage": part, "kind": "flops", "flops": flops, "section": "flops"})
+    for part, value in [*_memory_parts(t, o.optimizer), ("peak", t.peak_bytes)]:
+        rows.append({**blank, "stage": part, "kind": "bytes", "bytes": value, "section": "memory"})
+    m = report.model
+    if m is not None:
+        for part, flops in (("forward", m.forward_flops), ("backward", m.backward_flops), ("recompute", m.recompute_flops),
+                            ("dropout", m.dropout_flops), ("step", m.step_flops)):  # fmt: skip
+            rows.append({**blank, "stage": part, "kind": "flops", "flops": flops, "section": "model"})
+        for part, value in [*_memory_parts(m, o.optimizer), ("peak", m.peak_bytes)]:
+            rows.append({**blank, "stage": part, "kind": "bytes", "bytes": value, "section": "model"})
     return rows
 
 
@@ -41,8 +64,14 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
         ("FLOPs per token", Num(f.flops_per_token, "flops"), "forward"),
         ("step FLOPs", Num(t.step_flops, "flops"), f"forward + backward, over {plural(c.tokens, 'token')}"),
         ("weight memory", Num(t.weight_bytes, "bytes"), c.dtype),
-        ("peak memory", Num(t.peak_bytes, "bytes"), "one training step"),
+        ("peak memory", Num(t.peak_bytes, "bytes"), "one training step, one layer"),
     ]
+    m = report.model
+    if m is not None and m.layers > 1:
+        rows += [
+            ("model step FLOPs", Num(m.step_flops, "flops"), f"all {m.layers} layers"),
+            ("model peak memory", Num(m.peak_bytes, "bytes"), f"all {m.layers} layers: every layer's state and saved activations"),
+        ]
     out: list[RenderableType] = [headline("", rows)]
     if view.summary:
         return out
@@ -95,9 +124,7 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
     def per(value: int) -> str:
         return f"{value / params:g}" if params else "—"
 
-    mem_rows = [("weights", t.weight_bytes, True), ("gradients", t.gradient_bytes, True),
-                (f"optimizer states ({o.optimizer})", t.optimizer_state_bytes, True), ("master weights (float32)", t.master_weight_bytes, True),
-                ("saved activations", t.saved_activation_bytes, False), ("backward transient", t.backward_transient_bytes, False)]  # fmt: skip
+    mem_rows = [(part, value, i < 4) for i, (part, value) in enumerate(_memory_parts(t, o.optimizer))]
     mem = Grid(
         "Memory of one step, one layer" + (", one rank" if report.parallel else ""),
         [
@@ -144,4 +171,19 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
             totals=1,
         )
         out.append(fit(comms, ex))
-    return out + [fit(bwd, ex), fit(flops, ex), fit(saved, ex), fit(mem, ex)]
+    out += [fit(bwd, ex), fit(flops, ex), fit(saved, ex), fit(mem, ex)]
+    if m is not None and m.layers > 1:
+        stack = [("step FLOPs", Num(m.step_flops, "flops"), "forward + backward + recompute + dropout"),
+                 *((p, Num(v, "bytes"), "each layer's own" if p != "backward transient" else "one layer's at a time")
+                   for p, v in _memory_parts(m, o.optimizer))]  # fmt: skip
+        model = Grid(
+            f"Model totals, {m.layers} layers" + (", one rank" if report.parallel else ""),
+            [
+                Col("part", [p for p, _, _ in stack] + ["peak"]),
+                Col("value", [v for _, v, _ in stack] + [Num(m.peak_bytes, "bytes")]),
+                Col("note", [note for _, _, note in stack] + ["all the state and saved activations + one transient"], prose=True),
+            ],
+            totals=1,
+        )
+        out.append(fit(model, ex))
+    return out

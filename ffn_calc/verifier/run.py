@@ -57,7 +57,18 @@ def verify(
     When the whole pass would not fit under `max_memory_bytes` (default: a share of the
     memory available), it runs in chunks of tokens and the peak prediction is the chunked
     one. Raises VerifyRefused, before allocating anything, when even that would not fit.
-    `progress(done_tokens, total_tokens)` is called as chunks finish."""
+    `progress(done_tokens, total_tokens)` is called as chunks finish.
+
+    A mixed stack (dense layers beside the MoE ones) runs one layer of each group, each checked
+    as a layer of its own, and the model totals are checked as the arithmetic of the observed
+    layers: Σ layers × observed per-layer figures."""
+    if cfg.weight_packing is not None:
+        raise VerifyRefused(
+            f"verify cannot run --weight-dtype {cfg.weight_dtype}: NumPy computes with unpacked weights, so packed 4-bit or FP8 "
+            "weight bytes are not observed; drop --weight-dtype to verify the layer in --dtype"
+        )
+    if cfg.dense_layers:
+        return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep)
     started = time.perf_counter()
     computed = cfg.dtype if cfg.dtype in NUMPY_DTYPES else "float32"
     run_cfg = replace(cfg, dtype=computed)
@@ -112,3 +123,41 @@ def verify(
     rate = seen.flops / seconds / 1e9 if seconds > 0 else float("inf")
     chunks = -(-cfg.tokens // chunk) if chunk else 1
     return VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed, chunk, chunks, limit, seen.seconds)
+
+
+def _verify_groups(
+    cfg: FFNConfig,
+    seed: int,
+    max_memory_bytes: int | None,
+    progress: Callable[[int, int], Any] | None,
+    backward: bool,
+    tp: int,
+    input_grad: bool,
+    ep: int,
+) -> VerifyReport:
+    """One layer of each group of a mixed stack, the checks of each prefixed by its group, and
+    the model's sums checked against the observed layers. Refused, naming the group and its
+    size, when a group's layer does not fit."""
+    started = time.perf_counter()
+    pred = analyze(cfg)
+    reports: list[tuple[str, VerifyReport]] = []
+    for group in pred.groups:
+        one = group.config if group.name == "dense" else replace(cfg, dense_layers=0, dense_d_ff=0)
+        if group.name == "dense" and ep > 1:
+            continue  # expert parallelism leaves a dense layer whole: the MoE group's run covers --ep
+        try:
+            reports.append((group.name, verify(one, seed, max_memory_bytes, progress, backward, tp, input_grad, ep)))
+        except VerifyRefused as e:
+            raise VerifyRefused(f"the {group.name} group's layer ({group.totals.params:,} parameters): {e}") from None
+    checks: list[Check] = [replace(c, name=f"{name} layer: {c.name}") for name, r in reports for c in r.checks]
+    observed: dict[str, int] = {}
+    for name, r in reports:
+        seen = next(c.observed for c in r.checks if c.group == "totals" and c.name == "parameters")
+        observed[name] = seen if isinstance(seen, int) else -1
+    if len(observed) == len(pred.groups):
+        terms = " + ".join(f"{g.config.layers}·{observed[g.name]}" for g in pred.groups)
+        total = sum(g.config.layers * observed[g.name] for g in pred.groups)
+        checks.append(Check("totals", f"model parameters = {terms}", pred.model.params, total, pred.model.params == total))
+    main = reports[-1][1]
+    seconds = time.perf_counter() - started
+    return replace(main, config=cfg, prediction=pred, checks=tuple(checks), seconds=seconds)
