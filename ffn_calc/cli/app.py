@@ -375,7 +375,7 @@ def train(
         Recompute,
         typer.Option(
             "--recompute",
-            help="; ".join(f"{name} ({what})" for name, what in RECOMPUTE.items()) + ".",
+            help="; ".join(f"{name} ({mode.help})" for name, mode in RECOMPUTE.items()) + ".",
             case_sensitive=False,
             rich_help_panel=TRAIN,
         ),

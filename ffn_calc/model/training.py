@@ -286,7 +286,8 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
         else:
             saved[stage] = SavedTensor(stage, s.output_shape, s.output.bytes, reason)
 
-    if options.recompute == "full":
+    mode = RECOMPUTE[options.recompute]
+    if mode.forward:
         keep(names.INPUT, "the layer input: everything else is recomputed from it in backward")
     else:
         # An activation whose backward reads its own output (ReLU) keeps nothing of its own:
@@ -295,11 +296,7 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
         for s in report.stages:
             if s.op == "matmul":
                 src = s.inputs[0]
-                if (
-                    options.recompute == "selective"
-                    and by_name[src].op in ("activation", "glu")
-                    and not (reads_output and by_name[src].op == "activation")
-                ):
+                if mode.activations and by_name[src].op in ("activation", "glu") and not (reads_output and by_name[src].op == "activation"):
                     continue  # recomputed from the activation's own saved inputs
                 keep(src, f"input of {s.name}, for its weight gradient")
             elif s.op == "activation":
@@ -329,7 +326,7 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
                 kind, rows = BY_STAGE[s.op], prod(s.output_shape[:-1])
                 saved[kind.stats_tensor] = SavedTensor(kind.stats_tensor, (rows, len(kind.stats)), rows * kind.saved_bytes_per_row,
                                                        f"{' and '.join(kind.stats)} per row, float32")  # fmt: skip
-    if options.dropout and options.recompute != "full":
+    if options.dropout and not mode.forward:
         out = next(s for s in reversed(report.stages) if s.op in ("matmul", "combine"))  # the FFN's output
         elements = prod(out.output_shape)
         saved[names.DROPOUT_MASK] = SavedTensor(names.DROPOUT_MASK, out.output_shape, elements * conv.DROPOUT_MASK_BYTES_PER_ELEMENT,
@@ -365,12 +362,13 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         saved = [replace(t, shape=(t.shape[0], t.shape[1] // tp, *t.shape[2:]), bytes=t.bytes // tp, reason=t.reason + " (a sequence shard)")
                  if t.name in (names.INPUT, names.DROPOUT_MASK) else t for t in saved]  # fmt: skip
     act_stages = [s for s in fwd.stages if s.op in ("activation", "glu")]
-    recompute = {
-        "none": 0,
-        "selective": sum(s.flops for s in act_stages if not (s.op == "activation" and cfg.nonlinearity.backward_reads == "output")),
-        "full": fwd.totals.flops,
-    }[options.recompute]
-    recompute_matmul = fwd.totals.matmul_flops if options.recompute == "full" else 0
+    mode = RECOMPUTE[options.recompute]
+    recompute = 0
+    if mode.forward:
+        recompute = fwd.totals.flops
+    elif mode.activations:  # an activation whose backward reads its own output needs nothing redone
+        recompute = sum(s.flops for s in act_stages if not (s.op == "activation" and cfg.nonlinearity.backward_reads == "output"))
+    recompute_matmul = fwd.totals.matmul_flops if mode.forward else 0
     out_elements = prod(fwd.stages[-1].output_shape)
     dropout = 2 * conv.DROPOUT_FLOPS_PER_ELEMENT * out_elements if options.dropout else 0  # forward and backward
     backward = sum(op.flops for op in ops)
