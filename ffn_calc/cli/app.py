@@ -38,8 +38,8 @@ from ffn_calc.cli.options import (
     number_parser,
 )
 from ffn_calc.cli.output import OutputFailed, PipeClosed, emit, pipe_guard, progress
+from ffn_calc.inputs.columns import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM
 from ffn_calc.inputs.resolve import LAYER_FLAGS
-from ffn_calc.inputs.sweep import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM, LineError, grid_sweep, lines_sweep
 from ffn_calc.model.errors import ConfigError, VerifyRefused, closest
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
@@ -336,6 +336,8 @@ def sweep(
 ) -> None:
     """One row per configuration: lists and ranges of sizes, models, activations and dtypes, or
     JSON lines on stdin. Example: ffn-calc sweep --model bert-base,gpt2-xl --seq-len 512,2048 -f csv"""
+    from ffn_calc.inputs.sweep import LineError, grid_sweep, lines_sweep  # loaded by this command only
+
     if chart is not None and fmt not in (SweepFormat.table, SweepFormat.markdown):
         raise ConfigError("--chart", "draws for --format table or markdown only")
     fixed = {k: (v.value if isinstance(v, Enum) else v) for k, v in options.items() if k in LAYER_FLAGS and v is not None}
@@ -524,12 +526,31 @@ def _usage_message(e: ClickException) -> str:
     return f"{message} (see '{command} --help')"
 
 
+def _app_for(args: list[str]) -> typer.Typer:
+    """The app to run: for `ffn-calc COMMAND …`, one with that command alone, since Typer builds
+    the options of every registered command before it parses (about 6 ms for all of them);
+    for anything else (bare, --help, --version, a typo, shell completion), the whole app."""
+    if not args or os.environ.get("_FFN_CALC_COMPLETE"):
+        return app
+    picked = [c for c in app.registered_commands if c.name == args[0]]
+    if not picked:
+        return app
+    one = typer.Typer()
+    one.info = app.info
+    one.registered_callback = app.registered_callback
+    one.registered_commands = picked
+    one.pretty_exceptions_enable = app.pretty_exceptions_enable
+    one.rich_markup_mode = app.rich_markup_mode
+    one._add_completion = app._add_completion
+    return one
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of `python -m ffn_calc`."""
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to put the answer
         return fail("standard output is closed; nothing to write the answer to", 1)
     try:
-        result = app(args=argv, prog_name="ffn-calc", standalone_mode=False)
+        result = _app_for(sys.argv[1:] if argv is None else argv)(args=argv, prog_name="ffn-calc", standalone_mode=False)
         if result == 130:  # Typer turned a Ctrl-C into Exit(130)
             sys.stderr.write("ffn-calc: interrupted\n")
         return result if isinstance(result, int) else 0

@@ -9,33 +9,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain, islice, product
 from typing import Any
 
+from ffn_calc.inputs.columns import (
+    COLUMNS,
+    CONFIG_COLUMNS,
+    DEFAULT_COLUMNS,
+    GIVEN_COLUMNS,
+    NUMBER_COLUMNS,
+    PARALLEL_FROM,
+)
 from ffn_calc.inputs.resolve import LAYER_FLAGS, SIZES, SOURCES, layer_config
 from ffn_calc.model.errors import ConfigError, closest
-from ffn_calc.model.forward import FFNReport, ModelTotals, Totals, analyze
-from ffn_calc.model.layer import MAX_SIZE, FFNConfig, parse_size
+from ffn_calc.model.forward import FFNReport, analyze
+from ffn_calc.model.layer import MAX_SIZE, parse_size
 
 MAX_COMBINATIONS = 10_000_000
 _RANGE = re.compile(r"(?P<lo>[^:]+):(?P<hi>[^:]+)(:(?P<op>[x+*]?)(?P<step>[^:]+))?")
-
-CONFIG_COLUMNS = (
-    "batch", "seq_len", "tokens", "d_model", "d_ff", "activation", "bias", "norm", "norm_type", "dtype",
-    "experts", "top_k", "shared_experts", "layers",
-)  # fmt: skip
-TOTAL_COLUMNS = tuple(f.name for f in fields(Totals))  # one layer's totals, as the JSON's `totals`
-MODEL_COLUMNS = tuple(f"model_{f.name}" for f in fields(ModelTotals) if f.name != "layers")  # the JSON's `model`
-# Columns of what was asked rather than what was computed (row() fills them in): `model`, the
-# preset's name (empty without one); `d_ff_given`, --d-ff as given, a rule (4x, glu) or a number.
-GIVEN_COLUMNS = ("model", "d_ff_given")
-COLUMNS = ("model",) + CONFIG_COLUMNS[:5] + ("d_ff_given",) + CONFIG_COLUMNS[5:] + TOTAL_COLUMNS + MODEL_COLUMNS + ("peak_stage",)
-# Columns with a number in every row (what --chart can draw): the totals, and the whole-number sizes.
-_INT_FIELDS = {f.name for f in fields(FFNConfig) if f.type == "int"}
-NUMBER_COLUMNS = tuple(c for c in COLUMNS if c in TOTAL_COLUMNS + MODEL_COLUMNS or c == "tokens" or c in _INT_FIELDS)
-DEFAULT_COLUMNS = ("batch", "seq_len", "d_model", "d_ff", "params", "flops", "matmul_flops_per_token", "weight_bytes", "peak_bytes")
 
 # What a JSON line may say: the same names as the command-line options.
 LINE_KEYS = frozenset(SIZES + SOURCES + LAYER_FLAGS)
@@ -169,7 +162,6 @@ def _chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[st
         yield chunk
 
 
-PARALLEL_FROM = 20_000  # combinations; below this, starting workers costs more than it saves
 CHUNK = 2_000
 
 

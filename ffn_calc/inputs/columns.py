@@ -1,0 +1,28 @@
+"""The columns a sweep can print, from the result's own fields, apart from the sweep itself so
+that the command line can list them in its help without loading the sweep machinery."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from ffn_calc.model.forward import ModelTotals, Totals
+from ffn_calc.model.layer import FFNConfig
+
+CONFIG_COLUMNS = (
+    "batch", "seq_len", "tokens", "d_model", "d_ff", "activation", "bias", "norm", "norm_type", "dtype",
+    "experts", "top_k", "shared_experts", "layers",
+)  # fmt: skip
+TOTAL_COLUMNS = tuple(f.name for f in fields(Totals))  # one layer's totals, as the JSON's `totals`
+MODEL_COLUMNS = tuple(f"model_{f.name}" for f in fields(ModelTotals) if f.name != "layers")  # the JSON's `model`
+# Columns of what was asked rather than what was computed (row() fills them in): `model`, the
+# preset's name (empty without one); `d_ff_given`, --d-ff as given, a rule (4x, glu) or a number.
+GIVEN_COLUMNS = ("model", "d_ff_given")
+COLUMNS = ("model",) + CONFIG_COLUMNS[:5] + ("d_ff_given",) + CONFIG_COLUMNS[5:] + TOTAL_COLUMNS + MODEL_COLUMNS + ("peak_stage",)
+# Columns with a number in every row (what --chart can draw): the totals, and the whole-number sizes.
+_INT_FIELDS = {f.name for f in fields(FFNConfig) if f.type == "int"}
+NUMBER_COLUMNS = tuple(c for c in COLUMNS if c in TOTAL_COLUMNS + MODEL_COLUMNS or c == "tokens" or c in _INT_FIELDS)
+DEFAULT_COLUMNS = ("batch", "seq_len", "d_model", "d_ff", "params", "flops", "matmul_flops_per_token", "weight_bytes", "peak_bytes")
+
+PARALLEL_FROM = 20_000  # combinations; below this, starting workers costs more than it saves
+
+__all__ = ["COLUMNS", "CONFIG_COLUMNS", "DEFAULT_COLUMNS", "GIVEN_COLUMNS", "MODEL_COLUMNS", "NUMBER_COLUMNS", "PARALLEL_FROM", "TOTAL_COLUMNS"]
