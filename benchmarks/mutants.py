@@ -26,8 +26,13 @@ Scores (issue 10): the share of model mutants the test suite catches; the share 
 mutants the test suite catches; the share of the model mutants whose number verify can observe
 that verify catches — and the list of those it misses (the verifier's gaps).
 
-    python benchmarks/mutants.py [--only ID[,ID…]] [--jobs N] [--no-tests] [--no-verify] [--json FILE]
-    python benchmarks/mutants.py --check      # only check that every original still matches
+    python benchmarks/mutants.py [--only ID[,ID…]] [--jobs N] [--no-tests] [--no-verify] [--json FILE] [--rev REV] [--keep]
+    python benchmarks/mutants.py --check      # only check that every original still matches (and compiles mutated)
+
+The whole catalogue takes about 13 minutes with --jobs 2 on the project's 2-core machine (the
+fast test loop is 15 to 30 s and runs in full for every mutant it misses). If the snapshot is
+taken in the middle of someone's edit (`verify 2 4 8` fails on it), the run stops at once: run
+it again, or give --rev HEAD to snapshot the last commit.
 """
 
 from __future__ import annotations

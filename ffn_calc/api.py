@@ -211,10 +211,21 @@ def verify(
     input_grad: bool = True,
     tp: int = 1,
     ep: int = 1,
+    sequence_parallel: bool = False,
     progress: Callable[[int, int], Any] | None = None,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare what it observes with the prediction, as
     `ffn-calc verify`. Imports NumPy (only this function does)."""
     from ffn_calc.verifier.run import verify as run
 
-    return run(cfg, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress, backward=backward, tp=tp, ep=ep, input_grad=input_grad)
+    return run(
+        cfg,
+        seed=seed,
+        max_memory_bytes=max_memory_bytes,
+        progress=progress,
+        backward=backward,
+        tp=tp,
+        ep=ep,
+        input_grad=input_grad,
+        sequence_parallel=sequence_parallel,
+    )

@@ -93,11 +93,11 @@ def test_verify_exit_status_is_1_on_a_mismatch(cli, monkeypatch: pytest.MonkeyPa
     assert json.loads(out)["ok"] is False
 
 
-def test_verify_in_bfloat16_says_so(cli) -> None:  # type: ignore[no-untyped-def]
+def test_verify_in_bfloat16_stores_bfloat16(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("verify", "2", "4", "8", "--dtype", "bfloat16", "-f", "json")
     doc = json.loads(out)
-    assert code == 0 and doc["config"]["dtype"] == "bfloat16" and doc["computed_dtype"] == "float32"
-    assert "bfloat16" in doc["dtype_note"]
+    assert code == 0 and doc["config"]["dtype"] == "bfloat16" and doc["computed_dtype"] == "bfloat16"
+    assert doc["dtype_note"] == "" and doc["config"]["dtype_bytes"] == 2
 
 
 BAD = [

@@ -150,6 +150,7 @@ def verify(
     seed: SeedOpt = 0,
     max_memory: MaxMemoryOpt = None,
     tp: TpOpt = 1,
+    sequence_parallel: SpOpt = False,
     ep: EpOpt = 1,
     backward: Annotated[
         bool,
@@ -173,7 +174,15 @@ def verify(
         raise ConfigError("--no-input-grad", "applies to the backward pass; add --backward")
     with progress(api.analyze(cfg).totals.flops, cfg.tokens) as advance:
         report = api.verify(
-            cfg, seed=seed, max_memory_bytes=max_memory, progress=advance, backward=backward, tp=tp, ep=ep, input_grad=not no_input_grad
+            cfg,
+            seed=seed,
+            max_memory_bytes=max_memory,
+            progress=advance,
+            backward=backward,
+            tp=tp,
+            ep=ep,
+            input_grad=not no_input_grad,
+            sequence_parallel=sequence_parallel,
         )
     emit(report, fmt.value, get, View(every=every), svg)
     if not report.ok:

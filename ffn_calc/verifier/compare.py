@@ -34,6 +34,37 @@ class ArraySeen:
 
 
 @dataclass(frozen=True)
+class ActiveSeen:
+    """The parameters the pass read, from the arrays' sizes: `shared` every array that is not a
+    routed expert's (router, shared experts, their gate, the norm; all of a dense layer), and,
+    for a mixture, the fewest and most parameters of the experts one token was routed to, over
+    `tokens` tokens (`how` says which)."""
+
+    shared: int
+    expert_params: int = 0
+    token_min: int | None = None
+    token_max: int | None = None
+    tokens: int = 0
+    how: str = ""
+
+
+@dataclass(frozen=True)
+class StackSeen:
+    """The model's totals observed: `layers` layers run one after the other, each with its own
+    random weights (or the main pass alone for one layer); sums over the layers' arrays and
+    the operations they ran, and the peak of the whole run (None when not measured)."""
+
+    layers: int
+    params: int
+    active_params: int | None
+    weight_bytes: int
+    macs: int
+    flops: int
+    peak_bytes: int | None
+    how: str
+
+
+@dataclass(frozen=True)
 class ForwardSeen:
     """Everything the forward pass observed: the output shape, each stage, the weights, the
     tracemalloc peak, and the time the layer's work took."""
@@ -45,6 +76,7 @@ class ForwardSeen:
     seconds: float
     expert_rows: tuple[int, ...] | None = None
     zero_fraction: float | None = None
+    active: ActiveSeen | None = None
     flops: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -120,6 +152,7 @@ def compare_forward(
     exact("totals", "weight bytes", totals.weight_bytes, sum(a.nbytes for a in seen.weights.values()))
     exact("totals", "MACs", totals.macs, observed_macs)
     exact("totals", "FLOPs", totals.flops, seen.flops)
+    checks.extend(_active_checks(pred, seen.active))
     allowance = max(PEAK_TOLERANCE * peak_pred, scratch)
     how = f"in chunks of {chunk:,} tokens, " if chunk else ""
     observed_peak = seen.peak_bytes
@@ -136,6 +169,78 @@ def compare_forward(
     )
     if chunk:
         checks.append(Check("totals", "peak stays under the memory limit", f"≤ {limit:,}", observed_peak, observed_peak <= limit, "tolerance"))
+    return checks
+
+
+def active_per_token(pred: FFNReport, active: ActiveSeen) -> int | None:
+    """The parameters one token read, when every token read the same (or, with capacity
+    buffers, the most any token read: a dropped pair reads nothing); None when they differ."""
+    if active.token_max is None:
+        return active.shared
+    if active.token_min != active.token_max and pred.config.expert_capacity is None:
+        return None
+    return active.shared + active.token_max
+
+
+def _active_checks(pred: FFNReport, active: ActiveSeen | None) -> list[Check]:
+    if active is None:
+        return []
+    totals = pred.totals
+    if active.token_max is None:
+        return [Check("totals", "active parameters (every array the pass read)", totals.active_params, active.shared,
+                      totals.active_params == active.shared)]  # fmt: skip
+    lo, hi = active.token_min, active.token_max
+    assert lo is not None
+    span = hi if lo == hi else f"{lo:,}–{hi:,}"
+    capped = pred.config.expert_capacity is not None
+    expert_ok = (hi if capped else lo if lo == hi else None) == totals.active_expert_params
+    detail = f"{active.how}; tokens whose pairs a capacity buffer dropped read fewer" if capped else active.how
+    per_token = active_per_token(pred, active)
+    return [
+        Check("params", "expert parameters (all experts' arrays)", totals.expert_params, active.expert_params,
+              totals.expert_params == active.expert_params),
+        Check("totals", "active expert parameters per token (its experts)", totals.active_expert_params, span,
+              expert_ok, detail=detail),
+        Check("totals", "active parameters per token (+ router, shared, norm)", totals.active_params,
+              per_token if per_token is not None else f"{active.shared + lo:,}–{active.shared + hi:,}",
+              per_token == totals.active_params and expert_ok, detail=detail),
+    ]  # fmt: skip
+
+
+def compare_model(pred: FFNReport, stack: StackSeen | str, scratch: int, one: StackSeen | None = None) -> list[Check]:
+    """The model totals (`--layers L`) against the L layers run; when they were not run, one
+    info row saying why, and the model's sums against L × the one layer observed (`one`)."""
+    model = pred.model
+    if isinstance(stack, str):
+        checks = [Check("totals", f"model totals ({model.layers} layers)", model.params, "not run", True, "info", stack)]
+        if one is not None:
+            for name, predicted, observed in (
+                ("parameters", model.params, one.params),
+                ("weight bytes", model.weight_bytes, one.weight_bytes),
+                ("MACs", model.macs, one.macs),
+                ("FLOPs", model.flops, one.flops),
+            ):
+                total = model.layers * observed
+                checks.append(Check("totals", f"model {name} = {model.layers} × the layer's", predicted, total, predicted == total,
+                                    detail="the layers not run: arithmetic on the one observed"))  # fmt: skip
+        return checks
+    checks = []
+    how = f"{stack.layers} layer{'s' if stack.layers > 1 else ''}: {stack.how}"
+
+    def exact(name: str, predicted: int, observed: int | None) -> None:
+        checks.append(Check("totals", f"model {name}", predicted, observed, predicted == observed, detail=how))
+
+    exact("layers run", model.layers, stack.layers)
+    exact("parameters", model.params, stack.params)
+    exact("active parameters per token", model.active_params, stack.active_params)
+    exact("weight bytes", model.weight_bytes, stack.weight_bytes)
+    exact("MACs", model.macs, stack.macs)
+    exact("FLOPs", model.flops, stack.flops)
+    if stack.peak_bytes is not None:
+        allowance = max(PEAK_TOLERANCE * model.peak_bytes, scratch)
+        checks.append(Check("totals", f"model peak bytes (within {PEAK_TOLERANCE:.0%} or {scratch / 2**20:.3g} MiB)",
+                            model.peak_bytes, stack.peak_bytes, abs(stack.peak_bytes - model.peak_bytes) <= allowance, "tolerance",
+                            f"{(stack.peak_bytes - model.peak_bytes) / model.peak_bytes:+.2%}; tracemalloc; {how}"))  # fmt: skip
     return checks
 
 

@@ -254,6 +254,7 @@ def moe(rec: Recorder, cfg: FFNConfig, p: Params, box: list[np.ndarray]) -> np.n
         xe = xe.reshape(e, cap, d)
     rows = [int(min(c, cap)) if cap is not None else int(c) for c in counts]
     rec.expert_rows = rows if rec.expert_rows is None else [a + b for a, b in zip(rec.expert_rows, rows, strict=True)]
+    rec.routed(index, None if cap is None else kept.reshape(n, k))
     del src
     rec.output(names.DISPATCH, xe)
     box = [xe]

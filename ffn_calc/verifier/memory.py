@@ -31,12 +31,13 @@ def available_memory_bytes() -> int:
 
 def scratch_allowance(prediction: FFNReport) -> int:
     """What the pass may hold beyond the tensors the prediction counts: 1 MiB of interpreter
-    noise, the elementwise threads' blocks (arrays.SCRATCH_BYTES) and, in float16, the
-    float32 blocks of the largest product (arrays.half_scratch_bytes)."""
-    half = 0
-    if prediction.config.dtype == "float16":
-        half = max((arrays.half_scratch_bytes(*s.matmul) for s in prediction.stages if s.matmul), default=0)
-    return INTERPRETER_NOISE_BYTES + arrays.SCRATCH_BYTES + half
+    noise, the elementwise threads' blocks (arrays.SCRATCH_BYTES) and, in a narrow dtype
+    (float16, bfloat16, float8), the float32 tiles of the largest product (arrays.narrow_scratch_bytes)."""
+    dtype = prediction.config.dtype
+    narrow = 0
+    if dtype in arrays.NARROW:
+        narrow = max((arrays.narrow_scratch_bytes(*s.matmul, dtype) for s in prediction.stages if s.matmul), default=0)
+    return INTERPRETER_NOISE_BYTES + arrays.SCRATCH_BYTES + narrow
 
 
 def checks_bytes(prediction: FFNReport) -> int:

@@ -14,11 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from ffn_calc.model import structure as names
+from ffn_calc.model.conventions import FLOPS_PER_MAC
+from ffn_calc.model.forward import FFNReport
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier.arrays import random_array
-from ffn_calc.verifier.compare import ArraySeen, ForwardSeen, StageSeen
-from ffn_calc.verifier.forward import NORM_PARAMS, Params, forward, make_params
-from ffn_calc.verifier.recorder import Recorder
+from ffn_calc.verifier.compare import ActiveSeen, ArraySeen, ForwardSeen, StackSeen, StageSeen, active_per_token
+from ffn_calc.verifier.forward import NORM_PARAMS, Params, forward, make_params, route
+from ffn_calc.verifier.recorder import Recorder, Silent, expert_params_read
 
 SAMPLE_TOKENS = 8  # tokens whose outputs the structural and reference checks look at
 
@@ -75,6 +78,7 @@ def observe_forward(
         random_norm_weights(rng, cfg, params)
         x = random_array(rng, (cfg.batch, cfg.seq_len, cfg.d_model), np_dtype, 1.0)
         rec = Recorder(first_shapes=bool(chunk))
+        rec.expert_sizes = expert_sizes(cfg, params)
         tracemalloc.reset_peak()
         start = time.perf_counter()
         if chunk:
@@ -99,6 +103,103 @@ def observe_forward(
         seconds,
         tuple(rec.expert_rows) if rec.expert_rows is not None else None,
         rec.zero_fraction,
+        active_seen(cfg, params, rec, sample.inputs),
     )
     del out
     return seen, params, x, sample
+
+
+def expert_sizes(cfg: FFNConfig, p: Params) -> np.ndarray | None:
+    """The parameters each routed expert holds: Σ p[name][e].size over its weights and biases."""
+    if not cfg.is_moe:
+        return None
+    experts = [w for n, w in p.items() if n.startswith(names.EXPERT)]
+    return np.array([sum(w[e].size for w in experts) for e in range(cfg.experts)], np.int64)
+
+
+def active_seen(cfg: FFNConfig, p: Params, rec: Recorder, sampled: np.ndarray) -> ActiveSeen:
+    """What the pass read: every array but the routed experts' for every token, and for each
+    token the experts it was routed to — from the pass's own routing when it reported it to the
+    recorder (Recorder.routed), else from the sampled tokens routed again (a second call of
+    the router on them, as the structural checks run them alone)."""
+    shared = sum(w.size for n, w in p.items() if not n.startswith(names.EXPERT))
+    sizes = expert_sizes(cfg, p)
+    if sizes is None:
+        return ActiveSeen(shared, how="every array of the layer, each read by the pass")
+    every = int(sizes.sum())
+    if rec.token_params is not None:
+        lo, hi = rec.token_params
+        return ActiveSeen(shared, every, lo, hi, rec.routed_tokens, f"the pass's routing of all {rec.routed_tokens:,} tokens")
+    _, index = route(Silent(), replace(cfg, batch=1, seq_len=sampled.shape[0]), p, sampled.reshape(1, -1, cfg.d_model))
+    read = expert_params_read(index, None, sizes)
+    how = f"the {read.size} sampled tokens routed again (the pass does not report its routing to the recorder)"
+    return ActiveSeen(shared, every, int(read.min()), int(read.max()), read.size, how)
+
+
+MAX_STACK_LAYERS = 4  # verify runs the model's layers only up to this many ...
+STACK_MEMORY_SHARE = 4  # ... when their weights and one layer's activations fit in 1/4 of the limit ...
+MAX_STACK_FLOPS = 10**10  # ... and their forward passes stay under this many FLOPs (a few seconds)
+
+
+def stack_refusal(pred: FFNReport, chunk: int, limit: int) -> str | None:
+    """Why the model's L layers are not run (None when they are)."""
+    model = pred.model
+    if model.layers > MAX_STACK_LAYERS:
+        return f"{model.layers} layers: verify runs at most {MAX_STACK_LAYERS} (the model totals are the layer's × {model.layers})"
+    if chunk:
+        return "the layer alone runs in chunks to fit; its layers together are not run"
+    if model.peak_bytes * STACK_MEMORY_SHARE > limit:
+        return f"{model.layers} layers need {model.peak_bytes:,} bytes, more than 1/{STACK_MEMORY_SHARE} of the limit {limit:,}"
+    if model.flops > MAX_STACK_FLOPS:
+        return f"{model.layers} layers are {model.flops:,} FLOPs, more than the {MAX_STACK_FLOPS:.0e} verify spends on them"
+    return None
+
+
+def stack_from_pass(pred: FFNReport, seen: ForwardSeen, chunked: bool = False) -> StackSeen:
+    """One layer: the model is the main pass (its peak not compared when it ran in chunks)."""
+    macs = sum(m * k * n for s in seen.stages.values() for m, k, n in s.matmuls)
+    active = active_per_token(pred, seen.active) if seen.active is not None else None
+    params = sum(a.size for a in seen.weights.values())
+    weight_bytes = sum(a.nbytes for a in seen.weights.values())
+    return StackSeen(1, params, active, weight_bytes, macs, seen.flops, None if chunked else seen.peak_bytes, "the main pass")
+
+
+def observe_stack(pred: FFNReport, rng: np.random.Generator, np_dtype: Any) -> StackSeen:
+    """The model's layers run one after the other, each with its own random weights, all held
+    at once as a model's are; the input is made here and dropped as soon as the first layer has
+    read it. Parameters and bytes are summed over the layers' arrays, MACs and FLOPs over what
+    each pass ran, active parameters over what each layer's tokens read; the peak is
+    tracemalloc's over the run, above what was allocated before it."""
+    cfg = pred.config
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        layers = []
+        for _ in range(cfg.layers):
+            p = make_params(rng, cfg, np_dtype)
+            random_norm_weights(rng, cfg, p)
+            layers.append(p)
+        h = random_array(rng, (cfg.batch, cfg.seq_len, cfg.d_model), np_dtype, 1.0)
+        tracemalloc.reset_peak()
+        macs = flops = 0
+        actives: list[int | None] = []
+        for p in layers:
+            sampled = h.reshape(-1, cfg.d_model)[:SAMPLE_TOKENS].copy()
+            rec = Recorder()
+            rec.expert_sizes = expert_sizes(cfg, p)
+            h = forward(rec, cfg, p, h)
+            layer_macs = sum(m * k * n for o in rec.stages.values() for m, k, n in o.matmuls)
+            macs += layer_macs
+            flops += FLOPS_PER_MAC * layer_macs + sum(o.elementwise_flops for o in rec.stages.values())
+            actives.append(active_per_token(pred, active_seen(cfg, p, rec, sampled)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    del h
+    active = None if None in actives else sum(a for a in actives if a is not None)
+    params = sum(w.size for p in layers for w in p.values())
+    weight_bytes = sum(w.nbytes for p in layers for w in p.values())
+    return StackSeen(cfg.layers, params, active, weight_bytes, macs, flops, peak - base, "run one after the other")

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from ffn_calc.model import structure as names
+from ffn_calc.model.conventions import FLOPS_PER_MAC
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import WEIGHTS as NORM_WEIGHTS
@@ -43,32 +44,217 @@ def shard(cfg: FFNConfig, p: Params, rank: int, ranks: int) -> Params:
     return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
-def tensor_parallel_checks(cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int, rtol: float) -> list[Check]:
-    """Megatron tensor parallelism simulated: shard the weights N ways, run every rank, sum the
-    partial outputs (the all-reduce), and compare with the whole layer."""
+def reduce_scatter(bufs: list[list[np.ndarray]], sent: list[int]) -> None:
+    """A ring reduce-scatter, run: `bufs[r]` is rank r's tensor split into N chunks. In each of
+    N − 1 steps every rank sends one chunk (a copy: its send buffer) to the next rank, which adds
+    it into its own; after them rank r holds chunk r summed over every rank. `sent[r]` grows by
+    the `.nbytes` of every array rank r sent."""
+    n = len(bufs)
+    for step in range(n - 1):
+        messages = [(r, (r - step - 1) % n, bufs[r][(r - step - 1) % n].copy()) for r in range(n)]
+        for r, c, data in messages:
+            sent[r] += data.nbytes
+            into = bufs[(r + 1) % n]
+            into[c] = into[c] + data
+
+
+def all_gather(bufs: list[list[np.ndarray]], sent: list[int]) -> None:
+    """A ring all-gather, run: rank r starts with chunk r of `bufs[r]` (the others are
+    placeholders); in each of N − 1 steps every rank sends the chunk it got last (its own first)
+    to the next rank, so that every rank ends with every chunk."""
+    n = len(bufs)
+    for step in range(n - 1):
+        messages = [(r, (r - step) % n, bufs[r][(r - step) % n].copy()) for r in range(n)]
+        for r, c, data in messages:
+            sent[r] += data.nbytes
+            bufs[(r + 1) % n][c] = data
+
+
+def _split(a: np.ndarray, ranks: int, axis: int | None) -> list[np.ndarray]:
+    """N chunks of a (copies): along `axis` (a sequence shard each), or of its flat elements,
+    the first size % N chunks one element longer (np.array_split)."""
+    if axis is None:
+        return [part.copy() for part in np.array_split(a.reshape(-1), ranks)]
+    return [np.ascontiguousarray(part) for part in np.split(a, ranks, axis=axis)]
+
+
+def _collective_rows(plan: object, phase: str, observed: dict[str, list[int]], even: dict[str, bool], ranks: int) -> list[Check]:
+    """Each rank's bytes sent per collective of `phase`, observed in the ring, against
+    `train --tp`'s collectives of that phase (matched by op); an observed collective the
+    prediction lacks, or a predicted one nobody ran, fails."""
+    from ffn_calc.model.parallel import TensorParallel
+
+    assert isinstance(plan, TensorParallel)
+    checks: list[Check] = []
+    predicted = {c.op: c for c in plan.collectives if c.phase == phase}
+    for op, sent in observed.items():
+        c = predicted.get(op)
+        label = f"{phase} {op}"
+        if c is None:
+            checks.append(Check("parallel", f"{label}: run by the ring, predicted by train --tp", "none predicted",
+                                f"{sum(sent):,} bytes sent in all", False))  # fmt: skip
+            continue
+        if even[op]:
+            for r, b in enumerate(sent):
+                checks.append(Check("parallel", f"rank {r} {label} bytes sent (ring, .nbytes of each chunk sent)",
+                                    c.bytes_sent_per_rank, b, b == c.bytes_sent_per_rank))  # fmt: skip
+        else:
+            mean = sum(sent) / ranks
+            ok = 0 <= c.bytes_sent_per_rank - mean < 1
+            checks.append(Check("parallel", f"{label} bytes sent per rank, mean of {ranks} (uneven chunks; the prediction rounds up)",
+                                c.bytes_sent_per_rank, f"{mean:g}", ok, "tolerance",
+                                f"not {ranks} equal chunks: each rank sent {', '.join(f'{b:,}' for b in sent)}"))  # fmt: skip
+    for op, c in predicted.items():
+        if op not in observed:
+            checks.append(Check("parallel", f"{phase} {op}: predicted by train --tp, run by the ring", c.bytes_sent_per_rank, "not run", False))
+    return checks
+
+
+def tensor_parallel_checks(
+    cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int, rtol: float, sequence_parallel: bool = False, backward: bool = False
+) -> list[Check]:
+    """Megatron tensor parallelism simulated: shard the weights N ways, run every rank, and run
+    the collectives as a ring does, with real buffers — the all-reduce of the partial outputs
+    as a reduce-scatter and an all-gather (N − 1 steps each, one chunk sent per rank per step);
+    with sequence parallelism the all-gather of the input's sequence shards before the first
+    linear and the reduce-scatter of the partial outputs into sequence shards after the last.
+    Every rank's weight shapes, parameters, MACs and FLOPs, the bytes each rank sends per
+    collective and the result against the whole layer's are checked. With `backward`, the
+    backward collectives run too (the input gradient's all-reduce; with sequence parallelism
+    the output gradient's all-gather and the input gradient's reduce-scatter)."""
     from ffn_calc.model.parallel import tensor_parallel
 
-    plan = tensor_parallel(cfg, ranks)
-    rank_pred = analyze(replace(plan.per_rank, norm="none"))
+    plan = tensor_parallel(cfg, ranks, sequence_parallel)
+    rank_cfg = replace(plan.per_rank, norm="none")
+    rank_pred = analyze(rank_cfg)
     bare = replace(cfg, norm="none")
     ffn_params = {k: v for k, v in p.items() if k not in NORM_WEIGHTS}
     checks: list[Check] = []
-    total = None
+    seq_axis = 1 if sequence_parallel else None
+    sent: dict[str, dict[str, list[int]]] = {"forward": {}, "backward": {}}
+    even: dict[str, bool] = {}
+    # Sequence parallelism: each rank holds its sequence shard of x; the all-gather rebuilds x.
+    inputs = [x] * ranks
+    if sequence_parallel:
+        bufs = [[x_r if q == r else np.empty(0, x.dtype) for q, x_r in enumerate(_split(x, ranks, 1))] for r in range(ranks)]
+        gathered = sent["forward"]["all-gather"] = [0] * ranks
+        all_gather(bufs, gathered)
+        even["all-gather"] = True
+        inputs = [np.concatenate(b, axis=1) for b in bufs]
+        same = all(np.array_equal(g, x) for g in inputs)
+        checks.append(Check("parallel", f"all-gather of {ranks} sequence shards = the layer input, on every rank", "equal",
+                            "equal" if same else "different", same))  # fmt: skip
+    want = sorted(f"{t.name} {tuple(t.shape)}" for t in rank_pred.weights)
+    shards: list[Params] = []
+    partials: list[np.ndarray] = []
     for r in range(ranks):
         shard_params = shard(cfg, ffn_params, r, ranks)
+        shards.append(shard_params)
+        seen = sorted(f"{n} {w.shape}" for n, w in shard_params.items())
+        checks.append(Check("parallel", f"rank {r} weight shapes (d_ff {plan.per_rank.d_ff} per rank)", "; ".join(want), "; ".join(seen),
+                            want == seen))  # fmt: skip
         rec = Recorder()
-        partial = forward(rec, replace(bare, d_ff=plan.per_rank.d_ff), shard_params, x)
-        observed = sum(m * k * n for o in rec.stages.values() for m, k, n in o.matmuls)
-        checks.append(Check("parallel", f"rank {r} MACs", rank_pred.totals.macs, observed, observed == rank_pred.totals.macs))
+        partials.append(forward(rec, replace(bare, d_ff=plan.per_rank.d_ff), shard_params, inputs[r]))
+        macs = _macs(rec)
+        flops = FLOPS_PER_MAC * macs + sum(o.elementwise_flops for o in rec.stages.values())
+        checks.append(Check("parallel", f"rank {r} MACs", rank_pred.totals.macs, macs, macs == rank_pred.totals.macs))
+        checks.append(Check("parallel", f"rank {r} FLOPs", rank_pred.totals.flops, flops, flops == rank_pred.totals.flops))
         rank_params = sum(a.size for a in shard_params.values())
         checks.append(Check("parallel", f"rank {r} parameters (second biases replicated)", rank_pred.totals.params, rank_params,
                             rank_params == rank_pred.totals.params))  # fmt: skip
-        total = partial.astype(np.float64) if total is None else total + partial
-    assert total is not None
-    reduce = plan.collectives[0]
-    checks.append(Check("parallel", "all-reduce tensor bytes", reduce.tensor_bytes, partial.nbytes, partial.nbytes == reduce.tensor_bytes))
-    ok, diff = _close(total, forward(Silent(), bare, ffn_params, x), rtol)
-    checks.append(Check("parallel", f"Σ of {ranks} ranks' partial outputs = the whole layer's", "equal", f"max |Δ| {diff:.2e}", ok, "tolerance"))
+    tensor = partials[0]
+    forward_ops = [c for c in plan.collectives if c.phase == "forward"]
+    checks.append(Check("parallel", "collective tensor shape (a rank's partial output)", tuple(forward_ops[-1].shape), tuple(tensor.shape),
+                        tuple(forward_ops[-1].shape) == tuple(tensor.shape)))  # fmt: skip
+    reduced = forward_ops[-1]
+    checks.append(Check("parallel", "collective tensor bytes", reduced.tensor_bytes, tensor.nbytes, tensor.nbytes == reduced.tensor_bytes))
+    whole = forward(Silent(), bare, ffn_params, x)
+    checks.extend(_reduce(partials, whole, ranks, seq_axis, sent["forward"], even, rtol, "partial outputs", "the whole layer's output"))
+    checks.extend(_collective_rows(plan, "forward", sent["forward"], even, ranks))
+    if backward:
+        checks.extend(_backward_collectives(cfg, plan, shards, ffn_params, x, seq_axis, sent["backward"], even, rtol))
+        checks.extend(_collective_rows(plan, "backward", sent["backward"], even, ranks))
+    else:
+        for c in plan.collectives:
+            if c.phase == "backward":
+                checks.append(Check("parallel", f"backward {c.op} bytes sent per rank (of {c.where})", c.bytes_sent_per_rank, "not run", True,
+                                    "info", "modelled as the forward's mirror; --backward runs it"))  # fmt: skip
+    return checks
+
+
+def _reduce(
+    partials: list[np.ndarray],
+    whole: np.ndarray,
+    ranks: int,
+    axis: int | None,
+    sent: dict[str, list[int]],
+    even: dict[str, bool],
+    rtol: float,
+    what: str,
+    against: str,
+) -> list[Check]:
+    """Sum the ranks' partial tensors in the ring: a reduce-scatter, then (without sequence
+    parallelism) an all-gather — the all-reduce; each rank's result against `whole`."""
+    bufs = [_split(part, ranks, axis) for part in partials]
+    scattered = [0] * ranks
+    reduce_scatter(bufs, scattered)
+    checks: list[Check] = []
+    if axis is not None:  # sequence parallelism: rank r keeps sequence shard r
+        sent["reduce-scatter"] = scattered
+        even["reduce-scatter"] = True
+        target = np.split(whole, ranks, axis=axis)
+        diffs = [_close(bufs[r][r], target[r], rtol) for r in range(ranks)]
+        checks.append(Check("parallel", f"reduce-scatter of {ranks} ranks' {what}: rank r's shard = {against}'s shard r", "equal",
+                            f"max |Δ| {max(d for _, d in diffs):.2e}", all(ok for ok, _ in diffs), "tolerance"))  # fmt: skip
+        return checks
+    gathered = [0] * ranks
+    all_gather(bufs, gathered)
+    sent["all-reduce"] = [a + b for a, b in zip(scattered, gathered, strict=True)]
+    even["all-reduce"] = whole.size % ranks == 0
+    results = [np.concatenate(b).reshape(whole.shape) for b in bufs]
+    same = all(np.array_equal(results[0], other) for other in results[1:])
+    ok, diff = _close(results[0], whole, rtol)
+    checks.append(Check("parallel", f"ring all-reduce of {ranks} ranks' {what} = {against}, the same on every rank", "equal",
+                        f"max |Δ| {diff:.2e}" + ("" if same else "; ranks differ"), ok and same, "tolerance"))  # fmt: skip
+    return checks
+
+
+def _backward_collectives(
+    cfg: FFNConfig,
+    plan: object,
+    shards: list[Params],
+    p: Params,
+    x: np.ndarray,
+    axis: int | None,
+    sent: dict[str, list[int]],
+    even: dict[str, bool],
+    rtol: float,
+) -> list[Check]:
+    """The backward collectives run: a random output gradient (with sequence parallelism held
+    in sequence shards and all-gathered first), each rank's partial input gradient from its
+    shard's backward, and their sum in the ring against the whole layer's input gradient."""
+    from ffn_calc.model.parallel import TensorParallel
+    from ffn_calc.verifier.backward import BackwardRecorder, forward_backward
+
+    assert isinstance(plan, TensorParallel)
+    ranks = plan.ranks
+    bare = replace(cfg, norm="none")
+    rank_cfg = replace(bare, d_ff=plan.per_rank.d_ff)
+    dout = np.random.default_rng(ranks).standard_normal(x.shape).astype(x.dtype)
+    checks: list[Check] = []
+    grads = [dout] * ranks
+    if axis is not None:
+        bufs = [[g if q == r else np.empty(0, x.dtype) for q, g in enumerate(_split(dout, ranks, axis))] for r in range(ranks)]
+        sent["all-gather"] = [0] * ranks
+        even["all-gather"] = True
+        all_gather(bufs, sent["all-gather"])
+        grads = [np.concatenate(b, axis=axis) for b in bufs]
+        same = all(np.array_equal(g, dout) for g in grads)
+        checks.append(Check("parallel", f"backward all-gather of {ranks} output-gradient shards = the output gradient, on every rank",
+                            "equal", "equal" if same else "different", same))  # fmt: skip
+    partial_dx = [forward_backward(rank_cfg, shards[r], x, grads[r], BackwardRecorder())[1]["x"] for r in range(ranks)]
+    whole_dx = forward_backward(bare, p, x, dout, BackwardRecorder())[1]["x"]
+    checks.extend(_reduce(partial_dx, whole_dx, ranks, axis, sent, even, rtol, "partial input gradients", "the whole layer's input gradient"))
     return checks
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import ml_dtypes
 import numpy as np
 
 from ffn_calc.model import structure as names
@@ -20,13 +21,19 @@ from ffn_calc.verifier.observe import Sample
 from ffn_calc.verifier.recorder import Silent
 from ffn_calc.verifier.report import Check
 
+
+def eps(dtype: str) -> float:
+    """The gap between 1 and the next number of `dtype` (ml_dtypes.finfo knows bfloat16 and float8)."""
+    return float(ml_dtypes.finfo(dtype).eps)  # type: ignore[no-untyped-call]
+
+
 # Relative tolerance of comparisons between two runs of the fast path in each computed dtype.
-RTOL = {"float64": 1e-9, "float32": 1e-4, "float16": 2e-2}
+RTOL = {"float64": 1e-9, "float32": 1e-4, "float16": 2e-2, **{d: 4 * eps(d) for d in ("bfloat16", "float8_e4m3fn", "float8_e5m2")}}
 # A token's k-th and (k+1)-th router logits closer than this many eps (× max(1, |logit|))
 # count as a near-tie that rounding may break either way.
 ROUTING_MARGIN = 16
 # What each computed dtype accumulates products in (float16 products run through float32 BLAS).
-ACCUMULATE = {"float64": "float64", "float32": "float32", "float16": "float32"}
+ACCUMULATE = {"float64": "float64", **dict.fromkeys(("float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2"), "float32")}
 
 
 def _close(a: np.ndarray, b: np.ndarray, rtol: float) -> tuple[bool, float]:
@@ -44,8 +51,8 @@ def reference_tolerance(cfg: FFNConfig) -> float:
     accumulation of the longest dot product (K terms summed in the accumulation dtype), u
     being the unit roundoff (eps / 2), plus 16 × the activation kernel's own approximation
     error (GELU's erf: 1.5e-7). float32: 5.1e-5 at K = 11,008; float16: 7.9e-3."""
-    u = float(np.finfo(cfg.dtype).eps) / 2
-    u_acc = float(np.finfo(ACCUMULATE[cfg.dtype]).eps) / 2
+    u = eps(cfg.dtype) / 2
+    u_acc = eps(ACCUMULATE[cfg.dtype]) / 2
     widest = max(cfg.d_model, cfg.d_ff * max(1, cfg.shared_experts))
     return 16 * u + 8 * math.sqrt(widest) * u_acc + 16 * kernel(cfg.base_activation).approx_error
 
@@ -69,7 +76,7 @@ def structural_checks(cfg: FFNConfig, p: Params, sample: Sample, rng: np.random.
     capacity = cfg.expert_capacity is not None
     clear = np.ones(m, bool)
     if cfg.is_moe and not capacity:
-        clear = _clear_routing(cfg, p, xs, ROUTING_MARGIN * float(np.finfo(cfg.dtype).eps))
+        clear = _clear_routing(cfg, p, xs, ROUTING_MARGIN * eps(cfg.dtype))
     if capacity:
         checks.append(
             Check("structure", "position-wise", "no", "capacity buffers fill in token order", True, "info",

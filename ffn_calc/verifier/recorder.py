@@ -32,6 +32,11 @@ class Recorder:
         self.first_shapes = first_shapes  # in a chunked pass, keep the first chunk's shapes
         self.zeros = self.seen = 0
         self.overhead_s = 0.0  # time spent observing (einsum_path, counting zeros), not computing
+        # The parameters each routed expert holds (read off its arrays by observe.py), and the
+        # fewest and most of them one token's experts held, over the `routed_tokens` seen.
+        self.expert_sizes: np.ndarray | None = None
+        self.token_params: tuple[int, int] | None = None
+        self.routed_tokens = 0
 
     def stage(self, name: str) -> Observed:
         return self.stages.setdefault(name, Observed())
@@ -55,6 +60,22 @@ class Recorder:
     def elementwise(self, name: str, flops: int) -> None:
         self.stage(name).elementwise_flops += flops
 
+    def routed(self, index: np.ndarray, kept: np.ndarray | None = None) -> None:
+        """The experts the pass routed each token to (`index`: tokens × k; `kept`: False for a
+        pair a capacity buffer dropped), reduced at once to the parameters of the distinct
+        experts each token read, so nothing of the routing's size is kept."""
+        if self.expert_sizes is None:
+            return
+        start = time.perf_counter()
+        read = expert_params_read(index, kept, self.expert_sizes)
+        if read.size:
+            lo, hi = int(read.min()), int(read.max())
+            if self.token_params is not None:
+                lo, hi = min(lo, self.token_params[0]), max(hi, self.token_params[1])
+            self.token_params = (lo, hi)
+        self.routed_tokens += read.size
+        self.overhead_s += time.perf_counter() - start
+
     def zeros_after_activation(self, a: np.ndarray) -> None:
         start = time.perf_counter()
         self.zeros += a.size - int(np.count_nonzero(a))
@@ -77,6 +98,24 @@ class Silent(Recorder):
 
     def zeros_after_activation(self, a: np.ndarray) -> None:
         pass
+
+    def routed(self, index: np.ndarray, kept: np.ndarray | None = None) -> None:
+        pass
+
+
+def expert_params_read(index: np.ndarray, kept: np.ndarray | None, sizes: np.ndarray, block: int = 1 << 16) -> np.ndarray:
+    """For each token (a row of `index`), the parameters of the distinct experts it was routed
+    to and kept for: Σ sizes[e] over them, an expert chosen twice counted once. Block by block."""
+    out = np.empty(index.shape[0], np.int64)
+    for i in range(0, index.shape[0], block):
+        idx = index[i : i + block].astype(np.int64)
+        if kept is not None:
+            idx = np.where(kept[i : i + block], idx, -1)
+        idx = np.sort(idx, axis=1)
+        first = np.ones(idx.shape, bool)
+        first[:, 1:] = idx[:, 1:] != idx[:, :-1]
+        out[i : i + block] = np.where(first & (idx >= 0), sizes[np.clip(idx, 0, None)], 0).sum(axis=1)
+    return out
 
 
 _NAIVE_FLOPS = re.compile(r"Naive FLOP count:\s*([0-9.eE+-]+)")

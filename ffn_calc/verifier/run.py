@@ -19,26 +19,33 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from ffn_calc.model.errors import ConfigError, VerifyRefused
-from ffn_calc.model.forward import analyze, chunked_peak
+from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
 from ffn_calc.model.layer import FFNConfig
-from ffn_calc.verifier.compare import compare_forward, observations
+from ffn_calc.verifier.compare import ForwardSeen, StackSeen, compare_forward, compare_model, observations
 from ffn_calc.verifier.memory import check_backward_fits, plan_chunks, scratch_allowance
-from ffn_calc.verifier.observe import observe_forward
+from ffn_calc.verifier.observe import observe_forward, observe_stack, stack_from_pass, stack_refusal
 from ffn_calc.verifier.properties import RTOL, structural_checks
 from ffn_calc.verifier.report import Check, VerifyReport
 
-NUMPY_DTYPES: dict[str, Any] = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
+# Every dtype the verifier stores tensors in. bfloat16 and float8 come from ml_dtypes (the NumPy
+# dtype extension JAX uses), imported here and nowhere on the CLI's start-up path; their
+# products and elementwise work run in float32 and are stored in the dtype (arrays.py).
+NUMPY_DTYPES: dict[str, Any] = {
+    "float64": np.float64,
+    "float32": np.float32,
+    "float16": np.float16,
+    "bfloat16": ml_dtypes.bfloat16,
+    "float8_e4m3fn": ml_dtypes.float8_e4m3fn,
+    "float8_e5m2": ml_dtypes.float8_e5m2,
+}
 DTYPE_NOTES = {
-    "bfloat16": "NumPy has no bfloat16: computed in float32, so the byte checks use 4 bytes per element (the bfloat16 figures are exactly half)",
-    "int8": "NumPy has no int8 matmul that accumulates in int32 (int8 products overflow): "
-    "computed in float32, so the byte checks use 4 bytes per element (int8 figures are a quarter)",
-    **dict.fromkeys(
-        ("float8_e4m3fn", "float8_e5m2"),
-        "NumPy has no float8: computed in float32, so the byte checks use 4 bytes per element (the float8 figures are a quarter)",
-    ),
+    "int8": "int8 storage of activations needs quantization scales (per tensor or per channel) that the model does not define, "
+    "and an int8 product accumulates in int32 then is rescaled: computed in float32, so the byte checks use 4 bytes per element "
+    "(int8 figures are a quarter)",
 }
 
 
@@ -51,6 +58,7 @@ def verify(
     tp: int = 1,
     input_grad: bool = True,
     ep: int = 1,
+    sequence_parallel: bool = False,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare everything observed with the prediction.
 
@@ -68,7 +76,7 @@ def verify(
             "weight bytes are not observed; drop --weight-dtype to verify the layer in --dtype"
         )
     if cfg.dense_layers:
-        return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep)
+        return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel)
     started = time.perf_counter()
     computed = cfg.dtype if cfg.dtype in NUMPY_DTYPES else "float32"
     run_cfg = replace(cfg, dtype=computed)
@@ -76,10 +84,12 @@ def verify(
     chunk, limit = plan_chunks(pred, max_memory_bytes)
     if backward:
         check_backward_fits(pred, limit)
+    if sequence_parallel and tp < 2:
+        raise ConfigError("--sequence-parallel", "applies to tensor parallelism; add --tp N (N > 1)")
     if tp > 1:
         from ffn_calc.model.parallel import tensor_parallel
 
-        tensor_parallel(run_cfg, tp)  # the same refusals as `train --tp`, before anything runs
+        tensor_parallel(run_cfg, tp, sequence_parallel)  # the same refusals as `train --tp`, before anything runs
         if chunk:
             raise VerifyRefused("verify --tp runs the whole layer on every simulated rank; it does not fit here, use smaller sizes")
     if ep > 1:
@@ -106,6 +116,7 @@ def verify(
     seen, params, x, sample = observe_forward(run_cfg, rng, np_dtype, chunk, advance)
     checks: list[Check] = compare_forward(pred, shape_pred, peak_pred, seen, scratch_allowance(pred), chunk, limit)
     checks.extend(structural_checks(run_cfg, params, sample, rng, RTOL[computed]))
+    checks.extend(_model_checks(pred, seen, seed, np_dtype, chunk, limit))
     if backward:
         from ffn_calc.verifier.training_step import backward_checks
 
@@ -113,7 +124,7 @@ def verify(
     if tp > 1:
         from ffn_calc.verifier.parallel import tensor_parallel_checks
 
-        checks.extend(tensor_parallel_checks(run_cfg, params, x, tp, RTOL[computed]))
+        checks.extend(tensor_parallel_checks(run_cfg, params, x, tp, RTOL[computed], sequence_parallel, backward))
     if ep > 1:
         from ffn_calc.verifier.parallel import expert_parallel_checks
 
@@ -125,6 +136,17 @@ def verify(
     return VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed, chunk, chunks, limit, seen.seconds)
 
 
+def _model_checks(pred: FFNReport, seen: ForwardSeen, seed: int, np_dtype: Any, chunk: int, limit: int) -> list[Check]:
+    """The model totals (`--layers L`): the main pass for one layer, else the L layers run one
+    after the other with their own weights when they fit (observe.stack_refusal), else one row
+    saying why not."""
+    if pred.model.layers == 1:
+        stack: StackSeen | str = stack_from_pass(pred, seen, bool(chunk))
+    else:
+        stack = stack_refusal(pred, chunk, limit) or observe_stack(pred, np.random.default_rng([seed, 1]), np_dtype)
+    return compare_model(pred, stack, scratch_allowance(pred), stack_from_pass(pred, seen))
+
+
 def _verify_groups(
     cfg: FFNConfig,
     seed: int,
@@ -134,6 +156,7 @@ def _verify_groups(
     tp: int,
     input_grad: bool,
     ep: int,
+    sequence_parallel: bool = False,
 ) -> VerifyReport:
     """One layer of each group of a mixed stack, the checks of each prefixed by its group, and
     the model's sums checked against the observed layers. Refused, naming the group and its
@@ -146,7 +169,7 @@ def _verify_groups(
         if group.name == "dense" and ep > 1:
             continue  # expert parallelism leaves a dense layer whole: the MoE group's run covers --ep
         try:
-            reports.append((group.name, verify(one, seed, max_memory_bytes, progress, backward, tp, input_grad, ep)))
+            reports.append((group.name, verify(one, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel)))
         except VerifyRefused as e:
             raise VerifyRefused(f"the {group.name} group's layer ({group.totals.params:,} parameters): {e}") from None
     checks: list[Check] = [replace(c, name=f"{name} layer: {c.name}") for name, r in reports for c in r.checks]
