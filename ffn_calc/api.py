@@ -213,10 +213,23 @@ def verify(
     ep: int = 1,
     sequence_parallel: bool = False,
     progress: Callable[[int, int], Any] | None = None,
+    recompute: str = "none",
+    optimizer: str = "adam",
+    mixed_precision: bool = False,
+    dropout: bool = False,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare what it observes with the prediction, as
-    `ffn-calc verify`. Imports NumPy (only this function does)."""
+    `ffn-calc verify`. Imports NumPy (only this function does). With `backward`, a whole
+    training step runs with the options `train` takes (recompute, optimizer, mixed_precision,
+    dropout) and every figure of its totals is observed."""
+    from ffn_calc.model.training import TrainingOptions
     from ffn_calc.verifier.run import verify as run
+
+    training = TrainingOptions(recompute, optimizer, mixed_precision, dropout, input_grad)
+    if training != TrainingOptions(input_grad=input_grad) and not backward:
+        raise ConfigError("--backward", "--recompute, --optimizer, --mixed-precision and --dropout apply to the training step; add --backward")
+    if mixed_precision:
+        train(cfg, mixed_precision=True)  # the same refusal as `train` (a 16-bit --dtype)
 
     return run(
         cfg,
@@ -228,4 +241,5 @@ def verify(
         ep=ep,
         input_grad=input_grad,
         sequence_parallel=sequence_parallel,
+        training=training,
     )

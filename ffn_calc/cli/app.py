@@ -161,6 +161,22 @@ def verify(
         ),
     ] = False,
     no_input_grad: NoInputGradOpt = False,
+    recompute: Annotated[
+        str,
+        typer.Option("--recompute", help="With --backward: the recompute mode (none, selective, full).", rich_help_panel=OUTPUT),
+    ] = "none",
+    optimizer: Annotated[
+        str, typer.Option("--optimizer", help="With --backward: the optimizer whose update runs (sgd, momentum, adam).", rich_help_panel=OUTPUT)
+    ] = "adam",
+    mixed_precision: Annotated[
+        bool,
+        typer.Option(
+            "--mixed-precision",
+            help="With --backward: float32 master weights and states (16-bit --dtype).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    dropout: Annotated[bool, typer.Option("--dropout", help="With --backward: dropout on the FFN output.", rich_help_panel=OUTPUT)] = False,
     every: Annotated[
         bool, typer.Option("--all", help="List every check; by default only the verdict and any check that failed.", rich_help_panel=OUTPUT)
     ] = False,
@@ -183,6 +199,10 @@ def verify(
             ep=ep,
             input_grad=not no_input_grad,
             sequence_parallel=sequence_parallel,
+            recompute=recompute.lower(),
+            optimizer=optimizer.lower(),
+            mixed_precision=mixed_precision,
+            dropout=dropout,
         )
     emit(report, fmt.value, get, View(every=every), svg)
     if not report.ok:

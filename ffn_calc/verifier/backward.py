@@ -9,6 +9,7 @@ gradients are right, so that the FLOPs observed are those of a correct backward 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -104,221 +105,351 @@ def _norm_backward(
     return NORM_PASSES[kind.name][1](dy, cache, p, g)
 
 
-class _Block:
-    """One feed-forward block — the dense layer, the shared experts, or the routed experts
-    (`bounds`: each expert's rows) — run forward with its cache, then backward."""
+# --- the layer as a training step runs it ------------------------------------------------------
+#
+# The forward pass puts every stage's output into a Store under the model's stage names
+# (structure.py), with a norm's per-row statistics in float32 under its `stats_tensor` name and
+# the routing's expert indices (int64) under ROUTING_INDICES. A training step then keeps only
+# what `train` says is saved; the backward pass reads every tensor it needs from the store by
+# name, so a tensor the model says is not kept (and was not recomputed) stops it with a KeyError.
 
-    def __init__(self, cfg: FFNConfig, p: Params, g: Grads, rec: BackwardRecorder, prefix: str, bounds: list[tuple[int, int]] | None = None):
-        self.cfg, self.p, self.g, self.rec, self.prefix, self.bounds = cfg, p, g, rec, prefix, bounds
+Store = dict[str, np.ndarray]
 
-    def _mm(self, z: np.ndarray, w: str) -> np.ndarray:
-        weight = self.p[w]
-        if self.bounds is None:
-            return matmul(z, weight)
-        out = np.zeros((z.shape[0], weight.shape[-1]), z.dtype)
-        for e, (lo, hi) in enumerate(self.bounds):
-            matmul(z[lo:hi], weight[e], out=out[lo:hi])
+
+class MissingTensor(Exception):
+    """The backward pass needed a tensor that was neither saved nor recomputed."""
+
+
+class _Reads(dict):  # type: ignore[type-arg]
+    """A store whose missing names raise MissingTensor, naming the tensor."""
+
+    def __missing__(self, name: str) -> np.ndarray:
+        raise MissingTensor(name)
+
+
+@dataclass
+class Dropout:
+    """Dropout on the FFN output: a real mask of 1-byte booleans, kept where True, the kept
+    values scaled by 1/(1 − rate); FLOPs counted as the convention × elements written."""
+
+    mask: np.ndarray
+    rate: float = 0.1
+    flops: int = 0
+
+    def apply(self, y: np.ndarray) -> np.ndarray:
+        out = (y * self.mask.reshape(y.shape) * (1.0 / (1.0 - self.rate))).astype(y.dtype)
+        self.flops += conv.DROPOUT_FLOPS_PER_ELEMENT * out.size
         return out
 
-    def _bias(self, z: np.ndarray, b: str) -> np.ndarray:
-        if b not in self.p:
-            return z
-        bias = self.p[b]
-        if self.bounds is None:
-            return z + bias
-        rows = np.concatenate([np.repeat(bias[e : e + 1], hi - lo, axis=0) for e, (lo, hi) in enumerate(self.bounds)])
-        return z + rows
+
+def _act_stage(cfg: FFNConfig, prefix: str) -> str:
+    return prefix + (names.GLU if cfg.is_glu else names.ACTIVATION)
+
+
+def _gate_up(cfg: FFNConfig, store: Store, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    *first, _ = names.linears(cfg.is_glu, cfg.fused)
+    if cfg.fused:
+        both = store[prefix + first[0].stage]
+        half = both.shape[1] // 2
+        return both[:, :half], both[:, half:]
+    return store[prefix + first[0].stage], store[prefix + first[1].stage]
+
+
+def activate(cfg: FFNConfig, rec: BackwardRecorder, store: Store, prefix: str, kind: str = "forward") -> np.ndarray:
+    """The activation (or GLU) stage from its inputs in the store, into the store; its FLOPs
+    the convention × the elements written, recorded under (stage, kind)."""
+    act, stage = cfg.base_activation, _act_stage(cfg, prefix)
+    if cfg.is_glu:
+        gate, up = _gate_up(cfg, store, prefix)
+        a = (activation_values(act, gate) * up).astype(gate.dtype)
+    else:
+        *first, _ = names.linears(cfg.is_glu, cfg.fused)
+        h = store[prefix + first[0].stage]
+        a = activation_values(act, h).astype(h.dtype)
+    rec.flops(stage, kind, conv.activation_flops(cfg.activation) * a.size)
+    store[stage] = a
+    return a
+
+
+class _Block:
+    """One feed-forward block — the dense layer, the shared experts, or the routed experts
+    (`bounds`: each expert's rows). `src` names the block's input in the store."""
+
+    def __init__(self, cfg: FFNConfig, p: Params, rec: BackwardRecorder, prefix: str, src: str, bounds: list[tuple[int, int]] | None = None):
+        self.cfg, self.p, self.rec, self.prefix, self.src, self.bounds = cfg, p, rec, prefix, src, bounds
+        *self.first, self.last = names.linears(cfg.is_glu, cfg.fused)
+        self.extra_sums = 0  # elements of the gate + up gradient sum, charged to the block's input stage
+        self.transient = 0  # the largest output-gradient + input-gradient pair of its products
 
     def lin(self, z: np.ndarray, spec: names.Linear) -> np.ndarray:
-        return self._bias(self._mm(z, self.prefix + spec.weight), self.prefix + spec.bias)
+        stage, w, b = self.prefix + spec.stage, self.p[self.prefix + spec.weight], self.prefix + spec.bias
+        if self.bounds is None:
+            out = self.rec.matmul(stage, "forward", z, w)
+        else:
+            out = np.zeros((z.shape[0], w.shape[-1]), z.dtype)
+            for e, (lo, hi) in enumerate(self.bounds):
+                if hi > lo:
+                    out[lo:hi] = self.rec.matmul(stage, "forward", z[lo:hi], w[e])
+        if b in self.p:
+            bias = self.p[b]
+            if self.bounds is not None:
+                bias = np.concatenate([np.repeat(bias[e : e + 1], hi - lo, axis=0) for e, (lo, hi) in enumerate(self.bounds)])
+            out = (out + bias).astype(z.dtype)
+            self.rec.flops(stage, "forward", conv.BIAS_ADD_FLOPS_PER_ELEMENT * out.size)
+        return out
 
-    def lin_back(self, z: np.ndarray, dz: np.ndarray, spec: names.Linear, input_grad: bool = True) -> np.ndarray:
+    def forward(self, store: Store) -> np.ndarray:
+        src = store[self.src]
+        for spec in self.first:
+            store[self.prefix + spec.stage] = self.lin(src, spec)
+        a = activate(self.cfg, self.rec, store, self.prefix)
+        y = self.lin(a, self.last)
+        store[self.prefix + self.last.stage] = y
+        return y
+
+    def lin_back(self, z: np.ndarray, dz: np.ndarray, spec: names.Linear, g: Grads, input_grad: bool = True) -> np.ndarray:
         """The weight (and bias) gradients into g; returns dz·Wᵀ, or zeros, not computed and not
         counted, when the input needs no gradient."""
         stage, w, b = self.prefix + spec.stage, self.prefix + spec.weight, self.prefix + spec.bias
         weight = self.p[w]
         if self.bounds is None:
-            self.g[w] = self.rec.matmul(stage, "weight-grad", z.T, dz)
+            g[w] = self.rec.matmul(stage, "weight-grad", z.T, dz)
             if b in self.p:
-                self.g[b] = dz.sum(axis=0)
+                g[b] = dz.sum(axis=0)
             dz_in = self.rec.matmul(stage, "input-grad", dz, weight.T) if input_grad else np.zeros((dz.shape[0], weight.shape[-2]), dz.dtype)
         else:
-            self.g[w] = np.zeros_like(weight)
+            g[w] = np.zeros_like(weight)
             dz_in = np.zeros((dz.shape[0], weight.shape[-2]), dz.dtype)
             if b in self.p:
-                self.g[b] = np.zeros_like(self.p[b])
+                g[b] = np.zeros_like(self.p[b])
             for e, (lo, hi) in enumerate(self.bounds):
                 if hi > lo:
-                    self.g[w][e] = self.rec.matmul(stage, "weight-grad", z[lo:hi].T, dz[lo:hi])
+                    g[w][e] = self.rec.matmul(stage, "weight-grad", z[lo:hi].T, dz[lo:hi])
                     if input_grad:
                         dz_in[lo:hi] = self.rec.matmul(stage, "input-grad", dz[lo:hi], weight[e].T)
                     if b in self.p:
-                        self.g[b][e] = dz[lo:hi].sum(axis=0)
+                        g[b][e] = dz[lo:hi].sum(axis=0)
         if b in self.p:
             self.rec.flops(stage, "bias-grad", dz.size * conv.BIAS_GRAD_FLOPS_PER_ELEMENT)
+        if input_grad:
+            self.transient = max(self.transient, dz.nbytes + dz_in.nbytes)
         return dz_in
 
-    def forward(self, src: np.ndarray) -> np.ndarray:
-        cfg, act = self.cfg, self.cfg.base_activation
-        *self.first, self.last = names.linears(cfg.is_glu, cfg.fused)
-        self.src = src
-        ins = [self.lin(src, spec) for spec in self.first]
-        if cfg.is_glu:
-            half = ins[0].shape[1] // 2
-            self.gate, self.up = (ins[0][:, :half], ins[0][:, half:]) if cfg.fused else ins
-            self.a = activation_values(act, self.gate) * self.up
-        else:
-            self.h = ins[0]
-            self.a = activation_values(act, self.h)
-        return self.lin(self.a, self.last)
-
-    def backward(self, dy: np.ndarray, input_grad: bool = True) -> np.ndarray:
-        """The gradient of the block's input (zeros, not computed, without `input_grad`); a GLU's
-        gate and up gradients are summed into it (counted as the grad-sum of whichever stage
-        feeds the block)."""
+    def backward(self, store: Store, dy: np.ndarray, g: Grads, input_grad: bool = True) -> np.ndarray:
+        """The gradient of the block's input (zeros, not computed, without `input_grad`), every
+        tensor read from the store; a GLU's gate and up gradients are summed into it."""
         cfg, act, rec, pre = self.cfg, self.cfg.base_activation, self.rec, self.prefix
-        da = self.lin_back(self.a, dy, self.last)
+        a = store[_act_stage(cfg, pre)]
+        da = self.lin_back(a, dy, self.last, g)
         per = conv.activation_backward_flops(cfg.activation)
+        src = store[self.src]
         if not cfg.is_glu:
-            dh = da * kernel(act).derivative(self.h)
+            if cfg.nonlinearity.backward_reads == "output":  # ReLU: act'(h) = [act(h) > 0], from the saved output
+                dh = (da * (a > 0)).astype(da.dtype)
+            else:
+                dh = (da * kernel(act).derivative(store[pre + self.first[0].stage])).astype(da.dtype)
             rec.flops(pre + names.ACTIVATION, "elementwise", per * dh.size)
-            return self.lin_back(self.src, dh, self.first[0], input_grad)
-        dgate = da * self.up * kernel(act).derivative(self.gate)
-        dup = da * activation_values(act, self.gate)
+            return self.lin_back(src, dh, self.first[0], g, input_grad)
+        gate, up = _gate_up(cfg, store, pre)
+        dgate = (da * up * kernel(act).derivative(gate)).astype(da.dtype)
+        dup = (da * activation_values(act, gate)).astype(da.dtype)
         rec.flops(pre + names.GLU, "elementwise", per * da.size)
         if cfg.fused:
-            return self.lin_back(self.src, np.concatenate([dgate, dup], axis=1), self.first[0], input_grad)
-        dsrc = self.lin_back(self.src, dgate, self.first[0], input_grad) + self.lin_back(self.src, dup, self.first[1], input_grad)
+            return self.lin_back(src, np.concatenate([dgate, dup], axis=1), self.first[0], g, input_grad)
+        dsrc = self.lin_back(src, dgate, self.first[0], g, input_grad) + self.lin_back(src, dup, self.first[1], g, input_grad)
         self.extra_sums = dsrc.size if input_grad else 0
         return dsrc
 
-    extra_sums = 0  # elements of the gate + up gradient sum, charged to the block's input stage
+
+def _norm_stats(kind: str, x: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    """A norm's per-row statistics as `train` saves them: float32, LayerNorm's mean and 1/σ,
+    RMSNorm's 1/rms."""
+    columns = [x.mean(axis=-1, keepdims=True), inv] if kind == "layer" else [inv]
+    return np.concatenate([np.asarray(c, np.float32) for c in columns], axis=1)
 
 
-MoEBackward = Callable[[np.ndarray, bool], tuple[list[np.ndarray], int]]
+def _norm_cache(kind: str, x: np.ndarray, stats: np.ndarray) -> NormCache:
+    """x̂ and 1/σ again from the norm's saved input and statistics."""
+    ct: Any = np.float64 if x.dtype == np.float64 else np.float32
+    xf = x.astype(ct)
+    inv = stats[:, -1:].astype(ct)
+    return ((xf - stats[:, :1].astype(ct)) * inv if kind == "layer" else xf * inv), inv
 
 
-def _moe(cfg: FFNConfig, p: Params, g: Grads, rec: BackwardRecorder, src: np.ndarray) -> tuple[np.ndarray, MoEBackward]:
-    """The dropless routed layer forward, and a function that runs its backward."""
+def _store_norm(cfg: FFNConfig, p: Params, rec: BackwardRecorder, store: Store, src: str) -> np.ndarray:
+    nt = norm_type(cfg.norm_type)
+    x = store[src]
+    out, (_, inv) = _norm_forward(cfg, x, p)
+    store[nt.stats_tensor] = _norm_stats(cfg.norm_type, x, inv)
+    rec.flops(nt.stage, "forward", nt.flops(*x.shape))
+    return np.asarray(out).astype(x.dtype)
+
+
+def layer_forward(cfg: FFNConfig, p: Params, x: np.ndarray, rec: BackwardRecorder, dropout: Dropout | None = None) -> tuple[np.ndarray, Store]:
+    """The layer's output (tokens, d_model) and the store of every stage's output; forward
+    products and elementwise work recorded under (stage, "forward")."""
     n, d, e, k = cfg.tokens, cfg.d_model, cfg.experts, cfg.top_k
-    shared = _Block(cfg, p, g, rec, names.SHARED) if cfg.shared_experts else None
-    ys = shared.forward(src) if shared else None
-    gated = ys is not None and cfg.shared_expert_gate
-    if gated:  # Qwen2-MoE: the shared output scaled by σ = sigmoid(x·w_s), one per token
-        assert ys is not None
-        sig = 1.0 / (1.0 + np.exp(-matmul(src, p[names.W_SHARED_EXPERT_GATE])))
-        ys_raw, ys = ys, sig * ys
-    probs = routing.softmax(matmul(src, p[names.W_ROUTER]))
-    top, chosen, total = routing.top_k(probs, k)
-    w = chosen / total
-    groups = routing.group(top, e)
-    slot = groups.slots().reshape(n, k)
-    token = groups.order // k
-    experts = _Block(cfg, p, g, rec, names.EXPERT, groups.bounds)
-    ye = experts.forward(src[token])
-    y = sum(w[:, j, None] * ye[slot[:, j]] for j in range(k))
-    if ys is not None:
-        y = y + ys
+    store: Store = {names.INPUT: x.reshape(n, d)}
+    src = names.INPUT
+    nt = norm_type(cfg.norm_type)
+    if cfg.norm == "pre":
+        store[nt.stage] = _store_norm(cfg, p, rec, store, names.INPUT)
+        src = nt.stage
+    if cfg.is_moe:
+        s = store[src]
+        ys = _Block(cfg, p, rec, names.SHARED, src).forward(store) if cfg.shared_experts else None
+        if ys is not None and cfg.shared_expert_gate:
+            logit = rec.matmul(names.SHARED_EXPERT_GATE, "forward", s, p[names.W_SHARED_EXPERT_GATE])
+            store[names.SHARED_EXPERT_GATE] = logit
+            sig = 1.0 / (1.0 + np.exp(np.negative(logit, dtype=np.float64 if s.dtype == np.float64 else np.float32)))
+            ys = (sig * ys).astype(s.dtype)
+            store[names.SHARED_EXPERT_SCALE] = ys
+            rec.flops(names.SHARED_EXPERT_SCALE, "forward", conv.SIGMOID_FLOPS * n + conv.GATE_SCALE_FLOPS_PER_ELEMENT * ys.size)
+        logits = rec.matmul(names.ROUTER, "forward", s, p[names.W_ROUTER])
+        store[names.ROUTER] = logits
+        top, chosen, total = routing.top_k(routing.softmax(logits.astype(np.float64 if s.dtype == np.float64 else np.float32)), k)
+        w = (chosen / total).astype(s.dtype)
+        store[names.ROUTING] = w
+        store[names.ROUTING_INDICES] = top.astype(np.int64)
+        rec.flops(names.ROUTING, "forward", conv.ROUTER_SOFTMAX_FLOPS_PER_LOGIT * n * e + (2 * k - 1) * n)
+        groups = routing.group(top, e)
+        slot = groups.slots().reshape(n, k)
+        store[names.DISPATCH] = s[groups.order // k]
+        ye = _Block(cfg, p, rec, names.EXPERT, names.DISPATCH, groups.bounds).forward(store)
+        y = sum(w[:, j, None] * ye[slot[:, j]] for j in range(k))
+        flops = (2 * k - 1) * n * d
+        if ys is not None:
+            y = y + ys
+            flops += conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT * n * d
+        y = np.asarray(y).astype(s.dtype)
+        store[names.COMBINE] = y
+        rec.flops(names.COMBINE, "forward", flops)
+    else:
+        y = _Block(cfg, p, rec, "", src).forward(store)
+    if dropout is not None:
+        y = dropout.apply(y)
+    if cfg.norm == "none":
+        return y, store
+    out = (store[names.INPUT] + y).astype(y.dtype)
+    store[names.RESIDUAL] = out
+    rec.flops(names.RESIDUAL, "forward", conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT * out.size)
+    if cfg.norm == "post":
+        out = _store_norm(cfg, p, rec, store, names.RESIDUAL)
+    return out, store
 
-    def backward(dy: np.ndarray, input_grad: bool = True) -> tuple[list[np.ndarray], int]:
-        """The parts of the gradient of the layer's input, and the inner gradient sums; without
-        `input_grad` only the weights' gradients are computed (the parts are zeros)."""
+
+def layer_backward(
+    cfg: FFNConfig, p: Params, store: Store, dout: np.ndarray, rec: BackwardRecorder, input_grad: bool = True, dropout: Dropout | None = None
+) -> tuple[Grads, int]:
+    """Every weight's gradient (and x's, as "x", with `input_grad`) of Σ(output ⊙ dout), each
+    tensor read from `store` by name; and the largest output-gradient + input-gradient pair
+    of a product (bytes). Raises MissingTensor when the store lacks a tensor it needs."""
+    store = _Reads(store)
+    n, d, e, k = cfg.tokens, cfg.d_model, cfg.experts, cfg.top_k
+    g: Grads = {}
+    nt = norm_type(cfg.norm_type)
+    transient = 0
+    dy = dout.reshape(n, d)
+    if cfg.norm == "post":
+        d_post = _norm_backward(cfg, rec, dy, _norm_cache(cfg.norm_type, store[names.RESIDUAL], store[nt.stats_tensor]), p, g)
+        assert d_post is not None
+        dy = d_post.astype(dout.dtype)
+    d_res = dy if cfg.norm != "none" else None
+    if dropout is not None:
+        dy = dropout.apply(dy)
+    src = nt.stage if cfg.norm == "pre" else names.INPUT
+    block_grad = input_grad or cfg.norm == "pre"
+    if cfg.is_moe:
+        s = store[src]
+        w, top, ye = store[names.ROUTING], store[names.ROUTING_INDICES], store[names.EXPERT + names.linears(cfg.is_glu, cfg.fused)[-1].stage]
+        ct = np.float64 if s.dtype == np.float64 else np.float32
+        probs = routing.softmax(store[names.ROUTER].astype(ct))  # from the saved logits
+        total = np.take_along_axis(probs, top, axis=1).sum(axis=1, keepdims=True)
+        groups = routing.group(top, e)
+        slot = groups.slots().reshape(n, k)
+        token = groups.order // k
         dye = np.zeros_like(ye)
-        dw = np.empty_like(w)
+        dw = np.empty(w.shape, ct)
         for j in range(k):
             dye[slot[:, j]] = w[:, j, None] * dy
-            dw[:, j] = (dy * ye[slot[:, j]]).sum(axis=1)
+            dw[:, j] = (dy.astype(ct) * ye[slot[:, j]]).sum(axis=1)
         rec.flops(names.COMBINE, "elementwise", conv.COMBINE_BACKWARD_FLOPS_PER_ELEMENT * n * k * d)
-        dxe = experts.backward(dye, input_grad)
-        dsrc = np.zeros_like(src)
-        if input_grad:
+        experts = _Block(cfg, p, rec, names.EXPERT, names.DISPATCH, groups.bounds)
+        dxe = experts.backward(store, dye, g, block_grad)
+        transient = max(transient, experts.transient)
+        dsrc = np.zeros_like(s)
+        if block_grad:
             np.add.at(dsrc, token, dxe)
             rec.flops(names.DISPATCH, "elementwise", conv.GATHER_BACKWARD_FLOPS_PER_ELEMENT * dxe.size)
             rec.flops(names.DISPATCH, "grad-sum", experts.extra_sums * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
-        # w = chosen / Σ chosen, chosen = the top-k of softmax(logits)
         dchosen = (dw - (dw * w).sum(axis=1, keepdims=True)) / total
         dprobs = np.zeros_like(probs)
         np.put_along_axis(dprobs, top, dchosen, axis=1)
-        dlogits = probs * (dprobs - (probs * dprobs).sum(axis=1, keepdims=True))
+        dlogits = (probs * (dprobs - (probs * dprobs).sum(axis=1, keepdims=True))).astype(s.dtype)
         rec.flops(names.ROUTING, "elementwise", conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT * n * e + conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT * n * k)
-        g[names.W_ROUTER] = rec.matmul(names.ROUTER, "weight-grad", src.T, dlogits)
+        g[names.W_ROUTER] = rec.matmul(names.ROUTER, "weight-grad", s.T, dlogits)
+        shared = _Block(cfg, p, rec, names.SHARED, src) if cfg.shared_experts else None
         dshared, gate_part = dy, None
-        if gated:  # dys = σ·dy, dσ = Σ dy·ys over the row, dg = dσ·σ·(1 − σ); then g = x·w_s's backward
-            dshared = sig * dy
-            dgate = (dy * ys_raw).sum(axis=1, keepdims=True) * sig * (1.0 - sig)
+        if shared is not None and cfg.shared_expert_gate:
+            sig = 1.0 / (1.0 + np.exp(-store[names.SHARED_EXPERT_GATE].astype(ct)))
+            ys_raw = store[names.SHARED + names.linears(cfg.is_glu, cfg.fused)[-1].stage]
+            dshared = (sig * dy).astype(dy.dtype)
+            dgate = ((dy.astype(ct) * ys_raw).sum(axis=1, keepdims=True) * sig * (1.0 - sig)).astype(s.dtype)
             rec.flops(names.SHARED_EXPERT_SCALE, "elementwise",
                       conv.GATE_SCALE_BACKWARD_FLOPS_PER_ELEMENT * dy.size + conv.SIGMOID_BACKWARD_FLOPS * n)  # fmt: skip
-            g[names.W_SHARED_EXPERT_GATE] = rec.matmul(names.SHARED_EXPERT_GATE, "weight-grad", src.T, dgate)
-            if input_grad:
+            g[names.W_SHARED_EXPERT_GATE] = rec.matmul(names.SHARED_EXPERT_GATE, "weight-grad", s.T, dgate)
+            if block_grad:
                 gate_part = rec.matmul(names.SHARED_EXPERT_GATE, "input-grad", dgate, p[names.W_SHARED_EXPERT_GATE].T)
-        if not input_grad:
+                transient = max(transient, dgate.nbytes + gate_part.nbytes)
+        if not block_grad:
             if shared is not None:
-                shared.backward(dshared, input_grad=False)
-            return [dsrc], 0
-        parts = [dsrc, rec.matmul(names.ROUTER, "input-grad", dlogits, p[names.W_ROUTER].T)]
-        if shared is not None:
-            parts.append(shared.backward(dshared))
-        if gate_part is not None:
-            parts.append(gate_part)
-        return parts, (shared.extra_sums if shared else 0)
-
-    return y, backward
+                shared.backward(store, dshared, g, input_grad=False)
+            parts, inner = [dsrc], 0
+        else:
+            parts = [dsrc, rec.matmul(names.ROUTER, "input-grad", dlogits, p[names.W_ROUTER].T)]
+            transient = max(transient, dlogits.nbytes + parts[-1].nbytes)
+            if shared is not None:
+                parts.append(shared.backward(store, dshared, g))
+                transient = max(transient, shared.transient)
+            if gate_part is not None:
+                parts.append(gate_part)
+            inner = shared.extra_sums if shared else 0
+        dsrc = parts[0]
+        for part in parts[1:]:
+            dsrc = dsrc + part
+        sums = (len(parts) - 1) * dsrc.size + inner if block_grad else 0
+    else:
+        block = _Block(cfg, p, rec, "", src)
+        dsrc = block.backward(store, dy, g, block_grad)
+        transient = block.transient
+        sums = block.extra_sums
+    if sums:
+        rec.flops(src, "grad-sum", sums * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
+    dx: np.ndarray | None = dsrc
+    if cfg.norm == "pre":
+        dx = _norm_backward(cfg, rec, dsrc, _norm_cache(cfg.norm_type, store[names.INPUT], store[nt.stats_tensor]), p, g, input_grad)
+    for name, grad in g.items():  # gradients in the weights' dtype, as autograd keeps them
+        if grad.dtype != p[name].dtype:
+            g[name] = grad.astype(p[name].dtype)
+    if not input_grad:
+        return g, transient
+    assert dx is not None
+    if d_res is not None:
+        dx = dx + d_res
+        rec.flops(names.INPUT, "grad-sum", dx.size * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
+    g["x"] = np.asarray(dx).astype(dout.dtype).reshape(dout.shape)
+    return g, transient
 
 
 def forward_backward(
     cfg: FFNConfig, p: Params, x: np.ndarray, dout: np.ndarray, rec: BackwardRecorder, input_grad: bool = True
 ) -> tuple[np.ndarray, Grads]:
     """The layer's output and the gradients of Σ(output ⊙ dout) for every weight and for x
-    (not for x without `input_grad`: then nothing whose only use is dx is computed)."""
-    n, d = cfg.tokens, cfg.d_model
-    x2 = x.reshape(n, d)
-    g: Grads = {}
-    ln_cache = None
-    src = x2
-    if cfg.norm == "pre":
-        src, ln_cache = _norm_forward(cfg, x2, p)
-    if cfg.is_moe:
-        y, moe_backward = _moe(cfg, p, g, rec, src)
-    else:
-        block = _Block(cfg, p, g, rec, "")
-        y = block.forward(src)
-    out = y
-    post_cache = None
-    if cfg.norm != "none":
-        out = x2 + y
-        if cfg.norm == "post":
-            out, post_cache = _norm_forward(cfg, out, p)
-
-    # --- backward, last stage first ---
-    dy = dout.reshape(n, d)
-    if post_cache is not None:  # the residual before it always needs a gradient (y does)
-        d_post = _norm_backward(cfg, rec, dy, post_cache, p, g)
-        assert d_post is not None
-        dy = d_post
-    d_res = dy if cfg.norm != "none" else None  # the residual's share of dx
-    src_stage = norm_type(cfg.norm_type).stage if cfg.norm == "pre" else names.INPUT
-    # The FFN's input needs a gradient when x does, or when it is a pre-norm's output (γ needs one).
-    block_grad = input_grad or cfg.norm == "pre"
-    if cfg.is_moe:
-        parts, inner_sums = moe_backward(dy, block_grad)
-        dsrc = parts[0]
-        for part in parts[1:]:
-            dsrc = dsrc + part
-        sums = (len(parts) - 1) * dsrc.size + inner_sums
-    else:
-        dsrc = block.backward(dy, block_grad)
-        sums = block.extra_sums
-    if sums:
-        rec.flops(src_stage, "grad-sum", sums * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
-    dx = _norm_backward(cfg, rec, dsrc, ln_cache, p, g, input_grad) if ln_cache is not None else dsrc
-    if not input_grad:
-        return out.reshape(x.shape), g
-    assert dx is not None
-    if d_res is not None:
-        dx = dx + d_res
-        rec.flops(names.INPUT, "grad-sum", dx.size * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
-    g["x"] = dx.reshape(x.shape)
-    return out.reshape(x.shape), g
+    (not for x without `input_grad`: then nothing whose only use is dx is computed), every
+    stage kept (no recomputation)."""
+    out, store = layer_forward(cfg, p, x, rec)
+    grads, _ = layer_backward(cfg, p, store, dout, rec, input_grad)
+    return out.reshape(x.shape), grads
 
 
 def gradient_check(cfg: FFNConfig, p: Params, x: np.ndarray, dout: np.ndarray, samples: int = 40, seed: int = 0, input_grad: bool = True) -> float:
@@ -331,8 +462,8 @@ def gradient_check(cfg: FFNConfig, p: Params, x: np.ndarray, dout: np.ndarray, s
     eps = 1e-6
 
     def loss() -> float:
-        out, _ = forward_backward(cfg, p, x, dout, BackwardRecorder())
-        return float((out * dout).sum())
+        out, _ = layer_forward(cfg, p, x, BackwardRecorder())
+        return float((out.reshape(dout.shape) * dout).sum())
 
     targets: dict[str, Any] = {**p, "x": x} if input_grad else dict(p)
     for name, array in targets.items():

@@ -7,21 +7,54 @@ from dataclasses import dataclass, field
 
 from ffn_calc.model.conventions import FLOPS_PER_MAC
 from ffn_calc.model.forward import FFNReport
-from ffn_calc.verifier.report import Check
+from ffn_calc.verifier.report import CONVENTION_X_OBSERVED, OBSERVED, Check, Definition
 
 PEAK_TOLERANCE = 0.10
 
 
 @dataclass(frozen=True)
+class Cost:
+    """The FLOPs one elementwise operation is counted at per `unit` it writes (element, row,
+    token, logit): a counting convention, read from `source` (conventions.py or a registry)."""
+
+    op: str
+    flops: int
+    unit: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Counted:
+    """One operation of a stage: its cost (a convention) and the units it wrote (observed)."""
+
+    cost: Cost
+    count: int
+
+    @property
+    def flops(self) -> int:
+        return self.cost.flops * self.count
+
+    def describe(self) -> str:
+        c = self.cost
+        return f"{c.op} {c.flops} FLOPs/{c.unit} (convention) × {self.count:,} {c.unit}s written (observed)"
+
+
+@dataclass(frozen=True)
 class StageSeen:
     """What the run saw of one stage: its output's shape and bytes, the (M, K, N) of each
-    product it computed, numpy.einsum_path's FLOP count of each, and its elementwise FLOPs."""
+    product it computed, numpy.einsum_path's FLOP count of each, and each elementwise operation
+    with the units (elements, rows) it wrote."""
 
     shape: tuple[int, ...] = ()
     nbytes: int = 0
     matmuls: tuple[tuple[int, int, int], ...] = ()
     einsum_flops: tuple[float, ...] = ()
-    elementwise_flops: int = 0
+    counted: tuple[Counted, ...] = ()
+
+    @property
+    def elementwise_flops(self) -> int:
+        """Σ convention × observed units over the stage's elementwise operations."""
+        return sum(c.flops for c in self.counted)
 
 
 @dataclass(frozen=True)
@@ -84,6 +117,38 @@ class ForwardSeen:
         object.__setattr__(self, "flops", FLOPS_PER_MAC * macs + sum(s.elementwise_flops for s in self.stages.values()))
 
 
+def counted_detail(counted: tuple[Counted, ...]) -> str:
+    """What the elementwise FLOPs are made of, the convention named as such."""
+    return "; ".join(c.describe() for c in counted) or "nothing written (observed)"
+
+
+def definitions(pred: FFNReport, seen: ForwardSeen) -> list[Definition]:
+    """What verify cannot observe, with the reason: the counting conventions the run's FLOP rows
+    multiply by (each cost it used, as read when it ran), how d_ff was reached, and the
+    datasheet figures of the roofline."""
+    out = [
+        Definition("FLOPs per multiply-add", FLOPS_PER_MAC,
+                   "a counting convention (conventions.FLOPS_PER_MAC): the MACs are observed from the operand shapes, "
+                   "the factor is how a multiply-add is counted"),
+    ]  # fmt: skip
+    costs: dict[Cost, None] = {}
+    for stage in seen.stages.values():
+        for c in stage.counted:
+            costs.setdefault(c.cost, None)
+    for cost in costs:
+        out.append(Definition(f"{cost.op} FLOPs per {cost.unit}", cost.flops,
+                              f"a counting convention ({cost.source}): the {cost.unit}s written are observed, "
+                              f"what one {cost.unit} costs is how it is counted, not something a run can measure"))  # fmt: skip
+    rule = pred.config.d_ff_rule
+    if not rule.startswith("given"):
+        out.append(Definition("d_ff rule", pred.config.d_ff,
+                              f"{rule}: a rule or published figure of the architecture; the run observes the shapes made "
+                              "from the d_ff it gives, not the rule that gave it"))  # fmt: skip
+    out.append(Definition("GPU peak FLOP/s and memory bandwidth (roofline)", None,
+                          "datasheet figures: verify runs on this machine's CPU and measures neither"))  # fmt: skip
+    return out
+
+
 def conv_flops(products: list[tuple[int, int, int]]) -> int:
     return FLOPS_PER_MAC * sum(m * k * n for m, k, n in products)
 
@@ -110,8 +175,8 @@ def compare_forward(
     cfg = pred.config
     checks: list[Check] = []
 
-    def exact(group: str, name: str, predicted: object, observed: object) -> None:
-        checks.append(Check(group, name, predicted, observed, predicted == observed))
+    def exact(group: str, name: str, predicted: object, observed: object, how: str = OBSERVED, detail: str = "") -> None:
+        checks.append(Check(group, name, predicted, observed, predicted == observed, detail=detail, how=how))
 
     exact("shape", "layer output shape", (cfg.batch, cfg.seq_len, cfg.d_model), seen.output_shape)
     by_name = {s.name: s for s in shape_pred.stages}
@@ -135,9 +200,18 @@ def compare_forward(
                     f"{einsum:.4g}",
                     abs(einsum - stage.matmul_flops) <= 5e-4 * stage.matmul_flops,
                     "tolerance",
+                    "numpy.einsum_path's own count of the products, independent of the convention",
+                    OBSERVED,
                 )
             )
-        exact("flops", f"{stage.name} FLOPs", stage.flops, FLOPS_PER_MAC * observed_macs + obs.elementwise_flops)
+            by_convention = FLOPS_PER_MAC * observed_macs
+            exact("flops", f"{stage.name} matmul FLOPs ({FLOPS_PER_MAC} × MACs)", stage.matmul_flops, by_convention, CONVENTION_X_OBSERVED,
+                  f"{FLOPS_PER_MAC} FLOPs per multiply-add (convention) × {observed_macs:,} MACs (observed)")  # fmt: skip
+        if stage.elementwise_flops or obs.elementwise_flops:
+            exact("flops", f"{stage.name} elementwise FLOPs (counted)", stage.elementwise_flops, obs.elementwise_flops, CONVENTION_X_OBSERVED,
+                  counted_detail(obs.counted))  # fmt: skip
+        exact("flops", f"{stage.name} FLOPs", stage.flops, FLOPS_PER_MAC * observed_macs + obs.elementwise_flops, CONVENTION_X_OBSERVED,
+              "matmul FLOPs + elementwise FLOPs above")  # fmt: skip
 
     exact("params", "weight tensors", tuple(sorted(t.name for t in pred.weights)), tuple(sorted(seen.weights)))
     for t in pred.weights:
@@ -151,7 +225,7 @@ def compare_forward(
     exact("totals", "parameters", totals.params, sum(a.size for a in seen.weights.values()))
     exact("totals", "weight bytes", totals.weight_bytes, sum(a.nbytes for a in seen.weights.values()))
     exact("totals", "MACs", totals.macs, observed_macs)
-    exact("totals", "FLOPs", totals.flops, seen.flops)
+    exact("totals", "FLOPs", totals.flops, seen.flops, CONVENTION_X_OBSERVED, "Σ the stages' FLOPs rows")
     checks.extend(_active_checks(pred, seen.active))
     allowance = max(PEAK_TOLERANCE * peak_pred, scratch)
     how = f"in chunks of {chunk:,} tokens, " if chunk else ""

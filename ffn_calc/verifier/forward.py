@@ -4,6 +4,11 @@ The pass runs out of place, the way an eager framework runs inference: each stag
 its output, and a tensor is dropped as soon as nothing later needs it. Elementwise work runs
 block by block (arrays.py), so its scratch stays bounded whatever the size of the layer.
 Weights are made from the configuration alone, never from the core's prediction.
+
+Elementwise work is counted from what it wrote: every elementwise step adds the size (or the
+rows) of each block of output it writes to its Tally (recorder.py), so a step that is skipped
+counts nothing. Only the per-element costs (the `Cost`s below) come from the conventions and
+the registries, read when the pass runs: they are definitions, not observations.
 """
 
 from __future__ import annotations
@@ -13,44 +18,88 @@ from typing import Any
 
 import numpy as np
 
+from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
-from ffn_calc.model.conventions import (
-    BIAS_ADD_FLOPS_PER_ELEMENT,
-    GATE_SCALE_FLOPS_PER_ELEMENT,
-    GLU_MULTIPLY_FLOPS_PER_ELEMENT,
-    RESIDUAL_ADD_FLOPS_PER_ELEMENT,
-    ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
-    SIGMOID_FLOPS,
-    activation_flops,
-    norm_flops,
-)
+from ffn_calc.model.activations import activation as activation_entry
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import norm_type
 from ffn_calc.verifier import routing
 from ffn_calc.verifier.arrays import BLOCK_ELEMENTS, compute_type, each_block, matmul, random_array, row_step
+from ffn_calc.verifier.compare import Cost
 from ffn_calc.verifier.kernels import activation_values, kernel
-from ffn_calc.verifier.recorder import Recorder, Silent
+from ffn_calc.verifier.recorder import Recorder, Silent, Tally
 
 LN_EPS = 1e-5  # every norm's ε
 Params = dict[str, np.ndarray]
 
 
-def _activation_block(kind: str, src: np.ndarray, dst: np.ndarray) -> None:
-    """dst = act(src), straight into dst, or through float32 for a float16 block."""
+# --- the counting conventions, as costs per unit written (read when the pass runs) -------------
+
+
+def bias_cost() -> Cost:
+    return Cost("bias add", conv.BIAS_ADD_FLOPS_PER_ELEMENT, "element", "conventions.BIAS_ADD_FLOPS_PER_ELEMENT")
+
+
+def residual_cost() -> Cost:
+    return Cost("residual add", conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT, "element", "conventions.RESIDUAL_ADD_FLOPS_PER_ELEMENT")
+
+
+def activation_cost(kind: str) -> Cost:
+    a = activation_entry(kind)
+    return Cost(a.label, a.flops, "element", f"activation registry: {a.name}.flops ({a.flops_count})")
+
+
+def glu_multiply_cost() -> Cost:
+    return Cost("GLU multiply", conv.GLU_MULTIPLY_FLOPS_PER_ELEMENT, "element", "conventions.GLU_MULTIPLY_FLOPS_PER_ELEMENT")
+
+
+def norm_costs(kind: str) -> tuple[Cost, Cost]:
+    n = norm_type(kind)
+    source = f"norm registry: {n.name} ({n.flops_count})"
+    return Cost(n.label, n.flops_per_element, "element", source), Cost(f"{n.label} per row", n.flops_per_row, "row", source)
+
+
+def softmax_cost() -> Cost:
+    return Cost("router softmax", conv.ROUTER_SOFTMAX_FLOPS_PER_LOGIT, "logit", "conventions.ROUTER_SOFTMAX_FLOPS_PER_LOGIT")
+
+
+def renormalise_cost(k: int) -> Cost:
+    return Cost("top-k renormalise", 2 * k - 1, "token", "the routing stage's (2·k − 1) per token: k − 1 adds, k divides")
+
+
+def combine_cost(k: int) -> Cost:
+    return Cost("weighted combine", 2 * k - 1, "element", "conventions: MoE combine (2·k − 1) FLOPs per output element")
+
+
+def shared_add_cost() -> Cost:
+    return Cost("shared experts add", conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT, "element", "conventions: + 1 per element to add the shared experts")
+
+
+def sigmoid_cost() -> Cost:
+    return Cost("sigmoid gate", conv.SIGMOID_FLOPS, "token", "conventions.SIGMOID_FLOPS")
+
+
+def gate_scale_cost() -> Cost:
+    return Cost("gate scale", conv.GATE_SCALE_FLOPS_PER_ELEMENT, "element", "conventions.GATE_SCALE_FLOPS_PER_ELEMENT")
+
+
+def _activation_block(kind: str, src: np.ndarray, dst: np.ndarray, tally: Tally) -> None:
+    """dst = act(src), straight into dst, or through float32 for a float16 block; counted."""
     ct = compute_type(src.dtype)
     k = kernel(kind)
     if src.dtype == ct or k.exact_in_storage:
         k.into(src, dst)
     else:
         dst[...] = activation_values(kind, src.astype(ct))
+    tally.elements(dst)
 
 
 def activation(rec: Recorder, name: str, kind: str, h: np.ndarray) -> np.ndarray:
     out = np.empty_like(h)
     src, dst = h.reshape(-1), out.reshape(-1)
     step = row_step(src.size, 1) if kernel(kind).exact_in_storage else BLOCK_ELEMENTS
-    each_block(src.size, step, lambda i, j: _activation_block(kind, src[i:j], dst[i:j]))
-    rec.elementwise(name, h.size * activation_flops(kind))
+    tally = rec.tally(name, activation_cost(kind))
+    each_block(src.size, step, lambda i, j: _activation_block(kind, src[i:j], dst[i:j], tally))
     return rec.output(name, out)
 
 
@@ -60,26 +109,38 @@ def glu(rec: Recorder, name: str, kind: str, g: np.ndarray, u: np.ndarray) -> np
     width = g.shape[-1]
     gs, us, dst = g.reshape(-1, width), u.reshape(-1, width), out.reshape(-1, width)
 
+    act, multiply = rec.tally(name, activation_cost(kind)), rec.tally(name, glu_multiply_cost())
+
     def block(i: int, j: int) -> None:
-        _activation_block(kind, gs[i:j], dst[i:j])
-        dst[i:j] *= us[i:j]
+        _activation_block(kind, gs[i:j], dst[i:j], act)
+        np.multiply(dst[i:j], us[i:j], out=dst[i:j])
+        multiply.elements(dst[i:j])
 
     each_block(gs.shape[0], max(1, BLOCK_ELEMENTS // width), block)
-    rec.elementwise(name, g.size * (activation_flops(kind) + GLU_MULTIPLY_FLOPS_PER_ELEMENT))
     return rec.output(name, out)
 
 
-def add_bias(y: np.ndarray, b: np.ndarray) -> None:
-    """y += b on a (rows, width) array, in place."""
-    each_block(y.shape[0], row_step(*y.shape), lambda i, j: np.add(y[i:j], b, out=y[i:j]))
+def add_bias(y: np.ndarray, b: np.ndarray, tally: Tally) -> None:
+    """y += b on a (rows, width) array, in place, each block written counted in `tally`."""
+
+    def block(i: int, j: int) -> None:
+        np.add(y[i:j], b, out=y[i:j])
+        tally.elements(y[i:j])
+
+    each_block(y.shape[0], row_step(*y.shape), block)
 
 
-def add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """x + y into a new array."""
+def add(x: np.ndarray, y: np.ndarray, tally: Tally) -> np.ndarray:
+    """x + y into a new array, each block written counted in `tally`."""
     out = np.empty_like(x)
     width = x.shape[-1]
     xs, ys, dst = x.reshape(-1, width), y.reshape(-1, width), out.reshape(-1, width)
-    each_block(dst.shape[0], row_step(*dst.shape), lambda i, j: np.add(xs[i:j], ys[i:j], out=dst[i:j]))
+
+    def block(i: int, j: int) -> None:
+        np.add(xs[i:j], ys[i:j], out=dst[i:j])
+        tally.elements(dst[i:j])
+
+    each_block(dst.shape[0], row_step(*dst.shape), block)
     return out
 
 
@@ -88,8 +149,7 @@ def linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray
     lead = x.shape[:-1]
     y = rec.matmul(name, x.reshape(-1, x.shape[-1]), w)
     if b is not None:
-        add_bias(y, b)
-        rec.elementwise(name, y.size * BIAS_ADD_FLOPS_PER_ELEMENT)
+        add_bias(y, b, rec.tally(name, bias_cost()))
     return rec.output(name, y.reshape(*lead, w.shape[1]))
 
 
@@ -97,13 +157,12 @@ def expert_linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.
     """Each expert e multiplies its own rows x[lo:hi] by W[e] into one shared output buffer."""
     rows = x.reshape(-1, x.shape[-1])
     out = np.empty((rows.shape[0], w.shape[2]), x.dtype)
+    tally = rec.tally(name, bias_cost()) if b is not None else None
     for e, (lo, hi) in enumerate(bounds):
         if hi > lo:
             rec.matmul(name, rows[lo:hi], w[e], out=out[lo:hi])
-            if b is not None:
-                add_bias(out[lo:hi], b[e])
-    if b is not None:
-        rec.elementwise(name, out.size * BIAS_ADD_FLOPS_PER_ELEMENT)
+            if b is not None and tally is not None:
+                add_bias(out[lo:hi], b[e], tally)
     return rec.output(name, out.reshape(*x.shape[:-1], w.shape[2]))
 
 
@@ -134,14 +193,16 @@ def norm(rec: Recorder, kind: str, x: np.ndarray, p: Params) -> np.ndarray:
     out = np.empty_like(x)
     width = x.shape[-1]
     src, dst, ct = x.reshape(-1, width), out.reshape(-1, width), compute_type(x.dtype)
+    per_element, per_row = (rec.tally(name, cost) for cost in norm_costs(kind))
 
     def block(i: int, j: int) -> None:
         blk = src[i:j].astype(ct)
         rows_kernel(blk, p)
         dst[i:j] = blk
+        per_element.elements(dst[i:j])
+        per_row.rows(dst[i:j])
 
     each_block(src.shape[0], max(1, BLOCK_ELEMENTS // width), block)
-    rec.elementwise(name, norm_flops(kind, src.shape[0], width))
     return rec.output(name, out)
 
 
@@ -186,15 +247,18 @@ def route(rec: Recorder, cfg: FFNConfig, p: Params, src: np.ndarray) -> tuple[np
     weights = np.empty((n, k), src.dtype)
     index = np.empty((n, k), np.int64)
     ct = compute_type(src.dtype)
+    soft, renorm = rec.tally(names.ROUTING, softmax_cost()), rec.tally(names.ROUTING, renormalise_cost(k))
 
     def block(i: int, j: int) -> None:
-        top, chosen, total = routing.top_k(routing.softmax(flat[i:j].astype(ct)), k)
+        probs = routing.softmax(flat[i:j].astype(ct))
+        soft.elements(probs)
+        top, chosen, total = routing.top_k(probs, k)
         weights[i:j] = chosen / total
+        renorm.rows(weights[i:j])
         index[i:j] = top
 
     each_block(n, max(1, BLOCK_ELEMENTS // e), block)
     del logits
-    rec.elementwise(names.ROUTING, ROUTER_SOFTMAX_FLOPS_PER_LOGIT * n * e + (2 * k - 1) * n)
     rec.output(names.ROUTING, weights.reshape(cfg.batch, cfg.seq_len, k))
     return weights, index
 
@@ -216,13 +280,16 @@ def shared_expert_gate(rec: Recorder, p: Params, src: np.ndarray, box: list[np.n
     gs, ys = g.reshape(-1, 1), shared.reshape(-1, width)
     out = np.empty_like(shared)
     dst = out.reshape(-1, width)
+    sig, scale = rec.tally(names.SHARED_EXPERT_SCALE, sigmoid_cost()), rec.tally(names.SHARED_EXPERT_SCALE, gate_scale_cost())
 
     def block(i: int, j: int) -> None:
-        dst[i:j] = sigmoid(gs[i:j]) * ys[i:j]
+        s = sigmoid(gs[i:j])
+        sig.rows(s)
+        dst[i:j] = s * ys[i:j]
+        scale.elements(dst[i:j])
 
     each_block(ys.shape[0], max(1, BLOCK_ELEMENTS // width), block)
     del g, shared
-    rec.elementwise(names.SHARED_EXPERT_SCALE, SIGMOID_FLOPS * dst.shape[0] + GATE_SCALE_FLOPS_PER_ELEMENT * dst.size)
     return rec.output(names.SHARED_EXPERT_SCALE, out)
 
 
@@ -271,18 +338,21 @@ def combine(
     n, d, k = cfg.tokens, cfg.d_model, cfg.top_k
     y = np.empty((n, d), ye.dtype)
     sh = shared.reshape(n, d) if shared is not None else None
+    weighted = rec.tally(names.COMBINE, combine_cost(k))
+    plus_shared = rec.tally(names.COMBINE, shared_add_cost()) if sh is not None else None
 
     def block(i: int, j: int) -> None:
         acc = np.zeros((j - i, d), compute_type(ye.dtype))
         for slot_j in range(k):
             rows = ye[slot[i:j, slot_j]] * w[i:j, slot_j, None]
             acc += np.where(kept[i:j, slot_j, None], rows, 0)
-        if sh is not None:
+        if sh is not None and plus_shared is not None:
             acc += sh[i:j]
+            plus_shared.elements(acc)
         y[i:j] = acc
+        weighted.elements(y[i:j])
 
     each_block(n, max(1, BLOCK_ELEMENTS // d), block)
-    rec.elementwise(names.COMBINE, (2 * k - 1) * n * d + (RESIDUAL_ADD_FLOPS_PER_ELEMENT * n * d if sh is not None else 0))
     return rec.output(names.COMBINE, y.reshape(cfg.batch, cfg.seq_len, d))
 
 
@@ -294,8 +364,7 @@ def forward(rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray) -> np.ndarr
     y = moe(rec, cfg, p, box) if cfg.is_moe else ffn(rec, cfg, p, "", box)
     if cfg.norm == "none":
         return y
-    r = add(x, y)
-    rec.elementwise(names.RESIDUAL, r.size * RESIDUAL_ADD_FLOPS_PER_ELEMENT)
+    r = add(x, y, rec.tally(names.RESIDUAL, residual_cost()))
     rec.output(names.RESIDUAL, r)
     del y
     if cfg.norm == "post":

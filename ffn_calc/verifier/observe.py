@@ -97,7 +97,7 @@ def observe_forward(
     sample = Sample(positions, rows[positions], out.reshape(-1, cfg.d_model)[positions])
     seen = ForwardSeen(
         tuple(out.shape),
-        {name: StageSeen(o.shape, o.nbytes, tuple(o.matmuls), tuple(o.einsum_flops), o.elementwise_flops) for name, o in rec.stages.items()},
+        {name: StageSeen(o.shape, o.nbytes, tuple(o.matmuls), tuple(o.einsum_flops), o.counted()) for name, o in rec.stages.items()},
         {name: ArraySeen(tuple(a.shape), a.size, a.nbytes) for name, a in params.items()},
         peak,
         seconds,

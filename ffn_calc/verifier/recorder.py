@@ -1,6 +1,12 @@
 """What the NumPy pass observes as it runs: each stage's output shape and bytes, the operand
 shapes of every product it computes (and numpy.einsum_path's own FLOP count of it), and the
-elementwise work it does."""
+elementwise work it does, counted from the arrays it wrote.
+
+Elementwise work is counted, not logged: each elementwise step takes a `Tally` for its
+(stage, operation) and, as each block of its output is written, adds that block's size (or
+rows) to it. A step that is skipped writes nothing and so counts nothing. The per-element (or
+per-row) cost that multiplies the count is a `Cost`, taken from the conventions and the
+registries: a definition, named as such wherever it is used."""
 
 from __future__ import annotations
 
@@ -11,6 +17,38 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ffn_calc.verifier.arrays import matmul
+from ffn_calc.verifier.compare import Cost, Counted
+
+
+class Tally:
+    """The units one elementwise operation wrote, added block by block by the code that writes
+    them (from the elementwise threads too: list.append is atomic)."""
+
+    def __init__(self) -> None:
+        self.parts: list[int] = []
+
+    def elements(self, block: np.ndarray) -> None:
+        """`block` was written: count its elements."""
+        self.parts.append(block.size)
+
+    def rows(self, block: np.ndarray) -> None:
+        """`block` (rows × width, or a vector of one value per row) was written: count its rows."""
+        self.parts.append(block.shape[0] if block.ndim else 1)
+
+    @property
+    def count(self) -> int:
+        return sum(self.parts)
+
+
+class _Discard(Tally):
+    def elements(self, block: np.ndarray) -> None:
+        pass
+
+    def rows(self, block: np.ndarray) -> None:
+        pass
+
+
+DISCARD = _Discard()
 
 
 @dataclass
@@ -19,7 +57,16 @@ class Observed:
     nbytes: int = 0
     matmuls: list[tuple[int, int, int]] = field(default_factory=list)
     einsum_flops: list[float] = field(default_factory=list)
-    elementwise_flops: int = 0
+    tallies: dict[Cost, Tally] = field(default_factory=dict)
+
+    def counted(self) -> tuple[Counted, ...]:
+        """Each elementwise operation of the stage with the units it wrote (0 if it wrote none)."""
+        return tuple(Counted(cost, t.count) for cost, t in self.tallies.items())
+
+    @property
+    def elementwise_flops(self) -> int:
+        """Σ convention × observed units over the stage's elementwise operations."""
+        return sum(c.flops for c in self.counted())
 
 
 class Recorder:
@@ -57,8 +104,9 @@ class Recorder:
         self.overhead_s += time.perf_counter() - start
         return matmul(a, b, out=out)
 
-    def elementwise(self, name: str, flops: int) -> None:
-        self.stage(name).elementwise_flops += flops
+    def tally(self, name: str, cost: Cost) -> Tally:
+        """The counter of operation `cost` in stage `name`, for the code that writes its output."""
+        return self.stage(name).tallies.setdefault(cost, Tally())
 
     def routed(self, index: np.ndarray, kept: np.ndarray | None = None) -> None:
         """The experts the pass routed each token to (`index`: tokens × k; `kept`: False for a
@@ -93,8 +141,8 @@ class Silent(Recorder):
     def matmul(self, name: str, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return matmul(a, b, out=out)
 
-    def elementwise(self, name: str, flops: int) -> None:
-        pass
+    def tally(self, name: str, cost: Cost) -> Tally:
+        return DISCARD
 
     def zeros_after_activation(self, a: np.ndarray) -> None:
         pass

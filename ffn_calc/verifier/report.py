@@ -9,9 +9,14 @@ from ffn_calc.model.errors import VerifyRefused
 from ffn_calc.model.forward import FFNReport
 from ffn_calc.model.layer import FFNConfig
 
-__all__ = ["Check", "VerifyRefused", "VerifyReport"]
+__all__ = ["Check", "Definition", "VerifyRefused", "VerifyReport"]
 
 VERIFY_SCHEMA = "ffn-calc/verify/1"
+
+# How a check's observed figure was reached (`Check.how`).
+OBSERVED = "observed"  # read off the arrays, the operands or tracemalloc
+CONVENTION_X_OBSERVED = "convention × observed"  # a counting convention (a definition) × counts observed
+DEFINITION = "definition"  # not observable; listed in `VerifyReport.definitions`
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,24 @@ class Check:
     ok: bool
     kind: str = "exact"
     detail: str = ""
+    how: str = ""  # OBSERVED, CONVENTION_X_OBSERVED or DEFINITION; "" to infer it from the name
+
+    @property
+    def observed_how(self) -> str:
+        """`how`, or for a check that does not say: FLOPs rows (but einsum_path's own count) are
+        a convention × observed counts, everything else observed."""
+        if self.how:
+            return self.how
+        return CONVENTION_X_OBSERVED if "FLOPs" in self.name and "einsum_path" not in self.name else OBSERVED
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A figure verify uses or the model prints that a run cannot observe, and why."""
+
+    name: str
+    value: object
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,7 @@ class VerifyReport:
     chunks: int = 1
     memory_limit_bytes: int = 0
     forward_seconds: float = 0.0
+    definitions: tuple[Definition, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -76,9 +100,11 @@ class VerifyReport:
                     "ok": c.ok,
                     "kind": c.kind,
                     "detail": c.detail,
+                    "how": c.observed_how,
                 }
                 for c in self.checks
             ],
+            "definitions": [{"name": d.name, "value": _plain(d.value), "reason": d.reason} for d in self.definitions],
             "prediction": self.prediction.to_dict(),
         }
 

@@ -25,7 +25,7 @@ import numpy as np
 from ffn_calc.model.errors import ConfigError, VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
 from ffn_calc.model.layer import FFNConfig
-from ffn_calc.verifier.compare import ForwardSeen, StackSeen, compare_forward, compare_model, observations
+from ffn_calc.verifier.compare import ForwardSeen, StackSeen, compare_forward, compare_model, definitions, observations
 from ffn_calc.verifier.memory import check_backward_fits, plan_chunks, scratch_allowance
 from ffn_calc.verifier.observe import observe_forward, observe_stack, stack_from_pass, stack_refusal
 from ffn_calc.verifier.properties import RTOL, structural_checks
@@ -59,6 +59,7 @@ def verify(
     input_grad: bool = True,
     ep: int = 1,
     sequence_parallel: bool = False,
+    training: Any = None,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare everything observed with the prediction.
 
@@ -76,7 +77,7 @@ def verify(
             "weight bytes are not observed; drop --weight-dtype to verify the layer in --dtype"
         )
     if cfg.dense_layers:
-        return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel)
+        return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)
     started = time.perf_counter()
     computed = cfg.dtype if cfg.dtype in NUMPY_DTYPES else "float32"
     run_cfg = replace(cfg, dtype=computed)
@@ -120,7 +121,7 @@ def verify(
     if backward:
         from ffn_calc.verifier.training_step import backward_checks
 
-        checks.extend(backward_checks(run_cfg, params, x, rng, input_grad))
+        checks.extend(backward_checks(run_cfg, params, x, rng, input_grad, training))  # training: TrainingOptions (train's)
     if tp > 1:
         from ffn_calc.verifier.parallel import tensor_parallel_checks
 
@@ -133,7 +134,8 @@ def verify(
     seconds = time.perf_counter() - started  # the whole verification: weights, passes, every check
     rate = seen.flops / seconds / 1e9 if seconds > 0 else float("inf")
     chunks = -(-cfg.tokens // chunk) if chunk else 1
-    return VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed, chunk, chunks, limit, seen.seconds)
+    return VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed, chunk, chunks, limit, seen.seconds,
+                        tuple(definitions(pred, seen)))  # fmt: skip
 
 
 def _model_checks(pred: FFNReport, seen: ForwardSeen, seed: int, np_dtype: Any, chunk: int, limit: int) -> list[Check]:
@@ -157,6 +159,7 @@ def _verify_groups(
     input_grad: bool,
     ep: int,
     sequence_parallel: bool = False,
+    training: Any = None,
 ) -> VerifyReport:
     """One layer of each group of a mixed stack, the checks of each prefixed by its group, and
     the model's sums checked against the observed layers. Refused, naming the group and its
@@ -169,7 +172,7 @@ def _verify_groups(
         if group.name == "dense" and ep > 1:
             continue  # expert parallelism leaves a dense layer whole: the MoE group's run covers --ep
         try:
-            reports.append((group.name, verify(one, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel)))
+            reports.append((group.name, verify(one, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)))
         except VerifyRefused as e:
             raise VerifyRefused(f"the {group.name} group's layer ({group.totals.params:,} parameters): {e}") from None
     checks: list[Check] = [replace(c, name=f"{name} layer: {c.name}") for name, r in reports for c in r.checks]
@@ -183,4 +186,5 @@ def _verify_groups(
         checks.append(Check("totals", f"model parameters = {terms}", pred.model.params, total, pred.model.params == total))
     main = reports[-1][1]
     seconds = time.perf_counter() - started
-    return replace(main, config=cfg, prediction=pred, checks=tuple(checks), seconds=seconds)
+    kept = {(d.name, repr(d.value)): d for _, r in reports for d in r.definitions}  # each group's, once
+    return replace(main, config=cfg, prediction=pred, checks=tuple(checks), seconds=seconds, definitions=tuple(kept.values()))

@@ -1,59 +1,231 @@
-"""`verify --backward`: the backward pass with explicit matmuls, checked op by op against
-`train`'s prediction, and its gradients against finite differences."""
+"""`verify --backward`: a real training step of the layer in NumPy, checked against `train`.
+
+The step runs as the model accounts for it: the optimizer's states (and float32 master
+weights under mixed precision) exist before it starts; the forward pass keeps exactly the
+tensors `train` lists as saved, by name (everything else is dropped); the backward pass reads
+every tensor it needs from that store by name, recomputing first what the recompute mode says
+(selective: the activation and gate stages from their saved inputs; full: the whole forward
+from the saved input); a dropout mask of 1-byte booleans is saved and applied both ways; then
+the optimizer updates the weights. Every figure of `train`'s totals is observed: FLOPs from
+the operand shapes of the products that ran and the elements written (× the convention),
+bytes from the arrays' `.nbytes`, the peak from tracemalloc. Gradients are checked against
+finite differences in float64, on the layer itself when it is small, else on a slice of it.
+"""
 
 from __future__ import annotations
 
+import tracemalloc
 from dataclasses import replace
+from math import prod
+from typing import Any
 
 import numpy as np
 
+from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.training import TrainingOptions, TrainingReport, train
+from ffn_calc.model.training_options import RECOMPUTE
+from ffn_calc.verifier.backward import BackwardRecorder, Dropout, MissingTensor, activate, gradient_check, layer_backward, layer_forward
 from ffn_calc.verifier.compare import _grouped, conv_flops
 from ffn_calc.verifier.forward import NORM_PARAMS, Params, make_params
+from ffn_calc.verifier.optimizer import Optimizer
 from ffn_calc.verifier.report import Check
 
+FD_MAX_TOKENS = 64  # finite differences on the layer itself up to this many tokens
+FD_MAX_WEIGHTS = 4096  # and d_model · d_ff up to this; else on a slice of it
+SLICE_TOKENS, SLICE_D_MODEL, SLICE_D_FF = 4, 8, 12
+# The NumPy step holds a few temporaries that the model's accounting (persistent state + saved
+# activations + the largest output-gradient + input-gradient pair) leaves out: an activation's
+# derivative, the product before its cast to the dtype, the sum of a GLU's two input gradients.
+# The peak is allowed up to TEMPORARIES of the widest activation tensor beyond the prediction,
+# plus 1 MiB of interpreter noise, and must not fall below it by more than that 1 MiB.
+TEMPORARIES = 4
+NOISE = 1 << 20
 
-def backward_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Generator, input_grad: bool = True) -> list[Check]:
-    """The backward pass with explicit matmuls, checked op by op against `train`'s prediction,
-    and its gradients against finite differences on a small float64 layer of the same kind.
-    Without `input_grad` the layer's input needs no gradient, as `train --no-input-grad`."""
-    from ffn_calc.model.training import TrainingOptions, train
-    from ffn_calc.verifier.backward import BackwardRecorder, forward_backward, gradient_check
+# Each figure of `train`'s totals and the check that observes it (a test holds this to TrainingTotals).
+TOTALS_CHECKS = {
+    "forward_flops": "forward_flops",
+    "backward_flops": "backward_flops",
+    "recompute_flops": "recompute_flops",
+    "dropout_flops": "dropout_flops",
+    "step_flops": "step_flops",
+    "forward_matmul_flops": "forward_matmul_flops",
+    "backward_matmul_flops": "backward_matmul_flops",
+    "backward_macs": "backward_macs",
+    "backward_elementwise_flops": "backward_elementwise_flops",
+    "recompute_matmul_flops": "recompute_matmul_flops",
+    "step_matmul_flops": "step_matmul_flops",
+    "saved_activation_bytes": "saved_activation_bytes",
+    "weight_bytes": "weight_bytes",
+    "gradient_bytes": "gradient_bytes",
+    "optimizer_state_bytes": "optimizer_state_bytes",
+    "master_weight_bytes": "master_weight_bytes",
+    "backward_transient_bytes": "backward_transient_bytes",
+    "peak_bytes": "peak_bytes",
+    "bytes_per_param": "bytes_per_param",
+}
 
+
+def _kinds(rec: BackwardRecorder, kind: str) -> tuple[int, int]:
+    """(matmul FLOPs, elementwise FLOPs) recorded under `kind`."""
+    mm = conv_flops([m for (_, k), products in rec.matmuls.items() if k == kind for m in products])
+    return mm, sum(v for (_, k), v in rec.elementwise.items() if k == kind)
+
+
+def backward_checks(
+    cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Generator, input_grad: bool = True, options: TrainingOptions | None = None
+) -> list[Check]:
+    """One training step of the layer (`options` as `train` takes them), every figure of
+    `train`'s totals observed, and the gradients against finite differences."""
+    options = replace(options or TrainingOptions(), input_grad=input_grad)
+    predicted = train(cfg, options)
+    checks = _step_checks(cfg, p, x, rng, options, predicted)
+    checks.append(_finite_differences(cfg, p, x, input_grad))
+    return checks
+
+
+def _step_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Generator, options: TrainingOptions, pred: TrainingReport) -> list[Check]:
     checks: list[Check] = []
-    predicted = train(cfg, TrainingOptions(input_grad=input_grad))
-    rec = BackwardRecorder()
-    dout = rng.standard_normal(x.shape).astype(x.dtype)
-    _, grads = forward_backward(cfg, p, x, dout, rec, input_grad)
-    checks.append(Check("backward", "input gradient computed", input_grad, "x" in grads, ("x" in grads) == input_grad))
+    t = pred.totals
+    mode = RECOMPUTE[options.recompute]
+    weights = dict(p)
+    before = {k: v.reshape(-1)[:64].copy() for k, v in p.items()}  # a sample of each weight, to see the update
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    # --- the step: optimizer state first (persistent), then forward, backward, update ---
+    opt = Optimizer(weights, options.optimizer, options.mixed_precision)
+    seed = int(rng.integers(1 << 31))
+    dropout = Dropout(np.random.default_rng(seed).random((cfg.tokens, cfg.d_model)) >= 0.1) if options.dropout else None
+    frec, brec, rrec = BackwardRecorder(), BackwardRecorder(), BackwardRecorder()
+    out, store = layer_forward(cfg, p, x, frec, dropout)
+    kept = {s.name for s in pred.saved}
+    saved: dict[str, np.ndarray] = {name: store[name] for name in kept if name in store}
+    if dropout is not None and names.DROPOUT_MASK in kept:
+        saved[names.DROPOUT_MASK] = dropout.mask
+    del store, out  # only the saved tensors outlive the forward pass
+    dout = rng.standard_normal((cfg.tokens, cfg.d_model)).astype(x.dtype)
+    work: dict[str, np.ndarray] = dict(saved)
+    missing = ""
+    try:
+        if mode.forward:  # run the whole forward again from the saved input (the mask from its seed)
+            redo = Dropout(np.random.default_rng(seed).random((cfg.tokens, cfg.d_model)) >= 0.1) if options.dropout else None
+            _, work = layer_forward(cfg, p, work[names.INPUT], rrec, redo)
+            dropout_redo = redo.flops if redo is not None else 0
+        else:
+            dropout_redo = 0
+            if mode.activations:  # the activation and gate stages from their saved inputs
+                *first, _ = names.linears(cfg.is_glu, cfg.fused)
+                for prefix in ([names.SHARED] * bool(cfg.shared_experts) + [names.EXPERT]) if cfg.is_moe else [""]:
+                    stage = prefix + (names.GLU if cfg.is_glu else names.ACTIVATION)
+                    if stage not in work and all(prefix + spec.stage in work for spec in first):
+                        activate(cfg, rrec, work, prefix, "forward")
+            if dropout is not None:
+                dropout = Dropout(work.get(names.DROPOUT_MASK, dropout.mask), dropout.rate, dropout.flops)
+        grads, transient = layer_backward(cfg, p, work, dout, brec, options.input_grad, dropout)
+    except MissingTensor as e:
+        missing = str(e)
+        grads, transient, dropout_redo = {}, 0, 0
+    del work
+    checks.append(Check("training", "backward ran from the saved and recomputed tensors only", "every tensor it reads",
+                        f"{missing} was not saved" if missing else "yes", not missing))  # fmt: skip
+    checks.append(Check("backward", "input gradient computed", options.input_grad, "x" in grads, ("x" in grads) == options.input_grad))
     for name, array in p.items():
-        checks.append(Check("backward", f"d{name} shape", tuple(array.shape), tuple(grads[name].shape), grads[name].shape == array.shape))
-    observed_total = 0
-    for op in predicted.backward:
+        shape = tuple(grads[name].shape) if name in grads else None
+        checks.append(Check("backward", f"d{name} shape", tuple(array.shape), shape, shape == array.shape))
+    grad_bytes = sum(grads[k].nbytes for k in p if k in grads)
+    if not missing:
+        opt.step({k: grads[k] for k in p})
+    peak = tracemalloc.get_traced_memory()[1] - base
+    if started:
+        tracemalloc.stop()
+    persistent_before = sum(a.nbytes for a in p.values()) + x.nbytes  # allocated before the step: the weights and the input
+    observed_peak = peak + persistent_before
+    # --- saved tensors, row by row ---
+    for s in pred.saved:
+        arr = saved.get(s.name)
+        if arr is None:
+            checks.append(Check("training", f"saved {s.name} bytes", s.bytes, "not produced", False))
+            continue
+        shape = arr.reshape(s.shape).shape if arr.size == prod(s.shape) else arr.shape
+        checks.append(Check("training", f"saved {s.name} shape", s.shape, tuple(shape), tuple(shape) == s.shape))
+        checks.append(Check("training", f"saved {s.name} bytes ({arr.dtype}, .nbytes)", s.bytes, arr.nbytes, arr.nbytes == s.bytes))
+    saved_bytes = sum(a.nbytes for a in saved.values())
+    # --- FLOPs ---
+    f_mm, f_el = _kinds(frec, "forward")
+    r_mm, r_el = _kinds(rrec, "forward")
+    b_mm = conv_flops([m for products in brec.matmuls.values() for m in products])
+    b_el = sum(brec.elementwise.values())
+    b_macs = sum(m * k * n for products in brec.matmuls.values() for (m, k, n) in products)
+    d_fl = dropout.flops if dropout is not None else 0  # forward and backward; a full recompute's re-application is reported apart
+    for op in pred.backward:
         key = (op.stage, op.kind)
-        products = rec.matmuls.get(key, [])
-        flops = conv_flops(products) + rec.elementwise.get(key, 0)
-        observed_total += flops
+        products = brec.matmuls.get(key, [])
+        flops = conv_flops(products) + brec.elementwise.get(key, 0)
         if op.matmul:
-            # The experts' products split the rows among them: M for an input gradient, the
-            # middle dimension (the rows summed over) for a weight gradient.
             grouped = _grouped(products, axis=1 if op.kind == "weight-grad" else 0)
             checks.append(Check("backward", f"{op.stage} {op.kind} (M, K, N)", op.matmul, grouped, grouped == op.matmul))
         checks.append(Check("backward", f"{op.stage} {op.kind} FLOPs", op.flops, flops, flops == op.flops))
-    t = predicted.totals
-    checks.append(Check("backward", "backward FLOPs", t.backward_flops, observed_total, observed_total == t.backward_flops))
-    observed_matmul = conv_flops([m for products in rec.matmuls.values() for m in products])
-    checks.append(Check("backward", "backward matmul FLOPs (every product that ran)", t.backward_matmul_flops, observed_matmul,
-                        observed_matmul == t.backward_matmul_flops))  # fmt: skip
-    ran = observed_matmul + sum(rec.elementwise.values())  # all work recorded, predicted or not
-    checks.append(Check("backward", "backward FLOPs (all work that ran)", t.backward_flops, ran, ran == t.backward_flops))
-    small = replace(cfg, batch=2, seq_len=3, d_model=min(cfg.d_model, 5), d_ff=min(cfg.d_ff, 7), dtype="float64")
-    small_p = make_params(np.random.default_rng(1), small, np.float64)
+    params = sum(a.size for a in p.values())
+    weight_bytes = sum(a.nbytes for a in p.values())
+    observed: dict[str, tuple[int, str]] = {
+        "forward_flops": (f_mm + f_el, "the step's forward: operand shapes of its products + convention × elements written"),
+        "forward_matmul_flops": (f_mm, "2·M·K·N of the forward products that ran"),
+        "backward_flops": (b_mm + b_el, "all backward work that ran"),
+        "backward_matmul_flops": (b_mm, "2·M·K·N of every backward product that ran"),
+        "backward_macs": (b_macs, "M·K·N of every backward product that ran"),
+        "backward_elementwise_flops": (b_el, "convention × elements written, backward"),
+        "recompute_flops": (r_mm + r_el, "the work the recompute ran"),
+        "recompute_matmul_flops": (r_mm, "2·M·K·N of the recomputed products"),
+        "dropout_flops": (d_fl, "convention × elements the mask was applied to, forward and backward"),
+        "step_flops": (f_mm + f_el + b_mm + b_el + r_mm + r_el + d_fl, "forward + backward + recompute + dropout, as run"),
+        "step_matmul_flops": (f_mm + b_mm + r_mm, "every product of the step"),
+        "saved_activation_bytes": (saved_bytes, ".nbytes of the tensors kept from the forward pass"),
+        "weight_bytes": (weight_bytes, ".nbytes of the weights"),
+        "gradient_bytes": (grad_bytes, ".nbytes of the weights' gradients"),
+        "optimizer_state_bytes": (opt.state_bytes, f".nbytes of {options.optimizer}'s states"),
+        "master_weight_bytes": (opt.master_bytes, ".nbytes of the master weights"),
+        "backward_transient_bytes": (transient, "largest output-gradient + input-gradient pair of a product, .nbytes"),
+        "bytes_per_param": ((weight_bytes + grad_bytes + opt.state_bytes + opt.master_bytes) // max(1, params), "persistent bytes ÷ parameters"),
+    }
+    for figure, (value, how) in observed.items():
+        want = getattr(t, figure)
+        checks.append(Check("training", f"{TOTALS_CHECKS[figure]} ({how})", want, value, value == want))
+    if dropout_redo:
+        checks.append(Check("training", "dropout re-applied by the full recompute (not in dropout_flops)", 0, dropout_redo, True, "info"))
+    widest = max(a.nbytes for a in saved.values()) if saved else 0
+    widest = max(widest, cfg.tokens * max(cfg.d_model, cfg.d_ff * (2 if cfg.is_glu else 1)) * cfg.dtype_bytes * (cfg.top_k if cfg.is_moe else 1))
+    allowance = TEMPORARIES * widest + NOISE
+    diff = observed_peak - t.peak_bytes
+    checks.append(Check("training", f"peak_bytes (tracemalloc, step + weights + input; ≤ +{TEMPORARIES} widest activations + 1 MiB, ≥ −1 MiB)",
+                        t.peak_bytes, observed_peak, -NOISE <= diff <= allowance, "tolerance",
+                        f"{diff:+,} bytes ({diff / t.peak_bytes:+.1%}); allowance {allowance:,}"))  # fmt: skip
+    after = {k: opt.master.get(k, p[k]).reshape(-1)[:64] for k in p}  # the float32 master under mixed precision
+    changed = bool(grads) and all(not np.array_equal(before[k].astype(after[k].dtype), after[k]) or not np.any(grads[k]) for k in p)
+    checks.append(Check("training", f"{options.optimizer} update applied to every weight", True, changed, changed))
+    return checks
+
+
+def _finite_differences(cfg: FFNConfig, p: Params, x: np.ndarray, input_grad: bool) -> Check:
+    """Gradients against central finite differences in float64: on the layer itself when it is
+    small (≤ FD_MAX_TOKENS tokens, d_model·d_ff ≤ FD_MAX_WEIGHTS), else on a slice of it — its
+    first tokens and the leading d_model and d_ff of its own weights."""
+    whole = cfg.tokens <= FD_MAX_TOKENS and cfg.d_model * cfg.d_ff <= FD_MAX_WEIGHTS
+    sizes: dict[str, Any] = {"batch": 1, "seq_len": min(cfg.tokens, SLICE_TOKENS)}
+    sizes |= {"d_model": min(cfg.d_model, SLICE_D_MODEL), "d_ff": min(cfg.d_ff, SLICE_D_FF)}
+    small = replace(cfg, dtype="float64") if whole else replace(cfg, dtype="float64", **sizes)
+    shapes = make_params(np.random.default_rng(1), small, np.float64)
+    small_p: Params = {k: np.array(p[k][tuple(slice(0, n) for n in v.shape)], np.float64) for k, v in shapes.items()}
     if small.norm != "none":  # exercise γ (and LayerNorm's β) away from 1 and 0 too
         for seed, name in enumerate(NORM_PARAMS[small.norm_type], start=2):
             small_p[name] += 0.1 * np.random.default_rng(seed).standard_normal(small.d_model)
-    small_x = np.random.default_rng(4).standard_normal((2, 3, small.d_model))
+    rows = x.reshape(cfg.tokens, cfg.d_model)[: small.tokens, : small.d_model]
+    small_x = np.array(rows, np.float64).reshape(small.batch, small.seq_len, small.d_model)
     err = gradient_check(small, small_p, small_x, np.random.default_rng(5).standard_normal(small_x.shape), input_grad=input_grad)
+    where = (f"the layer itself, {cfg.tokens} tokens" if whole else
+             f"a slice: {small.tokens} of {cfg.tokens} tokens, d_model {small.d_model} of {cfg.d_model}, "
+             f"d_ff {small.d_ff} of {cfg.d_ff}")  # fmt: skip
     # 1e-5: NumPy has no erf, and the approximation used (error < 1.5e-7) limits GELU to about 1e-6.
-    checks.append(Check("backward", "gradients = finite differences (float64, 2 × 3 tokens)", "≤ 1e-5", f"{err:.1e}", err <= 1e-5, "tolerance"))
-    return checks
+    return Check("backward", f"gradients = finite differences (float64, {where})", "≤ 1e-5", f"{err:.1e}", err <= 1e-5, "tolerance")

@@ -1,0 +1,64 @@
+"""The optimizer update of a training step in NumPy, for `verify --backward`: real states
+allocated per parameter (SGD none, momentum one, Adam two), in float32 under mixed precision
+(else in the weights' dtype), and float32 master weights under mixed precision, so that their
+bytes are read off the arrays. The update runs in blocks, so its temporaries stay small."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ffn_calc.verifier.arrays import blocks
+
+BLOCK = 1 << 16  # elements updated at a time
+LR, MOMENTUM, BETA1, BETA2, EPS = 1e-3, 0.9, 0.9, 0.999, 1e-8
+STATES = {"sgd": (), "momentum": ("momentum",), "adam": ("exp_avg", "exp_avg_sq")}  # as torch.optim names them
+
+
+class Optimizer:
+    """The states and master weights of `params`, allocated when made (before the step's
+    forward pass, as in every step after the first); `step(grads)` updates the weights."""
+
+    def __init__(self, params: dict[str, np.ndarray], name: str, mixed_precision: bool):
+        self.params, self.name, self.mixed = params, name, mixed_precision
+        self.master = {k: v.astype(np.float32) for k, v in params.items()} if mixed_precision else {}
+        self.states: dict[str, dict[str, np.ndarray]] = {
+            state: {k: np.zeros(v.shape, np.float32 if mixed_precision else v.dtype) for k, v in params.items()} for state in STATES[name]
+        }
+        self.steps = 0
+
+    @property
+    def state_bytes(self) -> int:
+        return sum(a.nbytes for per in self.states.values() for a in per.values())
+
+    @property
+    def master_bytes(self) -> int:
+        return sum(a.nbytes for a in self.master.values())
+
+    def step(self, grads: dict[str, np.ndarray]) -> None:
+        self.steps += 1
+        t = self.steps
+        for name, weight in self.params.items():
+            target = (self.master.get(name, weight)).reshape(-1)
+            g = grads[name].reshape(-1)
+            states = [per[name].reshape(-1) for per in self.states.values()]
+            out = weight.reshape(-1)
+            for i, j in blocks(target.size, BLOCK):
+                ct: Any = np.float64 if target.dtype == np.float64 else np.float32
+                gb = g[i:j].astype(ct)
+                w = target[i:j].astype(ct)
+                if self.name == "sgd":
+                    w -= LR * gb
+                elif self.name == "momentum":
+                    m = states[0][i:j].astype(ct) * MOMENTUM + gb
+                    states[0][i:j] = m
+                    w -= LR * m
+                else:
+                    m = states[0][i:j].astype(ct) * BETA1 + (1 - BETA1) * gb
+                    v = states[1][i:j].astype(ct) * BETA2 + (1 - BETA2) * gb * gb
+                    states[0][i:j], states[1][i:j] = m, v
+                    w -= LR * (m / (1 - BETA1**t)) / (np.sqrt(v / (1 - BETA2**t)) + EPS)
+                target[i:j] = w
+                if self.mixed:
+                    out[i:j] = w  # the 16-bit weights from the float32 master

@@ -1,0 +1,119 @@
+"""`verify --backward` runs a real training step: every recompute mode, dropout, each optimizer
+and mixed precision on dense, GLU and MoE layers pass, every figure of `train`'s totals is
+observed by some check, and planted model bugs are caught."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+import pytest
+
+from ffn_calc import api
+from ffn_calc.model import training
+from ffn_calc.model import training_options as topts
+from ffn_calc.model.layer import make_config
+from ffn_calc.model.training import TrainingTotals
+from ffn_calc.verifier.training_step import TOTALS_CHECKS
+
+DENSE = make_config(2, 4, 8, 16, activation="gelu", norm="pre")
+RELU = make_config(2, 4, 8, 16, activation="relu")
+GLU = make_config(2, 4, 8, 16, activation="swiglu", norm="pre", norm_type="rms")
+MOE = make_config(2, 8, 16, 24, activation="swiglu", experts=4, top_k=2, norm="pre")
+LAYERS = {"dense": DENSE, "glu": GLU, "moe": MOE}
+
+
+def _failed(report: api.VerifyReport) -> list[str]:
+    return [c.name for c in report.checks if not c.ok]
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("recompute", list(topts.RECOMPUTE))
+def test_every_recompute_mode_with_dropout(kind: str, recompute: str) -> None:
+    report = api.verify(LAYERS[kind], backward=True, recompute=recompute, dropout=True)
+    assert report.ok, _failed(report)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("optimizer", list(topts.OPTIMIZERS))
+def test_each_optimizer(kind: str, optimizer: str) -> None:
+    report = api.verify(LAYERS[kind], backward=True, optimizer=optimizer)
+    assert report.ok, _failed(report)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_mixed_precision_bfloat16(kind: str) -> None:
+    report = api.verify(replace(LAYERS[kind], dtype="bfloat16"), backward=True, mixed_precision=True, recompute="selective", dropout=True)
+    assert report.ok, _failed(report)
+    rows = {c.name.split(" (")[0]: c for c in report.checks}
+    assert rows["master_weight_bytes"].observed == rows["weight_bytes"].observed * 2 > 0
+
+
+def test_every_totals_figure_is_observed() -> None:
+    assert set(TOTALS_CHECKS) == {f.name for f in fields(TrainingTotals)}
+    report = api.verify(DENSE, backward=True, dropout=True, recompute="full")
+    names = [c.name for c in report.checks]
+    for figure in api.train(DENSE).to_dict()["totals"]:
+        assert any(name.startswith(TOTALS_CHECKS[figure] + " (") for name in names), figure
+
+
+def test_finite_differences_on_the_layer_or_a_slice() -> None:
+    small = api.verify(DENSE, backward=True)
+    assert any("the layer itself, 8 tokens" in c.name for c in small.checks)
+    big = api.verify(make_config(1, 80, 16, 32, activation="gelu"), backward=True)
+    assert any("a slice: 4 of 80 tokens" in c.name and c.ok for c in big.checks)
+
+
+def test_training_options_need_backward() -> None:
+    with pytest.raises(api.ConfigError):
+        api.verify(DENSE, dropout=True)
+
+
+# --- planted model bugs -------------------------------------------------------------------------
+
+
+def test_catches_dropout_mask_in_the_activation_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training.conv, "DROPOUT_MASK_BYTES_PER_ELEMENT", 4)
+    report = api.verify(DENSE, backward=True, dropout=True)
+    assert "saved_activation_bytes" in " ".join(_failed(report))
+
+
+def test_catches_selective_recompute_charging_relu(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = training.train
+
+    def charged(cfg, options, *a, **k):  # type: ignore[no-untyped-def]
+        r = real(cfg, options, *a, **k)
+        if options.recompute != "selective":
+            return r
+        act = sum(s.flops for s in r.forward.stages if s.op == "activation")
+        return replace(r, totals=replace(r.totals, recompute_flops=r.totals.recompute_flops + act))
+
+    monkeypatch.setattr("ffn_calc.verifier.training_step.train", charged)
+    report = api.verify(RELU, backward=True, recompute="selective")
+    assert any(n.startswith("recompute_flops") for n in _failed(report))
+
+
+def test_catches_adam_with_one_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(training.OPTIMIZERS, "adam", 1)
+    report = api.verify(DENSE, backward=True, optimizer="adam")
+    assert any(n.startswith("optimizer_state_bytes") for n in _failed(report))
+
+
+def test_catches_master_weights_in_the_16_bit_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training, "MASTER_BYTES", 2)
+    report = api.verify(replace(DENSE, dtype="bfloat16"), backward=True, mixed_precision=True)
+    assert any(n.startswith("master_weight_bytes") for n in _failed(report))
+
+
+def test_catches_a_transient_without_the_output_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = training.train
+
+    def short(cfg, options, *a, **k):  # type: ignore[no-untyped-def]
+        r = real(cfg, options, *a, **k)
+        by_name = {s.name: s for s in r.forward.stages}
+        out_grad = max(by_name[op.stage].output.bytes for op in r.backward if op.kind == "input-grad")
+        t = r.totals
+        return replace(r, totals=replace(t, backward_transient_bytes=t.backward_transient_bytes - out_grad, peak_bytes=t.peak_bytes - out_grad))
+
+    monkeypatch.setattr("ffn_calc.verifier.training_step.train", short)
+    report = api.verify(GLU, backward=True)
+    assert any(n.startswith("backward_transient_bytes") for n in _failed(report))
