@@ -7,7 +7,10 @@ plain NumPy script, written to a temporary file, that makes the same random floa
 SwiGLU forward once. Both are timed as processes, interleaved, several rounds; the script
 prints each side's median and the ratio of the medians (the goal is at most 1.5).
 
-    python benchmarks/verify_vs_bare.py [--rounds 5]
+    python benchmarks/verify_vs_bare.py [--rounds 5] [--dtype float32]
+
+`--dtype` is passed to verify (by default it runs in the preset's torch_dtype, float16 for
+LLaMA-2-7B, whose products go through float32 tiles); the bare side is float32 either way.
 """
 
 from __future__ import annotations
@@ -63,8 +66,9 @@ def timed(cmd: list[str]) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--dtype", help="passed to verify (default: the preset's torch_dtype)")
     args = parser.parse_args()
-    verify_cmd = verify_command()
+    verify_cmd = verify_command() + (["--dtype", args.dtype] if args.dtype else [])
     with tempfile.TemporaryDirectory() as tmp:
         bare_path = Path(tmp) / "bare_forward.py"
         bare_path.write_text(BARE)

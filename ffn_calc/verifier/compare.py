@@ -226,6 +226,19 @@ def compare_forward(
     exact("totals", "weight bytes", totals.weight_bytes, sum(a.nbytes for a in seen.weights.values()))
     exact("totals", "MACs", totals.macs, observed_macs)
     exact("totals", "FLOPs", totals.flops, seen.flops, CONVENTION_X_OBSERVED, "Σ the stages' FLOPs rows")
+    # Per-token figures: the observed totals over the tokens the output has (its shape, observed).
+    tokens = 1
+    for size in seen.output_shape[:-1]:
+        tokens *= size
+    for name, predicted, observed_total in (
+        ("FLOPs per token", totals.flops_per_token, seen.flops),
+        ("matmul FLOPs per token", totals.matmul_flops_per_token, FLOPS_PER_MAC * observed_macs),
+    ):
+        per_token = observed_total // tokens if observed_total % tokens == 0 else None
+        exact("totals", name, predicted, per_token, CONVENTION_X_OBSERVED, f"observed total ÷ {tokens:,} tokens of the output")
+    if not chunk:  # every stage's output, none freed: the arrays the pass wrote, input included
+        written = sum(s.nbytes for s in seen.stages.values())
+        exact("totals", "activation bytes (every stage's output, none freed)", totals.activation_bytes, written)
     checks.extend(_active_checks(pred, seen.active))
     allowance = max(PEAK_TOLERANCE * peak_pred, scratch)
     how = f"in chunks of {chunk:,} tokens, " if chunk else ""
