@@ -6,7 +6,7 @@ by one all-reduce in forward, and the input gradients by one in backward; with s
 parallelism (Korthikanti et al. 2022, §4.2.2) each becomes an all-gather and a reduce-scatter.
 A mixture of experts is split the same way inside every expert (and the shared ones), with the
 router replicated on every rank; expert parallelism (whole experts per rank, all-to-all
-dispatch) is a different scheme and is not modelled.
+dispatch) is a different scheme, in expert_parallel.py.
 
 A ring all-reduce of T bytes sends 2·(N−1)/N·T per rank; an all-gather or a reduce-scatter
 (N−1)/N·T. Byte counts are rounded up to whole bytes when T does not divide by N.
