@@ -21,11 +21,16 @@ from ffn_calc.cli.options import (
     CONVENTION_HELP,
     OUTPUT,
     ChartOpt,
+    EpOpt,
+    ExactOpt,
     FormatOpt,
+    GetOpt,
     MaxMemoryOpt,
+    NoInputGradOpt,
     OutputFormat,
     SeedOpt,
     SpOpt,
+    SummaryOpt,
     SvgOpt,
     SweepFormat,
     TpOpt,
@@ -46,51 +51,6 @@ from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
 from ffn_calc.render.base import View
 
 EXAMPLE = "ffn-calc shapes 3 6 8 --d-ff 32"
-EpOpt = Annotated[
-    int,
-    typer.Option(
-        "--ep",
-        parser=count_parser("--ep"),
-        metavar="N",
-        help="Expert-parallel ranks: E/N experts per rank, the tokens split N ways, all-to-all dispatch and combine; figures are one rank's.",
-        rich_help_panel="Parallelism",
-        show_default=False,
-    ),
-]
-NoInputGradOpt = Annotated[
-    bool,
-    typer.Option(
-        "--no-input-grad",
-        help="The layer's input needs no gradient (the first layer, or after a frozen embedding): "
-        "the products that read it skip their input gradient, as autograd does.",
-        rich_help_panel="Training",
-    ),
-]
-GetOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--get",
-        metavar="PATH",
-        help="Print only this field of the JSON output, e.g. totals.params or model.active_params (for scripts).",
-        rich_help_panel=OUTPUT,
-        show_default=False,
-    ),
-]
-
-ExactOpt = Annotated[
-    bool,
-    typer.Option(
-        "--exact",
-        help="Exact integers in every table (wide); by default a table too wide for the terminal shows units: 4.33 B, 705 MFLOP, 5.25 GiB.",
-        rich_help_panel=OUTPUT,
-    ),
-]
-SummaryOpt = Annotated[
-    bool,
-    typer.Option(
-        "--summary", "-q", help="Only the headline: parameters, FLOPs per token, weight and peak memory (table output).", rich_help_panel=OUTPUT
-    ),
-]
 
 
 app = typer.Typer(

@@ -428,6 +428,50 @@ SpOpt = Annotated[
         rich_help_panel="Parallelism",
     ),
 ]
+EpOpt = Annotated[
+    int,
+    typer.Option(
+        "--ep",
+        parser=count_parser("--ep"),
+        metavar="N",
+        help="Expert-parallel ranks: E/N experts per rank, the tokens split N ways, all-to-all dispatch and combine; figures are one rank's.",
+        rich_help_panel="Parallelism",
+        show_default=False,
+    ),
+]
+NoInputGradOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-input-grad",
+        help="The layer's input needs no gradient (the first layer, or after a frozen embedding): "
+        "the products that read it skip their input gradient, as autograd does.",
+        rich_help_panel="Training",
+    ),
+]
+GetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--get",
+        metavar="PATH",
+        help="Print only this field of the JSON output, e.g. totals.params or model.active_params (for scripts).",
+        rich_help_panel=OUTPUT,
+        show_default=False,
+    ),
+]
+ExactOpt = Annotated[
+    bool,
+    typer.Option(
+        "--exact",
+        help="Exact integers in every table (wide); by default a table too wide for the terminal shows units: 4.33 B, 705 MFLOP, 5.25 GiB.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+SummaryOpt = Annotated[
+    bool,
+    typer.Option(
+        "--summary", "-q", help="Only the headline: parameters, FLOPs per token, weight and peak memory (table output).", rich_help_panel=OUTPUT
+    ),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random weights and input.", min=0, rich_help_panel=OUTPUT)]
 
 
