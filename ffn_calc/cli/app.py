@@ -123,10 +123,10 @@ def verify(
     no_input_grad: NoInputGradOpt = False,
     recompute: Annotated[
         str,
-        typer.Option("--recompute", help="With --backward: the recompute mode (none, selective, full).", rich_help_panel=OUTPUT),
+        typer.Option("--recompute", help=f"With --backward: the recompute mode ({', '.join(RECOMPUTE)}).", rich_help_panel=OUTPUT),
     ] = "none",
     optimizer: Annotated[
-        str, typer.Option("--optimizer", help="With --backward: the optimizer whose update runs (sgd, momentum, adam).", rich_help_panel=OUTPUT)
+        str, typer.Option("--optimizer", help=f"With --backward: the optimizer whose update runs ({', '.join(OPTIMIZERS)}).", rich_help_panel=OUTPUT)
     ] = "adam",
     mixed_precision: Annotated[
         bool,
