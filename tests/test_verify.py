@@ -43,12 +43,12 @@ def test_example_verifies_in_every_mode(activation: str, norm: str) -> None:
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("norm", NORMS)
 def test_bert_base_sized_layer_verifies(activation: str, norm: str) -> None:
-    """1 × 512 × 768, d_ff 3072: here the arrays dominate, so the measured peak is judged at 10%."""
+    """1 × 512 × 768, d_ff 3072 (33 MB): the measured peak is at least the prediction and within 2% of it."""
     report = verify(make_config(1, 512, 768, "3072", activation=activation, norm=norm))
     assert failed(report) == []
     peak = next(c for c in report.checks if c.name.startswith("peak bytes"))
     assert isinstance(peak.observed, int) and isinstance(peak.predicted, int)
-    assert abs(peak.observed - peak.predicted) <= 0.10 * peak.predicted
+    assert peak.predicted <= peak.observed <= 1.02 * peak.predicted
     assert report.gflops_per_s > 0
 
 
@@ -281,3 +281,18 @@ def test_no_elementwise_thread_survives_a_fork(monkeypatch: pytest.MonkeyPatch) 
     os.waitpid(pid, 0)
     assert arrays._pool is None
     assert not any(t.name.startswith("ffn-calc-elementwise") for t in threading.enumerate())
+
+
+def test_peak_check_bounds() -> None:
+    """At least the prediction; at most 2% above it, or the absolute allowance (+ the routing's
+    arrays) when that is larger; the workspace is set aside before judging."""
+    from ffn_calc.verifier.compare import peak_check
+
+    mib = 2**20
+    assert peak_check("peak bytes", 100 * mib, 102 * mib, 0, 0, 320 << 10).ok
+    assert not peak_check("peak bytes", 100 * mib, 102 * mib + 1, 0, 0, 320 << 10).ok
+    assert not peak_check("peak bytes", 100 * mib, 100 * mib - 1, 0, 0, 320 << 10).ok
+    assert peak_check("peak bytes", 100 * mib, 150 * mib, 50 * mib, 0, 320 << 10).observed == 100 * mib
+    assert peak_check("peak bytes", mib, mib + (320 << 10), 0, 0, 320 << 10).ok  # small: the absolute allowance
+    assert not peak_check("peak bytes", mib, mib + (320 << 10) + 1, 0, 0, 320 << 10).ok
+    assert peak_check("peak bytes", mib, mib + (320 << 10) + 4096, 0, 4096, 320 << 10).ok  # + the routing's arrays

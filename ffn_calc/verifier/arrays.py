@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-BLOCK_ELEMENTS = 1 << 14
+BLOCK_ELEMENTS = 1 << 12
 
 
 def blocks(total: int, step: int) -> Iterator[tuple[int, int]]:
@@ -34,13 +34,14 @@ def blocks(total: int, step: int) -> Iterator[tuple[int, int]]:
 # (rows, depth)·(depth, cols): the weight's tile is `depth` contiguous row segments; when the
 # depth is split, each partial product lands in a float32 block and is added to the
 # accumulator of that block of the output. Every float32 buffer holds at most
-# NARROW_BLOCK_BYTES, and narrow_scratch_bytes says exactly what they take together.
+# NARROW_BLOCK_BYTES; they live in a Workspace, made once before a pass (as a GEMM library's
+# workspace is), and narrow_scratch_bytes says exactly what one product needs.
 NARROW_BLOCK_BYTES = 16 << 20  # 2 MiB tiles made (128, K)·(K, 128) products, 25× slower on LLaMA-2-7B
 NARROW = ("float16", "bfloat16", "float8_e4m3fn", "float8_e5m2")
 FLOAT8 = ("float8_e4m3fn", "float8_e5m2")
 # float8 → float32 goes through a 256-entry table (ml_dtypes' own conversion of every byte),
-# a few times faster than ml_dtypes' cast; np.take copies its indices to intp first, so the
-# table is read CONVERT_ELEMENTS at a time: 8 bytes each of scratch.
+# a few times faster than ml_dtypes' cast; np.take needs its indices as intp, so the bytes
+# are widened CONVERT_ELEMENTS at a time into the workspace: 8 bytes each of scratch.
 CONVERT_ELEMENTS = 1 << 15
 _TABLES: dict[str, np.ndarray] = {}
 
@@ -56,15 +57,27 @@ def _table(dtype: np.dtype) -> np.ndarray:
     return _TABLES[dtype.name]
 
 
-def to_float32(src: np.ndarray, dst: np.ndarray) -> None:
-    """dst[...] = src, a 2-D narrow array into float32 of the same shape, exactly."""
+def to_float32(src: np.ndarray, dst: np.ndarray, indices: np.ndarray | None = None) -> None:
+    """dst[...] = src, a 2-D narrow array into float32 of the same shape, exactly. A float8
+    source is read through the table, CONVERT_ELEMENTS (or one row) at a time, its bytes
+    widened into `indices` (intp, at least that many elements; made here when None)."""
     if src.dtype.name not in FLOAT8:
         np.copyto(dst, src)
         return
-    table, rows = _table(src.dtype), max(1, CONVERT_ELEMENTS // max(1, src.shape[1]))
+    width = max(1, src.shape[1])
+    table, rows = _table(src.dtype), max(1, CONVERT_ELEMENTS // width)
+    if indices is None:
+        indices = np.empty(_index_elements(src.shape[0], width), np.intp)
     bits = src.view(np.uint8)
     for i, j in blocks(src.shape[0], rows):
-        np.take(table, bits[i:j], out=dst[i:j], mode="wrap")  # "wrap": no buffered copy of out
+        idx = indices[: (j - i) * width].reshape(j - i, width)
+        np.copyto(idx, bits[i:j])  # np.take would copy uint8 indices to intp on its own
+        np.take(table, idx, out=dst[i:j], mode="wrap")  # "wrap": no buffered copy of out
+
+
+def _index_elements(rows: int, width: int) -> int:
+    """The intp indices to_float32 holds for a (rows, width) float8 tile: CONVERT_ELEMENTS, or one row when wider."""
+    return min(rows * width, max(CONVERT_ELEMENTS, width))
 
 
 def _narrow_blocks(m: int, k: int, n: int) -> tuple[int, int, int]:
@@ -76,37 +89,73 @@ def _narrow_blocks(m: int, k: int, n: int) -> tuple[int, int, int]:
     return rows, depth, cols
 
 
-def narrow_scratch_bytes(m: int, k: int, n: int, dtype: str = "float16") -> int:
-    """The float32 scratch of a narrow (m, k)·(k, n): one tile of each operand, the output
-    block's accumulator and, when the depth is split, the block of one partial product; for
-    float8, the table's intp indices."""
+def _tile_sizes(m: int, k: int, n: int, dtype: str) -> tuple[int, int]:
+    """(float32 elements, intp index elements) of a narrow (m, k)·(k, n): one tile of each
+    operand, the output block's accumulator and, when the depth is split, the block of one
+    partial product; for float8, the indices of the larger operand tile."""
     rows, depth, cols = _narrow_blocks(m, k, n)
     partial = rows * cols if depth < k else 0
-    indices = 0
-    if dtype in FLOAT8:  # to_float32 reads a tile CONVERT_ELEMENTS at a time, or one row when wider
-        indices = 8 * max(min(t_rows * width, max(CONVERT_ELEMENTS, width)) for t_rows, width in ((rows, depth), (depth, cols)))
-    return 4 * (rows * depth + depth * cols + rows * cols + partial) + indices
+    indices = max(_index_elements(rows, depth), _index_elements(depth, cols)) if dtype in FLOAT8 else 0
+    return rows * depth + depth * cols + rows * cols + partial, indices
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """a·b for 2-D operands; a narrow dtype through float32 BLAS, tile by tile (see above)."""
+def narrow_scratch_bytes(m: int, k: int, n: int, dtype: str = "float16") -> int:
+    """The bytes of a narrow (m, k)·(k, n)'s scratch (see _tile_sizes)."""
+    floats, indices = _tile_sizes(m, k, n, dtype)
+    return 4 * floats + np.dtype(np.intp).itemsize * indices
+
+
+class Workspace:
+    """The scratch of the narrow products, made once before a pass and reused by every product,
+    as a GEMM library's workspace is: sized for the largest of `products` ((m, k, n) each) in
+    `dtype`, empty for a dtype whose products need none. What a pass holds beyond the model's
+    tensors is then this, and `nbytes` (the arrays' own) is what the peak check sets aside."""
+
+    def __init__(self, products: Iterable[tuple[int, int, int]] = (), dtype: str = "float32") -> None:
+        sizes = [_tile_sizes(m, k, n, dtype) for m, k, n in products] if dtype in NARROW else []
+        self.floats = np.empty(max((f for f, _ in sizes), default=0), np.float32)
+        self.indices = np.empty(max((i for _, i in sizes), default=0), np.intp)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.floats.nbytes + self.indices.nbytes)
+
+    def tiles(self, shapes: list[tuple[int, int]]) -> list[np.ndarray] | None:
+        """Float32 arrays of these shapes, side by side in the workspace; None when they do not fit."""
+        out, start = [], 0
+        for r, c in shapes:
+            if start + r * c > self.floats.size:
+                return None
+            out.append(self.floats[start : start + r * c].reshape(r, c))
+            start += r * c
+        return out
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, workspace: Workspace | None = None) -> np.ndarray:
+    """a·b for 2-D operands; a narrow dtype through float32 BLAS, tile by tile (see above), in
+    `workspace` when it is large enough, else in tiles made for this product."""
     if not is_narrow(a.dtype) or a.dtype != b.dtype or a.ndim != 2 or b.ndim != 2:
         return np.matmul(a, b, out=out)
     (m, k), n = a.shape, b.shape[1]
     if out is None:
         out = np.empty((m, n), a.dtype)
     rows, depth, cols = _narrow_blocks(m, k, n)
-    left = np.empty((rows, depth), np.float32)
-    right = np.empty((depth, cols), np.float32)
-    acc = np.empty((rows, cols), np.float32)
-    part = np.empty((rows, cols), np.float32) if depth < k else acc
+    floats, index_elements = _tile_sizes(m, k, n, a.dtype.name)
+    if workspace is None or workspace.indices.size < index_elements or workspace.floats.size < floats:
+        workspace = Workspace([(m, k, n)], a.dtype.name)
+    shapes = [(rows, depth), (depth, cols), (rows, cols)] + ([(rows, cols)] if depth < k else [])
+    tiles = workspace.tiles(shapes)
+    assert tiles is not None  # _tile_sizes counts exactly these
+    left, right, acc = tiles[:3]
+    part = tiles[3] if depth < k else acc
+    indices = workspace.indices
     for i, i_end in blocks(m, rows):
         for j, j_end in blocks(n, cols):
             r, c = i_end - i, j_end - j
             for p, p_end in blocks(k, depth):
                 d = p_end - p
-                to_float32(a[i:i_end, p:p_end], left[:r, :d])
-                to_float32(b[p:p_end, j:j_end], right[:d, :c])
+                to_float32(a[i:i_end, p:p_end], left[:r, :d], indices)
+                to_float32(b[p:p_end, j:j_end], right[:d, :c], indices)
                 np.matmul(left[:r, :d], right[:d, :c], out=acc[:r, :c] if p == 0 else part[:r, :c])
                 if p:
                     acc[:r, :c] += part[:r, :c]
@@ -125,6 +174,13 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 THREADS = min(4, os.cpu_count() or 1)  # past a few threads, memory bandwidth is the limit
 SCRATCH_BLOCKS = 4
 SCRATCH_BYTES = THREADS * SCRATCH_BLOCKS * BLOCK_ELEMENTS * 8
+
+
+def elementwise_scratch_bytes(widest_row: int) -> int:
+    """The most the elementwise threads hold at once: SCRATCH_BLOCKS float64 blocks each, a
+    block being BLOCK_ELEMENTS elements, or one row when a row is wider."""
+    return THREADS * SCRATCH_BLOCKS * max(BLOCK_ELEMENTS, widest_row) * 8
+
 
 _pool: ThreadPoolExecutor | None = None
 

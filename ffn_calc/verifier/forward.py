@@ -319,6 +319,7 @@ def moe(rec: Recorder, cfg: FFNConfig, p: Params, box: list[np.ndarray]) -> np.n
         xe = np.zeros((e * cap, d), src.dtype)
         xe[slot[kept]] = src.reshape(n, d)[np.flatnonzero(kept) // k]
         xe = xe.reshape(e, cap, d)
+    rec.routing_arrays(index, order, counts, groups.starts, slot, kept, *([] if cap is None else [rank]))
     rows = [int(min(c, cap)) if cap is not None else int(c) for c in counts]
     rec.expert_rows = rows if rec.expert_rows is None else [a + b for a, b in zip(rec.expert_rows, rows, strict=True)]
     rec.routed(index, None if cap is None else kept.reshape(n, k))

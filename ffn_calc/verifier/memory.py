@@ -10,10 +10,15 @@ from dataclasses import replace
 
 from ffn_calc.model.errors import VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
+from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier import arrays, reference
+from ffn_calc.verifier.compare import PEAK_TOLERANCE
 from ffn_calc.verifier.observe import SAMPLE_TOKENS
 
-INTERPRETER_NOISE_BYTES = 1 << 20
+# What tracemalloc counts in a forward pass beyond its arrays: the recorder's and the threads'
+# Python objects. Measured at 9–19 KB on small dense layers (`verify 1 4 8 --d-ff 32`,
+# `verify 2 16 64`) and 40–100 KB with 64–256 experts, whose products the recorder lists.
+INTERPRETER_BYTES = 1 << 16
 MEMORY_SHARE = 0.8  # of the memory the OS reports available
 
 
@@ -29,15 +34,34 @@ def available_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def widest_row(cfg: FFNConfig) -> int:
+    """The widest row an elementwise step works on: d_model, the (shared experts') d_ff, or the experts' logits."""
+    return max(cfg.d_model, cfg.d_ff * max(1, cfg.shared_experts), cfg.experts)
+
+
+def peak_allowance(prediction: FFNReport) -> int:
+    """The absolute allowance of the peak check above its prediction, for a pass whose narrow
+    products run in the workspace (set aside by its observed bytes): the interpreter's objects
+    (INTERPRETER_BYTES, measured) and the elementwise threads' blocks (arrays.elementwise_scratch_bytes)."""
+    return INTERPRETER_BYTES + arrays.elementwise_scratch_bytes(widest_row(prediction.config))
+
+
+def routing_bytes_bound(cfg: FFNConfig) -> int:
+    """At most what the routing's integer arrays take (forward.moe): per (token, slot) pair the
+    top-k index, the grouping order, the slot and the rank in int64 and a kept flag; per expert
+    its count and start. 0 for a dense layer."""
+    return (cfg.tokens * cfg.top_k * (4 * 8 + 1) + 2 * 8 * cfg.experts) if cfg.is_moe else 0
+
+
 def scratch_allowance(prediction: FFNReport) -> int:
-    """What the pass may hold beyond the tensors the prediction counts: 1 MiB of interpreter
-    noise, the elementwise threads' blocks (arrays.SCRATCH_BYTES) and, in a narrow dtype
-    (float16, bfloat16, float8), the float32 tiles of the largest product (arrays.narrow_scratch_bytes)."""
-    dtype = prediction.config.dtype
+    """What the pass may hold beyond the tensors the prediction counts, for planning the memory:
+    the peak check's absolute allowance, the routing's integer arrays and, in a narrow dtype
+    (float16, bfloat16, float8), the workspace of the largest product (arrays.narrow_scratch_bytes)."""
+    cfg = prediction.config
     narrow = 0
-    if dtype in arrays.NARROW:
-        narrow = max((arrays.narrow_scratch_bytes(*s.matmul, dtype) for s in prediction.stages if s.matmul), default=0)
-    return INTERPRETER_NOISE_BYTES + arrays.SCRATCH_BYTES + narrow
+    if cfg.dtype in arrays.NARROW:
+        narrow = max((arrays.narrow_scratch_bytes(*s.matmul, cfg.dtype) for s in prediction.stages if s.matmul), default=0)
+    return peak_allowance(prediction) + routing_bytes_bound(cfg) + narrow
 
 
 def checks_bytes(prediction: FFNReport) -> int:
@@ -58,9 +82,11 @@ def checks_bytes(prediction: FFNReport) -> int:
 def required_bytes(prediction: FFNReport, chunk_tokens: int = 0) -> int:
     """What a verify run allocates at most: the larger of the forward peak (whole, or run
     `chunk_tokens` tokens at a time) and what the checks on the sampled tokens hold after it,
-    plus the scratch allowance."""
+    plus as much again as the peak check tolerates above it (compare.PEAK_TOLERANCE) and the
+    scratch allowance."""
     forward_peak = chunked_peak(prediction.config, chunk_tokens) if chunk_tokens else prediction.totals.peak_bytes
-    return max(forward_peak, checks_bytes(prediction)) + scratch_allowance(prediction)
+    held = max(forward_peak, checks_bytes(prediction))
+    return held + int(PEAK_TOLERANCE * held) + scratch_allowance(prediction)
 
 
 def _size(n: int | float) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,7 +18,7 @@ from ffn_calc.model import structure as names
 from ffn_calc.model.conventions import FLOPS_PER_MAC
 from ffn_calc.model.forward import FFNReport
 from ffn_calc.model.layer import FFNConfig
-from ffn_calc.verifier.arrays import random_array
+from ffn_calc.verifier.arrays import Workspace, random_array
 from ffn_calc.verifier.compare import ActiveSeen, ArraySeen, ForwardSeen, StackSeen, StageSeen, active_per_token
 from ffn_calc.verifier.forward import NORM_PARAMS, Params, forward, make_params, route
 from ffn_calc.verifier.recorder import Recorder, Silent, expert_params_read
@@ -64,12 +64,18 @@ def random_norm_weights(rng: np.random.Generator, cfg: FFNConfig, p: Params) -> 
 
 
 def observe_forward(
-    cfg: FFNConfig, rng: np.random.Generator, np_dtype: Any, chunk: int = 0, advance: Callable[[int], None] | None = None
+    cfg: FFNConfig,
+    rng: np.random.Generator,
+    np_dtype: Any,
+    chunk: int = 0,
+    advance: Callable[[int], None] | None = None,
+    products: Iterable[tuple[int, int, int]] = (),
 ) -> tuple[ForwardSeen, Params, np.ndarray, Sample]:
     """Make the weights (the norm's γ and β random) and the input, run the pass (in chunks of
     `chunk` tokens when not 0) and return what it observed, with the weights, the input and a
     sample of SAMPLE_TOKENS tokens' outputs for the checks that follow; the rest of the
-    output is dropped."""
+    output is dropped. The narrow products' workspace is made before the pass, sized for the
+    largest of `products` (a product it cannot hold makes its own tiles, which the peak shows)."""
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
         tracemalloc.start()
@@ -77,7 +83,8 @@ def observe_forward(
         params = make_params(rng, cfg, np_dtype)
         random_norm_weights(rng, cfg, params)
         x = random_array(rng, (cfg.batch, cfg.seq_len, cfg.d_model), np_dtype, 1.0)
-        rec = Recorder(first_shapes=bool(chunk))
+        workspace = Workspace(products, np.dtype(np_dtype).name)
+        rec = Recorder(first_shapes=bool(chunk), workspace=workspace)
         rec.expert_sizes = expert_sizes(cfg, params)
         tracemalloc.reset_peak()
         start = time.perf_counter()
@@ -104,8 +111,10 @@ def observe_forward(
         tuple(rec.expert_rows) if rec.expert_rows is not None else None,
         rec.zero_fraction,
         active_seen(cfg, params, rec, sample.inputs),
+        workspace.nbytes,
+        rec.routing_bytes,
     )
-    del out
+    del out, workspace
     return seen, params, x, sample
 
 
@@ -161,7 +170,8 @@ def stack_from_pass(pred: FFNReport, seen: ForwardSeen, chunked: bool = False) -
     active = active_per_token(pred, seen.active) if seen.active is not None else None
     params = sum(a.size for a in seen.weights.values())
     weight_bytes = sum(a.nbytes for a in seen.weights.values())
-    return StackSeen(1, params, active, weight_bytes, macs, seen.flops, None if chunked else seen.peak_bytes, "the main pass")
+    peak = None if chunked else seen.peak_bytes
+    return StackSeen(1, params, active, weight_bytes, macs, seen.flops, peak, "the main pass", seen.workspace_bytes, seen.routing_bytes)
 
 
 def observe_stack(pred: FFNReport, rng: np.random.Generator, np_dtype: Any) -> StackSeen:
@@ -182,18 +192,21 @@ def observe_stack(pred: FFNReport, rng: np.random.Generator, np_dtype: Any) -> S
             random_norm_weights(rng, cfg, p)
             layers.append(p)
         h = random_array(rng, (cfg.batch, cfg.seq_len, cfg.d_model), np_dtype, 1.0)
+        workspace = Workspace((s.matmul for s in pred.stages if s.matmul), np.dtype(np_dtype).name)
         tracemalloc.reset_peak()
         macs = flops = 0
         actives: list[int | None] = []
+        routing_bytes = 0
         for p in layers:
             sampled = h.reshape(-1, cfg.d_model)[:SAMPLE_TOKENS].copy()
-            rec = Recorder()
+            rec = Recorder(workspace=workspace)
             rec.expert_sizes = expert_sizes(cfg, p)
             h = forward(rec, cfg, p, h)
             layer_macs = sum(m * k * n for o in rec.stages.values() for m, k, n in o.matmuls)
             macs += layer_macs
             flops += FLOPS_PER_MAC * layer_macs + sum(o.elementwise_flops for o in rec.stages.values())
             actives.append(active_per_token(pred, active_seen(cfg, p, rec, sampled)))
+            routing_bytes = max(routing_bytes, rec.routing_bytes)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         if not was_tracing:
@@ -202,4 +215,4 @@ def observe_stack(pred: FFNReport, rng: np.random.Generator, np_dtype: Any) -> S
     active = None if None in actives else sum(a for a in actives if a is not None)
     params = sum(w.size for p in layers for w in p.values())
     weight_bytes = sum(w.nbytes for p in layers for w in p.values())
-    return StackSeen(cfg.layers, params, active, weight_bytes, macs, flops, peak - base, "run one after the other")
+    return StackSeen(cfg.layers, params, active, weight_bytes, macs, flops, peak - base, "run one after the other", workspace.nbytes, routing_bytes)

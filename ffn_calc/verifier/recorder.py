@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ffn_calc.verifier.arrays import matmul
+from ffn_calc.verifier.arrays import Workspace, matmul
 from ffn_calc.verifier.compare import Cost, Counted
 
 
@@ -72,8 +72,9 @@ class Observed:
 class Recorder:
     """Collects what the forward pass really did, stage by stage."""
 
-    def __init__(self, first_shapes: bool = False) -> None:
+    def __init__(self, first_shapes: bool = False, workspace: Workspace | None = None) -> None:
         self.stages: dict[str, Observed] = {}
+        self.workspace = workspace  # the narrow products' tiles, made before the pass (arrays.py)
         self.zero_fraction: float | None = None
         self.expert_rows: list[int] | None = None
         self.first_shapes = first_shapes  # in a chunked pass, keep the first chunk's shapes
@@ -84,6 +85,9 @@ class Recorder:
         self.expert_sizes: np.ndarray | None = None
         self.token_params: tuple[int, int] | None = None
         self.routed_tokens = 0
+        # The most bytes the routing's integer bookkeeping (top-k indices, the grouping, the
+        # slots) held at once: arrays of the verifier's own, which the model does not count.
+        self.routing_bytes = 0
 
     def stage(self, name: str) -> Observed:
         return self.stages.setdefault(name, Observed())
@@ -102,7 +106,11 @@ class Recorder:
         start = time.perf_counter()
         obs.einsum_flops.append(_einsum_path_flops(a, b))
         self.overhead_s += time.perf_counter() - start
-        return matmul(a, b, out=out)
+        return matmul(a, b, out=out, workspace=self.workspace)
+
+    def routing_arrays(self, *arrays: np.ndarray) -> None:
+        """The routing's integer arrays, alive together through the experts: their .nbytes."""
+        self.routing_bytes = max(self.routing_bytes, sum(a.nbytes for a in arrays))
 
     def tally(self, name: str, cost: Cost) -> Tally:
         """The counter of operation `cost` in stage `name`, for the code that writes its output."""
@@ -139,7 +147,7 @@ class Silent(Recorder):
         return array
 
     def matmul(self, name: str, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        return matmul(a, b, out=out)
+        return matmul(a, b, out=out, workspace=self.workspace)
 
     def tally(self, name: str, cost: Cost) -> Tally:
         return DISCARD

@@ -26,7 +26,7 @@ from ffn_calc.model.errors import ConfigError, VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier.compare import ForwardSeen, StackSeen, compare_forward, compare_model, definitions, observations
-from ffn_calc.verifier.memory import check_backward_fits, plan_chunks, scratch_allowance
+from ffn_calc.verifier.memory import check_backward_fits, peak_allowance, plan_chunks
 from ffn_calc.verifier.observe import observe_forward, observe_stack, stack_from_pass, stack_refusal
 from ffn_calc.verifier.properties import RTOL, structural_checks
 from ffn_calc.verifier.report import Check, VerifyReport
@@ -114,8 +114,9 @@ def verify(
         if progress is not None:
             progress(done, cfg.tokens)
 
-    seen, params, x, sample = observe_forward(run_cfg, rng, np_dtype, chunk, advance)
-    checks: list[Check] = compare_forward(pred, shape_pred, peak_pred, seen, scratch_allowance(pred), chunk, limit)
+    products = [s.matmul for s in shape_pred.stages if s.matmul]
+    seen, params, x, sample = observe_forward(run_cfg, rng, np_dtype, chunk, advance, products)
+    checks: list[Check] = compare_forward(pred, shape_pred, peak_pred, seen, peak_allowance(pred), chunk, limit)
     checks.extend(structural_checks(run_cfg, params, sample, rng, RTOL[computed]))
     checks.extend(_model_checks(pred, seen, seed, np_dtype, chunk, limit))
     if backward:
@@ -146,7 +147,7 @@ def _model_checks(pred: FFNReport, seen: ForwardSeen, seed: int, np_dtype: Any, 
         stack: StackSeen | str = stack_from_pass(pred, seen, bool(chunk))
     else:
         stack = stack_refusal(pred, chunk, limit) or observe_stack(pred, np.random.default_rng([seed, 1]), np_dtype)
-    return compare_model(pred, stack, scratch_allowance(pred), stack_from_pass(pred, seen))
+    return compare_model(pred, stack, peak_allowance(pred), stack_from_pass(pred, seen))
 
 
 def _verify_groups(
