@@ -156,3 +156,24 @@ def test_capacity_routing_drops_what_overflows() -> None:
         seen[e] += 1
         assert np.allclose(y[t], expected), t
     assert max(seen) > cap  # the case really drops pairs
+
+
+def test_a_saved_tensor_the_backward_never_reads_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model saving ReLU's input as well as its output (its backward reads only the output):
+    the NumPy step keeps what the model lists, so the extra tensor is seen as never read."""
+    from ffn_calc.model.training import SavedTensor
+    from ffn_calc.verifier import training_step
+
+    real = training_step.train
+
+    def extra(cfg, options):  # type: ignore[no-untyped-def]
+        report = real(cfg, options)
+        h = next(s for s in report.forward.stages if s.name == "linear1")  # ReLU's input
+        return replace(report, saved=(*report.saved, SavedTensor(h.name, h.output_shape, h.output_bytes, "planted")))
+
+    honest = ffn_calc.verify(make_config(2, 8, 16), backward=True)
+    assert all(c.ok for c in honest.checks)
+    monkeypatch.setattr(training_step, "train", extra)
+    report = ffn_calc.verify(make_config(2, 8, 16), backward=True)
+    failed = {c.name: c.observed for c in report.checks if not c.ok}
+    assert failed["every saved tensor is read by the recompute or the backward"] == "never read: linear1"

@@ -94,15 +94,15 @@ def _norm_backward(
     """The norm's weight gradients into `g`, and its input's gradient (None without `input_grad`:
     then only the weight gradients' work is done and counted)."""
     kind = norm_type(cfg.norm_type)
-    rows, width = dy.shape
     if not input_grad:
         xhat = cache[0]
         for w, grad in zip(kind.weights, ((dy * xhat).sum(axis=0), dy.sum(axis=0)), strict=False):  # dγ = Σ dy·x̂, dβ = Σ dy
             g[w] = grad
-        rec.flops(kind.stage, "elementwise", kind.weight_grad_flops(rows, width))
+        rec.flops(kind.stage, "elementwise", kind.weight_grad_flops_per_element * dy.size)  # per element of dy read
         return None
-    rec.flops(kind.stage, "elementwise", kind.backward_flops(rows, width))
-    return NORM_PASSES[kind.name][1](dy, cache, p, g)
+    dx = NORM_PASSES[kind.name][1](dy, cache, p, g)
+    rec.flops(kind.stage, "elementwise", kind.backward_flops_per_element * dx.size + kind.backward_flops_per_row * dx.shape[0])
+    return dx
 
 
 # --- the layer as a training step runs it ------------------------------------------------------
@@ -120,8 +120,21 @@ class MissingTensor(Exception):
     """The backward pass needed a tensor that was neither saved nor recomputed."""
 
 
-class _Reads(dict):  # type: ignore[type-arg]
-    """A store whose missing names raise MissingTensor, naming the tensor."""
+class Reads(dict):  # type: ignore[type-arg]
+    """A store that notes every name read from it (into `names`) and whose missing names raise
+    MissingTensor, naming the tensor."""
+
+    def __init__(self, store: Store, read: set[str] | None = None) -> None:
+        super().__init__(store)
+        self.read = read if read is not None else set()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        self.read.add(name)
+        return super().__getitem__(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.read.add(name)
+        return super().get(name, default)
 
     def __missing__(self, name: str) -> np.ndarray:
         raise MissingTensor(name)
@@ -281,8 +294,9 @@ def _store_norm(cfg: FFNConfig, p: Params, rec: BackwardRecorder, store: Store, 
     x = store[src]
     out, (_, inv) = _norm_forward(cfg, x, p)
     store[nt.stats_tensor] = _norm_stats(cfg.norm_type, x, inv)
-    rec.flops(nt.stage, "forward", nt.flops(*x.shape))
-    return np.asarray(out).astype(x.dtype)
+    out = np.asarray(out).astype(x.dtype)
+    rec.flops(nt.stage, "forward", nt.flops_per_element * out.size + nt.flops_per_row * out.shape[0])  # per element and row written
+    return out
 
 
 def layer_forward(cfg: FFNConfig, p: Params, x: np.ndarray, rec: BackwardRecorder, dropout: Dropout | None = None) -> tuple[np.ndarray, Store]:
@@ -304,24 +318,25 @@ def layer_forward(cfg: FFNConfig, p: Params, x: np.ndarray, rec: BackwardRecorde
             sig = 1.0 / (1.0 + np.exp(np.negative(logit, dtype=np.float64 if s.dtype == np.float64 else np.float32)))
             ys = (sig * ys).astype(s.dtype)
             store[names.SHARED_EXPERT_SCALE] = ys
-            rec.flops(names.SHARED_EXPERT_SCALE, "forward", conv.SIGMOID_FLOPS * n + conv.GATE_SCALE_FLOPS_PER_ELEMENT * ys.size)
+            rec.flops(names.SHARED_EXPERT_SCALE, "forward", conv.SIGMOID_FLOPS * sig.size + conv.GATE_SCALE_FLOPS_PER_ELEMENT * ys.size)
         logits = rec.matmul(names.ROUTER, "forward", s, p[names.W_ROUTER])
         store[names.ROUTER] = logits
-        top, chosen, total = routing.top_k(routing.softmax(logits.astype(np.float64 if s.dtype == np.float64 else np.float32)), k)
+        probs = routing.softmax(logits.astype(np.float64 if s.dtype == np.float64 else np.float32))
+        top, chosen, total = routing.top_k(probs, k)
         w = (chosen / total).astype(s.dtype)
         store[names.ROUTING] = w
         store[names.ROUTING_INDICES] = top.astype(np.int64)
-        rec.flops(names.ROUTING, "forward", conv.ROUTER_SOFTMAX_FLOPS_PER_LOGIT * n * e + (2 * k - 1) * n)
+        rec.flops(names.ROUTING, "forward", conv.ROUTER_SOFTMAX_FLOPS_PER_LOGIT * probs.size + (2 * k - 1) * w.shape[0])  # per logit, per token
+        del probs
         groups = routing.group(top, e)
         slot = groups.slots().reshape(n, k)
         store[names.DISPATCH] = s[groups.order // k]
         ye = _Block(cfg, p, rec, names.EXPERT, names.DISPATCH, groups.bounds).forward(store)
         y = sum(w[:, j, None] * ye[slot[:, j]] for j in range(k))
-        flops = (2 * k - 1) * n * d
         if ys is not None:
             y = y + ys
-            flops += conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT * n * d
         y = np.asarray(y).astype(s.dtype)
+        flops = (2 * k - 1) * y.size + (conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT * y.size if ys is not None else 0)  # per element written
         store[names.COMBINE] = y
         rec.flops(names.COMBINE, "forward", flops)
     else:
@@ -344,7 +359,7 @@ def layer_backward(
     """Every weight's gradient (and x's, as "x", with `input_grad`) of Σ(output ⊙ dout), each
     tensor read from `store` by name; and the largest output-gradient + input-gradient pair
     of a product (bytes). Raises MissingTensor when the store lacks a tensor it needs."""
-    store = _Reads(store)
+    store = Reads(store, store.read if isinstance(store, Reads) else None)
     n, d, e, k = cfg.tokens, cfg.d_model, cfg.experts, cfg.top_k
     g: Grads = {}
     nt = norm_type(cfg.norm_type)
@@ -370,10 +385,12 @@ def layer_backward(
         token = groups.order // k
         dye = np.zeros_like(ye)
         dw = np.empty(w.shape, ct)
+        written = 0
         for j in range(k):
             dye[slot[:, j]] = w[:, j, None] * dy
             dw[:, j] = (dy.astype(ct) * ye[slot[:, j]]).sum(axis=1)
-        rec.flops(names.COMBINE, "elementwise", conv.COMBINE_BACKWARD_FLOPS_PER_ELEMENT * n * k * d)
+            written += dy.size  # the rows of dye this slot wrote
+        rec.flops(names.COMBINE, "elementwise", conv.COMBINE_BACKWARD_FLOPS_PER_ELEMENT * written)
         experts = _Block(cfg, p, rec, names.EXPERT, names.DISPATCH, groups.bounds)
         dxe = experts.backward(store, dye, g, block_grad)
         transient = max(transient, experts.transient)
@@ -386,17 +403,18 @@ def layer_backward(
         dprobs = np.zeros_like(probs)
         np.put_along_axis(dprobs, top, dchosen, axis=1)
         dlogits = (probs * (dprobs - (probs * dprobs).sum(axis=1, keepdims=True))).astype(s.dtype)
-        rec.flops(names.ROUTING, "elementwise", conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT * n * e + conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT * n * k)
+        per_logit, per_weight = conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT, conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT
+        rec.flops(names.ROUTING, "elementwise", per_logit * dlogits.size + per_weight * dchosen.size)
         g[names.W_ROUTER] = rec.matmul(names.ROUTER, "weight-grad", s.T, dlogits)
         shared = _Block(cfg, p, rec, names.SHARED, src) if cfg.shared_experts else None
         dshared, gate_part = dy, None
         if shared is not None and cfg.shared_expert_gate:
-            sig = 1.0 / (1.0 + np.exp(-store[names.SHARED_EXPERT_GATE].astype(ct)))
+            sig = 1.0 / (1.0 + np.exp(np.negative(store[names.SHARED_EXPERT_GATE].astype(ct))))
             ys_raw = store[names.SHARED + names.linears(cfg.is_glu, cfg.fused)[-1].stage]
             dshared = (sig * dy).astype(dy.dtype)
             dgate = ((dy.astype(ct) * ys_raw).sum(axis=1, keepdims=True) * sig * (1.0 - sig)).astype(s.dtype)
             rec.flops(names.SHARED_EXPERT_SCALE, "elementwise",
-                      conv.GATE_SCALE_BACKWARD_FLOPS_PER_ELEMENT * dy.size + conv.SIGMOID_BACKWARD_FLOPS * n)  # fmt: skip
+                      conv.GATE_SCALE_BACKWARD_FLOPS_PER_ELEMENT * dshared.size + conv.SIGMOID_BACKWARD_FLOPS * dgate.size)  # fmt: skip
             g[names.W_SHARED_EXPERT_GATE] = rec.matmul(names.SHARED_EXPERT_GATE, "weight-grad", s.T, dgate)
             if block_grad:
                 gate_part = rec.matmul(names.SHARED_EXPERT_GATE, "input-grad", dgate, p[names.W_SHARED_EXPERT_GATE].T)

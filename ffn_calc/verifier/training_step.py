@@ -25,7 +25,7 @@ from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.training import TrainingOptions, TrainingReport, train
 from ffn_calc.model.training_options import RECOMPUTE
-from ffn_calc.verifier.backward import BackwardRecorder, Dropout, MissingTensor, activate, gradient_check, layer_backward, layer_forward
+from ffn_calc.verifier.backward import BackwardRecorder, Dropout, MissingTensor, Reads, activate, gradient_check, layer_backward, layer_forward
 from ffn_calc.verifier.compare import _grouped, conv_flops
 from ffn_calc.verifier.forward import NORM_PARAMS, Params, make_params
 from ffn_calc.verifier.memory import scratch_allowance
@@ -108,7 +108,8 @@ def _step_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Genera
         saved[names.DROPOUT_MASK] = dropout.mask
     del store, out  # only the saved tensors outlive the forward pass
     dout = rng.standard_normal((cfg.tokens, cfg.d_model)).astype(x.dtype)
-    work: dict[str, np.ndarray] = dict(saved)
+    reads = Reads(saved)  # notes every name the recompute and the backward read from the saved tensors
+    work: dict[str, np.ndarray] = reads
     missing = ""
     try:
         if mode.forward:  # run the whole forward again from the saved input (the mask from its seed)
@@ -132,6 +133,10 @@ def _step_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Genera
     del work
     checks.append(Check("training", "backward ran from the saved and recomputed tensors only", "every tensor it reads",
                         f"{missing} was not saved" if missing else "yes", not missing))  # fmt: skip
+    if not missing:
+        unread = sorted(set(saved) - reads.read)
+        checks.append(Check("training", "every saved tensor is read by the recompute or the backward", "all of them",
+                            f"never read: {', '.join(unread)}" if unread else "yes", not unread))  # fmt: skip
     checks.append(Check("backward", "input gradient computed", options.input_grad, "x" in grads, ("x" in grads) == options.input_grad))
     for name, array in p.items():
         shape = tuple(grads[name].shape) if name in grads else None
