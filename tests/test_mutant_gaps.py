@@ -177,3 +177,30 @@ def test_a_saved_tensor_the_backward_never_reads_is_seen(monkeypatch: pytest.Mon
     report = ffn_calc.verify(make_config(2, 8, 16), backward=True)
     failed = {c.name: c.observed for c in report.checks if not c.ok}
     assert failed["every saved tensor is read by the recompute or the backward"] == "never read: linear1"
+
+
+def test_sequence_parallel_dropout_acts_on_the_rank_shard() -> None:
+    """Under sequence parallelism dropout runs after the reduce-scatter, on the rank's s / N
+    of the sequence: 2 × 8 tokens over 2 ranks is 8 tokens × 16 features, forward and backward."""
+    t = train(make_config(2, 8, 16), TrainingOptions(dropout=True), tp=2, sequence_parallel=True).totals
+    assert t.dropout_flops == 2 * (2 * 8 // 2) * 16
+    assert train(make_config(2, 8, 16), TrainingOptions(dropout=True), tp=2).totals.dropout_flops == 2 * 2 * 8 * 16
+
+
+def test_a_rank_saving_the_whole_input_under_sequence_parallelism_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model keeping the whole layer input on each rank under sequence parallelism (not its
+    sequence shard): every rank's training step observes the shard it holds, and fails."""
+    real = training_model.train
+
+    def whole_input(cfg, options, tp=1, sequence_parallel=False, ep=1):  # type: ignore[no-untyped-def]
+        report = real(cfg, options, tp, sequence_parallel, ep)
+        saved = tuple(replace(t, shape=(cfg.batch, cfg.seq_len, cfg.d_model), bytes=t.bytes * tp) if t.name == "input" else t for t in report.saved)
+        return replace(report, saved=saved)
+
+    cfg = make_config(2, 8, 16)
+    honest = ffn_calc.verify(cfg, tp=2, sequence_parallel=True, backward=True)
+    assert all(c.ok for c in honest.checks)
+    monkeypatch.setattr(training_model, "train", whole_input)
+    report = ffn_calc.verify(cfg, tp=2, sequence_parallel=True, backward=True)
+    failed = [c.name for c in report.checks if not c.ok]
+    assert "rank 0 step: saved input bytes (float32, .nbytes)" in failed and "rank 1 step: saved input bytes (float32, .nbytes)" in failed

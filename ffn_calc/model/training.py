@@ -370,6 +370,8 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         recompute = sum(s.flops for s in act_stages if not (s.op == "activation" and cfg.nonlinearity.backward_reads == "output"))
     recompute_matmul = fwd.totals.matmul_flops if mode.forward else 0
     out_elements = prod(fwd.stages[-1].output_shape)
+    if parallel is not None and parallel.sequence_parallel:
+        out_elements //= tp  # dropout acts on the rank's sequence shard, after the reduce-scatter (its mask is sharded above)
     dropout = 2 * conv.DROPOUT_FLOPS_PER_ELEMENT * out_elements if options.dropout else 0  # forward and backward
     backward = sum(op.flops for op in ops)
     backward_macs = sum(op.macs for op in ops)

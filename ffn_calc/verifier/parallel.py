@@ -12,6 +12,7 @@ from ffn_calc.model.conventions import FLOPS_PER_MAC
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import WEIGHTS as NORM_WEIGHTS
+from ffn_calc.model.training import TrainingOptions
 from ffn_calc.verifier.forward import Params, ffn, forward, route, shared_expert_gate
 from ffn_calc.verifier.properties import _close
 from ffn_calc.verifier.recorder import Recorder, Silent
@@ -111,7 +112,15 @@ def _collective_rows(plan: object, phase: str, observed: dict[str, list[int]], e
 
 
 def tensor_parallel_checks(
-    cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int, rtol: float, sequence_parallel: bool = False, backward: bool = False
+    cfg: FFNConfig,
+    p: Params,
+    x: np.ndarray,
+    ranks: int,
+    rtol: float,
+    sequence_parallel: bool = False,
+    backward: bool = False,
+    training: TrainingOptions | None = None,
+    rng: np.random.Generator | None = None,
 ) -> list[Check]:
     """Megatron tensor parallelism simulated: shard the weights N ways, run every rank, and run
     the collectives as a ring does, with real buffers — the all-reduce of the partial outputs
@@ -121,8 +130,11 @@ def tensor_parallel_checks(
     Every rank's weight shapes, parameters, MACs and FLOPs, the bytes each rank sends per
     collective and the result against the whole layer's are checked. With `backward`, the
     backward collectives run too (the input gradient's all-reduce; with sequence parallelism
-    the output gradient's all-gather and the input gradient's reduce-scatter)."""
+    the output gradient's all-gather and the input gradient's reduce-scatter) and every rank's
+    training step (`training`: train's options), checked against `train --tp`."""
     from ffn_calc.model.parallel import tensor_parallel
+
+    rng = rng if rng is not None else np.random.default_rng(ranks)
 
     plan = tensor_parallel(cfg, ranks, sequence_parallel)
     rank_cfg = replace(plan.per_rank, norm="none")
@@ -169,10 +181,12 @@ def tensor_parallel_checks(
     reduced = forward_ops[-1]
     checks.append(Check("parallel", "collective tensor bytes", reduced.tensor_bytes, tensor.nbytes, tensor.nbytes == reduced.tensor_bytes))
     whole = forward(Silent(), bare, ffn_params, x)
-    checks.extend(_reduce(partials, whole, ranks, seq_axis, sent["forward"], even, rtol, "partial outputs", "the whole layer's output"))
+    reduce_checks, outputs = _reduce(partials, whole, ranks, seq_axis, sent["forward"], even, rtol, "partial outputs", "the whole layer's output")
+    checks.extend(reduce_checks)
     checks.extend(_collective_rows(plan, "forward", sent["forward"], even, ranks))
     if backward:
         checks.extend(_backward_collectives(cfg, plan, shards, ffn_params, x, seq_axis, sent["backward"], even, rtol))
+        checks.extend(_rank_steps(bare, plan, shards, x, outputs, training or TrainingOptions(), rng))
         checks.extend(_collective_rows(plan, "backward", sent["backward"], even, ranks))
     else:
         for c in plan.collectives:
@@ -192,9 +206,10 @@ def _reduce(
     rtol: float,
     what: str,
     against: str,
-) -> list[Check]:
+) -> tuple[list[Check], list[np.ndarray]]:
     """Sum the ranks' partial tensors in the ring: a reduce-scatter, then (without sequence
-    parallelism) an all-gather — the all-reduce; each rank's result against `whole`."""
+    parallelism) an all-gather — the all-reduce; each rank's result against `whole`. Returns
+    the checks and what each rank holds after it (its shard, or the whole sum)."""
     bufs = [_split(part, ranks, axis) for part in partials]
     scattered = [0] * ranks
     reduce_scatter(bufs, scattered)
@@ -206,7 +221,7 @@ def _reduce(
         diffs = [_close(bufs[r][r], target[r], rtol) for r in range(ranks)]
         checks.append(Check("parallel", f"reduce-scatter of {ranks} ranks' {what}: rank r's shard = {against}'s shard r", "equal",
                             f"max |Δ| {max(d for _, d in diffs):.2e}", all(ok for ok, _ in diffs), "tolerance"))  # fmt: skip
-        return checks
+        return checks, [bufs[r][r] for r in range(ranks)]
     gathered = [0] * ranks
     all_gather(bufs, gathered)
     sent["all-reduce"] = [a + b for a, b in zip(scattered, gathered, strict=True)]
@@ -216,7 +231,7 @@ def _reduce(
     ok, diff = _close(results[0], whole, rtol)
     checks.append(Check("parallel", f"ring all-reduce of {ranks} ranks' {what} = {against}, the same on every rank", "equal",
                         f"max |Δ| {diff:.2e}" + ("" if same else "; ranks differ"), ok and same, "tolerance"))  # fmt: skip
-    return checks
+    return checks, results
 
 
 def _backward_collectives(
@@ -254,7 +269,52 @@ def _backward_collectives(
                             "equal", "equal" if same else "different", same))  # fmt: skip
     partial_dx = [forward_backward(rank_cfg, shards[r], x, grads[r], BackwardRecorder())[1]["x"] for r in range(ranks)]
     whole_dx = forward_backward(bare, p, x, dout, BackwardRecorder())[1]["x"]
-    checks.extend(_reduce(partial_dx, whole_dx, ranks, axis, sent, even, rtol, "partial input gradients", "the whole layer's input gradient"))
+    checks.extend(_reduce(partial_dx, whole_dx, ranks, axis, sent, even, rtol, "partial input gradients", "the whole layer's input gradient")[0])
+    return checks
+
+
+def _rank_steps(
+    bare: FFNConfig, plan: object, shards: list[Params], x: np.ndarray, outputs: list[np.ndarray], options: TrainingOptions, rng: np.random.Generator
+) -> list[Check]:
+    """Every rank's training step, checked against `train --tp N` (one rank's figures): the
+    rank's layer (d_ff / N) on its weight shards. With sequence parallelism the rank saves its
+    own sequence shard of the input, and a ring all-gather rebuilds the input for the backward;
+    dropout then acts on the rank's shard of the reduce-scattered output (`outputs[r]`), so it
+    runs here, forward and backward on that shard, its mask and FLOPs observed apart."""
+    from ffn_calc.model.parallel import TensorParallel
+    from ffn_calc.model.training import train
+    from ffn_calc.verifier.backward import Dropout
+    from ffn_calc.verifier.training_step import InputShards, step_checks
+
+    assert isinstance(plan, TensorParallel)
+    ranks, sp = plan.ranks, plan.sequence_parallel
+    step_options = replace(options, dropout=options.dropout and not sp)
+    pred = train(bare, step_options, ranks, sp)
+    rank_cfg = replace(bare, d_ff=plan.per_rank.d_ff)
+    x_shards = _split(x, ranks, 1) if sp else []
+
+    def gather(_: np.ndarray) -> np.ndarray:
+        bufs = [[s if q == r else np.empty(0, x.dtype) for q, s in enumerate(x_shards)] for r in range(ranks)]
+        all_gather(bufs, [0] * ranks)
+        return np.concatenate(bufs[0], axis=1)
+
+    checks: list[Check] = []
+    for r in range(ranks):
+        held = InputShards(lambda _, r=r: x_shards[r], gather) if sp else None  # type: ignore[misc]
+        steps = step_checks(rank_cfg, shards[r], x, rng, step_options, pred, held)
+        checks.extend(replace(c, group="parallel", name=f"rank {r} step: {c.name}") for c in steps)
+    if options.dropout and sp:
+        with_dropout = train(bare, options, ranks, sp)
+        mask_pred = next((t for t in with_dropout.saved if t.name == names.DROPOUT_MASK), None)  # None: regenerated (full recompute)
+        for r, shard_out in enumerate(outputs):
+            dropout = Dropout(rng.random(shard_out.shape) >= 0.1)
+            dropout.apply(shard_out)  # forward, on the rank's shard of the reduced output
+            dropout.apply(rng.standard_normal(shard_out.shape).astype(shard_out.dtype))  # backward, on its gradient's shard
+            if mask_pred is not None:
+                checks.append(Check("parallel", f"rank {r} dropout mask bytes (on its sequence shard, .nbytes)", mask_pred.bytes,
+                                    dropout.mask.nbytes, dropout.mask.nbytes == mask_pred.bytes))  # fmt: skip
+            checks.append(Check("parallel", f"rank {r} dropout FLOPs (convention × elements written, forward and backward)",
+                                with_dropout.totals.dropout_flops, dropout.flops, dropout.flops == with_dropout.totals.dropout_flops))  # fmt: skip
     return checks
 
 

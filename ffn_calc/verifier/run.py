@@ -126,7 +126,7 @@ def verify(
     if tp > 1:
         from ffn_calc.verifier.parallel import tensor_parallel_checks
 
-        checks.extend(tensor_parallel_checks(run_cfg, params, x, tp, RTOL[computed], sequence_parallel, backward))
+        checks.extend(tensor_parallel_checks(run_cfg, params, x, tp, RTOL[computed], sequence_parallel, backward, training, rng))
     if ep > 1:
         from ffn_calc.verifier.parallel import expert_parallel_checks
 

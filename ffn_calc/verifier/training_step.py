@@ -15,7 +15,8 @@ finite differences in float64, on the layer itself when it is small, else on a s
 from __future__ import annotations
 
 import tracemalloc
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from math import prod
 from typing import Any
 
@@ -80,12 +81,33 @@ def backward_checks(
     `train`'s totals observed, and the gradients against finite differences."""
     options = replace(options or TrainingOptions(), input_grad=input_grad)
     predicted = train(cfg, options)
-    checks = _step_checks(cfg, p, x, rng, options, predicted)
+    checks = step_checks(cfg, p, x, rng, options, predicted)
     checks.append(_finite_differences(cfg, p, x, input_grad))
     return checks
 
 
-def _step_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Generator, options: TrainingOptions, pred: TrainingReport) -> list[Check]:
+@dataclass(frozen=True)
+class InputShards:
+    """How a rank of sequence parallelism holds the layer input it saves: `hold` gives the
+    rank's own sequence shard (the array it keeps), `gather` the whole input rebuilt from
+    every rank's shard by a ring all-gather, run before the recompute and the backward."""
+
+    hold: Callable[[np.ndarray], np.ndarray]
+    gather: Callable[[np.ndarray], np.ndarray]
+
+
+def step_checks(
+    cfg: FFNConfig,
+    p: Params,
+    x: np.ndarray,
+    rng: np.random.Generator,
+    options: TrainingOptions,
+    pred: TrainingReport,
+    shards: InputShards | None = None,
+) -> list[Check]:
+    """One training step of the layer `cfg` with weights `p` on input `x`, every figure of
+    `pred` (train's report of it) observed. With `shards`, the saved layer input is the rank's
+    sequence shard, all-gathered again for the backward (sequence parallelism)."""
     checks: list[Check] = []
     t = pred.totals
     mode = RECOMPUTE[options.recompute]
@@ -104,12 +126,16 @@ def _step_checks(cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Genera
     out, store = layer_forward(cfg, p, x, frec, dropout)
     kept = {s.name for s in pred.saved}
     saved: dict[str, np.ndarray] = {name: store[name] for name in kept if name in store}
+    if shards is not None and names.INPUT in saved:
+        saved[names.INPUT] = shards.hold(saved[names.INPUT])
     if dropout is not None and names.DROPOUT_MASK in kept:
         saved[names.DROPOUT_MASK] = dropout.mask
     del store, out  # only the saved tensors outlive the forward pass
     dout = rng.standard_normal((cfg.tokens, cfg.d_model)).astype(x.dtype)
     reads = Reads(saved)  # notes every name the recompute and the backward read from the saved tensors
     work: dict[str, np.ndarray] = reads
+    if shards is not None and names.INPUT in saved:
+        work[names.INPUT] = shards.gather(work[names.INPUT]).reshape(cfg.tokens, cfg.d_model)
     missing = ""
     try:
         if mode.forward:  # run the whole forward again from the saved input (the mask from its seed)
