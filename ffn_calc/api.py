@@ -212,7 +212,7 @@ def verify(
     tp: int = 1,
     ep: int = 1,
     sequence_parallel: bool = False,
-    progress: Callable[[int, int], Any] | None = None,
+    progress: Callable[[int, int, str], Any] | None = None,
     recompute: str = "none",
     optimizer: str = "adam",
     mixed_precision: bool = False,
@@ -221,7 +221,9 @@ def verify(
     """Run the layer in NumPy and compare what it observes with the prediction, as
     `ffn-calc verify`. Imports NumPy (only this function does). With `backward`, a whole
     training step runs with the options `train` takes (recompute, optimizer, mixed_precision,
-    dropout) and every figure of its totals is observed."""
+    dropout) and every figure of its totals is observed. `progress(done, total, what)` is told
+    the forward pass's tokens as they are done (`what` = "tokens"), then each later step by
+    name with total 0."""
     from ffn_calc.model.training import TrainingOptions
     from ffn_calc.verifier.run import verify as run
 

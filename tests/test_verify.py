@@ -166,7 +166,7 @@ def test_verify_runs_in_chunks_under_the_limit(options: dict[str, object], limit
     limit = limit_mib * 2**20
     assert memory.required_bytes(analyze(cfg)) > limit
     seen: list[tuple[int, int]] = []
-    report = verify(cfg, max_memory_bytes=limit, progress=lambda done, total: seen.append((done, total)))
+    report = verify(cfg, max_memory_bytes=limit, progress=lambda done, total, what: seen.append((done, total)) if what == "tokens" else None)
     assert failed(report) == []
     assert 0 < report.chunk_tokens < cfg.tokens and report.chunks == -(-cfg.tokens // report.chunk_tokens)
     peak = next(c for c in report.checks if c.name.startswith("peak bytes"))
@@ -296,3 +296,13 @@ def test_peak_check_bounds() -> None:
     assert peak_check("peak bytes", mib, mib + (320 << 10), 0, 0, 320 << 10).ok  # small: the absolute allowance
     assert not peak_check("peak bytes", mib, mib + (320 << 10) + 1, 0, 0, 320 << 10).ok
     assert peak_check("peak bytes", mib, mib + (320 << 10) + 4096, 0, 4096, 320 << 10).ok  # + the routing's arrays
+
+
+def test_progress_names_every_step_after_the_forward_pass() -> None:
+    """The bar does not end with the forward pass: each later step is named as it starts."""
+    calls: list[tuple[int, int, str]] = []
+    verify(make_config(2, 8, 16, layers=2), backward=True, tp=2, progress=lambda *a: calls.append(a))
+    assert calls[0] == (16, 16, "tokens")
+    assert [what for _, total, what in calls[1:] if total == 0] == [
+        "checks on 8 sampled tokens", "the model's 2 layers", "the training step", "2 tensor-parallel ranks",
+    ]  # fmt: skip

@@ -82,20 +82,23 @@ EXPECTED_FLOPS_PER_S = 20e9  # a cautious guess for this machine class; only dec
 
 
 @contextmanager
-def progress(flops: int, tokens: int) -> Iterator[Callable[[int, int], None] | None]:
+def progress(flops: int, tokens: int) -> Iterator[Callable[[int, int, str], None] | None]:
     """A transient rich progress bar on stderr, when stderr is a terminal and the pass will
-    likely take more than a second."""
+    likely take more than a second: the forward pass's tokens, then each later step by name."""
     if not sys.stderr.isatty() or flops < EXPECTED_FLOPS_PER_S:
         yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("verify"), BarColumn(), TextColumn("{task.completed:,} / {task.total:,} tokens"),
+    with Progress(TextColumn("verify"), BarColumn(), TextColumn("{task.description}"),
                   TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:  # fmt: skip
-        task = bar.add_task("verify", total=tokens)
+        task = bar.add_task(f"0 / {tokens:,} tokens", total=tokens)
 
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def advance(done: int, total: int, what: str) -> None:
+            if total:  # the forward pass, token by token
+                bar.update(task, completed=done, total=total, description=f"{done:,} / {total:,} {what}")
+            else:  # a later step of unknown length: the bar pulses until the next
+                bar.update(task, total=None, description=what)
 
         yield advance

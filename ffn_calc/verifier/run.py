@@ -53,7 +53,7 @@ def verify(
     cfg: FFNConfig,
     seed: int = 0,
     max_memory_bytes: int | None = None,
-    progress: Callable[[int, int], Any] | None = None,
+    progress: Callable[[int, int, str], Any] | None = None,
     backward: bool = False,
     tp: int = 1,
     input_grad: bool = True,
@@ -66,7 +66,8 @@ def verify(
     When the whole pass would not fit under `max_memory_bytes` (default: a share of the
     memory available), it runs in chunks of tokens and the peak prediction is the chunked
     one. Raises VerifyRefused, before allocating anything, when even that would not fit.
-    `progress(done_tokens, total_tokens)` is called as chunks finish.
+    `progress(done_tokens, total_tokens, "tokens")` is called as chunks finish, then
+    `progress(0, 0, step)` as each later step starts.
 
     A mixed stack (dense layers beside the MoE ones) runs one layer of each group, each checked
     as a layer of its own, and the model totals are checked as the arithmetic of the observed
@@ -112,23 +113,36 @@ def verify(
         nonlocal done
         done += tokens
         if progress is not None:
-            progress(done, cfg.tokens)
+            progress(done, cfg.tokens, "tokens")
+
+    def step(what: str) -> None:
+        if progress is not None:
+            progress(0, 0, what)
 
     products = [s.matmul for s in shape_pred.stages if s.matmul]
     seen, params, x, sample = observe_forward(run_cfg, rng, np_dtype, chunk, advance, products)
     checks: list[Check] = compare_forward(pred, shape_pred, peak_pred, seen, peak_allowance(pred), chunk, limit)
+    step(f"checks on {sample.positions.size} sampled tokens")
     checks.extend(structural_checks(run_cfg, params, sample, rng, RTOL[computed]))
+    if pred.model.layers > 1:
+        step(f"the model's {pred.model.layers} layers")
     checks.extend(_model_checks(pred, seen, seed, np_dtype, chunk, limit))
     if backward:
         from ffn_calc.verifier.training_step import backward_checks
+
+        step("the training step")
 
         checks.extend(backward_checks(run_cfg, params, x, rng, input_grad, training))  # training: TrainingOptions (train's)
     if tp > 1:
         from ffn_calc.verifier.parallel import tensor_parallel_checks
 
+        step(f"{tp} tensor-parallel ranks")
+
         checks.extend(tensor_parallel_checks(run_cfg, params, x, tp, RTOL[computed], sequence_parallel, backward, training, rng))
     if ep > 1:
         from ffn_calc.verifier.parallel import expert_parallel_checks
+
+        step(f"{ep} expert-parallel ranks")
 
         checks.extend(expert_parallel_checks(run_cfg, params, x, ep, RTOL[computed]))
     checks.extend(observations(pred, seen))
@@ -154,7 +168,7 @@ def _verify_groups(
     cfg: FFNConfig,
     seed: int,
     max_memory_bytes: int | None,
-    progress: Callable[[int, int], Any] | None,
+    progress: Callable[[int, int, str], Any] | None,
     backward: bool,
     tp: int,
     input_grad: bool,
