@@ -69,7 +69,10 @@ def test_train_model_totals_by_hand(layers: int, options: TrainingOptions) -> No
         assert getattr(m, name) == layers * getattr(t, name), name
     persistent = t.weight_bytes + t.gradient_bytes + t.optimizer_state_bytes + t.master_weight_bytes
     assert m.backward_transient_bytes == t.backward_transient_bytes
-    assert m.peak_bytes == layers * (persistent + t.saved_activation_bytes) + t.backward_transient_bytes
+    # Full recompute regenerates, for the layer's backward, the ReLU output (2·8·32 float32) and the
+    # dropout mask (2·8·16 booleans) that no recompute would have saved; only the input is saved.
+    assert t.recomputed_bytes == m.recomputed_bytes == (2 * 8 * 32 * 4 + 2 * 8 * 16 if options.recompute == "full" else 0)
+    assert m.peak_bytes == layers * (persistent + t.saved_activation_bytes) + t.recomputed_bytes + t.backward_transient_bytes
     if layers == 1:
         assert m.peak_bytes == t.peak_bytes
 

@@ -97,6 +97,7 @@ class TrainingTotals:
     optimizer_state_bytes: int
     master_weight_bytes: int
     backward_transient_bytes: int  # the largest output-gradient + input-gradient pair alive at once
+    recomputed_bytes: int  # what the recompute regenerates for the backward, alive during it (0 without recompute)
     peak_bytes: int
     bytes_per_param: int  # weights + gradients + optimizer states + master weights, per parameter
 
@@ -108,11 +109,11 @@ class TrainingModelTotals:
 
     FLOPs, parameters, weights, gradients, optimizer states and master weights add up over the
     layers. Each layer keeps its own saved activations from its forward pass until its own
-    backward, so all of them are alive when the backward pass begins; the backward transient (an
-    output gradient and an input gradient) belongs to one layer at a time, so the largest one
-    counts once. The peak is therefore
+    backward, so all of them are alive when the backward pass begins; what a recompute
+    regenerates and the backward transient (an output gradient and an input gradient) belong to
+    one layer at a time, during its backward, so the largest such sum counts once. The peak is
         peak = Σ layers × (weights + gradients + optimizer states + master weights + saved activations)
-               + the largest one-layer backward transient,
+               + the largest one-layer (recomputed + backward transient),
     which for one layer is the layer's own peak."""
 
     layers: int
@@ -129,6 +130,7 @@ class TrainingModelTotals:
     master_weight_bytes: int
     saved_activation_bytes: int
     backward_transient_bytes: int  # one layer's: the largest of the stack
+    recomputed_bytes: int  # one layer's: that of the layer whose recomputed + transient is the largest
     peak_bytes: int
 
 
@@ -140,12 +142,14 @@ def model_training_totals(groups: list[tuple[int, int, TrainingTotals]]) -> Trai
     """The stack's step from its groups: (layers, parameters per layer, one layer's totals)."""
     sums = {name: sum(layers * getattr(t, name) for layers, _, t in groups) for name in SUMMED}
     transient = max((t.backward_transient_bytes for _, _, t in groups), default=0)
+    busiest = max((t for _, _, t in groups), key=lambda t: t.recomputed_bytes + t.backward_transient_bytes)
     persistent = sums["weight_bytes"] + sums["gradient_bytes"] + sums["optimizer_state_bytes"] + sums["master_weight_bytes"]
     return TrainingModelTotals(
         layers=sum(layers for layers, _, _ in groups),
         params=sum(layers * params for layers, params, _ in groups),
         backward_transient_bytes=transient,
-        peak_bytes=persistent + sums["saved_activation_bytes"] + transient,
+        recomputed_bytes=busiest.recomputed_bytes,
+        peak_bytes=persistent + sums["saved_activation_bytes"] + busiest.recomputed_bytes + busiest.backward_transient_bytes,
         **sums,
     )
 
@@ -273,6 +277,15 @@ def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp
     return ops
 
 
+def _sharded(saved: list[SavedTensor], shards: int) -> list[SavedTensor]:
+    """Under sequence parallelism (`shards` ranks) the layer input and the dropout mask live in
+    sequence shards (s / N) on each rank."""
+    if shards == 1:
+        return saved
+    return [replace(t, shape=(t.shape[0], t.shape[1] // shards, *t.shape[2:]), bytes=t.bytes // shards, reason=t.reason + " (a sequence shard)")
+            if t.name in (names.INPUT, names.DROPOUT_MASK) else t for t in saved]  # fmt: skip
+
+
 def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
     """What the forward pass keeps for backward (Korthikanti et al. 2022, §4.1), each once."""
     cfg = report.config
@@ -356,11 +369,12 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     if isinstance(parallel, ExpertParallel):
         fwd = parallel.shard(fwd)  # only the rank's experts' weights
     ops = _backward_ops(fwd, options.input_grad)
-    saved = _saved(fwd, options)
-    if parallel is not None and parallel.sequence_parallel:
-        # The layer input and the dropout mask live in sequence shards (s / N) on each rank.
-        saved = [replace(t, shape=(t.shape[0], t.shape[1] // tp, *t.shape[2:]), bytes=t.bytes // tp, reason=t.reason + " (a sequence shard)")
-                 if t.name in (names.INPUT, names.DROPOUT_MASK) else t for t in saved]  # fmt: skip
+    sequence_shards = tp if parallel is not None and parallel.sequence_parallel else 1
+    saved = _sharded(_saved(fwd, options), sequence_shards)
+    # The recompute regenerates, for the layer's own backward, what no recompute would have saved:
+    # alive from the recompute until the backward has read it, so during the layer's backward.
+    kept = {t.name for t in saved}
+    unsaved = [t for t in _sharded(_saved(fwd, replace(options, recompute="none")), sequence_shards) if t.name not in kept]
     act_stages = [s for s in fwd.stages if s.op in ("activation", "glu")]
     mode = RECOMPUTE[options.recompute]
     recompute = 0
@@ -370,7 +384,7 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         recompute = sum(s.flops for s in act_stages if not (s.op == "activation" and cfg.nonlinearity.backward_reads == "output"))
     recompute_matmul = fwd.totals.matmul_flops if mode.forward else 0
     out_elements = prod(fwd.stages[-1].output_shape)
-    if parallel is not None and parallel.sequence_parallel:
+    if sequence_shards > 1:
         out_elements //= tp  # dropout acts on the rank's sequence shard, after the reduce-scatter (its mask is sharded above)
     dropout = 2 * conv.DROPOUT_FLOPS_PER_ELEMENT * out_elements if options.dropout else 0  # forward and backward
     backward = sum(op.flops for op in ops)
@@ -383,6 +397,7 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     state_bytes = params * OPTIMIZERS[options.optimizer] * (STATE_BYTES_MIXED if mixed else cfg.dtype_bytes)
     master_bytes = params * MASTER_BYTES if mixed else 0
     saved_bytes = sum(t.bytes for t in saved)
+    recomputed_bytes = sum(t.bytes for t in unsaved)
     by_name = {s.name: s for s in fwd.stages}
     transient = max((by_name[op.stage].output.bytes + prod(op.output_shape) * cfg.dtype_bytes
                      for op in ops if op.kind == "input-grad"), default=0)  # fmt: skip
@@ -405,7 +420,8 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         optimizer_state_bytes=state_bytes,
         master_weight_bytes=master_bytes,
         backward_transient_bytes=transient,
-        peak_bytes=persistent + saved_bytes + transient,
+        recomputed_bytes=recomputed_bytes,
+        peak_bytes=persistent + saved_bytes + recomputed_bytes + transient,
         bytes_per_param=persistent // params if params else 0,
     )
     model: TrainingModelTotals | None = None

@@ -13,11 +13,14 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
 
+RECOMPUTED, TRANSIENT = "recomputed for the backward", "backward transient"  # one layer's at a time in a stack
+
+
 def _memory_parts(t: Any, optimizer: str) -> list[tuple[str, int]]:
     """The memory of a step, part by part (one layer's TrainingTotals, or the model's)."""
     return [("weights", t.weight_bytes), ("gradients", t.gradient_bytes), (f"optimizer states ({optimizer})", t.optimizer_state_bytes),
             ("master weights (float32)", t.master_weight_bytes), ("saved activations", t.saved_activation_bytes),
-            ("backward transient", t.backward_transient_bytes)]  # fmt: skip
+            (RECOMPUTED, t.recomputed_bytes), (TRANSIENT, t.backward_transient_bytes)]  # fmt: skip
 
 
 @csv_rows.register(TrainingReport)
@@ -174,14 +177,15 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
     out += [fit(bwd, ex), fit(flops, ex), fit(saved, ex), fit(mem, ex)]
     if m is not None and m.layers > 1:
         stack = [("step FLOPs", Num(m.step_flops, "flops"), "forward + backward + recompute + dropout"),
-                 *((p, Num(v, "bytes"), "each layer's own" if p != "backward transient" else "one layer's at a time")
+                 *((p, Num(v, "bytes"), "one layer's at a time" if p in (RECOMPUTED, TRANSIENT) else "each layer's own")
                    for p, v in _memory_parts(m, o.optimizer))]  # fmt: skip
+        peak_note = "all the state and saved activations + one layer's recomputed and transient"
         model = Grid(
             f"Model totals, {m.layers} layers" + (", one rank" if report.parallel else ""),
             [
                 Col("part", [p for p, _, _ in stack] + ["peak"]),
                 Col("value", [v for _, v, _ in stack] + [Num(m.peak_bytes, "bytes")]),
-                Col("note", [note for _, _, note in stack] + ["all the state and saved activations + one transient"], prose=True),
+                Col("note", [note for _, _, note in stack] + [peak_note], prose=True),
             ],
             totals=1,
         )
