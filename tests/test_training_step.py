@@ -48,6 +48,20 @@ def test_mixed_precision_bfloat16(kind: str) -> None:
     assert rows["master_weight_bytes"].observed == rows["weight_bytes"].observed * 2 > 0
 
 
+@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("recompute", list(topts.RECOMPUTE))
+def test_tp_4_with_sequence_parallelism_runs_every_rank_step(kind: str, recompute: str) -> None:
+    """`--tp 4 --sequence-parallel --backward`: every rank's step passes, and its rows cover
+    every figure of `train --tp 4`'s totals."""
+    report = api.verify(LAYERS[kind], backward=True, tp=4, sequence_parallel=True, recompute=recompute, dropout=True)
+    assert report.ok, _failed(report)
+    names = [c.name for c in report.checks]
+    for rank in range(4):
+        for figure in TOTALS_CHECKS.values():
+            assert any(name.startswith(f"rank {rank} step: {figure} (") for name in names), (rank, figure)
+        assert f"rank {rank} dropout FLOPs (convention × elements written, forward and backward)" in names
+
+
 def test_every_totals_figure_is_observed() -> None:
     assert set(TOTALS_CHECKS) == {f.name for f in fields(TrainingTotals)}
     report = api.verify(DENSE, backward=True, dropout=True, recompute="full")
