@@ -83,10 +83,17 @@ def test_dropout_costs_forward_and_backward() -> None:
 
 
 def test_backward_transient_by_hand() -> None:
-    # The largest output-gradient + input-gradient pair alive at once: dY (6, 32) and dX (6, 8)
-    # of linear1 (or dY (6, 8) and dA (6, 32) of linear2), float32.
+    # The most gradients alive at once: a product's pair is dY (6, 32) and dX (6, 8) of linear1
+    # (or dY (6, 8) and dA (6, 32) of linear2), 6·40 floats; the activation's is its output
+    # gradient dA (6, 32) and input gradient dH (6, 32), 6·64 floats: the larger, in float32.
     t = train(make_config(2, 3, 8, 32), TrainingOptions()).totals
-    assert t.backward_transient_bytes == 6 * (8 + 32) * 4
+    assert t.backward_transient_bytes == 6 * (32 + 32) * 4
+    # A GLU's elementwise step holds da and both dgate and dup: 3 · (6, 32).
+    glu = train(make_config(2, 3, 8, 32, activation="swiglu"), TrainingOptions()).totals
+    assert glu.backward_transient_bytes == 3 * 6 * 32 * 4
+    # d_ff below d_model: the products' pair (6·(8 + 4)) is the larger.
+    narrow = train(make_config(2, 3, 8, 4), TrainingOptions()).totals
+    assert narrow.backward_transient_bytes == 6 * (8 + 4) * 4
 
 
 # --- the verifier compares observations -------------------------------------------------------

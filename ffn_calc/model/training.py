@@ -96,7 +96,7 @@ class TrainingTotals:
     gradient_bytes: int
     optimizer_state_bytes: int
     master_weight_bytes: int
-    backward_transient_bytes: int  # the largest output-gradient + input-gradient pair alive at once
+    backward_transient_bytes: int  # the most gradients alive at once: a product's or an activation's output + input gradients
     recomputed_bytes: int  # what the recompute regenerates for the backward, alive during it (0 without recompute)
     peak_bytes: int
     bytes_per_param: int  # weights + gradients + optimizer states + master weights, per parameter
@@ -399,8 +399,12 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     saved_bytes = sum(t.bytes for t in saved)
     recomputed_bytes = sum(t.bytes for t in unsaved)
     by_name = {s.name: s for s in fwd.stages}
-    transient = max((by_name[op.stage].output.bytes + prod(op.output_shape) * cfg.dtype_bytes
-                     for op in ops if op.kind == "input-grad"), default=0)  # fmt: skip
+    # The gradients alive together at one step of the backward: a product's output gradient and
+    # its input gradient, or an activation's (a GLU's) output gradient and its inputs' gradients.
+    pairs = [by_name[op.stage].output.bytes + prod(op.output_shape) * cfg.dtype_bytes for op in ops if op.kind == "input-grad"]
+    pairs += [by_name[op.stage].output.bytes + sum(by_name[i].output.bytes for i in by_name[op.stage].inputs)
+              for op in ops if op.kind == "elementwise" and by_name[op.stage].op in ("activation", "glu")]  # fmt: skip
+    transient = max(pairs, default=0)
     persistent = weight_bytes + gradient_bytes + state_bytes + master_bytes
     totals = TrainingTotals(
         forward_flops=fwd.totals.flops,

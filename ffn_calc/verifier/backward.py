@@ -19,7 +19,7 @@ from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import norm_type
 from ffn_calc.verifier import routing
-from ffn_calc.verifier.arrays import matmul
+from ffn_calc.verifier.arrays import BLOCK_ELEMENTS, each_block, matmul
 from ffn_calc.verifier.forward import LN_EPS, Params
 from ffn_calc.verifier.kernels import activation_values, kernel
 
@@ -192,7 +192,7 @@ class _Block:
         self.cfg, self.p, self.rec, self.prefix, self.src, self.bounds = cfg, p, rec, prefix, src, bounds
         *self.first, self.last = names.linears(cfg.is_glu, cfg.fused)
         self.extra_sums = 0  # elements of the gate + up gradient sum, charged to the block's input stage
-        self.transient = 0  # the largest output-gradient + input-gradient pair of its products
+        self.transient = 0  # the most gradients alive at once: a product's or the activation's output + input gradients
 
     def lin(self, z: np.ndarray, spec: names.Linear) -> np.ndarray:
         stage, w, b = self.prefix + spec.stage, self.p[self.prefix + spec.weight], self.prefix + spec.bias
@@ -256,19 +256,34 @@ class _Block:
         da = self.lin_back(a, dy, self.last, g)
         per = conv.activation_backward_flops(cfg.activation)
         src = store[self.src]
+        step = max(1, BLOCK_ELEMENTS // max(1, da.shape[1]))  # rows per block: the derivatives' scratch stays a block
         if not cfg.is_glu:
+            dh = np.empty_like(da)
             if cfg.nonlinearity.backward_reads == "output":  # ReLU: act'(h) = [act(h) > 0], from the saved output
-                dh = (da * (a > 0)).astype(da.dtype)
+                each_block(da.shape[0], step, lambda i, j: np.multiply(da[i:j], a[i:j] > 0, out=dh[i:j], casting="unsafe"))
             else:
-                dh = (da * kernel(act).derivative(store[pre + self.first[0].stage])).astype(da.dtype)
+                h = store[pre + self.first[0].stage]
+                derivative = kernel(act).derivative
+                each_block(da.shape[0], step, lambda i, j: np.multiply(da[i:j], derivative(h[i:j]), out=dh[i:j], casting="unsafe"))
             rec.flops(pre + names.ACTIVATION, "elementwise", per * dh.size)
+            self.transient = max(self.transient, da.nbytes + dh.nbytes)
             return self.lin_back(src, dh, self.first[0], g, input_grad)
         gate, up = _gate_up(cfg, store, pre)
-        dgate = (da * up * kernel(act).derivative(gate)).astype(da.dtype)
-        dup = (da * activation_values(act, gate)).astype(da.dtype)
+        if cfg.fused:  # [dgate | dup] in one array, as the fused first linear takes it
+            both = np.empty((da.shape[0], 2 * da.shape[1]), da.dtype)
+            dgate, dup = both[:, : da.shape[1]], both[:, da.shape[1] :]
+        else:
+            dgate, dup = np.empty_like(da), np.empty_like(da)
+
+        def glu_block(i: int, j: int) -> None:
+            np.multiply(da[i:j] * up[i:j], kernel(act).derivative(gate[i:j]), out=dgate[i:j], casting="unsafe")
+            np.multiply(da[i:j], activation_values(act, gate[i:j]), out=dup[i:j], casting="unsafe")
+
+        each_block(da.shape[0], step, glu_block)
         rec.flops(pre + names.GLU, "elementwise", per * da.size)
+        self.transient = max(self.transient, da.nbytes + (both.nbytes if cfg.fused else dgate.nbytes + dup.nbytes))
         if cfg.fused:
-            return self.lin_back(src, np.concatenate([dgate, dup], axis=1), self.first[0], g, input_grad)
+            return self.lin_back(src, both, self.first[0], g, input_grad)
         dsrc = self.lin_back(src, dgate, self.first[0], g, input_grad) + self.lin_back(src, dup, self.first[1], g, input_grad)
         self.extra_sums = dsrc.size if input_grad else 0
         return dsrc

@@ -226,7 +226,7 @@ def step_checks(
         "gradient_bytes": (grad_bytes, ".nbytes of the weights' gradients"),
         "optimizer_state_bytes": (opt.state_bytes, f".nbytes of {options.optimizer}'s states"),
         "master_weight_bytes": (opt.master_bytes, ".nbytes of the master weights"),
-        "backward_transient_bytes": (transient, "largest output-gradient + input-gradient pair of a product, .nbytes"),
+        "backward_transient_bytes": (transient, "largest output + input gradients of a product or an activation, .nbytes"),
         "recomputed_bytes": (recomputed, ".nbytes of the regenerated tensors the backward read"),
         "bytes_per_param": ((weight_bytes + grad_bytes + opt.state_bytes + opt.master_bytes) // max(1, params), "persistent bytes ÷ parameters"),
     }
