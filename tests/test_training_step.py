@@ -131,3 +131,21 @@ def test_catches_a_transient_without_the_output_gradient(monkeypatch: pytest.Mon
     monkeypatch.setattr("ffn_calc.verifier.training_step.train", short)
     report = api.verify(GLU, backward=True)
     assert any(n.startswith("backward_transient_bytes") for n in _failed(report))
+
+
+@pytest.mark.parametrize("recompute", ["selective", "full"])
+def test_catches_recomputed_tensors_counted_as_nothing(monkeypatch: pytest.MonkeyPatch, recompute: str) -> None:
+    """What the recompute regenerates is observed from the arrays the backward read, so a model
+    that counts it as nothing (or leaves it out of the peak) fails."""
+    real = training.train
+
+    def nothing(cfg, options, *a, **k):  # type: ignore[no-untyped-def]
+        r = real(cfg, options, *a, **k)
+        t = r.totals
+        return replace(r, totals=replace(t, recomputed_bytes=0, peak_bytes=t.peak_bytes - t.recomputed_bytes))
+
+    honest = api.verify(DENSE, backward=True, recompute=recompute)
+    assert honest.ok and next(c for c in honest.checks if c.name.startswith("recomputed_bytes (")).observed > 0
+    monkeypatch.setattr("ffn_calc.verifier.training_step.train", nothing)
+    report = api.verify(DENSE, backward=True, recompute=recompute)
+    assert any(n.startswith("recomputed_bytes (") for n in _failed(report))
