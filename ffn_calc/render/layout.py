@@ -258,16 +258,35 @@ def grid_layout(grid: Grid, exact: bool, narrow: bool, compact: bool = False) ->
         table.add_row(*(texts[i] for texts in columns), style=style)
     out: list[RenderableType] = [table]
     if below:
-        notes = Table.grid(padding=(0, 2))
-        notes.add_column(no_wrap=True)
-        notes.add_column(overflow="fold")
-        for c in below:
-            for name, cell in zip(key.cells, c.cells, strict=True):
-                text = _text(cell, exact)
-                if text:
-                    notes.add_row(_text(name, exact), text)
-        out.append(notes)
+        out.append(_notes(below, key, exact))
     return out
+
+
+NOTE_NAME_MAX = 24  # row names up to this wide keep their notes beside them; longer ones, under them
+
+
+def _notes(below: list[Col], key: Col, exact: bool) -> RenderableType:
+    """The prose columns moved out of a table, row by row: the row's name with its text beside
+    it, or, when some name is too long to leave the text room, under it, indented, with the
+    whole width to wrap in."""
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = [(_text(name, exact), _text(cell, exact)) for c in below for name, cell in zip(key.cells, c.cells, strict=True)]
+    rows = [(name, text) for name, text in rows if text]
+    if max((_width(name) for name, _ in rows), default=0) <= NOTE_NAME_MAX:
+        beside = Table.grid(padding=(0, 2))
+        beside.add_column(no_wrap=True)
+        beside.add_column(overflow="fold")
+        for name, text in rows:
+            beside.add_row(name, text)
+        return beside
+    under: list[RenderableType] = []
+    for name, text in rows:
+        under += [Text(name, no_wrap=True, overflow="ellipsis"), Padding(Text(text, overflow="fold"), (0, 0, 0, 4))]
+    return Group(*under)
 
 
 class Fit:
