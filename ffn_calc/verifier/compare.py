@@ -296,12 +296,13 @@ def peak_check(name: str, predicted: int, peak: int, workspace: int, routing: in
     model does not count."""
     held = peak - workspace
     allowance = max(int(PEAK_TOLERANCE * predicted), absolute + routing)
-    parts = [f"tracemalloc peak {peak:,}"] + [f"− workspace {workspace:,} (.nbytes)"] * bool(workspace)
-    parts += [f"routing indices {routing:,} (.nbytes) in the allowance"] * bool(routing) + [where] * bool(where)
+    parts = [f"{(held - predicted) / predicted:+.2%}" if predicted else "n/a"]
+    parts += [f"tracemalloc peak {peak:,}" + (f" − workspace {workspace:,} (.nbytes)" if workspace else "")]
+    parts += [f"the routing's integer arrays, {routing:,} bytes (.nbytes), allowed for"] * bool(routing) + [where] * bool(where)
+    parts += [f"allowed {predicted:,} to {predicted + allowance:,}"]
     rule = f"≥ predicted, ≤ +{PEAK_TOLERANCE:.0%} or +{absolute / 1024:,.0f} KiB"
-    change = f"{(held - predicted) / predicted:+.2%}" if predicted else "n/a"
     return Check("totals", f"{name} (tracemalloc; {rule})", predicted, held, predicted <= held <= predicted + allowance, "tolerance",
-                 f"{change}; {' '.join(parts)}; allowed up to +{allowance:,}")  # fmt: skip
+                 "; ".join(parts))  # fmt: skip
 
 
 def compare_model(pred: FFNReport, stack: StackSeen | str, absolute: int, one: StackSeen | None = None) -> list[Check]:
