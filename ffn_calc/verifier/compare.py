@@ -126,10 +126,10 @@ def counted_detail(counted: tuple[Counted, ...]) -> str:
     return "; ".join(c.describe() for c in counted) or "nothing written (observed)"
 
 
-def definitions(pred: FFNReport, seen: ForwardSeen) -> list[Definition]:
+def definitions(pred: FFNReport, seen: ForwardSeen, backward: bool = False) -> list[Definition]:
     """What verify cannot observe, with the reason: the counting conventions the run's FLOP rows
-    multiply by (each cost it used, as read when it ran), how d_ff was reached, and the
-    datasheet figures of the roofline."""
+    multiply by (each cost it used, as read when it ran), how d_ff was reached, the datasheet
+    figures of the roofline and, with the training step, how its peak is defined."""
     out = [
         Definition("FLOPs per multiply-add", FLOPS_PER_MAC,
                    "a counting convention (conventions.FLOPS_PER_MAC): the MACs are observed from the operand shapes, "
@@ -150,6 +150,11 @@ def definitions(pred: FFNReport, seen: ForwardSeen) -> list[Definition]:
                               "from the d_ff it gives, not the rule that gave it"))  # fmt: skip
     out.append(Definition("GPU peak FLOP/s and memory bandwidth (roofline)", None,
                           "datasheet figures: verify runs on this machine's CPU and measures neither"))  # fmt: skip
+    if backward:
+        out.append(Definition("training peak = weights + gradients + states + masters + saved + recomputed + transient", None,
+                              "an additive bound, as if every gradient existed at the busiest moment of the backward: each part "
+                              "is observed, and the NumPy step's tracemalloc peak is held to it within an allowance for its "
+                              "temporaries, not measured exactly"))  # fmt: skip
     return out
 
 

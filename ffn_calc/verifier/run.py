@@ -150,7 +150,7 @@ def verify(
     rate = seen.flops / seconds / 1e9 if seconds > 0 else float("inf")
     chunks = -(-cfg.tokens // chunk) if chunk else 1
     return VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed, chunk, chunks, limit, seen.seconds,
-                        tuple(definitions(pred, seen)))  # fmt: skip
+                        tuple(definitions(pred, seen, backward)))  # fmt: skip
 
 
 def _model_checks(pred: FFNReport, seen: ForwardSeen, seed: int, np_dtype: Any, chunk: int, limit: int) -> list[Check]:

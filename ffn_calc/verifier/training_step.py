@@ -31,7 +31,7 @@ from ffn_calc.verifier.compare import _grouped, conv_flops
 from ffn_calc.verifier.forward import NORM_PARAMS, Params, make_params
 from ffn_calc.verifier.memory import scratch_allowance
 from ffn_calc.verifier.optimizer import Optimizer
-from ffn_calc.verifier.report import Check
+from ffn_calc.verifier.report import CONVENTION_X_OBSERVED, Check
 
 FD_MAX_TOKENS = 64  # finite differences on the layer itself up to this many tokens
 FD_MAX_WEIGHTS = 4096  # and d_model · d_ff up to this; else on a slice of it
@@ -233,6 +233,14 @@ def step_checks(
     for figure, (value, how) in observed.items():
         want = getattr(t, figure)
         checks.append(Check("training", f"{TOTALS_CHECKS[figure]} ({how})", want, value, value == want))
+    # The step's peak as the model defines it, from the observed parts: everything that persists,
+    # what was saved, what the recompute regenerated, and the most gradients alive at once.
+    parts = ("weight_bytes", "gradient_bytes", "optimizer_state_bytes", "master_weight_bytes", "saved_activation_bytes", "recomputed_bytes",
+             "backward_transient_bytes")  # fmt: skip
+    summed = sum(observed[part][0] for part in parts)
+    checks.append(Check("training", "peak_bytes = the sum of its observed parts (weights, gradients, states, masters, saved, recomputed, transient)",
+                        t.peak_bytes, summed, summed == t.peak_bytes, how=CONVENTION_X_OBSERVED,
+                        detail="the model's peak is this sum (a definition); each part is observed above"))  # fmt: skip
     if dropout_redo:
         checks.append(Check("training", "dropout re-applied by the full recompute (not in dropout_flops)", 0, dropout_redo, True, "info"))
     # Temporaries are held in the compute type: float32 for the 16- and 8-bit dtypes, whose
