@@ -37,11 +37,13 @@ FD_MAX_TOKENS = 64  # finite differences on the layer itself up to this many tok
 FD_MAX_WEIGHTS = 4096  # and d_model · d_ff up to this; else on a slice of it
 SLICE_TOKENS, SLICE_D_MODEL, SLICE_D_FF = 4, 8, 12
 # The NumPy step holds a few temporaries that the model's accounting (persistent state + saved
-# activations + the largest output-gradient + input-gradient pair) leaves out: an activation's
-# derivative, the product before its cast to the dtype, the sum of a GLU's two input gradients.
-# The peak is allowed up to TEMPORARIES of the widest activation tensor beyond the prediction,
-# plus 1 MiB of interpreter noise, and must not fall below it by more than that 1 MiB.
-TEMPORARIES = 4
+# activations + recomputed tensors + the most gradients alive at once) leaves out: an output
+# gradient kept until the function that read it returns, the product before its cast to the
+# dtype, the sum of a GLU's two input gradients, the recompute's whole store. Measured at up to
+# 2.5 of the widest activation tensor (post-norm ReLU, full recompute with dropout; 0.5–1.4 for
+# the others), the peak is allowed up to TEMPORARIES of them beyond the prediction, plus the
+# forward's scratch allowance, and must not fall below it by more than 1 MiB.
+TEMPORARIES = 3
 NOISE = 1 << 20
 
 # Each figure of `train`'s totals and the check that observes it (a test holds this to TrainingTotals).
