@@ -144,6 +144,17 @@ def test_python_m_and_console_entry_agree(cli_proc) -> None:  # type: ignore[no-
     assert bad.err.count("\n") == 1 and "--d-ff" in bad.err
 
 
+def test_a_command_builds_only_itself() -> None:
+    """`ffn-calc COMMAND …` hands Typer that command alone; anything else gets the whole app."""
+    from ffn_calc.cli.app import _app_for, app
+
+    names = ["shapes", "verify", "explain", "sweep", "train", "roofline", "gpus", "models"]
+    for name in names:
+        assert [c.callback.__name__ for c in _app_for([name, "--help"]).registered_commands if c.callback] == [name]
+    for args in ([], ["--help"], ["shap"]):
+        assert _app_for(args) is app
+
+
 def test_every_command_has_help_with_an_example(cli) -> None:  # type: ignore[no-untyped-def]
     for command in ("shapes", "verify", "explain", "models", "sweep", "train", "roofline"):
         code, out, _ = cli(command, "--help")

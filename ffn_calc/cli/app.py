@@ -521,7 +521,8 @@ def _app_for(args: list[str]) -> typer.Typer:
     for anything else (bare, --help, --version, a typo, shell completion), the whole app."""
     if not args or os.environ.get("_FFN_CALC_COMPLETE"):
         return app
-    picked = [c for c in app.registered_commands if c.name == args[0]]
+    # A command's name is the one it was given, else its function's, as Typer derives it.
+    picked = [c for c in app.registered_commands if c.callback and (c.name or typer.main.get_command_name(c.callback.__name__)) == args[0]]
     if not picked:
         return app
     one = typer.Typer()
