@@ -282,14 +282,17 @@ class Fit:
         from rich.segment import Segment
 
         parts: list[RenderableType] = []
+        drawn: list[Segment] = []
         for build in self.layouts:
             parts = build()
             # Drawn at this width, does the table stay inside it? (rich keeps every column at
-            # least its min_width, so a table that cannot fit comes out wider.)
-            lines = Segment.split_lines(console.render(parts[0], options))
-            if max((Segment.get_line_length(line) for line in lines), default=0) <= options.max_width:
+            # least its min_width, so a table that cannot fit comes out wider.) The table that
+            # fits is printed as drawn here, not drawn again.
+            drawn = list(console.render(parts[0], options))
+            if max((Segment.get_line_length(line) for line in Segment.split_lines(drawn)), default=0) <= options.max_width:
                 break
-        yield from parts
+        yield from drawn
+        yield from parts[1:]
 
 
 def fit(grid: Grid, exact: bool = False) -> Fit:
