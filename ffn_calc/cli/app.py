@@ -2,10 +2,9 @@
 
 stdout carries the answer and nothing else; every error is one line on stderr with a
 non-zero exit status (2 for bad input, 1 for a verify that found a mismatch, 130 for Ctrl-C).
-NumPy is imported only by `verify`, so the other commands start fast.
+NumPy is imported only by `verify`, so the other commands start fast. (The annotations are
+objects, not strings, for Typer: see options.py.)
 """
-
-from __future__ import annotations
 
 import os
 import re
