@@ -155,6 +155,15 @@ def test_a_command_builds_only_itself() -> None:
         assert _app_for(args) is app
 
 
+def test_only_the_process_run_as_the_command_freezes_its_objects(cli) -> None:  # type: ignore[no-untyped-def]
+    """main() with argv from a caller (a test, a script) leaves the caller's garbage collector alone."""
+    import gc
+
+    before = gc.get_freeze_count()
+    assert cli("shapes", "3", "6", "8", "-f", "json").code == 0
+    assert gc.get_freeze_count() == before
+
+
 def test_every_command_has_help_with_an_example(cli) -> None:  # type: ignore[no-untyped-def]
     for command in ("shapes", "verify", "explain", "models", "sweep", "train", "roofline"):
         code, out, _ = cli(command, "--help")

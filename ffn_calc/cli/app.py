@@ -6,6 +6,7 @@ NumPy is imported only by `verify`, so the other commands start fast. (The annot
 objects, not strings, for Typer: see options.py.)
 """
 
+import gc
 import os
 import re
 import sys
@@ -538,6 +539,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of `python -m ffn_calc`."""
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to put the answer
         return fail("standard output is closed; nothing to write the answer to", 1)
+    if argv is None:
+        # This process is the command. The modules loaded so far live until it exits: frozen,
+        # the garbage collector stops walking them, during the command and again at exit.
+        gc.freeze()
     try:
         result = _app_for(sys.argv[1:] if argv is None else argv)(args=argv, prog_name="ffn-calc", standalone_mode=False)
         if result == 130:  # Typer turned a Ctrl-C into Exit(130)
