@@ -155,13 +155,21 @@ def test_a_command_builds_only_itself() -> None:
         assert _app_for(args) is app
 
 
-def test_only_the_process_run_as_the_command_freezes_its_objects(cli) -> None:  # type: ignore[no-untyped-def]
-    """main() with argv from a caller (a test, a script) leaves the caller's garbage collector alone."""
+def test_only_the_process_run_as_the_command_freezes_its_objects_at_exit(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """main() run as the command (its arguments from sys.argv) has gc.freeze run at exit; with
+    arguments from a caller (a test, a script) it leaves the caller's garbage collector alone."""
+    import atexit
     import gc
 
-    before = gc.get_freeze_count()
+    from ffn_calc.cli.app import main
+
+    registered: list[object] = []
+    monkeypatch.setattr(atexit, "register", registered.append)
     assert cli("shapes", "3", "6", "8", "-f", "json").code == 0
-    assert gc.get_freeze_count() == before
+    assert registered == []
+    monkeypatch.setattr("sys.argv", ["ffn-calc", "--version"])
+    assert main() == 0
+    assert registered == [gc.freeze]
 
 
 def test_every_command_has_help_with_an_example(cli) -> None:  # type: ignore[no-untyped-def]

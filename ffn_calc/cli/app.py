@@ -6,6 +6,7 @@ NumPy is imported only by `verify`, so the other commands start fast. (The annot
 objects, not strings, for Typer: see options.py.)
 """
 
+import atexit
 import gc
 import os
 import re
@@ -540,9 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to put the answer
         return fail("standard output is closed; nothing to write the answer to", 1)
     if argv is None:
-        # This process is the command. The modules loaded so far live until it exits: frozen,
-        # the garbage collector stops walking them, during the command and again at exit.
-        gc.freeze()
+        # This process is the command, and all it holds at exit goes with the process: frozen
+        # then, nothing is walked again by the garbage collector's passes at shutdown.
+        atexit.register(gc.freeze)
     try:
         result = _app_for(sys.argv[1:] if argv is None else argv)(args=argv, prog_name="ffn-calc", standalone_mode=False)
         if result == 130:  # Typer turned a Ctrl-C into Exit(130)
