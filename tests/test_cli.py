@@ -144,6 +144,34 @@ def test_python_m_and_console_entry_agree(cli_proc) -> None:  # type: ignore[no-
     assert bad.err.count("\n") == 1 and "--d-ff" in bad.err
 
 
+def test_a_command_builds_only_itself() -> None:
+    """`ffn-calc COMMAND …` hands Typer that command alone; anything else gets the whole app."""
+    from ffn_calc.cli.app import _app_for, app
+
+    names = ["shapes", "verify", "explain", "sweep", "train", "roofline", "gpus", "models"]
+    for name in names:
+        assert [c.callback.__name__ for c in _app_for([name, "--help"]).registered_commands if c.callback] == [name]
+    for args in ([], ["--help"], ["shap"]):
+        assert _app_for(args) is app
+
+
+def test_only_the_process_run_as_the_command_freezes_its_objects_at_exit(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """main() run as the command (its arguments from sys.argv) has gc.freeze run at exit; with
+    arguments from a caller (a test, a script) it leaves the caller's garbage collector alone."""
+    import atexit
+    import gc
+
+    from ffn_calc.cli.app import main
+
+    registered: list[object] = []
+    monkeypatch.setattr(atexit, "register", registered.append)
+    assert cli("shapes", "3", "6", "8", "-f", "json").code == 0
+    assert registered == []
+    monkeypatch.setattr("sys.argv", ["ffn-calc", "--version"])
+    assert main() == 0
+    assert registered == [gc.freeze]
+
+
 def test_every_command_has_help_with_an_example(cli) -> None:  # type: ignore[no-untyped-def]
     for command in ("shapes", "verify", "explain", "models", "sweep", "train", "roofline"):
         code, out, _ = cli(command, "--help")

@@ -2,11 +2,12 @@
 
 stdout carries the answer and nothing else; every error is one line on stderr with a
 non-zero exit status (2 for bad input, 1 for a verify that found a mismatch, 130 for Ctrl-C).
-NumPy is imported only by `verify`, so the other commands start fast.
+NumPy is imported only by `verify`, so the other commands start fast. (The annotations are
+objects, not strings, for Typer: see options.py.)
 """
 
-from __future__ import annotations
-
+import atexit
+import gc
 import os
 import re
 import sys
@@ -521,7 +522,8 @@ def _app_for(args: list[str]) -> typer.Typer:
     for anything else (bare, --help, --version, a typo, shell completion), the whole app."""
     if not args or os.environ.get("_FFN_CALC_COMPLETE"):
         return app
-    picked = [c for c in app.registered_commands if c.name == args[0]]
+    # A command's name is the one it was given, else its function's, as Typer derives it.
+    picked = [c for c in app.registered_commands if c.callback and (c.name or typer.main.get_command_name(c.callback.__name__)) == args[0]]
     if not picked:
         return app
     one = typer.Typer()
@@ -538,6 +540,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of `python -m ffn_calc`."""
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to put the answer
         return fail("standard output is closed; nothing to write the answer to", 1)
+    if argv is None:
+        # This process is the command, and all it holds at exit goes with the process: frozen
+        # then, nothing is walked again by the garbage collector's passes at shutdown.
+        atexit.register(gc.freeze)
     try:
         result = _app_for(sys.argv[1:] if argv is None else argv)(args=argv, prog_name="ffn-calc", standalone_mode=False)
         if result == 130:  # Typer turned a Ctrl-C into Exit(130)

@@ -1,8 +1,9 @@
 """The command line's shared arguments and options, declared once (Typer `Annotated` aliases),
 their parsers, and `layer_command`, which gives every layer command the same layer options.
-The error messages of the parsers name the argument and say what a good value looks like."""
+The error messages of the parsers name the argument and say what a good value looks like.
 
-from __future__ import annotations
+No `from __future__ import annotations` here or in app.py: Typer reads the annotations at run
+time, and as strings they would be compiled again on every start (about 1 ms)."""
 
 import functools
 import inspect

@@ -42,7 +42,9 @@ def console(record: bool = False) -> Any:
 
     # Off a terminal, rich would wrap at 80 columns; a wider page keeps the tables whole.
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
-    return QuietConsole(width=width, highlight=False, record=record)
+    # The renderers style with Text and Style objects; a cell's text is data, printed as it is,
+    # never read as console markup or :emoji: codes (which would also cost every cell a parse).
+    return QuietConsole(width=width, highlight=False, markup=False, emoji=False, record=record)
 
 
 def emit(result: Result, fmt: str, get: str | None = None, view: View | None = None, svg: str | None = None) -> None:

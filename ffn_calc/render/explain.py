@@ -5,7 +5,7 @@ columns by the model (diagram.py) and printed as it is."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.model import conventions as conv
@@ -78,7 +78,6 @@ LABELS = {
 }
 
 
-@dataclass(frozen=True)
 class Signed(Num):
     """A difference: a + before a positive one."""
 

@@ -6,9 +6,8 @@ never load it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -154,8 +153,7 @@ def bytes_text(value: int) -> str:
 UNITS = {"params": params_text, "flops": flops_text, "macs": macs_text, "bytes": bytes_text}
 
 
-@dataclass(frozen=True)
-class Num:
+class Num(NamedTuple):
     """A number cell: exact (thousands separators) or in units, as the layout decides."""
 
     value: int | None
@@ -170,8 +168,7 @@ class Num:
 Cell = str | Num
 
 
-@dataclass(frozen=True)
-class Col:
+class Col(NamedTuple):
     """One column. `prose` wraps and moves below the table when the table is narrow; `stack`
     moves under the row's name (the first column) instead; `exact_only` is shown only beside exact
     numbers (an "≈" column). `short` is the header in layouts with numbers in units."""
@@ -185,14 +182,13 @@ class Col:
     right: bool = False
 
 
-@dataclass(frozen=True)
-class Grid:
+class Grid(NamedTuple):
     """A table's content, laid out when printed. The last `totals` rows are a bold section."""
 
     title: str
     columns: list[Col]
     totals: int = 0
-    row_styles: list[str | None] = field(default_factory=list)
+    row_styles: Sequence[str | None] = ()
 
 
 PROSE_MIN = 24  # a prose column narrower than this reads badly; move it below the table instead
@@ -301,14 +297,17 @@ class Fit:
         from rich.segment import Segment
 
         parts: list[RenderableType] = []
+        drawn: list[Segment] = []
         for build in self.layouts:
             parts = build()
             # Drawn at this width, does the table stay inside it? (rich keeps every column at
-            # least its min_width, so a table that cannot fit comes out wider.)
-            lines = Segment.split_lines(console.render(parts[0], options))
-            if max((Segment.get_line_length(line) for line in lines), default=0) <= options.max_width:
+            # least its min_width, so a table that cannot fit comes out wider.) The table that
+            # fits is printed as drawn here, not drawn again.
+            drawn = list(console.render(parts[0], options))
+            if max((Segment.get_line_length(line) for line in Segment.split_lines(drawn)), default=0) <= options.max_width:
                 break
-        yield from parts
+        yield from drawn
+        yield from parts[1:]
 
 
 def fit(grid: Grid, exact: bool = False) -> Fit:

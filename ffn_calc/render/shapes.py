@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
@@ -278,8 +277,7 @@ def stage_charts(report: FFNReport) -> list[RenderableType]:
     ]
 
 
-@dataclass(frozen=True)
-class Charted:
+class Charted(NamedTuple):
     """A report to be shown with its bar charts (tables only; JSON and CSV are the report's)."""
 
     report: FFNReport
