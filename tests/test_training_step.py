@@ -162,4 +162,4 @@ def test_catches_a_peak_that_leaves_out_the_recomputed_tensors(monkeypatch: pyte
 
     monkeypatch.setattr("ffn_calc.verifier.training_step.train", short)
     report = api.verify(DENSE, backward=True, recompute="full")
-    assert any(n.startswith("peak_bytes = the sum of its observed parts") for n in _failed(report))
+    assert any(n.startswith("peak_bytes as defined:") for n in _failed(report))

@@ -24,7 +24,7 @@ from ffn_calc.model.activations import activation as activation_entry
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import norm_type
 from ffn_calc.verifier import routing
-from ffn_calc.verifier.arrays import BLOCK_ELEMENTS, compute_type, each_block, matmul, random_array, row_step
+from ffn_calc.verifier.arrays import BLOCK_ELEMENTS, blocks, compute_type, each_block, matmul, random_array, row_step
 from ffn_calc.verifier.compare import Cost
 from ffn_calc.verifier.kernels import activation_values, kernel
 from ffn_calc.verifier.recorder import Recorder, Silent, Tally
@@ -317,7 +317,10 @@ def moe(rec: Recorder, cfg: FFNConfig, p: Params, box: list[np.ndarray]) -> np.n
         slot[order] = np.where(rank < cap, index.reshape(-1)[order] * cap + rank, 0)  # dropped pairs: masked later
         bounds = [(i * cap, (i + 1) * cap) for i in range(e)]
         xe = np.zeros((e * cap, d), src.dtype)
-        xe[slot[kept]] = src.reshape(n, d)[np.flatnonzero(kept) // k]
+        pairs, flat = np.flatnonzero(kept), src.reshape(n, d)
+        for i, j in blocks(pairs.size, max(1, BLOCK_ELEMENTS // d)):  # scattered a block of rows at a time
+            xe[slot[pairs[i:j]]] = flat[pairs[i:j] // k]
+        del pairs, flat
         xe = xe.reshape(e, cap, d)
     rec.routing_arrays(index, order, counts, groups.starts, slot, kept, *([] if cap is None else [rank]))
     rows = [int(min(c, cap)) if cap is not None else int(c) for c in counts]

@@ -1,7 +1,8 @@
 """The optimizer update of a training step in NumPy, for `verify --backward`: real states
 allocated per parameter (SGD none, momentum one, Adam two), in float32 under mixed precision
 (else in the weights' dtype), and float32 master weights under mixed precision, so that their
-bytes are read off the arrays. The update runs in blocks, so its temporaries stay small."""
+bytes are read off the arrays. The update runs in blocks of BLOCK elements, so its temporaries
+stay within SCRATCH_BYTES."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ffn_calc.verifier.arrays import blocks
+from ffn_calc.verifier.arrays import BLOCK_ELEMENTS, blocks
 
-BLOCK = 1 << 16  # elements updated at a time
+BLOCK = BLOCK_ELEMENTS  # elements updated at a time
+SCRATCH_BYTES = 8 * BLOCK * 8  # at most 8 block-sized temporaries at once (Adam's), float64 at most
 LR, MOMENTUM, BETA1, BETA2, EPS = 1e-3, 0.9, 0.9, 0.999, 1e-8
 STATES = {"sgd": (), "momentum": ("momentum",), "adam": ("exp_avg", "exp_avg_sq")}  # as torch.optim names them
 
@@ -27,6 +29,7 @@ class Optimizer:
             state: {k: np.zeros(v.shape, np.float32 if mixed_precision else v.dtype) for k, v in params.items()} for state in STATES[name]
         }
         self.steps = 0
+        self.stepped: dict[str, int] = {}  # per weight, the elements the last step moved (a non-zero step computed)
 
     @property
     def state_bytes(self) -> int:
@@ -44,21 +47,24 @@ class Optimizer:
             g = grads[name].reshape(-1)
             states = [per[name].reshape(-1) for per in self.states.values()]
             out = weight.reshape(-1)
+            self.stepped[name] = 0
             for i, j in blocks(target.size, BLOCK):
                 ct: Any = np.float64 if target.dtype == np.float64 else np.float32
                 gb = g[i:j].astype(ct)
                 w = target[i:j].astype(ct)
                 if self.name == "sgd":
-                    w -= LR * gb
+                    delta = LR * gb
                 elif self.name == "momentum":
                     m = states[0][i:j].astype(ct) * MOMENTUM + gb
                     states[0][i:j] = m
-                    w -= LR * m
+                    delta = LR * m
                 else:
                     m = states[0][i:j].astype(ct) * BETA1 + (1 - BETA1) * gb
                     v = states[1][i:j].astype(ct) * BETA2 + (1 - BETA2) * gb * gb
                     states[0][i:j], states[1][i:j] = m, v
-                    w -= LR * (m / (1 - BETA1**t)) / (np.sqrt(v / (1 - BETA2**t)) + EPS)
+                    delta = LR * (m / (1 - BETA1**t)) / (np.sqrt(v / (1 - BETA2**t)) + EPS)
+                self.stepped[name] += int(np.count_nonzero(delta))
+                w -= delta
                 target[i:j] = w
                 if self.mixed:
                     out[i:j] = w  # the 16-bit weights from the float32 master

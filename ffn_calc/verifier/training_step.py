@@ -26,6 +26,7 @@ from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.training import TrainingOptions, TrainingReport, train
 from ffn_calc.model.training_options import RECOMPUTE
+from ffn_calc.verifier import optimizer
 from ffn_calc.verifier.backward import BackwardRecorder, Dropout, MissingTensor, Reads, activate, gradient_check, layer_backward, layer_forward
 from ffn_calc.verifier.compare import _grouped, conv_flops
 from ffn_calc.verifier.forward import NORM_PARAMS, Params, make_params
@@ -42,9 +43,9 @@ SLICE_TOKENS, SLICE_D_MODEL, SLICE_D_FF = 4, 8, 12
 # dtype, the sum of a GLU's two input gradients, the recompute's whole store. Measured at up to
 # 2.5 of the widest activation tensor (post-norm ReLU, full recompute with dropout; 0.5–1.4 for
 # the others), the peak is allowed up to TEMPORARIES of them beyond the prediction, plus the
-# forward's scratch allowance, and must not fall below it by more than 1 MiB.
+# forward's scratch allowance and the optimizer's blocks (optimizer.SCRATCH_BYTES), and must not
+# fall below the prediction (the least seen over 126 random layers: +7.9 KB).
 TEMPORARIES = 3
-NOISE = 1 << 20
 
 # Each figure of `train`'s totals and the check that observes it (a test holds this to TrainingTotals).
 TOTALS_CHECKS = {
@@ -115,7 +116,6 @@ def step_checks(
     t = pred.totals
     mode = RECOMPUTE[options.recompute]
     weights = dict(p)
-    before = {k: v.reshape(-1)[:64].copy() for k, v in p.items()}  # a sample of each weight, to see the update
     started = not tracemalloc.is_tracing()
     if started:
         tracemalloc.start()
@@ -240,7 +240,7 @@ def step_checks(
     parts = ("weight_bytes", "gradient_bytes", "optimizer_state_bytes", "master_weight_bytes", "saved_activation_bytes", "recomputed_bytes",
              "backward_transient_bytes")  # fmt: skip
     summed = sum(observed[part][0] for part in parts)
-    checks.append(Check("training", "peak_bytes = the sum of its observed parts (weights, gradients, states, masters, saved, recomputed, transient)",
+    checks.append(Check("training", "peak_bytes as defined: weights + gradients + states + masters + saved + recomputed + transient, each observed",
                         t.peak_bytes, summed, summed == t.peak_bytes, how=CONVENTION_X_OBSERVED,
                         detail="the model's peak is this sum (a definition); each part is observed above"))  # fmt: skip
     if dropout_redo:
@@ -250,14 +250,20 @@ def step_checks(
     compute_bytes = max(cfg.dtype_bytes, 4)
     widest_elements = cfg.tokens * max(cfg.d_model, cfg.d_ff * (2 if cfg.is_glu else 1)) * (cfg.top_k if cfg.is_moe else 1)
     widest = max(max((a.nbytes for a in saved.values()), default=0), widest_elements * compute_bytes)
-    allowance = TEMPORARIES * widest + scratch_allowance(pred.forward)
+    allowance = TEMPORARIES * widest + scratch_allowance(pred.forward) + optimizer.SCRATCH_BYTES
     diff = observed_peak - t.peak_bytes
-    checks.append(Check("training", f"peak_bytes (tracemalloc, step + weights + input; ≤ +{TEMPORARIES} widest activations + scratch, ≥ −1 MiB)",
-                        t.peak_bytes, observed_peak, -NOISE <= diff <= allowance, "tolerance",
+    checks.append(Check("training", f"peak_bytes (tracemalloc, step + weights + input; ≥ predicted, ≤ +{TEMPORARIES} widest activations + scratch)",
+                        t.peak_bytes, observed_peak, 0 <= diff <= allowance, "tolerance",
                         f"{diff:+,} bytes ({diff / t.peak_bytes:+.1%}); allowance {allowance:,}"))  # fmt: skip
-    after = {k: opt.master.get(k, p[k]).reshape(-1)[:64] for k in p}  # the float32 master under mixed precision
-    changed = bool(grads) and all(not np.array_equal(before[k].astype(after[k].dtype), after[k]) or not np.any(grads[k]) for k in p)
-    checks.append(Check("training", f"{options.optimizer} update applied to every weight", True, changed, changed))
+    # The update ran over every weight: a non-zero step for each element with a non-zero gradient
+    # (a step below a 16-bit weight's spacing still counts: it moves the master, or is rounded away
+    # in storage as it would be on a GPU).
+    moving = sum(int(np.count_nonzero(grads[k])) for k in p if k in grads)
+    stepped = sum(opt.stepped.get(k, 0) for k in p)
+    every = set(opt.stepped) == set(p)
+    checks.append(Check("training", f"{options.optimizer} update: elements stepped = elements with a non-zero gradient, every weight",
+                        moving, stepped if every else f"{stepped:,}; weights not stepped: {', '.join(sorted(set(p) - set(opt.stepped)))}",
+                        every and stepped == moving and bool(grads)))  # fmt: skip
     return checks
 
 
