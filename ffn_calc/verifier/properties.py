@@ -15,7 +15,7 @@ import numpy as np
 from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier import reference
-from ffn_calc.verifier.forward import LN_EPS, Params, ffn_as_conv1d, forward, norm
+from ffn_calc.verifier.forward import LN_EPS, Params, ffn_as_conv1d, forward, norm, route
 from ffn_calc.verifier.kernels import activation_values, kernel
 from ffn_calc.verifier.observe import Sample
 from ffn_calc.verifier.recorder import Silent
@@ -169,9 +169,18 @@ def _clear_routing(cfg: FFNConfig, p: Params, xs: np.ndarray, margin: float) -> 
     return np.array(clear, bool)
 
 
+def _pass_routing(cfg: FFNConfig, p: Params, xs: np.ndarray) -> np.ndarray:
+    """The experts the fast path routes each row of `xs` to (tokens × k): its router on those
+    tokens alone, which routes each as the whole pass did (routing is per token)."""
+    x = xs.reshape(1, -1, cfg.d_model)
+    src = norm(Silent(), cfg.norm_type, x, p) if cfg.norm == "pre" else x
+    return route(Silent(), replace(cfg, batch=1, seq_len=xs.shape[0]), p, src)[1]
+
+
 def reference_check(cfg: FFNConfig, p: Params, sample: Sample, keep: np.ndarray | None = None) -> Check:
-    """The fast path's outputs for the sampled tokens (those in `keep`: clear of near-ties in
-    routing) against reference.py's float64 ones."""
+    """The fast path's outputs for the sampled tokens against reference.py's float64 ones. A
+    token not in `keep` (on a near-tie in routing, which rounding in the storage dtype may break
+    either way) is given the experts the fast path chose; everything after the choice is checked."""
     m = sample.inputs.shape[0]
     if cfg.expert_capacity is not None:
         return Check("structure", "output = float64 reference", "—", "not run", True, "info",
@@ -179,11 +188,15 @@ def reference_check(cfg: FFNConfig, p: Params, sample: Sample, keep: np.ndarray 
                      "the reference routes each token alone, so it checks dropless layers only")  # fmt: skip
     tol = reference_tolerance(cfg)
     keep = np.ones(m, bool) if keep is None else keep
-    expected = reference.reference(cfg, p, sample.inputs[keep])
-    got = sample.outputs[keep].astype(np.float64)
-    diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
-    bound = tol * max(1.0, float(np.max(np.abs(expected))) if expected.size else 1.0)
-    skipped = f"; {m - int(keep.sum())} on a near-tie in routing left out" if not keep.all() else ""
-    return Check("structure", f"output = float64 reference ({int(keep.sum())} sampled tokens{skipped})", f"|Δ| ≤ {bound:.1e}",
+    given: list[list[int] | None] = [None] * m
+    if not keep.all():
+        index = _pass_routing(cfg, p, sample.inputs)
+        given = [None if keep[t] else [int(e) for e in index[t]] for t in range(m)]
+    expected = reference.reference(cfg, p, sample.inputs, given)
+    got = sample.outputs.astype(np.float64)
+    diff = float(np.max(np.abs(got - expected)))
+    bound = tol * max(1.0, float(np.max(np.abs(expected))))
+    tied = f"; {m - int(keep.sum())} on a near-tie in routing given the pass's experts" if not keep.all() else ""
+    return Check("structure", f"output = float64 reference ({m} sampled tokens{tied})", f"|Δ| ≤ {bound:.1e}",
                  f"max |Δ| {diff:.2e}", diff <= bound, "tolerance",
                  f"reference.py, one token at a time; tolerance {tol:.1e} × max(1, max |y|) for {cfg.dtype}")  # fmt: skip

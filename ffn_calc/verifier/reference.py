@@ -114,19 +114,19 @@ def softmax(logits: Vector) -> list[float]:
     return [e / total for e in exps]
 
 
-def route(cfg: FFNConfig, logits: Vector) -> list[tuple[int, float]]:
-    """The k most likely experts of one token, most likely first (ties to the lower index),
-    each with its probability divided by the sum of the k chosen."""
+def route(cfg: FFNConfig, logits: Vector, given: list[int] | None = None) -> list[tuple[int, float]]:
+    """The k most likely experts of one token, most likely first (ties to the lower index), or
+    the `given` ones, each with its probability divided by the sum of the k chosen."""
     probs = softmax(logits)
     ranked = sorted(range(cfg.experts), key=lambda e: (-probs[e], e))
-    chosen = ranked[: cfg.top_k]
+    chosen = ranked[: cfg.top_k] if given is None else given
     total = math.fsum(probs[e] for e in chosen)
     return [(e, probs[e] / total) for e in chosen]
 
 
-def moe(cfg: FFNConfig, p: Params, tokens: list[Vector]) -> list[Vector]:
+def moe(cfg: FFNConfig, p: Params, tokens: list[Vector], given: list[list[int] | None] | None = None) -> list[Vector]:
     """Shared experts (scaled by sigmoid(x·w_s) under Qwen's gate) plus the weighted sum of
-    each token's top-k routed experts."""
+    each token's top-k routed experts (or, for a token whose `given` is not None, those)."""
     outs = [np.zeros(cfg.d_model) for _ in tokens]
     if cfg.shared_experts:
         shared = ffn(cfg, p, names.SHARED, tokens)
@@ -134,7 +134,8 @@ def moe(cfg: FFNConfig, p: Params, tokens: list[Vector]) -> list[Vector]:
             gates = linear(tokens, p[names.W_SHARED_EXPERT_GATE], None)
             shared = [s * (1.0 / (1.0 + math.exp(-float(g[0])))) for s, g in zip(shared, gates, strict=True)]
         outs = [o + s for o, s in zip(outs, shared, strict=True)]
-    choices = [route(cfg, logits) for logits in linear(tokens, p[names.W_ROUTER], None)]
+    given = given or [None] * len(tokens)
+    choices = [route(cfg, logits, g) for logits, g in zip(linear(tokens, p[names.W_ROUTER], None), given, strict=True)]
     for e in range(cfg.experts):  # each expert on the tokens that chose it, one product each
         mine = [(t, w) for t, chosen in enumerate(choices) for expert, w in chosen if expert == e]
         if not mine:
@@ -145,15 +146,16 @@ def moe(cfg: FFNConfig, p: Params, tokens: list[Vector]) -> list[Vector]:
     return outs
 
 
-def reference(cfg: FFNConfig, p: Params, xs: np.ndarray) -> np.ndarray:
+def reference(cfg: FFNConfig, p: Params, xs: np.ndarray, given: list[list[int] | None] | None = None) -> np.ndarray:
     """The layer on each row of `xs` (tokens, d_model), each row on its own, as float64:
-    FFN(x), pre-norm x + FFN(N(x)), or post-norm N(x + FFN(x)). Capacity-factor routing is
-    not per token (which pairs are dropped depends on the other tokens), so it is refused."""
+    FFN(x), pre-norm x + FFN(N(x)), or post-norm N(x + FFN(x)); `given`: the experts of the
+    tokens whose routing is not to be chosen here. Capacity-factor routing is not per token
+    (which pairs are dropped depends on the other tokens), so it is refused."""
     if cfg.expert_capacity is not None:
         raise ValueError("the reference routes each token on its own: capacity-factor routing depends on the other tokens")
     tokens = [row.astype(np.float64) for row in xs.reshape(-1, cfg.d_model)]
     inner = [norm(cfg, p, x) for x in tokens] if cfg.norm == "pre" else tokens
-    ys = moe(cfg, p, inner) if cfg.is_moe else ffn(cfg, p, "", inner)
+    ys = moe(cfg, p, inner, given) if cfg.is_moe else ffn(cfg, p, "", inner)
     if cfg.norm != "none":
         ys = [x + y for x, y in zip(tokens, ys, strict=True)]
     if cfg.norm == "post":
