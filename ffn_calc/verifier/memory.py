@@ -86,7 +86,9 @@ def required_bytes(prediction: FFNReport, chunk_tokens: int = 0) -> int:
     scratch allowance."""
     forward_peak = chunked_peak(prediction.config, chunk_tokens) if chunk_tokens else prediction.totals.peak_bytes
     held = max(forward_peak, checks_bytes(prediction))
-    return held + int(PEAK_TOLERANCE * held) + scratch_allowance(prediction)
+    # The scratch is a chunk's: its products' workspace and its routing arrays.
+    run = analyze(replace(prediction.config, batch=1, seq_len=chunk_tokens)) if chunk_tokens else prediction
+    return held + int(PEAK_TOLERANCE * held) + scratch_allowance(run)
 
 
 def _size(n: int | float) -> str:
