@@ -163,3 +163,19 @@ def test_catches_a_peak_that_leaves_out_the_recomputed_tensors(monkeypatch: pyte
     monkeypatch.setattr("ffn_calc.verifier.training_step.train", short)
     report = api.verify(DENSE, backward=True, recompute="full")
     assert any(n.startswith("peak_bytes as defined:") for n in _failed(report))
+
+
+def test_catches_a_mask_saved_although_full_recompute_regenerates_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under full recompute the dropout mask is regenerated from its seed, so a model that also
+    saves it keeps a tensor the backward never reads (the backward applies the regenerated one)."""
+    real = training.train
+
+    def also_mask(cfg, options, *a, **k):  # type: ignore[no-untyped-def]
+        r = real(cfg, options, *a, **k)
+        mask = next(t for t in real(cfg, replace(options, recompute="none"), *a, **k).saved if t.name == "dropout_mask")
+        return replace(r, saved=(*r.saved, mask))
+
+    monkeypatch.setattr("ffn_calc.verifier.training_step.train", also_mask)
+    report = api.verify(DENSE, backward=True, recompute="full", dropout=True)
+    failed = {c.name: c.observed for c in report.checks if not c.ok}
+    assert failed["every saved tensor is read by the recompute or the backward"] == "never read: dropout_mask"

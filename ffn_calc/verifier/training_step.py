@@ -137,15 +137,15 @@ def step_checks(
     del store, out, mask_run  # only the saved tensors outlive the forward pass (the mask too)
     dout = rng.standard_normal((cfg.tokens, cfg.d_model)).astype(x.dtype)
     reads = Reads(saved)  # notes every name the recompute and the backward read from the saved tensors
-    work: dict[str, np.ndarray] = reads
-    if shards is not None and names.INPUT in saved:
-        work[names.INPUT] = shards.gather(work[names.INPUT]).reshape(cfg.tokens, cfg.d_model)
+    work: Reads = reads
+    if shards is not None and names.INPUT in saved:  # the harness's own read: not the backward's
+        work[names.INPUT] = shards.gather(dict.__getitem__(reads, names.INPUT)).reshape(cfg.tokens, cfg.d_model)
     missing = ""
     dropout: Dropout | None = None
     try:
         if mode.forward:  # run the whole forward again from the saved input (the mask from its seed)
             redo = Dropout(np.random.default_rng(seed).random((cfg.tokens, cfg.d_model)) >= 0.1) if options.dropout else None
-            work = Reads(layer_forward(cfg, p, work[names.INPUT], rrec, redo)[1], reads.read)
+            work = Reads(layer_forward(cfg, p, work[names.INPUT], rrec, redo)[1])  # its own reads: the backward's of it
             if redo is not None:
                 work[names.DROPOUT_MASK] = redo.mask  # regenerated from its seed, for the backward
             dropout_redo = redo.flops if redo is not None else 0
@@ -164,7 +164,7 @@ def step_checks(
         missing = str(e)
         grads, transient, dropout_redo = {}, 0, 0
     # What the recompute regenerated and the backward read: every name read that was not saved.
-    recomputed = sum(work[name].nbytes for name in reads.read - set(saved) if name in work)
+    recomputed = sum(dict.__getitem__(work, name).nbytes for name in work.read - set(saved) if name in work)
     del work
     checks.append(Check("training", "backward ran from the saved and recomputed tensors only", "every tensor it reads",
                         f"{missing} was not saved" if missing else "yes", not missing))  # fmt: skip
