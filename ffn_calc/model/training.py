@@ -129,8 +129,8 @@ class TrainingModelTotals:
     optimizer_state_bytes: int
     master_weight_bytes: int
     saved_activation_bytes: int
-    backward_transient_bytes: int  # one layer's: the largest of the stack
-    recomputed_bytes: int  # one layer's: that of the layer whose recomputed + transient is the largest
+    backward_transient_bytes: int  # one layer's: that of the layer whose recomputed + transient is the largest
+    recomputed_bytes: int  # the same layer's
     peak_bytes: int
 
 
@@ -141,13 +141,12 @@ SUMMED = ("forward_flops", "backward_flops", "recompute_flops", "dropout_flops",
 def model_training_totals(groups: list[tuple[int, int, TrainingTotals]]) -> TrainingModelTotals:
     """The stack's step from its groups: (layers, parameters per layer, one layer's totals)."""
     sums = {name: sum(layers * getattr(t, name) for layers, _, t in groups) for name in SUMMED}
-    transient = max((t.backward_transient_bytes for _, _, t in groups), default=0)
     busiest = max((t for _, _, t in groups), key=lambda t: t.recomputed_bytes + t.backward_transient_bytes)
     persistent = sums["weight_bytes"] + sums["gradient_bytes"] + sums["optimizer_state_bytes"] + sums["master_weight_bytes"]
     return TrainingModelTotals(
         layers=sum(layers for layers, _, _ in groups),
         params=sum(layers * params for layers, params, _ in groups),
-        backward_transient_bytes=transient,
+        backward_transient_bytes=busiest.backward_transient_bytes,
         recomputed_bytes=busiest.recomputed_bytes,
         peak_bytes=persistent + sums["saved_activation_bytes"] + busiest.recomputed_bytes + busiest.backward_transient_bytes,
         **sums,

@@ -173,7 +173,6 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, workspac
 
 THREADS = min(4, os.cpu_count() or 1)  # past a few threads, memory bandwidth is the limit
 SCRATCH_BLOCKS = 4
-SCRATCH_BYTES = THREADS * SCRATCH_BLOCKS * BLOCK_ELEMENTS * 8
 
 
 def elementwise_scratch_bytes(widest_row: int) -> int:
