@@ -30,6 +30,7 @@ from ffn_calc.verifier import optimizer
 from ffn_calc.verifier.backward import BackwardRecorder, Dropout, MissingTensor, Reads, activate, gradient_check, layer_backward, layer_forward
 from ffn_calc.verifier.compare import _grouped, conv_flops
 from ffn_calc.verifier.forward import NORM_PARAMS, Params, make_params
+from ffn_calc.verifier.kernels import kernel
 from ffn_calc.verifier.memory import scratch_allowance
 from ffn_calc.verifier.optimizer import Optimizer
 from ffn_calc.verifier.report import CONVENTION_X_OBSERVED, Check
@@ -291,5 +292,8 @@ def _finite_differences(cfg: FFNConfig, p: Params, x: np.ndarray, input_grad: bo
     where = (f"the layer itself, {cfg.tokens} tokens" if whole else
              f"a slice: {small.tokens} of {cfg.tokens} tokens, d_model {small.d_model} of {cfg.d_model}, "
              f"d_ff {small.d_ff} of {cfg.d_ff}") + (", its values jittered by 0.1% off ties and kinks" if jitter else "")  # fmt: skip
-    # 1e-5: NumPy has no erf, and the approximation used (error < 1.5e-7) limits GELU to about 1e-6.
-    return Check("backward", f"gradients = finite differences (float64, {where})", "≤ 1e-5", f"{err:.1e}", err <= 1e-5, "tolerance")
+    # 1e-5, or 1e-4 for an activation the forward only approximates: NumPy has no erf, and the
+    # approximation used (error < 1.5e-7) differs from erf's derivative, which the backward
+    # uses, by up to about 1e-5 in places (1.6e-5 seen on a bfloat16 GeGLU with RMSNorm).
+    tol = 1e-4 if kernel(cfg.base_activation).approx_error else 1e-5
+    return Check("backward", f"gradients = finite differences (float64, {where})", f"≤ {tol:.0e}", f"{err:.1e}", err <= tol, "tolerance")
