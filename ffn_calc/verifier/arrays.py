@@ -80,20 +80,22 @@ def _index_elements(rows: int, width: int) -> int:
     return min(rows * width, max(CONVERT_ELEMENTS, width))
 
 
-def _narrow_blocks(m: int, k: int, n: int) -> tuple[int, int, int]:
-    """Rows, depth and columns of a tile of a narrow (m, k)·(k, n) run in float32."""
-    budget = max(1, NARROW_BLOCK_BYTES // 4)  # float32 elements per buffer
+def _narrow_blocks(m: int, k: int, n: int, budget: int | None = None) -> tuple[int, int, int]:
+    """Rows, depth and columns of a tile of a narrow (m, k)·(k, n) run in float32, each of its
+    buffers at most `budget` float32 elements (by default NARROW_BLOCK_BYTES' worth)."""
+    budget = max(1, NARROW_BLOCK_BYTES // 4 if budget is None else budget)
     rows = max(1, min(m, math.isqrt(budget)))
     cols = max(1, min(n, budget // rows))
     depth = max(1, min(k, budget // cols, budget // rows))
     return rows, depth, cols
 
 
-def _tile_sizes(m: int, k: int, n: int, dtype: str) -> tuple[int, int]:
-    """(float32 elements, intp index elements) of a narrow (m, k)·(k, n): one tile of each
-    operand, the output block's accumulator and, when the depth is split, the block of one
-    partial product; for float8, the indices of the larger operand tile."""
-    rows, depth, cols = _narrow_blocks(m, k, n)
+def _tile_sizes(m: int, k: int, n: int, dtype: str, plan: tuple[int, int, int] | None = None) -> tuple[int, int]:
+    """(float32 elements, intp index elements) of a narrow (m, k)·(k, n) tiled as `plan` (rows,
+    depth, cols; by default _narrow_blocks'): one tile of each operand, the output block's
+    accumulator and, when the depth is split, the block of one partial product; for float8, the
+    indices of the larger operand tile."""
+    rows, depth, cols = plan or _narrow_blocks(m, k, n)
     partial = rows * cols if depth < k else 0
     indices = max(_index_elements(rows, depth), _index_elements(depth, cols)) if dtype in FLOAT8 else 0
     return rows * depth + depth * cols + rows * cols + partial, indices
@@ -120,15 +122,21 @@ class Workspace:
     def nbytes(self) -> int:
         return int(self.floats.nbytes + self.indices.nbytes)
 
-    def tiles(self, shapes: list[tuple[int, int]]) -> list[np.ndarray] | None:
-        """Float32 arrays of these shapes, side by side in the workspace; None when they do not fit."""
+    def tiles(self, sizes: list[int]) -> list[np.ndarray] | None:
+        """Flat float32 buffers of these sizes, side by side in the workspace; None when they do not fit."""
         out, start = [], 0
-        for r, c in shapes:
-            if start + r * c > self.floats.size:
+        for size in sizes:
+            if start + size > self.floats.size:
                 return None
-            out.append(self.floats[start : start + r * c].reshape(r, c))
-            start += r * c
+            out.append(self.floats[start : start + size])
+            start += size
         return out
+
+
+def _tile(buffer: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """A C-contiguous (rows, cols) array at the start of a flat buffer: every block of a product,
+    the last ones narrower included, is contiguous, so nothing is copied to write into it."""
+    return buffer[: rows * cols].reshape(rows, cols)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, workspace: Workspace | None = None) -> np.ndarray:
@@ -139,12 +147,18 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, workspac
     (m, k), n = a.shape, b.shape[1]
     if out is None:
         out = np.empty((m, n), a.dtype)
+    name = a.dtype.name
     rows, depth, cols = _narrow_blocks(m, k, n)
-    floats, index_elements = _tile_sizes(m, k, n, a.dtype.name)
-    if workspace is None or workspace.indices.size < index_elements or workspace.floats.size < floats:
-        workspace = Workspace([(m, k, n)], a.dtype.name)
-    shapes = [(rows, depth), (depth, cols), (rows, cols)] + ([(rows, cols)] if depth < k else [])
-    tiles = workspace.tiles(shapes)
+    if workspace is None or workspace.floats.size < 4:
+        workspace = Workspace([(m, k, n)], name)
+    elif _tile_sizes(m, k, n, name)[0] > workspace.floats.size:
+        # Fewer rows than the product the workspace was sized for can make wider tiles that add
+        # up to more: tiles of a quarter of it each, which fit, rather than new ones beside it.
+        rows, depth, cols = _narrow_blocks(m, k, n, workspace.floats.size // 4)
+    if workspace.indices.size < _tile_sizes(m, k, n, name, (rows, depth, cols))[1]:
+        workspace = Workspace([(m, k, n)], name)  # not sized for float8: a product of its own
+        rows, depth, cols = _narrow_blocks(m, k, n)
+    tiles = workspace.tiles([rows * depth, depth * cols, rows * cols] + [rows * cols] * (depth < k))
     assert tiles is not None  # _tile_sizes counts exactly these
     left, right, acc = tiles[:3]
     part = tiles[3] if depth < k else acc
@@ -152,14 +166,16 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, workspac
     for i, i_end in blocks(m, rows):
         for j, j_end in blocks(n, cols):
             r, c = i_end - i, j_end - j
+            total = _tile(acc, r, c)
             for p, p_end in blocks(k, depth):
                 d = p_end - p
-                to_float32(a[i:i_end, p:p_end], left[:r, :d], indices)
-                to_float32(b[p:p_end, j:j_end], right[:d, :c], indices)
-                np.matmul(left[:r, :d], right[:d, :c], out=acc[:r, :c] if p == 0 else part[:r, :c])
+                lhs, rhs = _tile(left, r, d), _tile(right, d, c)
+                to_float32(a[i:i_end, p:p_end], lhs, indices)
+                to_float32(b[p:p_end, j:j_end], rhs, indices)
+                np.matmul(lhs, rhs, out=total if p == 0 else _tile(part, r, c))
                 if p:
-                    acc[:r, :c] += part[:r, :c]
-            out[i:i_end, j:j_end] = acc[:r, :c]  # the one rounding to the storage dtype
+                    total += _tile(part, r, c)
+            out[i:i_end, j:j_end] = total  # the one rounding to the storage dtype
     return out
 
 
