@@ -156,20 +156,26 @@ def test_a_command_builds_only_itself() -> None:
 
 
 def test_only_the_process_run_as_the_command_freezes_its_objects_at_exit(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    """main() run as the command (its arguments from sys.argv) has gc.freeze run at exit; with
-    arguments from a caller (a test, a script) it leaves the caller's garbage collector alone."""
+    """main() run as the command (its arguments from sys.argv) has gc.freeze run at exit and,
+    but for verify and sweep, turns the collector off; with arguments from a caller (a test, a
+    script) it leaves the caller's garbage collector alone."""
     import atexit
     import gc
 
     from ffn_calc.cli.app import main
 
     registered: list[object] = []
+    disabled: list[bool] = []
     monkeypatch.setattr(atexit, "register", registered.append)
+    monkeypatch.setattr(gc, "disable", lambda: disabled.append(True))  # never this test process's collector
     assert cli("shapes", "3", "6", "8", "-f", "json").code == 0
-    assert registered == []
+    assert registered == [] and disabled == []
     monkeypatch.setattr("sys.argv", ["ffn-calc", "--version"])
     assert main() == 0
-    assert registered == [gc.freeze]
+    assert registered == [gc.freeze] and disabled == [True]  # a table command: no collector passes
+    monkeypatch.setattr("sys.argv", ["ffn-calc", "verify", "2", "2", "4", "-f", "json"])
+    assert main() == 0
+    assert disabled == [True]  # verify keeps the collector for its NumPy arrays
 
 
 def test_every_command_has_help_with_an_example(cli) -> None:  # type: ignore[no-untyped-def]
