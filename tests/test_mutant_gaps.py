@@ -211,3 +211,16 @@ def test_a_rank_saving_the_whole_input_under_sequence_parallelism_is_seen(monkey
     report = ffn_calc.verify(cfg, tp=2, sequence_parallel=True, backward=True)
     failed = [c.name for c in report.checks if not c.ok]
     assert "rank 0 step: saved input bytes (float32, .nbytes)" in failed and "rank 1 step: saved input bytes (float32, .nbytes)" in failed
+
+
+def test_sequence_parallel_backward_gathers_the_input_again_by_hand() -> None:
+    """Under sequence parallelism a rank keeps its shard of the layer input and gathers the whole
+    input again for linear1's weight gradient (Megatron): 16 tokens, d_model 64, d_ff 32 over 2
+    ranks (16 each), float32. Then dY (16, 16), dX (16, 64) and the gathered (16, 64) are alive
+    together: 16·(16 + 64 + 64)·4 = 9,216 bytes, more than any product's pair (16·(16 + 64)·4)."""
+    cfg = make_config(2, 8, 64, 32)
+    assert train(cfg, TrainingOptions(), tp=2, sequence_parallel=True).totals.backward_transient_bytes == 16 * (16 + 64 + 64) * 4
+    assert train(cfg, TrainingOptions(), tp=2).totals.backward_transient_bytes == 16 * (16 + 64) * 4
+    report = ffn_calc.verify(cfg, tp=2, sequence_parallel=True, backward=True)
+    rows = {c.name.split(" (")[0]: c for c in report.checks if c.name.startswith("rank 0 step: backward_transient_bytes")}
+    assert report.ok and rows["rank 0 step: backward_transient_bytes"].observed == 9216

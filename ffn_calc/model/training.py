@@ -403,6 +403,14 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     pairs = [by_name[op.stage].output.bytes + prod(op.output_shape) * cfg.dtype_bytes for op in ops if op.kind == "input-grad"]
     pairs += [by_name[op.stage].output.bytes + sum(by_name[i].output.bytes for i in by_name[op.stage].inputs)
               for op in ops if op.kind == "elementwise" and by_name[op.stage].op in ("activation", "glu")]  # fmt: skip
+    if sequence_shards > 1 and not cfg.is_moe:
+        # Megatron keeps only the rank's sequence shard of the first linears' input and gathers the
+        # whole input again in the backward, for their weight gradients: alive beside that
+        # product's output gradient (and input gradient, when it is computed).
+        first = {spec.stage for spec in names.linears(cfg.is_glu, cfg.fused) if spec.first}
+        grads = {op.stage: prod(op.output_shape) * cfg.dtype_bytes for op in ops if op.kind == "input-grad"}
+        pairs += [by_name[op.stage].output.bytes + grads.get(op.stage, 0) + sum(by_name[i].output.bytes for i in by_name[op.stage].inputs)
+                  for op in ops if op.kind == "weight-grad" and op.stage in first]  # fmt: skip
     transient = max(pairs, default=0)
     persistent = weight_bytes + gradient_bytes + state_bytes + master_bytes
     totals = TrainingTotals(

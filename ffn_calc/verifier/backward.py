@@ -8,7 +8,7 @@ gradients are right, so that the FLOPs observed are those of a correct backward 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,12 +121,14 @@ class MissingTensor(Exception):
 
 
 class Reads(dict):  # type: ignore[type-arg]
-    """A store that notes every name read from it (into `names`) and whose missing names raise
-    MissingTensor, naming the tensor."""
+    """A store that notes every name read from it (into `read`) and whose missing names raise
+    MissingTensor, naming the tensor. `gathered` names the tensors rebuilt from shards for the
+    backward (sequence parallelism's layer input), not kept: alive only while it runs."""
 
-    def __init__(self, store: Store, read: set[str] | None = None) -> None:
+    def __init__(self, store: Store, read: set[str] | None = None, gathered: Iterable[str] = ()) -> None:
         super().__init__(store)
         self.read = read if read is not None else set()
+        self.gathered = set(gathered)
 
     def __getitem__(self, name: str) -> np.ndarray:
         self.read.add(name)
@@ -192,6 +194,7 @@ class _Block:
         self.cfg, self.p, self.rec, self.prefix, self.src, self.bounds = cfg, p, rec, prefix, src, bounds
         *self.first, self.last = names.linears(cfg.is_glu, cfg.fused)
         self.extra_sums = 0  # elements of the gate + up gradient sum, charged to the block's input stage
+        self.gathered = 0  # bytes of the block's input when it was gathered for the backward, not kept
         self.transient = 0  # the most gradients alive at once: a product's or the activation's output + input gradients
 
     def lin(self, z: np.ndarray, spec: names.Linear) -> np.ndarray:
@@ -244,8 +247,9 @@ class _Block:
                         g[b][e] = dz[lo:hi].sum(axis=0)
         if b in self.p:
             self.rec.flops(stage, "bias-grad", dz.size * conv.BIAS_GRAD_FLOPS_PER_ELEMENT)
-        if input_grad:
-            self.transient = max(self.transient, dz.nbytes + dz_in.nbytes)
+        gathered = self.gathered if spec.first else 0  # the first linears' weight gradients read it
+        if input_grad or gathered:
+            self.transient = max(self.transient, dz.nbytes + (dz_in.nbytes if input_grad else 0) + gathered)
         return dz_in
 
     def backward(self, store: Store, dy: np.ndarray, g: Grads, input_grad: bool = True) -> np.ndarray:
@@ -253,6 +257,7 @@ class _Block:
         tensor read from the store; a GLU's gate and up gradients are summed into it."""
         cfg, act, rec, pre = self.cfg, self.cfg.base_activation, self.rec, self.prefix
         a = store[_act_stage(cfg, pre)]
+        self.gathered = dict.__getitem__(store, self.src).nbytes if self.src in getattr(store, "gathered", ()) else 0
         da = self.lin_back(a, dy, self.last, g)
         per = conv.activation_backward_flops(cfg.activation)
         src = store[self.src]
@@ -374,7 +379,7 @@ def layer_backward(
     """Every weight's gradient (and x's, as "x", with `input_grad`) of Σ(output ⊙ dout), each
     tensor read from `store` by name; and the largest output-gradient + input-gradient pair
     of a product (bytes). Raises MissingTensor when the store lacks a tensor it needs."""
-    store = Reads(store, store.read if isinstance(store, Reads) else None)
+    store = Reads(store, store.read, store.gathered) if isinstance(store, Reads) else Reads(store)
     n, d, e, k = cfg.tokens, cfg.d_model, cfg.experts, cfg.top_k
     g: Grads = {}
     nt = norm_type(cfg.norm_type)

@@ -141,12 +141,13 @@ def step_checks(
     work: Reads = reads
     if shards is not None and names.INPUT in saved:  # the harness's own read: not the backward's
         work[names.INPUT] = shards.gather(dict.__getitem__(reads, names.INPUT)).reshape(cfg.tokens, cfg.d_model)
+        reads.gathered.add(names.INPUT)
     missing = ""
     dropout: Dropout | None = None
     try:
         if mode.forward:  # run the whole forward again from the saved input (the mask from its seed)
             redo = Dropout(np.random.default_rng(seed).random((cfg.tokens, cfg.d_model)) >= 0.1) if options.dropout else None
-            work = Reads(layer_forward(cfg, p, work[names.INPUT], rrec, redo)[1])  # its own reads: the backward's of it
+            work = Reads(layer_forward(cfg, p, work[names.INPUT], rrec, redo)[1], gathered=reads.gathered)  # its own reads: the backward's
             if redo is not None:
                 work[names.DROPOUT_MASK] = redo.mask  # regenerated from its seed, for the backward
             dropout_redo = redo.flops if redo is not None else 0
