@@ -257,10 +257,10 @@ class _Block:
         tensor read from the store; a GLU's gate and up gradients are summed into it."""
         cfg, act, rec, pre = self.cfg, self.cfg.base_activation, self.rec, self.prefix
         a = store[_act_stage(cfg, pre)]
-        self.gathered = dict.__getitem__(store, self.src).nbytes if self.src in getattr(store, "gathered", ()) else 0
         da = self.lin_back(a, dy, self.last, g)
         per = conv.activation_backward_flops(cfg.activation)
         src = store[self.src]
+        self.gathered = src.nbytes if self.src in getattr(store, "gathered", ()) else 0  # read by the first linears below
         step = max(1, BLOCK_ELEMENTS // max(1, da.shape[1]))  # rows per block: the derivatives' scratch stays a block
         if not cfg.is_glu:
             dh = np.empty_like(da)

@@ -14,6 +14,7 @@ the registries, read when the pass runs: they are definitions, not observations.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -261,6 +262,14 @@ def route(rec: Recorder, cfg: FFNConfig, p: Params, src: np.ndarray) -> tuple[np
     del logits
     rec.output(names.ROUTING, weights.reshape(cfg.batch, cfg.seq_len, k))
     return weights, index
+
+
+def route_tokens(cfg: FFNConfig, p: Params, xs: np.ndarray) -> np.ndarray:
+    """The experts the pass routes each row of `xs` (tokens, d_model) to (tokens × k): its norm
+    (when pre) and router on those tokens alone, which route each as the whole pass did."""
+    x = xs.reshape(1, -1, cfg.d_model)
+    src = norm(Silent(), cfg.norm_type, x, p) if cfg.norm == "pre" else x
+    return route(Silent(), replace(cfg, batch=1, seq_len=xs.shape[0]), p, src)[1]
 
 
 def sigmoid(g: np.ndarray) -> np.ndarray:

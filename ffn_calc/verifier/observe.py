@@ -20,8 +20,8 @@ from ffn_calc.model.forward import FFNReport
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier.arrays import Workspace, random_array
 from ffn_calc.verifier.compare import ActiveSeen, ArraySeen, ForwardSeen, StackSeen, StageSeen, active_per_token
-from ffn_calc.verifier.forward import NORM_PARAMS, Params, forward, make_params, route
-from ffn_calc.verifier.recorder import Recorder, Silent, expert_params_read
+from ffn_calc.verifier.forward import NORM_PARAMS, Params, forward, make_params, route_tokens
+from ffn_calc.verifier.recorder import Recorder, expert_params_read
 
 SAMPLE_TOKENS = 8  # tokens whose outputs the structural and reference checks look at
 
@@ -139,7 +139,7 @@ def active_seen(cfg: FFNConfig, p: Params, rec: Recorder, sampled: np.ndarray) -
     if rec.token_params is not None:
         lo, hi = rec.token_params
         return ActiveSeen(shared, every, lo, hi, rec.routed_tokens, f"the pass's routing of all {rec.routed_tokens:,} tokens")
-    _, index = route(Silent(), replace(cfg, batch=1, seq_len=sampled.shape[0]), p, sampled.reshape(1, -1, cfg.d_model))
+    index = route_tokens(cfg, p, sampled)
     read = expert_params_read(index, None, sizes)
     how = f"the {read.size} sampled tokens routed again (the pass does not report its routing to the recorder)"
     return ActiveSeen(shared, every, int(read.min()), int(read.max()), read.size, how)

@@ -15,7 +15,7 @@ import numpy as np
 from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier import reference
-from ffn_calc.verifier.forward import LN_EPS, Params, ffn_as_conv1d, forward, norm, route
+from ffn_calc.verifier.forward import LN_EPS, Params, ffn_as_conv1d, forward, norm, route_tokens
 from ffn_calc.verifier.kernels import activation_values, kernel
 from ffn_calc.verifier.observe import Sample
 from ffn_calc.verifier.recorder import Silent
@@ -169,14 +169,6 @@ def _clear_routing(cfg: FFNConfig, p: Params, xs: np.ndarray, margin: float) -> 
     return np.array(clear, bool)
 
 
-def _pass_routing(cfg: FFNConfig, p: Params, xs: np.ndarray) -> np.ndarray:
-    """The experts the fast path routes each row of `xs` to (tokens × k): its router on those
-    tokens alone, which routes each as the whole pass did (routing is per token)."""
-    x = xs.reshape(1, -1, cfg.d_model)
-    src = norm(Silent(), cfg.norm_type, x, p) if cfg.norm == "pre" else x
-    return route(Silent(), replace(cfg, batch=1, seq_len=xs.shape[0]), p, src)[1]
-
-
 def reference_check(cfg: FFNConfig, p: Params, sample: Sample, keep: np.ndarray | None = None) -> Check:
     """The fast path's outputs for the sampled tokens against reference.py's float64 ones. A
     token not in `keep` (on a near-tie in routing, which rounding in the storage dtype may break
@@ -190,7 +182,7 @@ def reference_check(cfg: FFNConfig, p: Params, sample: Sample, keep: np.ndarray 
     keep = np.ones(m, bool) if keep is None else keep
     given: list[list[int] | None] = [None] * m
     if not keep.all():
-        index = _pass_routing(cfg, p, sample.inputs)
+        index = route_tokens(cfg, p, sample.inputs)
         given = [None if keep[t] else [int(e) for e in index[t]] for t in range(m)]
     expected = reference.reference(cfg, p, sample.inputs, given)
     got = sample.outputs.astype(np.float64)
