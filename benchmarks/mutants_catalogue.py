@@ -189,7 +189,7 @@ MUTANTS: tuple[Mutant, ...] = (
            'out.values["d_ff"] = 4 * d_model',
            'out.values["d_ff"] = 3 * d_model',
            "config.json: GPT-2's null n_inner read as 3 × n_embd", ("verify 1 4 --config tests/data/gpt2.config.json",), CONFIG_RULE),
-    Mutant("cfg-gpt2-preset-gelu", MODEL, "ffn_calc/inputs/presets.py",
+    Mutant("cfg-gpt2-preset-gelu", MODEL, "ffn_calc/catalogue/presets.py",
            'Preset("gpt2", 768, 3072, "gelu_tanh"',
            'Preset("gpt2", 768, 3072, "gelu"',
            "the gpt2 preset's activation as erf GELU instead of gelu_new", ("verify 1 4 -m gpt2",),

@@ -208,7 +208,7 @@ def test_config_file_through_the_cli(cli) -> None:  # type: ignore[no-untyped-de
 
 
 def test_models_lists_every_preset(cli) -> None:  # type: ignore[no-untyped-def]
-    from ffn_calc.inputs.presets import PRESETS
+    from ffn_calc.catalogue.presets import PRESETS
 
     code, out, _ = cli("models", "-f", "json")
     assert code == 0

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ffn_calc.model.activations import ACTIVATIONS
+from ffn_calc.model.activations import NONLINEARITIES
 from ffn_calc.model.layer import make_config
 from ffn_calc.verifier import forward as fwd
 from ffn_calc.verifier.recorder import Recorder, Tally
@@ -94,7 +94,7 @@ def test_residual_computed_but_not_counted_is_caught(monkeypatch: pytest.MonkeyP
 def test_gelu_at_six_flops_is_a_definition_not_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """A model mutant in the convention itself: the prediction and the count's cost both read
     the registry, so counting cannot catch it; verify lists it under definitions instead."""
-    monkeypatch.setitem(ACTIVATIONS, "gelu", ACTIVATIONS["gelu"]._replace(flops=6))
+    monkeypatch.setitem(NONLINEARITIES, "gelu", NONLINEARITIES["gelu"]._replace(flops=6))
     report = verify(make_config(2, 3, 8, 16, activation="gelu"))
     assert report.ok, failed(report)
     assert "GELU 6 FLOPs/element (convention)" in row(report, "activation elementwise FLOPs (counted)").detail

@@ -10,12 +10,13 @@ from dataclasses import replace
 import pytest
 from helpers import ROOT
 
+from ffn_calc.catalogue.gpus import GPUS
+from ffn_calc.errors import ConfigError
 from ffn_calc.inputs.resolve import layer_config
-from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.expert_parallel import expert_parallel
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import make_config
-from ffn_calc.model.roofline import GPUS, roofline
+from ffn_calc.model.roofline import roofline
 from ffn_calc.model.training import TrainingOptions, train
 from ffn_calc.verifier.run import verify
 

@@ -12,11 +12,11 @@ import pytest
 from ffn_calc import api
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model.conventions import activation_flops
-from ffn_calc.model.diagram import WIDTH
-from ffn_calc.model.explain import explain
 from ffn_calc.model.forward import analyze
-from ffn_calc.model.interview import shown
 from ffn_calc.model.layer import glu_matched_d_ff
+from ffn_calc.prose.diagram import WIDTH
+from ffn_calc.prose.explanation import explain
+from ffn_calc.prose.interview import shown
 
 LAYERS = [
     {"model": "llama-2-7b"},

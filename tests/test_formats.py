@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from helpers import Result
 
+from ffn_calc.catalogue.gpus import GPUS
+from ffn_calc.catalogue.presets import PRESETS
 from ffn_calc.cli.options import complete_activation, complete_dtype, complete_gpu, complete_model
-from ffn_calc.inputs.presets import PRESETS
-from ffn_calc.model.activations import CHOICES as ACTIVATIONS
-from ffn_calc.model.layer import DTYPES
-from ffn_calc.model.roofline import GPUS
+from ffn_calc.model.activations import ACTIVATIONS
+from ffn_calc.model.dtypes import DTYPES
 
 Cli = Callable[..., Result]
 SHAPES = ("shapes", "1", "512", "-m", "bert-base")

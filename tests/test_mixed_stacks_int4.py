@@ -10,7 +10,7 @@ import pytest
 from helpers import ROOT
 
 import ffn_calc
-from ffn_calc.model.errors import ConfigError, VerifyRefused
+from ffn_calc.errors import ConfigError, VerifyRefused
 
 DATA = ROOT / "tests" / "data"
 

@@ -11,13 +11,13 @@ from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ffn_calc.inputs.catalogue import model_catalogue
+from ffn_calc.api.model_list import model_catalogue
+from ffn_calc.catalogue.presets import PRESETS
 from ffn_calc.inputs.config_json import read_config
-from ffn_calc.inputs.presets import PRESETS
 from ffn_calc.inputs.resolve import layer_config
-from ffn_calc.model.explain import explain
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import ConfigError, FFNConfig, glu_matched_d_ff, make_config
+from ffn_calc.prose.explanation import explain
 from ffn_calc.verifier.run import verify
 
 DATA = Path(__file__).parent / "data"

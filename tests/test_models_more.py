@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from ffn_calc import api
+from ffn_calc.errors import ConfigError
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model import structure as names
-from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.training import TrainingOptions, train

@@ -14,13 +14,13 @@ from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ffn_calc.api.sweep_executor import LineError, line_rows
+from ffn_calc.catalogue.presets import PRESETS
+from ffn_calc.errors import ConfigError
 from ffn_calc.inputs.config_json import read_config
-from ffn_calc.inputs.presets import PRESETS
 from ffn_calc.inputs.resolve import layer_config
-from ffn_calc.inputs.sweep import LineError, line_rows
 from ffn_calc.model import structure as names
 from ffn_calc.model.conventions import CONVENTION_SUMMARY, conventions_dict
-from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import FFNConfig, make_config
 from ffn_calc.model.norms import NORM_TYPES

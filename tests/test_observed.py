@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from ffn_calc.errors import ConfigError
 from ffn_calc.model import forward as model_forward
 from ffn_calc.model import parallel as model_parallel
 from ffn_calc.model import structure as names
-from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.layer import FFNConfig, make_config
 from ffn_calc.verifier import run as verify_run
 from ffn_calc.verifier.parallel import all_gather, reduce_scatter
@@ -138,13 +138,13 @@ def test_the_shared_expert_left_out_of_active_params_is_caught(monkeypatch: pyte
 
 
 def _model_off_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = model_forward.model_totals
+    real = model_forward.stack_totals
 
     def one_layer_short(groups):  # type: ignore[no-untyped-def]
         short = tuple(replace(g, config=replace(g.config, layers=g.config.layers - 1)) if g.config.layers > 1 else g for g in groups)
         return replace(real(short), layers=real(groups).layers)
 
-    monkeypatch.setattr(model_forward, "model_totals", one_layer_short)
+    monkeypatch.setattr(model_forward, "stack_totals", one_layer_short)
 
 
 @pytest.mark.parametrize("layers", [3, 12])

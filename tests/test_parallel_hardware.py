@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from ffn_calc.catalogue.gpus import GPUS
+from ffn_calc.inputs.hardware import custom_gpu
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model.layer import ConfigError, make_config
 from ffn_calc.model.parallel import tensor_parallel
-from ffn_calc.model.roofline import GPUS, custom_gpu, roofline
+from ffn_calc.model.roofline import roofline
 from ffn_calc.model.training import TrainingOptions, train
 from ffn_calc.verifier import parallel as verify_parallel
 from ffn_calc.verifier.run import verify

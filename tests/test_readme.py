@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from helpers import CLI, ENV, ROOT
 
-from ffn_calc.model.activations import ACTIVATIONS
+from ffn_calc.model.activations import NONLINEARITIES
 from ffn_calc.model.dtypes import DTYPES
 
 README = (ROOT / "README.md").read_text()
@@ -105,5 +105,5 @@ def test_every_json_key_is_documented(cli, args: list[str]) -> None:  # type: ig
     assert err == ""  # as before, when stdout and stderr were parsed together as one JSON document
     doc = json.loads(out)
     documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", README))
-    missing = keys(doc) - documented - set(ACTIVATIONS) - set(DTYPES)  # names that key activation_flops_per_element, gpus[].tflops
+    missing = keys(doc) - documented - set(NONLINEARITIES) - set(DTYPES)  # names that key activation_flops_per_element, gpus[].tflops
     assert not missing, f"JSON keys missing from the README: {sorted(missing)}"

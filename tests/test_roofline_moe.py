@@ -11,9 +11,9 @@ import re
 import pytest
 from helpers import ROOT
 
+from ffn_calc.catalogue.gpus import GPUS
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model.roofline import (
-    GPUS,
     expected_experts_touched,
     roofline,
     uniform_rows_per_expert,

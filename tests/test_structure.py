@@ -14,15 +14,17 @@ import pytest
 from helpers import ROOT
 
 import ffn_calc
+from ffn_calc.api import sweep_executor as sweep
+from ffn_calc.catalogue import presets
+from ffn_calc.catalogue.gpus import GPUS
 from ffn_calc.cli import options
-from ffn_calc.inputs import presets, resolve, sweep
+from ffn_calc.inputs import resolve
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
-from ffn_calc.model.activations import ACTIVATIONS, CHOICES, GATED, by_config_name
+from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, NONLINEARITIES, by_config_name
 from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DTYPES
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import make_config
-from ffn_calc.model.roofline import GPUS
 from ffn_calc.verifier import kernels, properties
 from ffn_calc.verifier import run as verify_run
 from ffn_calc.verifier.forward import make_params
@@ -34,7 +36,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_the_kernel_table_holds_the_registrys_names() -> None:
-    assert set(kernels.KERNELS) == set(ACTIVATIONS)
+    assert set(kernels.KERNELS) == set(NONLINEARITIES)
 
 
 def test_an_unregistered_activation_raises_rather_than_falling_through() -> None:
@@ -55,7 +57,7 @@ ORACLE = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("name", sorted(NONLINEARITIES))
 def test_every_kernel_matches_the_oracle(name: str) -> None:
     h = np.array([-1.0, 0.5, 2.0])
     values, slopes = ORACLE[name]
@@ -65,7 +67,7 @@ def test_every_kernel_matches_the_oracle(name: str) -> None:
     assert np.allclose(k.derivative(h), slopes, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("name", sorted(NONLINEARITIES))
 def test_every_derivative_is_the_slope_of_its_reference(name: str) -> None:
     k, eps = kernels.kernel(name), 1e-6
     for v in (-1.3, -0.2, 0.7, 2.1):  # away from ReLU's kink
@@ -74,24 +76,24 @@ def test_every_derivative_is_the_slope_of_its_reference(name: str) -> None:
 
 
 def test_gated_forms_and_config_spellings_come_from_the_registry() -> None:
-    assert CHOICES == (*ACTIVATIONS, *GATED)
-    assert GATED == {"swiglu": "silu", "geglu": "gelu", "geglu_tanh": "gelu_tanh", "reglu": "relu"}
-    for a in ACTIVATIONS.values():
+    assert ACTIVATIONS == (*NONLINEARITIES, *GATED_FORMS)
+    assert GATED_FORMS == {"swiglu": "silu", "geglu": "gelu", "geglu_tanh": "gelu_tanh", "reglu": "relu"}
+    for a in NONLINEARITIES.values():
         for spelling in a.config_names:
             assert by_config_name(spelling) is a
 
 
 def test_the_help_and_the_convention_name_every_activation() -> None:
     help_text = next(p for p in options.LAYER_PARAMS if p.name == "activation").annotation.__metadata__[0].help
-    for name in CHOICES:
+    for name in ACTIVATIONS:
         assert re.search(rf"\b{name}\b", help_text)
-    for a in ACTIVATIONS.values():
+    for a in NONLINEARITIES.values():
         assert f"{a.label} {a.flops}" in conv.CONVENTION_SUMMARY
         assert conv.conventions_dict()["activation_flops_per_element"][a.name] == a.flops  # type: ignore[index]
 
 
 def test_the_readme_convention_table_matches_the_registry() -> None:
-    for a in ACTIVATIONS.values():
+    for a in NONLINEARITIES.values():
         row = re.search(rf"^\| {re.escape(a.label)}, {re.escape(a.formula)} \| (\d+) FLOPs? per element \|$", README, re.M)
         assert row is not None, f"README has no convention row for {a.name}"
         assert int(row.group(1)) == a.flops
@@ -99,7 +101,7 @@ def test_the_readme_convention_table_matches_the_registry() -> None:
     assert backward is not None
     labels = [s.strip() for s in backward.group(1).split(",")]
     costs = [int(s) for s in backward.group(2).replace(" ", "").split(",")]
-    by_label = {a.label: a for a in ACTIVATIONS.values()}
+    by_label = {a.label: a for a in NONLINEARITIES.values()}
     assert sorted(labels) == sorted(by_label) and all(by_label[lb].backward_flops == c for lb, c in zip(labels, costs, strict=True))
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import ffn_calc
+from ffn_calc.catalogue.gpus import GPUS
+from ffn_calc.errors import closest
 from ffn_calc.model.dtypes import DTYPES
-from ffn_calc.model.errors import closest
-from ffn_calc.model.roofline import GPUS
 
 
 def test_closest_prefers_a_name_cut_short_then_similar_ones() -> None:

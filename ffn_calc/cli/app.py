@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from ffn_calc import __version__, api
+from ffn_calc.api.columns import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM
 from ffn_calc.cli.click_compat import ClickException, NoArgsIsHelpError, NoSuchOption
 from ffn_calc.cli.options import (
     CONVENTION_HELP,
@@ -44,9 +45,8 @@ from ffn_calc.cli.options import (
     number_parser,
 )
 from ffn_calc.cli.output import OutputFailed, PipeClosed, emit, pipe_guard, progress
-from ffn_calc.inputs.columns import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM
+from ffn_calc.errors import ConfigError, VerifyRefused, closest
 from ffn_calc.inputs.resolve import LAYER_FLAGS
-from ffn_calc.model.errors import ConfigError, VerifyRefused, closest
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
 from ffn_calc.render.base import View
@@ -326,7 +326,7 @@ def sweep(
 ) -> None:
     """One row per configuration: lists and ranges of sizes, models, activations and dtypes, or
     JSON lines on stdin. Example: ffn-calc sweep --model bert-base,gpt2-xl --seq-len 512,2048 -f csv"""
-    from ffn_calc.inputs.sweep import LineError, grid_sweep, lines_sweep  # loaded by this command only
+    from ffn_calc.api.sweep_executor import LineError, grid_sweep, lines_sweep  # loaded by this command only
 
     if chart is not None and fmt not in (SweepFormat.table, SweepFormat.markdown):
         raise ConfigError("--chart", "draws for --format table or markdown only")

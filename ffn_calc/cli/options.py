@@ -14,18 +14,16 @@ from typing import Annotated, Any
 
 import typer
 
+from ffn_calc.errors import ConfigError
 from ffn_calc.inputs.resolve import LAYER_FLAGS, layer_config
 from ffn_calc.model import conventions as conv
-from ffn_calc.model.activations import ACTIVATIONS as PLAIN_ACTIVATIONS
-from ffn_calc.model.activations import CHOICES as ACTIVATIONS
-from ffn_calc.model.activations import GATED
-from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DEFAULT_GROUP_SIZE, WEIGHTS_ONLY
-from ffn_calc.model.errors import ConfigError
-from ffn_calc.model.layer import DTYPES, NORMS, FFNConfig, parse_size
+from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, NONLINEARITIES
+from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DEFAULT_GROUP_SIZE, DTYPES, WEIGHTS_ONLY
+from ffn_calc.model.layer import NORM_PLACEMENTS, FFNConfig, parse_size
 from ffn_calc.model.norms import NORM_TYPES
 
 Activation = Enum("Activation", {a: a for a in ACTIVATIONS}, type=str)  # type: ignore[misc]
-Norm = Enum("Norm", {n: n for n in NORMS}, type=str)  # type: ignore[misc]
+Norm = Enum("Norm", {n: n for n in NORM_PLACEMENTS}, type=str)  # type: ignore[misc]
 NormType = Enum("NormType", {n: n for n in NORM_TYPES}, type=str)  # type: ignore[misc]
 Dtype = Enum("Dtype", {d: d for d in DTYPES}, type=str)  # type: ignore[misc]
 
@@ -56,13 +54,13 @@ def _complete(names: list[str], incomplete: str) -> list[str]:
 
 
 def complete_model(incomplete: str) -> list[str]:
-    from ffn_calc.inputs.presets import PRESETS
+    from ffn_calc.catalogue.presets import PRESETS
 
     return _complete(list(PRESETS), incomplete)
 
 
 def complete_gpu(incomplete: str) -> list[str]:
-    from ffn_calc.model.roofline import GPUS
+    from ffn_calc.catalogue.gpus import GPUS
 
     return _complete(list(GPUS), incomplete)
 
@@ -169,7 +167,7 @@ ActivationOpt = Annotated[
         "--activation",
         "-a",
         metavar="NAME",
-        help=f"Nonlinearity: {', '.join(PLAIN_ACTIVATIONS)}; or gated, act(x·W_gate) ⊙ x·W_up: {', '.join(GATED)}. [default: relu]",
+        help=f"Nonlinearity: {', '.join(NONLINEARITIES)}; or gated, act(x·W_gate) ⊙ x·W_up: {', '.join(GATED_FORMS)}. [default: relu]",
         case_sensitive=False,
         rich_help_panel=LAYER,
         show_default=False,

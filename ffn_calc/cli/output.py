@@ -53,7 +53,7 @@ def emit(result: Result, fmt: str, get: str | None = None, view: View | None = N
     shows it (the console's width chooses each table's layout when it is printed). `svg`: a
     file to save the printed tables to as well, as an SVG picture (table output only)."""
     if svg is not None and (fmt != "table" or get is not None):
-        from ffn_calc.model.errors import ConfigError
+        from ffn_calc.errors import ConfigError
 
         raise ConfigError("--svg", f"records the table output; drop {'--get' if get is not None else '-f ' + fmt} or --svg")
     if get is not None:

@@ -1,2 +1,2 @@
-"""From what a user says to a layer: presets (data), config.json files, flags and JSON lines
-resolved into an FFNConfig, and sweeps of many. Standard library only; built on `model`."""
+"""From what a user says to a layer: config.json files, flags and JSON lines resolved (over a
+catalogue preset) into an FFNConfig, and a GPU from its name or figures. Standard library only."""

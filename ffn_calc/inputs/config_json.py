@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ffn_calc.model.activations import ACTIVATIONS, by_config_name
+from ffn_calc.errors import ConfigError
+from ffn_calc.model.activations import NONLINEARITIES, by_config_name
 from ffn_calc.model.dtypes import DTYPES
-from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.norms import NORM_TYPES, by_config_key
 
 # Families whose MLP is act(x·W_gate) ⊙ (x·W_up) then W_down (their modeling_*.py files).
@@ -163,7 +163,7 @@ def read_config(path: str) -> ConfigFile:
     if model_type.startswith("gemma") and act_name == "gelu":
         act_name = "gelu_pytorch_tanh"
         out.notes.append("Gemma's config says gelu but the model runs the tanh approximation")
-    found = by_config_name(act_name) if act_name else ACTIVATIONS["silu" if gated else "relu"]
+    found = by_config_name(act_name) if act_name else NONLINEARITIES["silu" if gated else "relu"]
     if found is None:
         raise ConfigError("--config", f"activation {act_name!r} is not one ffn-calc models; give --activation")
     if not act_field and family is None:

@@ -9,7 +9,7 @@ import typing
 from dataclasses import fields, replace
 from typing import Any
 
-from ffn_calc.model.errors import ConfigError, closest
+from ffn_calc.errors import ConfigError, closest
 from ffn_calc.model.layer import FFNConfig, check_size, make_config
 
 
@@ -56,7 +56,7 @@ def layer_config(
     origin: list[str] = []
     d_ff_from = ""
     if model is not None:
-        from ffn_calc.inputs import presets  # data, loaded only when a preset is named
+        from ffn_calc.catalogue import presets  # data, loaded only when a preset is named
 
         try:
             preset = presets.lookup(model)

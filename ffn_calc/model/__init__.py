@@ -1,6 +1,8 @@
 """The model: exact shapes, parameters, FLOPs and memory, as Python integers.
 
-Standard library only; nothing here prints or imports typer, rich or numpy. The floors, from
-the bottom: conventions and registries (activations, dtypes, structure), the layer (inputs of
-one FFN), the forward stages, then training, parallelism, roofline and explain on top of them.
+Standard library only; nothing here prints or imports typer, rich or numpy, and nothing here is
+prose. The floors, from the bottom: the cost convention and the registries (activations, norms,
+dtypes, structure), the layer (inputs of one FFN), the forward stages, then training, parallelism
+and the roofline arithmetic on top of them. Catalogue data (presets, GPU datasheets) lives in
+`ffn_calc.catalogue`; prose and pictures built from these numbers in `ffn_calc.prose`.
 """

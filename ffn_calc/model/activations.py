@@ -70,16 +70,16 @@ _ALL = (
 for _a in _ALL:
     if _a.backward_reads not in ("input", "output"):
         raise ValueError(f"{_a.name}: backward_reads must be input or output")
-ACTIVATIONS: dict[str, Activation] = {a.name: a for a in _ALL}
+NONLINEARITIES: dict[str, Activation] = {a.name: a for a in _ALL}
 # Gated forms: name → the nonlinearity applied to the gate (swiglu → silu).
-GATED: dict[str, str] = {a.gated: a.name for a in _ALL if a.gated}
+GATED_FORMS: dict[str, str] = {a.gated: a.name for a in _ALL if a.gated}
 # Every name --activation takes: the plain ones, then the gated ones.
-CHOICES: tuple[str, ...] = tuple(ACTIVATIONS) + tuple(GATED)
+ACTIVATIONS: tuple[str, ...] = tuple(NONLINEARITIES) + tuple(GATED_FORMS)
 
 
 def activation(name: str) -> Activation:
     """The registered nonlinearity `name`, or the nonlinearity of the gated form `name`."""
-    return ACTIVATIONS[GATED.get(name, name)]
+    return NONLINEARITIES[GATED_FORMS.get(name, name)]
 
 
 def by_config_name(spelling: str) -> Activation | None:

@@ -31,7 +31,7 @@ Matmul-only FLOPs are reported on their own as well; they are the figure papers 
 
 from __future__ import annotations
 
-from ffn_calc.model.activations import ACTIVATIONS, GATED, activation
+from ffn_calc.model.activations import GATED_FORMS, NONLINEARITIES, activation
 from ffn_calc.model.norms import NORM_TYPES, norm_type
 
 FLOPS_PER_MAC = 2
@@ -60,18 +60,18 @@ def norm_backward_flops(kind: str, rows: int, width: int) -> int:
 def activation_flops(name: str) -> int:
     """Forward FLOPs per element of the activation stage of `--activation name`: the
     nonlinearity's own cost, and for a GLU (act(g) ⊙ u) the multiply by u as well."""
-    return activation(name).flops + (GLU_MULTIPLY_FLOPS_PER_ELEMENT if name in GATED else 0)
+    return activation(name).flops + (GLU_MULTIPLY_FLOPS_PER_ELEMENT if name in GATED_FORMS else 0)
 
 
 def activation_backward_flops(name: str) -> int:
     """Backward FLOPs per element of that stage. A GLU's dg = da ⊙ u ⊙ act'(g) and
     du = da ⊙ act(g) cost the nonlinearity's backward, its forward again and 2 multiplies."""
     a = activation(name)
-    return a.backward_flops + (a.flops + GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT if name in GATED else 0)
+    return a.backward_flops + (a.flops + GLU_BACKWARD_EXTRA_FLOPS_PER_ELEMENT if name in GATED_FORMS else 0)
 
 
 def _activation_costs() -> str:
-    return ", ".join(f"{a.label} {a.flops}" for a in ACTIVATIONS.values())
+    return ", ".join(f"{a.label} {a.flops}" for a in NONLINEARITIES.values())
 
 
 def _norm_costs() -> str:
@@ -94,7 +94,7 @@ def conventions_dict() -> dict[str, object]:
         "flops_per_mac": FLOPS_PER_MAC,
         "bias_add_flops_per_element": BIAS_ADD_FLOPS_PER_ELEMENT,
         "residual_add_flops_per_element": RESIDUAL_ADD_FLOPS_PER_ELEMENT,
-        "activation_flops_per_element": {a.name: a.flops for a in ACTIVATIONS.values()},
+        "activation_flops_per_element": {a.name: a.flops for a in NONLINEARITIES.values()},
         **{
             f"{n.stage}_flops_per_{unit}": value
             for n in NORM_TYPES.values()

@@ -28,8 +28,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ffn_calc.model.errors import ConfigError
-from ffn_calc.model.forward import FFNReport, Stage, Tensor, model_totals
+from ffn_calc.errors import ConfigError
+from ffn_calc.model.forward import FFNReport, Stage, Tensor, stack_totals
 from ffn_calc.model.layer import FFNConfig, check_size
 from ffn_calc.model.parallel import Collective, TensorParallel, _ceil_div, tensor_parallel
 
@@ -125,7 +125,7 @@ def _reweigh(report: FFNReport, stages: tuple[Stage, ...]) -> FFNReport:
         peak_bytes=weight_bytes + report.peak.activation_bytes,
     )
     groups = report.groups[:-1] + (replace(report.groups[-1], totals=totals),)  # this layer's group is the last
-    return FFNReport(report.config, stages, totals, report.peak, model_totals(groups), groups)
+    return FFNReport(report.config, stages, totals, report.peak, stack_totals(groups), groups)
 
 
 def split_tokens(cfg: FFNConfig, ranks: int) -> tuple[FFNConfig, str]:

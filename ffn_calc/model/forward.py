@@ -183,7 +183,7 @@ class Totals:
 
 
 @dataclass(frozen=True)
-class ModelTotals:
+class StackTotals:
     """The model's layers: parameters, FLOPs and weight bytes summed over its layer groups (each
     `layers` × its per-layer figure); the peak holds every layer's weights and the largest
     layer's activations (a forward pass frees them as it goes)."""
@@ -219,8 +219,8 @@ class LayerGroup:
     peak_activation_bytes: int
 
     @property
-    def sum(self) -> ModelTotals:
-        return model_totals((self,))
+    def sum(self) -> StackTotals:
+        return stack_totals((self,))
 
     def to_dict(self) -> dict[str, Any]:
         c = self.config
@@ -236,11 +236,11 @@ class LayerGroup:
         }
 
 
-def model_totals(groups: tuple[LayerGroup, ...]) -> ModelTotals:
+def stack_totals(groups: tuple[LayerGroup, ...]) -> StackTotals:
     """The model: each group's per-layer figures × its layers, summed; the peak is every
     layer's weights + the largest one layer's activations."""
     weight_bytes = sum(g.config.layers * g.totals.weight_bytes for g in groups)
-    return ModelTotals(
+    return StackTotals(
         layers=sum(g.config.layers for g in groups),
         params=sum(g.config.layers * g.totals.params for g in groups),
         active_params=sum(g.config.layers * g.totals.active_params for g in groups),
@@ -261,7 +261,7 @@ class FFNReport:
     stages: tuple[Stage, ...]
     totals: Totals
     peak: Peak
-    model: ModelTotals
+    model: StackTotals
     groups: tuple[LayerGroup, ...] = ()
     weights: tuple[Tensor, ...] = field(init=False)
 
@@ -494,7 +494,7 @@ def analyze(cfg: FFNConfig) -> FFNReport:
     *dense, _ = cfg.groups
     groups = tuple(LayerGroup("dense", g, *_layer_totals(g)) for g in dense)
     groups += (LayerGroup("moe" if cfg.is_moe else "ffn", cfg, totals, peak.activation_bytes),)
-    return FFNReport(cfg, stages, totals, peak, model_totals(groups), groups)
+    return FFNReport(cfg, stages, totals, peak, stack_totals(groups), groups)
 
 
 def _layer_totals(cfg: FFNConfig) -> tuple[Totals, int]:

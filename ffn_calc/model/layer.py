@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc.model.activations import CHOICES as ACTIVATIONS
-from ffn_calc.model.activations import GATED, Activation, activation
-from ffn_calc.model.dtypes import DEFAULT_GROUP_SIZE, Packing, packing
-from ffn_calc.model.dtypes import DTYPES as DTYPE_TABLE
-from ffn_calc.model.errors import ConfigError
-from ffn_calc.model.norms import CHOICES as NORM_TYPES
-from ffn_calc.model.norms import NormType
+from ffn_calc.errors import ConfigError
+from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, Activation, activation
+from ffn_calc.model.dtypes import DEFAULT_GROUP_SIZE, DTYPES, Packing, packing
+from ffn_calc.model.norms import NORM_TYPES, NormType
 from ffn_calc.model.norms import norm_type as _norm_type
 
 if TYPE_CHECKING:
     from fractions import Fraction
 
-NORMS = ("none", "pre", "post")  # where the norm goes; which norm it is: NORM_TYPES (norms.py)
-DTYPES = tuple(DTYPE_TABLE)
+NORM_PLACEMENTS = ("none", "pre", "post")  # where the norm goes; which norm it is: NORM_TYPES (norms.py)
 
 # Far beyond any real model, small enough that a typo such as 10^30 is caught as one.
 MAX_SIZE = 2**40
@@ -178,20 +175,20 @@ class FFNConfig:
         check_size("--d-ff", self.d_ff)
         check_size("--layers", self.layers)
         _check_choice("--activation", self.activation, ACTIVATIONS)
-        _check_choice("--norm", self.norm, NORMS)
+        _check_choice("--norm", self.norm, NORM_PLACEMENTS)
         _check_choice("--norm-type", self.norm_type, NORM_TYPES)
         _check_choice("--dtype", self.dtype, DTYPES)
-        if DTYPE_TABLE[self.dtype].weights_only:
+        if DTYPES[self.dtype].weights_only:
             raise ConfigError(
                 "--dtype", f"{self.dtype} stores weights only (no 4-bit activations); give --weight-dtype {self.dtype} and a --dtype for activations"
             )
         if self.weight_dtype is not None:
             _check_choice("--weight-dtype", self.weight_dtype, DTYPES)
-        grouped = self.weight_dtype is not None and DTYPE_TABLE[self.weight_dtype].grouped
+        grouped = self.weight_dtype is not None and DTYPES[self.weight_dtype].grouped
         if self.group_size is not None:
             check_size("--group-size", self.group_size)
             if not grouped:
-                kinds = ", ".join(n for n, d in DTYPE_TABLE.items() if d.grouped)
+                kinds = ", ".join(n for n, d in DTYPES.items() if d.grouped)
                 raise ConfigError("--group-size", f"sets the scales of grouped 4-bit weights; add --weight-dtype ({kinds})")
         elif grouped:
             object.__setattr__(self, "group_size", DEFAULT_GROUP_SIZE)
@@ -205,7 +202,7 @@ class FFNConfig:
         if self.capacity_factor is not None and (isinstance(self.capacity_factor, bool) or not isinstance(self.capacity_factor, int | float)):
             raise ConfigError("--capacity-factor", f"must be a number such as 1.25, got {self.capacity_factor!r}")
         if self.fused and not self.is_glu:
-            raise ConfigError("--fused", f"a fused gate/up matrix needs a gated activation ({', '.join(GATED)}), not {self.activation}")
+            raise ConfigError("--fused", f"a fused gate/up matrix needs a gated activation ({', '.join(GATED_FORMS)}), not {self.activation}")
         check_size("--experts", self.experts, minimum=0)
         check_size("--shared-experts", self.shared_experts, minimum=0)
         if self.experts:
@@ -243,7 +240,7 @@ class FFNConfig:
 
     @property
     def dtype_bytes(self) -> int:
-        return DTYPE_TABLE[self.dtype].bytes
+        return DTYPES[self.dtype].bytes
 
     @property
     def weight_packing(self) -> Packing | None:
@@ -255,7 +252,7 @@ class FFNConfig:
     @property
     def weight_bits(self) -> int:
         """Bits per weight-matrix entry, scales not included."""
-        return DTYPE_TABLE[self.weight_dtype or self.dtype].bits
+        return DTYPES[self.weight_dtype or self.dtype].bits
 
     @property
     def groups(self) -> tuple[FFNConfig, ...]:
@@ -271,12 +268,12 @@ class FFNConfig:
 
     @property
     def is_glu(self) -> bool:
-        return self.activation in GATED
+        return self.activation in GATED_FORMS
 
     @property
     def base_activation(self) -> str:
         """The nonlinearity itself: silu for swiglu, gelu for geglu, the name for plain ones."""
-        return GATED.get(self.activation, self.activation)
+        return GATED_FORMS.get(self.activation, self.activation)
 
     @property
     def nonlinearity(self) -> Activation:
@@ -310,7 +307,7 @@ class FFNConfig:
         return Fraction(self.tokens * self.top_k, self.experts)
 
 
-def _check_choice(argument: str, value: str, choices: tuple[str, ...]) -> None:
+def _check_choice(argument: str, value: str, choices: Iterable[str]) -> None:
     if value not in choices:
         raise ConfigError(argument, f"unknown value {value!r}; choose one of {', '.join(choices)}")
 

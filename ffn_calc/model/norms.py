@@ -89,7 +89,6 @@ _ALL = (
 )  # fmt: skip
 
 NORM_TYPES: dict[str, NormType] = {n.name: n for n in _ALL}
-CHOICES = tuple(NORM_TYPES)
 BY_STAGE: dict[str, NormType] = {n.stage: n for n in _ALL}
 WEIGHTS = frozenset(w for n in _ALL for w in n.weights)
 

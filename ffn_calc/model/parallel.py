@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ffn_calc.errors import ConfigError
 from ffn_calc.model import structure as names
-from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.layer import FFNConfig, check_size
 
 

@@ -25,15 +25,19 @@ class Linear(NamedTuple):
     fused: bool = False
 
 
-PLAIN = (Linear("linear1", "W1", "b1", "h", True), Linear("linear2", "W2", "b2", "y", False))
-GATED = (Linear("gate", "W_gate", "b_gate", "g", True), Linear("up", "W_up", "b_up", "u", True), Linear("down", "W_down", "b_down", "y", False))
-FUSED = (Linear("gate_up", "W_gate_up", "b_gate_up", "gu", True, fused=True), GATED[-1])
-ALL_LINEARS = (*PLAIN, *GATED, FUSED[0])
+PLAIN_LINEARS = (Linear("linear1", "W1", "b1", "h", True), Linear("linear2", "W2", "b2", "y", False))
+GATED_LINEARS = (
+    Linear("gate", "W_gate", "b_gate", "g", True),
+    Linear("up", "W_up", "b_up", "u", True),
+    Linear("down", "W_down", "b_down", "y", False),
+)
+FUSED_LINEARS = (Linear("gate_up", "W_gate_up", "b_gate_up", "gu", True, fused=True), GATED_LINEARS[-1])
+ALL_LINEARS = (*PLAIN_LINEARS, *GATED_LINEARS, FUSED_LINEARS[0])
 
 
 def linears(glu: bool, fused: bool) -> tuple[Linear, ...]:
     """The linears of one FFN block, in order: the first ones (reading the input), then the last."""
-    return (FUSED if fused else GATED) if glu else PLAIN
+    return (FUSED_LINEARS if fused else GATED_LINEARS) if glu else PLAIN_LINEARS
 
 
 def linear_of(param: str) -> Linear | None:

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, replace
 from math import prod
 from typing import Any
 
+from ffn_calc.errors import ConfigError
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
 from ffn_calc.model.dtypes import SIXTEEN_BIT
-from ffn_calc.model.errors import ConfigError
 from ffn_calc.model.expert_parallel import ExpertParallel, expert_parallel
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig
@@ -103,7 +103,7 @@ class TrainingTotals:
 
 
 @dataclass(frozen=True)
-class TrainingModelTotals:
+class TrainingStackTotals:
     """A training step of the whole stack: every layer group (`layers` identical layers, and a
     mixed stack's dense layers) × its one-layer figures; one rank's under parallelism.
 
@@ -138,12 +138,12 @@ SUMMED = ("forward_flops", "backward_flops", "recompute_flops", "dropout_flops",
           "gradient_bytes", "optimizer_state_bytes", "master_weight_bytes", "saved_activation_bytes")  # fmt: skip
 
 
-def model_training_totals(groups: list[tuple[int, int, TrainingTotals]]) -> TrainingModelTotals:
+def stack_training_totals(groups: list[tuple[int, int, TrainingTotals]]) -> TrainingStackTotals:
     """The stack's step from its groups: (layers, parameters per layer, one layer's totals)."""
     sums = {name: sum(layers * getattr(t, name) for layers, _, t in groups) for name in SUMMED}
     busiest = max((t for _, _, t in groups), key=lambda t: t.recomputed_bytes + t.backward_transient_bytes)
     persistent = sums["weight_bytes"] + sums["gradient_bytes"] + sums["optimizer_state_bytes"] + sums["master_weight_bytes"]
-    return TrainingModelTotals(
+    return TrainingStackTotals(
         layers=sum(layers for layers, _, _ in groups),
         params=sum(layers * params for layers, params, _ in groups),
         backward_transient_bytes=busiest.backward_transient_bytes,
@@ -165,7 +165,7 @@ class TrainingReport:
     saved: tuple[SavedTensor, ...]
     totals: TrainingTotals
     parallel: TensorParallel | ExpertParallel | None = None
-    model: TrainingModelTotals | None = None  # None: a mixed stack under expert parallelism (not modelled)
+    model: TrainingStackTotals | None = None  # None: a mixed stack under expert parallelism (not modelled)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, as `train -f json` prints it (schema ffn-calc/train/1)."""
@@ -350,7 +350,7 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     """One training step of the layer: forward, backward, recomputation and memory — of one
     rank when `tp` > 1 (Megatron tensor parallelism, optionally with sequence parallelism)
     or `ep` > 1 (expert parallelism, expert_parallel.py: the rank's tokens and experts).
-    `model` holds the whole stack's step (TrainingModelTotals): the layers of each group ×
+    `model` holds the whole stack's step (TrainingStackTotals): the layers of each group ×
     the group's one-layer figures, a mixed stack's dense layers trained as layers of their own."""
     groups = cfg.groups
     parallel: TensorParallel | ExpertParallel | None = None
@@ -435,10 +435,10 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         peak_bytes=persistent + saved_bytes + recomputed_bytes + transient,
         bytes_per_param=persistent // params if params else 0,
     )
-    model: TrainingModelTotals | None = None
+    model: TrainingStackTotals | None = None
     if len(groups) == 1:
-        model = model_training_totals([(cfg.layers, params, totals)])
+        model = stack_training_totals([(cfg.layers, params, totals)])
     elif ep == 1:  # a mixed stack: the dense layers' step, on the same ranks
         dense = train(groups[0], options, tp, sequence_parallel)
-        model = model_training_totals([(groups[0].layers, dense.forward.totals.params, dense.totals), (cfg.layers, params, totals)])
+        model = stack_training_totals([(groups[0].layers, dense.forward.totals.params, dense.totals), (cfg.layers, params, totals)])
     return TrainingReport(fwd, options, tuple(ops), tuple(saved), totals, parallel, model)

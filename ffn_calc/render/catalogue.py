@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc.inputs.catalogue import ModelList
+from ffn_calc.api.model_list import ModelList
 from ffn_calc.render.base import View, csv_rows, tables
 from ffn_calc.render.layout import Col, Grid, Num, fit
 

@@ -9,8 +9,8 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.model import conventions as conv
-from ffn_calc.model.compare import Comparison
-from ffn_calc.model.explain import Explanation
+from ffn_calc.prose.comparison import Comparison
+from ffn_calc.prose.explanation import Explanation
 from ffn_calc.render.base import View, csv_rows, tables
 from ffn_calc.render.layout import Col, Grid, Num, config_line, fit, n
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ffn_calc.model.errors import ConfigError
+from ffn_calc.errors import ConfigError
 
 
 def field(document: dict[str, Any], path: str) -> Any:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ffn_calc.catalogue.gpus import GPUList
 from ffn_calc.model.dtypes import ACTIVATION_DTYPES as DTYPES  # a GPU computes in these: 4-bit weights compute in --dtype
-from ffn_calc.model.roofline import GPUList
 from ffn_calc.render.base import View, csv_rows, tables
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc.inputs.sweep import SweepResult
+from ffn_calc.api.sweep_executor import SweepResult
 from ffn_calc.render.base import View, csv_chunks, jsonl_chunks, markdown_chunks, tables
 from ffn_calc.render.layout import Cell, Col, Fit, Grid, Num, _text, bar_chart, fit, grid_layout
 

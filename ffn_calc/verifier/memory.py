@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from ffn_calc.model.errors import VerifyRefused
+from ffn_calc.errors import VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier import arrays, reference

@@ -91,12 +91,12 @@ def ffn(cfg: FFNConfig, p: Params, prefix: str, tokens: list[Vector], expert: in
 
     act = cfg.base_activation
     if not cfg.is_glu:
-        w1, w2 = names.PLAIN
+        w1, w2 = names.PLAIN_LINEARS
         hidden = [activation(act, h) for h in linear(tokens, weight(w1.weight), bias(w1.bias))]
         return linear(hidden, weight(w2.weight), bias(w2.bias))
-    gate_spec, up_spec, down_spec = names.GATED
+    gate_spec, up_spec, down_spec = names.GATED_LINEARS
     if cfg.fused:
-        fused = names.FUSED[0]
+        fused = names.FUSED_LINEARS[0]
         both = linear(tokens, weight(fused.weight), bias(fused.bias))
         width = both[0].size // 2
         gates, ups = [v[:width] for v in both], [v[width:] for v in both]

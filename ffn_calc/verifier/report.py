@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ffn_calc.model.errors import VerifyRefused
+from ffn_calc.errors import VerifyRefused
 from ffn_calc.model.forward import FFNReport
 from ffn_calc.model.layer import FFNConfig
 

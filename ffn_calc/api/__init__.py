@@ -17,19 +17,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ffn_calc.errors import ConfigError, VerifyRefused
 from ffn_calc.inputs.resolve import layer_config as layer
-from ffn_calc.model.errors import ConfigError, VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig, make_config
 
 if TYPE_CHECKING:
-    from ffn_calc.inputs.catalogue import ModelList
-    from ffn_calc.inputs.presets import PRESETS, Preset
-    from ffn_calc.inputs.sweep import SweepResult
-    from ffn_calc.model.compare import Comparison
-    from ffn_calc.model.explain import Explanation
-    from ffn_calc.model.roofline import GPU, GPUS, GPUList, Roofline
+    from ffn_calc.api.model_list import ModelList
+    from ffn_calc.api.sweep_executor import SweepResult
+    from ffn_calc.catalogue.gpus import GPUS, GPUList
+    from ffn_calc.catalogue.presets import PRESETS, Preset
+    from ffn_calc.model.roofline import GPU, Roofline
     from ffn_calc.model.training import TrainingOptions, TrainingReport
+    from ffn_calc.prose.comparison import Comparison
+    from ffn_calc.prose.explanation import Explanation
     from ffn_calc.verifier.report import VerifyReport
 
 __all__ = [
@@ -40,15 +41,15 @@ __all__ = [
 
 # Names loaded on first use: name → the module that defines it.
 LAZY = {
-    "ModelList": "ffn_calc.inputs.catalogue",
-    "PRESETS": "ffn_calc.inputs.presets",
-    "Preset": "ffn_calc.inputs.presets",
-    "SweepResult": "ffn_calc.inputs.sweep",
-    "Explanation": "ffn_calc.model.explain",
-    "Comparison": "ffn_calc.model.compare",
+    "ModelList": "ffn_calc.api.model_list",
+    "PRESETS": "ffn_calc.catalogue.presets",
+    "Preset": "ffn_calc.catalogue.presets",
+    "SweepResult": "ffn_calc.api.sweep_executor",
+    "Explanation": "ffn_calc.prose.explanation",
+    "Comparison": "ffn_calc.prose.comparison",
     "GPU": "ffn_calc.model.roofline",
-    "GPUList": "ffn_calc.model.roofline",
-    "GPUS": "ffn_calc.model.roofline",
+    "GPUList": "ffn_calc.catalogue.gpus",
+    "GPUS": "ffn_calc.catalogue.gpus",
     "Roofline": "ffn_calc.model.roofline",
     "TrainingOptions": "ffn_calc.model.training",
     "TrainingReport": "ffn_calc.model.training",
@@ -99,8 +100,9 @@ def roofline(
 ) -> Roofline:
     """Each GEMM on the roofline of `gpu` (a preset name, a GPU, or a custom peak and
     bandwidth), prefill and decode, as `ffn-calc roofline`; with `tp` or `ep` > 1, one rank's."""
+    from ffn_calc.inputs.hardware import pick_gpu
     from ffn_calc.model.parallel import tensor_parallel
-    from ffn_calc.model.roofline import GPU, pick_gpu
+    from ffn_calc.model.roofline import GPU
     from ffn_calc.model.roofline import roofline as run
 
     device = gpu if isinstance(gpu, GPU) else pick_gpu(gpu, peak_tflops, bandwidth_gbs)
@@ -112,7 +114,7 @@ def roofline(
 def explain(cfg: FFNConfig) -> Explanation:
     """The formulas with the numbers substituted, the data flow, and the interview questions
     answered with this layer's numbers."""
-    from ffn_calc.model.explain import explain as run
+    from ffn_calc.prose.explanation import explain as run
 
     return run(analyze(cfg))
 
@@ -125,23 +127,23 @@ def compare(batch: int, seq_len: int, first: str, second: str, d_model: int | No
     describe: a plain FFN at d_ff = 4 × d_model, a gated one at the width that keeps those
     parameters, LLaMA's int(2·4·d_model/3) (`d_ff="glu"`, rounded up to `multiple_of` and scaled
     by `ffn_dim_multiplier` when given)."""
-    from ffn_calc.inputs.presets import PRESETS
-    from ffn_calc.model.activations import CHOICES, GATED
-    from ffn_calc.model.compare import compare as run
-    from ffn_calc.model.errors import closest
+    from ffn_calc.catalogue.presets import PRESETS
+    from ffn_calc.errors import closest
+    from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS
+    from ffn_calc.prose.comparison import compare as run
 
     pair = (first.strip().lower(), second.strip().lower())
     for name in pair:
-        if name not in CHOICES and name not in PRESETS:
-            raise ConfigError("--compare", f"{name!r} is neither a preset nor an activation; {closest(name, [*PRESETS, *CHOICES])}")
+        if name not in ACTIVATIONS and name not in PRESETS:
+            raise ConfigError("--compare", f"{name!r} is neither a preset nor an activation; {closest(name, [*PRESETS, *ACTIVATIONS])}")
     given = {k: v for k, v in options.items() if v is not None}
-    if all(name in CHOICES for name in pair):
+    if all(name in ACTIVATIONS for name in pair):
         if "d_ff" in given:
             raise ConfigError("--d-ff", "two activations are compared at equal parameters (4 × d_model plain, the GLU rule gated); drop --d-ff")
         glu_only = ("multiple_of", "ffn_dim_multiplier", "fused")
         sides = tuple(
-            layer(batch, seq_len, d_model, **{k: v for k, v in given.items() if name in GATED or k not in glu_only},
-                  activation=name, d_ff="glu" if name in GATED else "4x")
+            layer(batch, seq_len, d_model, **{k: v for k, v in given.items() if name in GATED_FORMS or k not in glu_only},
+                  activation=name, d_ff="glu" if name in GATED_FORMS else "4x")
             for name in pair
         )  # fmt: skip
         rule = "equal parameters: a plain FFN at d_ff = 4 × d_model, a GLU at LLaMA's parameter-matched width; " + "; ".join(
@@ -167,14 +169,14 @@ def compare(batch: int, seq_len: int, first: str, second: str, d_model: int | No
 
 def gpus() -> GPUList:
     """Every GPU preset with its dense datasheet peaks and bandwidth, as `ffn-calc gpus`."""
-    from ffn_calc.model.roofline import gpu_list
+    from ffn_calc.catalogue.gpus import gpu_list
 
     return gpu_list()
 
 
 def models() -> ModelList:
     """Every preset with its FFN counted, as `ffn-calc models`."""
-    from ffn_calc.inputs.catalogue import model_catalogue
+    from ffn_calc.api.model_list import model_catalogue
 
     return model_catalogue()
 
@@ -192,7 +194,7 @@ def sweep(
     d_ff, experts, top_k, layers), each a number, a list of numbers, or text as the CLI takes
     it ("1,8,32", "128:8192:x2"); `fixed` holds the other layer options (model, activation,
     ...). Rows stream: iterate them once."""
-    from ffn_calc.inputs.sweep import AXES, grid_sweep
+    from ffn_calc.api.sweep_executor import AXES, grid_sweep
 
     axes: dict[str, Any] = {"batch": batch, "seq_len": seq_len, **(sizes or {})}
     unknown = sorted(set(axes) - set(AXES))

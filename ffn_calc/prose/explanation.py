@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ffn_calc.model.diagram import diagram
 from ffn_calc.model.forward import FFNReport
-from ffn_calc.model.interview import Fact, facts
+from ffn_calc.prose.diagram import diagram
+from ffn_calc.prose.interview import Fact, facts
 
 EXPLAIN_SCHEMA = "ffn-calc/explain/1"
 

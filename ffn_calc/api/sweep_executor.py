@@ -14,7 +14,7 @@ from functools import lru_cache
 from itertools import chain, islice, product
 from typing import Any
 
-from ffn_calc.inputs.columns import (
+from ffn_calc.api.columns import (
     COLUMNS,
     CONFIG_COLUMNS,
     DEFAULT_COLUMNS,
@@ -22,8 +22,8 @@ from ffn_calc.inputs.columns import (
     NUMBER_COLUMNS,
     PARALLEL_FROM,
 )
+from ffn_calc.errors import ConfigError, closest
 from ffn_calc.inputs.resolve import LAYER_FLAGS, SIZES, SOURCES, layer_config
-from ffn_calc.model.errors import ConfigError, closest
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import MAX_SIZE, parse_size
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ffn_calc.inputs.presets import PRESETS, Preset
+from ffn_calc.catalogue.presets import PRESETS, Preset
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model.forward import analyze
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from ffn_calc.model.forward import ModelTotals, Totals
+from ffn_calc.model.forward import StackTotals, Totals
 from ffn_calc.model.layer import FFNConfig
 
 CONFIG_COLUMNS = (
@@ -13,7 +13,7 @@ CONFIG_COLUMNS = (
     "experts", "top_k", "shared_experts", "layers",
 )  # fmt: skip
 TOTAL_COLUMNS = tuple(f.name for f in fields(Totals))  # one layer's totals, as the JSON's `totals`
-MODEL_COLUMNS = tuple(f"model_{f.name}" for f in fields(ModelTotals) if f.name != "layers")  # the JSON's `model`
+MODEL_COLUMNS = tuple(f"model_{f.name}" for f in fields(StackTotals) if f.name != "layers")  # the JSON's `model`
 # Columns of what was asked rather than what was computed (row() fills them in): `model`, the
 # preset's name (empty without one); `d_ff_given`, --d-ff as given, a rule (4x, glu) or a number.
 GIVEN_COLUMNS = ("model", "d_ff_given")

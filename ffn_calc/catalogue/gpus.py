@@ -1,0 +1,71 @@
+"""The accelerators `--gpu` knows: dense datasheet peaks by dtype and memory bandwidth, each with its
+source. Catalogue data, as `GPU` records (`model/roofline.py`, whose arithmetic reads them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ffn_calc.model.roofline import GPU
+
+
+def _peaks(fp64: float | None, fp32: float | None, bf16: float, fp8: float | None, int8: float | None) -> dict[str, float]:
+    """Dense peaks by dtype name: bfloat16 and float16 share the 16-bit tensor-core rate, both
+    FP8 formats the FP8 rate; float32 is the FP32 (non-tensor, TF32 off) rate."""
+    by_dtype = {"float64": fp64, "float32": fp32, "bfloat16": bf16, "float16": bf16, "float8_e4m3fn": fp8, "float8_e5m2": fp8, "int8": int8}
+    return {name: value for name, value in by_dtype.items() if value is not None}
+
+
+_A100 = _peaks(19.5, 19.5, 312.0, None, 624.0)
+_H100_SXM = _peaks(67.0, 67.0, 989.0, 1979.0, 1979.0)
+_H100_PCIE = _peaks(51.0, 51.0, 756.0, 1513.0, 1513.0)
+
+GPUS: dict[str, GPU] = {
+    g.name: g
+    for g in (
+        GPU("a100-40gb", _A100, 1555.0, "NVIDIA A100 Tensor Core GPU datasheet (2021), SXM 40 GB: 312 TFLOP/s BF16/FP16 dense, 1,555 GB/s"),
+        GPU("a100-80gb", _A100, 2039.0, "NVIDIA A100 datasheet (2021), SXM 80 GB: 312 TFLOP/s BF16/FP16 dense, 2,039 GB/s"),
+        GPU("h100-sxm", _H100_SXM, 3350.0, "NVIDIA H100 Tensor Core GPU datasheet, SXM: 989 TFLOP/s BF16/FP16, 1,979 FP8 dense, 3.35 TB/s"),
+        GPU("h100-pcie", _H100_PCIE, 2000.0, "NVIDIA H100 datasheet, PCIe: 756 TFLOP/s BF16/FP16, 1,513 FP8 dense, 2 TB/s"),
+        GPU("h200", _H100_SXM, 4800.0, "NVIDIA H200 Tensor Core GPU product brief: H100 SXM compute, 4.8 TB/s HBM3e"),
+        GPU("h20", _peaks(None, 44.0, 148.0, 296.0, 296.0), 4000.0,
+            "NVIDIA H20 product brief: 148 TFLOP/s BF16/FP16, 296 FP8 dense, 44 FP32, 4.0 TB/s HBM3"),
+        GPU("b200", _peaks(None, None, 2250.0, 4500.0, 4500.0), 8000.0,
+            "NVIDIA HGX B200 datasheet, per GPU (1,000 W): 2.25 PFLOP/s BF16/FP16, 4.5 FP8 dense, 8 TB/s HBM3e (some sheets 7.7)"),
+        GPU("gb200", _peaks(None, None, 2500.0, 5000.0, 5000.0), 8000.0,
+            "NVIDIA GB200 NVL72 datasheet, per Blackwell GPU: 2.5 PFLOP/s BF16/FP16, 5 FP8 dense, 8 TB/s HBM3e"),
+        GPU("l4", _peaks(None, 30.3, 121.0, 242.5, 242.5), 300.0,
+            "NVIDIA L4 Tensor Core GPU datasheet: 242 TFLOP/s BF16/FP16 and 485 FP8 with sparsity (121 and 242.5 dense), 30.3 FP32, 300 GB/s"),
+        GPU("l40s", _peaks(None, 91.6, 362.05, 733.0, 733.0), 864.0,
+            "NVIDIA L40S datasheet: 362 TFLOP/s BF16/FP16, 733 FP8 dense (733 and 1,466 with sparsity), 91.6 FP32, 864 GB/s"),
+        GPU("a10", _peaks(None, 31.2, 125.0, None, 250.0), 600.0,
+            "NVIDIA A10 Tensor Core GPU datasheet: 125 TFLOP/s BF16/FP16 dense (250 with sparsity), 31.2 FP32, 600 GB/s; "
+            "AWS's A10G is a variant whose peaks AWS does not publish"),
+        GPU("mi300x", _peaks(163.4, 163.4, 1307.4, 2614.9, 2614.9), 5300.0,
+            "AMD Instinct MI300X data sheet: 1,307.4 TFLOP/s BF16/FP16, 2,614.9 FP8 dense, 163.4 FP32 and FP64 matrix, 5.3 TB/s"),
+        GPU("mi325x", _peaks(163.4, 163.4, 1307.4, 2614.9, 2614.9), 6000.0,
+            "AMD Instinct MI325X data sheet: MI300X compute (1,307.4 TFLOP/s BF16, 2,614.9 FP8 dense), 6 TB/s HBM3E"),
+        GPU("tpu-v5e", _peaks(None, None, 197.0, None, 394.0), 819.0,
+            "Google Cloud TPU v5e documentation: 197 TFLOP/s BF16, 394 TOPS INT8 per chip, 819 GB/s HBM2"),
+        GPU("tpu-v5p", _peaks(None, None, 459.0, None, 918.0), 2765.0,
+            "Google Cloud TPU v5p documentation: 459 TFLOP/s BF16, 918 TOPS INT8 per chip, 2,765 GB/s HBM2e"),
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GPUList:
+    """Every GPU preset, for `ffn-calc gpus`."""
+
+    gpus: tuple[GPU, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as `gpus -f json` prints it (schema ffn-calc/gpus/1)."""
+        return {"schema": GPUS_SCHEMA, "gpus": [g.to_dict() for g in self.gpus]}
+
+
+GPUS_SCHEMA = "ffn-calc/gpus/1"
+
+
+def gpu_list() -> GPUList:
+    return GPUList(tuple(GPUS.values()))
