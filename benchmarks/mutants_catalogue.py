@@ -363,7 +363,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "bandwidth = gpu.bandwidth_gbs * 1e9",
            "bandwidth = gpu.bandwidth_gbs * 2**30",
            "datasheet GB/s read as GiB/s", (DENSE,), DATASHEET),
-    Mutant("roof-a100-sparse-peak", MODEL, "ffn_calc/model/roofline.py",
+    Mutant("roof-a100-sparse-peak", MODEL, "ffn_calc/catalogue/gpus.py",
            "_A100 = _peaks(19.5, 19.5, 312.0,",
            "_A100 = _peaks(19.5, 19.5, 624.0,",
            "A100's BF16 peak taken with sparsity (624)", (DENSE,), DATASHEET),
