@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain, islice, product
 from typing import Any
@@ -24,8 +24,10 @@ from ffn_calc.api.columns import (
 )
 from ffn_calc.errors import ConfigError, closest
 from ffn_calc.inputs.resolve import LAYER_FLAGS, SIZES, SOURCES, layer_config
+from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import MAX_SIZE, parse_size
+from ffn_calc.schemas import schema
 
 MAX_COMBINATIONS = 10_000_000
 _RANGE = re.compile(r"(?P<lo>[^:]+):(?P<hi>[^:]+)(:(?P<op>[x+*]?)(?P<step>[^:]+))?")
@@ -267,7 +269,6 @@ def line_rows(
 
 # --- planning: from what the user typed to the rows of a sweep ---------------------------------
 
-SWEEP_SCHEMA = "ffn-calc/sweep/1"
 # Size options a grid sweeps (each a list or range); d_ff may instead be one rule (4x, glu),
 # or a list of rules and numbers (4x,glu).
 AXES = ("batch", "seq_len", "d_model", "d_ff", "experts", "top_k", "layers")
@@ -277,21 +278,24 @@ NAMED_AXES = ("model", "activation", "dtype")
 _D_FF_VALUES = re.compile(r"[\d_,:x+* ]+")
 
 
+def _row_objects(result: SweepResult) -> list[dict[str, Any]]:
+    """The rows as objects, each as `sweep -f jsonl` prints one line (the chart's value left out)."""
+    width = len(result.columns)
+    return [dict(zip(result.columns, r[:width], strict=True)) for r in result.rows]
+
+
 @dataclass(frozen=True)
-class SweepResult:
+class SweepResult(JsonForm):
     """The rows of a sweep, in order, each the chosen `columns` as exact values (then the
     `chart` column's value, when a chart is drawn). `rows` is consumed once: a sweep may have
-    millions of rows and is streamed. `swept` names the columns that vary."""
+    millions of rows and is streamed. `swept` names the columns that vary. Its JSON form holds
+    the columns and the rows as objects."""
 
     columns: tuple[str, ...]
-    rows: Iterable[list[Any]]
-    swept: tuple[str, ...]
-    chart: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: the rows as objects, each as `sweep -f jsonl` prints one line."""
-        width = len(self.columns)
-        return {"schema": SWEEP_SCHEMA, "columns": list(self.columns), "rows": [dict(zip(self.columns, r[:width], strict=True)) for r in self.rows]}
+    rows: Iterable[list[Any]] = field(metadata=json_key(value=_row_objects))
+    swept: tuple[str, ...] = field(metadata=json_key(omit=True))
+    chart: str | None = field(default=None, metadata=json_key(omit=True))
+    json_schema = schema("sweep")
 
 
 def _check_chart(chart: str | None) -> tuple[str, ...]:
