@@ -14,7 +14,7 @@ this module, starts fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.errors import ConfigError, VerifyRefused
@@ -182,26 +182,50 @@ def models() -> ModelList:
 
 
 def sweep(
-    batch: int | str | list[int],
-    seq_len: int | str | list[int],
+    batch: int | str | list[int] | None = None,
+    seq_len: int | str | list[int] | None = None,
     *,
-    columns: str | None = None,
-    jobs: int = 1,
     sizes: dict[str, int | str | list[int]] | None = None,
+    lines: Iterable[str] | None = None,
+    on_error: Callable[[int, str], Any] | None = None,
+    columns: str | None = None,
+    chart: str | None = None,
+    jobs: int = 1,
     **fixed: Any,
 ) -> SweepResult:
-    """A grid sweep, as `ffn-calc sweep`: `batch`, `seq_len` and any of `sizes` (d_model,
-    d_ff, experts, top_k, layers), each a number, a list of numbers, or text as the CLI takes
-    it ("1,8,32", "128:8192:x2"); `fixed` holds the other layer options (model, activation,
-    ...). Rows stream: iterate them once."""
-    from ffn_calc.api.sweep_executor import AXES, grid_sweep
+    """A sweep, as `ffn-calc sweep`: one row per configuration, the rows streamed (iterate them once).
+
+    A grid: `batch` (default 1), `seq_len` and any of `sizes` (d_model, d_ff, experts, top_k,
+    layers), each a number, a list of numbers, or text as the CLI takes it ("1,8,32",
+    "128:8192:x2"; d_ff also a rule, "4x" or "glu"); `fixed` holds the other layer options
+    (`ffn_calc.layer`'s keywords), where a model, activation or dtype given as "a,b,c" is an axis
+    too. Or, with `lines`, one row per JSON line (a `line` column first), `fixed` holding for
+    every line but a line's own keys winning; a bad line goes to `on_error(line number,
+    message)` and the sweep carries on (without `on_error`, it raises ConfigError). `columns`:
+    the columns to print ("batch,params,..."); `chart`: a column of numbers drawn as well;
+    `jobs`: worker processes for a large sweep (the rows are the same, in the same order)."""
+    from ffn_calc.api.options import SIZE_AXES, SWEPT
+    from ffn_calc.api.sweep_executor import grid_sweep, lines_sweep
 
     axes: dict[str, Any] = {"batch": batch, "seq_len": seq_len, **(sizes or {})}
-    unknown = sorted(set(axes) - set(AXES))
+    unknown = sorted(set(axes) - set(SIZE_AXES))
     if unknown:
-        raise ConfigError(unknown[0], f"is not a size a sweep varies; sizes takes {', '.join(AXES[2:])}")
-    text: dict[str, str | None] = {k: v if isinstance(v, str) else ",".join(map(str, v if isinstance(v, list) else [v])) for k, v in axes.items()}
-    return grid_sweep(text, fixed, columns, None, jobs)
+        raise ConfigError(unknown[0], f"is not a size a sweep varies; sizes takes {', '.join(SIZE_AXES[2:])}")
+    for spec in SWEPT:  # a name of a fixed set (activation, dtype) in any case, as the command line takes it
+        if spec.choices and isinstance(fixed.get(spec.name), str):
+            fixed[spec.name] = fixed[spec.name].strip().lower()
+    text: dict[str, str | None] = {
+        k: v if isinstance(v, str) or v is None else ",".join(map(str, v if isinstance(v, list) else [v])) for k, v in axes.items()
+    }
+    if lines is not None:
+        if any(v is not None for v in text.values()):
+            raise ConfigError("--stdin", "takes every size from the JSON lines; drop the size options")
+        return lines_sweep(lines, on_error or _raise_line_error, columns, chart, jobs, fixed)
+    return grid_sweep(text, fixed, columns, chart, jobs)
+
+
+def _raise_line_error(number: int, message: str) -> None:
+    raise ConfigError(f"line {number}", message)
 
 
 def verify(

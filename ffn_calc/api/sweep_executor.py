@@ -22,8 +22,9 @@ from ffn_calc.api.columns import (
     NUMBER_COLUMNS,
     PARALLEL_FROM,
 )
+from ffn_calc.api.options import LINE_KEYS, NAMES, SWEPT, WIDTHS
 from ffn_calc.errors import ConfigError, closest
-from ffn_calc.inputs.resolve import LAYER_FLAGS, SIZES, SOURCES, layer_config
+from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import MAX_SIZE, parse_size
@@ -31,9 +32,6 @@ from ffn_calc.schemas import schema
 
 MAX_COMBINATIONS = 10_000_000
 _RANGE = re.compile(r"(?P<lo>[^:]+):(?P<hi>[^:]+)(:(?P<op>[x+*]?)(?P<step>[^:]+))?")
-
-# What a JSON line may say: the same names as the command-line options.
-LINE_KEYS = frozenset(SIZES + SOURCES + LAYER_FLAGS)
 
 
 def parse_values(argument: str, text: str, minimum: int = 1) -> list[int]:
@@ -269,12 +267,11 @@ def line_rows(
 
 # --- planning: from what the user typed to the rows of a sweep ---------------------------------
 
-# Size options a grid sweeps (each a list or range); d_ff may instead be one rule (4x, glu),
-# or a list of rules and numbers (4x,glu).
-AXES = ("batch", "seq_len", "d_model", "d_ff", "experts", "top_k", "layers")
-# Options named by a word that a grid sweeps when given a list (--model a,b,c, -a relu,swiglu,
-# --dtype float32,bfloat16): the model slowest, before the sizes; activation and dtype after.
-NAMED_AXES = ("model", "activation", "dtype")
+# The grid's axes are the options sweep takes a list of (api/options.py: SWEPT, in the grid's
+# order, the slowest first): sizes, each a list or range; d_ff's widths, which may instead be one
+# rule (4x, glu) or a list of rules and numbers (4x,glu); and names (--model a,b,c,
+# -a relu,swiglu, --dtype float32,bfloat16), an axis when there is more than one.
+NAMED_AXES = tuple(s.name for s in SWEPT if s.swept and s.swept.values == NAMES)
 _D_FF_VALUES = re.compile(r"[\d_,:x+* ]+")
 
 
@@ -308,7 +305,7 @@ def _check_chart(chart: str | None) -> tuple[str, ...]:
 def grid_sweep(
     axes: dict[str, str | None], fixed: dict[str, Any], columns: str | None = None, chart: str | None = None, jobs: int = 1
 ) -> SweepResult:
-    """A grid sweep: `axes` maps each of AXES to the text typed for it (a number, a list
+    """A grid sweep: `axes` maps each size of SWEPT to the text typed for it (a number, a list
     1,8,32 or a range 128:8192:x2; None when not swept; batch defaults to 1); `fixed` holds
     the other layer options, where a model, activation or dtype given as a list (a,b,c) is an
     axis too. Everything that can be wrong is found here, before the first row."""
@@ -319,41 +316,39 @@ def grid_sweep(
         raise ConfigError("--seq-len", "is needed (a number, a list 128,512 or a range 128:8192:x2), or use --stdin")
     axes = {**axes, "batch": axes.get("batch") or "1"}  # one sequence unless asked: a model's answer per sequence
     fixed = dict(fixed)
-    named: dict[str, Axis] = {}
-    for name in NAMED_AXES:
-        value = fixed.get(name)
-        if isinstance(value, str) and "," in value:
-            names = tuple(v.strip().lower() for v in value.split(","))
-            if not all(names):
-                raise ConfigError("--" + name, f"has an empty name in {value!r}; write names separated by commas, e.g. {_EXAMPLES[name]}")
-            named[name] = Axis(name, names)
-            del fixed[name]
-    built: list[Axis] = [named["model"]] if "model" in named else []
-    for name in AXES:
+    built: list[Axis] = []
+    for spec in SWEPT:
+        name, how, flag = spec.name, spec.swept, spec.for_command("sweep").label
+        assert how is not None
+        if how.values == NAMES:
+            value = fixed.get(name)
+            if isinstance(value, str) and "," in value:
+                names = tuple(v.strip().lower() for v in value.split(","))
+                if not all(names):
+                    raise ConfigError(flag, f"has an empty name in {value!r}; write names separated by commas, e.g. {how.example}")
+                built.append(Axis(name, names))
+                del fixed[name]
+            continue
         text = axes.get(name)
         if text is None:
             continue
-        if name == "d_ff":
+        if how.values == WIDTHS:
             items = [item.strip() for item in text.split(",")]
             if any(_is_rule(item) for item in items):
                 if len(items) == 1:
-                    fixed["d_ff"] = text  # one rule for every point: 4x, 8/3x, glu
+                    fixed[name] = text  # one rule for every point: 4x, 8/3x, glu
                     continue
                 values: list[int | str] = []
                 for item in items:
-                    values.extend([item.lower()] if _is_rule(item) else parse_values("--d-ff", item))
+                    values.extend([item.lower()] if _is_rule(item) else parse_values(flag, item))
                 built.append(Axis(name, tuple(values)))
                 continue
-        built.append(Axis(name, tuple(parse_values("--" + name.replace("_", "-"), text))))
-    built += [named[n] for n in ("activation", "dtype") if n in named]
+        built.append(Axis(name, tuple(parse_values(flag, text))))
     # A swept name (and a swept d_ff rule) is always a column, so that each row says what it is.
     swept = tuple("d_ff_given" if a.name == "d_ff" and any(isinstance(v, str) for v in a.values) else a.name for a in built)
     cols = tuple(c for c in swept if c in (*NAMED_AXES, "d_ff_given") and c not in cols) + cols
     rows = sweep_rows(built, fixed, cols + extra, jobs)
     return SweepResult(cols, rows, swept, chart)
-
-
-_EXAMPLES = {"model": "bert-base,gpt2-xl", "activation": "relu,swiglu", "dtype": "float32,bfloat16"}
 
 
 def _is_rule(item: str) -> bool:
@@ -363,14 +358,14 @@ def _is_rule(item: str) -> bool:
 
 def lines_sweep(
     lines: Iterable[str],
-    on_error: Callable[[LineError], None],
+    on_error: Callable[[int, str], Any],
     columns: str | None = None,
     chart: str | None = None,
     jobs: int = 1,
     fixed: dict[str, Any] | None = None,
 ) -> SweepResult:
-    """One row per JSON line (a `line` column first); a bad line goes to `on_error` and the
-    sweep carries on. `fixed` holds the layer options given as flags: they hold for every
+    """One row per JSON line (a `line` column first); a bad line goes to `on_error(line number,
+    message)` and the sweep carries on. `fixed` holds the layer options given as flags: they hold for every
     line, and a line's own keys win."""
     cols = parse_columns(columns)
     extra = _check_chart(chart)
@@ -380,7 +375,7 @@ def lines_sweep(
     def rows() -> Iterator[list[Any]]:
         for number, result in line_rows(lines, wanted, jobs, fixed):
             if isinstance(result, LineError):
-                on_error(result)
+                on_error(result.line, result.message)
                 continue
             yield [number, *result]
 
