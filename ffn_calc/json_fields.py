@@ -24,20 +24,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import fields, is_dataclass
-from typing import Any, ClassVar, NamedTuple
+from operator import attrgetter
+from typing import Any, ClassVar
 
 _KEY = "json"  # the key of a field's metadata that json_key() fills
 
 
-class _Field(NamedTuple):
-    name: str | None
-    unit: str | None
-    get: str | None
-    value: Callable[[Any], Any] | None
-    omit: bool
-    spread: tuple[str, ...]
-    prefix: str
-    then: tuple[str | tuple[str, str | Callable[[Any], Any]], ...]
+Then = tuple[str | tuple[str, str | Callable[[Any], Any]], ...]
+
+
+class _Field:
+    """What json_key() says about a field (a plain class: made when the modules load, and cheap)."""
+
+    __slots__ = ("name", "unit", "get", "value", "omit", "spread", "prefix", "then")
+
+    def __init__(
+        self, name: str | None, unit: str | None, get: str | None, value: Callable[[Any], Any] | None,
+        omit: bool, spread: tuple[str, ...], prefix: str, then: Then,
+    ) -> None:  # fmt: skip
+        self.name, self.unit, self.get, self.value = name, unit, get, value
+        self.omit, self.spread, self.prefix, self.then = omit, spread, prefix, then
 
 
 _PLAIN = _Field(None, None, None, None, False, (), "", ())
@@ -52,7 +58,7 @@ def json_key(
     omit: bool = False,
     spread: tuple[str, ...] = (),
     prefix: str = "",
-    then: tuple[str | tuple[str, str | Callable[[Any], Any]], ...] = (),
+    then: Then = (),
 ) -> Mapping[str, Any]:
     """The metadata of a field whose JSON differs from the field (see the module's docstring)."""
     return {_KEY: _Field(name, unit, get, value, omit, spread, prefix, then)}
@@ -81,17 +87,23 @@ def as_json(obj: Any) -> dict[str, Any]:
     return {key: plain(get(obj)) for key, get in plan}
 
 
+_AS_IS = frozenset({int, float, str, bool, type(None)})
+
+
 def plain(value: Any) -> Any:
     """`value` as JSON holds it: a dataclass as its JSON form, a tuple or list as a list, a dict
     as a new dict; anything else as it is."""
+    kind = type(value)
+    if kind in _AS_IS:  # the most of them, first
+        return value
     if isinstance(value, JsonForm):
         return value.to_dict()
-    if is_dataclass(value) and not isinstance(value, type):
-        return as_json(value)
     if isinstance(value, tuple | list):
         return [plain(v) for v in value]
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        return as_json(value)
     return value
 
 
@@ -99,8 +111,7 @@ def _path(path: str) -> Getter:
     """A getter of the dotted attribute path `path`; a None on the way gives None."""
     names = path.split(".")
     if len(names) == 1:
-        name = names[0]
-        return lambda obj: getattr(obj, name)
+        return attrgetter(path)
 
     def get(obj: Any) -> Any:
         for name in names:

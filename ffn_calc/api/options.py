@@ -8,7 +8,9 @@ these specs: the Typer parameters of every command (`cli/options.py`), the sweep
 the keys its JSON lines may hold (`sweep_executor.py`), and `options_reference()`, the table
 the docs print. Standard library only: the API and the docs read it without the command line.
 
-The order of SPECS is the order of `--help` within each group (`PANELS`, in their order).
+The order of SPECS is the order of `--help` within each group (`PANELS`, in their order). The
+specs are named tuples, not dataclasses: every run of the command line builds them, and a named
+tuple is the cheaper to make.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 from ffn_calc.api.columns import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM
 from ffn_calc.errors import ConfigError
@@ -110,8 +112,7 @@ def writable_file(argument: str, text: str) -> str:
     return path
 
 
-@dataclass(frozen=True)
-class Swept:
+class Swept(NamedTuple):
     """How `sweep` takes an option: a list of values, each a point of the grid. `axis` is its
     place in the grid's order (0 varies slowest); a list of names is an axis only when it has a
     comma, one name holds for every point."""
@@ -124,8 +125,7 @@ class Swept:
     example: str = ""  # a list of names, for an error message
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     """One option (or positional argument), as every command that takes it takes it.
 
     `name` is its parameter: the API's keyword and, for a LAYER option, the key a sweep's JSON
@@ -176,7 +176,7 @@ class Option:
         if command != "sweep" or self.swept is None:
             return self
         s = self.swept
-        return replace(self, flags=s.flags or self.flags, metavar=s.metavar, help=s.help, panel=SWEPT_PANEL, type=str,
+        return self._replace(flags=s.flags or self.flags, metavar=s.metavar, help=s.help, panel=SWEPT_PANEL, type=str,
                        default=None, parse=None, choices=(), show_default=False)  # fmt: skip
 
 
@@ -351,6 +351,7 @@ if {c for s in SPECS for c in s.commands} - set(COMMANDS) or {s.name for s in SP
     raise TypeError("option specs: " + "; ".join(check(SPECS)))
 
 
+@cache
 def options_of(command: str) -> tuple[Option, ...]:
     """The options of `command` as it takes them, in --help's order: arguments first, then by
     panel (sweep's lists in the order of the grid, the slowest first), each panel in SPECS' order."""

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable
 from enum import Enum
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -88,14 +88,15 @@ def _parser(spec: Option) -> Callable[[str], Any]:
 
 
 @functools.cache
-def choice_type(name: str, choices: tuple[str, ...]) -> type[Enum]:
+def choice_type(choices: tuple[str, ...]) -> type[Enum]:
     """The choices as a `str` Enum, the type Typer offers choices by (case-insensitively)."""
-    return Enum(name.title().replace("_", ""), {c: c for c in choices}, type=str)  # type: ignore[return-value]
+    return Enum("Choice", {c: c for c in choices}, type=str)  # type: ignore[return-value]
 
 
 def parameter(spec: Option) -> inspect.Parameter:
-    """The Typer parameter of `spec`: `name: Annotated[type, typer.Option(...)] = default`."""
-    kind: Any = choice_type(spec.name, spec.choices) if spec.choices else spec.type
+    """The Typer parameter of `spec`: `name: type = typer.Option(default, *flags, ...)` (Typer's
+    older style: an `Annotated` type for each would cost every run its construction)."""
+    kind: Any = choice_type(spec.choices) if spec.choices else spec.type
     default = spec.default
     if spec.choices and default not in (None, REQUIRED):
         default = kind(default)
@@ -105,7 +106,7 @@ def parameter(spec: Option) -> inspect.Parameter:
     if spec.parse is not None:
         settings["parser"] = _parser(spec)
     if spec.argument:
-        info: Any = typer.Argument(**settings)
+        info: Any = typer.Argument(default, **settings)
     else:
         settings["rich_help_panel"] = spec.panel
         if spec.choices:
@@ -114,9 +115,8 @@ def parameter(spec: Option) -> inspect.Parameter:
             settings["min"] = spec.minimum
         if spec.complete is not None:
             settings["autocompletion"] = COMPLETERS[spec.complete]
-        info = typer.Option(*spec.flags, **settings)
-    annotation = Annotated[kind | None if default is None else kind, info]  # type: ignore[valid-type]
-    return inspect.Parameter(spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
+        info = typer.Option(default, *spec.flags, **settings)
+    return inspect.Parameter(spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=kind | None if default is None else kind)
 
 
 class Given(SimpleNamespace):
