@@ -15,18 +15,15 @@ tuple is the cheaper to make.
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Callable
 from functools import cache
 from typing import Any, NamedTuple
 
 from ffn_calc.api.columns import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM
-from ffn_calc.errors import ConfigError
 from ffn_calc.inputs.resolve import KEYWORDS
+from ffn_calc.inputs.values import Parser, count, memory, number, size, writable_file
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, NONLINEARITIES
 from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DEFAULT_GROUP_SIZE, DTYPES, WEIGHTS_ONLY
-from ffn_calc.model.layer import NORM_PLACEMENTS, parse_size
+from ffn_calc.model.layer import NORM_PLACEMENTS
 from ffn_calc.model.norms import NORM_TYPES
 from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
 
@@ -34,82 +31,22 @@ from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
 # keys), TRAINING the training step (train and verify take the same), COMMAND the command's own.
 LAYER, TRAINING, COMMAND = "layer", "training", "command"
 
-# --help groups (Typer's rich_help_panel), in the order --help lists them; arguments come first.
-PANELS = (
-    LAYER_PANEL := "Layer",
-    MODEL_PANEL := "Model (override a preset's or config file's values with flags)",
-    MOE_PANEL := "Mixture of experts",
-    SWEPT_PANEL := "Swept",
-    TRAINING_PANEL := "Training",
-    HARDWARE_PANEL := "Hardware",
-    PARALLEL_PANEL := "Parallelism",
-    OUTPUT_PANEL := "Output",
-)
+# --help groups (Typer's rich_help_panel); PANELS is the order --help lists them in, after the arguments.
+LAYER_PANEL = "Layer"
+MODEL_PANEL = "Model (override a preset's or config file's values with flags)"
+MOE_PANEL = "Mixture of experts"
+SWEPT_PANEL = "Swept"
+TRAINING_PANEL = "Training"
+HARDWARE_PANEL = "Hardware"
+PARALLEL_PANEL = "Parallelism"
+OUTPUT_PANEL = "Output"
+PANELS = (LAYER_PANEL, MODEL_PANEL, MOE_PANEL, SWEPT_PANEL, TRAINING_PANEL, HARDWARE_PANEL, PARALLEL_PANEL, OUTPUT_PANEL)
 
 # How sweep reads a list of an option: names (a,b,c), sizes (1,8,32 or ranges 128:8192:x2), or
 # widths (sizes, or d_ff rules: 4x, glu).
 NAMES, SIZES, WIDTHS = "names", "sizes", "widths"
 
 REQUIRED: Any = ...  # the default of an argument that must be given
-
-# Parsers: (the option as the user spelled it, the text) → the value; ConfigError when it is bad.
-Parser = Callable[[str, Any], Any]
-
-
-def size(argument: str, text: str | int) -> int:
-    """A whole number of at least 1 (BATCH, SEQ_LEN, D_MODEL)."""
-    return parse_size(argument, text)
-
-
-def count(minimum: int = 1) -> Parser:
-    """A whole number of at least `minimum`."""
-
-    def parse(argument: str, text: str | int) -> int:
-        return parse_size(argument, text, minimum)
-
-    return parse
-
-
-def number(argument: str, text: str) -> float:
-    """A positive number below 10^6: 1.25, 989."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(argument, f"must be a number such as 1.25, got {text!r}") from None
-    if not (value > 0 and value < 1e6):
-        raise ConfigError(argument, f"must be a positive number such as 1.25, got {text}")
-    return value
-
-
-_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
-def memory(argument: str, text: str | int) -> int:
-    """A memory size in bytes: 2GiB, 512MiB, 1.5GB, 1000000."""
-    if isinstance(text, int):
-        return text
-    match = _MEMORY.fullmatch(text)
-    if match is None:
-        raise ConfigError(argument, f"expected a size such as 8GiB, 512MiB or 1000000000, got {text!r}")
-    value = int(float(match[1]) * _UNITS[(match[2] or "B").upper()])
-    if value < 1:
-        raise ConfigError(argument, f"must be at least 1 byte, got {text!r}")
-    return value
-
-
-def writable_file(argument: str, text: str) -> str:
-    """A file that can be written, checked before anything is computed or printed (a missing
-    folder, a folder given, no permission: exit 2, as any bad argument); its absolute path."""
-    path = os.path.abspath(os.path.expanduser(text))
-    if os.path.isdir(path):
-        raise ConfigError(argument, f"{text!r} is a folder; give a file name such as table.svg")
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise ConfigError(argument, f"the folder of {text!r} does not exist")
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise ConfigError(argument, f"{text!r} cannot be written (permission denied)")
-    return path
 
 
 class Swept(NamedTuple):
@@ -176,8 +113,8 @@ class Option(NamedTuple):
         if command != "sweep" or self.swept is None:
             return self
         s = self.swept
-        return self._replace(flags=s.flags or self.flags, metavar=s.metavar, help=s.help, panel=SWEPT_PANEL, type=str,
-                       default=None, parse=None, choices=(), show_default=False)  # fmt: skip
+        listed = self._replace(flags=s.flags or self.flags, metavar=s.metavar, help=s.help, panel=SWEPT_PANEL)
+        return listed._replace(type=str, default=None, parse=None, choices=(), show_default=False)  # text: the sweep reads the list
 
 
 def _norm_types() -> str:

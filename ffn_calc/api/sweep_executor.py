@@ -316,18 +316,21 @@ def grid_sweep(
         raise ConfigError("--seq-len", "is needed (a number, a list 128,512 or a range 128:8192:x2), or use --stdin")
     axes = {**axes, "batch": axes.get("batch") or "1"}  # one sequence unless asked: a model's answer per sequence
     fixed = dict(fixed)
+    named: dict[str, Axis] = {}  # the lists of names first (they are checked first), then every axis in the grid's order
+    for spec in SWEPT:
+        value = fixed.get(spec.name)
+        if spec.swept and spec.swept.values == NAMES and isinstance(value, str) and "," in value:
+            names = tuple(v.strip().lower() for v in value.split(","))
+            if not all(names):
+                raise ConfigError(spec.label, f"has an empty name in {value!r}; write names separated by commas, e.g. {spec.swept.example}")
+            named[spec.name] = Axis(spec.name, names)
+            del fixed[spec.name]
     built: list[Axis] = []
     for spec in SWEPT:
         name, how, flag = spec.name, spec.swept, spec.for_command("sweep").label
         assert how is not None
         if how.values == NAMES:
-            value = fixed.get(name)
-            if isinstance(value, str) and "," in value:
-                names = tuple(v.strip().lower() for v in value.split(","))
-                if not all(names):
-                    raise ConfigError(flag, f"has an empty name in {value!r}; write names separated by commas, e.g. {how.example}")
-                built.append(Axis(name, names))
-                del fixed[name]
+            built += [named[name]] if name in named else []
             continue
         text = axes.get(name)
         if text is None:
