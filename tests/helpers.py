@@ -13,6 +13,8 @@ from typing import NamedTuple
 from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# The config.json files and recorded outputs the tests read.
+DATA = ROOT / "tests" / "data"
 # Every CLI subprocess: a fixed width, no colour, and the source tree (not an installed copy) importable.
 ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
 # The CLI as a process; the only place `-m ffn_calc` is spelled (Popen, pty and shell users build on it).

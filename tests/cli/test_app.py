@@ -6,9 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 
 import pytest
+from helpers import DATA
 
 
 def test_shapes_json_is_exact(cli) -> None:  # type: ignore[no-untyped-def]
@@ -199,7 +199,7 @@ def test_model_preset_through_the_cli(cli) -> None:  # type: ignore[no-untyped-d
 
 
 def test_config_file_through_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
-    path = os.path.join(os.path.dirname(__file__), "data", "llama-3-8b.config.json")
+    path = str(DATA / "llama-3-8b.config.json")
     code, out, _ = cli("shapes", "1", "8", "--config", path, "-f", "json")
     assert code == 0
     doc = json.loads(out)

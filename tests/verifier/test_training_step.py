@@ -8,8 +8,10 @@ from dataclasses import fields, replace
 
 import pytest
 
+import ffn_calc
 from ffn_calc import api
 from ffn_calc.model import training
+from ffn_calc.model import training as training_model
 from ffn_calc.model import training_options as topts
 from ffn_calc.model.layer import make_config
 from ffn_calc.model.training import TrainingTotals
@@ -179,3 +181,58 @@ def test_catches_a_mask_saved_although_full_recompute_regenerates_it(monkeypatch
     report = api.verify(DENSE, backward=True, recompute="full", dropout=True)
     failed = {c.name: c.observed for c in report.checks if not c.ok}
     assert failed["every saved tensor is read by the recompute or the backward"] == "never read: dropout_mask"
+
+
+# Hand-computed cases for bugs the mutation benchmark (benchmarks/mutants.py) once planted unseen.
+def test_a_wrong_backward_op_is_seen_in_its_own_row(monkeypatch: pytest.MonkeyPatch) -> None:
+
+    real = training_model._backward_ops
+
+    def one_more(report, input_grad=True):  # type: ignore[no-untyped-def]
+        return [replace(op, elementwise_flops=op.elementwise_flops + 1) if (op.stage, op.kind) == ("linear2", "bias-grad") else op
+                for op in real(report, input_grad)]  # fmt: skip
+
+    monkeypatch.setattr(training_model, "_backward_ops", one_more)
+    report = ffn_calc.verify(make_config(2, 3, 8, 32), backward=True)
+    failed = [c.name for c in report.checks if not c.ok]
+    assert "linear2 bias-grad FLOPs" in failed
+
+
+def test_a_saved_tensor_the_backward_never_reads_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model saving ReLU's input as well as its output (its backward reads only the output):
+    the NumPy step keeps what the model lists, so the extra tensor is seen as never read."""
+    from ffn_calc.model.training import SavedTensor
+    from ffn_calc.verifier import training_step
+
+    real = training_step.train
+
+    def extra(cfg, options):  # type: ignore[no-untyped-def]
+        report = real(cfg, options)
+        h = next(s for s in report.forward.stages if s.name == "linear1")  # ReLU's input
+        return replace(report, saved=(*report.saved, SavedTensor(h.name, h.output_shape, h.output_bytes, "planted")))
+
+    honest = ffn_calc.verify(make_config(2, 8, 16), backward=True)
+    assert all(c.ok for c in honest.checks)
+    monkeypatch.setattr(training_step, "train", extra)
+    report = ffn_calc.verify(make_config(2, 8, 16), backward=True)
+    failed = {c.name: c.observed for c in report.checks if not c.ok}
+    assert failed["every saved tensor is read by the recompute or the backward"] == "never read: linear1"
+
+
+def test_a_rank_saving_the_whole_input_under_sequence_parallelism_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model keeping the whole layer input on each rank under sequence parallelism (not its
+    sequence shard): every rank's training step observes the shard it holds, and fails."""
+    real = training_model.train
+
+    def whole_input(cfg, options, tp=1, sequence_parallel=False, ep=1):  # type: ignore[no-untyped-def]
+        report = real(cfg, options, tp, sequence_parallel, ep)
+        saved = tuple(replace(t, shape=(cfg.batch, cfg.seq_len, cfg.d_model), bytes=t.bytes * tp) if t.name == "input" else t for t in report.saved)
+        return replace(report, saved=saved)
+
+    cfg = make_config(2, 8, 16)
+    honest = ffn_calc.verify(cfg, tp=2, sequence_parallel=True, backward=True)
+    assert all(c.ok for c in honest.checks)
+    monkeypatch.setattr(training_model, "train", whole_input)
+    report = ffn_calc.verify(cfg, tp=2, sequence_parallel=True, backward=True)
+    failed = [c.name for c in report.checks if not c.ok]
+    assert "rank 0 step: saved input bytes (float32, .nbytes)" in failed and "rank 1 step: saved input bytes (float32, .nbytes)" in failed

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ffn_calc.model.forward import analyze
-from ffn_calc.model.layer import ConfigError, FFNConfig, make_config, parse_size, resolve_d_ff
+from ffn_calc.model.layer import ConfigError, FFNConfig, glu_matched_d_ff, make_config, parse_size, resolve_d_ff
 
 
 def test_the_3_6_8_example_by_hand() -> None:
@@ -149,3 +149,26 @@ def test_closed_forms(b: int, s: int, d: int, f: int, bias: bool, act: str, norm
     if norm != "none":
         candidates.append(3 * n * d)
     assert t.peak_bytes == t.weight_bytes + 4 * max(candidates)
+
+
+# Hand-computed cases for bugs the mutation benchmark (benchmarks/mutants.py) once planted unseen.
+def test_model_totals_over_layers_by_hand() -> None:
+    r = analyze(make_config(2, 3, 8, 32, layers=4, norm="pre"))
+    t, m = r.totals, r.model
+    assert t.elementwise_flops > 0  # so that FLOPs ≠ matmul FLOPs below
+    assert (m.flops, m.matmul_flops, m.params) == (4 * t.flops, 4 * t.matmul_flops, 4 * t.params)
+    # Every layer's weights, and one layer's activations (a forward pass frees them as it goes).
+    assert m.peak_bytes == 4 * t.weight_bytes + r.peak.activation_bytes
+
+
+def test_model_active_parameters_over_layers() -> None:
+    r = analyze(make_config(1, 4, 8, 16, experts=4, top_k=1, layers=3, activation="swiglu", bias=False))
+    one_expert = 3 * 8 * 16
+    assert r.totals.active_params == r.totals.params - 3 * one_expert
+    assert r.model.active_params == 3 * r.totals.active_params < r.model.params
+
+
+def test_llama_rounding_leaves_a_multiple_as_it_is() -> None:
+    # int(2·4·96/3) = 256 is already a multiple of 32: no rounding up.
+    assert glu_matched_d_ff(96, 32).value == 256
+    assert glu_matched_d_ff(96, 48).value == 288  # 256 → 48·ceil(256/48) = 288

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -11,9 +12,10 @@ from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ffn_calc
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import FFNConfig, make_config
-from ffn_calc.verifier import arrays, memory
+from ffn_calc.verifier import arrays, memory, recorder
 from ffn_calc.verifier import forward as numpy_ffn
 from ffn_calc.verifier import run as verify_module
 from ffn_calc.verifier.forward import conv1d
@@ -306,3 +308,56 @@ def test_progress_names_every_step_after_the_forward_pass() -> None:
     assert [what for _, total, what in calls[1:] if total == 0] == [
         "checks on 8 sampled tokens", "the model's 2 layers", "the training step", "2 tensor-parallel ranks",
     ]  # fmt: skip
+
+
+# Hand-computed cases for bugs the mutation benchmark (benchmarks/mutants.py) once planted unseen.
+def test_a_wrong_einsum_count_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recorder, "_einsum_path_flops", lambda a, b: 0.0)
+    report = ffn_calc.verify(make_config(2, 3, 8, 32))
+    assert any("einsum_path" in c.name and not c.ok for c in report.checks)
+
+
+@pytest.mark.parametrize("factor", [Fraction(103, 100), Fraction(97, 100)], ids=["3% high", "3% low"])
+def test_a_peak_3_percent_off_fails_on_a_bert_size_layer(monkeypatch: pytest.MonkeyPatch, factor: Fraction) -> None:
+    """BERT-base's FFN (512 tokens, GELU): a peak prediction 3% off either way fails, and the
+    true one passes within 2%."""
+    from ffn_calc.verifier import run
+
+    real = run.analyze
+    cfg = make_config(1, 512, 768, 3072, activation="gelu")
+    honest = ffn_calc.verify(cfg)
+    peak = next(c for c in honest.checks if c.name.startswith("peak bytes"))
+    assert peak.ok and isinstance(peak.observed, int) and isinstance(peak.predicted, int)
+    assert peak.predicted <= peak.observed <= peak.predicted * 1.02
+
+    def planted(cfg):  # type: ignore[no-untyped-def]
+        report = real(cfg)
+        totals = replace(report.totals, peak_bytes=int(report.totals.peak_bytes * factor))
+        return replace(report, totals=totals)
+
+    monkeypatch.setattr(run, "analyze", planted)
+    report = ffn_calc.verify(cfg)
+    assert [c.name for c in report.checks if not c.ok and c.name.startswith("peak bytes")]
+
+
+def test_capacity_routing_drops_what_overflows() -> None:
+    """Capacity buffers by hand: a token's pair beyond an expert's capacity adds nothing."""
+    from ffn_calc.verifier.forward import forward, make_params
+    from ffn_calc.verifier.recorder import Recorder
+
+    cfg = make_config(1, 16, 8, 12, experts=2, top_k=1, capacity_factor=0.5, bias=False)
+    p = make_params(np.random.default_rng(0), cfg, np.float64)
+    x = np.random.default_rng(1).standard_normal((1, 16, 8))
+    y = forward(Recorder(), cfg, p, x).reshape(16, 8)
+    cap = cfg.expert_capacity
+    assert cap == 4
+    logits = x.reshape(16, 8) @ p["W_router"]
+    chosen = logits.argmax(axis=1)  # top-1, ties to the lower index
+    seen = [0, 0]
+    for t in range(16):
+        e = int(chosen[t])
+        h = x[0, t] @ p["expert_W1"][e]
+        expected = np.maximum(h, 0) @ p["expert_W2"][e] if seen[e] < cap else np.zeros(8)
+        seen[e] += 1
+        assert np.allclose(y[t], expected), t
+    assert max(seen) > cap  # the case really drops pairs

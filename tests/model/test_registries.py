@@ -230,3 +230,11 @@ def test_the_private_typer_import_is_where_we_expect_it() -> None:
         pytest.fail(f"Typer moved its vendored click ({e}); update ffn_calc/cli/click_compat.py, the one place that imports it")
     found = [p for p in (ROOT / "ffn_calc").rglob("*.py") if "typer._click" in p.read_text() and p.name != "click_compat.py"]
     assert not found, f"typer._click imported outside click_compat.py: {found}"
+
+
+# Hand-computed cases for bugs the mutation benchmark (benchmarks/mutants.py) once planted unseen.
+def test_float8_is_one_byte_per_element() -> None:
+    for name in ("float8_e4m3fn", "float8_e5m2"):
+        assert DTYPES[name].bytes == 1
+        r = analyze(make_config(1, 1, 8, 16, dtype=name))
+        assert r.totals.weight_bytes == r.totals.params

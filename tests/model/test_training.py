@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import ffn_calc
 from ffn_calc.model.layer import ConfigError, FFNConfig, make_config
 from ffn_calc.model.training import TrainingOptions, train
 
@@ -186,3 +187,65 @@ def test_a_wrong_backward_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(kernels.KERNELS, "gelu", replace(real, derivative=lambda h: real.derivative(h) * 1.001))
     report = verify(make_config(2, 8, 8, "16", activation="gelu"), backward=True)
     assert [c.name for c in report.checks if not c.ok] == ["gradients = finite differences (float64, the layer itself, 16 tokens)"]
+
+
+# Hand-computed cases for bugs the mutation benchmark (benchmarks/mutants.py) once planted unseen.
+def test_a_glus_backward_per_element() -> None:
+    t = train(make_config(2, 3, 8, 32, activation="swiglu", bias=False), TrainingOptions())
+    glu = next(op for op in t.backward if op.stage == "glu")
+    # SiLU's backward 9 + SiLU again 4 (du = da ⊙ silu(g)) + 2 multiplies, per element of (6, 32).
+    assert glu.elementwise_flops == 6 * 32 * (9 + 4 + 2)
+
+
+def test_selective_recompute_of_relu_and_gelu() -> None:
+    relu = train(make_config(2, 3, 8, 32), TrainingOptions(recompute="selective"))
+    assert relu.totals.recompute_flops == 0  # ReLU's backward reads its output: nothing to redo
+    gelu = train(make_config(2, 3, 8, 32, activation="gelu"), TrainingOptions(recompute="selective"))
+    assert gelu.totals.recompute_flops == 6 * 32 * 5  # GELU's 5 FLOPs on every element of h
+
+
+def test_relu_keeps_its_output_not_its_input() -> None:
+    names = [s.name for s in train(make_config(2, 3, 8, 32), TrainingOptions()).saved]
+    assert names == ["input", "activation"]  # linear1's output h is not kept for ReLU
+    gelu = [s.name for s in train(make_config(2, 3, 8, 32, activation="gelu"), TrainingOptions()).saved]
+    assert gelu == ["input", "linear1", "activation"]
+
+
+def test_dropout_costs_forward_and_backward() -> None:
+    t = train(make_config(2, 3, 8, 32), TrainingOptions(dropout=True)).totals
+    assert t.dropout_flops == 2 * 6 * 8  # apply the mask forward, and again backward
+
+
+def test_backward_transient_by_hand() -> None:
+    # The most gradients alive at once: a product's pair is dY (6, 32) and dX (6, 8) of linear1
+    # (or dY (6, 8) and dA (6, 32) of linear2), 6·40 floats; the activation's is its output
+    # gradient dA (6, 32) and input gradient dH (6, 32), 6·64 floats: the larger, in float32.
+    t = train(make_config(2, 3, 8, 32), TrainingOptions()).totals
+    assert t.backward_transient_bytes == 6 * (32 + 32) * 4
+    # A GLU's elementwise step holds da and both dgate and dup: 3 · (6, 32).
+    glu = train(make_config(2, 3, 8, 32, activation="swiglu"), TrainingOptions()).totals
+    assert glu.backward_transient_bytes == 3 * 6 * 32 * 4
+    # d_ff below d_model: the products' pair (6·(8 + 4)) is the larger.
+    narrow = train(make_config(2, 3, 8, 4), TrainingOptions()).totals
+    assert narrow.backward_transient_bytes == 6 * (8 + 4) * 4
+
+
+def test_sequence_parallel_dropout_acts_on_the_rank_shard() -> None:
+    """Under sequence parallelism dropout runs after the reduce-scatter, on the rank's s / N
+    of the sequence: 2 × 8 tokens over 2 ranks is 8 tokens × 16 features, forward and backward."""
+    t = train(make_config(2, 8, 16), TrainingOptions(dropout=True), tp=2, sequence_parallel=True).totals
+    assert t.dropout_flops == 2 * (2 * 8 // 2) * 16
+    assert train(make_config(2, 8, 16), TrainingOptions(dropout=True), tp=2).totals.dropout_flops == 2 * 2 * 8 * 16
+
+
+def test_sequence_parallel_backward_gathers_the_input_again_by_hand() -> None:
+    """Under sequence parallelism a rank keeps its shard of the layer input and gathers the whole
+    input again for linear1's weight gradient (Megatron): 16 tokens, d_model 64, d_ff 32 over 2
+    ranks (16 each), float32. Then dY (16, 16), dX (16, 64) and the gathered (16, 64) are alive
+    together: 16·(16 + 64 + 64)·4 = 9,216 bytes, more than any product's pair (16·(16 + 64)·4)."""
+    cfg = make_config(2, 8, 64, 32)
+    assert train(cfg, TrainingOptions(), tp=2, sequence_parallel=True).totals.backward_transient_bytes == 16 * (16 + 64 + 64) * 4
+    assert train(cfg, TrainingOptions(), tp=2).totals.backward_transient_bytes == 16 * (16 + 64) * 4
+    report = ffn_calc.verify(cfg, tp=2, sequence_parallel=True, backward=True)
+    rows = {c.name.split(" (")[0]: c for c in report.checks if c.name.startswith("rank 0 step: backward_transient_bytes")}
+    assert report.ok and rows["rank 0 step: backward_transient_bytes"].observed == 9216

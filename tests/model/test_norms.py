@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import examples
+from helpers import DATA, ROOT, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,9 +29,7 @@ from ffn_calc.verifier import backward as vbackward
 from ffn_calc.verifier import forward as vforward
 from ffn_calc.verifier.run import verify
 
-ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-DATA = Path(__file__).parent / "data"
 
 
 def _params(**kw: object) -> int:
