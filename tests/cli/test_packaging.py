@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, Run
 
 
 @pytest.mark.slow
-def test_pip_install_ships_every_module_and_the_command(tmp_path: Path, cli_proc) -> None:  # type: ignore[no-untyped-def]
+def test_pip_install_ships_every_module_and_the_command(tmp_path: Path, cli_proc: Run) -> None:
     # Install from a clean copy: a build/ folder left in the tree would hide a missing package.
     src = tmp_path / "src"
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns("build", "dist", ".venv", "*.egg-info", ".git", "__pycache__", ".*cache"))

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import CLI, ENV
+from helpers import CLI, ENV, Run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +38,7 @@ SWEEP_BAD = [
 
 
 @pytest.mark.parametrize(("args", "names"), SWEEP_BAD)
-def test_bad_input_table(cli, args: list[str], names: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_table(cli: Run, args: list[str], names: str) -> None:
     code, out, err = cli(*args)
     assert code == 2, err
     assert out == ""
@@ -46,7 +46,7 @@ def test_bad_input_table(cli, args: list[str], names: str) -> None:  # type: ign
     assert "Traceback" not in err
 
 
-def test_json_lines_name_the_bad_line_and_carry_on(cli) -> None:  # type: ignore[no-untyped-def]
+def test_json_lines_name_the_bad_line_and_carry_on(cli: Run) -> None:
     lines = "\n".join(
         [
             '{"batch": 1, "seq_len": 128, "model": "bert-base"}',
@@ -70,7 +70,7 @@ def test_json_lines_name_the_bad_line_and_carry_on(cli) -> None:  # type: ignore
     assert "speed" in messages[4] and "batch" in messages[5] and "--bias" in messages[6]
 
 
-def test_sweep_grid_is_the_product_in_order(cli) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_grid_is_the_product_in_order(cli: Run) -> None:
     code, out, _ = cli("sweep", "--batch", "1,8", "--seq-len", "128:512:x2", "--d-model", "64", "-f", "csv", "-c", "batch,seq_len,flops")
     assert code == 0
     lines = out.splitlines()
@@ -82,7 +82,7 @@ def test_sweep_grid_is_the_product_in_order(cli) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.slow
-def test_parallel_sweep_matches_one_process(cli) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_sweep_matches_one_process(cli: Run) -> None:
     args = ["sweep", "--batch", "1:25", "--seq-len", "1:1000", "--d-model", "64", "-a", "swiglu", "-f", "csv", "-c", "batch,seq_len,flops,peak_bytes"]
     code1, one, _ = cli(*args, "-j", "1")
     code2, two, _ = cli(*args, "-j", "2")
@@ -104,7 +104,7 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
 @pytest.mark.parametrize(
     "args", [["shapes", "3", "6", "8", "--chart"], ["models"], ["explain", "1", "8", "--model", "gpt2"], ["verify", "2", "4", "8"]]
 )
-def test_plain_text_off_a_terminal_and_with_no_color(cli_proc, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_plain_text_off_a_terminal_and_with_no_color(cli_proc: Run, args: list[str]) -> None:
     for env in ({}, {"NO_COLOR": "", "TERM": "xterm-256color"}):
         done = cli_proc(*args, env=env)
         assert done.code == 0
@@ -167,7 +167,7 @@ TOKENS = st.sampled_from(
 # captured output), so sharing it across examples is what is wanted.
 @settings(suppress_health_check=[*settings().suppress_health_check, HealthCheck.function_scoped_fixture])
 @given(argv=st.lists(TOKENS, min_size=0, max_size=9))
-def test_random_arguments_never_crash(cli, argv: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_random_arguments_never_crash(cli: Run, argv: list[str]) -> None:
     code, out, err = cli(*argv, input='{"batch": 1, "seq_len": 2, "d_model": 8}\nnot json\n')
     assert code in (0, 1, 2), (argv, code, err)
     assert "Traceback" not in err and "Traceback" not in out

@@ -8,12 +8,13 @@ import re
 from dataclasses import replace
 
 import pytest
+from helpers import Run
 
 from ffn_calc import api
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model.conventions import activation_flops
 from ffn_calc.model.forward import analyze
-from ffn_calc.model.layer import glu_matched_d_ff
+from ffn_calc.model.layer import FFNConfig, glu_matched_d_ff
 from ffn_calc.prose.diagram import WIDTH
 from ffn_calc.prose.explanation import explain
 from ffn_calc.prose.interview import shown
@@ -29,7 +30,7 @@ LAYERS = [
 ]
 
 
-def layer(options: dict[str, object], batch: int = 1, seq_len: int = 512):  # type: ignore[no-untyped-def]
+def layer(options: dict[str, object], batch: int = 1, seq_len: int = 512) -> FFNConfig:
     opts = dict(options)
     d_model = opts.pop("d_model", None)
     return layer_config(batch, seq_len, d_model, **opts)  # type: ignore[arg-type]
@@ -150,7 +151,7 @@ def test_compare_refuses(names: tuple[str, str], argument: str) -> None:
     assert e.value.argument == argument
 
 
-def test_compare_json(cli) -> None:  # type: ignore[no-untyped-def]
+def test_compare_json(cli: Run) -> None:
     code, out, err = cli("explain", "1", "512", "768", "--compare", "relu", "swiglu", "-f", "json")
     assert code == 0, err
     doc = json.loads(out)

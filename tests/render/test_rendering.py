@@ -42,7 +42,8 @@ def shown(text: str, value: int, human: Callable[[int], str]) -> bool:
 def json_of(cli: Cli, *args: str) -> dict[str, Any]:
     code, out, err = cli(*args, "-f", "json")
     assert code == 0, err
-    return json.loads(out)
+    doc: dict[str, Any] = json.loads(out)
+    return doc
 
 
 SHAPES = [
