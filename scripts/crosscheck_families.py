@@ -66,7 +66,7 @@ def keys_read(f: Family) -> list[str]:
         keys.append(f.bias)
     if f.moe:
         m = f.moe
-        keys += [k for k in (m.experts, m.top_k, m.width, m.shared, m.shared_width) if k]
+        keys += [k for k in (*m.experts.split("|"), m.top_k, m.width, m.shared, m.shared_width) if k]
         keys += {"first_k_dense": ["first_k_dense_replace", m.dense_width], "sparse_step": ["decoder_sparse_step", "mlp_only_layers", m.dense_width],
                  "period_offset": ["expert_layer_period", "expert_layer_offset"], "moe_layers": ["interleave_moe_layer_step", m.dense_width],
                  "all": []}[m.interleave]  # fmt: skip
@@ -111,7 +111,7 @@ def small_config(f: Family) -> Any:
         kw["feed_forward_proj"] = "gated-gelu"
     if f.moe:
         m = f.moe
-        moe: dict[str, Any] = {m.experts: EXPERTS, m.top_k: TOP_K, m.width: MOE_FF}
+        moe: dict[str, Any] = {m.experts.split("|")[0]: EXPERTS, m.top_k: TOP_K, m.width: MOE_FF}
         if m.shared:
             moe[m.shared] = 2
         if m.shared_width and m.shared_width != m.width:
@@ -135,7 +135,10 @@ def small_config(f: Family) -> Any:
             kw.update(moe)
     if f.model_type == "gpt_oss":
         kw["intermediate_size"] = MOE_FF
-    return cls(**kw)
+    config = cls(**kw)
+    # the eager experts (a loop of matmuls over the routed rows): FlopCounterMode has no formula for grouped_mm
+    config._experts_implementation = "eager"
+    return config
 
 
 def parts(model: nn.Module, spec: str) -> list[list[nn.Module]]:

@@ -200,7 +200,7 @@ _FAMILIES: tuple[Family, ...] = (
            moe=Moe("num_experts", _TOP_K, "moe_intermediate_size", "sparse_step", shared_width="shared_expert_intermediate_size",
                    shared_gate=True)),
     Family("qwen3_moe", "Qwen3MoeSparseMoeBlock|Qwen3MoeMLP", "Qwen3MoeModel", True, False, "rms", "pre",
-           moe=Moe("num_experts", _TOP_K, "moe_intermediate_size", "sparse_step")),
+           moe=Moe("num_experts|num_local_experts", _TOP_K, "moe_intermediate_size", "sparse_step")),
     Family("qwen3_next", "Qwen3NextSparseMoeBlock|Qwen3NextMLP", "Qwen3NextModel", True, False, "rms", "pre",
            moe=Moe("num_experts", _TOP_K, "moe_intermediate_size", "sparse_step", shared_width="shared_expert_intermediate_size",
                    shared_gate=True)),

@@ -118,7 +118,9 @@ class _Reader:
         return None
 
     def first(self, keys: tuple[str, ...]) -> tuple[str, Any] | None:
-        for key in keys:
+        """The first key the file gives, else the first with a code default."""
+        given = [k for k in keys if self.cfg.get(k) is not None]
+        for key in given + [k for k in keys if k not in given]:
             value = self.get(key)
             if value is not None:
                 return key, value
@@ -223,7 +225,8 @@ class _Reader:
         f, out = self.family, self.out
         m = f.moe
         assert m is not None
-        experts, top_k, width = self.get(m.experts), self.get(m.top_k), self.get(m.width)
+        found = self.first(tuple(m.experts.split("|")))  # Qwen3MoeConfig writes num_experts as num_local_experts
+        experts, top_k, width = found and found[1], self.get(m.top_k), self.get(m.width)
         if experts is None or top_k is None or width is None:
             raise ConfigError("--config", f"{out.path!r} lacks {m.experts}, {m.top_k} or {m.width}, which {f.block} needs")
         out.values.update(experts=_size(m.experts, experts), top_k=_size(m.top_k, top_k), d_ff=_size(m.width, width))
