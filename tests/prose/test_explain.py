@@ -27,6 +27,8 @@ LAYERS = [
     {"model": "qwen1.5-moe-a2.7b"},
     {"d_model": 8, "d_ff": "32", "activation": "geglu", "fused": True},
     {"d_model": 768, "activation": "swiglu", "d_ff": "glu", "multiple_of": 256, "norm": "pre", "norm_type": "rms"},
+    {"d_model": 64, "experts": 8, "top_k": 2},  # experts of a plain activation: their output stage is linear2
+    {"d_model": 64, "experts": 8, "top_k": 2, "activation": "gelu", "shared_experts": 1, "shared_expert_gate": True},
 ]
 
 
