@@ -51,7 +51,7 @@ def _jsonl_chunks_SweepResult(result: SweepResult) -> Iterator[str]:
 
     chunk: list[str] = []
     for values in result.rows:
-        chunk.append(json.dumps(dict(zip(result.columns, values, strict=True))))
+        chunk.append(json.dumps(dict(zip(result.columns, values, strict=True)), allow_nan=False))
         if len(chunk) == CHUNK_ROWS:
             yield "\n".join(chunk) + "\n"
             chunk = []
