@@ -180,6 +180,7 @@ class Col(NamedTuple):
     exact_only: bool = False
     short: str = ""
     right: bool = False
+    label: bool = True  # stacked under the row's name as "header: text" (False: the text alone, when it speaks for itself)
 
 
 class Grid(NamedTuple):
@@ -218,7 +219,8 @@ def grid_layout(grid: Grid, exact: bool, narrow: bool, compact: bool = False) ->
         for c in cols[1:]:
             if c.stack:
                 texts = [_text(cell, exact) for cell in c.cells]
-                names = [name + (f"\n  {c.header}: " + t.replace("\n", "\n  ") if t else "") for name, t in zip(names, texts, strict=True)]
+                lead = f"\n  {c.header}: " if c.label else "\n  "
+                names = [name + (lead + t.replace("\n", "\n  ") if t else "") for name, t in zip(names, texts, strict=True)]
         below = [c for c in cols if c.prose]
         cols = [c for c in cols if not (c.prose or c.stack)]
     table = Table(
@@ -227,7 +229,7 @@ def grid_layout(grid: Grid, exact: bool, narrow: bool, compact: bool = False) ->
         box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
         show_edge=not compact,
         pad_edge=not compact,
-        collapse_padding=compact,
+        padding=0 if compact else (0, 1),  # compact: the box's blank divider is the one space between columns `needed` counts
     )
     columns: list[list[str]] = []
     needed = 0  # the narrowest this table can be drawn without cutting a cell

@@ -181,3 +181,21 @@ def test_singular(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     text = run(cli, monkeypatch, "100", "shapes", "1", "1", "4", "--dtype", "int8")
     assert "1 tokens" not in text and "over 1 token" in text
     assert "1 byte" in text and "1 bytes" not in text
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize(
+    "args",
+    [("roofline", "32", "2048", "-m", "mixtral-8x7b", "--gpu", "h100-sxm"), ("roofline", "1", "4096", "4096", "--gpu", "a100-80gb")],
+    ids=" ".join,
+)
+def test_roofline_whole(cli: Cli, monkeypatch: pytest.MonkeyPatch, width: str, args: tuple[str, ...]) -> None:
+    doc = json_of(cli, *args)
+    text = run(cli, monkeypatch, width, *args)
+    for phase in doc["phases"]:
+        assert shown(text, phase["flops"], flops_text), phase["name"]
+        for gemm in phase["gemms"]:
+            assert shape_text(gemm["mkn"]) in text, gemm["stage"]  # a (M, K, N) tuple on one line
+            assert shown(text, gemm["flops"], flops_text), gemm["stage"]
+            if gemm["ridge_tokens"] is not None:
+                assert n(gemm["ridge_tokens"]) in text, gemm["stage"]
