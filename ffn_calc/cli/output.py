@@ -33,6 +33,24 @@ def pipe_guard() -> Iterator[None]:
         raise OutputFailed(e.strerror or str(e)) from None
 
 
+MIN_WIDTH = 40  # a narrower page (COLUMNS=0 or 1 in some CI shells) is read as this
+OFF_TERMINAL_WIDTH = 120  # no terminal anywhere and no COLUMNS: a page that keeps the tables whole
+
+
+def page_width() -> int:
+    """The width tables are laid out at: COLUMNS when it is a number; else the terminal's that
+    stdout is (or, piped to `less` or `head`, the one stderr still is); never under MIN_WIDTH."""
+    given = os.environ.get("COLUMNS", "").strip()
+    if given.isdigit() and len(given) <= 5:
+        return max(int(given), MIN_WIDTH)
+    for fd in (1, 2):
+        try:
+            return max(os.get_terminal_size(fd).columns, MIN_WIDTH)
+        except (OSError, ValueError):
+            continue
+    return OFF_TERMINAL_WIDTH
+
+
 def console(record: bool = False) -> Any:
     from rich.console import Console
 
@@ -40,11 +58,9 @@ def console(record: bool = False) -> Any:
         def on_broken_pipe(self) -> None:  # rich would exit with status 1; end like the other formats
             raise PipeClosed
 
-    # Off a terminal, rich would wrap at 80 columns; a wider page keeps the tables whole.
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
     # The renderers style with Text and Style objects; a cell's text is data, printed as it is,
     # never read as console markup or :emoji: codes (which would also cost every cell a parse).
-    return QuietConsole(width=width, highlight=False, markup=False, emoji=False, record=record)
+    return QuietConsole(width=page_width(), highlight=False, markup=False, emoji=False, record=record)
 
 
 def emit(result: Result, fmt: str, get: str | None = None, view: View | None = None, svg: str | None = None) -> None:
@@ -94,7 +110,7 @@ def progress(flops: int, tokens: int) -> Iterator[Callable[[int, int, str], None
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("verify"), BarColumn(), TextColumn("{task.description}"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:  # fmt: skip
+                  TimeElapsedColumn(), console=Console(stderr=True, width=page_width()), transient=True) as bar:  # fmt: skip
         task = bar.add_task(f"0 / {tokens:,} tokens", total=tokens)
 
         def advance(done: int, total: int, what: str) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ffn_calc.model.roofline import ExpertSpread, GemmRoof, Roofline
 from ffn_calc.render.base import csv_rows, tables
-from ffn_calc.render.layout import Cell, Col, Grid, Num, config_line, fit, shape
+from ffn_calc.render.layout import Col, Grid, config_line, fit, flops_text, shape
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -62,7 +62,7 @@ class _Row(NamedTuple):
     name: str
     mkn: str = ""
     spread: str = ""  # experts whose weights are read × the rows each multiplies
-    flops: Cell = ""
+    flops: str = ""
     bytes: str = ""
     intensity: str = ""
     bound: str = ""
@@ -78,7 +78,7 @@ def _spread_row(label: str, s: ExpertSpread, ridge: str) -> _Row:
 
 def _grid(title: str, rows: list[_Row], totals: int) -> RenderableType:
     """A phase's table, laid out at the width it is printed at: the shapes and the routed rows
-    stacked under the GEMM's name when the page is narrow, FLOPs exact when it is wide."""
+    stacked under the GEMM's name when the page is narrow; exact counts are in JSON and CSV."""
     column = list(zip(*rows, strict=True))
     return fit(
         Grid(
@@ -87,7 +87,7 @@ def _grid(title: str, rows: list[_Row], totals: int) -> RenderableType:
                 Col("GEMM", column[0]),
                 Col("(M, K, N)", column[1], stack=True, label=False),
                 Col("experts × rows", column[2], stack=True, label=False),
-                Col("FLOPs", column[3], short="FLOP"),
+                Col("FLOPs", column[3], right=True),
                 Col("bytes", column[4], right=True),
                 Col("FLOP/B", column[5], right=True),
                 Col("bound", column[6]),
@@ -115,20 +115,20 @@ def _tables_Roofline(r: Roofline) -> list[RenderableType]:
         for g in p.gemms:
             ridge = "never" if g.ridge_tokens is None else f"{g.ridge_tokens:,}"
             if g.routing is None:
-                rows.append(_Row(g.stage, shape(g.mkn), "", Num(g.flops, "flops"), _bytes(g.bytes), f"{g.intensity:,.1f}", g.bound,
+                rows.append(_Row(g.stage, shape(g.mkn), "", flops_text(g.flops), _bytes(g.bytes), f"{g.intensity:,.1f}", g.bound,
                                  _time(g.seconds), ridge))  # fmt: skip
                 continue
             moe = True
             tokens = g.routing.ridge_tokens_uniform
-            rows.append(_Row(g.stage, shape(g.mkn), "", Num(g.flops, "flops"), ridge=f"{ridge}/expert"))
+            rows.append(_Row(g.stage, shape(g.mkn), "", flops_text(g.flops), ridge=f"{ridge}/expert"))
             for label, spread, ridge_note in (("uniform", g.routing.uniform, "" if tokens is None else f"T ≥ {tokens:,}"),
                                               ("worst case", g.routing.worst_case, "")):  # fmt: skip
                 rows.append(_spread_row(label, spread, ridge_note))
         for c in p.collectives:  # --ep: bytes each rank sends, beside the GEMMs, not in the totals
             rows.append(_Row(f"all-to-all {c.where.split(':')[0]}", shape(c.shape), "", "", _bytes(c.bytes_sent_per_rank), "", "sent/rank"))
-        totals = [_Row("layer", "", "", Num(p.flops, "flops"), _bytes(p.bytes), f"{p.intensity:,.1f}", p.bound, _time(p.seconds))]
+        totals = [_Row("layer", "", "", flops_text(p.flops), _bytes(p.bytes), f"{p.intensity:,.1f}", p.bound, _time(p.seconds))]
         if p.uniform is not None and p.worst_case is not None:
-            totals = [_Row("layer", "", "", Num(p.flops, "flops"))] + [
+            totals = [_Row("layer", "", "", flops_text(p.flops))] + [
                 _Row(f"  {label}", "", "", "", _bytes(t.bytes), f"{t.intensity:,.1f}", t.bound, _time(t.seconds))
                 for label, t in (("uniform", p.uniform), ("worst case", p.worst_case))
             ]

@@ -90,7 +90,7 @@ def _tables_VerifyReport(report: VerifyReport, view: View | None = None) -> list
             ],
             row_styles=[None if c.ok else "bold red" for c in shown],
         )
-        out.append(fit(table))
+        out.append(fit(table, records=True))
     out += [Text(verdict, style="bold green" if not failed else "bold red"), Text(timing)]
     if not view.every:
         out.append(Text("--all lists every check: shapes, bytes, MACs, FLOPs and memory, predicted against observed", style="dim"))

@@ -142,6 +142,7 @@ def test_sweep_whole(cli: Cli, monkeypatch: pytest.MonkeyPatch, width: str) -> N
     code, out, _ = cli(*args, "-f", "jsonl")
     rows = [json.loads(line) for line in out.splitlines()]
     text = run(cli, monkeypatch, width, *args)
+    assert re.search(r"(?m)^\W*batch\W+seq_len\W", text)  # the swept columns' names, as JSON spells them, at every width
     for row in rows:
         assert shown(text, row["flops"], flops_text)
         assert shown(text, row["peak_bytes"], bytes_text)
