@@ -125,10 +125,7 @@ def sweep_table(columns: tuple[str, ...], rows: Iterable[list[Any]], exact: bool
     varying = [i for i in range(len(columns)) if i not in same] or list(range(len(columns)))
     if varying == list(range(len(columns))):
         same = []
-    cols = [
-        Col(columns[i], [cell(columns[i], values[i]) for values in kept], right=columns[i] not in LEFT)
-        for i in varying
-    ]
+    cols = [Col(columns[i], [cell(columns[i], values[i]) for values in kept], right=columns[i] not in LEFT) for i in varying]
     grid = Grid("Sweep", cols)
     if not same:
         return fit(grid, exact)
