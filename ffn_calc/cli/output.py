@@ -33,6 +33,51 @@ def pipe_guard() -> Iterator[None]:
         raise OutputFailed(e.strerror or str(e)) from None
 
 
+# What a character of the output becomes on a stream that cannot encode it (LC_ALL=C, PYTHONIOENCODING=ascii,
+# latin-1): an ASCII look-alike in text, a \uXXXX escape in JSON (the same document); never a crash half-way.
+# One character for one where a table cell may hold it (its columns stay aligned); more only in prose.
+_LOOKALIKES = {
+    "×": "x", "·": "*", "⊙": "*", "÷": "/", "−": "-", "—": "-", "–": "-", "→": ">", "…": ".", "≈": "~", "≤": "<", "≥": ">",
+    "²": "^2", "³": "^3", "⁹": "^9", "√": "sqrt", "Σ": "sum", "Δ": "d", "σ": "sigma", "γ": "gamma", "β": "beta", "ε": "eps",
+    "π": "pi", "φ": "phi", "Φ": "Phi", "µ": "u", "ₖ": "_k", "ᵀ": "^T", "§": "S", "✓": "+", "✗": "X", "█": "#", "▏": "|",
+    "▼": "v", "│": "|", "─": "-", "├": "+", "┘": "+", "┐": "+", "┴": "+", "┬": "+",
+}  # fmt: skip
+
+
+def _lookalike(error: UnicodeError) -> tuple[str, int]:
+    import unicodedata
+
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    text = error.object[error.start : error.end]
+    plain = (unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode() for ch in text)  # x̂ → x
+    return "".join(_LOOKALIKES.get(ch) or p or "?" for ch, p in zip(text, plain, strict=True)), error.end
+
+
+def _json_escape(error: UnicodeError) -> tuple[str, int]:
+    """A character JSON holds only inside strings, as JSON escapes it (a surrogate pair past U+FFFF)."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    units = error.object[error.start : error.end].encode("utf-16-be")
+    return "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)), error.end
+
+
+def fit_stdout(fmt: str) -> None:
+    """Make stdout survive an encoding that cannot hold the output's characters (see _LOOKALIKES)."""
+    import codecs
+
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        "×·⊙—≈✓█".encode(encoding)
+        return
+    except (UnicodeEncodeError, LookupError):
+        pass
+    codecs.register_error("ffn-calc-lookalike", _lookalike)
+    codecs.register_error("ffn-calc-json", _json_escape)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="ffn-calc-json" if fmt in ("json", "jsonl") else "ffn-calc-lookalike")
+
+
 MIN_WIDTH = 40  # a narrower page (COLUMNS=0 or 1 in some CI shells) is read as this
 OFF_TERMINAL_WIDTH = 120  # no terminal anywhere and no COLUMNS: a page that keeps the tables whole
 
@@ -76,10 +121,12 @@ def emit(result: Result, fmt: str, get: str | None = None, view: View | None = N
         from ffn_calc.render.field import field_text
 
         text = field_text(result.to_dict(), get)  # a bad path raises before anything is written
+        fit_stdout("json" if text[:1] in "[{" else "text")
         with pipe_guard():
             sys.stdout.write(text)
             sys.stdout.flush()
         return
+    fit_stdout(fmt)
     with pipe_guard():
         if fmt == "table":
             out = console(record=svg is not None)

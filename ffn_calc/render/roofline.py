@@ -80,23 +80,18 @@ def _grid(title: str, rows: list[_Row], totals: int) -> RenderableType:
     """A phase's table, laid out at the width it is printed at: the shapes and the routed rows
     stacked under the GEMM's name when the page is narrow; exact counts are in JSON and CSV."""
     column = list(zip(*rows, strict=True))
-    return fit(
-        Grid(
-            title,
-            [
-                Col("GEMM", column[0]),
-                Col("(M, K, N)", column[1], stack=True, label=False),
-                Col("experts × rows", column[2], stack=True, label=False),
-                Col("FLOPs", column[3], right=True),
-                Col("bytes", column[4], right=True),
-                Col("FLOP/B", column[5], right=True),
-                Col("bound", column[6]),
-                Col("≥ time", column[7], right=True),
-                Col("compute-\nbound from\nM =", column[8], right=True),
-            ],
-            totals=totals,
-        )
-    )
+    columns = [
+        Col("GEMM", column[0]),
+        Col("(M, K, N)", column[1], stack=True, label=False),
+        Col("experts × rows", column[2], stack=True, label=False),
+        Col("FLOPs", column[3], right=True),
+        Col("bytes", column[4], right=True),
+        Col("FLOP/B", column[5], right=True),
+        Col("bound", column[6]),
+        Col("≥ time", column[7], right=True),
+        Col("compute-\nbound from\nM =", column[8], right=True),
+    ]
+    return fit(Grid(title, [columns[0], *(c for c in columns[1:] if any(c.cells))], totals=totals))  # a dense layer has no routed rows
 
 
 @tables.register(Roofline)
