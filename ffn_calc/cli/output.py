@@ -172,10 +172,11 @@ def progress(flops: int, tokens: int) -> Iterator[Callable[[int, int, str], None
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(TextColumn("verify"), BarColumn(), TextColumn("{task.description}"),
-                  TimeElapsedColumn(), console=Console(stderr=True, width=page_width()), transient=True) as bar:  # fmt: skip
+                  TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=Console(stderr=True, width=page_width()),
+                  transient=True) as bar:  # fmt: skip
         task = bar.add_task(f"0 / {tokens:,} tokens", total=tokens)
 
         def advance(done: int, total: int, what: str) -> None:
