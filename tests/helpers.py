@@ -7,12 +7,15 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# The config.json files and recorded outputs the tests read.
+DATA = ROOT / "tests" / "data"
 # Every CLI subprocess: a fixed width, no colour, and the source tree (not an installed copy) importable.
 ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
 # The CLI as a process; the only place `-m ffn_calc` is spelled (Popen, pty and shell users build on it).
@@ -25,6 +28,10 @@ class Result(NamedTuple):
     code: int
     out: str
     err: str
+
+
+# The type of both CLI fixtures (conftest.py): `code, out, err = cli("shapes", "3", "6", "8")`.
+Run = Callable[..., Result]
 
 
 def examples(fraction: float) -> int:
