@@ -207,6 +207,7 @@ def read_config(path: str) -> ConfigFile:
         if "experts" in out.values:
             count -= _read_dense_layers(cfg, count, out)
         out.values["layers"] = max(count, 1)
+    __import__("ffn_calc.inputs.quantization", fromlist=["_"]).read_quantization(raw, out.values, used, out.notes)  # quantization_config
     out.ignored = sorted(k for k in cfg if k not in used)
     return out
 

@@ -189,7 +189,9 @@ def _bnb4(quant_type: str, double: bool) -> WeightFormat:
     )
     layout = "ceil(K·N/2) + 4·B + 64" if not double else "ceil(K·N/2) + B + 4·ceil(B/256) + 64 + 1024"
     return WeightFormat(
-        name, 4, what, f"{layout} + the quant state's JSON, B = ceil(K·N/G) blocks",
+        name, 4, what,
+        f"{layout} + the quant state's JSON" + (f" (its nested_offset counted as {BNB_OFFSET_CHARS} characters)" if double else "")
+        + ", B = ceil(K·N/G) blocks",
         "bitsandbytes functional.py quantize_4bit, QuantState.as_dict(packed=True); nn/modules.py Linear4bit._save_to_state_dict; "
         "_ops.py quantize_4bit's shapes",
         tensors, check, GroupRule("values per absmax block, along the flattened weight", 64, (32, 64, 128, 256, 512, 1024, 2048, 4096)),
