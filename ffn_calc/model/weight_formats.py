@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from math import ceil, prod
-from typing import NamedTuple
 
 from ffn_calc.errors import ConfigError
+
+# The records below are plain slotted classes, built once and never changed: a typing.NamedTuple
+# class costs about 0.1 to 0.3 ms to declare, and this module is on every command's start-up path.
 
 # The element types of a checkpoint's tensors (safetensors' dtypes), in bytes.
 STORED_DTYPE_BYTES = {
@@ -38,15 +40,18 @@ STORED_DTYPE_BYTES = {
 }
 
 
-class StoredTensor(NamedTuple):
+class StoredTensor:
     """One tensor of a checkpoint: `name` as it follows the module's path (`qweight`,
     `weight.absmax`, …), `dtype` as stored (STORED_DTYPE_BYTES), `shape` in elements, and what
     its elements hold."""
 
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    holds: str
+    __slots__ = ("name", "dtype", "shape", "holds")
+
+    def __init__(self, name: str, dtype: str, shape: tuple[int, ...], holds: str) -> None:
+        self.name, self.dtype, self.shape, self.holds = name, dtype, shape, holds
+
+    def __repr__(self) -> str:
+        return f"StoredTensor({self.describe()})"
 
     @property
     def bytes(self) -> int:
@@ -57,35 +62,49 @@ class StoredTensor(NamedTuple):
         return f"{self.name} {self.dtype} ({', '.join(map(str, self.shape))}{',' if len(self.shape) == 1 else ''})"
 
 
-class GroupRule(NamedTuple):
+class GroupRule:
     """What --group-size means for a format: `what` it counts, its `default`, the values the
     format's code accepts (`allowed`, empty: any from 1), and whether 0 (one group over all of
     K: GPTQ's and AWQ's group_size -1) is one of them."""
 
-    what: str
-    default: int
-    allowed: tuple[int, ...] = ()
-    per_channel: bool = False
+    __slots__ = ("what", "default", "allowed", "per_channel")
+
+    def __init__(self, what: str, default: int, allowed: tuple[int, ...] = (), per_channel: bool = False) -> None:
+        self.what, self.default, self.allowed, self.per_channel = what, default, allowed, per_channel
 
 
-class WeightFormat(NamedTuple):
+class WeightFormat:
     """A checkpoint format for weight matrices: its `tensors(K, N, group, dtype)` for one
     (K, N) matrix (`dtype`: the activation dtype, which bitsandbytes records), the reason it
     refuses a shape (`check`, None when the packing is clean), its `group` rule (None: no
     --group-size), and for a format that quantizes the product's input too, the dtype the product
-    computes in and the bytes of one row of K inputs as the product reads them."""
+    computes in and the bytes of one row of K inputs as the product reads them.
 
-    name: str
-    bits: int  # per weight value
-    what: str  # one line, for --help
-    layout: str  # the byte formula per matrix
-    source: str  # the code its tensors were read from
-    tensors: Callable[[int, int, int, str], tuple[StoredTensor, ...]]
-    check: Callable[[int, int, int, str], str | None]
-    group: GroupRule | None = None
-    computes_in: str | None = None
-    input_row_bytes: Callable[[int, int], int] | None = None
-    input_layout: str = ""
+    `bits` per weight value; `what`, one line for --help; `layout`, the byte formula per matrix;
+    `source`, the code its tensors were read from."""
+
+    __slots__ = ("name", "bits", "what", "layout", "source", "tensors", "check", "group", "computes_in", "input_row_bytes", "input_layout")
+
+    def __init__(
+        self,
+        name: str,
+        bits: int,
+        what: str,
+        layout: str,
+        source: str,
+        tensors: Callable[[int, int, int, str], tuple[StoredTensor, ...]],
+        check: Callable[[int, int, int, str], str | None],
+        group: GroupRule | None = None,
+        computes_in: str | None = None,
+        input_row_bytes: Callable[[int, int], int] | None = None,
+        input_layout: str = "",
+    ) -> None:
+        self.name, self.bits, self.what, self.layout, self.source = name, bits, what, layout, source
+        self.tensors, self.check, self.group = tensors, check, group
+        self.computes_in, self.input_row_bytes, self.input_layout = computes_in, input_row_bytes, input_layout
+
+    def __repr__(self) -> str:
+        return f"WeightFormat({self.name!r})"
 
 
 def _clean(k: int, n: int, *rules: tuple[str, int, int]) -> str | None:
@@ -118,8 +137,11 @@ def _gptq(bits: int) -> WeightFormat:
         f"GPTQ {bits}-bit (AutoGPTQ v1): int32-packed weights and zeros, a float16 scale per group of G along K, g_idx",
         f"K·N·{bits}/8 + ceil(K/G)·N·{bits}/8 + 2·ceil(K/G)·N + 4·K",
         "AutoGPTQ auto_gptq/nn_modules/qlinear/qlinear_cuda_old.py QuantLinear.__init__ (register_buffer qweight, qzeros, scales, g_idx)",
-        tensors, check, GroupRule("weights per scale and zero, along K", 128, per_channel=True),
+        tensors, check, _GPTQ_GROUP,
     )  # fmt: skip
+
+
+_GPTQ_GROUP = GroupRule("weights per scale and zero, along K", 128, per_channel=True)  # one rule, every bit width's
 
 
 # --- AWQ (AutoAWQ WQLinear_GEMM, the "gemm" version transformers loads) ---
@@ -326,15 +348,28 @@ WEIGHT_ALIASES: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 
 
-class Packing(NamedTuple):
+class Packing:
     """How the weight matrices are stored when --weight-dtype sets them apart: `format` (a
-    WEIGHT_FORMATS name, or an element dtype stored plainly), its `group_size` (0: none, or one
-    group over all of K), and the activation dtype `act_dtype` (bitsandbytes records it)."""
+    WEIGHT_FORMATS name, or an element dtype stored plainly), its `bits` per value, its
+    `group_size` (0: none, or one group over all of K), and the activation dtype `act_dtype`
+    (bitsandbytes records it). Equal and hashed by value: a sweep's layers share their weights."""
 
-    format: str
-    bits: int
-    group_size: int
-    act_dtype: str
+    __slots__ = ("format", "bits", "group_size", "act_dtype")
+
+    def __init__(self, format: str, bits: int, group_size: int, act_dtype: str) -> None:
+        self.format, self.bits, self.group_size, self.act_dtype = format, bits, group_size, act_dtype
+
+    def _key(self) -> tuple[str, int, int, str]:
+        return (self.format, self.bits, self.group_size, self.act_dtype)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Packing) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Packing{self._key()!r}"
 
     @property
     def spec(self) -> WeightFormat:
