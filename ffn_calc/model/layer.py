@@ -181,9 +181,7 @@ class FFNConfig:
         _check_choice("--norm-type", self.norm_type, NORM_TYPES)
         _check_choice("--dtype", self.dtype, DTYPES)
         if DTYPES[self.dtype].weights_only:
-            raise ConfigError(
-                "--dtype", f"{self.dtype} stores weights only (no 4-bit activations); give --weight-dtype {self.dtype} and a --dtype for activations"
-            )
+            raise ConfigError("--dtype", f"{self.dtype} is a format for weights only; give --weight-dtype {self.dtype} and a --dtype for activations")
         if DTYPES[self.dtype].compute_only:
             raise ConfigError("--dtype", f"{self.dtype} is what FP4 products compute in, not a storage type: an FP4 activation exists only as a "
                               "W4A4 product's quantized input; give --weight-dtype nvfp4 and a 16-bit --dtype")  # fmt: skip
