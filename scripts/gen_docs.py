@@ -184,7 +184,8 @@ def refresh_examples(text: str) -> str:
             expected = "\n".join(output)
             if runnable(command):
                 got = run_example(command)
-                lines += (expected if stable(got) == stable(expected) else got).splitlines()
+                same = stable(got) == stable(expected) and len(got.splitlines()) == len(output)
+                lines += (expected if same else got).splitlines()
             else:
                 lines += output
         return m.group(1) + "".join(line + "\n" for line in lines) + m.group(3)
@@ -572,7 +573,7 @@ def type_text(entry: Key) -> str:
             names.append(link)
         elif t == "list":
             items = sorted(entry.items - {"object"}) + ([link] if "object" in entry.items else [])
-            names.append("list" + (f" of {' or '.join(items)}" if items else ""))
+            names.append("list" + (f" of {'/'.join(items)}" if items else ""))
         else:
             names.append(t)
     return " or ".join(names)
