@@ -48,3 +48,9 @@ def test_a_bad_path_is_one_line_and_exit_2(cli: Run, path: str, message: str) ->
     code, out, err = cli("shapes", "3", "6", "8", "--d-ff", "32", "--get", path)
     assert code == 2 and out == ""
     assert err.startswith("ffn-calc: error: --get: " + message) and err.count("\n") == 1
+
+
+def test_an_index_into_an_empty_list_says_it_is_empty(cli: Run) -> None:
+    code, out, err = cli("shapes", "1", "512", "768", "--get", "config.origin.0")
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert "config.origin is an empty list" in err and "-1" not in err

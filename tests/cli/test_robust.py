@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import CLI, ENV, Run
+from helpers import CLI, ENV, ROOT, Run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -173,3 +173,69 @@ def test_random_arguments_never_crash(cli: Run, argv: list[str]) -> None:
     assert "Traceback" not in err and "Traceback" not in out
     if code == 2:
         assert out == "" and err.count("\n") == 1
+
+
+PAGES = [
+    ["shapes", "3", "6", "8", "--d-ff", "32"],
+    ["models"],
+    ["gpus"],
+    ["roofline", "32", "2048", "-m", "mixtral-8x7b", "--gpu", "h100-sxm"],
+    ["sweep", "--seq-len", "512", "--model", "bert-base,gpt2-xl,llama-3-8b,mixtral-8x7b"],
+    ["verify", "1", "2", "8", "--all"],
+]
+
+
+@pytest.mark.parametrize("columns", ["0", "1", "5", "39"])
+@pytest.mark.parametrize("args", PAGES, ids=" ".join)
+def test_a_page_narrower_than_the_floor_is_read_as_the_floor(cli: Run, monkeypatch: pytest.MonkeyPatch, args: list[str], columns: str) -> None:
+    """COLUMNS=0 (some CI and container shells export it) printed nothing; 1 and 5 exited 70 half-way."""
+    from ffn_calc.cli.output import MIN_WIDTH
+
+    monkeypatch.setenv("COLUMNS", columns)
+    code, out, err = cli(*args)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert len(lines) > 2 and max(len(line.rstrip()) for line in lines) <= MIN_WIDTH
+
+
+def test_the_page_width_comes_from_columns_else_a_terminal_else_a_wide_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from ffn_calc.cli import output
+
+    monkeypatch.setenv("COLUMNS", "97")
+    assert output.page_width() == 97
+    monkeypatch.setenv("COLUMNS", "not a number")
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((83, 24)) if fd == 2 else (_ for _ in ()).throw(OSError()))
+    assert output.page_width() == 83  # stdout piped to `less`, stderr still the terminal
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: (_ for _ in ()).throw(OSError()))
+    assert output.page_width() == output.OFF_TERMINAL_WIDTH
+
+
+ENCODINGS = {"ascii": {"PYTHONIOENCODING": "ascii"}, "latin-1": {"PYTHONIOENCODING": "latin-1"},
+             "LC_ALL=C": {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}}  # fmt: skip
+
+
+def _run_bytes(args: list[str], env: dict[str, str]) -> tuple[int, bytes, str]:
+    done = subprocess.run([*CLI, *args], capture_output=True, env={**ENV, **env}, cwd=ROOT, timeout=120, check=False)
+    return done.returncode, done.stdout, done.stderr.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_a_stream_that_cannot_hold_unicode_gets_ascii_lookalikes(name: str) -> None:
+    """`×`, `·`, `⊙` and the box characters were a UnicodeEncodeError half-way through (exit 70)."""
+    encoding = "latin-1" if name == "latin-1" else "ascii"
+    for args in (["explain", "1", "16", "-m", "mixtral-8x7b"], ["verify", "1", "2", "8", "--all"], ["shapes", "3", "6", "8", "--d-ff", "32"]):
+        code, out, err = _run_bytes(args, ENCODINGS[name])
+        assert code == 0 and "Traceback" not in err and "internal error" not in err, (args, err)
+        text = out.decode(encoding)  # strict: every byte is the stream's own encoding
+        assert "552" in text or "1,409,318,912" in text or "ok: all" in text
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_json_on_such_a_stream_is_the_same_document(name: str) -> None:
+    args = ["explain", "1", "16", "-m", "mixtral-8x7b", "-f", "json"]
+    _, utf8, _ = _run_bytes(args, {})
+    code, narrow, _ = _run_bytes(args, ENCODINGS[name])
+    assert code == 0 and json.loads(narrow.decode("latin-1" if name == "latin-1" else "ascii")) == json.loads(utf8.decode("utf-8"))
+    assert "×" in utf8.decode("utf-8")  # the document really holds characters the narrow stream cannot

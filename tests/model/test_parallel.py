@@ -133,3 +133,16 @@ def test_roofline_and_train_json(cli: Run) -> None:
     assert code == 0
     doc = json.loads(out)
     assert doc["parallel"]["ranks"] == 4 and doc["parallel"]["per_rank_d_ff"] == 1024
+
+
+@pytest.mark.parametrize(("peak", "bandwidth"), [(1e-320, 1.0), (1.0, 1e-320), (1e-13, 1.0), (1.0, 1e-10), (1e308, 1.0)])
+def test_a_custom_gpu_too_slow_or_too_fast_for_finite_times_is_refused(peak: float, bandwidth: float) -> None:
+    with pytest.raises(ConfigError):
+        custom_gpu(peak, bandwidth)
+
+
+def test_the_slowest_custom_gpu_gives_finite_json(cli: Run) -> None:
+    code, out, err = cli("roofline", "1", "4096", "4096", "--peak-tflops", "1e-12", "--bandwidth-gbs", "1e-9", "-f", "json")
+    assert code == 0 and err == ""
+    doc = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert all(0 < phase["seconds"] < float("inf") for phase in doc["phases"])
