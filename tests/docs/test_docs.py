@@ -26,6 +26,15 @@ PAGES: tuple[str, ...] = gen.PAGES
 GENERATED = {"README.md": ["command-list"], "docs/commands.md": ["commands"], "docs/conventions.md": ["conventions"], "docs/json.md": ["json"]}
 # An example shown on two pages with the same output runs once.
 EXAMPLES = list({(e.command, "\n".join(gen.stable(e.expected))): e for e in gen.examples()}.values())
+# Examples that run a NumPy pass of a second or more, left to the full run; the fast loop holds what
+# they show elsewhere (tests/verifier/test_verify.py runs in chunks, tests/model/test_expert_parallel.py
+# observes --ep's dispatch bytes).
+SLOW = ("ffn-calc verify 2 64 256 --experts 8 --top-k 2 -a swiglu --ep 8 ", "ffn-calc verify 4 1024 1024 --max-memory 120MiB ")
+
+
+def _param(example: Any) -> Any:
+    marks = [pytest.mark.slow] if example.command.startswith(SLOW) else []
+    return pytest.param(example, marks=marks, id=f"{example.page}: {example.command}")
 
 
 def test_every_generated_region_is_on_its_page() -> None:
@@ -38,7 +47,11 @@ def test_the_generated_pages_are_current() -> None:
     assert not stale, f"stale generated pages: {', '.join(stale)}; run python scripts/gen_docs.py"
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=[f"{e.page}: {e.command}" for e in EXAMPLES])
+def test_every_slow_example_is_on_a_page() -> None:
+    assert all(any(e.command.startswith(prefix) for e in EXAMPLES) for prefix in SLOW)
+
+
+@pytest.mark.parametrize("example", [_param(e) for e in EXAMPLES])
 def test_example_output_is_real(cli: Run, example: Any) -> None:  # a gen_docs.Example
     args = gen.in_process_args(example.command)
     if args is None:  # a pipe, printf, another program: through the shell
