@@ -66,7 +66,7 @@ def _terminal(stdin: str = "") -> Iterator[tuple[io.StringIO, io.StringIO]]:
     out, err, old_stdin = io.StringIO(), io.StringIO(), sys.stdin
     sys.stdin = io.StringIO(stdin)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), contextlib.chdir(ROOT):  # paths as the pages give them
             yield out, err
     finally:
         sys.stdin = old_stdin
