@@ -262,8 +262,11 @@ class _Reader:
                 raise ConfigError("--config", f"{out.path!r} has {dense} dense layers but no {m.dense_width}, their width")
             out.values.update(dense_layers=dense, dense_d_ff=_size(m.dense_width, dense_width))
             out.notes.append(f"{dense} dense layers ({m.dense_width} {dense_width}) + {moe_layers} MoE layers")
-        if not moe_layers:
-            raise ConfigError("--config", f"{out.path!r} describes no MoE layer; ffn-calc's layers of a mixture need at least one")
+        if not moe_layers:  # every layer is dense: the stack is a dense model, not a mixture with a phantom layer
+            for key in ("experts", "top_k", "shared_experts", "shared_expert_gate", "router_bias"):
+                out.values.pop(key, None)
+            out.values.update(d_ff=out.values.pop("dense_d_ff"), layers=out.values.pop("dense_layers"))
+            out.notes[-1] = f"all {dense} layers dense ({m.dense_width} {self.get(m.dense_width)}): no MoE layer, read as a dense model"
 
     def _moe_layers(self, layers: int) -> int:
         """How many of `layers` the code builds as MoE (families.INTERLEAVES), counted layer by layer."""

@@ -112,3 +112,25 @@ def test_refused_families_say_why_in_one_line(tmp_path: Path, model_type: str) -
     with pytest.raises(ConfigError, match="refused") as e:
         layer_config(1, 1, config=str(path))
     assert "\n" not in str(e.value) and FAMILIES[model_type].refused in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("family", "change"),
+    [
+        ("deepseek_v3", {"first_k_dense_replace": 100}),  # beyond the layer count
+        ("qwen2_moe", {"mlp_only_layers": [0, 1, 2, 3]}),  # every layer listed
+        ("qwen2_moe", {"decoder_sparse_step": 9, "mlp_only_layers": []}),  # no (i + 1) % 9 == 0 among 4 layers
+    ],
+    ids=lambda v: v if isinstance(v, str) else ",".join(v),
+)
+def test_a_config_whose_every_layer_is_dense_is_a_dense_model(family: str, change: dict[str, Any], tmp_path: Path) -> None:
+    """Issue 19: such a config.json got a phantom MoE layer in the model totals while origin said '6 dense + 0 MoE'."""
+    raw = json.loads((DATA / "families" / f"{family}.json").read_text(encoding="utf-8")) | change
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    cfg = layer_config(1, 8, config=str(path))
+    d, f, layers = raw["hidden_size"], raw["intermediate_size"], raw["num_hidden_layers"]
+    assert (cfg.experts, cfg.dense_layers, cfg.layers, cfg.d_ff) == (0, 0, layers, f)
+    # each layer a dense SwiGLU without biases: 3·d·f parameters, and nothing more anywhere in the stack
+    assert analyze(cfg).model.params == layers * 3 * d * f
+    assert any("no MoE layer" in line for line in cfg.origin)
