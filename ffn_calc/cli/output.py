@@ -137,10 +137,28 @@ def emit(result: Result, fmt: str, get: str | None = None, view: View | None = N
                 sys.stdout.write(text)
         sys.stdout.flush()
     if svg is not None:
-        try:
-            out.save_svg(svg, title="ffn-calc")
-        except OSError as e:  # checked when parsed; what is left is the environment's fault (a full disk)
-            raise OutputFailed(f"{svg}: {e.strerror or e}") from None
+        write_atomically(svg, out.export_svg(title="ffn-calc"))
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write `text` to `path` whole or not at all: into a temporary file beside it, then renamed
+    over it, so that a full disk leaves no truncated file and two runs never mix their output."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=".ffn-calc-", suffix=".tmp", delete=False) as f:
+            try:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            except BaseException:
+                f.close()
+                os.unlink(f.name)
+                raise
+        os.replace(f.name, path)
+    except OSError as e:  # checked when parsed; what is left is the environment's fault (a full disk)
+        raise OutputFailed(f"{path}: {e.strerror or e}") from None
 
 
 EXPECTED_FLOPS_PER_S = 20e9  # a cautious guess for this machine class; only decides whether to show a bar
@@ -154,10 +172,11 @@ def progress(flops: int, tokens: int) -> Iterator[Callable[[int, int, str], None
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(TextColumn("verify"), BarColumn(), TextColumn("{task.description}"),
-                  TimeElapsedColumn(), console=Console(stderr=True, width=page_width()), transient=True) as bar:  # fmt: skip
+                  TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=Console(stderr=True, width=page_width()),
+                  transient=True) as bar:  # fmt: skip
         task = bar.add_task(f"0 / {tokens:,} tokens", total=tokens)
 
         def advance(done: int, total: int, what: str) -> None:

@@ -216,8 +216,11 @@ def _bnb4(quant_type: str, double: bool) -> WeightFormat:
         + ", B = ceil(K·N/G) blocks",
         "bitsandbytes functional.py quantize_4bit, QuantState.as_dict(packed=True); nn/modules.py Linear4bit._save_to_state_dict; "
         "_ops.py quantize_4bit's shapes",
-        tensors, check, GroupRule("values per absmax block, along the flattened weight", 64, (32, 64, 128, 256, 512, 1024, 2048, 4096)),
+        tensors, check, _BNB_GROUP,
     )  # fmt: skip
+
+
+_BNB_GROUP = GroupRule("values per absmax block, along the flattened weight", 64, (32, 64, 128, 256, 512, 1024, 2048, 4096))
 
 
 # --- MXFP4 (OCP microscaling; gpt-oss's experts: `<proj>_blocks`, `<proj>_scales`) ---

@@ -146,3 +146,17 @@ def test_fp8_without_a_block_size_takes_the_loader_default(tmp_path: Path) -> No
     cfg = ffn_calc.layer(1, 1, config=_with(tmp_path, {"quant_method": "fp8", "activation_scheme": "dynamic"}))
     assert (cfg.weight_dtype, cfg.group_size) == ("fp8_block", 128)
     assert any("no weight_block_size: [128, 128], the default of FineGrainedFP8Config" in line for line in cfg.origin)
+
+
+def test_gpt_oss_20b_as_its_checkpoint_stores_it() -> None:
+    # openai/gpt-oss-20b's config.json and its quantization_config (mxfp4; attention, router, embeddings and lm_head not converted).
+    cfg = ffn_calc.layer(1, 1, config=str(QUANT / "gpt-oss-20b.config.json"))
+    assert (cfg.weight_dtype, cfg.group_size, cfg.experts, cfg.dtype) == ("mxfp4", 32, 32, "bfloat16")
+    r = ffn_calc.analyze(cfg)
+    # per expert matrix (K 2880, N 2880): _blocks (2880, 90, 16) = 4,147,200 + _scales (2880, 90) = 259,200 → 4,406,400;
+    # the checkpoint's gate_up_proj_blocks (32, 5760, 90, 16) and scales (32, 5760, 90), down_proj's (32, 2880, 90, …): the same bytes
+    experts = 32 * 3 * 4_406_400
+    assert experts == 265_420_800 + 16_588_800 + 132_710_400 + 8_294_400 == 423_014_400
+    # in bfloat16: the experts' biases (2·2880 + 2880 per expert), the router (2880, 32) and its bias (32)
+    assert r.totals.weight_bytes == experts + 32 * 8_640 * 2 + 2880 * 32 * 2 + 32 * 2 == 423_751_744
+    assert r.model.weight_bytes == 24 * 423_751_744

@@ -68,3 +68,10 @@ def test_gpus_lists_every_preset(cli: Run) -> None:
     assert code == 0 and len(out.splitlines()) == len(GPUS) + 1
     code, out, _ = cli("gpus")
     assert code == 0 and all(name in out for name in GPUS)
+
+
+def test_the_short_spellings_of_float_types_get_the_long_ones() -> None:
+    dtypes = ["float64", "float32", "bfloat16", "float16", "float8_e4m3fn", "float8_e5m2", "int8"]
+    assert closest("fp16", dtypes) == "did you mean float16?"  # was: the whole list
+    assert closest("bf16", dtypes) == "did you mean bfloat16?"
+    assert closest("fp8", dtypes).startswith("did you mean float8_e4m3fn, float8_e5m2")

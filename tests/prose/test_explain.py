@@ -11,6 +11,7 @@ import pytest
 from helpers import Run
 
 from ffn_calc import api
+from ffn_calc.errors import ConfigError
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model.conventions import activation_flops
 from ffn_calc.model.forward import analyze
@@ -224,3 +225,21 @@ def test_interview_numbers_are_the_cores(options: dict[str, object]) -> None:
     assert v[("Pre-LN post-LN", "norm FLOPs per token")] == normed.stage("layernorm" if kind == "layer" else "rmsnorm").elementwise_flops
     assert v[("LayerNorm BatchNorm", "LayerNorm params")] == 2 * d
     assert v[("LayerNorm BatchNorm", "tokens")] == cfg.tokens
+
+
+def test_compare_two_norm_placements_and_two_kinds_of_norm() -> None:
+    d = 64
+    # none against post: a LayerNorm's γ and β, 2·d parameters; and its FLOPs per token, 7·d + 2, plus the residual add, d
+    placed = api.compare(1, 16, "none", "post", d)
+    params = next(x for x in placed.differences if x.quantity == "params")
+    assert params.difference == 2 * d
+    per_token = next(x for x in placed.differences if x.quantity == "flops_per_token")
+    assert per_token.difference == 7 * d + 2 + d
+    assert (placed.a.label, placed.b.label) == ("norm none", "norm post")
+    # LayerNorm against RMSNorm, both before the FFN: RMSNorm has no β (d fewer) and costs 4·d + 2 per row, not 7·d + 2
+    kinds = api.compare(1, 16, "layer", "rms", d)
+    assert next(x for x in kinds.differences if x.quantity == "params").difference == -d
+    assert next(x for x in kinds.differences if x.quantity == "flops_per_token").difference == (4 * d + 2) - (7 * d + 2)
+    assert kinds.a.report.config.norm == kinds.b.report.config.norm == "pre"
+    with pytest.raises(ConfigError, match="two of one kind"):
+        api.compare(1, 16, "pre", "rms", d)

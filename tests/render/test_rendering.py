@@ -200,3 +200,16 @@ def test_roofline_whole(cli: Cli, monkeypatch: pytest.MonkeyPatch, width: str, a
             assert shown(text, gemm["flops"], flops_text), gemm["stage"]
             if gemm["ridge_tokens"] is not None:
                 assert n(gemm["ridge_tokens"]) in text, gemm["stage"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize(
+    ("parallel", "says"), [(("--tp", "8"), "one rank of 8 (tensor parallel)"), (("--ep", "8"), "one rank of 8 (expert parallel)")]
+)
+def test_train_summary_says_one_rank_at_every_width(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, width: str, parallel: tuple[str, str], says: str
+) -> None:
+    """`train --tp 8 -q` dropped "per rank" (in the notes column) below 110 columns."""
+    model = "mixtral-8x7b" if parallel[0] == "--ep" else "llama-2-7b"
+    text = run(cli, monkeypatch, width, "train", "1", "512", "-m", model, *parallel, "-q")
+    assert text.splitlines()[0].strip() == says
