@@ -14,9 +14,9 @@ from ffn_calc.schemas import schema
 @dataclass(frozen=True)
 class ModelRow(JsonForm):
     """A preset with its FFN counted by the core: one layer's parameters (all, and those that
-    serve one token) and the model's over its `layers`; in JSON, the preset's sizes first and
-    its source and note last."""
+    serve one token) and the model's over its `layers`."""
 
+    # JSON: the preset's sizes first, its source and note last.
     preset: Preset = field(
         metadata=json_key(
             spread=("name", "d_model", "d_ff", "activation", "bias", "norm_type", "experts", "top_k", "shared_experts", "layers", "source", "note")
@@ -33,8 +33,6 @@ class ModelRow(JsonForm):
 
 @dataclass(frozen=True)
 class ModelList(JsonForm):
-    """Every preset counted: what `models -f json` prints."""
-
     rows: tuple[ModelRow, ...] = field(metadata=json_key("models"))
     json_schema = schema("models")
 

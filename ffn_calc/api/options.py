@@ -22,10 +22,11 @@ from ffn_calc.api.columns import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM
 from ffn_calc.inputs.resolve import KEYWORDS
 from ffn_calc.inputs.values import Parser, count, memory, number, size, writable_file
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, NONLINEARITIES
-from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DEFAULT_GROUP_SIZE, DTYPES, WEIGHTS_ONLY
+from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DTYPES, WEIGHTS_ONLY
 from ffn_calc.model.layer import NORM_PLACEMENTS
 from ffn_calc.model.norms import NORM_TYPES
 from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
+from ffn_calc.model.weight_formats import WEIGHT_ALIASES, WEIGHT_FORMATS
 
 # What an option is for: LAYER describes the layer (ffn_calc.layer's keywords, a sweep's JSON-line
 # keys), TRAINING the training step (train and verify take the same), COMMAND the command's own.
@@ -117,6 +118,11 @@ class Option(NamedTuple):
         return listed._replace(type=str, default=None, parse=None, choices=(), show_default=False)  # text: the sweep reads the list
 
 
+def _groups() -> str:
+    rules = dict.fromkeys(f.group for f in WEIGHT_FORMATS.values() if f.group is not None)
+    return "; ".join(f"{'/'.join(n for n, f in WEIGHT_FORMATS.items() if f.group == rule)}: {rule.what}, {rule.default}" for rule in rules)
+
+
 def _norm_types() -> str:
     return ", ".join(f"{n.name} ({n.label}, {n.formula}, {n.params_per_element}·d_model params)" for n in NORM_TYPES.values())
 
@@ -160,14 +166,16 @@ SPECS: tuple[Option, ...] = (
            EVERY_LAYER, LAYER_PANEL, LAYER, metavar="DTYPE", choices=tuple(DTYPES), complete="dtype",
            swept=Swept(9, NAMES, "DTYPE,…", "Storage type, or several to sweep: float32,bfloat16.", example="float32,bfloat16")),
     Option("weight_dtype", ("--weight-dtype",),
-           f"Store the FFN's weight matrices apart, for serving: {', '.join(WEIGHTS_ONLY)} "
-           "(0.5 byte per weight, packed, + a 16-bit scale per group along K; int4_asym also a 16-bit zero), or a float8 "
-           "(1 byte, weight-only); biases, norms, the router and activations stay in --dtype, which the products compute in. "
-           "[default: --dtype]",
+           "Store the FFN's weight matrices as a checkpoint format does, each matrix the tensors its checkpoint holds: "
+           f"{', '.join(WEIGHTS_ONLY)}; or a plain type such as float8_e4m3fn (no scales). "
+           + ", ".join(f"{alias} is {name}" for alias, (name, _) in WEIGHT_ALIASES.items()) + ". "
+           + ", ".join(n for n, f in WEIGHT_FORMATS.items() if f.computes_in)
+           + " quantize each product's input too and compute in FP8 or FP4; the others compute in --dtype. Biases, norms, the router "
+           "and activations stay in --dtype. [default: --dtype]",
            EVERY_LAYER, LAYER_PANEL, LAYER, metavar="DTYPE", choices=tuple(DTYPES)),
-    Option("group_size", ("--group-size",),
-           f"With --weight-dtype int4: weights per scale, along the input dimension K. [default: {DEFAULT_GROUP_SIZE}]",
-           EVERY_LAYER, LAYER_PANEL, LAYER, type=int, metavar="G", parse=count()),
+    Option("group_size", ("--group-size",), f"The weight format's group: {_groups()}. 0: one group over all of K (GPTQ's and AWQ's "
+           "group_size -1). [default: the format's]",
+           EVERY_LAYER, LAYER_PANEL, LAYER, type=int, metavar="G", parse=count(0)),
     Option("multiple_of", ("--multiple-of",), "With --d-ff glu: round d_ff up to a multiple of M (LLaMA's multiple_of).",
            EVERY_LAYER, LAYER_PANEL, LAYER, type=int, metavar="M", parse=count()),
     Option("ffn_dim_multiplier", ("--ffn-dim-multiplier",), "With --d-ff glu: scale d_ff by m before rounding (LLaMA's ffn_dim_multiplier).",
@@ -291,16 +299,18 @@ if {c for s in SPECS for c in s.commands} - set(COMMANDS) or {s.name for s in SP
 @cache
 def options_of(command: str) -> tuple[Option, ...]:
     """The options of `command` as it takes them, in --help's order: arguments first, then by
-    panel (sweep's lists in the order of the grid, the slowest first), each panel in SPECS' order."""
+    panel, each panel in SPECS' order (sweep's lists: the names, then the sizes, each in the
+    order of the grid, the slowest first)."""
     if command not in COMMANDS:
         raise KeyError(f"no command {command!r}; the commands are {', '.join(COMMANDS)}")
     own = [spec.for_command(command) for spec in SPECS if command in spec.commands]
 
-    def place(item: tuple[int, Option]) -> tuple[int, int, int]:
+    def place(item: tuple[int, Option]) -> tuple[int, bool, int, int]:
         i, spec = item
         if spec.argument:
-            return (-1, 0, i)
-        return (PANELS.index(spec.panel or ""), spec.swept.axis if spec.panel == SWEPT_PANEL and spec.swept else 0, i)
+            return (-1, False, 0, i)
+        listed = spec.swept if spec.panel == SWEPT_PANEL else None
+        return (PANELS.index(spec.panel or ""), listed is not None and listed.values != NAMES, listed.axis if listed else 0, i)
 
     return tuple(spec for _, spec in sorted(enumerate(own), key=place))
 

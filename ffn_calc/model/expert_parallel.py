@@ -43,7 +43,11 @@ class ExpertParallel(JsonForm):
     expert_ranks: int
     experts_per_rank: int
     token_split: str  # batch | sequence: what was divided N ways
-    per_rank: FFNConfig = field(metadata=json_key(spread=("batch", "seq_len", "tokens", "d_ff"), prefix="per_rank_"))
+    # JSON: the rank's sizes, and its routed rows, T·k (balanced routing)
+    per_rank: FFNConfig = field(
+        metadata=json_key(spread=("batch", "seq_len", "tokens", "d_ff"), prefix="per_rank_",
+                          then=(("routed_rows_per_rank", lambda e: e.per_rank.tokens * e.per_rank.top_k),))
+    )  # fmt: skip
     tensor: TensorParallel | None = field(metadata=json_key(omit=True))
     collectives: tuple[Collective, ...]
     sequence_parallel: bool = False  # not modelled with --ep; kept for the renderers' sake
@@ -83,11 +87,6 @@ class ExpertParallel(JsonForm):
 
         stages = tuple(replace(s, weights=tuple(cut(t) for t in s.weights)) if s.weights else s for s in report.stages)
         return _reweigh(report, stages)
-
-    @property
-    def routed_rows_per_rank(self) -> int:
-        """T·k: the routed rows a rank sends, and (balanced routing) its experts receive."""
-        return self.per_rank.tokens * self.per_rank.top_k
 
 
 def _reweigh(report: FFNReport, stages: tuple[Stage, ...]) -> FFNReport:

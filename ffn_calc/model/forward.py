@@ -23,15 +23,16 @@ from ffn_calc.model.conventions import (
     activation_flops,
     conventions_dict,
 )
-from ffn_calc.model.dtypes import Packing
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.weight_formats import Packing
 from ffn_calc.schemas import schema
 
 
 @dataclass(frozen=True)
 class Tensor(JsonForm):
     """A named array: `shape` in elements, `bytes` = elements × dtype_bytes, or for a weight
-    matrix stored apart (`packing`: --weight-dtype, dtypes.py) its packed entries and group scales.
+    matrix stored apart (`packing`: --weight-dtype) the bytes of the tensors its format stores
+    (weight_formats.py: `packing.tensors(K, N)`, once per expert).
 
     A routed expert's weights carry every expert (`experts` ≥ 1, the first dimension; 0 for
     any other tensor); `active` of them serve each token, so `active_elements` = elements ×
@@ -43,7 +44,7 @@ class Tensor(JsonForm):
     role: str = "activation"  # weight | bias | norm | activation
     experts: int = 0
     active: int = field(default=0, metadata=json_key(omit=True))
-    packing: Packing | None = field(default=None, metadata=json_key("storage", get="packing.dtype"))
+    packing: Packing | None = field(default=None, metadata=json_key("storage", get="packing.format"))
     elements: int = field(init=False, repr=False, compare=False, metadata=json_key("params"))
     bytes: int = field(init=False, repr=False, compare=False)
     active_elements: int = field(init=False, repr=False, compare=False, metadata=json_key("active_params"))
@@ -77,7 +78,8 @@ class Stage(JsonForm):
     )
     matmul: tuple[int, int, int] | None = field(default=None, metadata=json_key("matmul_mkn", then=("macs", "matmul_flops")))
     elementwise_flops: int = field(default=0, metadata=json_key(then=("flops",)))
-    macs: int = field(init=False, repr=False, compare=False, metadata=json_key(omit=True))  # in JSON after matmul_mkn
+    # macs: in JSON after matmul_mkn, where its `then` puts it
+    macs: int = field(init=False, repr=False, compare=False, metadata=json_key(omit=True))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "macs", prod(self.matmul) if self.matmul else 0)
@@ -210,10 +212,9 @@ def stack_totals(groups: tuple[LayerGroup, ...]) -> StackTotals:
 @dataclass(frozen=True)
 class FFNReport(JsonForm):
     """One layer (`config`: its stages, totals and peak) and the model: `groups` (the dense
-    layers of a mixed stack, then this layer's) and `model`, their sum. Its JSON form is what
-    `shapes -f json` prints, with the counting convention after the config and the peak's
-    whole bytes beside its activations."""
+    layers of a mixed stack, then this layer's) and `model`, their sum."""
 
+    # JSON (`shapes -f json`): the counting convention after the config, the peak's whole bytes beside its activations.
     config: FFNConfig = field(metadata=json_key(then=(("conventions", lambda r: conventions_dict()),)))
     stages: tuple[Stage, ...]
     totals: Totals

@@ -156,7 +156,9 @@ def stack_training_totals(groups: list[tuple[int, int, TrainingTotals]]) -> Trai
 class TrainingReport(JsonForm):
     """One training step. With tensor or expert parallelism, every figure is one rank's
     (`forward` is the rank's layer: d_ff / N, or its tokens and experts) and `parallel` holds
-    the collectives. Its JSON form is what `train -f json` prints: the layer's config first."""
+    the collectives."""
+
+    # JSON (`train -f json`): the layer's config first, its forward report last.
 
     forward: FFNReport = field(metadata=json_key(then=(("config", "forward.config"),)))
     options: TrainingOptions

@@ -52,8 +52,6 @@ class Side(JsonForm):
 
 @dataclass(frozen=True)
 class Comparison(JsonForm):
-    """Two layers side by side; its JSON form is what `explain --compare A B -f json` prints."""
-
     a: Side
     b: Side
     rule: str

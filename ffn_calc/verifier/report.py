@@ -56,10 +56,9 @@ class VerifyReport(JsonForm):
     """What `verify` found: the prediction for the dtype it computed in, every check, the
     measured wall time of the whole verification (`seconds`: weights, every pass and check)
     with the rate it amounts to (`gflops_per_s`: the main pass's counted FLOPs over that
-    time), and the main forward pass's own time (`forward_seconds`). Its JSON form is what
-    `verify -f json` prints: the verdict first, and the config as the prediction has it but with
-    the dtype asked for."""
+    time), and the main forward pass's own time (`forward_seconds`)."""
 
+    # JSON (`verify -f json`): the verdict first; the config as the prediction has it, with the dtype asked for.
     config: FFNConfig = field(metadata=json_key(value=lambda v: v.prediction.config.to_dict() | {"dtype": v.config.dtype}))
     computed_dtype: str
     dtype_note: str
