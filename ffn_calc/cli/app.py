@@ -23,11 +23,15 @@ from ffn_calc.cli.options import (
     CONVENTION_HELP,
     OUTPUT,
     ChartOpt,
+    DeviceOpt,
     EpOpt,
     ExactOpt,
     FormatOpt,
     GetOpt,
+    GpuFileOpt,
     MaxMemoryOpt,
+    MeasureOpt,
+    MeasureSecondsOpt,
     NoInputGradOpt,
     OutputFormat,
     SeedOpt,
@@ -455,6 +459,10 @@ def roofline(
             show_default=False,
         ),
     ] = None,
+    gpu_file: GpuFileOpt = None,
+    measure: MeasureOpt = False,
+    device: DeviceOpt = "auto",
+    measure_seconds: MeasureSecondsOpt = None,
     tp: TpOpt = 1,
     ep: EpOpt = 1,
     fmt: FormatOpt = OutputFormat.table,
@@ -463,8 +471,34 @@ def roofline(
 ) -> None:
     """Each GEMM on the roofline: arithmetic intensity, compute- or memory-bound, a lower-bound
     time, for prefill (BATCH × SEQ_LEN tokens) and decode (one token per sequence), and the
-    token count where each GEMM crosses the ridge point. Example: ffn-calc roofline 1 8192 --model llama-3-8b --gpu h100-sxm"""
-    emit(api.roofline(cfg, gpu, peak_tflops=peak_tflops, bandwidth_gbs=bandwidth_gbs, tp=tp, ep=ep), fmt.value, get, svg=svg)
+    token count where each GEMM crosses the ridge point. With --measure, on this machine's measured
+    peak and bandwidth, each GEMM timed beside its bound. Example: ffn-calc roofline 1 8192 --model llama-3-8b --gpu h100-sxm"""
+    if not measure:
+        if device != "auto" or measure_seconds is not None:
+            raise ConfigError("--device" if device != "auto" else "--measure-seconds", "applies to --measure; add --measure or drop it")
+        emit(api.roofline(cfg, gpu, peak_tflops=peak_tflops, bandwidth_gbs=bandwidth_gbs, tp=tp, ep=ep, gpu_file=gpu_file), fmt.value, get, svg=svg)
+        return
+    if gpu is not None or peak_tflops is not None or bandwidth_gbs is not None or gpu_file is not None:
+        raise ConfigError("--measure", "measures this machine's peak and bandwidth; drop --gpu, --gpu-file and --peak-tflops/--bandwidth-gbs")
+    if ep > 1:
+        raise ConfigError("--measure", "times dense GEMMs; drop --ep")
+    emit(api.measure_roofline(cfg, device=device, seconds=measure_seconds, tp=tp, progress=_measuring()), fmt.value, get, svg=svg)
+
+
+def _measuring() -> Any:
+    """A one-line status of --measure's steps on stderr when it is a terminal (each step
+    overwrites the last; the line is cleared when the next one starts or output begins)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def say(step: str) -> None:
+        sys.stderr.write(f"\r\x1b[Kmeasuring {step}…")
+        sys.stderr.flush()
+
+    import atexit
+
+    atexit.register(lambda: sys.stderr.write("\r\x1b[K"))
+    return say
 
 
 @app.command()

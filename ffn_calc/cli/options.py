@@ -473,6 +473,48 @@ SummaryOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random weights and input.", min=0, rich_help_panel=OUTPUT)]
 
+# roofline --measure: this machine's peak and bandwidth instead of a datasheet (ffn_calc/measure/)
+MEASURE = "Measured (instead of a datasheet)"
+MeasureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--measure",
+        help="Measure this machine: its best matmul rate for --dtype and its STREAM bandwidth, then time each GEMM "
+        "beside its bound and sweep M across the crossover. Save it with -f json; reuse it with --gpu-file.",
+        rich_help_panel=MEASURE,
+    ),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="auto|cpu|cuda",
+        help="With --measure: the CPU through NumPy's BLAS, or a CUDA device through PyTorch (if installed); auto takes CUDA when PyTorch sees it.",
+        rich_help_panel=MEASURE,
+    ),
+]
+MeasureSecondsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--measure-seconds",
+        parser=number_parser("--measure-seconds"),
+        metavar="S",
+        help="With --measure: the budget the repeats fit in; each GEMM still runs at least once. [default: 5]",
+        rich_help_panel=MEASURE,
+        show_default=False,
+    ),
+]
+GpuFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gpu-file",
+        metavar="FILE",
+        help="A device measured and saved with `roofline … --measure -f json > FILE`: its peak (for its dtype) and bandwidth.",
+        rich_help_panel="Hardware",
+        show_default=False,
+    ),
+]
+
 
 def _config(args: dict[str, Any]) -> FFNConfig:
     """The layer from a command's arguments: flags over config file over preset."""
