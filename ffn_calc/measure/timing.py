@@ -4,9 +4,11 @@ stop waits for the device), a test's a fake that returns the durations it was gi
 
 The rule, for a call `fn` and a budget of B seconds:
 1. one warm-up call, timed: its time counts against the budget and is then discarded;
-2. if it took B or more, a call longer than the whole budget: that first call is the only
-   sample (no warm-up; the record says warmups 0), since a second would break the budget and
-   the first call's set-up is small beside a budget's worth of work;
+2. if it took B or more and at least SOLE_CALL seconds, a long call that outlasts the whole
+   budget: that first call is the only sample (no warm-up; the record says warmups 0), since a
+   second would break the budget and the first call's set-up is small beside its work; a shorter
+   first call that outlasted its budget (most often a pause: the other cores busy) is followed by
+   at least one timed call, whatever the budget;
 3. else timed calls, at least `min_repeats` and at most `max_repeats`, while the time spent
    (warm-up included) plus the quickest call so far still fits in B;
 the median is the figure reported, the best (the least) the one a peak is taken from ("best of
@@ -25,6 +27,7 @@ from typing import Protocol
 
 MAX_REPEATS = 9
 MIN_REPEATS = 1
+SOLE_CALL = 0.5  # seconds: a first call this long that outlasts its budget is the only sample
 
 
 class Clock(Protocol):
@@ -83,7 +86,7 @@ def time_calls(
     """Time `fn` by the rule in the module's docstring: a warm-up, then repeats that fit in
     `budget_seconds` (at least `min_repeats`, at most `max_repeats`)."""
     first = timed(fn, clock)
-    if first >= budget_seconds:
+    if first >= budget_seconds and first >= SOLE_CALL:
         return Timing((first,), 0)
     samples: list[float] = []
     spent = first

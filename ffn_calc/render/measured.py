@@ -106,11 +106,11 @@ def _tables_MeasuredRoofline(r: MeasuredRoofline) -> list[RenderableType]:
     k = r.knee
     out.append(_grid(f"sweep: {k.stage} (M, {k.k:,}, {k.n:,}) across the predicted crossover", k.points, sweep=True))
     out.append(Text(_knee_lines(r)))
-    note = ("≥ time is the roofline's bound, max(FLOPs / peak, bytes / bandwidth), with the peak and bandwidth measured above; measured, "
-            "the median of the timed calls after a warm-up (a call longer than its share of the budget runs once, alone); achieved, the "
-            "GEMM's FLOPs (compute-bound) or bytes (memory-bound) over that median, both rates in JSON; ÷ bound = bound / measured, 1 on "
-            "the roofline. Each GEMM's calls rotate through copies of its operands (up to 64, a STREAM array's worth), so that they come "
-            "from memory as a layer's weights would.")  # fmt: skip
+    note = ("≥ time is the roofline's bound, max(FLOPs / peak, bytes / bandwidth), with the peak and bandwidth measured above; "
+            "measured, the median of the timed calls after a warm-up (a call of half a second or more that outlasts its share of the "
+            "budget runs once, alone); achieved, the GEMM's FLOPs (compute-bound) or bytes (memory-bound) over that median, both rates "
+            "in JSON; ÷ bound = bound / measured, 1 on the roofline. Each GEMM's calls rotate through copies of its operands (up to 64, "
+            "a STREAM array's worth), so that they come from memory as a layer's weights would.")  # fmt: skip
     if any(g.achieved_over_bound > 1 for g in (*r.gemms, *k.points)):
         note += (" Above 1: faster than the bound — operands still in a cache, or the GEMM drew more bandwidth than the STREAM kernels; "
                  "the bound then says less than it should.")  # fmt: skip

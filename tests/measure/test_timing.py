@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from ffn_calc.measure.timing import MAX_REPEATS, Timing, WallClock, time_calls
+from ffn_calc.measure.timing import MAX_REPEATS, SOLE_CALL, Timing, WallClock, time_calls
 
 
 class FakeClock:
@@ -50,6 +50,13 @@ def test_a_call_longer_than_the_budget_is_timed_once_without_warm_up() -> None:
     assert t == Timing((7.0,), 0) and clock.calls == 1
 
 
+def test_a_short_first_call_past_the_budget_is_a_pause_not_the_sample() -> None:
+    # a 35 ms first call (the other core busy) of a 6 µs GEMM in a 7 ms budget: one timed call follows
+    t = time_calls(lambda: None, FakeClock([0.035, 6e-6, 6e-6]), budget_seconds=0.007)
+    assert t == Timing((6e-6,), 1)
+    assert time_calls(lambda: None, FakeClock([SOLE_CALL, 1.0]), budget_seconds=0.1) == Timing((SOLE_CALL,), 0)
+
+
 def test_one_slow_call_does_not_leave_a_single_sample() -> None:
     # a warm-up of 0.6 s (the other core busy) in a 1 s budget, then calls of 0.01 s: they fill what is left
     t = time_calls(lambda: None, FakeClock([0.6] + [0.01] * 100), budget_seconds=1.0)
@@ -71,6 +78,8 @@ def test_the_function_runs_once_per_timed_call() -> None:
 def test_a_budget_below_one_call_still_gives_one_sample(budget: float) -> None:
     t = time_calls(lambda: None, FakeClock([0.5, 0.5]), budget_seconds=budget)
     assert t.calls == 1 and t.warmups == 0
+    t = time_calls(lambda: None, FakeClock([0.1, 0.2]), budget_seconds=budget)
+    assert t == Timing((0.2,), 1)
 
 
 def test_the_wall_clock_measures_real_time() -> None:
