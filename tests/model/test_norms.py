@@ -54,7 +54,7 @@ def test_llama_presets_with_pre_norm_add_exactly_d(name: str) -> None:
     d = PRESETS[name].d_model
     bare, pre = analyze(layer_config(1, 1, model=name)), analyze(layer_config(1, 1, model=name, norm="pre"))
     assert pre.totals.params - bare.totals.params == d == pre.totals.norm_params
-    assert pre.model.params - bare.model.params == d * PRESETS[name].layers
+    assert pre.model.params - bare.model.params == d * (PRESETS[name].layers + PRESETS[name].dense_layers)
 
 
 def test_llama_2_7b_pre_rmsnorm() -> None:
@@ -65,6 +65,7 @@ def test_llama_2_7b_pre_rmsnorm() -> None:
 def test_presets_say_their_norm_and_keep_the_bare_ffn() -> None:
     rms = {"t5-base", "t5-v1_1-base", "mistral-7b", "mixtral-8x7b", "qwen2-7b", "gemma-7b", "deepseek-v3"}
     rms |= {"qwen1.5-moe-a2.7b", "qwen2-57b-a14b", "qwen3-30b-a3b", "deepseek-v2-lite", "olmoe-1b-7b", "gemma-2-9b"}
+    rms |= {"gpt-oss-20b", "gpt-oss-120b", "qwen3-8b", "qwen3-32b", "qwen3-235b-a22b", "gemma-3-27b", "phi-4", "deepseek-r1", "kimi-k2"}
     for p in PRESETS.values():
         expected = "rms" if p.name in rms or p.name.startswith("llama") else "layer"
         assert p.norm_type == expected, p.name
@@ -158,26 +159,25 @@ def test_sweep_lines_take_norm_type() -> None:
 @pytest.mark.parametrize(
     ("file", "kind", "why"),
     [
-        ("t5-v1_1-base", "rms", "model_type 't5'"),
-        ("llama-3-8b", "rms", "rms_norm_eps"),
-        ("mixtral-8x7b", "rms", "rms_norm_eps"),
-        ("gpt2", "layer", "layer_norm_epsilon"),
-        ("deepseek-v3", "rms", "model_type 'deepseek_v3'"),
+        ("t5-v1_1-base", "rms", "placed pre"),
+        ("llama-3-8b", "rms", "placed pre"),
+        ("mixtral-8x7b", "rms", "placed pre"),
+        ("gpt2", "layer", "placed pre"),
+        ("deepseek-v3", "rms", "placed pre"),
     ],
 )
 def test_config_json_says_its_norm(file: str, kind: str, why: str) -> None:
     f = read_config(str(DATA / f"{file}.config.json"))
     assert f.values["norm_type"] == kind
     assert any(note.startswith(f"norm_type {kind} ") and why in note for note in f.notes)
-    key = next((k for k in ("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon") if k in f.used or k in f.ignored), None)
-    assert key is None or key in f.used  # the epsilon is read, not ignored
+    assert any(note.startswith(f"family {f.used['model_type']}: ") for note in f.notes)  # the kind is the family table's
 
 
-def test_config_json_unknown_family_assumes_layernorm(tmp_path: Path) -> None:
+def test_config_json_unknown_family_assumes_no_norm(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"model_type": "mystery", "hidden_size": 8, "intermediate_size": 16}))
     f = read_config(str(path))
-    assert f.values["norm_type"] == "layer" and any("assumed" in n and "norm_type" in n for n in f.notes)
+    assert "norm_type" not in f.values and f.requires == ("activation", "bias") and "--norm-type" in f.refusal
     cfg = layer_config(1, 1, config=str(DATA / "t5-v1_1-base.config.json"), norm="pre")
     assert analyze(cfg).totals.params == 4_719_360
 

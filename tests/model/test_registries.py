@@ -54,6 +54,8 @@ ORACLE = {
     "relu2": ((0.0, 0.25, 4.0), (0.0, 1.0, 4.0)),
     "gelu": ((-0.15865525393145707, 0.34573123063700656, 1.9544997361036416), (-0.08331547058768629, 0.8674951246561629, 1.085231801078197)),
     "gelu_tanh": ((-0.15880800939172324, 0.34571400982514394, 1.9545976940871754), (-0.08296408384578255, 0.8673699035346424, 1.0860992566236183)),
+    # gpt-oss's gate g·σ(1.702·g), g = min(h, 7): below the limit at these h
+    "silu_clamped": ((-0.1542042340671787, 0.35038843660638014, 1.9356586231442083), (-0.06777960655633404, 0.8792219119654143, 1.0738153543085418)),
     "silu": ((-0.2689414213699951, 0.3112296656009273, 1.7615941559557646), (0.07232948812851325, 0.7399611873026519, 1.0907842487848955)),
 }
 
@@ -78,7 +80,7 @@ def test_every_derivative_is_the_slope_of_its_reference(name: str) -> None:
 
 def test_gated_forms_and_config_spellings_come_from_the_registry() -> None:
     assert ACTIVATIONS == (*NONLINEARITIES, *GATED_FORMS)
-    assert GATED_FORMS == {"swiglu": "silu", "geglu": "gelu", "geglu_tanh": "gelu_tanh", "reglu": "relu"}
+    assert GATED_FORMS == {"swiglu": "silu", "geglu": "gelu", "geglu_tanh": "gelu_tanh", "reglu": "relu", "swiglu_clamped": "silu_clamped"}
     for a in NONLINEARITIES.values():
         for spelling in a.config_names:
             assert by_config_name(spelling) is a
