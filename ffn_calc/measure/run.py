@@ -116,6 +116,25 @@ def _squares(device: Device, dtype: str, nb: int, budget: float, limit: int) -> 
     return rates
 
 
+def _knee(device: Device, cfg: FFNConfig, gpu: GPU, budget: float, array_bytes: int, limit: int, say: Progress) -> Knee:
+    """The decode phase's first GEMM swept in M across its predicted crossover (knee.py)."""
+    nb = cfg.dtype_bytes
+    decode = roofline(cfg, gpu).phases[-1].gemms[0]
+    _, k, n = decode.mkn
+    most = max(1, (limit - nb * k * n) // (nb * (k + n)))  # rows whose operands still fit (in one set)
+    rows = sweep_rows(decode.ridge_tokens, most)
+    say(f"the sweep of M over {rows[0]}…{rows[-1]}")
+    points = []
+    for m in rows:
+        g = roofline(replace(cfg, batch=m, seq_len=1), gpu).phases[-1].gemms[0]  # the model's own bound at M = m
+        copies = _copies(_operand_bytes(g.mkn, nb), array_bytes, limit)
+        t = _gemm(device, g.mkn, cfg.dtype, copies, budget / len(rows))
+        points.append(GemmTiming("sweep", g.stage, g.mkn, g.flops, g.bytes, g.bound, g.seconds, t.median, _timed(t), copies))
+    estimate = measured_knee([(p.mkn[0], p.measured_seconds) for p in points])
+    bounds = measured_knee([(p.mkn[0], p.bound_seconds) for p in points])
+    return Knee(decode.stage, k, n, decode.ridge_tokens, estimate, bounds, tuple(points))
+
+
 def measure_roofline(
     cfg: FFNConfig,
     *,
@@ -168,18 +187,5 @@ def measure_roofline(
         for (p, g), (t, copies) in zip(((p, g) for p in roof.phases for g in p.gemms), layer, strict=True)
     )
 
-    decode = roof.phases[-1].gemms[0]
-    _, k, n = decode.mkn
-    most = max(1, (limit - nb * k * n) // (nb * (k + n)))  # rows whose operands still fit (in one set)
-    rows = sweep_rows(decode.ridge_tokens, most)
-    say(f"the sweep of M over {rows[0]}…{rows[-1]}")
-    points = []
-    for m in rows:
-        g = roofline(replace(cfg, batch=m, seq_len=1), gpu).phases[-1].gemms[0]  # the model's own bound at M = m
-        copies = _copies(_operand_bytes(g.mkn, nb), array_bytes, limit)
-        t = _gemm(dev, g.mkn, cfg.dtype, copies, budget_seconds * SHARES["sweep"] / len(rows))
-        points.append(GemmTiming("sweep", g.stage, g.mkn, g.flops, g.bytes, g.bound, g.seconds, t.median, _timed(t), copies))
-    estimate = measured_knee([(p.mkn[0], p.measured_seconds) for p in points])
-    bounds = measured_knee([(p.mkn[0], p.bound_seconds) for p in points])
-    knee = Knee(decode.stage, k, n, decode.ridge_tokens, estimate, bounds, tuple(points))
+    knee = _knee(dev, cfg, gpu, budget_seconds * SHARES["sweep"], array_bytes, limit, say)
     return MeasuredRoofline(roof, measured, gemms, knee, budget_seconds, time.perf_counter() - started)
