@@ -163,8 +163,8 @@ def cpu_blas() -> dict[str, Any]:
 
 
 class CpuDevice:
-    """The CPU through NumPy: float32 and float64 GEMMs in its BLAS, STREAM in NumPy's loops
-    split over as many threads as the BLAS runs (NumPy releases the GIL in them)."""
+    """The CPU through NumPy: float32 and float64 GEMMs in its BLAS; STREAM in NumPy's loops, on
+    one thread and split over as many threads as the BLAS runs (NumPy releases the GIL in them)."""
 
     kind = "cpu"
 
