@@ -112,7 +112,7 @@ def roofline(
     if gpu_file is not None:
         if gpu is not None or peak_tflops is not None or bandwidth_gbs is not None:
             raise ConfigError("--gpu-file", "is the hardware: give it alone, without --gpu or --peak-tflops/--bandwidth-gbs")
-        from ffn_calc.inputs.measured_gpu import load_measured_gpu
+        from ffn_calc.measure.saved import load_measured_gpu
 
         gpu = load_measured_gpu(gpu_file, cfg.dtype)
     device = gpu if isinstance(gpu, GPU) else pick_gpu(gpu, peak_tflops, bandwidth_gbs)

@@ -14,4 +14,6 @@ imported here only, and this package is imported only when a measurement is aske
   JSON; standard library only.
 - devices.py: the CPU through NumPy's BLAS, a CUDA device through PyTorch.
 - run.py: what is measured, in what order and within what time and memory.
+- saved.py: a measurement saved as JSON, read back as the roofline's hardware (`--gpu-file`);
+  standard library only.
 """

@@ -126,5 +126,5 @@ def test_every_json_key_is_documented(measured: MeasuredRoofline) -> None:
             return set(value) | {k for v in value.values() for k in keys(v)}
         return {k for v in value for k in keys(v)} if isinstance(value, list) else set()
 
-    documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", (ROOT / "README.md").read_text()))
+    documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", (ROOT / "docs" / "json.md").read_text(encoding="utf-8")))
     assert not keys(measured.to_dict()) - documented

@@ -4,13 +4,12 @@ against hand-computed cases, training, config.json detection, and `verify` catch
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DATA, ROOT, Run, examples
+from helpers import DATA, Run, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,8 +27,6 @@ from ffn_calc.model.training import TrainingOptions, train
 from ffn_calc.verifier import backward as vbackward
 from ffn_calc.verifier import forward as vforward
 from ffn_calc.verifier.run import verify
-
-README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def _params(**kw: object) -> int:
@@ -110,11 +107,7 @@ def test_the_registry_is_the_convention() -> None:
     assert (c["rmsnorm_flops_per_element"], c["rmsnorm_flops_per_row"]) == (4, 2)
     assert (c["layernorm_flops_per_element"], c["layernorm_flops_per_row"]) == (7, 2)
     assert "LayerNorm 7 FLOPs/element + 2/row, RMSNorm 4 FLOPs/element + 2/row" in CONVENTION_SUMMARY
-    text = re.sub(r"\s+", " ", README)
     for n in NORM_TYPES.values():
-        assert f"| {n.label} over d | {n.flops_per_element} FLOPs per element" in text
-        assert f"+ {n.flops_per_row} per row (eps add, rsqrt)" in text
-        assert f"| backward of {n.label} | {n.backward_flops_per_element} FLOPs per element + {n.backward_flops_per_row} per row" in text
         assert n.saved_bytes_per_row == 4 * len(n.stats)
 
 

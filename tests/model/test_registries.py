@@ -3,7 +3,6 @@ CLI's JSON the same; the private Typer import where we expect it."""
 
 from __future__ import annotations
 
-import doctest
 import inspect
 import json
 import math
@@ -29,9 +28,6 @@ from ffn_calc.model.layer import make_config
 from ffn_calc.verifier import kernels, properties
 from ffn_calc.verifier import run as verify_run
 from ffn_calc.verifier.forward import make_params
-
-README = (ROOT / "README.md").read_text()
-
 
 # --- the activation registry and the verifier's kernel table ---------------------------------------
 
@@ -93,19 +89,6 @@ def test_the_help_and_the_convention_name_every_activation() -> None:
     for a in NONLINEARITIES.values():
         assert f"{a.label} {a.flops}" in conv.CONVENTION_SUMMARY
         assert conv.conventions_dict()["activation_flops_per_element"][a.name] == a.flops  # type: ignore[index]
-
-
-def test_the_readme_convention_table_matches_the_registry() -> None:
-    for a in NONLINEARITIES.values():
-        row = re.search(rf"^\| {re.escape(a.label)}, {re.escape(a.formula)} \| (\d+) FLOPs? per element \|$", README, re.M)
-        assert row is not None, f"README has no convention row for {a.name}"
-        assert int(row.group(1)) == a.flops
-    backward = re.search(r"^\| backward of ([^|]+) \| ([\d, ]+) FLOPs per element", README, re.M)
-    assert backward is not None
-    labels = [s.strip() for s in backward.group(1).split(",")]
-    costs = [int(s) for s in backward.group(2).replace(" ", "").split(",")]
-    by_label = {a.label: a for a in NONLINEARITIES.values()}
-    assert sorted(labels) == sorted(by_label) and all(by_label[lb].backward_flops == c for lb, c in zip(labels, costs, strict=True))
 
 
 def test_relu2_through_every_count() -> None:
@@ -204,14 +187,6 @@ def test_sweep_to_dict_is_the_cli_json_lines(cli: Run) -> None:
     lines = [json.loads(line) for line in out.splitlines()]
     rows = ffn_calc.sweep("1,2", "4:16:x2", sizes={"d_model": "8"}, activation="swiglu").to_dict()["rows"]
     assert rows == lines and len(rows) == 6
-
-
-def test_the_readme_python_example_runs() -> None:
-    block = re.search(r"```pycon\n(.*?)```", README, re.S)
-    assert block is not None
-    test = doctest.DocTestParser().get_doctest(block.group(1), {}, "README", "README.md", 0)
-    result = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS).run(test)
-    assert result.failed == 0 and result.attempted >= 8
 
 
 def test_the_api_lists_what_it_offers() -> None:

@@ -1,5 +1,5 @@
 """`roofline --gpu-file`: a saved measurement as the roofline's hardware, and the one-line errors
-of a file that is not one (ffn_calc/inputs/measured_gpu.py)."""
+of a file that is not one (ffn_calc/measure/saved.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from ffn_calc import api
 from ffn_calc.errors import ConfigError
-from ffn_calc.inputs.measured_gpu import load_measured_gpu
 from ffn_calc.measure.report import MEASURED_SCHEMA
+from ffn_calc.measure.saved import load_measured_gpu
 from ffn_calc.model.layer import make_config
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ffn_calc.errors import ConfigError
-from ffn_calc.measure.report import MEASURED_SCHEMA  # standard library only, as this module
+from ffn_calc.measure.report import MEASURED_SCHEMA
 from ffn_calc.model.roofline import GPU
 
 FLAG = "--gpu-file"
