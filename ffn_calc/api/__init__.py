@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ffn_calc.api.sweep_executor import SweepResult
     from ffn_calc.catalogue.gpus import GPUS, GPUList
     from ffn_calc.catalogue.presets import PRESETS, Preset
+    from ffn_calc.measure.report import MeasuredRoofline
     from ffn_calc.model.roofline import GPU, Roofline
     from ffn_calc.model.training import TrainingOptions, TrainingReport
     from ffn_calc.prose.comparison import Comparison
@@ -34,9 +35,9 @@ if TYPE_CHECKING:
     from ffn_calc.verifier.report import VerifyReport
 
 __all__ = [
-    "GPU", "GPUS", "GPUList", "PRESETS", "Comparison", "ConfigError", "Explanation", "FFNConfig", "FFNReport", "ModelList", "Preset", "Roofline",
-    "SweepResult", "TrainingOptions", "TrainingReport", "VerifyRefused", "VerifyReport",
-    "analyze", "compare", "explain", "gpus", "layer", "make_config", "models", "roofline", "sweep", "train", "verify",
+    "GPU", "GPUS", "GPUList", "PRESETS", "Comparison", "ConfigError", "Explanation", "FFNConfig", "FFNReport", "MeasuredRoofline", "ModelList",
+    "Preset", "Roofline", "SweepResult", "TrainingOptions", "TrainingReport", "VerifyRefused", "VerifyReport",
+    "analyze", "compare", "explain", "gpus", "layer", "make_config", "measure_roofline", "models", "roofline", "sweep", "train", "verify",
 ]  # fmt: skip
 
 # Names loaded on first use: name → the module that defines it.
@@ -48,6 +49,7 @@ LAZY = {
     "Explanation": "ffn_calc.prose.explanation",
     "Comparison": "ffn_calc.prose.comparison",
     "GPU": "ffn_calc.model.roofline",
+    "MeasuredRoofline": "ffn_calc.measure.report",
     "GPUList": "ffn_calc.catalogue.gpus",
     "GPUS": "ffn_calc.catalogue.gpus",
     "Roofline": "ffn_calc.model.roofline",
@@ -97,18 +99,49 @@ def roofline(
     bandwidth_gbs: float | None = None,
     tp: int = 1,
     ep: int = 1,
+    gpu_file: str | None = None,
 ) -> Roofline:
     """Each GEMM on the roofline of `gpu` (a preset name, a GPU, or a custom peak and
-    bandwidth), prefill and decode, as `ffn-calc roofline`; with `tp` or `ep` > 1, one rank's."""
+    bandwidth), prefill and decode, as `ffn-calc roofline`; with `tp` or `ep` > 1, one rank's.
+    `gpu_file`: a device measured and saved by `roofline --measure -f json` instead."""
     from ffn_calc.inputs.hardware import pick_gpu
     from ffn_calc.model.parallel import tensor_parallel
     from ffn_calc.model.roofline import GPU
     from ffn_calc.model.roofline import roofline as run
 
+    if gpu_file is not None:
+        if gpu is not None or peak_tflops is not None or bandwidth_gbs is not None:
+            raise ConfigError("--gpu-file", "is the hardware: give it alone, without --gpu or --peak-tflops/--bandwidth-gbs")
+        from ffn_calc.measure.saved import load_measured_gpu
+
+        gpu = load_measured_gpu(gpu_file, cfg.dtype)
     device = gpu if isinstance(gpu, GPU) else pick_gpu(gpu, peak_tflops, bandwidth_gbs)
     if tp > 1:
         cfg = tensor_parallel(cfg, tp).per_rank
     return run(cfg, device, ep)
+
+
+def measure_roofline(
+    cfg: FFNConfig,
+    *,
+    device: str = "auto",
+    seconds: float | None = None,
+    tp: int = 1,
+    progress: Callable[[str], Any] | None = None,
+) -> MeasuredRoofline:
+    """The roofline measured on this machine, as `ffn-calc roofline --measure`: the device's
+    best matmul rate for the layer's dtype and its STREAM bandwidth, then each GEMM of the layer
+    (of one rank with `tp` > 1) timed at its prefill and decode shapes beside the bound those two
+    figures give, and a sweep of M across the predicted crossover. `device`: auto (a CUDA device
+    when PyTorch sees one, else the CPU), cpu or cuda; `seconds`: the budget the repeats are
+    fitted into (5 by default). Imports NumPy (or PyTorch); `progress(step)` is told each step."""
+    from ffn_calc.measure.run import DEFAULT_BUDGET
+    from ffn_calc.measure.run import measure_roofline as run
+    from ffn_calc.model.parallel import tensor_parallel
+
+    if tp > 1:
+        cfg = tensor_parallel(cfg, tp).per_rank
+    return run(cfg, device=device, budget_seconds=DEFAULT_BUDGET if seconds is None else seconds, progress=progress)
 
 
 def explain(cfg: FFNConfig) -> Explanation:

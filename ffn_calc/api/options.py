@@ -39,9 +39,10 @@ MOE_PANEL = "Mixture of experts"
 SWEPT_PANEL = "Swept"
 TRAINING_PANEL = "Training"
 HARDWARE_PANEL = "Hardware"
+MEASURE_PANEL = "Measured (instead of a datasheet)"
 PARALLEL_PANEL = "Parallelism"
 OUTPUT_PANEL = "Output"
-PANELS = (LAYER_PANEL, MODEL_PANEL, MOE_PANEL, SWEPT_PANEL, TRAINING_PANEL, HARDWARE_PANEL, PARALLEL_PANEL, OUTPUT_PANEL)
+PANELS = (LAYER_PANEL, MODEL_PANEL, MOE_PANEL, SWEPT_PANEL, TRAINING_PANEL, HARDWARE_PANEL, MEASURE_PANEL, PARALLEL_PANEL, OUTPUT_PANEL)
 
 # How sweep reads a list of an option: names (a,b,c), sizes (1,8,32 or ranges 128:8192:x2), or
 # widths (sizes, or d_ff rules: 4x, glu).
@@ -231,6 +232,20 @@ SPECS: tuple[Option, ...] = (
            type=float, metavar="T", parse=number),
     Option("bandwidth_gbs", ("--bandwidth-gbs",), "A custom memory bandwidth, GB/s.", ("roofline",), HARDWARE_PANEL,
            type=float, metavar="B", parse=number),
+    Option("gpu_file", ("--gpu-file",),
+           "A device measured and saved with `roofline … --measure -f json > FILE`: its peak (for its dtype) and bandwidth.",
+           ("roofline",), HARDWARE_PANEL, metavar="FILE"),
+    # --- roofline --measure: this machine's peak and bandwidth instead of a datasheet (ffn_calc/measure/)
+    Option("measure", ("--measure",),
+           "Measure this machine: its best matmul rate for --dtype and its STREAM bandwidth, then time each GEMM "
+           "beside its bound and sweep M across the crossover. Save it with -f json; reuse it with --gpu-file.",
+           ("roofline",), MEASURE_PANEL, type=bool, default=False),
+    Option("device", ("--device",),
+           "With --measure: the CPU through NumPy's BLAS, or a CUDA device through PyTorch (if installed); auto takes CUDA when PyTorch sees it.",
+           ("roofline",), MEASURE_PANEL, metavar="auto|cpu|cuda", default="auto", choices=("auto", "cpu", "cuda")),
+    Option("measure_seconds", ("--measure-seconds",),
+           "With --measure: the budget the repeats fit in; each GEMM still runs at least once. [default: 5]",
+           ("roofline",), MEASURE_PANEL, type=float, metavar="S", parse=number),
     Option("tp", ("--tp",), "Tensor-parallel ranks (Megatron): figures are one rank's.", ("verify", "train", "roofline"), PARALLEL_PANEL,
            type=int, metavar="N", default=1, show_default=False, parse=count()),
     Option("sequence_parallel", ("--sequence-parallel",),

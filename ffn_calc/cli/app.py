@@ -167,9 +167,38 @@ def train(cfg: FFNConfig, given: Given) -> None:
 def roofline(cfg: FFNConfig, given: Given) -> None:
     """Each GEMM on the roofline: arithmetic intensity, compute- or memory-bound, a lower-bound
     time, for prefill (BATCH × SEQ_LEN tokens) and decode (one token per sequence), and the
-    token count where each GEMM crosses the ridge point. Example: ffn-calc roofline 1 8192 --model llama-3-8b --gpu h100-sxm"""
-    result = api.roofline(cfg, given.gpu, peak_tflops=given.peak_tflops, bandwidth_gbs=given.bandwidth_gbs, tp=given.tp, ep=given.ep)
-    emit(result, given.format, given.get, svg=given.svg)
+    token count where each GEMM crosses the ridge point. With --measure, on this machine's measured
+    peak and bandwidth, each GEMM timed beside its bound. Example: ffn-calc roofline 1 8192 --model llama-3-8b --gpu h100-sxm"""
+    if not given.measure:
+        if given.device != "auto" or given.measure_seconds is not None:
+            raise ConfigError("--device" if given.device != "auto" else "--measure-seconds", "applies to --measure; add --measure or drop it")
+        result = api.roofline(
+            cfg, given.gpu, peak_tflops=given.peak_tflops, bandwidth_gbs=given.bandwidth_gbs, tp=given.tp, ep=given.ep, gpu_file=given.gpu_file
+        )
+        emit(result, given.format, given.get, svg=given.svg)
+        return
+    if given.gpu is not None or given.peak_tflops is not None or given.bandwidth_gbs is not None or given.gpu_file is not None:
+        raise ConfigError("--measure", "measures this machine's peak and bandwidth; drop --gpu, --gpu-file and --peak-tflops/--bandwidth-gbs")
+    if given.ep > 1:
+        raise ConfigError("--measure", "times dense GEMMs; drop --ep")
+    measured = api.measure_roofline(cfg, device=given.device, seconds=given.measure_seconds, tp=given.tp, progress=_measuring())
+    emit(measured, given.format, given.get, svg=given.svg)
+
+
+def _measuring() -> Any:
+    """A one-line status of --measure's steps on stderr when it is a terminal (each step
+    overwrites the last; the line is cleared when the next one starts or output begins)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def say(step: str) -> None:
+        sys.stderr.write(f"\r\x1b[Kmeasuring {step}…")
+        sys.stderr.flush()
+
+    import atexit
+
+    atexit.register(lambda: sys.stderr.write("\r\x1b[K"))
+    return say
 
 
 @app.command()
