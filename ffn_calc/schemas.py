@@ -15,6 +15,7 @@ SCHEMAS: dict[str, str] = {
     "models": "ffn-calc/models/1",  # ModelList (api/model_list.py)
     "gpus": "ffn-calc/gpus/1",  # GPUList (catalogue/gpus.py)
     "verify": "ffn-calc/verify/1",  # VerifyReport (verifier/report.py)
+    "roofline-measured": "ffn-calc/roofline-measured/1",  # MeasuredRoofline (measure/report.py), roofline --measure
 }
 
 

@@ -16,8 +16,9 @@ from typing import Any
 
 from ffn_calc.measure.knee import KNEE_DEFINITION, KneeEstimate
 from ffn_calc.model.roofline import GPU, Roofline
+from ffn_calc.schemas import schema
 
-MEASURED_SCHEMA = "ffn-calc/roofline-measured/1"
+MEASURED_SCHEMA = schema("roofline-measured")
 
 
 @dataclass(frozen=True)
