@@ -115,7 +115,7 @@ def test_every_command_result_names_its_registered_schema_first() -> None:
         "gpus": ffn_calc.gpus().to_dict(),
         "verify": ffn_calc.verify(cfg).to_dict(),
     }
-    assert set(docs) == set(SCHEMAS)
+    assert set(docs) == set(SCHEMAS) - {"roofline-measured"}  # a measurement takes seconds: tests/measure checks its schema
     for name, doc in docs.items():
         assert next(iter(doc.items())) == ("schema", SCHEMAS[name])
 
