@@ -7,31 +7,40 @@ The Python API (`ffn_calc.api`, and the README's "Use from Python"):
     >>> report.totals.params, report.totals.flops
     (552, 19728)
 
-Everything in `ffn_calc.api.__all__` is here. What the API loads on first use (the result types
-of the commands other than `shapes`) is loaded here on first use too, so that the command line,
-which lives in this package, starts fast.
+Everything in `ffn_calc.api.__all__` is here, loaded on first use: importing this package loads
+nothing else, so that the command line, which lives in it, is up (and owns Ctrl-C) before the
+API's modules load.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from ffn_calc import api as _api  # noqa: E402 - the version first: the CLI reads it from here
-
 if TYPE_CHECKING:
     from ffn_calc.api import *  # noqa: F403
+    from ffn_calc.api import __all__ as __all__
 
-__all__ = list(_api.__all__)
-globals().update({name: getattr(_api, name) for name in __all__ if name not in _api.LAZY})
+
+def _api() -> Any:
+    import importlib  # not `from ffn_calc import api`, which would ask this __getattr__ for it
+
+    return importlib.import_module("ffn_calc.api")
 
 
 def __getattr__(name: str) -> object:
-    if name in _api.LAZY:
-        return getattr(_api, name)
+    api = _api()
+
+    if name == "__all__":
+        return list(api.__all__)
+    if name in api.__all__:
+        value = getattr(api, name)
+        if name not in api.LAZY:
+            globals()[name] = value  # the next read is a plain attribute
+        return value
     raise AttributeError(f"module 'ffn_calc' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(_api().__all__))

@@ -1,5 +1,5 @@
 import sys
 
-from ffn_calc.cli.app import main
+from ffn_calc.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -32,5 +32,18 @@ def closest(name: str, choices: Iterable[str]) -> str:
     return f"choose one of {', '.join(options)}"
 
 
+def shown(value: object, longest: int = 40) -> str:
+    """`value` as an error message quotes it: its repr, or for a long one what it is (a 400-digit
+    number, a text of 100,000 characters), so that a huge input is refused in one short line."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**longest:
+        return f"a number of {len(str(abs(value))) if abs(value) < 10**4000 else 'over 4,000'} digits"
+    text = repr(value)
+    if len(text) <= longest:
+        return text
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return f"a number of {len(value.strip().lstrip('+-')):,} digits"
+    return f"{text[: longest // 2]}… ({len(text):,} characters)"
+
+
 class VerifyRefused(Exception):
     """`verify` would not fit in the memory limit; raised before anything is allocated."""

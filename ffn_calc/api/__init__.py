@@ -244,13 +244,18 @@ def sweep(
     *,
     sizes: dict[str, int | str | list[int]] | None = None,
     lines: Iterable[str] | None = None,
+    stream: bool = False,
     on_error: Callable[[int, str], Any] | None = None,
     columns: str | None = None,
     chart: str | None = None,
     jobs: int = 1,
     **fixed: Any,
 ) -> SweepResult:
-    """A sweep, as `ffn-calc sweep`: one row per configuration, the rows streamed (iterate them once).
+    """A sweep, as `ffn-calc sweep`: one row per configuration. Its rows can be read as often as
+    you like: a grid is computed again on each read (a sweep of millions of rows is never kept
+    in memory), JSON lines from a one-pass source (a file, a generator) are read once and their
+    rows kept, unless `stream=True`, which reads them once and keeps nothing (the command line's
+    way for millions of lines; the rows can then be read only once).
 
     A grid: `batch` (default 1), `seq_len` and any of `sizes` (d_model, d_ff, experts, top_k,
     layers), each a number, a list of numbers, or text as the CLI takes it ("1,8,32",
@@ -277,7 +282,7 @@ def sweep(
     if lines is not None:
         if any(v is not None for v in text.values()):
             raise ConfigError("--stdin", "takes every size from the JSON lines; drop the size options")
-        return lines_sweep(lines, on_error or _raise_line_error, columns, chart, jobs, fixed)
+        return lines_sweep(lines, on_error or _raise_line_error, columns, chart, jobs, fixed, once=stream)
     return grid_sweep(text, fixed, columns, chart, jobs)
 
 

@@ -23,7 +23,8 @@ from ffn_calc.api.columns import (
     PARALLEL_FROM,
 )
 from ffn_calc.api.options import LINE_KEYS, NAMES, SWEPT, WIDTHS
-from ffn_calc.errors import ConfigError, closest
+from ffn_calc.errors import ConfigError, closest, shown
+from ffn_calc.inputs.limits import JsonRefused, check_line, load_json
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.forward import FFNReport, analyze
@@ -135,37 +136,30 @@ def report_for(point: dict[str, Any], fixed: dict[str, Any]) -> FFNReport:
     return analyze(layer_config(**args))
 
 
-# Worker state for parallel sweeps (set once per process by the pool's initializer).
-_WORKER: dict[str, Any] = {}
+CHUNK = 2_000  # rows (grid points or JSON lines) a worker computes at a time
 
 
-def _init_worker(fixed: dict[str, Any], columns: tuple[str, ...]) -> None:
-    _WORKER.update(fixed=fixed, columns=columns)
+def _points(axes: list[Axis], start: int, stop: int) -> Iterator[dict[str, Any]]:
+    """Points start to stop - 1 of the grid, in its order (the first axis slowest)."""
+    sizes = [len(a.values) for a in axes]
+    digits = []
+    rest = start
+    for size in reversed(sizes):
+        rest, digit = divmod(rest, size)
+        digits.append(digit)
+    digits.reverse()
+    for _ in range(stop - start):
+        yield {a.name: a.values[d] for a, d in zip(axes, digits, strict=True)}
+        k = len(digits) - 1
+        while k >= 0:  # the next point: the last axis moves fastest
+            digits[k] += 1
+            if digits[k] < sizes[k]:
+                break
+            digits[k] = 0
+            k -= 1
 
 
-def _rows_of(points: list[dict[str, Any]]) -> list[list[Any]] | ConfigError:
-    fixed, columns = _WORKER["fixed"], _WORKER["columns"]
-    try:
-        return [row(report_for(p, fixed), columns, {**fixed, **p}) for p in points]
-    except ConfigError as e:
-        return e
-
-
-def _chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-CHUNK = 2_000
-
-
-def sweep_rows(axes: list[Axis], fixed: dict[str, Any], columns: tuple[str, ...], jobs: int) -> Iterator[list[Any]]:
+def sweep_rows(axes: list[Axis], fixed: dict[str, Any], columns: tuple[str, ...], jobs: int) -> SweepRows:
     """The rows of the sweep, in order. With jobs > 1 and a large sweep, worker processes
     compute chunks of rows in parallel; the output is the same, row for row.
 
@@ -176,23 +170,48 @@ def sweep_rows(axes: list[Axis], fixed: dict[str, Any], columns: tuple[str, ...]
     shape_axes = [a for a in axes if a.name not in ("batch", "seq_len")]
     for point in grid(shape_axes):
         report_for({"batch": 1, "seq_len": 1, **point}, fixed)
-    return _rows(axes, fixed, columns, jobs, total)
+    return SweepRows(lambda: _rows(axes, fixed, columns, jobs, total), total)
 
 
 def _rows(axes: list[Axis], fixed: dict[str, Any], columns: tuple[str, ...], jobs: int, total: int) -> Iterator[list[Any]]:
-    points = grid(axes)
     if jobs <= 1 or total < PARALLEL_FROM:
-        for point in points:
+        for point in grid(axes):
             yield row(report_for(point, fixed), columns, {**fixed, **point})
         return
-    import multiprocessing
+    from ffn_calc.api.workers import ordered_map
 
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(fixed, columns)) as pool:
-        for rows in pool.imap(_rows_of, _chunks(points, CHUNK)):
-            if isinstance(rows, ConfigError):
-                raise rows
-            yield from rows
+    def work(span: tuple[int, int]) -> list[list[Any]]:  # in a worker: a task is two numbers, its rows are made there
+        return [row(report_for(p, fixed), columns, {**fixed, **p}) for p in _points(axes, *span)]
+
+    for rows in ordered_map(work, ((i, min(i + CHUNK, total)) for i in range(0, total, CHUNK)), jobs):
+        yield from rows
+
+
+class SweepRows:
+    """The rows of a sweep, in order, as lists of the chosen columns' values. Read them as often
+    as you like: each read of a grid computes it again (nothing is kept, so a sweep of millions
+    of rows streams); rows read from a one-pass source of JSON lines (a file, stdin, a
+    generator) are kept on the first read, unless `once` (the command line, which streams them
+    and reads them once). `total`: how many rows a grid has (None for JSON lines)."""
+
+    def __init__(self, run: Callable[[], Iterator[list[Any]]], total: int | None = None, once: bool = False, keep: bool = False) -> None:
+        self._run, self.total, self._once, self._keep = run, total, once, keep
+        self._kept: list[list[Any]] | None = None
+        self._read = False
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        if self._kept is not None:
+            return iter(self._kept)
+        if self._read and self._once:
+            raise RuntimeError("these sweep rows were streamed once (once=True) and are gone; run the sweep again")
+        self._read = True
+        if self._keep:
+            self._kept = list(self._run())
+            return iter(self._kept)
+        return self._run()
+
+    def __repr__(self) -> str:
+        return f"SweepRows({self.total:,} rows)" if self.total is not None else "SweepRows(one per JSON line)"
 
 
 @dataclass(frozen=True)
@@ -212,36 +231,34 @@ def line_reports(
         if not text.strip():
             continue
         try:
-            item = json.loads(text)
+            check_line(text)
+            item = load_json(text)
             if not isinstance(item, dict):
                 raise ConfigError("line", f'expected a JSON object such as {{"batch": 1, "seq_len": 128, "d_model": 768}}, got {type(item).__name__}')
             unknown = sorted(set(item) - LINE_KEYS)
             if unknown:
-                raise ConfigError(unknown[0], f"is not an option; {closest(unknown[0], sorted(LINE_KEYS))}")
+                key = unknown[0] if len(unknown[0]) <= 40 else shown(unknown[0])
+                raise ConfigError(key, f"is not an option; {closest(unknown[0][:100], sorted(LINE_KEYS))}")
             for key in ("batch", "seq_len"):
                 if key not in item:
                     raise ConfigError(key, "is missing")
             args = {**(fixed or {}), **item}  # the flags given hold for every line; a line's own keys win
             for key in ("batch", "seq_len", "d_model"):
                 if key in args and (isinstance(args[key], bool) or not isinstance(args[key], int) or not 1 <= args[key] <= MAX_SIZE):
-                    raise ConfigError(key, f"must be a whole number from 1 to 2^40, got {args[key]!r}")
+                    raise ConfigError(key, f"must be a whole number from 1 to 2^40, got {shown(args[key])}")
             report = analyze(layer_config(**args))
         except json.JSONDecodeError as e:
             yield number, LineError(number, f"not JSON ({e.msg} at column {e.colno})"), {}
+        except JsonRefused as e:
+            yield number, LineError(number, f"refused: {e}"), {}
+        except RecursionError:  # a value nested within the bounds that a check still walked too deep
+            yield number, LineError(number, "refused: it is nested too deeply"), {}
         except ConfigError as e:
             yield number, LineError(number, f"{e.argument}: {e.message}"), {}
         except (TypeError, ValueError) as e:
             yield number, LineError(number, str(e)), {}
         else:
             yield number, report, args
-
-
-def _line_rows_of(chunk: list[tuple[int, str]]) -> list[tuple[int, list[Any] | LineError]]:
-    columns = _WORKER["columns"]
-    return [
-        (number, result if isinstance(result, LineError) else row(result, columns, given))
-        for number, result, given in line_reports(chunk, _WORKER["fixed"])
-    ]
 
 
 def line_rows(
@@ -251,18 +268,17 @@ def line_rows(
     processes answer chunks of lines in parallel; the output is the same, line for line."""
     numbered = enumerate(lines, start=1)
     first = list(islice(numbered, CHUNK))
-    _WORKER.update(columns=columns, fixed=fixed)
     if jobs <= 1 or len(first) < CHUNK:
         for number, result, given in chain(line_reports(first, fixed), line_reports(numbered, fixed)):
             yield number, result if isinstance(result, LineError) else row(result, columns, given)
         return
-    import multiprocessing
+    from ffn_calc.api.workers import ordered_map
 
-    ctx = multiprocessing.get_context("fork")
-    chunks = chain([first], iter(lambda: list(islice(numbered, CHUNK)), []))
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(fixed or {}, columns)) as pool:
-        for results in pool.imap(_line_rows_of, chunks):
-            yield from results
+    def work(chunk: list[tuple[int, str]]) -> list[tuple[int, list[Any] | LineError]]:  # in a worker
+        return [(n, result if isinstance(result, LineError) else row(result, columns, given)) for n, result, given in line_reports(chunk, fixed)]
+
+    for results in ordered_map(work, chain([first], iter(lambda: list(islice(numbered, CHUNK)), [])), jobs):
+        yield from results
 
 
 # --- planning: from what the user typed to the rows of a sweep ---------------------------------
@@ -284,12 +300,13 @@ def _row_objects(result: SweepResult) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class SweepResult(JsonForm):
     """The rows of a sweep, in order, each the chosen `columns` as exact values (then the
-    `chart` column's value, when a chart is drawn). `rows` is consumed once: a sweep may have
-    millions of rows and is streamed. `swept` names the columns that vary. Its JSON form holds
-    the columns and the rows as objects."""
+    `chart` column's value, when a chart is drawn). `rows` can be read as often as you like
+    (SweepRows: a grid is computed again on each read rather than kept, since a sweep may have
+    millions of rows). `swept` names the columns that vary. Its JSON form holds the columns and
+    the rows as objects."""
 
     columns: tuple[str, ...]
-    rows: Iterable[list[Any]] = field(metadata=json_key(value=_row_objects))
+    rows: SweepRows = field(metadata=json_key(value=_row_objects))
     swept: tuple[str, ...] = field(metadata=json_key(omit=True))
     chart: str | None = field(default=None, metadata=json_key(omit=True))
     json_schema = schema("sweep")
@@ -366,10 +383,12 @@ def lines_sweep(
     chart: str | None = None,
     jobs: int = 1,
     fixed: dict[str, Any] | None = None,
+    once: bool = False,
 ) -> SweepResult:
     """One row per JSON line (a `line` column first); a bad line goes to `on_error(line number,
     message)` and the sweep carries on. `fixed` holds the layer options given as flags: they hold for every
-    line, and a line's own keys win."""
+    line, and a line's own keys win. Lines that can be read again (a list) are read again on each
+    read of the rows; a one-pass source's rows are kept on the first read, unless `once`."""
     cols = parse_columns(columns)
     extra = _check_chart(chart)
     cols = ("line", *cols)
@@ -382,4 +401,5 @@ def lines_sweep(
                 continue
             yield [number, *result]
 
-    return SweepResult(cols, rows(), ("line",), chart)
+    again = iter(lines) is not lines  # a list, a tuple: each read of the rows reads them again
+    return SweepResult(cols, SweepRows(rows, once=once and not again, keep=not once and not again), ("line",), chart)

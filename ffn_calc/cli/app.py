@@ -16,11 +16,15 @@ from typing import Annotated, Any
 import typer
 
 from ffn_calc import __version__, api
+from ffn_calc.api.options import COMMANDS as COMMAND_NAMES
 from ffn_calc.api.options import SIZE_AXES
+from ffn_calc.api.workers import WorkerLost
+from ffn_calc.cli import INTERRUPTED, interrupted
 from ffn_calc.cli.click_compat import ClickException, NoArgsIsHelpError, NoSuchOption
 from ffn_calc.cli.options import CONVENTION_HELP, Given, command
-from ffn_calc.cli.output import OutputFailed, PipeClosed, emit, pipe_guard, progress
+from ffn_calc.cli.output import InputFailed, OutputFailed, PipeClosed, emit, pipe_guard, progress
 from ffn_calc.errors import ConfigError, VerifyRefused, closest
+from ffn_calc.inputs.limits import bounded_lines, check_argument, sane_environment
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.render.base import View
 
@@ -135,22 +139,68 @@ def sweep(given: Given) -> None:
     def bad_line(number: int, message: str) -> None:
         nonlocal bad_lines
         bad_lines += 1
-        sys.stderr.write(f"ffn-calc: error: line {number}: {message}\n")
+        fail(f"line {number}: {message}")
 
     result = api.sweep(
         sizes.pop("batch", None),
         sizes.pop("seq_len", None),
         sizes=sizes,
-        lines=sys.stdin if given.stdin else None,
+        lines=_stdin_lines() if given.stdin else None,
+        stream=True,
         on_error=bad_line,
         columns=given.columns,
         chart=given.chart,
         jobs=given.jobs or os.cpu_count() or 1,
         **layer,
     )
+    if given.format == "table" or given.chart is not None:  # laid out whole, not streamed
+        result = _at_most_table_rows(result)
     emit(result, given.format, view=View(exact=given.exact), svg=given.svg)
     if bad_lines:
         raise typer.Exit(1)
+
+
+# A table (and a chart) is laid out whole before it is printed, its rows kept, and read by a person:
+# past this many rows a sweep is refused as one, with a pointer to the formats that stream.
+TABLE_ROWS = 10_000
+
+
+def _at_most_table_rows(result: Any) -> Any:
+    """The sweep, refused in one line when its table would hold more than TABLE_ROWS rows: at
+    once for a grid, whose size is known; for JSON lines, at the first row past it (nothing has
+    been printed by then: the table waits for its last row)."""
+    from dataclasses import replace
+
+    from ffn_calc.api.sweep_executor import SweepRows
+
+    def refuse(rows: str) -> ConfigError:
+        return ConfigError("--format", f"a table holds at most {TABLE_ROWS:,} rows, and this sweep has {rows}; use -f csv or -f jsonl, which stream")
+
+    total = result.rows.total
+    if total is not None:
+        if total > TABLE_ROWS:
+            raise refuse(f"{total:,}")
+        return result
+
+    def counted() -> Any:
+        for i, values in enumerate(result.rows, start=1):
+            if i > TABLE_ROWS:
+                raise refuse("more")
+            yield values
+
+    return replace(result, rows=SweepRows(counted, once=True))
+
+
+def _stdin_lines() -> Any:
+    """The JSON lines on stdin, each bounded (inputs/limits.py); a closed stdin or a read error
+    is the environment's (InputFailed)."""
+    stream = sys.stdin
+    if stream is None:
+        raise InputFailed("standard input is closed; nothing to read the JSON lines from (give them on stdin, or drop --stdin)")
+    try:
+        yield from bounded_lines(getattr(stream, "buffer", stream))
+    except OSError as e:
+        raise InputFailed(f"cannot read standard input: {e.strerror or e}") from None
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -232,13 +282,30 @@ def _stdout_to_devnull() -> None:
         pass
 
 
+# Exit statuses (docs/guide.md, "Errors and exit status"); 0, 1 (verify's mismatch, a sweep's bad
+# line) and 2 (bad input) are the commands'. The environment's failures have statuses of their own
+# (sysexits.h's), so that a script never reads one as a mismatch.
+EXIT_BUG = 70  # EX_SOFTWARE: a bug in ffn-calc
+EXIT_SYSTEM = 71  # EX_OSERR: out of memory, a worker process killed or not started
+EXIT_IO = 74  # EX_IOERR: stdout or stdin closed, a full disk, a file that cannot be written
+
+
+def _short(message: str) -> str:
+    """A message with every overlong word (a 400-digit number, a pasted document) cut to its start."""
+    return re.sub(r"[^\s'\",;]{81,}", lambda m: f"{m[0][:40]}… ({len(m[0]):,} characters)", message)
+
+
 def fail(message: str, code: int = 2) -> int:
-    """Print one error line on stderr and return the exit status to use."""
-    sys.stderr.write(f"ffn-calc: error: {message}\n")
+    """Print one error line on stderr (if it can be written) and return the exit status to use."""
+    try:
+        sys.stderr.write(f"ffn-calc: error: {_short(' '.join(message.split()))}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr full or closed: the exit status still says it
+        pass
     return code
 
 
-def _usage_message(e: ClickException) -> str:
+def _usage_message(e: ClickException, args: list[str]) -> str:
     message = " ".join(e.format_message().replace("Value error, ", "").split())
     choices = getattr(getattr(getattr(e, "param", None), "type", None), "choices", None)
     bad = re.search(r": '([^']*)' is not one of", message)
@@ -247,10 +314,13 @@ def _usage_message(e: ClickException) -> str:
         message = f"{name}: unknown value {bad.group(1)!r}; {closest(bad.group(1).lower(), [str(c) for c in choices])}"
     option = getattr(e, "option_name", "") or ""
     if isinstance(e, NoSuchOption) and option[1:2].isdigit():
-        # A negative number reads as an option to the parser; say what it really is.
-        message = f"BATCH, SEQ_LEN and D_MODEL must be whole numbers of at least 1, got {option}"
+        # A negative number reads as an option to the parser (-768 as -7 and 68); say what it really is.
+        typed = next((a for a in args if a.startswith(option) and re.fullmatch(r"-[\d_.]+", a)), option)
+        message = f"BATCH, SEQ_LEN and D_MODEL must be whole numbers of at least 1, got {typed}"
     ctx = getattr(e, "ctx", None)
     command = ctx.command_path if ctx is not None else "ffn-calc"
+    if command == "ffn-calc" and args and args[0] in COMMAND_NAMES:  # an error of the command's own parser
+        command = f"ffn-calc {args[0]}"
     return f"{message} (see '{command} --help')"
 
 
@@ -274,46 +344,78 @@ def _app_for(args: list[str]) -> typer.Typer:
     return one
 
 
+def _install_completion(args: list[str]) -> int:
+    """`ffn-calc --install-completion`: Typer's, with its files written whole or not at all; a
+    home that cannot be written is one line and exit 74."""
+    from ffn_calc.cli.click_compat import completion_writes
+    from ffn_calc.cli.output import write_atomically
+
+    try:
+        with completion_writes(write_atomically):
+            app(args=args, prog_name="ffn-calc", standalone_mode=False)
+    except SystemExit as e:  # Typer's installer exits 0 when it is done
+        return e.code if isinstance(e.code, int) else 0
+    except (OSError, OutputFailed) as e:
+        where = getattr(e, "filename", None)
+        why = f"{where}: {e.strerror}" if isinstance(e, OSError) and where else str(getattr(e, "strerror", None) or e)
+        return fail(f"cannot install the shell completion ({why}); check that your home folder can be written", EXIT_IO)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script and of `python -m ffn_calc`."""
+    """Run a command: `argv`, else sys.argv's (the process's own, through ffn_calc.cli.run)."""
+    if sys.stderr is None:  # started with stderr closed (`2>&-`): errors are lost, the exit status is not
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to put the answer
-        return fail("standard output is closed; nothing to write the answer to", 1)
+        return fail("standard output is closed; nothing to write the answer to", EXIT_IO)
+    sane_environment(os.environ)
+    word = os.environ.get("COMP_CWORD", "0")
+    if os.environ.get("_FFN_CALC_COMPLETE") and not (word.isdigit() and len(word) <= 5):
+        return 1  # completions asked for a word number no shell gives: none, and no noise in the prompt
+    args = sys.argv[1:] if argv is None else list(argv)
     if argv is None:
         # This process is the command, and all it holds at exit goes with the process: frozen
         # then, nothing is walked again by the garbage collector's passes at shutdown.
         atexit.register(gc.freeze)
-        if sys.argv[1:2] not in (["verify"], ["sweep"]):
+        if args[:1] not in (["verify"], ["sweep"]):
             # A table command's objects (rich's renderables, the report) live until it prints and
             # exits; the collector's passes over them free nothing (about 1.5 ms of the table
             # path). verify (large NumPy arrays) and sweep (many rows) keep the collector.
             gc.disable()
     try:
-        result = _app_for(sys.argv[1:] if argv is None else argv)(args=argv, prog_name="ffn-calc", standalone_mode=False)
-        if result == 130:  # Typer turned a Ctrl-C into Exit(130)
-            sys.stderr.write("ffn-calc: interrupted\n")
+        for position, text in enumerate(args, start=1):
+            check_argument(position, text)
+        if "--install-completion" in args[:1]:
+            return _install_completion(args)
+        result = _app_for(args)(args=args, prog_name="ffn-calc", standalone_mode=False)
+        if result == INTERRUPTED:  # Typer turned a Ctrl-C into Exit(130)
+            return interrupted()
         return result if isinstance(result, int) else 0
     except NoArgsIsHelpError as e:  # bare `ffn-calc`: help is the answer
         with pipe_guard():
             _print_help(e.ctx)
         return 0
     except ClickException as e:
-        return fail(_usage_message(e), e.exit_code or 2)
+        return fail(_usage_message(e, args), e.exit_code or 2)
     except ConfigError as e:
         return fail(f"{e.argument}: {e.message}")
     except VerifyRefused as e:
         return fail(str(e))
     except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("ffn-calc: interrupted\n")
-        return 130
+        return interrupted()
     except MemoryError:
-        return fail("out of memory; try smaller sizes", 1)
+        return fail("out of memory; try smaller sizes", EXIT_SYSTEM)
+    except WorkerLost as e:
+        return fail(str(e), EXIT_SYSTEM)
     except (BrokenPipeError, PipeClosed):
         # The reader went away (| head): stop quietly, and keep Python from complaining at exit.
         _stdout_to_devnull()
         return 0
     except OutputFailed as e:  # a full disk, an I/O error: the environment's fault, not ours
         _stdout_to_devnull()
-        return fail(f"cannot write the output: {e}", 1)
+        return fail(f"cannot write the output: {e}", EXIT_IO)
+    except InputFailed as e:
+        return fail(str(e), EXIT_IO)
     except SystemExit as e:
         # Only rich exits on its own, with status 1, when the reader of `--help` goes away
         # (`ffn-calc shapes --help | head -1`); it has already pointed stdout at /dev/null.
@@ -323,4 +425,4 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug: say so in one line; FFN_CALC_DEBUG=1 shows the traceback
         if os.environ.get("FFN_CALC_DEBUG"):
             raise
-        return fail(f"internal error ({type(e).__name__}: {e}); please report it, with FFN_CALC_DEBUG=1 for the traceback", 70)
+        return fail(f"internal error ({type(e).__name__}: {e}); please report it, with FFN_CALC_DEBUG=1 for the traceback", EXIT_BUG)

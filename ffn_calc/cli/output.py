@@ -22,6 +22,10 @@ class OutputFailed(Exception):
     """Writing to stdout failed for a reason of the environment (a full disk, an I/O error)."""
 
 
+class InputFailed(Exception):
+    """Reading stdin failed for a reason of the environment (closed, an I/O error); its message says which."""
+
+
 @contextmanager
 def pipe_guard() -> Iterator[None]:
     """Turn the ways writing stdout can fail into PipeClosed (the reader left) or OutputFailed."""
@@ -142,21 +146,32 @@ def emit(result: Result, fmt: str, get: str | None = None, view: View | None = N
 
 def write_atomically(path: str, text: str) -> None:
     """Write `text` to `path` whole or not at all: into a temporary file beside it, then renamed
-    over it, so that a full disk leaves no truncated file and two runs never mix their output."""
+    over it, so that a full disk leaves no truncated file and two runs never mix their output.
+    A symbolic link is followed (the file it points to is replaced, the link kept) and the file
+    keeps its permissions (a new one gets the umask's, as `>` would give it)."""
+    import stat
     import tempfile
 
-    folder = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
     try:
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=".ffn-calc-", suffix=".tmp", delete=False) as f:
             try:
                 f.write(text)
                 f.flush()
+                os.fchmod(f.fileno(), mode)
                 os.fsync(f.fileno())
             except BaseException:
                 f.close()
                 os.unlink(f.name)
                 raise
-        os.replace(f.name, path)
+        os.replace(f.name, target)
     except OSError as e:  # checked when parsed; what is left is the environment's fault (a full disk)
         raise OutputFailed(f"{path}: {e.strerror or e}") from None
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.errors import ConfigError
+from ffn_calc.inputs.limits import JsonRefused, load_json, read_file
 from ffn_calc.model.activations import by_config_name
 from ffn_calc.model.dtypes import DTYPES
 from ffn_calc.model.norms import NORM_TYPES
@@ -56,14 +56,13 @@ def _size(key: str, value: Any) -> int:
 
 
 def _load(path: str) -> dict[str, Any]:
+    text = read_file(path, "--config")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError("--config", f"cannot read {path!r}: {getattr(e, 'strerror', None) or e}") from None
-    try:
-        raw = json.loads(text)
+        raw = load_json(text)
     except json.JSONDecodeError as e:
         raise ConfigError("--config", f"{path!r} is not JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    except JsonRefused as e:
+        raise ConfigError("--config", f"{path!r} is refused: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError("--config", f"{path!r} holds a JSON {type(raw).__name__}, not an object of fields")
     return raw

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ffn_calc.errors import ConfigError
+from ffn_calc.errors import ConfigError, shown
 from ffn_calc.model.layer import parse_size
 
 # Parsers: (the option as the user spelled it, the text) → the value; ConfigError when it is bad.
@@ -36,13 +36,14 @@ def number(argument: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(argument, f"must be a number such as 1.25, got {text!r}") from None
+        raise ConfigError(argument, f"must be a number such as 1.25, got {shown(text)}") from None
     if not (value > 0 and value < 1e6):
-        raise ConfigError(argument, f"must be a positive number such as 1.25, got {text}")
+        raise ConfigError(argument, f"must be a positive number below 10^6 such as 1.25, got {shown(text) if len(text) > 20 else text}")
     return value
 
 
 _MEMORY = r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*"  # compiled when first used, not by every run
+_MOST_MEMORY = 2.0**60  # far past any machine; a float of 400 digits would be infinite
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
@@ -52,10 +53,13 @@ def memory(argument: str, text: str | int) -> int:
         return text
     match = re.fullmatch(_MEMORY, text, re.IGNORECASE)
     if match is None:
-        raise ConfigError(argument, f"expected a size such as 8GiB, 512MiB or 1000000000, got {text!r}")
-    value = int(float(match[1]) * _UNITS[(match[2] or "B").upper()])
+        raise ConfigError(argument, f"expected a size such as 8GiB, 512MiB or 1000000000, got {shown(text)}")
+    amount = float(match[1]) * _UNITS[(match[2] or "B").upper()]
+    if not amount < _MOST_MEMORY:
+        raise ConfigError(argument, f"must be at most 1 EiB (2^60 bytes), got {shown(text)}")
+    value = int(amount)
     if value < 1:
-        raise ConfigError(argument, f"must be at least 1 byte, got {text!r}")
+        raise ConfigError(argument, f"must be at least 1 byte, got {shown(text)}")
     return value
 
 

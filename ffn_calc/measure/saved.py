@@ -10,12 +10,11 @@ for the dtype it was measured in only (a float32 peak says nothing of float64). 
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 from ffn_calc.errors import ConfigError
+from ffn_calc.inputs.limits import load_json, read_file
 from ffn_calc.measure.report import MEASURED_SCHEMA
 from ffn_calc.model.roofline import GPU
 
@@ -31,11 +30,10 @@ def _number(data: dict[str, Any], key: str, path: str) -> float:
 
 def load_measured_gpu(path: str, dtype: str) -> GPU:
     """The GPU record of a saved measurement, for a layer in `dtype`."""
+    text = read_file(path, FLAG)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(FLAG, f"cannot read {path}: {e.strerror or e}") from None
-    except (ValueError, UnicodeDecodeError) as e:
+        data = load_json(text)
+    except ValueError as e:  # not JSON, or beyond the bounds of an input (inputs/limits.py)
         raise ConfigError(FLAG, f"{path} is not JSON ({e}); save one with: ffn-calc roofline … --measure -f json > {path}") from None
     if not isinstance(data, dict) or data.get("schema") != MEASURED_SCHEMA:
         raise ConfigError(FLAG, f"{path} is not a saved measurement (schema {MEASURED_SCHEMA}); save one with: ffn-calc roofline … --measure -f json")

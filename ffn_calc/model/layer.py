@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from ffn_calc.errors import ConfigError
+from ffn_calc.errors import ConfigError, shown
 from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, Activation, activation
 from ffn_calc.model.dtypes import DTYPES, packing
@@ -30,15 +30,16 @@ DEFAULT_FF_MULTIPLIER = 4
 def check_size(argument: str, value: object, minimum: int = 1) -> int:
     """Return `value` as a size (a whole number from `minimum` to MAX_SIZE) or raise ConfigError."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(argument, f"must be a whole number, got {value!r}")
+        raise ConfigError(argument, f"must be a whole number, got {shown(value)}")
     if value < minimum:
-        raise ConfigError(argument, f"must be at least {minimum}, got {value}")
+        raise ConfigError(argument, f"must be at least {minimum}, got {shown(value)}")
     if value > MAX_SIZE:
-        raise ConfigError(argument, f"must be at most 2^40 = {MAX_SIZE:,}, got {value:.3g}")
+        raise ConfigError(argument, f"must be at most 2^40 = {MAX_SIZE:,}, got {shown(value) if value >= 10**40 else format(value, '.3g')}")
     return value
 
 
 _INT_RE = re.compile(r"[+]?\d+(_\d+)*")
+_SIZE_DIGITS = 30  # the longest size text turned into a number (with _ separators)
 _MULTIPLIER_RE = re.compile(r"(?P<num>\d+(\.\d+)?|\.\d+)(/(?P<den>\d+))?[x×]")
 
 
@@ -48,7 +49,9 @@ def parse_size(argument: str, text: str | int, minimum: int = 1) -> int:
         return check_size(argument, text, minimum)
     text = text.strip()
     if not _INT_RE.fullmatch(text):
-        raise ConfigError(argument, f"must be a whole number such as 4096, got {text!r}")
+        raise ConfigError(argument, f"must be a whole number such as 4096, got {shown(text)}")
+    if len(text) > _SIZE_DIGITS:  # past 2^40 for sure: said without making the number (Python refuses 4,300 digits)
+        raise ConfigError(argument, f"must be at most 2^40 = {MAX_SIZE:,}, got {shown(text, 20)}")
     return check_size(argument, int(text), minimum)
 
 
@@ -103,6 +106,8 @@ def resolve_d_ff(
     if isinstance(spec, int):
         return DFF(check_size("--d-ff", spec), f"given: {spec}")
     text = spec.strip().lower()
+    if len(text) > _SIZE_DIGITS:
+        raise ConfigError("--d-ff", f"expected a number (3072), a multiple (4x) or glu, got {shown(spec)}")
     match = _MULTIPLIER_RE.fullmatch(text)
     if match is None:
         if text.endswith(("x", "×")):

@@ -26,7 +26,7 @@ from ffn_calc.measure.report import MEASURED_SCHEMA
         (["--measure-seconds", "2", "--gpu", "h100-sxm"], "--measure-seconds: applies to --measure"),
         (["--measure", "--measure-seconds", "0"], "must be a positive number"),
         (["--measure", "--experts", "4", "--top-k", "2"], "--measure: times dense GEMMs; a mixture-of-experts layer"),
-        (["--gpu-file", "no-such-file.json"], "--gpu-file: cannot read no-such-file.json"),
+        (["--gpu-file", "no-such-file.json"], "--gpu-file: cannot read 'no-such-file.json'"),
     ],
 )
 def test_what_cannot_be_measured_is_refused_in_one_line(cli: Run, args: list[str], says: str) -> None:

@@ -161,7 +161,7 @@ def test_svg_on_a_full_disk_leaves_the_old_file_whole(cli: Cli, tmp_path: Path, 
 
     monkeypatch.setattr(os, "fsync", full)
     code, _, err = cli(*SHAPES, "-q", "--svg", str(path))
-    assert code == 1 and "No space left on device" in err and err.count("\n") == 1
+    assert code == 74 and "No space left on device" in err and err.count("\n") == 1
     assert path.read_text(encoding="utf-8") == "<svg>the old picture</svg>"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shapes.svg"]  # no temporary file left behind
     monkeypatch.setattr(os, "fsync", real_fsync)
