@@ -130,7 +130,7 @@ def _norm_types() -> str:
 
 COMMANDS = ("shapes", "verify", "explain", "sweep", "train", "roofline", "gpus", "models")  # in the order the app lists them
 EVERY_LAYER = COMMANDS[:6]  # the commands that describe a layer
-NOT_ROOFLINE = ("shapes", "verify", "explain", "sweep", "train")  # roofline takes one layer's GEMMs: no norm, stack or capacity
+NOT_ROOFLINE = ("shapes", "verify", "explain", "sweep", "train")  # roofline takes one layer's GEMMs: no norm (nor its kind), stack or capacity
 TRAINS = ("verify", "train")  # a training step: train counts it, verify --backward runs it
 TABLES = ("shapes", "verify", "explain", "train", "roofline", "gpus", "models")  # -f table|json|csv|markdown, --get
 
@@ -161,7 +161,7 @@ SPECS: tuple[Option, ...] = (
            "The norm's kind: see --norm-type.",
            NOT_ROOFLINE, LAYER_PANEL, LAYER, default="none", choices=NORM_PLACEMENTS),
     Option("norm_type", ("--norm-type",), f"The norm --norm pre/post adds: {_norm_types()}. [default: the model's, else layer]",
-           EVERY_LAYER, LAYER_PANEL, LAYER, metavar="layer|rms", choices=tuple(NORM_TYPES)),
+           NOT_ROOFLINE, LAYER_PANEL, LAYER, metavar="layer|rms", choices=tuple(NORM_TYPES)),
     Option("dtype", ("--dtype",),
            f"Storage type of weights and activations: {', '.join(ACTIVATION_DTYPES)}. [default: the model's torch_dtype, else float32]",
            EVERY_LAYER, LAYER_PANEL, LAYER, metavar="DTYPE", choices=tuple(DTYPES), complete="dtype",
@@ -267,7 +267,7 @@ SPECS: tuple[Option, ...] = (
            ("explain",), OUTPUT_PANEL, type=tuple[str, str], metavar="A B"),
     Option("stdin", ("--stdin",), 'Read configurations as JSON lines on stdin, e.g. {"batch": 8, "seq_len": 512, "model": "bert-base"}.',
            ("sweep",), OUTPUT_PANEL, type=bool, default=False),
-    Option("columns", ("--columns", "-c"), f"Columns to print. Default: {','.join(DEFAULT_COLUMNS)}. Any of: {', '.join(COLUMNS)}.",
+    Option("columns", ("--columns", "-c"), f"Columns to print. Default: {', '.join(DEFAULT_COLUMNS)}. Any of: {', '.join(COLUMNS)}.",
            ("sweep",), OUTPUT_PANEL, metavar="A,B,…"),
     Option("chart", ("--chart",), "Draw COLUMN as bars against the swept values (table output).", ("sweep",), OUTPUT_PANEL, metavar="COLUMN"),
     Option("format", ("--format", "-f"), "table, csv, jsonl (one JSON object per line) or markdown (a pipe table, exact integers).",

@@ -20,7 +20,7 @@ from ffn_calc.api.options import COMMANDS as COMMAND_NAMES
 from ffn_calc.api.options import SIZE_AXES
 from ffn_calc.api.workers import WorkerLost
 from ffn_calc.cli import INTERRUPTED, interrupted
-from ffn_calc.cli.click_compat import ClickException, NoArgsIsHelpError, NoSuchOption
+from ffn_calc.cli.click_compat import ClickException, NoArgsIsHelpError, NoSuchOption, keep_words_whole
 from ffn_calc.cli.options import CONVENTION_HELP, Given, command
 from ffn_calc.cli.output import InputFailed, OutputFailed, PipeClosed, emit, pipe_guard, progress
 from ffn_calc.errors import ConfigError, VerifyRefused, closest
@@ -264,6 +264,17 @@ def gpus(given: Given) -> None:
 def models(given: Given) -> None:
     """The published models --model knows, with their FFN sizes and sources. Example: ffn-calc models"""
     emit(api.models(), given.format, given.get, View(exact=given.exact), given.svg)
+
+
+def _summary(doc: str | None) -> str:
+    """A command's first sentence, its line in the top-level help (click cut it at 45 characters)."""
+    text = " ".join((doc or "").split())
+    return text.split(". ")[0].rstrip(".") + "."
+
+
+for _info in app.registered_commands:
+    _info.short_help = _info.short_help or _summary(_info.callback.__doc__ if _info.callback else None)
+keep_words_whole()
 
 
 def _print_help(ctx: Any) -> None:

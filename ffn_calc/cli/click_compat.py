@@ -15,7 +15,31 @@ from typing import Any
 
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption
 
-__all__ = ["ClickException", "NoArgsIsHelpError", "NoSuchOption", "completion_writes"]
+__all__ = ["ClickException", "NoArgsIsHelpError", "NoSuchOption", "completion_writes", "keep_words_whole"]
+
+
+def keep_words_whole() -> None:
+    """Help text wraps between words only: click wraps it with textwrap, which also breaks at a
+    hyphen and inside a long word (`bert-` / `base`, `ffn-` / `calc verify`, `d_m` / `odel`),
+    cutting the names a reader copies. A word longer than the line overflows it instead."""
+    from typer._click import _textwrap
+
+    plain = _textwrap.TextWrapper
+    if getattr(plain, "keeps_words_whole", False):
+        return
+
+    class WholeWords(plain):  # type: ignore[misc,valid-type]
+        keeps_words_whole = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.update(break_on_hyphens=False, break_long_words=False)
+            super().__init__(*args, **kwargs)
+
+        def _handle_long_word(self, reversed_chunks: list[str], cur_line: list[str], cur_len: int, width: int) -> None:
+            if not cur_line:  # (click's cuts it wherever the line ends) alone on a line of its own, whole
+                cur_line.append(reversed_chunks.pop())
+
+    _textwrap.TextWrapper = WholeWords  # type: ignore[misc]  # wrap_text imports it from there when it wraps
 
 
 @contextmanager

@@ -85,28 +85,7 @@ def verify(
     if cfg.dense_layers:
         return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)
     started = time.perf_counter()
-    computed = cfg.dtype if cfg.dtype in NUMPY_DTYPES else "float32"
-    run_cfg = replace(cfg, dtype=computed)
-    pred = analyze(run_cfg)
-    chunk, limit = plan_chunks(pred, max_memory_bytes)
-    if backward:
-        check_backward_fits(pred, limit)
-    if sequence_parallel and tp < 2:
-        raise ConfigError("--sequence-parallel", "applies to tensor parallelism; add --tp N (N > 1)")
-    if tp > 1:
-        from ffn_calc.model.parallel import tensor_parallel
-
-        tensor_parallel(run_cfg, tp, sequence_parallel)  # the same refusals as `train --tp`, before anything runs
-        if chunk:
-            raise VerifyRefused("verify --tp runs the whole layer on every simulated rank; it does not fit here, use smaller sizes")
-    if ep > 1:
-        from ffn_calc.model.expert_parallel import expert_parallel
-
-        if tp > 1:
-            raise ConfigError("--ep", "verify simulates --tp and --ep one at a time; drop one of them")
-        expert_parallel(run_cfg, ep)  # the same refusals as `train --ep`, before anything runs
-        if chunk:
-            raise VerifyRefused("verify --ep runs every simulated rank's share in memory; it does not fit here, use smaller sizes")
+    computed, run_cfg, pred, chunk, limit = _plan(cfg, max_memory_bytes, backward, tp, ep, sequence_parallel)
     # What each stage looks like in the pass as run: the whole layer, or its first chunk.
     shape_pred = analyze(replace(run_cfg, batch=1, seq_len=chunk)) if chunk else pred
     peak_pred = chunked_peak(run_cfg, chunk) if chunk else pred.totals.peak_bytes
@@ -158,6 +137,37 @@ def verify(
                         tuple(definitions(pred, seen, backward)))  # fmt: skip
 
 
+def _plan(
+    cfg: FFNConfig, max_memory_bytes: int | None, backward: bool, tp: int, ep: int, sequence_parallel: bool
+) -> tuple[str, FFNConfig, FFNReport, int, int]:
+    """Everything decided before anything is allocated: the dtype computed in, the prediction,
+    the chunk of tokens (0: the whole pass) and the memory limit; raises VerifyRefused or
+    ConfigError for a run that would not fit or is not simulated."""
+    computed = cfg.dtype if cfg.dtype in NUMPY_DTYPES else "float32"
+    run_cfg = replace(cfg, dtype=computed)
+    pred = analyze(run_cfg)
+    chunk, limit = plan_chunks(pred, max_memory_bytes)
+    if backward:
+        check_backward_fits(pred, limit)
+    if sequence_parallel and tp < 2:
+        raise ConfigError("--sequence-parallel", "applies to tensor parallelism; add --tp N (N > 1)")
+    if tp > 1:
+        from ffn_calc.model.parallel import tensor_parallel
+
+        tensor_parallel(run_cfg, tp, sequence_parallel)  # the same refusals as `train --tp`, before anything runs
+        if chunk:
+            raise VerifyRefused("verify --tp runs the whole layer on every simulated rank; it does not fit here, use smaller sizes")
+    if ep > 1:
+        from ffn_calc.model.expert_parallel import expert_parallel
+
+        if tp > 1:
+            raise ConfigError("--ep", "verify simulates --tp and --ep one at a time; drop one of them")
+        expert_parallel(run_cfg, ep)  # the same refusals as `train --ep`, before anything runs
+        if chunk:
+            raise VerifyRefused("verify --ep runs every simulated rank's share in memory; it does not fit here, use smaller sizes")
+    return computed, run_cfg, pred, chunk, limit
+
+
 def _model_checks(pred: FFNReport, seen: ForwardSeen, seed: int, np_dtype: Any, chunk: int, limit: int) -> list[Check]:
     """The model totals (`--layers L`): the main pass for one layer, else the L layers run one
     after the other with their own weights when they fit (observe.stack_refusal), else one row
@@ -186,15 +196,16 @@ def _verify_groups(
     size, when a group's layer does not fit."""
     started = time.perf_counter()
     pred = analyze(cfg)
-    reports: list[tuple[str, VerifyReport]] = []
-    for group in pred.groups:
-        one = group.config if group.name == "dense" else replace(cfg, dense_layers=0, dense_d_ff=0)
-        if group.name == "dense" and ep > 1:
-            continue  # expert parallelism leaves a dense layer whole: the MoE group's run covers --ep
+    # expert parallelism leaves a dense layer whole: the MoE group's run covers --ep
+    runs = [(g, g.config if g.name == "dense" else replace(cfg, dense_layers=0, dense_d_ff=0)) for g in pred.groups if g.name != "dense" or ep == 1]
+    for group, one in runs:  # every group planned before any allocates: a refusal comes first, at once
         try:
-            reports.append((group.name, verify(one, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)))
+            _plan(one, max_memory_bytes, backward, tp, ep, sequence_parallel)
         except VerifyRefused as e:
             raise VerifyRefused(f"the {group.name} group's layer ({group.totals.params:,} parameters): {e}") from None
+    reports: list[tuple[str, VerifyReport]] = []
+    for group, one in runs:
+        reports.append((group.name, verify(one, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)))
     checks: list[Check] = [replace(c, name=f"{name} layer: {c.name}") for name, r in reports for c in r.checks]
     observed: dict[str, int] = {}
     for name, r in reports:
