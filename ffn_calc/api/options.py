@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from ffn_calc.api.columns import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM
 from ffn_calc.inputs.resolve import KEYWORDS
-from ffn_calc.inputs.values import Parser, count, memory, number, size, writable_file
+from ffn_calc.inputs.values import Parser, count, memory, number, size, storage_dtype, writable_file
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, NONLINEARITIES
 from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DTYPES, WEIGHTS_ONLY
 from ffn_calc.model.layer import NORM_PLACEMENTS
@@ -89,6 +89,11 @@ class Option(NamedTuple):
     minimum: int | None = None  # a whole number of at least this (Typer's min; --help shows the range)
     complete: str | None = None
     swept: Swept | None = None
+    needed_by: tuple[str, str] | None = None  # (commands, why): an argument with a default that these must be given
+
+    @property
+    def needed(self) -> tuple[str, ...]:
+        return tuple(self.needed_by[0].split()) if self.needed_by else ()
 
     @property
     def argument(self) -> bool:
@@ -111,7 +116,10 @@ class Option(NamedTuple):
         return self.name if self.group == LAYER else None
 
     def for_command(self, command: str) -> Option:
-        """The option as `command` takes it: sweep takes an option it can list as text, a list."""
+        """The option as `command` takes it: sweep takes an option it can list as text, a list; a
+        command that `needed_by` names must be given the argument, and its help says why."""
+        if self.needed_by and command in self.needed:
+            return self._replace(default=REQUIRED, show_default=False, help=f"{self.help} Needed here: {self.needed_by[1]}")
         if command != "sweep" or self.swept is None:
             return self
         s = self.swept
@@ -136,10 +144,14 @@ TABLES = ("shapes", "verify", "explain", "train", "roofline", "gpus", "models") 
 
 SPECS: tuple[Option, ...] = (
     # --- the layer: arguments, then options (ffn_calc.layer's keywords) ---------------------------
-    Option("batch", (), "Sequences per batch.", EVERY_LAYER, None, LAYER, type=int, metavar="BATCH", default=REQUIRED, show_default=False,
-           parse=size, swept=Swept(1, SIZES, "LIST", "Batch sizes: 1,8,32 or a range 1:64:x2. [default: 1]", ("--batch",))),
-    Option("seq_len", (), "Tokens per sequence.", EVERY_LAYER, None, LAYER, type=int, metavar="SEQ_LEN", default=REQUIRED, show_default=False,
-           parse=size, swept=Swept(2, SIZES, "LIST", "Sequence lengths, e.g. 128:8192:x2.", ("--seq-len",))),
+    # One token by default: parameters, weights and per-token FLOPs do not depend on the tokens; roofline's
+    # answer is the token counts (prefill against decode), so it must be given them.
+    Option("batch", (), "Sequences per batch.", EVERY_LAYER, None, LAYER, type=int, metavar="BATCH", default=1,
+           parse=size, swept=Swept(1, SIZES, "LIST", "Batch sizes: 1,8,32 or a range 1:64:x2. [default: 1]", ("--batch",)),
+           needed_by=("roofline", "prefill is BATCH × SEQ_LEN tokens, decode BATCH.")),
+    Option("seq_len", (), "Tokens per sequence.", EVERY_LAYER, None, LAYER, type=int, metavar="SEQ_LEN", default=1,
+           parse=size, swept=Swept(2, SIZES, "LIST", "Sequence lengths, e.g. 128:8192:x2.", ("--seq-len",)),
+           needed_by=("roofline", "prefill is BATCH × SEQ_LEN tokens.")),
     Option("d_model", (), "Embedding width d_model (optional with --model or --config).", EVERY_LAYER, None, LAYER, type=int,
            metavar="[D_MODEL]", show_default=False, parse=size,
            swept=Swept(3, SIZES, "LIST", "d_model values (optional with --model or --config).", ("--d-model",))),
@@ -164,7 +176,7 @@ SPECS: tuple[Option, ...] = (
            NOT_ROOFLINE, LAYER_PANEL, LAYER, metavar="layer|rms", choices=tuple(NORM_TYPES)),
     Option("dtype", ("--dtype",),
            f"Storage type of weights and activations: {', '.join(ACTIVATION_DTYPES)}. [default: the model's torch_dtype, else float32]",
-           EVERY_LAYER, LAYER_PANEL, LAYER, metavar="DTYPE", choices=tuple(DTYPES), complete="dtype",
+           EVERY_LAYER, LAYER_PANEL, LAYER, metavar="DTYPE", choices=ACTIVATION_DTYPES, parse=storage_dtype, complete="dtype",
            swept=Swept(9, NAMES, "DTYPE,…", "Storage type, or several to sweep: float32,bfloat16.", example="float32,bfloat16")),
     Option("weight_dtype", ("--weight-dtype",),
            "Store the FFN's weight matrices as a checkpoint format does, each matrix the tensors its checkpoint holds: "
@@ -265,6 +277,9 @@ SPECS: tuple[Option, ...] = (
            "Two layers side by side, B against A: two presets (--compare llama-2-7b mistral-7b), or two activations "
            "at equal parameters for this layer (--compare relu swiglu: relu at d_ff 4x, swiglu at LLaMA's GLU width, --d-ff glu).",
            ("explain",), OUTPUT_PANEL, type=tuple[str, str], metavar="A B"),
+    Option("sizes", (), "BATCH SEQ_LEN [D_MODEL] in the other commands' places, each a number, a list (1,8,32) or a range "
+           "(128:8192:x2); or give them as --batch, --seq-len, --d-model.", ("sweep",), None, type=list[str],
+           metavar="[BATCH SEQ_LEN [D_MODEL]]", show_default=False),
     Option("stdin", ("--stdin",), 'Read configurations as JSON lines on stdin, e.g. {"batch": 8, "seq_len": 512, "model": "bert-base"}.',
            ("sweep",), OUTPUT_PANEL, type=bool, default=False),
     Option("columns", ("--columns", "-c"), f"Columns to print. Default: {', '.join(DEFAULT_COLUMNS)}. Any of: {', '.join(COLUMNS)}.",
@@ -276,8 +291,10 @@ SPECS: tuple[Option, ...] = (
            ("sweep",), OUTPUT_PANEL, type=int, metavar="N", parse=count()),
     Option("chart", ("--chart",), "Bar charts of where the FLOPs and the memory go, by stage (table output).", ("shapes",), OUTPUT_PANEL,
            type=bool, default=False),
-    Option("summary", ("--summary", "-q"), "Only the headline: parameters, FLOPs per token, weight and peak memory (table output).",
-           ("shapes", "train"), OUTPUT_PANEL, type=bool, default=False),
+    Option("summary", ("--summary", "-q"),
+           "Only the headline (table output): parameters, FLOPs per token, weight and peak memory; roofline: each phase's bound "
+           "and time; explain: each formula's value.",
+           ("shapes", "train", "roofline", "explain"), OUTPUT_PANEL, type=bool, default=False),
     Option("exact", ("--exact",),
            "Exact integers in every table (wide); by default a table too wide for the terminal shows units: 4.33 B, 705 MFLOP, 5.25 GiB.",
            ("shapes", "sweep", "train", "models"), OUTPUT_PANEL, type=bool, default=False),

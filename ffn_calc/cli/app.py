@@ -122,17 +122,23 @@ def explain(given: Given) -> None:
         result: Any = api.compare(first=first, second=second, **given.layer)
     else:
         result = api.explain(api.layer(**given.layer))
-    emit(result, given.format, given.get, svg=given.svg)
+    emit(result, given.format, given.get, View(summary=given.summary), given.svg)
 
 
 @app.command(epilog=CONVENTION_HELP)
 @command(resolve=False)
 def sweep(given: Given) -> None:
     """One row per configuration: lists and ranges of sizes, models, activations and dtypes, or
-    JSON lines on stdin. Example: ffn-calc sweep --model bert-base,gpt2-xl --seq-len 512,2048 -f csv"""
+    JSON lines on stdin. Example: ffn-calc sweep 1,8 512,2048 --model bert-base,gpt2-xl -f csv"""
     if given.chart is not None and given.format not in ("table", "markdown"):
         raise ConfigError("--chart", "draws for --format table or markdown only")
     layer = {k: v for k, v in given.layer.items() if v is not None}
+    if len(given.sizes or ()) > 3:
+        raise ConfigError("BATCH", f"sweep takes at most three sizes, BATCH SEQ_LEN [D_MODEL], got {len(given.sizes)}: {' '.join(given.sizes)}")
+    for name, text in zip(SIZE_AXES, given.sizes or (), strict=False):  # batch, seq_len, d_model: the grid's first size axes
+        if name in layer:
+            raise ConfigError(f"--{name.replace('_', '-')}", f"is given twice, as {name.upper()} and as the option; give one")
+        layer[name] = text
     sizes = {name: layer.pop(name) for name in SIZE_AXES if name in layer}
     bad_lines = 0
 
@@ -225,12 +231,14 @@ def roofline(cfg: FFNConfig, given: Given) -> None:
         result = api.roofline(
             cfg, given.gpu, peak_tflops=given.peak_tflops, bandwidth_gbs=given.bandwidth_gbs, tp=given.tp, ep=given.ep, gpu_file=given.gpu_file
         )
-        emit(result, given.format, given.get, svg=given.svg)
+        emit(result, given.format, given.get, View(summary=given.summary), given.svg)
         return
     if given.gpu is not None or given.peak_tflops is not None or given.bandwidth_gbs is not None or given.gpu_file is not None:
         raise ConfigError("--measure", "measures this machine's peak and bandwidth; drop --gpu, --gpu-file and --peak-tflops/--bandwidth-gbs")
     if given.ep > 1:
         raise ConfigError("--measure", "times dense GEMMs; drop --ep")
+    if given.summary:
+        raise ConfigError("--summary", "shows a datasheet roofline's verdicts; --measure prints its measurements whole: drop -q or --measure")
     measured = api.measure_roofline(cfg, device=given.device, seconds=given.measure_seconds, tp=given.tp, progress=_measuring())
     emit(measured, given.format, given.get, svg=given.svg)
 
@@ -323,6 +331,8 @@ def _usage_message(e: ClickException, args: list[str]) -> str:
     if choices and bad:  # an unknown choice: the closest names, not the whole list
         name = (getattr(e.param, "opts", None) or ["value"])[0]  # type: ignore[attr-defined]
         message = f"{name}: unknown value {bad.group(1)!r}; {closest(bad.group(1).lower(), [str(c) for c in choices])}"
+    # A parser's unknown name reads as click's choices do: "--dtype: unknown value 'x'; did you mean ..."
+    message = re.sub(r"^Invalid value for '(--[\w-]+)'(?: / '-\w')?: (unknown value)", r"\1: \2", message)
     option = getattr(e, "option_name", "") or ""
     if isinstance(e, NoSuchOption) and option[1:2].isdigit():
         # A negative number reads as an option to the parser (-768 as -7 and 68); say what it really is.

@@ -22,7 +22,7 @@ from ffn_calc.api.options import LAYER, REQUIRED, Option, options_of
 from ffn_calc.errors import ConfigError
 from ffn_calc.model import conventions as conv
 from ffn_calc.model.activations import ACTIVATIONS
-from ffn_calc.model.dtypes import DTYPES
+from ffn_calc.model.dtypes import ACTIVATION_DTYPES
 
 CONVENTION_HELP = (
     f"Counting convention: {conv.CONVENTION_SUMMARY} "
@@ -59,7 +59,7 @@ def complete_activation(incomplete: str) -> list[str]:
 
 
 def complete_dtype(incomplete: str) -> list[str]:
-    return _complete(list(DTYPES), incomplete)
+    return _complete(list(ACTIVATION_DTYPES), incomplete)
 
 
 COMPLETERS: dict[str, Callable[[str], list[str]]] = {
@@ -96,9 +96,10 @@ def choice_type(choices: tuple[str, ...]) -> type[Enum]:
 def parameter(spec: Option) -> inspect.Parameter:
     """The Typer parameter of `spec`: `name: type = typer.Option(default, *flags, ...)` (Typer's
     older style: an `Annotated` type for each would cost every run its construction)."""
-    kind: Any = choice_type(spec.choices) if spec.choices else spec.type
+    chosen = bool(spec.choices) and spec.parse is None  # a parser, if any, decides what it takes (the choices are what is offered)
+    kind: Any = choice_type(spec.choices) if chosen else spec.type
     default = spec.default
-    if spec.choices and default not in (None, REQUIRED):
+    if chosen and default not in (None, REQUIRED):
         default = kind(default)
     settings: dict[str, Any] = {"help": spec.help, "show_default": spec.show_default}
     if spec.metavar is not None:
@@ -109,7 +110,7 @@ def parameter(spec: Option) -> inspect.Parameter:
         info: Any = typer.Argument(default, **settings)
     else:
         settings["rich_help_panel"] = spec.panel
-        if spec.choices:
+        if chosen:
             settings["case_sensitive"] = False
         if spec.minimum is not None:
             settings["min"] = spec.minimum

@@ -14,8 +14,8 @@ from ffn_calc.model.layer import FFNConfig, check_size, make_config
 
 
 def layer_config(
-    batch: int,
-    seq_len: int,
+    batch: int = 1,
+    seq_len: int = 1,
     d_model: int | None = None,
     *,
     model: str | None = None,

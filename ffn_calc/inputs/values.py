@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ffn_calc.errors import ConfigError, shown
+from ffn_calc.errors import ConfigError, closest, shown
 from ffn_calc.model.layer import parse_size
 
 # Parsers: (the option as the user spelled it, the text) → the value; ConfigError when it is bad.
@@ -61,6 +61,17 @@ def memory(argument: str, text: str | int) -> int:
     if value < 1:
         raise ConfigError(argument, f"must be at least 1 byte, got {shown(text)}")
     return value
+
+
+def storage_dtype(argument: str, text: str) -> str:
+    """--dtype's name (any case): a storage type; a weight format or FP4's compute type is let
+    through for the layer to refuse, saying what to give instead. Unknown: the closest storage types."""
+    from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DTYPES
+
+    name = text.strip().lower()
+    if name not in DTYPES:
+        raise ConfigError(argument, f"unknown value {shown(text)}; {closest(name[:100], ACTIVATION_DTYPES)}")
+    return name
 
 
 def writable_file(argument: str, text: str) -> str:

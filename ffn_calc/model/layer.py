@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ffn_calc.errors import ConfigError, shown
 from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, Activation, activation
-from ffn_calc.model.dtypes import DTYPES, packing
+from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DTYPES, packing
 from ffn_calc.model.norms import NORM_TYPES, NormType
 from ffn_calc.model.norms import norm_type as _norm_type
 from ffn_calc.model.weight_formats import WEIGHT_FORMATS, GroupRule, Packing
@@ -187,7 +187,7 @@ class FFNConfig(JsonForm):
         _check_choice("--activation", self.activation, ACTIVATIONS)
         _check_choice("--norm", self.norm, NORM_PLACEMENTS)
         _check_choice("--norm-type", self.norm_type, NORM_TYPES)
-        _check_choice("--dtype", self.dtype, DTYPES)
+        _check_choice("--dtype", self.dtype, DTYPES, ACTIVATION_DTYPES)  # a weight format is refused below, saying why
         if DTYPES[self.dtype].weights_only:
             raise ConfigError("--dtype", f"{self.dtype} is a format for weights only; give --weight-dtype {self.dtype} and a --dtype for activations")
         if DTYPES[self.dtype].compute_only:
@@ -349,9 +349,12 @@ class FFNConfig(JsonForm):
         return Fraction(self.tokens * self.top_k, self.experts)
 
 
-def _check_choice(argument: str, value: str, choices: Iterable[str]) -> None:
+def _check_choice(argument: str, value: str, choices: Iterable[str], shown: Iterable[str] | None = None) -> None:
+    """`value` one of `choices`, else ConfigError with the closest of `shown` (default: the choices)."""
     if value not in choices:
-        raise ConfigError(argument, f"unknown value {value!r}; choose one of {', '.join(choices)}")
+        from ffn_calc.errors import closest
+
+        raise ConfigError(argument, f"unknown value {value!r}; {closest(str(value).lower()[:100], list(shown or choices))}")
 
 
 def make_config(

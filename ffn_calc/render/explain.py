@@ -56,6 +56,8 @@ def _tables_Explanation(ex: Explanation, view: View | None = None) -> list[Rende
     from rich.text import Text
 
     out: list[RenderableType] = [Wrapped(config_line(ex.report), indent=5), Text("")]
+    if view is not None and view.summary:  # -q: each formula's value, one line each
+        return out + [Text(f"{f.name} = {n(f.value)} {f.unit}") for f in ex.formulas]
     out.append(Text("Formulas, then the numbers substituted", style="bold"))
     for f in ex.formulas:
         out += [Text(f.name), Wrapped(f"  = {f.symbolic}", 6), Wrapped(f"  = {f.substituted}", 6), Text(f"  = {n(f.value)} {f.unit}")]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ffn_calc.model.dtypes import DTYPES
 from ffn_calc.model.roofline import ExpertSpread, GemmRoof, Roofline
-from ffn_calc.render.base import csv_rows, tables
+from ffn_calc.render.base import View, csv_rows, tables
 from ffn_calc.render.layout import Col, Grid, config_line, fit, flops_text, shape
 
 if TYPE_CHECKING:
@@ -108,10 +108,16 @@ def _peak_line(r: Roofline) -> str:
 
 
 @tables.register(Roofline)
-def _tables_Roofline(r: Roofline) -> list[RenderableType]:
+def _tables_Roofline(r: Roofline, view: View | None = None) -> list[RenderableType]:
     from rich.text import Text
 
     out: list[RenderableType] = [Text(config_line(r.report)), Text(_peak_line(r))]
+    if view is not None and view.summary:  # -q: each phase's verdict, one line each
+        for p in r.phases:
+            traffic = p.worst_case or p
+            out.append(Text(f"{p.name}, {p.tokens:,} token{'s' if p.tokens != 1 else ''}: {traffic.bound}-bound, at least {_time(traffic.seconds)} "
+                            f"({flops_text(p.flops)}, {_bytes(traffic.bytes)}, {traffic.intensity:,.1f} FLOP/byte)"))  # fmt: skip
+        return out
     moe = False
     for p in r.phases:
         what = f"{p.tokens:,} tokens" if p.name == "prefill" else f"one new token per sequence, {p.tokens:,} in all"

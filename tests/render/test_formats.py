@@ -15,7 +15,7 @@ from ffn_calc.catalogue.gpus import GPUS
 from ffn_calc.catalogue.presets import PRESETS
 from ffn_calc.cli.options import complete_activation, complete_dtype, complete_gpu, complete_model
 from ffn_calc.model.activations import ACTIVATIONS
-from ffn_calc.model.dtypes import DTYPES
+from ffn_calc.model.dtypes import ACTIVATION_DTYPES
 
 Cli = Callable[..., Result]
 SHAPES = ("shapes", "1", "512", "-m", "bert-base")
@@ -128,7 +128,7 @@ def test_completion_callbacks() -> None:
     assert complete_gpu("h1") == [n for n in GPUS if n.startswith("h1")] and "h100-sxm" in complete_gpu("h1")
     assert complete_activation("sw") == [a for a in ACTIVATIONS if a.startswith("sw")] == ["swiglu", "swiglu_clamped"]
     assert complete_dtype("bf") == ["bfloat16"]
-    assert set(complete_dtype("")) == set(DTYPES)
+    assert set(complete_dtype("")) == set(ACTIVATION_DTYPES)  # what --dtype takes, not the weight formats
     assert complete_model("nope") == []
     # a list (the sweep's --model a,b) completes its last item
     assert complete_model("bert-base,gpt2-x") == ["bert-base,gpt2-xl"]
