@@ -26,7 +26,26 @@ if TYPE_CHECKING:
 def _api() -> Any:
     import importlib  # not `from ffn_calc import api`, which would ask this __getattr__ for it
 
-    return importlib.import_module("ffn_calc.api")
+    api = importlib.import_module("ffn_calc.api")
+    from ffn_calc import json_fields
+
+    json_fields.SHOW.setdefault("markdown", _markdown)
+    json_fields.SHOW.setdefault("rows", _rows)
+    return api
+
+
+def _markdown(result: Any) -> str:
+    """A result's tables in a notebook: `-f markdown` (render/markdown.py; the core never sees rich)."""
+    from ffn_calc.render import chunks
+
+    return "".join(chunks(result, "markdown"))
+
+
+def _rows(result: Any) -> list[dict[str, Any]]:
+    """A result's rows as `-f csv` has them: the dicts of render.csv_rows."""
+    from ffn_calc.render import csv_rows
+
+    return csv_rows(result)
 
 
 def __getattr__(name: str) -> object:

@@ -64,15 +64,83 @@ def json_key(
     return {_KEY: _Field(name, unit, get, value, omit, spread, prefix, then)}
 
 
+# How a result shows itself beyond its fields: the package's top (ffn_calc/__init__.py), which alone
+# sees the renderers, fills these in when the API is first used through `import ffn_calc`:
+# "markdown" (its tables as `-f markdown` prints them) and "rows" (its rows as `-f csv` has them).
+SHOW: dict[str, Callable[[Any], Any]] = {}
+REPR_CHARS = 300  # the longest repr of a result: its fields in brief, then `…`
+
+
 class JsonForm:
-    """A result with a JSON form derived from its fields: `to_dict()`."""
+    """A result with a JSON form derived from its fields: `to_dict()`; a short repr (the fields in
+    brief, a nested result as its own brief form, a tuple as its length), and in a notebook its
+    tables (`_repr_markdown_`); `to_pandas()` when pandas is installed."""
 
     json_schema: ClassVar[str | None] = None  # a value of schemas.SCHEMAS, the first key
     json_order: ClassVar[tuple[str, ...]] = ()  # every key in JSON's order, when not the fields'
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__repr__" not in cls.__dict__:  # before @dataclass runs, which keeps a __repr__ the class has
+            cls.__repr__ = _brief_repr  # type: ignore[method-assign]
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (every command's `-f json` is its result's)."""
         return as_json(self)
+
+    def _repr_markdown_(self) -> str | None:
+        """A notebook's display: the tables, as `-f markdown` prints them."""
+        show = SHOW.get("markdown")
+        return show(self) if show is not None else None
+
+    def to_pandas(self) -> Any:
+        """The rows `-f csv` prints, as a pandas DataFrame (pandas is not a dependency: install it)."""
+        frame = data_frame()
+        rows = SHOW.get("rows")
+        if rows is None:
+            raise RuntimeError("to_pandas() reads the result's rows through ffn_calc's renderers: import ffn_calc first")
+        return frame(rows(self))
+
+
+def data_frame() -> Any:
+    """pandas.DataFrame, or ImportError saying how to install pandas."""
+    import importlib
+
+    try:
+        pandas = importlib.import_module("pandas")  # the user's, never ffn-calc's dependency (and without its stubs)
+    except ImportError:
+        raise ImportError("to_pandas() needs pandas, which ffn-calc does not install: pip install pandas") from None
+    return pandas.DataFrame
+
+
+def _brief(value: Any, depth: int) -> str:
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:37] + "…")
+    if isinstance(value, JsonForm):
+        return _brief_repr(value, depth + 1) if depth < 1 else f"{type(value).__name__}(…)"
+    if isinstance(value, tuple | list):
+        kinds = {type(v).__name__ for v in value}
+        return f"({len(value)} {kinds.pop() if len(kinds) == 1 else 'items'})" if value else "()"
+    if isinstance(value, dict):
+        return f"{{{len(value)} keys}}"
+    return repr(value)
+
+
+def _brief_repr(obj: Any, depth: int = 0) -> str:
+    """`Class(field=value, …)` in at most REPR_CHARS characters: a field at its default is left out."""
+    from dataclasses import MISSING
+
+    parts = []
+    for f in fields(obj):
+        if not f.repr:
+            continue
+        value = getattr(obj, f.name)
+        if f.default is not MISSING and value is f.default or (f.default is not MISSING and type(value) is type(f.default) and value == f.default):
+            continue
+        parts.append(f"{f.name}={_brief(value, depth)}")
+    limit = REPR_CHARS if depth == 0 else 80
+    text = f"{type(obj).__name__}({', '.join(parts)})"
+    return text if len(text) <= limit else text[: limit - 2].rsplit(", ", 1)[0] + ", …)"
 
 
 Getter = Callable[[Any], Any]

@@ -17,10 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ffn_calc.api.keywords import api_function, in_keywords
 from ffn_calc.errors import ConfigError, VerifyRefused
-from ffn_calc.inputs.resolve import layer_config as layer
+from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig, make_config
+
+layer = api_function("layer")(layer_config)
 
 if TYPE_CHECKING:
     from ffn_calc.api.model_list import ModelList
@@ -67,6 +70,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ffn_calc.api' has no attribute {name!r}")
 
 
+@api_function()
 def train(
     cfg: FFNConfig,
     *,
@@ -91,6 +95,7 @@ def train(
     return run(cfg, TrainingOptions(recompute, optimizer, mixed_precision, dropout, input_grad), tp, sequence_parallel, ep)
 
 
+@api_function()
 def roofline(
     cfg: FFNConfig,
     gpu: str | GPU | None = None,
@@ -121,6 +126,7 @@ def roofline(
     return run(cfg, device, ep)
 
 
+@api_function()
 def measure_roofline(
     cfg: FFNConfig,
     *,
@@ -144,6 +150,7 @@ def measure_roofline(
     return run(cfg, device=device, budget_seconds=DEFAULT_BUDGET if seconds is None else seconds, progress=progress)
 
 
+@api_function()
 def explain(cfg: FFNConfig) -> Explanation:
     """The formulas with the numbers substituted, the data flow, and the interview questions
     answered with this layer's numbers."""
@@ -152,6 +159,7 @@ def explain(cfg: FFNConfig) -> Explanation:
     return run(analyze(cfg))
 
 
+@api_function()
 def compare(batch: int, seq_len: int, first: str, second: str, d_model: int | None = None, **options: Any) -> Comparison:
     """Two layers side by side, as `ffn-calc explain BATCH SEQ_LEN [D_MODEL] --compare A B`.
 
@@ -224,6 +232,7 @@ def compare(batch: int, seq_len: int, first: str, second: str, d_model: int | No
     return run(sides[0], sides[1], (labels[0], labels[1]), rule)
 
 
+@api_function()
 def gpus() -> GPUList:
     """Every GPU preset with its dense datasheet peaks and bandwidth, as `ffn-calc gpus`."""
     from ffn_calc.catalogue.gpus import gpu_list
@@ -231,6 +240,7 @@ def gpus() -> GPUList:
     return gpu_list()
 
 
+@api_function()
 def models() -> ModelList:
     """Every preset with its FFN counted, as `ffn-calc models`."""
     from ffn_calc.api.model_list import model_catalogue
@@ -238,6 +248,7 @@ def models() -> ModelList:
     return model_catalogue()
 
 
+@api_function()
 def sweep(
     batch: int | str | list[int] | None = None,
     seq_len: int | str | list[int] | None = None,
@@ -287,9 +298,10 @@ def sweep(
 
 
 def _raise_line_error(number: int, message: str) -> None:
-    raise ConfigError(f"line {number}", message)
+    raise in_keywords(ConfigError(f"line {number}", message))
 
 
+@api_function()
 def verify(
     cfg: FFNConfig,
     *,

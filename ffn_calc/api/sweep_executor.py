@@ -26,7 +26,7 @@ from ffn_calc.api.options import LINE_KEYS, NAMES, SWEPT, WIDTHS
 from ffn_calc.errors import ConfigError, closest, shown
 from ffn_calc.inputs.limits import JsonRefused, check_line, load_json
 from ffn_calc.inputs.resolve import layer_config
-from ffn_calc.json_fields import JsonForm, json_key
+from ffn_calc.json_fields import JsonForm, data_frame, json_key
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import MAX_SIZE, parse_size
 from ffn_calc.schemas import schema
@@ -136,6 +136,7 @@ def report_for(point: dict[str, Any], fixed: dict[str, Any]) -> FFNReport:
     return analyze(layer_config(**args))
 
 
+NOTEBOOK_ROWS = 10_000  # the most rows a notebook shows as a table
 CHUNK = 2_000  # rows (grid points or JSON lines) a worker computes at a time
 
 
@@ -310,6 +311,16 @@ class SweepResult(JsonForm):
     swept: tuple[str, ...] = field(metadata=json_key(omit=True))
     chart: str | None = field(default=None, metadata=json_key(omit=True))
     json_schema = schema("sweep")
+
+    def to_pandas(self) -> Any:
+        """The rows as a pandas DataFrame, one column per `columns` (pandas is not a dependency)."""
+        width = len(self.columns)
+        return data_frame()([values[:width] for values in self.rows], columns=list(self.columns))
+
+    def _repr_markdown_(self) -> str | None:
+        """A notebook's display: the table, for a sweep of at most NOTEBOOK_ROWS rows (else the repr)."""
+        total = self.rows.total
+        return None if total is None or total > NOTEBOOK_ROWS else super()._repr_markdown_()
 
 
 def _check_chart(chart: str | None) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from ffn_calc import __version__, api
+from ffn_calc.api.keywords import spoken_as_flags
 from ffn_calc.api.options import COMMANDS as COMMAND_NAMES
 from ffn_calc.api.options import SIZE_AXES
 from ffn_calc.api.workers import WorkerLost
@@ -408,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
             check_argument(position, text)
         if "--install-completion" in args[:1]:
             return _install_completion(args)
-        result = _app_for(args)(args=args, prog_name="ffn-calc", standalone_mode=False)
+        with spoken_as_flags():  # the API's errors name this command line's flags
+            result = _app_for(args)(args=args, prog_name="ffn-calc", standalone_mode=False)
         if result == INTERRUPTED:  # Typer turned a Ctrl-C into Exit(130)
             return interrupted()
         return result if isinstance(result, int) else 0

@@ -23,12 +23,12 @@ def test_the_package_offers_exactly_the_api() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"d_ff": 32.5}, "--d-ff: must be text or a whole number, got 32.5"),
-        ({"d_ff": [1]}, "--d-ff: must be text or a whole number, got [1]"),
-        ({"model": 5}, "--model: must be text, got 5"),
-        ({"bias": 1}, "--bias: must be true or false, got 1"),
-        ({"experts": True}, "--experts: must be a whole number, got True"),
-        ({"activation": 3}, "--activation: must be text, got 3"),
+        ({"d_ff": 32.5}, "d_ff: must be text or a whole number, got 32.5"),
+        ({"d_ff": [1]}, "d_ff: must be text or a whole number, got [1]"),
+        ({"model": 5}, "model: must be text, got 5"),
+        ({"bias": 1}, "bias: must be true or false, got 1"),
+        ({"experts": True}, "experts: must be a whole number, got True"),
+        ({"activation": 3}, "activation: must be text, got 3"),
     ],
 )
 def test_a_wrong_type_is_a_config_error(options: dict[str, object], message: str) -> None:

@@ -139,7 +139,7 @@ def test_modules_left_unconverted(tmp_path: Path) -> None:
 def test_a_setting_whose_bytes_would_be_a_guess_is_refused(tmp_path: Path, quantization: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
         ffn_calc.layer(1, 1, config=_with(tmp_path, quantization))
-    assert caught.value.argument == "--config" and "\n" not in caught.value.message
+    assert caught.value.argument == "config" and "\n" not in caught.value.message  # the API's keyword (the CLI: --config)
 
 
 def test_fp8_without_a_block_size_takes_the_loader_default(tmp_path: Path) -> None:

@@ -217,7 +217,7 @@ def test_fp8_row_llama_2_7b_and_mixtral() -> None:
     assert _llama("fp8_row") == {"W_gate": 45_132_800, "W_up": 45_132_800, "W_down": 45_105_152, "total": 135_370_752}
     # Mixtral, per expert: gate/up 58,720,256 + 4 × 14336 = 57,344; down 58,720,256 + 4 × 4096 = 16,384
     assert _mixtral("fp8_row")["total"] == 8 * (2 * 58_777_600 + 58_736_640) + ROUTER == 1_410_400_256
-    with pytest.raises(ConfigError, match="--group-size: sets the groups of a weight format"):
+    with pytest.raises(ConfigError, match="group_size: sets the groups of a weight format"):
         ffn_calc.layer(1, 1, model="llama-2-7b", weight_dtype="fp8_row", group_size=128)
 
 

@@ -146,7 +146,7 @@ def test_compare_activations_with_multiple_of() -> None:
 
 @pytest.mark.parametrize(
     ("names", "argument"),
-    [(("relu", "llama-2-7b"), "--compare"), (("relu", "swigl"), "--compare"), (("llama-2-7b", "mistral-7b"), "D_MODEL")],
+    [(("relu", "llama-2-7b"), "first and second"), (("relu", "swigl"), "first and second"), (("llama-2-7b", "mistral-7b"), "d_model")],
 )
 def test_compare_refuses(names: tuple[str, str], argument: str) -> None:
     with pytest.raises(api.ConfigError) as e:
