@@ -23,7 +23,7 @@ from ffn_calc.api.workers import WorkerLost
 from ffn_calc.cli import INTERRUPTED, interrupted
 from ffn_calc.cli.click_compat import ClickException, NoArgsIsHelpError, NoSuchOption, keep_words_whole
 from ffn_calc.cli.options import CONVENTION_HELP, Given, command
-from ffn_calc.cli.output import InputFailed, OutputFailed, PipeClosed, emit, pipe_guard, progress
+from ffn_calc.cli.output import InputFailed, OutputFailed, PipeClosed, emit, fit_stdout, pipe_guard, progress
 from ffn_calc.errors import ConfigError, VerifyRefused, closest
 from ffn_calc.inputs.limits import bounded_lines, check_argument, sane_environment
 from ffn_calc.model.layer import FFNConfig
@@ -391,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to put the answer
         return fail("standard output is closed; nothing to write the answer to", EXIT_IO)
     sane_environment(os.environ)
+    if argv is None:
+        fit_stdout("text", sys.stderr)  # error lines in ASCII look-alikes on a stream that cannot hold × or —
     word = os.environ.get("COMP_CWORD", "0")
     if os.environ.get("_FFN_CALC_COMPLETE") and not (word.isdigit() and len(word) <= 5):
         return 1  # completions asked for a word number no shell gives: none, and no noise in the prompt

@@ -66,11 +66,13 @@ def _json_escape(error: UnicodeError) -> tuple[str, int]:
     return "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)), error.end
 
 
-def fit_stdout(fmt: str) -> None:
-    """Make stdout survive an encoding that cannot hold the output's characters (see _LOOKALIKES)."""
+def fit_stdout(fmt: str, stream: Any = None) -> None:
+    """Make stdout (or `stream`: stderr, for error lines) survive an encoding that cannot hold the
+    output's characters (see _LOOKALIKES)."""
     import codecs
 
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    stream = stream or sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
     try:
         "×·⊙—≈✓█".encode(encoding)
         return
@@ -78,8 +80,8 @@ def fit_stdout(fmt: str) -> None:
         pass
     codecs.register_error("ffn-calc-lookalike", _lookalike)
     codecs.register_error("ffn-calc-json", _json_escape)
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="ffn-calc-json" if fmt in ("json", "jsonl") else "ffn-calc-lookalike")
+    if hasattr(stream, "reconfigure"):
+        stream.reconfigure(errors="ffn-calc-json" if fmt in ("json", "jsonl") else "ffn-calc-lookalike")
 
 
 MIN_WIDTH = 40  # a narrower page (COLUMNS=0 or 1 in some CI shells) is read as this
@@ -134,8 +136,15 @@ def emit(result: Result, fmt: str, get: str | None = None, view: View | None = N
     with pipe_guard():
         if fmt == "table":
             out = console(record=svg is not None)
-            for renderable in render.tables(result) if view is None else render.tables(result, view):
-                out.print(renderable)
+            renderables = render.tables(result) if view is None else render.tables(result, view)
+            if svg is None:  # laid out whole, then written at once: a failure while laying out leaves no half table
+                with out.capture() as page:
+                    for renderable in renderables:
+                        out.print(renderable)
+                sys.stdout.write(page.get())
+            else:  # (rich records what it prints, not what it captures)
+                for renderable in renderables:
+                    out.print(renderable)
         else:
             for text in render.chunks(result, fmt, view):
                 sys.stdout.write(text)

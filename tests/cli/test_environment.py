@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import CLI, ENV
+from helpers import CLI, ENV, Run
 
 import ffn_calc
 
@@ -101,3 +101,29 @@ def test_svg_follows_a_link_and_gets_the_umask_mode(tmp_path: Path) -> None:
     assert shell(f"cd {tmp_path} && umask 022 && {SHELL_CLI} shapes 3 6 8 -q --svg link.svg >/dev/null").returncode == 0
     assert link.is_symlink() and target.read_text().startswith("<svg")
     assert stat.S_IMODE(target.stat().st_mode) == 0o644  # as `>` makes a file, not a temporary file's 0600
+
+
+def test_a_table_that_fails_half_way_prints_nothing(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output is written whole or not at all: the tables are laid out first, then written at once."""
+    from rich.text import Text
+
+    from ffn_calc import render
+
+    class Broken:
+        def __rich_console__(self, console: object, options: object) -> object:
+            raise RuntimeError("a renderer's bug")
+
+    monkeypatch.setattr(render, "tables", lambda result, view=None: [Text("the first table"), Broken()])
+    code, out, err = cli("shapes", "3", "6", "8")
+    assert (code, out) == (70, "") and "internal error" in err and err.count("\n") == 1
+
+
+def test_an_error_line_on_an_ascii_stderr_uses_lookalikes() -> None:
+    done = subprocess.run(
+        [*CLI, "shapes", "3", "6", "8", "--d-ff", "2.7x"], capture_output=True, env={**ENV, "PYTHONIOENCODING": "ascii"}, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.decode("ascii")
+        == "ffn-calc: error: --d-ff: 2.7x x d_model 8 = 21.6 is not a whole number; pick a multiplier that gives one or give d_ff directly\n"
+    )
