@@ -45,5 +45,9 @@ def shown(value: object, longest: int = 40) -> str:
     return f"{text[: longest // 2]}… ({len(text):,} characters)"
 
 
+class WorkerLost(RuntimeError):
+    """A sweep's worker process ended before it answered (killed by a signal, out of memory, not started)."""
+
+
 class VerifyRefused(Exception):
     """`verify` would not fit in the memory limit; raised before anything is allocated."""

@@ -14,14 +14,78 @@ this module, starts fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from ffn_calc.api.keywords import api_function, in_keywords
 from ffn_calc.errors import ConfigError, VerifyRefused
-from ffn_calc.inputs.resolve import layer_config
+from ffn_calc.inputs.resolve import KEYWORDS, layer_config
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig, make_config
+
+# --- the API speaks in its own keywords -------------------------------------------------------
+# Each public function names itself as the API does (`layer`, not its module's `layer_config`),
+# refuses a misspelled keyword naming the closest ones, and raises errors that name its keywords
+# (`d_ff: ...`, `add norm='pre'`) where the command line names flags (api/keywords.py, loaded only
+# to translate). The command line marks its calls (`spoken_as_flags`), so its errors keep the flags.
+
+_FLAGS_SPOKEN = ContextVar("ffn_calc_flags_spoken", default=False)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@contextmanager
+def spoken_as_flags() -> Iterator[None]:
+    """Within: the API's errors name the command line's flags (the command line's calls)."""
+    token = _FLAGS_SPOKEN.set(True)
+    try:
+        yield
+    finally:
+        _FLAGS_SPOKEN.reset(token)
+
+
+def api_function(name: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Make `fn` a function of the API (see above); `name`: the API's name for it."""
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        called = name or fn.__name__
+
+        @functools.cache
+        def keywords() -> frozenset[str]:  # worked out on the first call, not on every start-up
+            import inspect
+
+            parameters = inspect.signature(fn).parameters
+            named = {p for p, v in parameters.items() if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)}
+            return frozenset(named | (set(KEYWORDS) if any(v.kind == v.VAR_KEYWORD for v in parameters.values()) else set()))
+
+        @functools.wraps(fn)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            taken = keywords()
+            for key in kwargs:
+                if key not in taken:
+                    from ffn_calc.errors import closest
+
+                    raise TypeError(f"{called}() got an unexpected keyword argument {key!r}; {closest(key, sorted(taken))}")
+            if _FLAGS_SPOKEN.get():
+                return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except ConfigError as e:
+                from ffn_calc.api.keywords import in_keywords
+
+                raise in_keywords(e) from None
+            except VerifyRefused as e:
+                from ffn_calc.api.keywords import in_words
+
+                raise VerifyRefused(in_words(str(e))) from None
+
+        call.__name__ = call.__qualname__ = called
+        return call
+
+    return wrap
+
 
 layer = api_function("layer")(layer_config)
 
@@ -298,6 +362,8 @@ def sweep(
 
 
 def _raise_line_error(number: int, message: str) -> None:
+    from ffn_calc.api.keywords import in_keywords
+
     raise in_keywords(ConfigError(f"line {number}", message))
 
 

@@ -23,11 +23,9 @@ import signal
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
+from ffn_calc.errors import WorkerLost
+
 JOIN_SECONDS = 0.5  # the longest the parent waits for a killed worker to be reaped
-
-
-class WorkerLost(RuntimeError):
-    """A worker process ended before it answered (killed by a signal, out of memory)."""
 
 
 class _Failed:

@@ -16,16 +16,13 @@ from typing import Annotated, Any
 import typer
 
 from ffn_calc import __version__, api
-from ffn_calc.api.keywords import spoken_as_flags
 from ffn_calc.api.options import COMMANDS as COMMAND_NAMES
 from ffn_calc.api.options import SIZE_AXES
-from ffn_calc.api.workers import WorkerLost
 from ffn_calc.cli import INTERRUPTED, interrupted
 from ffn_calc.cli.click_compat import ClickException, NoArgsIsHelpError, NoSuchOption, keep_words_whole
 from ffn_calc.cli.options import CONVENTION_HELP, Given, command
 from ffn_calc.cli.output import InputFailed, OutputFailed, PipeClosed, emit, fit_stdout, pipe_guard, progress
-from ffn_calc.errors import ConfigError, VerifyRefused, closest
-from ffn_calc.inputs.limits import bounded_lines, check_argument, sane_environment
+from ffn_calc.errors import ConfigError, VerifyRefused, WorkerLost, closest
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.render.base import View
 
@@ -201,6 +198,8 @@ def _at_most_table_rows(result: Any) -> Any:
 def _stdin_lines() -> Any:
     """The JSON lines on stdin, each bounded (inputs/limits.py); a closed stdin or a read error
     is the environment's (InputFailed)."""
+    from ffn_calc.inputs.limits import bounded_lines
+
     stream = sys.stdin
     if stream is None:
         raise InputFailed("standard input is closed; nothing to read the JSON lines from (give them on stdin, or drop --stdin)")
@@ -283,7 +282,6 @@ def _summary(doc: str | None) -> str:
 
 for _info in app.registered_commands:
     _info.short_help = _info.short_help or _summary(_info.callback.__doc__ if _info.callback else None)
-keep_words_whole()
 
 
 def _print_help(ctx: Any) -> None:
@@ -366,6 +364,27 @@ def _app_for(args: list[str]) -> typer.Typer:
     return one
 
 
+# The command line's own inputs, bounded where they are read (files and JSON lines: inputs/limits.py).
+MAX_ARGUMENT_CHARS = 10_000  # one argument: a list of 2,000 sizes (a range says more in less)
+MAX_ENV_DIGITS = 5  # COLUMNS, LINES: a number of character cells
+
+
+def check_argument(position: int, text: str) -> None:
+    """One command-line argument, refused when it is longer than any real one."""
+    if len(text) > MAX_ARGUMENT_CHARS:
+        raise ConfigError(f"argument {position}", f"is {len(text):,} characters long; the most is {MAX_ARGUMENT_CHARS:,}")
+
+
+def sane_environment(environ: Any) -> None:
+    """Drop a size (COLUMNS, LINES) that is not a number of at most MAX_ENV_DIGITS digits: read as
+    unset, as a word there always was, so that neither this tool nor the libraries that read it
+    (rich, click) meet a 5,000-digit number."""
+    for name in ("COLUMNS", "LINES"):
+        value = environ.get(name)
+        if value is not None and not (value.strip().isdigit() and len(value.strip()) <= MAX_ENV_DIGITS):
+            del environ[name]
+
+
 def _install_completion(args: list[str]) -> int:
     """`ffn-calc --install-completion`: Typer's, with its files written whole or not at all; a
     home that cannot be written is one line and exit 74."""
@@ -411,7 +430,9 @@ def main(argv: list[str] | None = None) -> int:
             check_argument(position, text)
         if "--install-completion" in args[:1]:
             return _install_completion(args)
-        with spoken_as_flags():  # the API's errors name this command line's flags
+        if not args or "--help" in args or "-h" in args:
+            keep_words_whole()  # help wraps between words (loaded only for help: click's wrapper)
+        with api.spoken_as_flags():  # the API's errors name this command line's flags
             result = _app_for(args)(args=args, prog_name="ffn-calc", standalone_mode=False)
         if result == INTERRUPTED:  # Typer turned a Ctrl-C into Exit(130)
             return interrupted()

@@ -1,28 +1,21 @@
-"""How big and how deep an input may be. Every way input arrives — the command line's arguments,
-a config.json or a saved measurement, a sweep's JSON lines, the environment — is bounded here,
-so that a huge or deeply nested input is refused in one line (exit 2) instead of exhausting
-memory or the stack, or tripping Python's limit on the digits of an integer (4,300) half-way
-through. The bounds are far beyond any real input. Standard library only."""
+"""How big and how deep an input file or line may be: a config.json or a saved measurement, a
+sweep's JSON lines, each bounded here, so that a huge or deeply nested input is refused in one
+line (exit 2) instead of exhausting memory or the stack, or tripping Python's limit on the digits
+of an integer (4,300) half-way through. (The command line's arguments and the environment are
+bounded where they are read, cli/app.py, which loads this module only to read a file or stdin.)
+The bounds are far beyond any real input. Standard library only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from ffn_calc.errors import ConfigError
 
-MAX_ARGUMENT_CHARS = 10_000  # one command-line argument (a list of 2,000 sizes; a range says more)
 MAX_FILE_BYTES = 4 << 20  # a config.json (the largest published ones are tens of KiB) or a saved measurement
 MAX_LINE_CHARS = 1 << 16  # one JSON line of a sweep
 MAX_DEPTH = 64  # JSON nesting (a config.json nests four or five deep)
 MAX_DIGITS = 30  # a JSON integer (a size is at most 2^40, 13 digits)
-MAX_ENV_DIGITS = 5  # COLUMNS, LINES: a number of character cells
-
-
-def check_argument(position: int, text: str) -> None:
-    """One command-line argument, refused when it is longer than any real one."""
-    if len(text) > MAX_ARGUMENT_CHARS:
-        raise ConfigError(f"argument {position}", f"is {len(text):,} characters long; the most is {MAX_ARGUMENT_CHARS:,}")
 
 
 def _json_int(text: str) -> int:
@@ -106,13 +99,3 @@ def check_line(text: str) -> None:
     """One JSON line of a sweep, refused (JsonRefused) when it is longer than MAX_LINE_CHARS."""
     if len(text) > MAX_LINE_CHARS:
         raise JsonRefused(f"it is longer than {MAX_LINE_CHARS:,} characters; a configuration takes a few hundred")
-
-
-def sane_environment(environ: Any, names: Iterable[str] = ("COLUMNS", "LINES")) -> None:
-    """Drop from `environ` a size (COLUMNS, LINES) that is not a number of at most MAX_ENV_DIGITS
-    digits: read as unset, as a word there always was, so that neither this tool nor the libraries
-    that read it (rich, click) meet a 5,000-digit number."""
-    for name in names:
-        value = environ.get(name)
-        if value is not None and not (value.strip().isdigit() and len(value.strip()) <= MAX_ENV_DIGITS):
-            del environ[name]
