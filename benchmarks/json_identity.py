@@ -81,11 +81,12 @@ def run(case: str) -> str:
     text = out.getvalue()
     if case.startswith("sweep"):
         return "\n".join(json.dumps(_strip(json.loads(line)), ensure_ascii=False) for line in text.splitlines())
-    return json.dumps(_strip(json.loads(text)), ensure_ascii=False, indent=1)
+    # config.json's origin line names the file it read: relative, as in key(), so the record holds in any checkout.
+    return key(json.dumps(_strip(json.loads(text)), ensure_ascii=False, indent=1))
 
 
 def key(case: str) -> str:
-    """The case as stored: the config paths relative, so the file does not name this machine."""
+    """The case (or its output) as stored: the config paths relative, so the file does not name this machine."""
     return case.replace(f"{CONFIGS}/", "tests/data/")
 
 
