@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ffn_calc.errors import ConfigError
+from ffn_calc.model.conventions import MULTIPLY_ADD
 from ffn_calc.model.expert_parallel import expert_parallel
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig
@@ -192,7 +193,7 @@ def _ridge_tokens(k: int, n: int, nb: int, ridge: float, weight_bytes: int | Non
     """The least M with 2·M·K·N / (nb·(M·K + M·N) + W) ≥ ridge, or None if no M reaches it;
     W, the weight matrix's bytes, is nb·K·N unless --weight-dtype stores it apart."""
     w = nb * k * n if weight_bytes is None else weight_bytes
-    denominator = 2 * k * n - ridge * nb * (k + n)
+    denominator = MULTIPLY_ADD.flops * k * n - ridge * nb * (k + n)
     if denominator <= 0:
         return None
     return math.ceil(ridge * w / denominator)

@@ -1,7 +1,7 @@
 """Training: the backward pass op by op, the tensors saved for it, and the memory of a step.
 
-Standard library only; built on the forward stages of `core.py`, with every backward count
-stated in `conventions.py`. A matmul (M, K)·(K, N) has two backward products, each 2·M·K·N
+Standard library only; built on the forward stages of `forward.py`, every backward cost read
+from the table in `conventions.py`. A matmul (M, K)·(K, N) has two backward products, each 2·M·K·N
 FLOPs, so the backward matmul FLOPs are exactly twice the forward's and a step's (without
 recomputation) three times — the "6·N per token" of Kaplan et al. 2020.
 """
@@ -63,7 +63,7 @@ class BackwardOp:
 
     @property
     def flops(self) -> int:
-        return conv.FLOPS_PER_MAC * self.macs + self.elementwise_flops
+        return conv.MULTIPLY_ADD.flops * self.macs + self.elementwise_flops
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp
             ops.append(BackwardOp(s.name, "weight-grad", f"d{w.name} = {s.inputs[0]}ᵀ·d{s.name}", w.shape, (k, m, n)))
             if any(t.role == "bias" for t in s.weights):
                 ops.append(BackwardOp(s.name, "bias-grad", f"db = Σ rows of d{s.name}", (n,),
-                                      elementwise_flops=conv.BIAS_GRAD_FLOPS_PER_ELEMENT * m * n))  # fmt: skip
+                                      elementwise_flops=conv.BIAS_GRAD.flops * m * n))  # fmt: skip
         elif s.op == "activation":
             act = cfg.base_activation
             ops.append(BackwardOp(s.name, "elementwise", f"d{s.inputs[0]} = d{s.name} ⊙ {act}'({s.inputs[0]})", s.output_shape,
@@ -241,20 +241,20 @@ def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp
                                   elementwise_flops=per * rows * width))  # fmt: skip
         elif s.op == "router":  # the routing weights back to the router's logits
             n, e, k = cfg.tokens, cfg.experts, cfg.top_k
-            flops = conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT * n * e + conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT * n * k
+            flops = conv.ROUTER_SOFTMAX_BACKWARD.flops * n * e + conv.TOP_K_RENORM_BACKWARD.flops * n * k
             formula = "dlogits = p ⊙ (dp − Σ p·dp), through the renormalised top-k"
             ops.append(BackwardOp(s.name, "elementwise", formula, by_name[s.inputs[0]].output_shape, elementwise_flops=flops))
         elif s.op == "gather" and needs[s.name]:
             ops.append(BackwardOp(s.name, "elementwise", "each routed row's gradient added back into its token's", by_name[s.inputs[0]].output_shape,
-                                  elementwise_flops=conv.GATHER_BACKWARD_FLOPS_PER_ELEMENT * rows * width))  # fmt: skip
+                                  elementwise_flops=conv.DISPATCH_BACKWARD.flops * rows * width))  # fmt: skip
         elif s.op == "gate_scale":  # ys = σ ⊙ shared: back to the shared output and the gate's logit
-            flops = conv.GATE_SCALE_BACKWARD_FLOPS_PER_ELEMENT * rows * width + conv.SIGMOID_BACKWARD_FLOPS * rows
+            flops = conv.GATE_SCALE_BACKWARD.flops * rows * width + conv.GATE_SIGMOID_BACKWARD.flops * rows
             formula = f"d{s.inputs[1]} = σ·d{s.name}, dσ = Σ d{s.name}·{s.inputs[1]}, d{s.inputs[0]} = dσ·σ·(1 − σ)"
             ops.append(BackwardOp(s.name, "elementwise", formula, s.output_shape, elementwise_flops=flops))
         elif s.op == "combine":
             routed = cfg.tokens * cfg.top_k * cfg.d_model
             ops.append(BackwardOp(s.name, "elementwise", "dye = w·dy, dw = Σ dy·ye", s.output_shape,
-                                  elementwise_flops=conv.COMBINE_BACKWARD_FLOPS_PER_ELEMENT * routed))  # fmt: skip
+                                  elementwise_flops=conv.COMBINE_BACKWARD.flops * routed))  # fmt: skip
         elif s.op in BY_STAGE:  # a norm: dx and its weights' gradients
             kind = BY_STAGE[s.op]
             full = needs[s.inputs[0]]
@@ -272,7 +272,7 @@ def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp
         if readers.get(s.name, 0) > 1 and needs[s.name]:
             elements = prod(s.output_shape)
             ops.append(BackwardOp(s.name, "grad-sum", f"d{s.name} = sum of its {readers[s.name]} readers' gradients", s.output_shape,
-                                  elementwise_flops=conv.GRADIENT_SUM_FLOPS_PER_ELEMENT * (readers[s.name] - 1) * elements))  # fmt: skip
+                                  elementwise_flops=conv.GRADIENT_SUM.flops * (readers[s.name] - 1) * elements))  # fmt: skip
     return ops
 
 
@@ -385,10 +385,10 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     out_elements = prod(fwd.stages[-1].output_shape)
     if sequence_shards > 1:
         out_elements //= tp  # dropout acts on the rank's sequence shard, after the reduce-scatter (its mask is sharded above)
-    dropout = 2 * conv.DROPOUT_FLOPS_PER_ELEMENT * out_elements if options.dropout else 0  # forward and backward
+    dropout = (conv.DROPOUT.flops + conv.DROPOUT_BACKWARD.flops) * out_elements if options.dropout else 0
     backward = sum(op.flops for op in ops)
     backward_macs = sum(op.macs for op in ops)
-    backward_matmul = conv.FLOPS_PER_MAC * backward_macs
+    backward_matmul = conv.MULTIPLY_ADD.flops * backward_macs
     params = fwd.totals.params
     mixed = options.mixed_precision
     weight_bytes = fwd.totals.weight_bytes

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ffn_calc.model import structure as names
-from ffn_calc.model.conventions import GLU_MULTIPLY_FLOPS_PER_ELEMENT, activation_flops
+from ffn_calc.model.conventions import GLU_MULTIPLY, activation_flops
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig, glu_matched_d_ff
 from ffn_calc.model.norms import norm_type
@@ -163,7 +163,7 @@ def facts(report: FFNReport) -> tuple[Fact, ...]:
         a.fact(
             "ReLU against GELU against SwiGLU",
             f"FLOPs per element (the activation registry): ReLU max(0, h) {one['relu']}, GELU {one['gelu']}, SwiGLU silu(g)⊙u "
-            f"{a('SwiGLU FLOPs/element', f'{silu} + {GLU_MULTIPLY_FLOPS_PER_ELEMENT}', activation_flops('swiglu'))}. At this layer's width "
+            f"{a('SwiGLU FLOPs/element', f'{silu} + {GLU_MULTIPLY.flops}', activation_flops('swiglu'))}. At this layer's width "
             f"f = {a('d_ff', str(f), f, bare=True)}, per token: ReLU {a('ReLU FLOPs per token', cost['relu'], per['relu'])}, "
             f"GELU {a('GELU FLOPs per token', cost['gelu'], per['gelu'])}, "
             f"SwiGLU {a('SwiGLU FLOPs per token', cost['swiglu'], per['swiglu'])} FLOPs, small beside the matmuls "

@@ -151,9 +151,10 @@ class Dropout:
     rate: float = 0.1
     flops: int = 0
 
-    def apply(self, y: np.ndarray) -> np.ndarray:
+    def apply(self, y: np.ndarray, cost: conv.Cost = conv.DROPOUT) -> np.ndarray:
+        """The mask on `y` (forward) or on its gradient (cost conv.DROPOUT_BACKWARD)."""
         out = (y * self.mask.reshape(y.shape) * (1.0 / (1.0 - self.rate))).astype(y.dtype)
-        self.flops += conv.DROPOUT_FLOPS_PER_ELEMENT * out.size
+        self.flops += cost.flops * out.size
         return out
 
 
@@ -211,7 +212,7 @@ class _Block:
             if self.bounds is not None:
                 bias = np.concatenate([np.repeat(bias[e : e + 1], hi - lo, axis=0) for e, (lo, hi) in enumerate(self.bounds)])
             out = (out + bias).astype(z.dtype)
-            self.rec.flops(stage, "forward", conv.BIAS_ADD_FLOPS_PER_ELEMENT * out.size)
+            self.rec.flops(stage, "forward", conv.BIAS_ADD.flops * out.size)
         return out
 
     def forward(self, store: Store) -> np.ndarray:
@@ -246,7 +247,7 @@ class _Block:
                     if b in self.p:
                         g[b][e] = dz[lo:hi].sum(axis=0)
         if b in self.p:
-            self.rec.flops(stage, "bias-grad", dz.size * conv.BIAS_GRAD_FLOPS_PER_ELEMENT)
+            self.rec.flops(stage, "bias-grad", dz.size * conv.BIAS_GRAD.flops)
         gathered = self.gathered if spec.first else 0  # the first linears' weight gradients read it
         if input_grad or gathered:
             self.transient = max(self.transient, dz.nbytes + (dz_in.nbytes if input_grad else 0) + gathered)
@@ -338,7 +339,7 @@ def layer_forward(cfg: FFNConfig, p: Params, x: np.ndarray, rec: BackwardRecorde
             sig = 1.0 / (1.0 + np.exp(np.negative(logit, dtype=np.float64 if s.dtype == np.float64 else np.float32)))
             ys = (sig * ys).astype(s.dtype)
             store[names.SHARED_EXPERT_SCALE] = ys
-            rec.flops(names.SHARED_EXPERT_SCALE, "forward", conv.SIGMOID_FLOPS * sig.size + conv.GATE_SCALE_FLOPS_PER_ELEMENT * ys.size)
+            rec.flops(names.SHARED_EXPERT_SCALE, "forward", conv.GATE_SIGMOID.flops * sig.size + conv.GATE_SCALE.flops * ys.size)
         logits = rec.matmul(names.ROUTER, "forward", s, p[names.W_ROUTER])
         store[names.ROUTER] = logits
         probs = routing.softmax(logits.astype(np.float64 if s.dtype == np.float64 else np.float32))
@@ -346,7 +347,9 @@ def layer_forward(cfg: FFNConfig, p: Params, x: np.ndarray, rec: BackwardRecorde
         w = (chosen / total).astype(s.dtype)
         store[names.ROUTING] = w
         store[names.ROUTING_INDICES] = top.astype(np.int64)
-        rec.flops(names.ROUTING, "forward", conv.ROUTER_SOFTMAX_FLOPS_PER_LOGIT * probs.size + (2 * k - 1) * w.shape[0])  # per logit, per token
+        rec.flops(
+            names.ROUTING, "forward", conv.ROUTER_SOFTMAX.flops * probs.size + conv.TOP_K_RENORM.at(k).flops * w.shape[0]
+        )  # per logit, per token
         del probs
         groups = routing.group(top, e)
         slot = groups.slots().reshape(n, k)
@@ -356,7 +359,7 @@ def layer_forward(cfg: FFNConfig, p: Params, x: np.ndarray, rec: BackwardRecorde
         if ys is not None:
             y = y + ys
         y = np.asarray(y).astype(s.dtype)
-        flops = (2 * k - 1) * y.size + (conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT * y.size if ys is not None else 0)  # per element written
+        flops = conv.COMBINE.at(k).flops * y.size + (conv.SHARED_ADD.flops * y.size if ys is not None else 0)  # per element written
         store[names.COMBINE] = y
         rec.flops(names.COMBINE, "forward", flops)
     else:
@@ -367,7 +370,7 @@ def layer_forward(cfg: FFNConfig, p: Params, x: np.ndarray, rec: BackwardRecorde
         return y, store
     out = (store[names.INPUT] + y).astype(y.dtype)
     store[names.RESIDUAL] = out
-    rec.flops(names.RESIDUAL, "forward", conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT * out.size)
+    rec.flops(names.RESIDUAL, "forward", conv.RESIDUAL_ADD.flops * out.size)
     if cfg.norm == "post":
         out = _store_norm(cfg, p, rec, store, names.RESIDUAL)
     return out, store
@@ -391,7 +394,7 @@ def layer_backward(
         dy = d_post.astype(dout.dtype)
     d_res = dy if cfg.norm != "none" else None
     if dropout is not None:
-        dy = dropout.apply(dy)
+        dy = dropout.apply(dy, conv.DROPOUT_BACKWARD)
     src = nt.stage if cfg.norm == "pre" else names.INPUT
     block_grad = input_grad or cfg.norm == "pre"
     if cfg.is_moe:
@@ -410,20 +413,20 @@ def layer_backward(
             dye[slot[:, j]] = w[:, j, None] * dy
             dw[:, j] = (dy.astype(ct) * ye[slot[:, j]]).sum(axis=1)
             written += dy.size  # the rows of dye this slot wrote
-        rec.flops(names.COMBINE, "elementwise", conv.COMBINE_BACKWARD_FLOPS_PER_ELEMENT * written)
+        rec.flops(names.COMBINE, "elementwise", conv.COMBINE_BACKWARD.flops * written)
         experts = _Block(cfg, p, rec, names.EXPERT, names.DISPATCH, groups.bounds)
         dxe = experts.backward(store, dye, g, block_grad)
         transient = max(transient, experts.transient)
         dsrc = np.zeros_like(s)
         if block_grad:
             np.add.at(dsrc, token, dxe)
-            rec.flops(names.DISPATCH, "elementwise", conv.GATHER_BACKWARD_FLOPS_PER_ELEMENT * dxe.size)
-            rec.flops(names.DISPATCH, "grad-sum", experts.extra_sums * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
+            rec.flops(names.DISPATCH, "elementwise", conv.DISPATCH_BACKWARD.flops * dxe.size)
+            rec.flops(names.DISPATCH, "grad-sum", experts.extra_sums * conv.GRADIENT_SUM.flops)
         dchosen = (dw - (dw * w).sum(axis=1, keepdims=True)) / total
         dprobs = np.zeros_like(probs)
         np.put_along_axis(dprobs, top, dchosen, axis=1)
         dlogits = (probs * (dprobs - (probs * dprobs).sum(axis=1, keepdims=True))).astype(s.dtype)
-        per_logit, per_weight = conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT, conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT
+        per_logit, per_weight = conv.ROUTER_SOFTMAX_BACKWARD.flops, conv.TOP_K_RENORM_BACKWARD.flops
         rec.flops(names.ROUTING, "elementwise", per_logit * dlogits.size + per_weight * dchosen.size)
         g[names.W_ROUTER] = rec.matmul(names.ROUTER, "weight-grad", s.T, dlogits)
         shared = _Block(cfg, p, rec, names.SHARED, src) if cfg.shared_experts else None
@@ -434,7 +437,7 @@ def layer_backward(
             dshared = (sig * dy).astype(dy.dtype)
             dgate = ((dy.astype(ct) * ys_raw).sum(axis=1, keepdims=True) * sig * (1.0 - sig)).astype(s.dtype)
             rec.flops(names.SHARED_EXPERT_SCALE, "elementwise",
-                      conv.GATE_SCALE_BACKWARD_FLOPS_PER_ELEMENT * dshared.size + conv.SIGMOID_BACKWARD_FLOPS * dgate.size)  # fmt: skip
+                      conv.GATE_SCALE_BACKWARD.flops * dshared.size + conv.GATE_SIGMOID_BACKWARD.flops * dgate.size)  # fmt: skip
             g[names.W_SHARED_EXPERT_GATE] = rec.matmul(names.SHARED_EXPERT_GATE, "weight-grad", s.T, dgate)
             if block_grad:
                 gate_part = rec.matmul(names.SHARED_EXPERT_GATE, "input-grad", dgate, p[names.W_SHARED_EXPERT_GATE].T)
@@ -462,7 +465,7 @@ def layer_backward(
         transient = block.transient
         sums = block.extra_sums
     if sums:
-        rec.flops(src, "grad-sum", sums * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
+        rec.flops(src, "grad-sum", sums * conv.GRADIENT_SUM.flops)
     dx: np.ndarray | None = dsrc
     if cfg.norm == "pre":
         dx = _norm_backward(cfg, rec, dsrc, _norm_cache(cfg.norm_type, store[names.INPUT], store[nt.stats_tensor]), p, g, input_grad)
@@ -474,7 +477,7 @@ def layer_backward(
     assert dx is not None
     if d_res is not None:
         dx = dx + d_res
-        rec.flops(names.INPUT, "grad-sum", dx.size * conv.GRADIENT_SUM_FLOPS_PER_ELEMENT)
+        rec.flops(names.INPUT, "grad-sum", dx.size * conv.GRADIENT_SUM.flops)
     g["x"] = np.asarray(dx).astype(dout.dtype).reshape(dout.shape)
     return g, transient
 

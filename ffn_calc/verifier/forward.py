@@ -7,8 +7,8 @@ Weights are made from the configuration alone, never from the core's prediction.
 
 Elementwise work is counted from what it wrote: every elementwise step adds the size (or the
 rows) of each block of output it writes to its Tally (recorder.py), so a step that is skipped
-counts nothing. Only the per-element costs (the `Cost`s below) come from the conventions and
-the registries, read when the pass runs: they are definitions, not observations.
+counts nothing. Only the per-element costs (conventions.Cost) come from the cost table and the
+registries, read when the pass runs: they are definitions, not observations.
 """
 
 from __future__ import annotations
@@ -21,67 +21,15 @@ import numpy as np
 
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
-from ffn_calc.model.activations import activation as activation_entry
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import norm_type
 from ffn_calc.verifier import routing
 from ffn_calc.verifier.arrays import BLOCK_ELEMENTS, blocks, compute_type, each_block, matmul, random_array, row_step
-from ffn_calc.verifier.compare import Cost
 from ffn_calc.verifier.kernels import activation_values, kernel
 from ffn_calc.verifier.recorder import Recorder, Silent, Tally
 
 LN_EPS = 1e-5  # every norm's ε
 Params = dict[str, np.ndarray]
-
-
-# --- the counting conventions, as costs per unit written (read when the pass runs) -------------
-
-
-def bias_cost() -> Cost:
-    return Cost("bias add", conv.BIAS_ADD_FLOPS_PER_ELEMENT, "element", "conventions.BIAS_ADD_FLOPS_PER_ELEMENT")
-
-
-def residual_cost() -> Cost:
-    return Cost("residual add", conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT, "element", "conventions.RESIDUAL_ADD_FLOPS_PER_ELEMENT")
-
-
-def activation_cost(kind: str) -> Cost:
-    a = activation_entry(kind)
-    return Cost(a.label, a.flops, "element", f"activation registry: {a.name}.flops ({a.flops_count})")
-
-
-def glu_multiply_cost() -> Cost:
-    return Cost("GLU multiply", conv.GLU_MULTIPLY_FLOPS_PER_ELEMENT, "element", "conventions.GLU_MULTIPLY_FLOPS_PER_ELEMENT")
-
-
-def norm_costs(kind: str) -> tuple[Cost, Cost]:
-    n = norm_type(kind)
-    source = f"norm registry: {n.name} ({n.flops_count})"
-    return Cost(n.label, n.flops_per_element, "element", source), Cost(f"{n.label} per row", n.flops_per_row, "row", source)
-
-
-def softmax_cost() -> Cost:
-    return Cost("router softmax", conv.ROUTER_SOFTMAX_FLOPS_PER_LOGIT, "logit", "conventions.ROUTER_SOFTMAX_FLOPS_PER_LOGIT")
-
-
-def renormalise_cost(k: int) -> Cost:
-    return Cost("top-k renormalise", 2 * k - 1, "token", "the routing stage's (2·k − 1) per token: k − 1 adds, k divides")
-
-
-def combine_cost(k: int) -> Cost:
-    return Cost("weighted combine", 2 * k - 1, "element", "conventions: MoE combine (2·k − 1) FLOPs per output element")
-
-
-def shared_add_cost() -> Cost:
-    return Cost("shared experts add", conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT, "element", "conventions: + 1 per element to add the shared experts")
-
-
-def sigmoid_cost() -> Cost:
-    return Cost("sigmoid gate", conv.SIGMOID_FLOPS, "token", "conventions.SIGMOID_FLOPS")
-
-
-def gate_scale_cost() -> Cost:
-    return Cost("gate scale", conv.GATE_SCALE_FLOPS_PER_ELEMENT, "element", "conventions.GATE_SCALE_FLOPS_PER_ELEMENT")
 
 
 def _activation_block(kind: str, src: np.ndarray, dst: np.ndarray, tally: Tally) -> None:
@@ -99,7 +47,7 @@ def activation(rec: Recorder, name: str, kind: str, h: np.ndarray) -> np.ndarray
     out = np.empty_like(h)
     src, dst = h.reshape(-1), out.reshape(-1)
     step = row_step(src.size, 1) if kernel(kind).exact_in_storage else BLOCK_ELEMENTS
-    tally = rec.tally(name, activation_cost(kind))
+    tally = rec.tally(name, conv.activation_cost(kind))
     each_block(src.size, step, lambda i, j: _activation_block(kind, src[i:j], dst[i:j], tally))
     return rec.output(name, out)
 
@@ -110,7 +58,7 @@ def glu(rec: Recorder, name: str, kind: str, g: np.ndarray, u: np.ndarray) -> np
     width = g.shape[-1]
     gs, us, dst = g.reshape(-1, width), u.reshape(-1, width), out.reshape(-1, width)
 
-    act, multiply = rec.tally(name, activation_cost(kind)), rec.tally(name, glu_multiply_cost())
+    act, multiply = rec.tally(name, conv.activation_cost(kind)), rec.tally(name, conv.GLU_MULTIPLY)
 
     def block(i: int, j: int) -> None:
         _activation_block(kind, gs[i:j], dst[i:j], act)
@@ -150,7 +98,7 @@ def linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray
     lead = x.shape[:-1]
     y = rec.matmul(name, x.reshape(-1, x.shape[-1]), w)
     if b is not None:
-        add_bias(y, b, rec.tally(name, bias_cost()))
+        add_bias(y, b, rec.tally(name, conv.BIAS_ADD))
     return rec.output(name, y.reshape(*lead, w.shape[1]))
 
 
@@ -158,7 +106,7 @@ def expert_linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.
     """Each expert e multiplies its own rows x[lo:hi] by W[e] into one shared output buffer."""
     rows = x.reshape(-1, x.shape[-1])
     out = np.empty((rows.shape[0], w.shape[2]), x.dtype)
-    tally = rec.tally(name, bias_cost()) if b is not None else None
+    tally = rec.tally(name, conv.BIAS_ADD) if b is not None else None
     for e, (lo, hi) in enumerate(bounds):
         if hi > lo:
             rec.matmul(name, rows[lo:hi], w[e], out=out[lo:hi])
@@ -194,7 +142,7 @@ def norm(rec: Recorder, kind: str, x: np.ndarray, p: Params) -> np.ndarray:
     out = np.empty_like(x)
     width = x.shape[-1]
     src, dst, ct = x.reshape(-1, width), out.reshape(-1, width), compute_type(x.dtype)
-    per_element, per_row = (rec.tally(name, cost) for cost in norm_costs(kind))
+    per_element, per_row = (rec.tally(name, cost) for cost in conv.norm_costs(kind))
 
     def block(i: int, j: int) -> None:
         blk = src[i:j].astype(ct)
@@ -248,7 +196,7 @@ def route(rec: Recorder, cfg: FFNConfig, p: Params, src: np.ndarray) -> tuple[np
     weights = np.empty((n, k), src.dtype)
     index = np.empty((n, k), np.int64)
     ct = compute_type(src.dtype)
-    soft, renorm = rec.tally(names.ROUTING, softmax_cost()), rec.tally(names.ROUTING, renormalise_cost(k))
+    soft, renorm = rec.tally(names.ROUTING, conv.ROUTER_SOFTMAX), rec.tally(names.ROUTING, conv.TOP_K_RENORM.at(k))
 
     def block(i: int, j: int) -> None:
         probs = routing.softmax(flat[i:j].astype(ct))
@@ -289,7 +237,7 @@ def shared_expert_gate(rec: Recorder, p: Params, src: np.ndarray, box: list[np.n
     gs, ys = g.reshape(-1, 1), shared.reshape(-1, width)
     out = np.empty_like(shared)
     dst = out.reshape(-1, width)
-    sig, scale = rec.tally(names.SHARED_EXPERT_SCALE, sigmoid_cost()), rec.tally(names.SHARED_EXPERT_SCALE, gate_scale_cost())
+    sig, scale = rec.tally(names.SHARED_EXPERT_SCALE, conv.GATE_SIGMOID), rec.tally(names.SHARED_EXPERT_SCALE, conv.GATE_SCALE)
 
     def block(i: int, j: int) -> None:
         s = sigmoid(gs[i:j])
@@ -351,8 +299,8 @@ def combine(
     n, d, k = cfg.tokens, cfg.d_model, cfg.top_k
     y = np.empty((n, d), ye.dtype)
     sh = shared.reshape(n, d) if shared is not None else None
-    weighted = rec.tally(names.COMBINE, combine_cost(k))
-    plus_shared = rec.tally(names.COMBINE, shared_add_cost()) if sh is not None else None
+    weighted = rec.tally(names.COMBINE, conv.COMBINE.at(k))
+    plus_shared = rec.tally(names.COMBINE, conv.SHARED_ADD) if sh is not None else None
 
     def block(i: int, j: int) -> None:
         acc = np.zeros((j - i, d), compute_type(ye.dtype))
@@ -377,7 +325,7 @@ def forward(rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray) -> np.ndarr
     y = moe(rec, cfg, p, box) if cfg.is_moe else ffn(rec, cfg, p, "", box)
     if cfg.norm == "none":
         return y
-    r = add(x, y, rec.tally(names.RESIDUAL, residual_cost()))
+    r = add(x, y, rec.tally(names.RESIDUAL, conv.RESIDUAL_ADD))
     rec.output(names.RESIDUAL, r)
     del y
     if cfg.norm == "post":

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ffn_calc.model import structure as names
-from ffn_calc.model.conventions import FLOPS_PER_MAC
+from ffn_calc.model.conventions import MULTIPLY_ADD
 from ffn_calc.model.forward import FFNReport
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier.arrays import Workspace, random_array
@@ -204,7 +204,7 @@ def observe_stack(pred: FFNReport, rng: np.random.Generator, np_dtype: Any) -> S
             h = forward(rec, cfg, p, h)
             layer_macs = sum(m * k * n for o in rec.stages.values() for m, k, n in o.matmuls)
             macs += layer_macs
-            flops += FLOPS_PER_MAC * layer_macs + sum(o.elementwise_flops for o in rec.stages.values())
+            flops += MULTIPLY_ADD.flops * layer_macs + sum(o.elementwise_flops for o in rec.stages.values())
             actives.append(active_per_token(pred, active_seen(cfg, p, rec, sampled)))
             routing_bytes = max(routing_bytes, rec.routing_bytes)
         _, peak = tracemalloc.get_traced_memory()

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
-from ffn_calc.model.conventions import FLOPS_PER_MAC
+from ffn_calc.model.conventions import MULTIPLY_ADD
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import WEIGHTS as NORM_WEIGHTS
@@ -168,7 +169,7 @@ def tensor_parallel_checks(
         rec = Recorder()
         partials.append(forward(rec, replace(bare, d_ff=plan.per_rank.d_ff), shard_params, inputs[r]))
         macs = _macs(rec)
-        flops = FLOPS_PER_MAC * macs + sum(o.elementwise_flops for o in rec.stages.values())
+        flops = MULTIPLY_ADD.flops * macs + sum(o.elementwise_flops for o in rec.stages.values())
         checks.append(Check("parallel", f"rank {r} MACs", rank_pred.totals.macs, macs, macs == rank_pred.totals.macs))
         checks.append(Check("parallel", f"rank {r} FLOPs", rank_pred.totals.flops, flops, flops == rank_pred.totals.flops))
         rank_params = sum(a.size for a in shard_params.values())
@@ -309,7 +310,7 @@ def _rank_steps(
         for r, shard_out in enumerate(outputs):
             dropout = Dropout(rng.random(shard_out.shape) >= 0.1)
             dropout.apply(shard_out)  # forward, on the rank's shard of the reduced output
-            dropout.apply(rng.standard_normal(shard_out.shape).astype(shard_out.dtype))  # backward, on its gradient's shard
+            dropout.apply(rng.standard_normal(shard_out.shape).astype(shard_out.dtype), conv.DROPOUT_BACKWARD)  # backward, on its gradient's shard
             if mask_pred is not None:
                 checks.append(Check("parallel", f"rank {r} dropout mask bytes (on its sequence shard, .nbytes)", mask_pred.bytes,
                                     dropout.mask.nbytes, dropout.mask.nbytes == mask_pred.bytes))  # fmt: skip

@@ -5,8 +5,8 @@ elementwise work it does, counted from the arrays it wrote.
 Elementwise work is counted, not logged: each elementwise step takes a `Tally` for its
 (stage, operation) and, as each block of its output is written, adds that block's size (or
 rows) to it. A step that is skipped writes nothing and so counts nothing. The per-element (or
-per-row) cost that multiplies the count is a `Cost`, taken from the conventions and the
-registries: a definition, named as such wherever it is used."""
+per-row) cost that multiplies the count is a `Cost` of the cost table (conventions.py) or a
+registry: a definition, named as such wherever it is used."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ffn_calc.model.conventions import Cost
 from ffn_calc.verifier.arrays import Workspace, matmul
-from ffn_calc.verifier.compare import Cost, Counted
+from ffn_calc.verifier.compare import Counted
 
 
 class Tally:
