@@ -15,24 +15,19 @@ from typing import Any
 from ffn_calc.errors import ConfigError
 from ffn_calc.model.activations import NONLINEARITIES, by_config_name
 from ffn_calc.model.dtypes import DTYPES
-from ffn_calc.model.norms import NORM_TYPES, by_config_key
+from ffn_calc.model.norms import NORM_TYPES, by_config_key, by_family
 
 # Families whose MLP is act(x·W_gate) ⊙ (x·W_up) then W_down (their modeling_*.py files).
 GATED_MODEL_TYPES = {
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text",
     "deepseek_v2", "deepseek_v3", "phi3", "olmo", "olmo2", "cohere", "granite", "internlm2", "yi", "baichuan",
 }  # fmt: skip
-# Families whose norm is an RMSNorm whatever their epsilon's key says: T5LayerNorm (and its
-# descendants') is x / √(mean(x²) + ε) · γ but is configured as `layer_norm_epsilon`.
-RMS_NORM_MODEL_TYPES = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
 # Families with a plain two-matrix MLP and biases.
 PLAIN_BIASED_MODEL_TYPES = {"bert", "roberta", "bloom", "gpt2", "gpt_neox", "gptj", "opt", "distilbert", "electra", "xlm-roberta", "vit"}
-# The norm of a family whose config.json has no epsilon key (Cohere and OLMo-1 gate their MLP
-# but keep a mean-subtracting LayerNorm).
-NORM_BY_MODEL_TYPE = {
-    **dict.fromkeys(PLAIN_BIASED_MODEL_TYPES | {"cohere", "olmo"}, "layer"),
-    **dict.fromkeys((GATED_MODEL_TYPES - {"cohere", "olmo"}) | RMS_NORM_MODEL_TYPES, "rms"),
-}
+# The norm of a family whose config.json has no epsilon key: LayerNorm beside a plain MLP,
+# RMSNorm beside a gated one. A family whose norm is otherwise (T5's RMSNorm under a LayerNorm
+# key, Cohere's and OLMo's LayerNorms) says so in its norm's registry entry (norms.by_family).
+NORM_BY_MODEL_TYPE = {**dict.fromkeys(PLAIN_BIASED_MODEL_TYPES, "layer"), **dict.fromkeys(GATED_MODEL_TYPES, "rms")}
 
 # Families whose config.json may omit the FFN width because the model code fixes it, with
 # what the code does: BloomMLP is 4 × hidden_size; FalconMLP is ffn_hidden_size, which
@@ -258,14 +253,15 @@ def _read_dense_layers(cfg: dict[str, Any], layers: int, out: ConfigFile) -> int
 
 
 def _read_norm_type(cfg: dict[str, Any], model_type: str, out: ConfigFile) -> None:
-    """The kind of norm (norms.py): a family that runs RMSNorm under a LayerNorm key (T5) by its
-    model_type, else the epsilon's key (`rms_norm_eps`, `layer_norm_eps`, …), else the model_type.
-    Used when --norm pre or post adds the norm; recorded either way."""
+    """The kind of norm (norms.py): a family the registry names (T5's RMSNorm under a LayerNorm
+    key) by its model_type, else the epsilon's key (`rms_norm_eps`, `layer_norm_eps`, …), else
+    the model_type. Used when --norm pre or post adds the norm; recorded either way."""
     found = by_config_key(cfg)
     if found is not None:
         out.used[found[0]] = cfg[found[0]]
-    if model_type in RMS_NORM_MODEL_TYPES:
-        kind, why = NORM_TYPES["rms"], f"model_type {model_type!r} (its LayerNorm is an RMSNorm)"
+    family = by_family(model_type)
+    if family is not None:
+        kind, why = family, f"model_type {model_type!r} ({family.family_note})"
     elif found is not None:
         kind, why = found[1], found[0]
     elif model_type in NORM_BY_MODEL_TYPE:

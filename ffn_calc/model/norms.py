@@ -1,7 +1,8 @@
 """The norm registry: every normalisation `--norm pre|post` can put around the FFN, declared
-once with all that is known about it. Choices, help text, the convention sentence, config.json
-detection, the stage and weight names, the training rules and the verifier's kernel tables
-(held to this one by a test) derive from it.
+once with all that is known about it: its stage's name, its weights, its costs, what its
+backward keeps, how config.json names it. Choices, help text, the convention sentence,
+config.json detection, the stages, the training rules and the verifier's kernel table (held to
+this one by a test) derive from it.
 
 Costs are counted like an activation's: the arithmetic of the formula as written over a row of
 d elements, rsqrt as one FLOP. The ÷d of a forward mean is folded into what follows it (not
@@ -19,11 +20,13 @@ from ffn_calc.model import structure as names
 class NormType(NamedTuple):
     """One kind of norm over the d_model features of each row (token).
 
-    `weights` are its parameter vectors, each of d_model elements (their names, structure.py);
-    `stage` is the name and op of its stage. Forward and backward FLOPs are per element and per
-    row, with how they are counted in `flops_count` and `backward_count`. For backward it keeps
-    its input and `stats` per row in float32 (`stats_tensor`). `config_keys` are the
-    config.json fields (its epsilon) that name it."""
+    `weights` are its parameter vectors, each of d_model elements, the scale γ first, then the
+    shift β (their names, structure.py); `stage` is the name and op of its stage. Forward and
+    backward FLOPs are per element and per row, with how they are counted in `flops_count` and
+    `backward_count`. For backward it keeps its input and `stats` per row in float32
+    (`stats_tensor`). `config_keys` are the config.json fields (its epsilon) that name it;
+    `families` the config.json model_types whose norm it is whatever their epsilon's key says,
+    `family_note` why."""
 
     name: str
     label: str
@@ -43,6 +46,8 @@ class NormType(NamedTuple):
     stats: tuple[str, ...]
     stats_tensor: str
     config_keys: tuple[str, ...]
+    families: tuple[str, ...] = ()
+    family_note: str = ""
 
     @property
     def params_per_element(self) -> int:
@@ -70,21 +75,23 @@ STAT_BYTES = 4  # per-row statistics are kept in float32 whatever the dtype
 _ALL = (
     NormType(
         "layer", "LayerNorm", "(x − mean(x)) / √(var(x) + ε) · γ + β", "Ba et al. 2016",
-        names.LAYERNORM, "LN", (names.LN_GAMMA, names.LN_BETA),
+        "layernorm", "LN", (names.LN_GAMMA, names.LN_BETA),
         7, 2, "mean 1, centre 1, variance 2 (square, sum), normalise 1, affine 2 (scale, shift); "
         "per row eps-add + rsqrt",
         11, 2, 3, "dx = (γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) / σ, dγ = Σ dy·x̂, dβ = Σ dy",
         "dγ 2, dβ 1, γ·dy 1, its sum 1, ·x̂ 1, its sum 1, x̂·mean 1, two subtracts 2, ÷σ 1; "
         "per row the two means' ÷d",
         ("mean", "1/σ"), names.LAYERNORM_STATS, ("layer_norm_eps", "layer_norm_epsilon"),
+        ("cohere", "olmo"), "its MLP is gated, its norm a mean-subtracting LayerNorm",
     ),
     NormType(
         "rms", "RMSNorm", "x / √(mean(x²) + ε) · γ", "Zhang & Sennrich 2019",
-        names.RMSNORM, "RMSNorm", (names.RMS_GAMMA,),
+        "rmsnorm", "RMSNorm", (names.RMS_GAMMA,),
         4, 2, "square 1, sum 1, normalise 1, scale 1; per row eps-add + rsqrt",
         8, 1, 2, "dx = (γ·dy − x̂·mean(γ·dy·x̂)) / rms, dγ = Σ dy·x̂",
         "dγ 2, γ·dy 1, ·x̂ 1, its sum 1, x̂·mean 1, subtract 1, ÷rms 1; per row the mean's ÷d",
         ("1/rms",), names.RMSNORM_STATS, ("rms_norm_eps",),
+        ("t5", "mt5", "umt5", "longt5", "switch_transformers"), "its LayerNorm is an RMSNorm",  # T5LayerNorm, under layer_norm_epsilon
     ),
 )  # fmt: skip
 
@@ -96,6 +103,11 @@ WEIGHTS = frozenset(w for n in _ALL for w in n.weights)
 def norm_type(name: str) -> NormType:
     """The registry entry called `name`, or KeyError."""
     return NORM_TYPES[name]
+
+
+def by_family(model_type: str) -> NormType | None:
+    """The norm a config.json's model_type says, whatever its epsilon's key, or None."""
+    return next((n for n in _ALL if model_type in n.families), None)
 
 
 def by_config_key(cfg: dict[str, object]) -> tuple[str, NormType] | None:

@@ -17,7 +17,7 @@ from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
 from ffn_calc.model.dtypes import SIXTEEN_BIT
 from ffn_calc.model.expert_parallel import ExpertParallel, expert_parallel
-from ffn_calc.model.forward import FFNReport, analyze
+from ffn_calc.model.forward import FFNReport, Stage, analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import BY_STAGE
 from ffn_calc.model.parallel import TensorParallel, tensor_parallel
@@ -210,6 +210,12 @@ def needs_grad(report: FFNReport, input_grad: bool = True) -> dict[str, bool]:
     return needs
 
 
+def _norm_backward_runs(stage: Stage, needs: dict[str, bool]) -> bool:
+    """A norm's backward runs when its input needs a gradient or it has weights to train (a norm
+    without weights before a layer input that needs none has nothing to compute, nor to keep)."""
+    return needs[stage.inputs[0]] or bool(BY_STAGE[stage.op].weights)
+
+
 def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp]:
     """The backward pass, last forward stage first. Without `input_grad` the products and
     steps whose only use is the input's gradient are left out, as autograd leaves them."""
@@ -255,7 +261,7 @@ def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp
             routed = cfg.tokens * cfg.top_k * cfg.d_model
             ops.append(BackwardOp(s.name, "elementwise", "dye = w·dy, dw = Σ dy·ye", s.output_shape,
                                   elementwise_flops=conv.COMBINE_BACKWARD.flops * routed))  # fmt: skip
-        elif s.op in BY_STAGE:  # a norm: dx and its weights' gradients
+        elif s.op in BY_STAGE and _norm_backward_runs(s, needs):  # a norm: dx and its weights' gradients
             kind = BY_STAGE[s.op]
             full = needs[s.inputs[0]]
             what = ", ".join(["dx"] * full + [f"d{w}" for w in ("γ", "β")[: kind.params_per_element]])
@@ -289,6 +295,7 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
     """What the forward pass keeps for backward (Korthikanti et al. 2022, §4.1), each once."""
     cfg = report.config
     by_name = {s.name: s for s in report.stages}
+    needs = needs_grad(report, options.input_grad)
     saved: dict[str, SavedTensor] = {}
 
     def keep(stage: str, reason: str) -> None:
@@ -319,7 +326,7 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
             elif s.op == "glu":
                 for src in s.inputs:
                     keep(src, "gate and up projections, for the gated product's backward")
-            elif s.op in BY_STAGE:
+            elif s.op in BY_STAGE and _norm_backward_runs(s, needs):
                 keep(s.inputs[0], f"{BY_STAGE[s.op].label}'s input, for its backward")
             elif s.op == "router":
                 keep(s.inputs[0], "the router's logits, for the softmax backward")
@@ -334,7 +341,7 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
             saved[names.ROUTING_INDICES] = SavedTensor(names.ROUTING_INDICES, (cfg.tokens, cfg.top_k), rows * conv.ROUTING_INDEX_BYTES,
                                                    "which experts each token went to (int64), to send gradients back")  # fmt: skip
         for s in report.stages:
-            if s.op in BY_STAGE:
+            if s.op in BY_STAGE and _norm_backward_runs(s, needs):
                 kind, rows = BY_STAGE[s.op], prod(s.output_shape[:-1])
                 saved[kind.stats_tensor] = SavedTensor(kind.stats_tensor, (rows, len(kind.stats)), rows * kind.saved_bytes_per_row,
                                                        f"{' and '.join(kind.stats)} per row, float32")  # fmt: skip

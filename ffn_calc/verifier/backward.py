@@ -215,7 +215,8 @@ def layer_backward(
     if dropout is not None:
         dy = dropout.apply(dy, conv.DROPOUT_BACKWARD)
     src = nt.stage if cfg.norm == "pre" else names.INPUT
-    block_grad = input_grad or cfg.norm == "pre"
+    pre_backward = cfg.norm == "pre" and (input_grad or bool(nt.weights))  # the pre-norm's backward runs: dx, or its weights' gradients
+    block_grad = input_grad or pre_backward
     if cfg.is_moe:
         s = store[src]
         w, top, ye = store[names.ROUTING], store[names.ROUTING_INDICES], store[names.EXPERT + names.linears(cfg.is_glu, cfg.fused)[-1].stage]
@@ -280,7 +281,7 @@ def layer_backward(
         dsrc = block.backward(store, dy, g, block_grad)
         transient = block.transient
     dx: np.ndarray | None = dsrc
-    if cfg.norm == "pre":
+    if pre_backward:
         dx = _norm_backward(cfg, rec, dsrc, store[names.INPUT], store[nt.stats_tensor], p, g, input_grad)
     for name, grad in g.items():  # gradients in the weights' dtype, as autograd keeps them
         if grad.dtype != p[name].dtype:
