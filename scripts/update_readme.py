@@ -4,7 +4,7 @@ its real output back in place, at the width the README test uses (100 columns, N
     python scripts/update_readme.py        # rewrite README.md
     python scripts/update_readme.py --check  # exit 1 if any example's output is stale
 
-tests/test_readme.py runs the same commands and fails when the pasted output drifts.
+tests/docs/test_readme.py runs the same commands and fails when the pasted output drifts.
 """
 
 from __future__ import annotations

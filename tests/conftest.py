@@ -22,6 +22,9 @@ import pytest
 from helpers import CLI, ENV, ROOT, Result
 from hypothesis import HealthCheck, settings
 
+from ffn_calc.inputs.resolve import layer_config
+from ffn_calc.model.layer import FFNConfig, make_config
+
 # --- Hypothesis profiles --------------------------------------------------------------------------
 
 # "ci": every example count at least what the tests used to set one by one (the largest was 400);
@@ -86,3 +89,31 @@ def cli_proc() -> Callable[..., Result]:
     The shared ENV (COLUMNS=100, NO_COLOR=1, PYTHONPATH=the repository) with `env` laid over it;
     `input` is written to its stdin; `cwd` defaults to the repository root."""
     return _run_proc
+
+
+# --- the standard layers --------------------------------------------------------------------------
+# Small enough for a NumPy pass in milliseconds; each is the smallest case of its form.
+
+
+@pytest.fixture
+def dense() -> FFNConfig:
+    """A plain biased ReLU FFN: batch 2 × 3 tokens, d_model 8, d_ff 32."""
+    return make_config(2, 3, 8, 32)
+
+
+@pytest.fixture
+def glu() -> FFNConfig:
+    """A LLaMA-style layer: SwiGLU, no biases, pre-RMSNorm; d_model 8, d_ff 16."""
+    return make_config(2, 3, 8, 16, activation="swiglu", bias=False, norm="pre", norm_type="rms")
+
+
+@pytest.fixture
+def moe() -> FFNConfig:
+    """A mixture of 4 ReLU experts of width 16, top-2, over 2 × 4 tokens of d_model 8."""
+    return make_config(2, 4, 8, "16", experts=4, top_k=2)
+
+
+@pytest.fixture
+def mixed_stack() -> FFNConfig:
+    """A DeepSeek-style stack: 2 dense SwiGLU layers of width 24, then 5 MoE layers (4 experts, top-2)."""
+    return layer_config(2, 3, 8, d_ff="16", activation="swiglu", bias=False, experts=4, top_k=2, layers=5, dense_layers=2, dense_d_ff=24)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +28,10 @@ class Result(NamedTuple):
     code: int
     out: str
     err: str
+
+
+# The type of both CLI fixtures (conftest.py): `code, out, err = cli("shapes", "3", "6", "8")`.
+Run = Callable[..., Result]
 
 
 def examples(fraction: float) -> int:

@@ -126,16 +126,21 @@ def compare(batch: int, seq_len: int, first: str, second: str, d_model: int | No
     both), or two activations at equal parameters for the layer that `d_model` and `options`
     describe: a plain FFN at d_ff = 4 × d_model, a gated one at the width that keeps those
     parameters, LLaMA's int(2·4·d_model/3) (`d_ff="glu"`, rounded up to `multiple_of` and scaled
-    by `ffn_dim_multiplier` when given)."""
+    by `ffn_dim_multiplier` when given); or the same layer with two norm placements (none, pre,
+    post) or two kinds of norm (layer, rms; placed as `norm` says, else pre)."""
     from ffn_calc.catalogue.presets import PRESETS
     from ffn_calc.errors import closest
     from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS
+    from ffn_calc.model.layer import NORM_PLACEMENTS
+    from ffn_calc.model.norms import NORM_TYPES
     from ffn_calc.prose.comparison import compare as run
 
     pair = (first.strip().lower(), second.strip().lower())
+    kinds = (PRESETS, ACTIVATIONS, NORM_PLACEMENTS, NORM_TYPES)
     for name in pair:
-        if name not in ACTIVATIONS and name not in PRESETS:
-            raise ConfigError("--compare", f"{name!r} is neither a preset nor an activation; {closest(name, [*PRESETS, *ACTIVATIONS])}")
+        if not any(name in kind for kind in kinds):
+            choices = [c for kind in kinds for c in kind]
+            raise ConfigError("--compare", f"{name!r} is not a preset, an activation, a norm placement or a kind of norm; {closest(name, choices)}")
     given = {k: v for k, v in options.items() if v is not None}
     if all(name in ACTIVATIONS for name in pair):
         if "d_ff" in given:
@@ -162,8 +167,27 @@ def compare(batch: int, seq_len: int, first: str, second: str, d_model: int | No
         changed = {k: v for k, v in given.items() if DEFAULTS.get(k, v is None) != v}  # the flags that change a preset
         rule = "two presets as published" + (f", with {', '.join(f'{k}={v}' for k, v in changed.items())}" if changed else "")
         labels = pair
+    elif all(name in NORM_PLACEMENTS for name in pair):
+        if given.pop("norm", "none") != "none":
+            raise ConfigError("--norm", "is what --compare varies here; drop it")
+        sides = tuple(layer(batch, seq_len, d_model, **{k: v for k, v in given.items() if name != "none" or k != "norm_type"}, norm=name)
+                      for name in pair)  # fmt: skip
+        rule = "the same layer, its residual and norm placed two ways"
+        labels = (f"norm {pair[0]}", f"norm {pair[1]}")
+    elif all(name in NORM_TYPES for name in pair):
+        if "norm_type" in given:
+            raise ConfigError("--norm-type", "is what --compare varies here; drop it")
+        placed = given.pop("norm", "none")
+        placed = "pre" if placed == "none" else placed
+        sides = tuple(layer(batch, seq_len, d_model, **given, norm=placed, norm_type=name) for name in pair)
+        rule = f"the same layer with two kinds of norm, placed {placed}"
+        labels = (NORM_TYPES[pair[0]].label, NORM_TYPES[pair[1]].label)
     else:
-        raise ConfigError("--compare", f"give two presets (llama-2-7b mistral-7b) or two activations (relu swiglu), not one each: {first}, {second}")
+        raise ConfigError(
+            "--compare",
+            "give two of one kind — presets (llama-2-7b mistral-7b), activations (relu swiglu), norm placements (pre post) "
+            f"or kinds of norm (layer rms) — not {first} and {second}",
+        )
     return run(sides[0], sides[1], (labels[0], labels[1]), rule)
 
 

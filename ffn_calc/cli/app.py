@@ -490,8 +490,10 @@ def _print_help(ctx: Any) -> None:
 
 def _stdout_to_devnull() -> None:
     """Point stdout at /dev/null, so that Python's flush at exit does not fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file (a caller captured it): nothing is flushed at exit
+        pass
 
 
 def fail(message: str, code: int = 2) -> int:

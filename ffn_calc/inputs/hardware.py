@@ -25,7 +25,8 @@ def pick_gpu(name: str | None = None, peak_tflops: float | None = None, bandwidt
 
 
 def custom_gpu(peak_tflops: float, bandwidth_gbs: float) -> GPU:
-    for name, value in (("--peak-tflops", peak_tflops), ("--bandwidth-gbs", bandwidth_gbs)):
-        if not (value > 0 and math.isfinite(value)):
-            raise ConfigError(name, f"must be a positive number, got {value}")
+    # At least 1 FLOP/s and 1 byte/s: below that a time is no longer a finite number.
+    for name, value, unit in (("--peak-tflops", peak_tflops, 1e12), ("--bandwidth-gbs", bandwidth_gbs, 1e9)):
+        if not (math.isfinite(value) and value * unit >= 1 and math.isfinite(value * unit)):
+            raise ConfigError(name, f"must be a positive number from {1 / unit:g} up, got {value}")
     return GPU("custom", dict.fromkeys(ACTIVATION_DTYPES, peak_tflops), bandwidth_gbs, "given on the command line")

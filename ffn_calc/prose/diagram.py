@@ -131,18 +131,19 @@ def _moe(report: FFNReport) -> list[Part]:
     """Router beside the routed experts, shared experts beside both; then combine."""
     c, stage = report.config, report.stage
     kind = f"{c.activation} FFN" if c.is_glu else f"{c.activation} FFN (plain)"
+    last = names.linears(c.is_glu, c.fused)[-1].stage  # an expert's output stage: down, or linear2 when plain
     router = [
         step(stage(names.ROUTER)),
         step(stage(names.ROUTING), f"w = top-{c.top_k} of softmax(logits), renormalised"),
     ]
     routed = [
         step(stage(names.DISPATCH), f"xe = the rows of the tokens routed to each expert, {c.top_k} per token"),
-        step(stage(names.EXPERT + "down"), f"ye = each of the {c.experts} experts, a {kind} on its own rows (below)", weights=False),
+        step(stage(names.EXPERT + last), f"ye = each of the {c.experts} experts, a {kind} on its own rows (below)", weights=False),
     ]
     groups: list[list[Part]] = [router, routed]
     if c.shared_experts:
         what = f"ys = {c.shared_experts} shared expert{'s' if c.shared_experts > 1 else ''}, a {kind} on every token (below)"
-        shared = [step(stage(names.SHARED + "down"), what, weights=False)]
+        shared = [step(stage(names.SHARED + last), what, weights=False)]
         if c.shared_expert_gate:
             shared += [step(stage(names.SHARED_EXPERT_GATE)), step(stage(names.SHARED_EXPERT_SCALE))]
         groups.append(shared)

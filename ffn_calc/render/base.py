@@ -76,7 +76,8 @@ def tables(result: object, view: View | None = None) -> list[RenderableType]:
 def to_json(result: Result) -> str:
     import json
 
-    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    # Strict JSON: a non-finite float is a bug upstream, never `Infinity` on stdout (a ValueError).
+    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 @singledispatch

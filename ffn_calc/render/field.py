@@ -23,6 +23,8 @@ def field(document: dict[str, Any], path: str) -> Any:
                 raise ConfigError("--get", f"{where} has no field {step!r}; choose one of {', '.join(value)}")
             value = value[step]
         elif isinstance(value, list):
+            if not value:
+                raise ConfigError("--get", f"{'.'.join(walked)} is an empty list; it has no item {step!r}")
             if not (step.isdigit() and int(step) < len(value)):
                 raise ConfigError("--get", f"{'.'.join(walked)} is a list of {len(value)}; give an index from 0 to {len(value) - 1}, got {step!r}")
             value = value[int(step)]
@@ -37,4 +39,4 @@ def field_text(document: dict[str, Any], path: str) -> str:
     value = field(document, path)
     if isinstance(value, str):
         return value + "\n"
-    return json.dumps(value, ensure_ascii=False) + "\n"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False) + "\n"

@@ -180,6 +180,7 @@ class Col(NamedTuple):
     exact_only: bool = False
     short: str = ""
     right: bool = False
+    label: bool = True  # stacked under the row's name as "header: text" (False: the text alone, when it speaks for itself)
 
 
 class Grid(NamedTuple):
@@ -218,7 +219,8 @@ def grid_layout(grid: Grid, exact: bool, narrow: bool, compact: bool = False) ->
         for c in cols[1:]:
             if c.stack:
                 texts = [_text(cell, exact) for cell in c.cells]
-                names = [name + (f"\n  {c.header}: " + t.replace("\n", "\n  ") if t else "") for name, t in zip(names, texts, strict=True)]
+                lead = f"\n  {c.header}: " if c.label else "\n  "
+                names = [name + (lead + t.replace("\n", "\n  ") if t else "") for name, t in zip(names, texts, strict=True)]
         below = [c for c in cols if c.prose]
         cols = [c for c in cols if not (c.prose or c.stack)]
     table = Table(
@@ -227,7 +229,7 @@ def grid_layout(grid: Grid, exact: bool, narrow: bool, compact: bool = False) ->
         box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
         show_edge=not compact,
         pad_edge=not compact,
-        collapse_padding=compact,
+        padding=0 if compact else (0, 1),  # compact: the box's blank divider is the one space between columns `needed` counts
     )
     columns: list[list[str]] = []
     needed = 0  # the narrowest this table can be drawn without cutting a cell
@@ -285,13 +287,70 @@ def _notes(below: list[Col], key: Col, exact: bool) -> RenderableType:
     return Group(*under)
 
 
+def split_layout(grid: Grid, exact: bool, width: int) -> list[RenderableType]:
+    """The last resort for a table wider than the page in every layout: its columns over several
+    compact tables, each led by the row names, each as wide as the page allows (a column wider
+    than the page alone still gets a table of its own)."""
+    key, rest = grid.columns[0], [c for c in grid.columns[1:] if not (c.exact_only and not exact)]
+    groups: list[list[Col]] = [[]]
+    for col in rest:
+        trial = grid_layout(grid._replace(columns=[key, *groups[-1], col]), exact, True, True)[0]
+        if groups[-1] and getattr(trial, "min_width", 0) > width:
+            groups.append([])
+        groups[-1].append(col)
+    out: list[RenderableType] = []
+    for i, cols in enumerate(groups):
+        title = grid.title if i == 0 else f"{grid.title} (continued)" if grid.title else ""
+        out += grid_layout(grid._replace(title=title, columns=[key, *cols]), exact, True, True)
+    return out
+
+
+def record_layout(grid: Grid, exact: bool, width: int) -> list[RenderableType]:
+    """The last resort for a table whose row names alone leave no room: each row as a record, its
+    name on a line and its cells below as `header: value` pairs, packed to the page's width and
+    wrapped between pairs, never inside one; a prose cell on lines of its own, wrapped at spaces."""
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.text import Text
+
+    key, rest = grid.columns[0], [c for c in grid.columns[1:] if not (c.exact_only and not exact)]
+    lines: list[RenderableType] = [Text(grid.title, style="bold")] if grid.title else []
+    for i, name in enumerate(key.cells):
+        style = (grid.row_styles[i] if i < len(grid.row_styles) else None) or ""
+        lines.append(Text(_text(name, exact), style=style))
+        packed: list[str] = []
+        prose: list[RenderableType] = []
+        for c in rest:
+            text = _text(c.cells[i], exact).replace("\n", " ")
+            pair = f"{c.header}: {text}" if c.header else text
+            if not text:
+                continue
+            if c.prose:
+                prose.append(Padding(Text(pair, style=style), (0, 0, 0, 4)))
+            elif packed and _width("  ".join([*packed, pair])) + 4 > width:
+                lines.append(Text("    " + "  ".join(packed), style=style))
+                packed = [pair]
+            else:
+                packed.append(pair)
+        if packed:
+            lines.append(Text("    " + "  ".join(packed), style=style))
+        lines += prose
+    return [Group(*lines)]
+
+
 class Fit:
     """Renderables laid out at print time: the first of `layouts` whose first part fits the
-    width is printed (the last one when none fits)."""
+    width is printed; when none fits, `split` (given the width) if there is one, else the last."""
 
-    def __init__(self, layouts: list[Callable[[], list[RenderableType]]], source: Grid | None = None) -> None:
+    def __init__(
+        self,
+        layouts: list[Callable[[], list[RenderableType]]],
+        source: Grid | None = None,
+        split: Callable[[int], list[RenderableType]] | None = None,
+    ) -> None:
         self.layouts = layouts
         self.source = source  # the table's description, for the renderers without a width (Markdown)
+        self.split = split
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich.segment import Segment
@@ -306,16 +365,23 @@ class Fit:
             drawn = list(console.render(parts[0], options))
             if max((Segment.get_line_length(line) for line in Segment.split_lines(drawn)), default=0) <= options.max_width:
                 break
+        else:
+            if self.split is not None:
+                yield from self.split(options.max_width)
+                return
         yield from drawn
         yield from parts[1:]
 
 
-def fit(grid: Grid, exact: bool = False) -> Fit:
-    """`grid` at the width it is printed at (with `exact`, only the layouts of exact integers)."""
+def fit(grid: Grid, exact: bool = False, records: bool = False) -> Fit:
+    """`grid` at the width it is printed at (with `exact`, only the layouts of exact integers).
+    When no layout fits, its columns are split over several tables, or with `records` (for
+    tables whose row names are sentences) each row is printed as a record."""
     choices = [(True, False, False), (True, True, False), (False, False, False), (False, True, False), (False, True, True)]
     if exact:
         choices = [(True, False, False), (True, True, False), (True, True, True)]
-    return Fit([partial(grid_layout, grid, e, nw, c) for e, nw, c in choices], grid)
+    last = record_layout if records else split_layout
+    return Fit([partial(grid_layout, grid, e, nw, c) for e, nw, c in choices], grid, partial(last, grid, choices[-1][0]))
 
 
 def headline(title: str, rows: list[tuple[str, Num, str]]) -> Fit:

@@ -3,11 +3,11 @@ for a routed-expert GEMM, the experts touched and the rows per expert under both
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ffn_calc.model.roofline import ExpertSpread, GemmRoof, Roofline
 from ffn_calc.render.base import csv_rows, tables
-from ffn_calc.render.layout import config_line, human_count, shape
+from ffn_calc.render.layout import Col, Grid, config_line, fit, flops_text, shape
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -56,16 +56,46 @@ def _count(value: float) -> str:
     return f"{int(value):,}" if isinstance(value, int) or value.is_integer() else f"{value:.4g}"
 
 
-def _spread_row(label: str, s: ExpertSpread) -> tuple[str, ...]:
+class _Row(NamedTuple):
+    """One line of a phase's table: a GEMM, a routing assumption under it, a collective or a total."""
+
+    name: str
+    mkn: str = ""
+    spread: str = ""  # experts whose weights are read × the rows each multiplies
+    flops: str = ""
+    bytes: str = ""
+    intensity: str = ""
+    bound: str = ""
+    time: str = ""
+    ridge: str = ""
+
+
+def _spread_row(label: str, s: ExpertSpread, ridge: str) -> _Row:
     """A routing assumption under its GEMM: experts touched × rows per expert, and its traffic."""
-    return (f"  {label}", f"{_count(s.experts_touched)} × {_count(s.rows_per_expert)} rows", "", _bytes(s.bytes),
-            f"{s.intensity:,.1f}", s.bound, _time(s.seconds))  # fmt: skip
+    return _Row(f"  {label}", "", f"{_count(s.experts_touched)} × {_count(s.rows_per_expert)} rows", "", _bytes(s.bytes),
+                f"{s.intensity:,.1f}", s.bound, _time(s.seconds), ridge)  # fmt: skip
+
+
+def _grid(title: str, rows: list[_Row], totals: int) -> RenderableType:
+    """A phase's table, laid out at the width it is printed at: the shapes and the routed rows
+    stacked under the GEMM's name when the page is narrow; exact counts are in JSON and CSV."""
+    column = list(zip(*rows, strict=True))
+    columns = [
+        Col("GEMM", column[0]),
+        Col("(M, K, N)", column[1], stack=True, label=False),
+        Col("experts × rows", column[2], stack=True, label=False),
+        Col("FLOPs", column[3], right=True),
+        Col("bytes", column[4], right=True),
+        Col("FLOP/B", column[5], right=True),
+        Col("bound", column[6]),
+        Col("≥ time", column[7], right=True),
+        Col("compute-\nbound from\nM =", column[8], right=True),
+    ]
+    return fit(Grid(title, [columns[0], *(c for c in columns[1:] if any(c.cells))], totals=totals))  # a dense layer has no routed rows
 
 
 @tables.register(Roofline)
 def _tables_Roofline(r: Roofline) -> list[RenderableType]:
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
     out: list[RenderableType] = [
@@ -76,37 +106,28 @@ def _tables_Roofline(r: Roofline) -> list[RenderableType]:
     moe = False
     for p in r.phases:
         what = f"{p.tokens:,} tokens" if p.name == "prefill" else f"one new token per sequence, {p.tokens:,} in all"
-        table = Table(title=f"{p.name}: {what}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                      collapse_padding=True)  # fmt: skip
-        table.add_column("GEMM", no_wrap=True)
-        table.add_column("(M, K, N)", min_width=8)
-        for col in ("FLOPs", "bytes", "FLOP/B"):
-            table.add_column(col, justify="right", no_wrap=True)
-        table.add_column("bound", no_wrap=True)
-        table.add_column("≥ time", justify="right", no_wrap=True)
-        table.add_column("compute-\nbound from\nM =", justify="right", no_wrap=True)
+        rows: list[_Row] = []
         for g in p.gemms:
             ridge = "never" if g.ridge_tokens is None else f"{g.ridge_tokens:,}"
             if g.routing is None:
-                table.add_row(g.stage, shape(g.mkn), human_count(g.flops), _bytes(g.bytes), f"{g.intensity:,.1f}", g.bound,
-                              _time(g.seconds), ridge)  # fmt: skip
+                rows.append(_Row(g.stage, shape(g.mkn), "", flops_text(g.flops), _bytes(g.bytes), f"{g.intensity:,.1f}", g.bound,
+                                 _time(g.seconds), ridge))  # fmt: skip
                 continue
             moe = True
             tokens = g.routing.ridge_tokens_uniform
-            table.add_row(g.stage, shape(g.mkn), human_count(g.flops), "", "", "", "", f"{ridge}/expert")
-            table.add_row(*_spread_row("uniform", g.routing.uniform), "" if tokens is None else f"T ≥ {tokens:,}")
-            table.add_row(*_spread_row("worst case", g.routing.worst_case), "")
+            rows.append(_Row(g.stage, shape(g.mkn), "", flops_text(g.flops), ridge=f"{ridge}/expert"))
+            for label, spread, ridge_note in (("uniform", g.routing.uniform, "" if tokens is None else f"T ≥ {tokens:,}"),
+                                              ("worst case", g.routing.worst_case, "")):  # fmt: skip
+                rows.append(_spread_row(label, spread, ridge_note))
         for c in p.collectives:  # --ep: bytes each rank sends, beside the GEMMs, not in the totals
-            table.add_row(f"all-to-all {c.where.split(':')[0]}", shape(c.shape), "", _bytes(c.bytes_sent_per_rank), "", "sent/rank", "", "")
-        table.add_section()
-        if p.uniform is None or p.worst_case is None:
-            table.add_row("layer", "", human_count(p.flops), _bytes(p.bytes), f"{p.intensity:,.1f}", p.bound, _time(p.seconds), "",
-                          style="bold")  # fmt: skip
-        else:
-            table.add_row("layer", "", human_count(p.flops), "", "", "", "", "", style="bold")
-            for label, t in (("uniform", p.uniform), ("worst case", p.worst_case)):
-                table.add_row(f"  {label}", "", "", _bytes(t.bytes), f"{t.intensity:,.1f}", t.bound, _time(t.seconds), "", style="bold")
-        out.append(table)
+            rows.append(_Row(f"all-to-all {c.where.split(':')[0]}", shape(c.shape), "", "", _bytes(c.bytes_sent_per_rank), "", "sent/rank"))
+        totals = [_Row("layer", "", "", flops_text(p.flops), _bytes(p.bytes), f"{p.intensity:,.1f}", p.bound, _time(p.seconds))]
+        if p.uniform is not None and p.worst_case is not None:
+            totals = [_Row("layer", "", "", flops_text(p.flops))] + [
+                _Row(f"  {label}", "", "", "", _bytes(t.bytes), f"{t.intensity:,.1f}", t.bound, _time(t.seconds))
+                for label, t in (("uniform", p.uniform), ("worst case", p.worst_case))
+            ]
+        out.append(_grid(f"{p.name}: {what}", rows + totals, len(totals)))
     note = ("Times are lower bounds: max(FLOPs / peak, bytes / bandwidth) per GEMM, each operand and result moved once; "
             "elementwise work is left out. Bytes in decimal units (1 GB = 10⁹ B); exact counts in -f json and -f csv.")  # fmt: skip
     if moe:

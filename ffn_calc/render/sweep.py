@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ffn_calc.api.sweep_executor import SweepResult
 from ffn_calc.render.base import View, csv_chunks, jsonl_chunks, markdown_chunks, tables
-from ffn_calc.render.layout import Cell, Col, Fit, Grid, Num, _text, bar_chart, fit, grid_layout
+from ffn_calc.render.layout import Cell, Col, Fit, Grid, Num, _text, bar_chart, fit, grid_layout, split_layout
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -51,7 +51,7 @@ def _jsonl_chunks_SweepResult(result: SweepResult) -> Iterator[str]:
 
     chunk: list[str] = []
     for values in result.rows:
-        chunk.append(json.dumps(dict(zip(result.columns, values, strict=True))))
+        chunk.append(json.dumps(dict(zip(result.columns, values, strict=True)), allow_nan=False))
         if len(chunk) == CHUNK_ROWS:
             yield "\n".join(chunk) + "\n"
             chunk = []
@@ -125,10 +125,7 @@ def sweep_table(columns: tuple[str, ...], rows: Iterable[list[Any]], exact: bool
     varying = [i for i in range(len(columns)) if i not in same] or list(range(len(columns)))
     if varying == list(range(len(columns))):
         same = []
-    cols = [
-        Col(columns[i], [cell(columns[i], values[i]) for values in kept], right=columns[i] not in LEFT, short=columns[i].replace("_", " "))
-        for i in varying
-    ]
+    cols = [Col(columns[i], [cell(columns[i], values[i]) for values in kept], right=columns[i] not in LEFT) for i in varying]
     grid = Grid("Sweep", cols)
     if not same:
         return fit(grid, exact)
@@ -141,8 +138,12 @@ def sweep_table(columns: tuple[str, ...], rows: Iterable[list[Any]], exact: bool
         fixed = ", ".join(f"{columns[i]} {_text(cell(columns[i], kept[0][i]), exact_numbers)}" for i in same)
         return [Group(*grid_layout(grid, exact_numbers, False, compact)), Text("in every row: " + fixed)]
 
+    def split(width: int) -> list[RenderableType]:
+        fixed = ", ".join(f"{columns[i]} {_text(cell(columns[i], kept[0][i]), exact)}" for i in same)
+        return [Group(*split_layout(grid, exact, width)), Text("in every row: " + fixed)]
+
     layouts = [(True, False), (True, True)] if exact else [(True, False), (False, False), (False, True)]
-    return Fit([partial(layout, e, c) for e, c in layouts], every)  # Markdown shows every column
+    return Fit([partial(layout, e, c) for e, c in layouts], every, split)  # Markdown shows every column
 
 
 @tables.register(SweepResult)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.model.expert_parallel import ExpertParallel
+from ffn_calc.model.parallel import TensorParallel
 from ffn_calc.model.training import TrainingReport
 from ffn_calc.render.base import View, csv_rows, tables
 from ffn_calc.render.layout import Col, Grid, Num, bytes_text, config_line, fit, flops_text, headline, plural, shape
@@ -75,7 +76,16 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
             ("model step FLOPs", Num(m.step_flops, "flops"), f"all {m.layers} layers"),
             ("model peak memory", Num(m.peak_bytes, "bytes"), f"all {m.layers} layers: every layer's state and saved activations"),
         ]
-    out: list[RenderableType] = [headline("", rows)]
+    # Said above the figures, not only in their notes (which a narrow page leaves out).
+    p = report.parallel
+    rank = (
+        ""
+        if p is None
+        else f"one rank of {p.ranks} (tensor parallel)"
+        if isinstance(p, TensorParallel)
+        else f"one rank of {p.expert_ranks} (expert parallel)"
+    )
+    out: list[RenderableType] = [headline(rank, rows)]
     if view.summary:
         return out
 

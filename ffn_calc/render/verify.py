@@ -62,8 +62,8 @@ def _tables_VerifyReport(report: VerifyReport, view: View | None = None) -> list
         f"ok: all {plural(len(judged), 'check')} match" if not failed else f"FAILED: {len(failed)} of {plural(len(judged), 'check')} do not match"
     )
     timing = (
-        f"verified in {report.seconds * 1000:.1f} ms ({report.gflops_per_s:.2f} GFLOP/s overall), "
-        f"forward pass {report.forward_seconds * 1000:.1f} ms ({n(report.prediction.totals.flops)} FLOPs in {report.computed_dtype})"
+        f"verified in {report.seconds:.3g} s ({report.gflops_per_s:.2f} GFLOP/s overall), "
+        f"forward pass {report.forward_seconds:.3g} s ({n(report.prediction.totals.flops)} FLOPs in {report.computed_dtype})"
     )
     out: list[RenderableType] = [Text(config_line(report.prediction))]
     if report.chunk_tokens:
@@ -90,7 +90,7 @@ def _tables_VerifyReport(report: VerifyReport, view: View | None = None) -> list
             ],
             row_styles=[None if c.ok else "bold red" for c in shown],
         )
-        out.append(fit(table))
+        out.append(fit(table, records=True))
     out += [Text(verdict, style="bold green" if not failed else "bold red"), Text(timing)]
     if not view.every:
         out.append(Text("--all lists every check: shapes, bytes, MACs, FLOPs and memory, predicted against observed", style="dim"))

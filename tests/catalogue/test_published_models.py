@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import DATA, examples
+from helpers import DATA, Run, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -357,7 +357,7 @@ def test_verify_tp_with_the_gate_replicated() -> None:
     assert report.ok
 
 
-def test_the_gate_needs_shared_experts_and_has_a_flag(cli) -> None:  # type: ignore[no-untyped-def]
+def test_the_gate_needs_shared_experts_and_has_a_flag(cli: Run) -> None:
     with pytest.raises(ConfigError) as e:
         layer_config(1, 4, 8, experts=4, top_k=2, shared_expert_gate=True)
     assert e.value.argument == "--shared-expert-gate"
@@ -418,7 +418,7 @@ def test_preset_dtype_is_the_default_and_a_flag_overrides_it() -> None:
     assert layer_config(1, 1, 8).dtype == "float32"
 
 
-def test_config_torch_dtype_and_one_rule_in_every_command(cli) -> None:  # type: ignore[no-untyped-def]
+def test_config_torch_dtype_and_one_rule_in_every_command(cli: Run) -> None:
     path = str(DATA / "llama-3-8b.config.json")
     assert layer_config(1, 1, config=path).dtype == "bfloat16"
     for command in ("shapes", "train", "roofline"):
@@ -452,7 +452,7 @@ def test_bloom_and_falcon_get_their_codes_width() -> None:
     assert analyze(falcon).totals.params == 165_183_488
 
 
-def test_a_flag_completes_or_overrides_a_config(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_flag_completes_or_overrides_a_config(cli: Run, tmp_path: Path) -> None:
     code, out, err = cli("shapes", "1", "1", "--config", str(DATA / "bloom-560m.config.json"), "--d-ff", "2048", "-f", "json")
     doc = json.loads(out)
     assert code == 0, err

@@ -8,10 +8,12 @@ import io
 import json
 
 import pytest
-from helpers import DATA
+from helpers import DATA, Run
+
+from ffn_calc.model.forward import analyze
 
 
-def test_shapes_json_is_exact(cli) -> None:  # type: ignore[no-untyped-def]
+def test_shapes_json_is_exact(cli: Run) -> None:
     code, out, err = cli("shapes", "3", "6", "8", "--d-ff", "32", "--format", "json")
     assert code == 0 and err == ""
     doc = json.loads(out)
@@ -31,19 +33,19 @@ def test_shapes_json_is_exact(cli) -> None:  # type: ignore[no-untyped-def]
     assert doc["conventions"]["flops_per_mac"] == 2
 
 
-def test_paper_config_through_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
+def test_paper_config_through_the_cli(cli: Run) -> None:
     code, out, _ = cli("shapes", "1", "1", "512", "-f", "json")
     assert code == 0
     assert json.loads(out)["totals"]["params"] == 2_099_712
 
 
-def test_d_ff_multiplier_and_rule_in_json(cli) -> None:  # type: ignore[no-untyped-def]
+def test_d_ff_multiplier_and_rule_in_json(cli: Run) -> None:
     _, out, _ = cli("shapes", "2", "3", "8", "--d-ff", "2.5x", "-f", "json")
     cfg = json.loads(out)["config"]
     assert cfg["d_ff"] == 20 and "2.5 × d_model" in cfg["d_ff_rule"]
 
 
-def test_big_sizes_stay_exact_integers(cli) -> None:  # type: ignore[no-untyped-def]
+def test_big_sizes_stay_exact_integers(cli: Run) -> None:
     _, out, _ = cli("shapes", "4096", "131072", "65536", "-f", "json")
     totals = json.loads(out)["totals"]
     n, d = 4096 * 131072, 65536
@@ -51,7 +53,7 @@ def test_big_sizes_stay_exact_integers(cli) -> None:  # type: ignore[no-untyped-
     assert totals["macs"] > 2**63
 
 
-def test_shapes_csv(cli) -> None:  # type: ignore[no-untyped-def]
+def test_shapes_csv(cli: Run) -> None:
     code, out, err = cli("shapes", "3", "6", "8", "--d-ff", "32", "--norm", "post", "-f", "csv")
     assert code == 0 and err == ""
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -63,14 +65,14 @@ def test_shapes_csv(cli) -> None:  # type: ignore[no-untyped-def]
     assert int(total["peak_bytes"]) > int(total["weight_bytes"])
 
 
-def test_table_output_has_no_escape_codes(cli) -> None:  # type: ignore[no-untyped-def]
+def test_table_output_has_no_escape_codes(cli: Run) -> None:
     code, out, err = cli("shapes", "3", "6", "8", "--d-ff", "32")
     assert code == 0 and err == ""
     assert "\x1b[" not in out
     assert "(3, 6, 32)" in out and "19,728" in out
 
 
-def test_verify_json(cli) -> None:  # type: ignore[no-untyped-def]
+def test_verify_json(cli: Run) -> None:
     code, out, err = cli("verify", "3", "6", "8", "--d-ff", "32", "--activation", "gelu", "--norm", "pre", "-f", "json")
     assert code == 0 and err == ""
     doc = json.loads(out)
@@ -81,19 +83,19 @@ def test_verify_json(cli) -> None:  # type: ignore[no-untyped-def]
     assert doc["gflops_per_s"] > 0
 
 
-def test_verify_exit_status_is_1_on_a_mismatch(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_verify_exit_status_is_1_on_a_mismatch(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
     import ffn_calc.verifier.run as v
 
-    real = v.analyze
+    real = analyze
     monkeypatch.setattr(v, "analyze", lambda cfg: real(replace(cfg, d_ff=cfg.d_ff * 2)))
     code, out, _ = cli("verify", "3", "6", "8", "--d-ff", "32", "-f", "json")
     assert code == 1
     assert json.loads(out)["ok"] is False
 
 
-def test_verify_in_bfloat16_stores_bfloat16(cli) -> None:  # type: ignore[no-untyped-def]
+def test_verify_in_bfloat16_stores_bfloat16(cli: Run) -> None:
     code, out, _ = cli("verify", "2", "4", "8", "--dtype", "bfloat16", "-f", "json")
     doc = json.loads(out)
     assert code == 0 and doc["config"]["dtype"] == "bfloat16" and doc["computed_dtype"] == "bfloat16"
@@ -125,7 +127,7 @@ BAD = [
 
 
 @pytest.mark.parametrize(("args", "names"), BAD)
-def test_bad_input_is_one_line_on_stderr(cli, args: list[str], names: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_one_line_on_stderr(cli: Run, args: list[str], names: str) -> None:
     code, out, err = cli(*args)
     assert code == 2
     assert out == ""
@@ -134,7 +136,7 @@ def test_bad_input_is_one_line_on_stderr(cli, args: list[str], names: str) -> No
     assert "Traceback" not in err
 
 
-def test_python_m_and_console_entry_agree(cli_proc) -> None:  # type: ignore[no-untyped-def]
+def test_python_m_and_console_entry_agree(cli_proc: Run) -> None:
     """The real process: `python -m ffn_calc` prints clean JSON and a one-line error."""
     ok = cli_proc("shapes", "3", "6", "8", "--d-ff", "32", "-f", "json")
     assert ok.code == 0 and ok.err == ""
@@ -144,41 +146,22 @@ def test_python_m_and_console_entry_agree(cli_proc) -> None:  # type: ignore[no-
     assert bad.err.count("\n") == 1 and "--d-ff" in bad.err
 
 
-def test_a_command_builds_only_itself() -> None:
-    """`ffn-calc COMMAND …` hands Typer that command alone; anything else gets the whole app."""
-    from ffn_calc.cli.app import _app_for, app
-
-    names = ["shapes", "verify", "explain", "sweep", "train", "roofline", "gpus", "models"]
-    for name in names:
-        assert [c.callback.__name__ for c in _app_for([name, "--help"]).registered_commands if c.callback] == [name]
-    for args in ([], ["--help"], ["shap"]):
-        assert _app_for(args) is app
-
-
-def test_only_the_process_run_as_the_command_freezes_its_objects_at_exit(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    """main() run as the command (its arguments from sys.argv) has gc.freeze run at exit and,
-    but for verify and sweep, turns the collector off; with arguments from a caller (a test, a
-    script) it leaves the caller's garbage collector alone."""
+def test_a_caller_keeps_its_garbage_collector(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() with arguments from a caller (a test, a script, a notebook) leaves the caller's garbage
+    collector and exit hooks alone: whatever the command line does for its own process is its own."""
     import atexit
     import gc
-
-    from ffn_calc.cli.app import main
 
     registered: list[object] = []
     disabled: list[bool] = []
     monkeypatch.setattr(atexit, "register", registered.append)
     monkeypatch.setattr(gc, "disable", lambda: disabled.append(True))  # never this test process's collector
     assert cli("shapes", "3", "6", "8", "-f", "json").code == 0
+    assert cli("verify", "2", "2", "4", "-f", "json").code == 0
     assert registered == [] and disabled == []
-    monkeypatch.setattr("sys.argv", ["ffn-calc", "--version"])
-    assert main() == 0
-    assert registered == [gc.freeze] and disabled == [True]  # a table command: no collector passes
-    monkeypatch.setattr("sys.argv", ["ffn-calc", "verify", "2", "2", "4", "-f", "json"])
-    assert main() == 0
-    assert disabled == [True]  # verify keeps the collector for its NumPy arrays
 
 
-def test_every_command_has_help_with_an_example(cli) -> None:  # type: ignore[no-untyped-def]
+def test_every_command_has_help_with_an_example(cli: Run) -> None:
     for command in ("shapes", "verify", "explain", "models", "sweep", "train", "roofline"):
         code, out, _ = cli(command, "--help")
         assert code == 0
@@ -187,7 +170,7 @@ def test_every_command_has_help_with_an_example(cli) -> None:  # type: ignore[no
             assert "2 × MACs" in out  # the counting convention is stated in --help
 
 
-def test_model_preset_through_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
+def test_model_preset_through_the_cli(cli: Run) -> None:
     code, out, err = cli("shapes", "1", "2048", "--model", "mixtral-8x7b", "-f", "json")
     assert code == 0 and err == ""
     doc = json.loads(out)
@@ -198,7 +181,7 @@ def test_model_preset_through_the_cli(cli) -> None:  # type: ignore[no-untyped-d
     assert any("Mixtral" in line for line in doc["config"]["origin"])
 
 
-def test_config_file_through_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
+def test_config_file_through_the_cli(cli: Run) -> None:
     path = str(DATA / "llama-3-8b.config.json")
     code, out, _ = cli("shapes", "1", "8", "--config", path, "-f", "json")
     assert code == 0
@@ -207,7 +190,7 @@ def test_config_file_through_the_cli(cli) -> None:  # type: ignore[no-untyped-de
     assert any("ignored" in line and "vocab_size" in line for line in doc["config"]["origin"])
 
 
-def test_models_lists_every_preset(cli) -> None:  # type: ignore[no-untyped-def]
+def test_models_lists_every_preset(cli: Run) -> None:
     from ffn_calc.catalogue.presets import PRESETS
 
     code, out, _ = cli("models", "-f", "json")
@@ -219,7 +202,7 @@ def test_models_lists_every_preset(cli) -> None:  # type: ignore[no-untyped-def]
     assert all(m["source"] for m in doc["models"])
 
 
-def test_explain_json(cli) -> None:  # type: ignore[no-untyped-def]
+def test_explain_json(cli: Run) -> None:
     code, out, _ = cli("explain", "1", "512", "--model", "bert-base", "-f", "json")
     assert code == 0
     doc = json.loads(out)
@@ -228,7 +211,7 @@ def test_explain_json(cli) -> None:  # type: ignore[no-untyped-def]
     assert len(doc["facts"]) >= 9 and doc["diagram"]
 
 
-def test_glu_matched_d_ff_through_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
+def test_glu_matched_d_ff_through_the_cli(cli: Run) -> None:
     code, out, _ = cli(
         "shapes", "1", "1", "4096", "-a", "swiglu", "--no-bias", "--d-ff", "glu", "--multiple-of", "1024",
         "--ffn-dim-multiplier", "1.3", "-f", "json",
@@ -256,5 +239,5 @@ MORE_BAD = [
 
 
 @pytest.mark.parametrize(("args", "names"), MORE_BAD)
-def test_more_bad_input(cli, args: list[str], names: str) -> None:  # type: ignore[no-untyped-def]
+def test_more_bad_input(cli: Run, args: list[str], names: str) -> None:
     test_bad_input_is_one_line_on_stderr(cli, args, names)

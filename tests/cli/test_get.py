@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import Run
 
 
-def test_get_prints_the_published_bert_base_count(cli) -> None:  # type: ignore[no-untyped-def]
+def test_get_prints_the_published_bert_base_count(cli: Run) -> None:
     assert cli("shapes", "1", "512", "-m", "bert-base", "--get", "totals.params") == (0, "4722432\n", "")
 
 
@@ -24,7 +25,7 @@ def test_get_prints_the_published_bert_base_count(cli) -> None:  # type: ignore[
         (["verify", "2", "3", "8"], "ok"),
     ],
 )
-def test_get_is_the_field_of_the_json(cli, args: list[str], path: str) -> None:  # type: ignore[no-untyped-def]
+def test_get_is_the_field_of_the_json(cli: Run, args: list[str], path: str) -> None:
     code, out, err = cli(*args, "-f", "json")
     value = json.loads(out)
     for step in path.split("."):
@@ -43,7 +44,13 @@ def test_get_is_the_field_of_the_json(cli, args: list[str], path: str) -> None: 
         ("nope", "the JSON document has no field 'nope'; choose one of schema, config,"),
     ],
 )
-def test_a_bad_path_is_one_line_and_exit_2(cli, path: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_path_is_one_line_and_exit_2(cli: Run, path: str, message: str) -> None:
     code, out, err = cli("shapes", "3", "6", "8", "--d-ff", "32", "--get", path)
     assert code == 2 and out == ""
     assert err.startswith("ffn-calc: error: --get: " + message) and err.count("\n") == 1
+
+
+def test_an_index_into_an_empty_list_says_it_is_empty(cli: Run) -> None:
+    code, out, err = cli("shapes", "1", "512", "768", "--get", "config.origin.0")
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert "config.origin is an empty list" in err and "-1" not in err

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import CLI, ENV
+from helpers import CLI, ENV, ROOT, Run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +38,7 @@ SWEEP_BAD = [
 
 
 @pytest.mark.parametrize(("args", "names"), SWEEP_BAD)
-def test_bad_input_table(cli, args: list[str], names: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_table(cli: Run, args: list[str], names: str) -> None:
     code, out, err = cli(*args)
     assert code == 2, err
     assert out == ""
@@ -46,7 +46,7 @@ def test_bad_input_table(cli, args: list[str], names: str) -> None:  # type: ign
     assert "Traceback" not in err
 
 
-def test_json_lines_name_the_bad_line_and_carry_on(cli) -> None:  # type: ignore[no-untyped-def]
+def test_json_lines_name_the_bad_line_and_carry_on(cli: Run) -> None:
     lines = "\n".join(
         [
             '{"batch": 1, "seq_len": 128, "model": "bert-base"}',
@@ -70,7 +70,7 @@ def test_json_lines_name_the_bad_line_and_carry_on(cli) -> None:  # type: ignore
     assert "speed" in messages[4] and "batch" in messages[5] and "--bias" in messages[6]
 
 
-def test_sweep_grid_is_the_product_in_order(cli) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_grid_is_the_product_in_order(cli: Run) -> None:
     code, out, _ = cli("sweep", "--batch", "1,8", "--seq-len", "128:512:x2", "--d-model", "64", "-f", "csv", "-c", "batch,seq_len,flops")
     assert code == 0
     lines = out.splitlines()
@@ -82,7 +82,7 @@ def test_sweep_grid_is_the_product_in_order(cli) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.slow
-def test_parallel_sweep_matches_one_process(cli) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_sweep_matches_one_process(cli: Run) -> None:
     args = ["sweep", "--batch", "1:25", "--seq-len", "1:1000", "--d-model", "64", "-a", "swiglu", "-f", "csv", "-c", "batch,seq_len,flops,peak_bytes"]
     code1, one, _ = cli(*args, "-j", "1")
     code2, two, _ = cli(*args, "-j", "2")
@@ -104,7 +104,7 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
 @pytest.mark.parametrize(
     "args", [["shapes", "3", "6", "8", "--chart"], ["models"], ["explain", "1", "8", "--model", "gpt2"], ["verify", "2", "4", "8"]]
 )
-def test_plain_text_off_a_terminal_and_with_no_color(cli_proc, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_plain_text_off_a_terminal_and_with_no_color(cli_proc: Run, args: list[str]) -> None:
     for env in ({}, {"NO_COLOR": "", "TERM": "xterm-256color"}):
         done = cli_proc(*args, env=env)
         assert done.code == 0
@@ -167,9 +167,75 @@ TOKENS = st.sampled_from(
 # captured output), so sharing it across examples is what is wanted.
 @settings(suppress_health_check=[*settings().suppress_health_check, HealthCheck.function_scoped_fixture])
 @given(argv=st.lists(TOKENS, min_size=0, max_size=9))
-def test_random_arguments_never_crash(cli, argv: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_random_arguments_never_crash(cli: Run, argv: list[str]) -> None:
     code, out, err = cli(*argv, input='{"batch": 1, "seq_len": 2, "d_model": 8}\nnot json\n')
     assert code in (0, 1, 2), (argv, code, err)
     assert "Traceback" not in err and "Traceback" not in out
     if code == 2:
         assert out == "" and err.count("\n") == 1
+
+
+PAGES = [
+    ["shapes", "3", "6", "8", "--d-ff", "32"],
+    ["models"],
+    ["gpus"],
+    ["roofline", "32", "2048", "-m", "mixtral-8x7b", "--gpu", "h100-sxm"],
+    ["sweep", "--seq-len", "512", "--model", "bert-base,gpt2-xl,llama-3-8b,mixtral-8x7b"],
+    ["verify", "1", "2", "8", "--all"],
+]
+
+
+@pytest.mark.parametrize("columns", ["0", "1", "5", "39"])
+@pytest.mark.parametrize("args", PAGES, ids=" ".join)
+def test_a_page_narrower_than_the_floor_is_read_as_the_floor(cli: Run, monkeypatch: pytest.MonkeyPatch, args: list[str], columns: str) -> None:
+    """COLUMNS=0 (some CI and container shells export it) printed nothing; 1 and 5 exited 70 half-way."""
+    from ffn_calc.cli.output import MIN_WIDTH
+
+    monkeypatch.setenv("COLUMNS", columns)
+    code, out, err = cli(*args)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert len(lines) > 2 and max(len(line.rstrip()) for line in lines) <= MIN_WIDTH
+
+
+def test_the_page_width_comes_from_columns_else_a_terminal_else_a_wide_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from ffn_calc.cli import output
+
+    monkeypatch.setenv("COLUMNS", "97")
+    assert output.page_width() == 97
+    monkeypatch.setenv("COLUMNS", "not a number")
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((83, 24)) if fd == 2 else (_ for _ in ()).throw(OSError()))
+    assert output.page_width() == 83  # stdout piped to `less`, stderr still the terminal
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: (_ for _ in ()).throw(OSError()))
+    assert output.page_width() == output.OFF_TERMINAL_WIDTH
+
+
+ENCODINGS = {"ascii": {"PYTHONIOENCODING": "ascii"}, "latin-1": {"PYTHONIOENCODING": "latin-1"},
+             "LC_ALL=C": {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}}  # fmt: skip
+
+
+def _run_bytes(args: list[str], env: dict[str, str]) -> tuple[int, bytes, str]:
+    done = subprocess.run([*CLI, *args], capture_output=True, env={**ENV, **env}, cwd=ROOT, timeout=120, check=False)
+    return done.returncode, done.stdout, done.stderr.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_a_stream_that_cannot_hold_unicode_gets_ascii_lookalikes(name: str) -> None:
+    """`×`, `·`, `⊙` and the box characters were a UnicodeEncodeError half-way through (exit 70)."""
+    encoding = "latin-1" if name == "latin-1" else "ascii"
+    for args in (["explain", "1", "16", "-m", "mixtral-8x7b"], ["verify", "1", "2", "8", "--all"], ["shapes", "3", "6", "8", "--d-ff", "32"]):
+        code, out, err = _run_bytes(args, ENCODINGS[name])
+        assert code == 0 and "Traceback" not in err and "internal error" not in err, (args, err)
+        text = out.decode(encoding)  # strict: every byte is the stream's own encoding
+        assert "552" in text or "1,409,318,912" in text or "ok: all" in text
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_json_on_such_a_stream_is_the_same_document(name: str) -> None:
+    args = ["explain", "1", "16", "-m", "mixtral-8x7b", "-f", "json"]
+    _, utf8, _ = _run_bytes(args, {})
+    code, narrow, _ = _run_bytes(args, ENCODINGS[name])
+    assert code == 0 and json.loads(narrow.decode("latin-1" if name == "latin-1" else "ascii")) == json.loads(utf8.decode("utf-8"))
+    assert "×" in utf8.decode("utf-8")  # the document really holds characters the narrow stream cannot

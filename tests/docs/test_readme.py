@@ -9,7 +9,7 @@ import shlex
 import subprocess
 
 import pytest
-from helpers import CLI, ENV, ROOT
+from helpers import CLI, ENV, ROOT, Run
 
 from ffn_calc.model.activations import NONLINEARITIES
 from ffn_calc.model.dtypes import DTYPES
@@ -27,7 +27,7 @@ def console_examples() -> list[tuple[str, str]]:
         for line in block.splitlines():
             if line.startswith("$ "):
                 current = []
-                examples.append((line[2:], current))  # type: ignore[arg-type]
+                examples.append((line[2:], current))
             elif current is not None:
                 current.append(line)
     return [(cmd, "\n".join(out)) for cmd, out in examples if cmd.startswith(("ffn-calc ", "printf "))]
@@ -100,7 +100,7 @@ def keys(value: object, prefix: str = "") -> set[str]:
         ["gpus"],
     ],
 )
-def test_every_json_key_is_documented(cli, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_every_json_key_is_documented(cli: Run, args: list[str]) -> None:
     _, out, err = cli(*args, "-f", "json")
     assert err == ""  # as before, when stdout and stderr were parsed together as one JSON document
     doc = json.loads(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import Run
 
 import ffn_calc
 from ffn_calc import api
@@ -40,7 +41,7 @@ def test_a_whole_number_is_a_float_option() -> None:
     assert ffn_calc.layer(1, 2, 8, experts=4, top_k=1, capacity_factor=2).capacity_factor == 2
 
 
-def test_wrong_types_on_json_lines_are_per_line_errors(cli) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_types_on_json_lines_are_per_line_errors(cli: Run) -> None:
     lines = (
         '{"batch": 1, "seq_len": 2, "d_model": 8, "d_ff": 32.5}\n{"batch": 1, "seq_len": 2, "model": 5}\n{"batch": 1, "seq_len": 2, "d_model": 8}\n'
     )
@@ -53,7 +54,7 @@ def test_wrong_types_on_json_lines_are_per_line_errors(cli) -> None:  # type: ig
     ]
 
 
-def test_flags_hold_for_every_json_line(cli) -> None:  # type: ignore[no-untyped-def]
+def test_flags_hold_for_every_json_line(cli: Run) -> None:
     lines = '{"batch": 1, "seq_len": 2}\n{"batch": 1, "seq_len": 2, "activation": "relu", "d_model": 8}\n'
     code, out, _ = cli("sweep", "--stdin", "-m", "bert-base", "--dtype", "float16", "-f", "jsonl", "-c", "d_model,activation,dtype", input=lines)
     assert code == 0
@@ -63,7 +64,7 @@ def test_flags_hold_for_every_json_line(cli) -> None:  # type: ignore[no-untyped
     ]
 
 
-def test_a_chart_of_a_column_that_is_not_a_number_is_refused(cli) -> None:  # type: ignore[no-untyped-def]
+def test_a_chart_of_a_column_that_is_not_a_number_is_refused(cli: Run) -> None:
     code, out, err = cli("sweep", "--batch", "1,2", "--seq-len", "8", "--d-model", "8", "--chart", "peak_stage")
     assert code == 2 and out == "" and err.startswith("ffn-calc: error: --chart: draws a column of numbers, not 'peak_stage'")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import Run
 
 import ffn_calc
 from ffn_calc.catalogue.gpus import GPUS
@@ -28,13 +29,13 @@ def test_closest_prefers_a_name_cut_short_then_similar_ones() -> None:
         (["sweep", "--batch", "1", "--seq-len", "1", "--d-model", "8", "-c", "parms"], "--columns: unknown column 'parms'; did you mean params"),
     ],
 )
-def test_unknown_names_get_the_closest_known_ones(cli, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_names_get_the_closest_known_ones(cli: Run, args: list[str], message: str) -> None:
     code, out, err = cli(*args)
     assert code == 2 and out == ""
     assert err.startswith("ffn-calc: error: " + message) and err.count("\n") == 1
 
 
-def test_an_unknown_json_line_key_gets_the_closest(cli) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_json_line_key_gets_the_closest(cli: Run) -> None:
     code, _, err = cli("sweep", "--stdin", "-f", "csv", input='{"batch": 1, "seq_len": 1, "dmodel": 8}\n')
     assert code == 1 and err == "ffn-calc: error: line 1: dmodel: is not an option; did you mean d_model or model?\n"
 
@@ -55,15 +56,22 @@ def test_published_ridge_points() -> None:
     assert round(GPUS["l4"].tflops["bfloat16"] * 1e3 / GPUS["l4"].bandwidth_gbs, 1) == 403.3
 
 
-def test_fp8_on_a_gpu_without_fp8_is_refused(cli) -> None:  # type: ignore[no-untyped-def]
+def test_fp8_on_a_gpu_without_fp8_is_refused(cli: Run) -> None:
     code, _, err = cli("roofline", "1", "8", "8", "--gpu", "a100-80gb", "--dtype", "float8_e4m3fn")
     assert code == 2 and err.startswith("ffn-calc: error: --dtype: the a100-80gb datasheet gives no dense float8_e4m3fn peak")
 
 
-def test_gpus_lists_every_preset(cli) -> None:  # type: ignore[no-untyped-def]
+def test_gpus_lists_every_preset(cli: Run) -> None:
     doc = ffn_calc.gpus().to_dict()
     assert [g["name"] for g in doc["gpus"]] == list(GPUS)
     code, out, _ = cli("gpus", "-f", "csv")
     assert code == 0 and len(out.splitlines()) == len(GPUS) + 1
     code, out, _ = cli("gpus")
     assert code == 0 and all(name in out for name in GPUS)
+
+
+def test_the_short_spellings_of_float_types_get_the_long_ones() -> None:
+    dtypes = ["float64", "float32", "bfloat16", "float16", "float8_e4m3fn", "float8_e5m2", "int8"]
+    assert closest("fp16", dtypes) == "did you mean float16?"  # was: the whole list
+    assert closest("bf16", dtypes) == "did you mean bfloat16?"
+    assert closest("fp8", dtypes).startswith("did you mean float8_e4m3fn, float8_e5m2")

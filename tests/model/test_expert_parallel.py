@@ -8,14 +8,14 @@ import re
 from dataclasses import replace
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, Run
 
 from ffn_calc.catalogue.gpus import GPUS
 from ffn_calc.errors import ConfigError
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model.expert_parallel import expert_parallel
 from ffn_calc.model.forward import analyze
-from ffn_calc.model.layer import make_config
+from ffn_calc.model.layer import FFNConfig, make_config
 from ffn_calc.model.roofline import roofline
 from ffn_calc.model.training import TrainingOptions, train
 from ffn_calc.verifier.run import verify
@@ -163,9 +163,9 @@ def test_verify_ep_observes_the_ranks(options: dict[str, object]) -> None:
     assert all(c.kind == "info" for c in par if "expectation" in c.name)
 
 
-def test_verify_refuses_tp_with_ep() -> None:
+def test_verify_refuses_tp_with_ep(moe: FFNConfig) -> None:
     with pytest.raises(ConfigError, match="one at a time"):
-        verify(make_config(2, 4, 8, "16", experts=4, top_k=2), tp=2, ep=2)
+        verify(moe, tp=2, ep=2)
 
 
 def _keys(value: object) -> set[str]:
@@ -177,7 +177,7 @@ def _keys(value: object) -> set[str]:
     return set()
 
 
-def test_cli_ep_json_keys_are_documented(cli) -> None:  # type: ignore[no-untyped-def]
+def test_cli_ep_json_keys_are_documented(cli: Run) -> None:
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", readme))
     for args in (
@@ -191,13 +191,13 @@ def test_cli_ep_json_keys_are_documented(cli) -> None:  # type: ignore[no-untype
         assert not (found & ep_keys) - documented
 
 
-def test_cli_ep_errors_are_one_line(cli) -> None:  # type: ignore[no-untyped-def]
+def test_cli_ep_errors_are_one_line(cli: Run) -> None:
     code, out, err = cli("train", "2", "4", "8", "--ep", "2")
     assert code == 2 and out == "" and "needs a mixture of experts" in err and len(err.strip().splitlines()) == 1
 
 
-def test_ep_keeps_the_configs_dtype() -> None:
-    cfg = replace(make_config(2, 4, 8, "16", experts=4, top_k=2), dtype="float16")
+def test_ep_keeps_the_configs_dtype(moe: FFNConfig) -> None:
+    cfg = replace(moe, dtype="float16")
     assert expert_parallel(cfg, 2).all_to_all[0].tensor_bytes == 4 * 2 * 8 * 2  # T = 4 tokens per rank, k = 2, d = 8, 2 bytes
 
 

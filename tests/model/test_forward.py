@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ffn_calc.errors import ConfigError
 from ffn_calc.model.forward import analyze
-from ffn_calc.model.layer import ConfigError, FFNConfig, glu_matched_d_ff, make_config, parse_size, resolve_d_ff
+from ffn_calc.model.layer import FFNConfig, glu_matched_d_ff, make_config, parse_size, resolve_d_ff
 
 
 def test_the_3_6_8_example_by_hand() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from helpers import Run
 
 import ffn_calc
 from ffn_calc.model import training
@@ -71,7 +72,7 @@ def test_a_model_that_still_counts_the_input_gradient_is_caught(monkeypatch: pyt
     assert not report.ok
 
 
-def test_the_cli_flags(cli) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_flags(cli: Run) -> None:
     assert cli("train", "2", "16", "64", "--no-input-grad", "--get", "totals.backward_matmul_flops").out == f"{3 * 2 * 32 * 64 * 256}\n"
     assert cli("verify", "2", "8", "16", "--backward", "--no-input-grad", "--get", "ok").out == "true\n"
     code, out, err = cli("verify", "2", "8", "16", "--no-input-grad")

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, Run
 
 import ffn_calc
 from ffn_calc.errors import ConfigError, VerifyRefused
+from ffn_calc.model.layer import FFNConfig
 
 DATA = ROOT / "tests" / "data"
 
@@ -72,7 +73,7 @@ def test_config_json_moe_layer_freq(tmp_path: Path) -> None:
     assert (cfg.layers, cfg.dense_layers) == (3, 7)  # MoE at i = 4, 6, 8
 
 
-def test_dense_layer_flags(cli) -> None:  # type: ignore[no-untyped-def]
+def test_dense_layer_flags(cli: Run) -> None:
     code, out, _ = cli("shapes", "2", "3", "8", "--d-ff", "16", "--experts", "4", "--top-k", "2", "-L", "5",
                        "--dense-layers", "2", "--dense-d-ff", "24", "-f", "json")  # fmt: skip
     assert code == 0
@@ -89,14 +90,13 @@ def test_dense_layer_flags(cli) -> None:  # type: ignore[no-untyped-def]
     assert ffn_calc.layer(1, 1, model="deepseek-v3", dense_layers=0).dense_d_ff == 0
 
 
-def test_verify_runs_one_layer_of_each_group() -> None:
-    cfg = ffn_calc.layer(2, 3, 8, d_ff="16", activation="swiglu", bias=False, experts=4, top_k=2, layers=5, dense_layers=2, dense_d_ff=24)
-    report = ffn_calc.verify(cfg)
+def test_verify_runs_one_layer_of_each_group(mixed_stack: FFNConfig) -> None:
+    report = ffn_calc.verify(mixed_stack)
     assert report.ok
     names = [c.name for c in report.checks]
     assert "dense layer: parameters" in names and "moe layer: parameters" in names
     total = next(c for c in report.checks if c.name.startswith("model parameters = "))
-    assert total.observed == ffn_calc.analyze(cfg).model.params
+    assert total.observed == ffn_calc.analyze(mixed_stack).model.params
 
 
 def test_verify_refuses_a_group_too_large() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DATA, ROOT, examples
+from helpers import DATA, ROOT, Run, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -157,7 +157,7 @@ def test_norm_type_needs_a_norm() -> None:
         make_config(1, 1, 8, norm="pre", norm_type="batch")
 
 
-def test_cli_norm_type(cli) -> None:  # type: ignore[no-untyped-def]
+def test_cli_norm_type(cli: Run) -> None:
     code, out, _ = cli("shapes", "2", "3", "8", "--d-ff", "32", "--norm", "post", "--norm-type", "rms", "-f", "json")
     assert code == 0
     doc = json.loads(out)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
+from helpers import Run
 
 from ffn_calc.catalogue.gpus import GPUS
+from ffn_calc.errors import ConfigError
 from ffn_calc.inputs.hardware import custom_gpu
 from ffn_calc.inputs.resolve import layer_config
-from ffn_calc.model.layer import ConfigError, make_config
+from ffn_calc.model.layer import make_config
 from ffn_calc.model.parallel import tensor_parallel
 from ffn_calc.model.roofline import roofline
 from ffn_calc.model.training import TrainingOptions, train
@@ -49,7 +52,7 @@ def test_verify_tp_4_mixture_of_experts(options: dict[str, object]) -> None:
 def test_a_wrong_shard_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     real = verify_parallel.shard
 
-    def rows_off_by_one(cfg, p, rank, ranks):  # type: ignore[no-untyped-def]
+    def rows_off_by_one(cfg: Any, p: Any, rank: int, ranks: int) -> Any:
         shard = real(cfg, p, rank, ranks)
         shard["W2"] = np.roll(shard["W2"], 1, axis=0)
         return shard
@@ -119,7 +122,7 @@ def test_ridge_points_match_the_reference() -> None:
         custom_gpu(-1, 100)
 
 
-def test_roofline_and_train_json(cli) -> None:  # type: ignore[no-untyped-def]
+def test_roofline_and_train_json(cli: Run) -> None:
     code, out, _ = cli("roofline", "1", "8192", "--model", "llama-3-8b", "--gpu", "h100-sxm", "-f", "json")
     assert code == 0
     doc = json.loads(out)
@@ -130,3 +133,16 @@ def test_roofline_and_train_json(cli) -> None:  # type: ignore[no-untyped-def]
     assert code == 0
     doc = json.loads(out)
     assert doc["parallel"]["ranks"] == 4 and doc["parallel"]["per_rank_d_ff"] == 1024
+
+
+@pytest.mark.parametrize(("peak", "bandwidth"), [(1e-320, 1.0), (1.0, 1e-320), (1e-13, 1.0), (1.0, 1e-10), (1e308, 1.0)])
+def test_a_custom_gpu_too_slow_or_too_fast_for_finite_times_is_refused(peak: float, bandwidth: float) -> None:
+    with pytest.raises(ConfigError):
+        custom_gpu(peak, bandwidth)
+
+
+def test_the_slowest_custom_gpu_gives_finite_json(cli: Run) -> None:
+    code, out, err = cli("roofline", "1", "4096", "4096", "--peak-tflops", "1e-12", "--bandwidth-gbs", "1e-9", "-f", "json")
+    assert code == 0 and err == ""
+    doc = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert all(0 < phase["seconds"] < float("inf") for phase in doc["phases"])

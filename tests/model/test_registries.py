@@ -8,10 +8,11 @@ import inspect
 import json
 import math
 import re
+from typing import Any
 
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers import ROOT, Run
 
 import ffn_calc
 from ffn_calc.api import sweep_executor as sweep
@@ -185,7 +186,7 @@ def _stable(doc: object) -> object:
 
 
 @pytest.mark.parametrize(("command", "args", "call"), COMMANDS, ids=[f"{c} {' '.join(a)}" for c, a, _ in COMMANDS])
-def test_to_dict_is_the_cli_json(cli, command: str, args: list[str], call) -> None:  # type: ignore[no-untyped-def]
+def test_to_dict_is_the_cli_json(cli: Run, command: str, args: list[str], call: Any) -> None:
     code, out, _ = cli(command, *args, "-f", "json")
     assert code == 0
     cli_doc, api_doc = json.loads(out), json.loads(json.dumps(call().to_dict()))
@@ -195,7 +196,7 @@ def test_to_dict_is_the_cli_json(cli, command: str, args: list[str], call) -> No
     assert _stable(cli_doc) == _stable(api_doc)
 
 
-def test_sweep_to_dict_is_the_cli_json_lines(cli) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_to_dict_is_the_cli_json_lines(cli: Run) -> None:
     code, out, _ = cli("sweep", "--batch", "1,2", "--seq-len", "4:16:x2", "--d-model", "8", "-a", "swiglu", "-f", "jsonl")
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]

@@ -9,11 +9,12 @@ import math
 import re
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, Run
 
 from ffn_calc.catalogue.gpus import GPUS
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model.roofline import (
+    Roofline,
     expected_experts_touched,
     roofline,
     uniform_rows_per_expert,
@@ -25,7 +26,7 @@ ONE_EXPERT = K * N * B  # 117,440,512 bytes: one expert's gate (or up, or down) 
 A100_RIDGE = 312e12 / 2039e9  # ≈ 153.0 FLOP/byte
 
 
-def _mixtral(batch: int, seq_len: int = 1) -> object:
+def _mixtral(batch: int, seq_len: int = 1) -> Roofline:
     return roofline(layer_config(batch, seq_len, model="mixtral-8x7b", dtype="bfloat16"), GPUS["a100-80gb"])
 
 
@@ -111,7 +112,7 @@ def test_mixtral_prefill_touches_every_expert() -> None:
     assert gate.bound == "compute"
 
 
-def test_mixtral_decode_at_batch_64_through_the_cli(cli) -> None:  # type: ignore[no-untyped-def]
+def test_mixtral_decode_at_batch_64_through_the_cli(cli: Run) -> None:
     code, out, err = cli("roofline", "64", "2048", "-m", "mixtral-8x7b", "--gpu", "a100-80gb", "--dtype", "bfloat16", "-f", "json")
     assert code == 0 and err == ""
     doc = json.loads(out)
@@ -169,7 +170,7 @@ def test_dense_roofline_unchanged() -> None:
     assert r.phases[0].gemms[0].bytes == 419_430_400
 
 
-def test_moe_roofline_json_keys_are_documented(cli) -> None:  # type: ignore[no-untyped-def]
+def test_moe_roofline_json_keys_are_documented(cli: Run) -> None:
     code, out, _ = cli("roofline", "2", "4", "8", "--experts", "4", "--top-k", "2", "--gpu", "a100-80gb", "-f", "json")
     assert code == 0
     found: set[str] = set()

@@ -6,11 +6,13 @@ import json
 from dataclasses import replace
 
 import pytest
+from helpers import Run
 from hypothesis import given
 from hypothesis import strategies as st
 
 import ffn_calc
-from ffn_calc.model.layer import ConfigError, FFNConfig, make_config
+from ffn_calc.errors import ConfigError
+from ffn_calc.model.layer import FFNConfig, make_config
 from ffn_calc.model.training import TrainingOptions, train
 
 ACTS = ["relu", "gelu", "gelu_tanh", "silu", "swiglu", "geglu", "reglu"]
@@ -129,7 +131,7 @@ def test_train_refuses_what_it_does_not_model(options: dict[str, object], argume
     assert e.value.argument == argument
 
 
-def test_train_json(cli) -> None:  # type: ignore[no-untyped-def]
+def test_train_json(cli: Run) -> None:
     code, out, _ = cli("train", "4", "2048", "1024", "-a", "gelu", "--dtype", "bfloat16", "--mixed-precision", "--dropout", "-f", "json")
     assert code == 0
     doc = json.loads(out)
@@ -197,30 +199,30 @@ def test_a_glus_backward_per_element() -> None:
     assert glu.elementwise_flops == 6 * 32 * (9 + 4 + 2)
 
 
-def test_selective_recompute_of_relu_and_gelu() -> None:
-    relu = train(make_config(2, 3, 8, 32), TrainingOptions(recompute="selective"))
+def test_selective_recompute_of_relu_and_gelu(dense: FFNConfig) -> None:
+    relu = train(dense, TrainingOptions(recompute="selective"))
     assert relu.totals.recompute_flops == 0  # ReLU's backward reads its output: nothing to redo
     gelu = train(make_config(2, 3, 8, 32, activation="gelu"), TrainingOptions(recompute="selective"))
     assert gelu.totals.recompute_flops == 6 * 32 * 5  # GELU's 5 FLOPs on every element of h
 
 
-def test_relu_keeps_its_output_not_its_input() -> None:
-    names = [s.name for s in train(make_config(2, 3, 8, 32), TrainingOptions()).saved]
+def test_relu_keeps_its_output_not_its_input(dense: FFNConfig) -> None:
+    names = [s.name for s in train(dense, TrainingOptions()).saved]
     assert names == ["input", "activation"]  # linear1's output h is not kept for ReLU
     gelu = [s.name for s in train(make_config(2, 3, 8, 32, activation="gelu"), TrainingOptions()).saved]
     assert gelu == ["input", "linear1", "activation"]
 
 
-def test_dropout_costs_forward_and_backward() -> None:
-    t = train(make_config(2, 3, 8, 32), TrainingOptions(dropout=True)).totals
+def test_dropout_costs_forward_and_backward(dense: FFNConfig) -> None:
+    t = train(dense, TrainingOptions(dropout=True)).totals
     assert t.dropout_flops == 2 * 6 * 8  # apply the mask forward, and again backward
 
 
-def test_backward_transient_by_hand() -> None:
+def test_backward_transient_by_hand(dense: FFNConfig) -> None:
     # The most gradients alive at once: a product's pair is dY (6, 32) and dX (6, 8) of linear1
     # (or dY (6, 8) and dA (6, 32) of linear2), 6·40 floats; the activation's is its output
     # gradient dA (6, 32) and input gradient dH (6, 32), 6·64 floats: the larger, in float32.
-    t = train(make_config(2, 3, 8, 32), TrainingOptions()).totals
+    t = train(dense, TrainingOptions()).totals
     assert t.backward_transient_bytes == 6 * (32 + 32) * 4
     # A GLU's elementwise step holds da and both dgate and dup: 3 · (6, 32).
     glu = train(make_config(2, 3, 8, 32, activation="swiglu"), TrainingOptions()).totals

@@ -8,12 +8,14 @@ import re
 from dataclasses import replace
 
 import pytest
+from helpers import Run
 
 from ffn_calc import api
+from ffn_calc.errors import ConfigError
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model.conventions import activation_flops
 from ffn_calc.model.forward import analyze
-from ffn_calc.model.layer import glu_matched_d_ff
+from ffn_calc.model.layer import FFNConfig, glu_matched_d_ff
 from ffn_calc.prose.diagram import WIDTH
 from ffn_calc.prose.explanation import explain
 from ffn_calc.prose.interview import shown
@@ -26,10 +28,12 @@ LAYERS = [
     {"model": "qwen1.5-moe-a2.7b"},
     {"d_model": 8, "d_ff": "32", "activation": "geglu", "fused": True},
     {"d_model": 768, "activation": "swiglu", "d_ff": "glu", "multiple_of": 256, "norm": "pre", "norm_type": "rms"},
+    {"d_model": 64, "experts": 8, "top_k": 2},  # experts of a plain activation: their output stage is linear2
+    {"d_model": 64, "experts": 8, "top_k": 2, "activation": "gelu", "shared_experts": 1, "shared_expert_gate": True},
 ]
 
 
-def layer(options: dict[str, object], batch: int = 1, seq_len: int = 512):  # type: ignore[no-untyped-def]
+def layer(options: dict[str, object], batch: int = 1, seq_len: int = 512) -> FFNConfig:
     opts = dict(options)
     d_model = opts.pop("d_model", None)
     return layer_config(batch, seq_len, d_model, **opts)  # type: ignore[arg-type]
@@ -150,7 +154,7 @@ def test_compare_refuses(names: tuple[str, str], argument: str) -> None:
     assert e.value.argument == argument
 
 
-def test_compare_json(cli) -> None:  # type: ignore[no-untyped-def]
+def test_compare_json(cli: Run) -> None:
     code, out, err = cli("explain", "1", "512", "768", "--compare", "relu", "swiglu", "-f", "json")
     assert code == 0, err
     doc = json.loads(out)
@@ -221,3 +225,21 @@ def test_interview_numbers_are_the_cores(options: dict[str, object]) -> None:
     assert v[("Pre-LN post-LN", "norm FLOPs per token")] == normed.stage("layernorm" if kind == "layer" else "rmsnorm").elementwise_flops
     assert v[("LayerNorm BatchNorm", "LayerNorm params")] == 2 * d
     assert v[("LayerNorm BatchNorm", "tokens")] == cfg.tokens
+
+
+def test_compare_two_norm_placements_and_two_kinds_of_norm() -> None:
+    d = 64
+    # none against post: a LayerNorm's γ and β, 2·d parameters; and its FLOPs per token, 7·d + 2, plus the residual add, d
+    placed = api.compare(1, 16, "none", "post", d)
+    params = next(x for x in placed.differences if x.quantity == "params")
+    assert params.difference == 2 * d
+    per_token = next(x for x in placed.differences if x.quantity == "flops_per_token")
+    assert per_token.difference == 7 * d + 2 + d
+    assert (placed.a.label, placed.b.label) == ("norm none", "norm post")
+    # LayerNorm against RMSNorm, both before the FFN: RMSNorm has no β (d fewer) and costs 4·d + 2 per row, not 7·d + 2
+    kinds = api.compare(1, 16, "layer", "rms", d)
+    assert next(x for x in kinds.differences if x.quantity == "params").difference == -d
+    assert next(x for x in kinds.differences if x.quantity == "flops_per_token").difference == (4 * d + 2) - (7 * d + 2)
+    assert kinds.a.report.config.norm == kinds.b.report.config.norm == "pre"
+    with pytest.raises(ConfigError, match="two of one kind"):
+        api.compare(1, 16, "pre", "rms", d)

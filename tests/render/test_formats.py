@@ -146,3 +146,39 @@ def test_completion_through_the_shell_protocol(cli_proc: Callable[..., Result]) 
 def test_completion_options_are_offered(cli: Cli) -> None:
     _, out, _ = cli("--help")
     assert "--install-completion" in out and "--show-completion" in out
+
+
+def test_svg_on_a_full_disk_leaves_the_old_file_whole(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    path = tmp_path / "shapes.svg"
+    path.write_text("<svg>the old picture</svg>", encoding="utf-8")
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    code, _, err = cli(*SHAPES, "-q", "--svg", str(path))
+    assert code == 1 and "No space left on device" in err and err.count("\n") == 1
+    assert path.read_text(encoding="utf-8") == "<svg>the old picture</svg>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shapes.svg"]  # no temporary file left behind
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert cli(*SHAPES, "-q", "--svg", str(path)).code == 0
+    ET.fromstring(path.read_text(encoding="utf-8"))
+
+
+def test_three_runs_writing_one_svg_leave_one_whole_picture(tmp_path: Path) -> None:
+    import subprocess
+
+    from helpers import CLI, ENV, ROOT
+
+    path = tmp_path / "same.svg"
+    runs = [
+        subprocess.Popen([*CLI, "shapes", "1", "2048", "-m", model, "--svg", str(path)], env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL)
+        for model in ("llama-3-8b", "mixtral-8x7b", "deepseek-v3")
+    ]
+    assert [r.wait(timeout=120) for r in runs] == [0, 0, 0]
+    ET.fromstring(path.read_text(encoding="utf-8"))  # one run's picture, not a mix
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.svg"]

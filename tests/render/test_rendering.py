@@ -42,7 +42,8 @@ def shown(text: str, value: int, human: Callable[[int], str]) -> bool:
 def json_of(cli: Cli, *args: str) -> dict[str, Any]:
     code, out, err = cli(*args, "-f", "json")
     assert code == 0, err
-    return json.loads(out)
+    doc: dict[str, Any] = json.loads(out)
+    return doc
 
 
 SHAPES = [
@@ -141,6 +142,7 @@ def test_sweep_whole(cli: Cli, monkeypatch: pytest.MonkeyPatch, width: str) -> N
     code, out, _ = cli(*args, "-f", "jsonl")
     rows = [json.loads(line) for line in out.splitlines()]
     text = run(cli, monkeypatch, width, *args)
+    assert re.search(r"(?m)^\W*batch\W+seq_len\W", text)  # the swept columns' names, as JSON spells them, at every width
     for row in rows:
         assert shown(text, row["flops"], flops_text)
         assert shown(text, row["peak_bytes"], bytes_text)
@@ -180,3 +182,34 @@ def test_singular(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     text = run(cli, monkeypatch, "100", "shapes", "1", "1", "4", "--dtype", "int8")
     assert "1 tokens" not in text and "over 1 token" in text
     assert "1 byte" in text and "1 bytes" not in text
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize(
+    "args",
+    [("roofline", "32", "2048", "-m", "mixtral-8x7b", "--gpu", "h100-sxm"), ("roofline", "1", "4096", "4096", "--gpu", "a100-80gb")],
+    ids=" ".join,
+)
+def test_roofline_whole(cli: Cli, monkeypatch: pytest.MonkeyPatch, width: str, args: tuple[str, ...]) -> None:
+    doc = json_of(cli, *args)
+    text = run(cli, monkeypatch, width, *args)
+    for phase in doc["phases"]:
+        assert shown(text, phase["flops"], flops_text), phase["name"]
+        for gemm in phase["gemms"]:
+            assert shape_text(gemm["mkn"]) in text, gemm["stage"]  # a (M, K, N) tuple on one line
+            assert shown(text, gemm["flops"], flops_text), gemm["stage"]
+            if gemm["ridge_tokens"] is not None:
+                assert n(gemm["ridge_tokens"]) in text, gemm["stage"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize(
+    ("parallel", "says"), [(("--tp", "8"), "one rank of 8 (tensor parallel)"), (("--ep", "8"), "one rank of 8 (expert parallel)")]
+)
+def test_train_summary_says_one_rank_at_every_width(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, width: str, parallel: tuple[str, str], says: str
+) -> None:
+    """`train --tp 8 -q` dropped "per rank" (in the notes column) below 110 columns."""
+    model = "mixtral-8x7b" if parallel[0] == "--ep" else "llama-2-7b"
+    text = run(cli, monkeypatch, width, "train", "1", "512", "-m", model, *parallel, "-q")
+    assert text.splitlines()[0].strip() == says

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tracemalloc
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -23,7 +24,7 @@ NARROW = ["bfloat16", "float8_e4m3fn", "float8_e5m2"]
 BYTES = {"bfloat16": 2, "float8_e4m3fn": 1, "float8_e5m2": 1}
 
 
-def failed(report):  # type: ignore[no-untyped-def]
+def failed(report: Any) -> list[Any]:
     return [(c.name, c.predicted, c.observed) for c in report.checks if not c.ok]
 
 

@@ -4,9 +4,11 @@ the arrays, so a bug planted in the model's formula makes it fail."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
+from helpers import Run
 
 from ffn_calc.errors import ConfigError
 from ffn_calc.model import forward as model_forward
@@ -77,7 +79,7 @@ def test_sequence_parallel_needs_tp() -> None:
     assert e.value.argument == "--sequence-parallel"
 
 
-def test_cli_verify_takes_sequence_parallel(cli) -> None:  # type: ignore[no-untyped-def]
+def test_cli_verify_takes_sequence_parallel(cli: Run) -> None:
     code, out, _ = cli("verify", "2", "16", "12", "--d-ff", "24", "--tp", "4", "--sequence-parallel", "--all")
     assert code == 0 and "forward all-gather" in out
 
@@ -88,7 +90,7 @@ def test_cli_verify_takes_sequence_parallel(cli) -> None:  # type: ignore[no-unt
 def test_an_all_reduce_at_n_minus_1_over_n_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     real = model_parallel.tensor_parallel
 
-    def half_all_reduce(cfg, ranks, sequence_parallel=False):  # type: ignore[no-untyped-def]
+    def half_all_reduce(cfg: Any, ranks: int, sequence_parallel: bool = False) -> Any:
         plan = real(cfg, ranks, sequence_parallel)
         wrong = tuple(
             replace(c, bytes_sent_per_rank=-(-(ranks - 1) * c.tensor_bytes // ranks)) if c.op == "all-reduce" else c for c in plan.collectives
@@ -103,7 +105,7 @@ def test_an_all_reduce_at_n_minus_1_over_n_is_caught(monkeypatch: pytest.MonkeyP
 def test_sequence_parallelism_not_sharding_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     real = model_parallel.tensor_parallel
 
-    def no_shards(cfg, ranks, sequence_parallel=False):  # type: ignore[no-untyped-def]
+    def no_shards(cfg: Any, ranks: int, sequence_parallel: bool = False) -> Any:
         return replace(real(cfg, ranks, False), sequence_parallel=sequence_parallel)  # an all-reduce, no all-gather
 
     monkeypatch.setattr(model_parallel, "tensor_parallel", no_shards)
@@ -111,10 +113,10 @@ def test_sequence_parallelism_not_sharding_is_caught(monkeypatch: pytest.MonkeyP
     assert any("all-gather" in name for name in failed) and any("all-reduce" in name for name in failed)
 
 
-def _patch_totals(monkeypatch: pytest.MonkeyPatch, change) -> None:  # type: ignore[no-untyped-def]
-    real = verify_run.analyze
+def _patch_totals(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
+    real = model_forward.analyze
 
-    def analyze(cfg):  # type: ignore[no-untyped-def]
+    def analyze(cfg: Any) -> Any:
         report = real(cfg)
         return replace(report, totals=replace(report.totals, **change(report)))
 
@@ -129,7 +131,7 @@ def test_all_experts_counted_as_active_is_caught(monkeypatch: pytest.MonkeyPatch
 
 
 def test_the_shared_expert_left_out_of_active_params_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    def leave_out(r):  # type: ignore[no-untyped-def]
+    def leave_out(r: Any) -> Any:
         shared = sum(t.elements for t in r.weights if t.name.startswith(names.SHARED))
         return {"active_params": r.totals.active_params - shared}
 
@@ -140,7 +142,7 @@ def test_the_shared_expert_left_out_of_active_params_is_caught(monkeypatch: pyte
 def _model_off_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
     real = model_forward.stack_totals
 
-    def one_layer_short(groups):  # type: ignore[no-untyped-def]
+    def one_layer_short(groups: Any) -> Any:
         short = tuple(replace(g, config=replace(g.config, layers=g.config.layers - 1)) if g.config.layers > 1 else g for g in groups)
         return replace(real(short), layers=real(groups).layers)
 

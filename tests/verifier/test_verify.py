@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,22 +14,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ffn_calc
-from ffn_calc.model.forward import analyze
+from ffn_calc.errors import VerifyRefused
+from ffn_calc.model.forward import analyze, chunked_peak
 from ffn_calc.model.layer import FFNConfig, make_config
 from ffn_calc.verifier import arrays, memory, recorder
 from ffn_calc.verifier import forward as numpy_ffn
 from ffn_calc.verifier import run as verify_module
 from ffn_calc.verifier.forward import conv1d
-from ffn_calc.verifier.kernels import KERNELS, erf
+from ffn_calc.verifier.kernels import KERNELS, activation_values, erf
 from ffn_calc.verifier.recorder import Recorder
-from ffn_calc.verifier.report import VerifyRefused
+from ffn_calc.verifier.report import VerifyReport
 from ffn_calc.verifier.run import verify
 
 ACTIVATIONS = ["relu", "gelu", "gelu_tanh", "silu"]
 NORMS = ["none", "pre", "post"]
 
 
-def failed(report: verify_module.VerifyReport) -> list[str]:
+def failed(report: VerifyReport) -> list[str]:
     return [c.name for c in report.checks if not c.ok]
 
 
@@ -75,7 +77,7 @@ def test_observed_equals_predicted_on_random_shapes(b: int, s: int, d: int, f: i
 
 def test_a_wrong_prediction_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """If the core predicted d_ff one too large, shapes, params, FLOPs and bytes must all fail."""
-    real = verify_module.analyze
+    real = analyze
     monkeypatch.setattr(verify_module, "analyze", lambda cfg: real(replace(cfg, d_ff=cfg.d_ff + 1)))
     report = verify(make_config(3, 6, 8, "32"))
     assert not report.ok
@@ -84,7 +86,7 @@ def test_a_wrong_prediction_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_wrong_bias_prediction_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = verify_module.analyze
+    real = analyze
     monkeypatch.setattr(verify_module, "analyze", lambda cfg: real(replace(cfg, bias=False)))
     report = verify(make_config(3, 6, 8, "32"))
     assert {"weight tensors", "parameters", "linear1 FLOPs"} <= set(failed(report))
@@ -173,7 +175,7 @@ def test_verify_runs_in_chunks_under_the_limit(options: dict[str, object], limit
     assert 0 < report.chunk_tokens < cfg.tokens and report.chunks == -(-cfg.tokens // report.chunk_tokens)
     peak = next(c for c in report.checks if c.name.startswith("peak bytes"))
     assert isinstance(peak.observed, int) and peak.observed <= limit
-    assert peak.predicted == memory.chunked_peak(cfg, report.chunk_tokens)
+    assert peak.predicted == chunked_peak(cfg, report.chunk_tokens)
     totals = {c.name: c for c in report.checks if c.group == "totals"}
     assert totals["FLOPs"].observed == analyze(cfg).totals.flops  # every chunk counted, once
     assert seen[-1] == (cfg.tokens, cfg.tokens) and len(seen) == report.chunks
@@ -226,7 +228,7 @@ LAYERS = [{"activation": act, "norm": norm} for act in ACTIVATIONS for norm in N
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_threads_give_the_same_bits_as_one_thread(monkeypatch: pytest.MonkeyPatch, options: dict[str, object], dtype: str) -> None:
     """Tensors of several blocks (64 tokens × 1024), so that the threads really split them."""
-    cfg = make_config(2, 32, 256, "1024", dtype=dtype, **options)
+    cfg = make_config(2, 32, 256, "1024", dtype=dtype, **options)  # type: ignore[arg-type]
     np_dtype = verify_module.NUMPY_DTYPES[dtype]
     rng = np.random.default_rng(7)
     p = numpy_ffn.make_params(rng, cfg, np_dtype)
@@ -247,7 +249,7 @@ def test_in_place_activations_match_their_formulas(kind: str) -> None:
     exact = np.array([KERNELS[kind].reference(float(v)) for v in h])
     # GELU = 0.5·h·(1 + erf(h/√2)) inherits erf's stated error (1.5e-7), scaled by 0.5·|h|.
     bound = 0.5 * np.abs(h) * 1.5e-7 if kind == "gelu" else 1e-14 * np.maximum(1.0, np.abs(h))
-    assert np.all(np.abs(numpy_ffn.activation_values(kind, h) - exact) <= bound)
+    assert np.all(np.abs(activation_values(kind, h) - exact) <= bound)
 
 
 # --- float16 products through float32 BLAS ------------------------------------------------------
@@ -323,14 +325,14 @@ def test_a_peak_3_percent_off_fails_on_a_bert_size_layer(monkeypatch: pytest.Mon
     true one passes within 2%."""
     from ffn_calc.verifier import run
 
-    real = run.analyze
+    real = analyze
     cfg = make_config(1, 512, 768, 3072, activation="gelu")
     honest = ffn_calc.verify(cfg)
     peak = next(c for c in honest.checks if c.name.startswith("peak bytes"))
     assert peak.ok and isinstance(peak.observed, int) and isinstance(peak.predicted, int)
     assert peak.predicted <= peak.observed <= peak.predicted * 1.02
 
-    def planted(cfg):  # type: ignore[no-untyped-def]
+    def planted(cfg: Any) -> Any:
         report = real(cfg)
         totals = replace(report.totals, peak_bytes=int(report.totals.peak_bytes * factor))
         return replace(report, totals=totals)
@@ -361,3 +363,11 @@ def test_capacity_routing_drops_what_overflows() -> None:
         seen[e] += 1
         assert np.allclose(y[t], expected), t
     assert max(seen) > cap  # the case really drops pairs
+
+
+@pytest.mark.parametrize("layer", ["dense", "glu", "moe", "mixed_stack"])
+def test_every_standard_layer_verifies_forward_and_backward(layer: str, request: pytest.FixtureRequest) -> None:
+    cfg: FFNConfig = request.getfixturevalue(layer)
+    for backward in (False, True):
+        report = verify(cfg, backward=backward)
+        assert failed(report) == [] and report.ok, (layer, backward)
