@@ -82,7 +82,6 @@ _ALL = (
         "dγ 2, dβ 1, γ·dy 1, its sum 1, ·x̂ 1, its sum 1, x̂·mean 1, two subtracts 2, ÷σ 1; "
         "per row the two means' ÷d",
         ("mean", "1/σ"), names.LAYERNORM_STATS, ("layer_norm_eps", "layer_norm_epsilon"),
-        ("cohere", "olmo"), "its MLP is gated, its norm a mean-subtracting LayerNorm",
     ),
     NormType(
         "rms", "RMSNorm", "x / √(mean(x²) + ε) · γ", "Zhang & Sennrich 2019",
@@ -92,6 +91,34 @@ _ALL = (
         "dγ 2, γ·dy 1, ·x̂ 1, its sum 1, x̂·mean 1, subtract 1, ÷rms 1; per row the mean's ÷d",
         ("1/rms",), names.RMSNORM_STATS, ("rms_norm_eps",),
         ("t5", "mt5", "umt5", "longt5", "switch_transformers"), "its LayerNorm is an RMSNorm",  # T5LayerNorm, under layer_norm_epsilon
+    ),
+    # Cohere's CohereLayerNorm (transformers, modeling_cohere.py; bias=False): LayerNorm's mean,
+    # variance and normalisation, then γ and no β. Counted as LayerNorm without the shift (one
+    # FLOP per element less forward) and without dβ (one less backward). Its config.json keys
+    # its epsilon as LayerNorm's (layer_norm_eps): it is told apart by its model_type.
+    NormType(
+        "layer_nobias", "LayerNorm (no bias)", "(x − mean(x)) / √(var(x) + ε) · γ", "Cohere's CohereLayerNorm (modeling_cohere.py)",
+        "layernorm_nobias", "LN", (names.LN_GAMMA,),
+        6, 2, "mean 1, centre 1, variance 2 (square, sum), normalise 1, scale 1 (LayerNorm's, no shift); per row eps-add + rsqrt",
+        10, 2, 2, "dx = (γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) / σ, dγ = Σ dy·x̂",
+        "dγ 2, γ·dy 1, its sum 1, ·x̂ 1, its sum 1, x̂·mean 1, two subtracts 2, ÷σ 1 (LayerNorm's, no dβ); "
+        "per row the two means' ÷d",
+        ("mean", "1/σ"), names.LAYERNORM_STATS, (),
+        ("cohere",), "CohereLayerNorm: γ and no β",
+    ),
+    # OLMo-1's OlmoLayerNorm (transformers, modeling_olmo.py): F.layer_norm with weight and bias
+    # None, no parameters at all. Counted as LayerNorm without the affine (two FLOPs per element
+    # less forward) and without dγ, dβ and γ·dy (four less backward); with no weights, its
+    # backward runs only when its input needs a gradient. Its config.json has no epsilon (1e-5
+    # is fixed in the code): it is told apart by its model_type.
+    NormType(
+        "layer_nonparam", "LayerNorm (no affine)", "(x − mean(x)) / √(var(x) + ε)", "OLMo-1's OlmoLayerNorm (modeling_olmo.py)",
+        "layernorm_nonparam", "LN", (),
+        5, 2, "mean 1, centre 1, variance 2 (square, sum), normalise 1 (LayerNorm's, no affine); per row eps-add + rsqrt",
+        7, 2, 0, "dx = (dy − mean(dy) − x̂·mean(dy·x̂)) / σ",
+        "Σ dy 1, dy·x̂ 1, its sum 1, x̂·mean 1, two subtracts 2, ÷σ 1 (LayerNorm's, no dγ, dβ or γ·dy); per row the two means' ÷d",
+        ("mean", "1/σ"), names.LAYERNORM_STATS, (),
+        ("olmo",), "OlmoLayerNorm: no γ, no β",
     ),
 )  # fmt: skip
 

@@ -178,9 +178,17 @@ def _rms_scale(blk: np.ndarray, stats: np.ndarray | None) -> None:
         stats[:, :1] = 1.0 / rms
 
 
-def _layer(blk: np.ndarray, p: Params, stats: np.ndarray | None) -> None:  # (x − mean) / √(var + ε) · γ + β
+def _layer_nonparam(blk: np.ndarray, p: Params, stats: np.ndarray | None) -> None:  # (x − mean) / √(var + ε)
+    _standardise(blk, stats)
+
+
+def _layer_nobias(blk: np.ndarray, p: Params, stats: np.ndarray | None) -> None:  # (x − mean) / √(var + ε) · γ
     _standardise(blk, stats)
     blk *= p[names.LN_GAMMA]
+
+
+def _layer(blk: np.ndarray, p: Params, stats: np.ndarray | None) -> None:  # (x − mean) / √(var + ε) · γ + β
+    _layer_nobias(blk, p, stats)
     blk += p[names.LN_BETA]
 
 
@@ -194,10 +202,18 @@ def _centred_dx(dxhat: np.ndarray, xhat: np.ndarray, inv: np.ndarray) -> np.ndar
     return inv * (dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
 
 
-def _layer_backward(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, p: Params, g: Params, input_grad: bool) -> np.ndarray | None:
+def _layer_nonparam_backward(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, p: Params, g: Params, input_grad: bool) -> np.ndarray | None:
+    return _centred_dx(dy, xhat, inv) if input_grad else None
+
+
+def _layer_nobias_backward(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, p: Params, g: Params, input_grad: bool) -> np.ndarray | None:
     g[names.LN_GAMMA] = (dy * xhat).sum(axis=0)
-    g[names.LN_BETA] = dy.sum(axis=0)
     return _centred_dx(dy * p[names.LN_GAMMA], xhat, inv) if input_grad else None
+
+
+def _layer_backward(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, p: Params, g: Params, input_grad: bool) -> np.ndarray | None:
+    g[names.LN_BETA] = dy.sum(axis=0)
+    return _layer_nobias_backward(dy, xhat, inv, p, g, input_grad)
 
 
 def _rms_backward(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, p: Params, g: Params, input_grad: bool) -> np.ndarray | None:
@@ -208,14 +224,28 @@ def _rms_backward(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, p: Params, 
     return inv * (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
 
 
-def _layer_reference(x: Vector, p: Params) -> Vector:
-    """(x − mean) / √(var + ε) · γ + β, the mean and the (biased) variance by math.fsum."""
+def _standardised(x: Vector) -> list[float]:
+    """(x − mean) / √(var + ε), the mean and the (biased) variance by math.fsum."""
     d = x.size
     mean = math.fsum(x.tolist()) / d
     var = math.fsum((v - mean) ** 2 for v in x.tolist()) / d
     inv = 1.0 / math.sqrt(var + NORM_EPS)
-    gamma, beta = p[names.LN_GAMMA], p[names.LN_BETA]
-    return np.array([(v - mean) * inv * float(g) + float(b) for v, g, b in zip(x.tolist(), gamma, beta, strict=True)])
+    return [(v - mean) * inv for v in x.tolist()]
+
+
+def _layer_reference(x: Vector, p: Params) -> Vector:
+    """(x − mean) / √(var + ε) · γ + β."""
+    return np.array([z * float(g) + float(b) for z, g, b in zip(_standardised(x), p[names.LN_GAMMA], p[names.LN_BETA], strict=True)])
+
+
+def _layer_nobias_reference(x: Vector, p: Params) -> Vector:
+    """(x − mean) / √(var + ε) · γ."""
+    return np.array([z * float(g) for z, g in zip(_standardised(x), p[names.LN_GAMMA], strict=True)])
+
+
+def _layer_nonparam_reference(x: Vector, p: Params) -> Vector:
+    """(x − mean) / √(var + ε)."""
+    return np.array(_standardised(x))
 
 
 def _rms_reference(x: Vector, p: Params) -> Vector:
@@ -260,6 +290,9 @@ NORM_KERNELS: dict[str, NormKernel] = {
                         lambda out, p: (out - _f64(p, names.LN_BETA)) / _f64(p, names.LN_GAMMA), "(out − β)/γ"),
     "rms": NormKernel(_rms, _rms_backward, _rms_reference, False, lambda out, p: out / _f64(p, names.RMS_GAMMA), "(out/γ)",
                       formula_rows_mean=1.0),  # rows with a clear mean, where a LayerNorm without β would differ
+    "layer_nobias": NormKernel(_layer_nobias, _layer_nobias_backward, _layer_nobias_reference, True,
+                               lambda out, p: out / _f64(p, names.LN_GAMMA), "out/γ"),
+    "layer_nonparam": NormKernel(_layer_nonparam, _layer_nonparam_backward, _layer_nonparam_reference, True, lambda out, p: out, "out"),
 }  # fmt: skip
 
 
