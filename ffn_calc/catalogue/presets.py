@@ -37,6 +37,7 @@ class Preset:
     shared_expert_gate: bool = False  # Qwen2-MoE: the shared experts' output scaled by sigmoid(x·w_s)
     dense_layers: int = 0  # DeepSeek's first_k_dense_replace
     dense_d_ff: int = 0  # their intermediate_size
+    router_bias: bool = False  # gpt-oss: the router's linear has a bias
 
 
 PRESETS: dict[str, Preset] = {
@@ -127,6 +128,58 @@ PRESETS: dict[str, Preset] = {
                experts=256, top_k=8, shared_experts=1, dense_layers=3, dense_d_ff=18432,
                note="61 layers: the first 3 are dense (intermediate_size 18432), then 58 MoE layers; "
                "the router's sigmoid scoring and its 256 bias terms are not modelled", norm_type="rms", dtype="bfloat16"),
+        Preset("gpt-oss-20b", 2880, 2880, "swiglu_clamped", True, 24,
+               "openai/gpt-oss-20b config.json (hidden_size 2880, intermediate_size 2880, num_local_experts 32, num_experts_per_tok 4, "
+               "num_hidden_layers 24, swiglu_limit 7.0; GptOssExperts: biased gate_up_proj and down_proj, GptOssTopKRouter: biased; "
+               "pre-RMSNorm); checked against GptOssModel built on the meta device (transformers 5.24.0)",
+               experts=32, top_k=4, router_bias=True, norm_type="rms", dtype="bfloat16",
+               note="the checkpoint stores its expert weights in MXFP4 (that storage comes with --weight-dtype later); "
+               "bfloat16 is the dtype of its other weights"),
+        Preset("gpt-oss-120b", 2880, 2880, "swiglu_clamped", True, 36,
+               "openai/gpt-oss-120b config.json (hidden_size 2880, intermediate_size 2880, num_local_experts 128, num_experts_per_tok 4, "
+               "num_hidden_layers 36, swiglu_limit 7.0; biased experts and router; pre-RMSNorm); checked against GptOssModel on the meta device",
+               experts=128, top_k=4, router_bias=True, norm_type="rms", dtype="bfloat16",
+               note="the checkpoint stores its expert weights in MXFP4 (that storage comes with --weight-dtype later); "
+               "bfloat16 is the dtype of its other weights"),
+        Preset("qwen3-8b", 4096, 12288, "swiglu", False, 36, "Qwen/Qwen3-8B config.json (intermediate_size 12288, 36 layers; pre-RMSNorm)",
+               norm_type="rms", dtype="bfloat16"),
+        Preset("qwen3-32b", 5120, 25600, "swiglu", False, 64, "Qwen/Qwen3-32B config.json (intermediate_size 25600, 64 layers; pre-RMSNorm)",
+               norm_type="rms", dtype="bfloat16"),
+        Preset("qwen3-235b-a22b", 4096, 1536, "swiglu", False, 94,
+               "Qwen/Qwen3-235B-A22B config.json (moe_intermediate_size 1536, num_experts 128, num_experts_per_tok 8, 94 layers, "
+               "decoder_sparse_step 1, mlp_only_layers []; no shared expert; pre-RMSNorm)",
+               experts=128, top_k=8, norm_type="rms", dtype="bfloat16"),
+        Preset("llama-4-scout-17b-16e", 5120, 8192, "swiglu", False, 48,
+               "meta-llama/Llama-4-Scout-17B-16E config.json text_config (intermediate_size 8192, num_local_experts 16, num_experts_per_tok 1, "
+               "interleave_moe_layer_step 1: every layer MoE; Llama4TextMoe's shared_expert is intermediate_size wide; pre-RMSNorm)",
+               experts=16, top_k=1, shared_experts=1, norm_type="rms", dtype="bfloat16",
+               note="the router's sigmoid weight scales each expert's input; transformers' Llama4TextExperts computes every expert on every token"),
+        Preset("llama-4-maverick-17b-128e", 5120, 8192, "swiglu", False, 24,
+               "meta-llama/Llama-4-Maverick-17B-128E config.json text_config (intermediate_size 8192, intermediate_size_mlp 16384, "
+               "num_local_experts 128, num_experts_per_tok 1, interleave_moe_layer_step 2: odd layers 1 to 47 MoE; one shared expert; pre-RMSNorm)",
+               experts=128, top_k=1, shared_experts=1, dense_layers=24, dense_d_ff=16384, norm_type="rms", dtype="bfloat16",
+               note="48 layers: 24 dense (intermediate_size_mlp 16384) interleaved with 24 MoE layers"),
+        Preset("gemma-3-27b", 5376, 21504, "geglu_tanh", False, 62,
+               "google/gemma-3-27b-pt config.json text_config (hidden_size 5376, intermediate_size 21504, 62 layers, "
+               "hidden_activation gelu_pytorch_tanh; RMSNorm before and after the FFN)",
+               norm_type="rms", dtype="bfloat16",
+               note="Gemma 3 also normalises the FFN's output (pre_ and post_feedforward_layernorm): --norm pre counts one of its two RMSNorms"),
+        Preset("phi-4", 5120, 17920, "swiglu", False, 40,
+               "microsoft/phi-4 config.json (model_type phi3: Phi3MLP's fused gate_up_proj; intermediate_size 17920, 40 layers; pre-RMSNorm)",
+               norm_type="rms", dtype="bfloat16"),
+        Preset("deepseek-r1", 7168, 2048, "swiglu", False, 58,
+               "deepseek-ai/DeepSeek-R1 config.json: DeepSeek-V3's shapes (moe_intermediate_size 2048, n_routed_experts 256, "
+               "num_experts_per_tok 8, n_shared_experts 1, first_k_dense_replace 3, intermediate_size 18432; pre-RMSNorm)",
+               experts=256, top_k=8, shared_experts=1, dense_layers=3, dense_d_ff=18432, norm_type="rms", dtype="bfloat16",
+               note="61 layers: the first 3 are dense (intermediate_size 18432), then 58 MoE layers; the checkpoint's FP8 weights and "
+               "their block scales come with --weight-dtype later"),
+        Preset("kimi-k2", 7168, 2048, "swiglu", False, 60,
+               "moonshotai/Kimi-K2-Instruct config.json (model_type kimi_k2, architectures DeepseekV3ForCausalLM: DeepSeek-V3's code; "
+               "moe_intermediate_size 2048, n_routed_experts 384, num_experts_per_tok 8, n_shared_experts 1, first_k_dense_replace 1, "
+               "intermediate_size 18432, 61 layers; pre-RMSNorm)",
+               experts=384, top_k=8, shared_experts=1, dense_layers=1, dense_d_ff=18432, norm_type="rms", dtype="bfloat16",
+               note="61 layers: the first is dense (intermediate_size 18432), then 60 MoE layers; the checkpoint's FP8 weights come with "
+               "--weight-dtype later"),
     )
 }  # fmt: skip
 

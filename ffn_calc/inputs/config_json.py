@@ -1,8 +1,10 @@
 """Read a Hugging Face-style config.json offline and say which fields it used.
 
-A gated (GLU) feed-forward is recognised from the config's own fields — the model type or
-architecture of a family known to use one, or T5's `feed_forward_proj: gated-*` — and never
-guessed from the ratio d_ff / d_model. Standard library only.
+The file's `model_type` names its family in the family table (catalogue/families.py, read from
+the transformers code): whether the FFN is gated, its biases, the activation's keys, the norm,
+the expert keys and how MoE layers interleave all come from there, and a field the file leaves
+out takes its configuration class's default, said so. A model_type not in the table is refused
+unless flags describe its FFN (`requires`); nothing is guessed. Standard library only.
 """
 
 from __future__ import annotations
@@ -10,47 +12,32 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ffn_calc.errors import ConfigError
-from ffn_calc.model.activations import NONLINEARITIES, by_config_name
+from ffn_calc.model.activations import by_config_name
 from ffn_calc.model.dtypes import DTYPES
-from ffn_calc.model.norms import NORM_TYPES, by_config_key, by_family
+from ffn_calc.model.norms import NORM_TYPES
 
-# Families whose MLP is act(x·W_gate) ⊙ (x·W_up) then W_down (their modeling_*.py files).
-GATED_MODEL_TYPES = {
-    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text",
-    "deepseek_v2", "deepseek_v3", "phi3", "olmo", "olmo2", "cohere", "granite", "internlm2", "yi", "baichuan",
-}  # fmt: skip
-# Families with a plain two-matrix MLP and biases.
-PLAIN_BIASED_MODEL_TYPES = {"bert", "roberta", "bloom", "gpt2", "gpt_neox", "gptj", "opt", "distilbert", "electra", "xlm-roberta", "vit"}
-# The norm of a family whose config.json has no epsilon key: LayerNorm beside a plain MLP,
-# RMSNorm beside a gated one. A family whose norm is otherwise (T5's RMSNorm under a LayerNorm
-# key, Cohere's and OLMo's LayerNorms) says so in its norm's registry entry (norms.by_family).
-NORM_BY_MODEL_TYPE = {**dict.fromkeys(PLAIN_BIASED_MODEL_TYPES, "layer"), **dict.fromkeys(GATED_MODEL_TYPES, "rms")}
+if TYPE_CHECKING:
+    from ffn_calc.catalogue.families import Family
 
-# Families whose config.json may omit the FFN width because the model code fixes it, with
-# what the code does: BloomMLP is 4 × hidden_size; FalconMLP is ffn_hidden_size, which
-# FalconConfig sets to 4 × hidden_size when it is absent. Their activation and biases likewise.
-FAMILY_DEFAULTS: dict[str, tuple[int, str, str]] = {
-    "bloom": (4, "gelu_new", "BloomMLP: dense_h_to_4h is 4 × hidden_size, bloom_gelu (tanh approximation), biases"),
-    "falcon": (4, "gelu", "FalconConfig: ffn_hidden_size = 4 × hidden_size when absent; nn.GELU; biases per `bias`"),
-}
-# Families with a gate on their shared experts: Qwen2MoeSparseMoeBlock scales the shared
-# expert's output by sigmoid(shared_expert_gate(x)); Qwen3-MoE has no shared expert at all.
-SHARED_EXPERT_GATE_MODEL_TYPES = {"qwen2_moe"}
 DTYPE_KEYS = ("torch_dtype", "dtype")  # transformers ≥ 4.56 writes `dtype`
-
+# What a file of an unknown family is read for, once flags describe its FFN.
 SIZE_KEYS = ("hidden_size", "d_model", "n_embd", "n_embed")
 FF_KEYS = ("intermediate_size", "d_ff", "n_inner", "ffn_dim", "ffn_hidden_size")
-ACT_KEYS = ("hidden_activation", "hidden_act", "activation_function", "feed_forward_proj")
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
-EXPERT_KEYS = ("num_local_experts", "n_routed_experts", "num_experts")
+EXPERT_HINTS = ("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts", "num_experts_per_tok", "moe_topk", "top_k")
+MAX_LAYERS = 1 << 16  # interleaving is counted layer by layer; a file may say anything
+# The flags that describe an FFN, by the layer_config parameter they set.
+FLAGS = {"activation": "-a/--activation", "bias": "--bias/--no-bias", "experts": "--experts", "top_k": "--top-k", "d_ff": "--d-ff"}
 
 
 @dataclass
 class ConfigFile:
-    """What a config.json says about the FFN, as ffn-calc options, and how it was read."""
+    """What a config.json says about the FFN, as ffn-calc options, and how it was read.
+    `requires` names the options (layer_config's parameters) that flags must give before the
+    file can be used, and `refusal` says so in one line."""
 
     path: str
     values: dict[str, Any] = field(default_factory=dict)  # d_model, d_ff, activation, bias, layers, experts, ...
@@ -58,14 +45,8 @@ class ConfigFile:
     notes: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     missing: str = ""  # what the file lacks that a flag must give (the FFN width), as an error message
-
-
-def _first(cfg: dict[str, Any], keys: tuple[str, ...], used: dict[str, Any]) -> tuple[str, Any] | None:
-    for key in keys:
-        if key in cfg and cfg[key] is not None:
-            used[key] = cfg[key]
-            return key, cfg[key]
-    return None
+    requires: tuple[str, ...] = ()
+    refusal: str = ""
 
 
 def _size(key: str, value: Any) -> int:
@@ -74,8 +55,7 @@ def _size(key: str, value: Any) -> int:
     return value
 
 
-def read_config(path: str) -> ConfigFile:
-    """Parse `path`; raise ConfigError naming what is wrong or missing."""
+def _load(path: str) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -86,190 +66,266 @@ def read_config(path: str) -> ConfigFile:
         raise ConfigError("--config", f"{path!r} is not JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
     if not isinstance(raw, dict):
         raise ConfigError("--config", f"{path!r} holds a JSON {type(raw).__name__}, not an object of fields")
-    cfg: dict[str, Any] = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw  # type: ignore[assignment]
+    return raw
+
+
+def read_config(path: str) -> ConfigFile:
+    """Parse `path`; raise ConfigError naming what is wrong, missing or not modelled."""
+    raw = _load(path)
+    text_config = raw.get("text_config")
+    cfg: dict[str, Any] = text_config if isinstance(text_config, dict) else raw
     out = ConfigFile(path)
-    used = out.used
-    model_type = str(cfg.get("model_type", raw.get("model_type", ""))).lower()
-    archs = cfg.get("architectures") or raw.get("architectures") or []
+    model_type = str(cfg.get("model_type") or raw.get("model_type") or "")
     if model_type:
-        used["model_type"] = model_type
-    if archs:
-        used["architectures"] = archs
+        out.used["model_type"] = model_type
+    from ffn_calc.catalogue.families import FAMILIES  # the table is data, loaded only when a file is read
 
-    hidden = _first(cfg, SIZE_KEYS, used)
-    if hidden is None:
-        raise ConfigError("--config", f"{path!r} has no hidden size: expected one of {', '.join(SIZE_KEYS)}")
-    d_model = _size(*hidden)
-    out.values["d_model"] = d_model
-
-    experts = _first(cfg, EXPERT_KEYS, used)
-    if experts is not None and _size(*experts) > 0:
-        out.values["experts"] = _size(*experts)
-        top = _first(cfg, ("num_experts_per_tok", "moe_topk", "top_k"), used)
-        if top is None:
-            raise ConfigError("--config", f"{path!r} has {experts[0]} but no num_experts_per_tok (top-k)")
-        out.values["top_k"] = _size(*top)
-
-    ff = _first(cfg, ("moe_intermediate_size",), used) if "experts" in out.values else None
-    ff = ff or _first(cfg, FF_KEYS, used)
-    family = FAMILY_DEFAULTS.get(model_type)
-    if ff is None:
-        if model_type == "gpt2" or "n_embd" in used:
-            out.values["d_ff"] = 4 * d_model
-            out.notes.append("n_inner is absent or null: GPT-2 uses 4 × n_embd")
-        elif family is not None:
-            out.values["d_ff"] = family[0] * d_model
-            out.notes.append(f"no FFN width field: {model_type} uses {family[0]} × hidden_size = {family[0] * d_model} ({family[2]})")
-        else:  # a flag may complete it (--d-ff); resolve.py says so if none does
-            out.missing = f"{path!r} has no FFN width: expected one of {', '.join(FF_KEYS)}; give it with --d-ff"
+    family = FAMILIES.get(model_type)
+    if family is None:
+        _read_unknown(cfg, model_type, out, len(FAMILIES))
     else:
-        out.values["d_ff"] = _size(*ff)
-
-    if "experts" in out.values:
-        shared = _first(cfg, ("n_shared_experts",), used)
-        shared_width = _first(cfg, ("shared_expert_intermediate_size",), used)
-        if shared is not None:
-            out.values["shared_experts"] = _size(*shared)
-        elif shared_width is not None:
-            width = _size(*shared_width)
-            if width % out.values["d_ff"]:
-                raise ConfigError("--config", f"shared_expert_intermediate_size {width} is not a multiple of the expert width {out.values['d_ff']}")
-            out.values["shared_experts"] = width // out.values["d_ff"]
-            out.notes.append(
-                f"one shared expert of width {width} counted as {width // out.values['d_ff']} of width {out.values['d_ff']} "
-                "(same parameters and FLOPs)"
-            )
-        if out.values.get("shared_experts") and model_type in SHARED_EXPERT_GATE_MODEL_TYPES:
-            out.values["shared_expert_gate"] = True
-            out.notes.append(f"shared experts gated by sigmoid(x·w_s), w_s (d_model, 1): model_type {model_type!r} (shared_expert_gate)")
-
-    gated = model_type in GATED_MODEL_TYPES or any(str(a).split("For")[0].lower() in GATED_MODEL_TYPES for a in archs)
-    act_field = _first(cfg, ACT_KEYS, used)
-    act_name = str(act_field[1]).lower() if act_field else ""
-    if act_field and act_field[0] == "feed_forward_proj":  # T5: relu, gated-gelu, gated-silu
-        gated = act_name.startswith("gated-")
-        act_name = act_name.removeprefix("gated-")
-        if act_name == "gelu":
-            act_name = "gelu_new"  # T5 v1.1 runs gated-gelu with gelu_new
-            out.notes.append("T5's gated-gelu uses the tanh approximation (gelu_new)")
-    if not act_field and family is not None:
-        act_name = family[1]
-        out.notes.append(f"no activation field: {model_type} uses {act_name} ({family[2]})")
-    if model_type.startswith("gemma") and act_name == "gelu":
-        act_name = "gelu_pytorch_tanh"
-        out.notes.append("Gemma's config says gelu but the model runs the tanh approximation")
-    found = by_config_name(act_name) if act_name else NONLINEARITIES["silu" if gated else "relu"]
-    if found is None:
-        raise ConfigError("--config", f"activation {act_name!r} is not one ffn-calc models; give --activation")
-    if not act_field and family is None:
-        out.notes.append(f"no activation field: assumed {found.name}")
-    if gated and found.gated is None:
-        raise ConfigError("--config", f"a gated FFN with {found.name} has no registered gated form; give --activation")
-    out.values["activation"] = found.gated if gated else found.name
-    out.notes.append(
-        f"gated (GLU) from model_type {model_type!r}" if gated and model_type in GATED_MODEL_TYPES
-        else "gated (GLU) from feed_forward_proj" if gated and act_field and act_field[0] == "feed_forward_proj"
-        else "gated (GLU) from the architecture" if gated
-        else "plain two-matrix FFN (no gated marker in model_type, architectures or feed_forward_proj)"
-    )  # fmt: skip
-
-    bias_key = "mlp_bias" if "mlp_bias" in cfg else "bias" if model_type == "falcon" and "bias" in cfg else None
-    if bias_key is not None:
-        used[bias_key] = cfg[bias_key]
-        out.values["bias"] = bool(cfg[bias_key])
-    elif model_type == "falcon":
-        out.values["bias"] = False
-        out.notes.append("no bias field: FalconConfig's default is no biases")
-    elif gated or model_type.startswith("t5"):
-        out.values["bias"] = False
-        out.notes.append("no mlp_bias field: this family has no FFN biases")
-    elif model_type in PLAIN_BIASED_MODEL_TYPES:
-        out.values["bias"] = True
-    else:
-        out.values["bias"] = True
-        out.notes.append("no mlp_bias field and an unknown family: biases assumed")
-
-    _read_norm_type(cfg, model_type, out)
+        if family.refused:
+            raise ConfigError("--config", f"model_type {model_type!r} is refused: {family.refused}")
+        _Reader(cfg, family, out).read()
     _read_dtype(cfg, raw, out)
-
-    layers = _first(cfg, LAYER_KEYS, used)
-    if layers is not None:
-        count = _size(*layers)
-        decoder = _first(cfg, ("num_decoder_layers",), used)
-        if decoder is not None:
-            count += _size(*decoder)
-            out.notes.append("layers = encoder + decoder layers")
-        if "experts" in out.values:
-            count -= _read_dense_layers(cfg, count, out)
-        out.values["layers"] = max(count, 1)
-    out.ignored = sorted(k for k in cfg if k not in used)
+    out.ignored = sorted(k for k in cfg if k not in out.used and k.split(".")[0] not in out.used)
     return out
 
 
-def _moe_layers(cfg: dict[str, Any], layers: int, used: dict[str, Any]) -> tuple[int, str] | None:
-    """How many of `layers` have a MoE FFN, and why, when the file says which (None: all do).
-    DeepSeek (modeling_deepseek.py): layer i is MoE when i ≥ first_k_dense_replace and
-    i % moe_layer_freq == 0. Qwen-MoE (Qwen2MoeDecoderLayer): when i is not in mlp_only_layers
-    and (i + 1) % decoder_sparse_step == 0. Counted in closed form (a file may say anything)."""
-    if "first_k_dense_replace" in cfg or "moe_layer_freq" in cfg:
-        first = _size("first_k_dense_replace", cfg.get("first_k_dense_replace") or 0)
-        freq = max(_size("moe_layer_freq", cfg.get("moe_layer_freq") or 1), 1)
-        used.update({k: cfg[k] for k in ("first_k_dense_replace", "moe_layer_freq") if k in cfg})
-        # the multiples of freq in [first, layers)
-        moe = max(0, (layers - 1) // freq - ((first - 1) // freq if first else -1))
-        return moe, f"first_k_dense_replace {first}, moe_layer_freq {freq}: layer i is MoE when i ≥ {first} and i % {freq} == 0"
-    if "decoder_sparse_step" in cfg or "mlp_only_layers" in cfg:
-        step = max(_size("decoder_sparse_step", cfg.get("decoder_sparse_step") or 1), 1)
-        only = cfg.get("mlp_only_layers") or []
-        if not isinstance(only, list):
-            raise ConfigError("--config", f"field 'mlp_only_layers' must be a list of layer indices, got {only!r}")
-        dense = {_size("mlp_only_layers", i) for i in only}
-        used.update({k: cfg[k] for k in ("decoder_sparse_step", "mlp_only_layers") if k in cfg})
-        moe = layers // step - sum(1 for i in dense if i < layers and (i + 1) % step == 0)
-        return moe, f"decoder_sparse_step {step}, mlp_only_layers {sorted(dense)}: layer i is MoE when (i + 1) % {step} == 0, i not listed"
-    return None
+class _Reader:
+    """Reads one file of a known family: each key from the file, else its code default (noted)."""
+
+    def __init__(self, cfg: dict[str, Any], family: Family, out: ConfigFile) -> None:
+        from ffn_calc.catalogue.families import CODE_DEFAULTS, TRANSFORMERS
+
+        self.cfg, self.family, self.out = cfg, family, out
+        self.defaults = CODE_DEFAULTS.get(family.model_type, {})
+        self.source = f"{family.model_type}'s configuration class, transformers {TRANSFORMERS}"
+
+    def get(self, key: str) -> Any:
+        """The file's value of a (dotted) key, else the code's default (said in the notes), else None."""
+        value: Any = self.cfg
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            self.out.used[key] = value
+            return value
+        if key in self.defaults:
+            default = self.defaults[key]
+            self.out.notes.append(f"{key} absent: {default!r}, the default of {self.source}")
+            self.out.used[key] = default
+            return default
+        return None
+
+    def first(self, keys: tuple[str, ...]) -> tuple[str, Any] | None:
+        """The first key the file gives, else the first with a code default."""
+        given = [k for k in keys if self.cfg.get(k) is not None]
+        for key in given + [k for k in keys if k not in given]:
+            value = self.get(key)
+            if value is not None:
+                return key, value
+        return None
+
+    def read(self) -> None:
+        f, out = self.family, self.out
+        out.notes.append(f"family {f.model_type}: {f.block} ({f.model}), transformers table" + (f"; {f.note}" if f.note else ""))
+        hidden = self.first(f.d_model)
+        if hidden is None:
+            raise ConfigError("--config", f"{out.path!r} has no hidden size: expected {' or '.join(f.d_model)}")
+        d_model = out.values["d_model"] = _size(*hidden)
+        for key, why in f.unmodelled:
+            if self.cfg.get(key):
+                raise ConfigError("--config", f"{key} {self.cfg[key]!r}: {why}; ffn-calc cannot count that exactly")
+        self._activation()
+        bias = f.bias if isinstance(f.bias, bool) else bool(self.get(f.bias))
+        out.values["bias"] = bias
+        out.notes.append(f"biases {'on' if bias else 'off'}: " + (f"{f.block}'s code" if isinstance(f.bias, bool) else f"{f.bias}"))
+        out.values["norm_type"] = NORM_TYPES[f.norm].name
+        out.notes.append(f"norm_type {f.norm} ({NORM_TYPES[f.norm].label}), placed {f.placement}; used with --norm pre or post")
+        if f.placement not in ("pre", "post"):
+            from ffn_calc.catalogue.families import PLACEMENTS
+
+            out.notes.append(f"the model's norms around the FFN: {PLACEMENTS[f.placement]}; --norm pre or post is not that")
+        layers = self._layers()
+        if f.moe is not None:
+            self._moe(d_model, layers)
+            return
+        width = self.first(f.d_ff)
+        if width is not None:
+            out.values["d_ff"] = _size(*width)
+        elif f.ff_factor:
+            out.values["d_ff"] = f.ff_factor * d_model
+            out.notes.append(f"d_ff = {f.ff_factor} × {f.d_model[0]} = {f.ff_factor * d_model} ({f.note or f.block})")
+        else:
+            out.missing = f"{out.path!r} has no FFN width: expected {' or '.join(f.d_ff)}; give it with --d-ff"
+        if f.decoder_d_ff:
+            decoder = self.get(f.decoder_d_ff)
+            if decoder is not None and decoder != out.values.get("d_ff"):
+                raise ConfigError(
+                    "--config", f"{f.decoder_d_ff} {decoder} differs from {f.d_ff[0]} {out.values.get('d_ff')}: ffn-calc counts one FFN width"
+                )
+        if layers is not None:
+            out.values["layers"] = layers
+
+    def _layers(self) -> int | None:
+        f = self.family
+        found = self.first(f.layers)
+        if found is None:
+            return None
+        count = _size(*found)
+        if f.decoder_layers:
+            decoder = self.get(f.decoder_layers)
+            count += _size(f.decoder_layers, decoder if decoder is not None else count)
+            if decoder is None:  # T5: num_decoder_layers null is num_layers
+                self.out.notes.append(f"{f.decoder_layers} absent: as many as {f.layers[0]}")
+            self.out.notes.append("layers = encoder + decoder layers")
+        return count
+
+    def _activation(self) -> None:
+        f, out = self.family, self.out
+        if f.act_fixed:
+            name = f.act_fixed
+            out.notes.append(f"activation {name}: {f.block} fixes it whatever the config says")
+            if name == "swiglu_clamped":
+                self._clamped()
+                out.values["activation"] = name
+                return
+            spelling, gated = name, f.gated
+        else:
+            found = self.first(f.act)
+            if found is None:
+                raise ConfigError("--config", f"{out.path!r} has no activation: expected {' or '.join(f.act)}")
+            spelling, gated = str(found[1]), f.gated
+            if found[0] == "feed_forward_proj":  # T5Config: "gated-gelu" → gated gelu_new; "relu" → plain relu
+                kind, _, act = spelling.rpartition("-")
+                gated, spelling = kind == "gated", ("gelu_new" if spelling == "gated-gelu" else act)
+            spelling = dict(f.act_rewrite).get(spelling, spelling)
+        found_act = by_config_name(spelling)
+        if found_act is None or (gated and found_act.gated is None):
+            what = "a gated form" if found_act is not None else "an activation"
+            self._require(("activation",), f"activation {spelling!r} of model_type {f.model_type!r} has no {what} in ffn-calc; give -a/--activation")
+            return
+        out.values["activation"] = found_act.gated if gated else found_act.name
+        out.notes.append(f"{'gated (GLU)' if gated else 'plain two-matrix'} FFN with {found_act.name} ({spelling}): {f.block}")
+
+    def _clamped(self) -> None:
+        """gpt-oss's activation constants are the registry's; another value is refused."""
+        from ffn_calc.model.activations import CLAMPED_SWIGLU_ALPHA, CLAMPED_SWIGLU_LIMIT
+
+        for key, want in (("swiglu_alpha", CLAMPED_SWIGLU_ALPHA), ("swiglu_limit", CLAMPED_SWIGLU_LIMIT)):
+            value = self.get(key)
+            if value != want:
+                self._require(("activation",), f"{key} {value!r}: ffn-calc's swiglu_clamped has {key[7:]} {want}; give -a/--activation")
+
+    def _require(self, options: tuple[str, ...], message: str) -> None:
+        self.out.requires = tuple(dict.fromkeys(self.out.requires + options))
+        self.out.refusal = self.out.refusal or message
+
+    def _moe(self, d_model: int, layers: int | None) -> None:
+        f, out = self.family, self.out
+        m = f.moe
+        assert m is not None
+        found = self.first(tuple(m.experts.split("|")))  # Qwen3MoeConfig writes num_experts as num_local_experts
+        experts, top_k, width = found and found[1], self.get(m.top_k), self.get(m.width)
+        if experts is None or top_k is None or width is None:
+            raise ConfigError("--config", f"{out.path!r} lacks {m.experts}, {m.top_k} or {m.width}, which {f.block} needs")
+        out.values.update(experts=_size(m.experts, experts), top_k=_size(m.top_k, top_k), d_ff=_size(m.width, width))
+        if m.router_bias:
+            out.values["router_bias"] = True
+            out.notes.append(f"the router's linear has a bias ({f.block})")
+        shared = 0
+        if m.shared:
+            shared = _size(m.shared, self.get(m.shared) or 0)
+        elif m.shared_width:
+            shared_width = _size(m.shared_width, self.get(m.shared_width) or 0)
+            if shared_width % width:
+                raise ConfigError(
+                    "--config",
+                    f"{m.shared_width} {shared_width} is not a multiple of the expert width {width}: ffn-calc's shared experts are each {width} wide",
+                )
+            shared = shared_width // width
+            if shared:
+                out.notes.append(f"one shared expert {shared_width} wide counted as {shared} of width {width} (the same parameters and FLOPs)")
+        if shared:
+            out.values["shared_experts"] = shared
+            if m.shared_gate:
+                out.values["shared_expert_gate"] = True
+                out.notes.append(f"shared experts gated by sigmoid(x·w_s), w_s (d_model, 1): {f.block}'s shared_expert_gate")
+        if layers is None:
+            return
+        moe_layers = self._moe_layers(layers)
+        dense = layers - moe_layers
+        out.values["layers"] = moe_layers
+        if dense:
+            dense_width = self.get(m.dense_width)
+            if dense_width is None:
+                raise ConfigError("--config", f"{out.path!r} has {dense} dense layers but no {m.dense_width}, their width")
+            out.values.update(dense_layers=dense, dense_d_ff=_size(m.dense_width, dense_width))
+            out.notes.append(f"{dense} dense layers ({m.dense_width} {dense_width}) + {moe_layers} MoE layers")
+        if not moe_layers:  # every layer is dense: the stack is a dense model, not a mixture with a phantom layer
+            for key in ("experts", "top_k", "shared_experts", "shared_expert_gate", "router_bias"):
+                out.values.pop(key, None)
+            out.values.update(d_ff=out.values.pop("dense_d_ff"), layers=out.values.pop("dense_layers"))
+            out.notes[-1] = f"all {dense} layers dense ({m.dense_width} {self.get(m.dense_width)}): no MoE layer, read as a dense model"
+
+    def _moe_layers(self, layers: int) -> int:
+        """How many of `layers` the code builds as MoE (families.INTERLEAVES), counted layer by layer."""
+        from ffn_calc.catalogue.families import INTERLEAVES
+
+        m = self.family.moe
+        assert m is not None
+        if layers > MAX_LAYERS:
+            raise ConfigError("--config", f"{layers} layers is more than {MAX_LAYERS:,}")
+        rule = m.interleave
+        if rule == "all":
+            is_moe = [True] * layers
+        elif rule == "first_k_dense":
+            first = _size("first_k_dense_replace", self.get("first_k_dense_replace") or 0)
+            is_moe = [i >= first for i in range(layers)]
+        elif rule == "sparse_step":
+            step = _size("decoder_sparse_step", self.get("decoder_sparse_step"))
+            only = self.get("mlp_only_layers") or []
+            if not step or not isinstance(only, list):
+                raise ConfigError("--config", f"decoder_sparse_step {step!r} and mlp_only_layers {only!r} do not place MoE layers")
+            is_moe = [i not in only and (i + 1) % step == 0 for i in range(layers)]
+        elif rule == "period_offset":
+            period, offset = self.get("expert_layer_period"), self.get("expert_layer_offset")
+            if not period or not isinstance(period, int) or not isinstance(offset, int):
+                raise ConfigError("--config", f"expert_layer_period {period!r}, expert_layer_offset {offset!r} do not place MoE layers")
+            is_moe = [i % period == offset for i in range(layers)]
+        else:  # moe_layers
+            listed = self.get("moe_layers")
+            if listed is None:
+                step = _size("interleave_moe_layer_step", self.get("interleave_moe_layer_step"))
+                listed = list(range(step - 1, layers, step)) if step else []
+            is_moe = [i in listed for i in range(layers)]
+        self.out.notes.append(f"{sum(is_moe)} of {layers} layers MoE: {INTERLEAVES[rule]}")
+        return sum(is_moe)
 
 
-def _read_dense_layers(cfg: dict[str, Any], layers: int, out: ConfigFile) -> int:
-    """The dense layers of a mixed stack (their FFN: intermediate_size wide, the activation,
-    biases and norm of the MoE one) as `dense_layers` and `dense_d_ff`; returns their count."""
-    found = _moe_layers(cfg, layers, out.used)
-    if found is None:
-        return 0
-    moe, why = found
-    dense = layers - moe
-    if not dense:
-        out.notes.append(f"all {layers} layers are MoE ({why})")
-        return 0
-    out.values["dense_layers"] = dense
-    width = cfg.get("intermediate_size") if "moe_intermediate_size" in out.used else None  # else it is the experts' width
-    if width is None:
-        out.notes.append(f"{dense} dense layers + {moe} MoE layers ({why}); no intermediate_size beside moe_intermediate_size: give --dense-d-ff")
-        return dense
-    out.used["intermediate_size"] = width
-    out.values["dense_d_ff"] = _size("intermediate_size", width)
-    out.notes.append(f"{dense} dense layers (intermediate_size {width}) + {moe} MoE layers ({why})")
-    return dense
-
-
-def _read_norm_type(cfg: dict[str, Any], model_type: str, out: ConfigFile) -> None:
-    """The kind of norm (norms.py): a family the registry names (T5's RMSNorm under a LayerNorm
-    key) by its model_type, else the epsilon's key (`rms_norm_eps`, `layer_norm_eps`, …), else
-    the model_type. Used when --norm pre or post adds the norm; recorded either way."""
-    found = by_config_key(cfg)
-    if found is not None:
-        out.used[found[0]] = cfg[found[0]]
-    family = by_family(model_type)
-    if family is not None:
-        kind, why = family, f"model_type {model_type!r} ({family.family_note})"
-    elif found is not None:
-        kind, why = found[1], found[0]
-    elif model_type in NORM_BY_MODEL_TYPE:
-        kind, why = NORM_TYPES[NORM_BY_MODEL_TYPE[model_type]], f"model_type {model_type!r}"
-    else:
-        kind, why = NORM_TYPES["layer"], "no norm epsilon field and an unknown family: assumed"
-    out.values["norm_type"] = kind.name
-    out.notes.append(f"norm_type {kind.name} ({kind.label}) from {why}; used with --norm pre or post")
+def _read_unknown(cfg: dict[str, Any], model_type: str, out: ConfigFile, known: int) -> None:
+    """A family not in the table: its sizes are read, its FFN's structure must come from flags."""
+    moe = any(cfg.get(k) for k in EXPERT_HINTS)
+    needs = ("activation", "bias") + (("experts", "top_k", "d_ff") if moe else ())
+    out.requires, out.refusal = (
+        needs,
+        (
+            f"model_type {model_type or '(none)'!r} is not one of the {known} families ffn-calc reads (catalogue/families.py); "
+            f"describe its FFN with {', '.join(FLAGS[k] for k in needs)} (and --norm-type with --norm)"
+        ),
+    )
+    out.notes.append(f"model_type {model_type!r} is not in the family table: the FFN's structure is the flags'")
+    for keys, name in ((SIZE_KEYS, "d_model"), (FF_KEYS, "d_ff"), (LAYER_KEYS, "layers")):
+        if name == "d_ff" and moe:
+            continue
+        key = next((k for k in keys if cfg.get(k) is not None), None)
+        if key is not None:
+            out.used[key] = cfg[key]
+            out.values[name] = _size(key, cfg[key])
+    if "d_model" not in out.values:
+        raise ConfigError("--config", f"{out.path!r} has no hidden size: expected one of {', '.join(SIZE_KEYS)}")
+    if "d_ff" not in out.values and not moe:
+        out.missing = f"{out.path!r} has no FFN width: expected one of {', '.join(FF_KEYS)}; give it with --d-ff"
 
 
 def _read_dtype(cfg: dict[str, Any], raw: dict[str, Any], out: ConfigFile) -> None:

@@ -63,7 +63,7 @@ def layer_config(
         except KeyError:
             hint = closest(model.strip().lower(), presets.PRESETS)
             raise ConfigError("--model", f"unknown model {model!r}; {hint} (`ffn-calc models` lists all {len(presets.PRESETS)})") from None
-        values.update({k: getattr(preset, k) for k in FILLABLE if getattr(preset, k) is not None})
+        values.update({k: getattr(preset, k) for k in FILLABLE + MODEL_ONLY if getattr(preset, k) is not None})
         d_ff_from = f"preset {preset.name}"
         origin.append(f"preset {preset.name}: {preset.source}" + (f" ({preset.note})" if preset.note else ""))
         if preset.dtype is not None:
@@ -72,6 +72,8 @@ def layer_config(
         from ffn_calc.inputs.config_json import read_config  # json and pathlib: only when a file is read
 
         file = read_config(config)
+        if any(given[k] is None for k in file.requires):
+            raise ConfigError("--config", file.refusal)
         if file.missing and d_ff is None:
             raise ConfigError("--config", file.missing)
         values.update(file.values)
@@ -133,6 +135,8 @@ FILLABLE = (
     "d_model", "d_ff", "activation", "bias", "layers", "experts", "top_k", "shared_experts", "norm_type", "dtype", "shared_expert_gate",
     "dense_layers", "dense_d_ff",
 )  # fmt: skip
+# What a preset or a config.json says about the model that no flag sets: gpt-oss's router bias.
+MODEL_ONLY = ("router_bias",)
 LAYER_FLAGS = tuple(name for name in _PARAMETERS if name not in SIZES + SOURCES)  # the flags
 # The defaults of the options a preset or config file may fill in (FFNConfig's own), so that
 # "flags override" names real overrides.

@@ -60,12 +60,24 @@ _ALL = (
         "input", ("silu", "swish"), gated="swiglu",
     ),
     Activation(
+        "silu_clamped", "clamped SiLU (gpt-oss)", "g·σ(1.702·g), g = min(h, 7); its GLU multiplies by clamp(u, −7, 7) + 1",
+        9, "min 1, ×α 1, negate 1, exp 1, add 1, divide 1; the up's clamp 2 and +1 1",
+        13, "min's select 1 + σ(α·g) 5 + σ + α·g·σ(1−σ) 5 + × grad 1 + the up clamp's select 1",
+        "input", (), gated="swiglu_clamped",
+    ),
+    Activation(
         "relu2", "squared ReLU", "max(0, h)²",
         2, "compare-and-select, square",
         3, "2·max(0, h) (2) + × grad (1)",
         "input", ("relu2",),
     ),
 )  # fmt: skip
+
+# gpt-oss's clamped SwiGLU (GptOssExperts._apply_gate; GptOssConfig swiglu_alpha, swiglu_limit):
+# (clamp(up, −limit, limit) + 1) ⊙ g·σ(alpha·g) with g = min(gate, limit). No config.json spelling
+# names it: the family table gives it to gpt_oss, whose code fixes it.
+CLAMPED_SWIGLU_ALPHA = 1.702
+CLAMPED_SWIGLU_LIMIT = 7.0
 
 for _a in _ALL:
     if _a.backward_reads not in ("input", "output"):

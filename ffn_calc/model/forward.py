@@ -408,9 +408,14 @@ class _Builder:
             shared = self.ffn(names.SHARED, source, (b, s), cfg.shared_experts * cfg.d_ff)
             if cfg.shared_expert_gate:
                 shared = self.shared_expert_gate(source, shared)
+        router_weights: tuple[Tensor, ...] = (self.tensor(names.W_ROUTER, (d, e), "weight"),)
+        formula = f"logits = {self.symbol[source]}·{names.W_ROUTER}"
+        if cfg.router_bias:  # gpt-oss's GptOssTopKRouter
+            router_weights += (self.tensor(names.B_ROUTER, (e,), "bias"),)
+            formula += f" + {names.B_ROUTER}"
         router = self.add(
-            Stage(names.ROUTER, "matmul", f"logits = {self.symbol[source]}·{names.W_ROUTER}", (source,), self.tensor(names.ROUTER, (b, s, e)),
-                  (self.tensor(names.W_ROUTER, (d, e), "weight"),), (n, d, e)),
+            Stage(names.ROUTER, "matmul", formula, (source,), self.tensor(names.ROUTER, (b, s, e)), router_weights, (n, d, e),
+                  BIAS_ADD.flops * n * e if cfg.router_bias else 0),
             "logits",
         )  # fmt: skip
         routing = self.add(

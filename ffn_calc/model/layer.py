@@ -161,6 +161,7 @@ class FFNConfig:
     shared_experts: int = 0
     shared_expert_gate: bool = False
     capacity_factor: float | None = None
+    router_bias: bool = False  # gpt-oss: the router's linear has a bias of `experts` entries
     layers: int = 1
     dense_layers: int = 0
     dense_d_ff: int = 0  # 0: no dense layers
@@ -196,7 +197,12 @@ class FFNConfig:
         check_size("--dense-d-ff", self.dense_d_ff, minimum=0)
         if self.dense_layers and not self.dense_d_ff:
             raise ConfigError("--dense-layers", "the dense layers need their width; add --dense-d-ff")
-        for name, flag in (("--bias", self.bias), ("--fused", self.fused), ("--shared-expert-gate", self.shared_expert_gate)):
+        for name, flag in (
+            ("--bias", self.bias),
+            ("--fused", self.fused),
+            ("--shared-expert-gate", self.shared_expert_gate),
+            ("router_bias", self.router_bias),
+        ):
             if not isinstance(flag, bool):
                 raise ConfigError(name, f"must be true or false, got {flag!r}")
         if self.capacity_factor is not None and (isinstance(self.capacity_factor, bool) or not isinstance(self.capacity_factor, int | float)):
@@ -215,6 +221,8 @@ class FFNConfig:
                     raise ConfigError(name, "needs --experts (a mixture of experts)")
             if self.capacity_factor is not None:
                 raise ConfigError("--capacity-factor", "needs --experts (a mixture of experts)")
+        if self.router_bias and not self.experts:
+            raise ConfigError("router_bias", "biases the router of a mixture of experts; add --experts")
         if self.shared_expert_gate and not self.shared_experts:
             raise ConfigError("--shared-expert-gate", "gates the shared experts' output; add --shared-experts (and --experts)")
         if self.capacity_factor is not None and not (0 < self.capacity_factor < 1e6):
@@ -262,7 +270,7 @@ class FFNConfig:
             return (self,)
         dense = replace(
             self, d_ff=self.dense_d_ff, d_ff_rule=f"dense layers: {self.dense_d_ff}", experts=0, top_k=0, shared_experts=0,
-            shared_expert_gate=False, capacity_factor=None, layers=self.dense_layers, dense_layers=0, dense_d_ff=0,
+            shared_expert_gate=False, capacity_factor=None, router_bias=False, layers=self.dense_layers, dense_layers=0, dense_d_ff=0,
         )  # fmt: skip
         return (dense, replace(self, dense_layers=0, dense_d_ff=0))
 

@@ -1,8 +1,8 @@
 """The norm registry: every normalisation `--norm pre|post` can put around the FFN, declared
 once with all that is known about it: its stage's name, its weights, its costs, what its
-backward keeps, how config.json names it. Choices, help text, the convention sentence,
-config.json detection, the stages, the training rules and the verifier's kernel table (held to
-this one by a test) derive from it.
+backward keeps. Choices, help text, the convention sentence, the stages, the training rules and
+the verifier's kernel table (held to this one by a test) derive from it; config.json's family
+table (catalogue/families.py) names each family's norm by its name here.
 
 Costs are counted like an activation's: the arithmetic of the formula as written over a row of
 d elements, rsqrt as one FLOP. The ÷d of a forward mean is folded into what follows it (not
@@ -24,9 +24,7 @@ class NormType(NamedTuple):
     shift β (their names, structure.py); `stage` is the name and op of its stage. Forward and
     backward FLOPs are per element and per row, with how they are counted in `flops_count` and
     `backward_count`. For backward it keeps its input and `stats` per row in float32
-    (`stats_tensor`). `config_keys` are the config.json fields (its epsilon) that name it;
-    `families` the config.json model_types whose norm it is whatever their epsilon's key says,
-    `family_note` why."""
+    (`stats_tensor`). `config_keys` are the config.json fields (its epsilon) that name it."""
 
     name: str
     label: str
@@ -46,8 +44,6 @@ class NormType(NamedTuple):
     stats: tuple[str, ...]
     stats_tensor: str
     config_keys: tuple[str, ...]
-    families: tuple[str, ...] = ()
-    family_note: str = ""
 
     @property
     def params_per_element(self) -> int:
@@ -90,12 +86,12 @@ _ALL = (
         8, 1, 2, "dx = (γ·dy − x̂·mean(γ·dy·x̂)) / rms, dγ = Σ dy·x̂",
         "dγ 2, γ·dy 1, ·x̂ 1, its sum 1, x̂·mean 1, subtract 1, ÷rms 1; per row the mean's ÷d",
         ("1/rms",), names.RMSNORM_STATS, ("rms_norm_eps",),
-        ("t5", "mt5", "umt5", "longt5", "switch_transformers"), "its LayerNorm is an RMSNorm",  # T5LayerNorm, under layer_norm_epsilon
     ),
     # Cohere's CohereLayerNorm (transformers, modeling_cohere.py; bias=False): LayerNorm's mean,
     # variance and normalisation, then γ and no β. Counted as LayerNorm without the shift (one
     # FLOP per element less forward) and without dβ (one less backward). Its config.json keys
-    # its epsilon as LayerNorm's (layer_norm_eps): it is told apart by its model_type.
+    # its epsilon as LayerNorm's (layer_norm_eps), so no key names it: the family table does
+    # (catalogue/families.py, model_type cohere and cohere2).
     NormType(
         "layer_nobias", "LayerNorm (no bias)", "(x − mean(x)) / √(var(x) + ε) · γ", "Cohere's CohereLayerNorm (modeling_cohere.py)",
         "layernorm_nobias", "LN", (names.LN_GAMMA,),
@@ -104,13 +100,12 @@ _ALL = (
         "dγ 2, γ·dy 1, its sum 1, ·x̂ 1, its sum 1, x̂·mean 1, two subtracts 2, ÷σ 1 (LayerNorm's, no dβ); "
         "per row the two means' ÷d",
         ("mean", "1/σ"), names.LAYERNORM_STATS, (),
-        ("cohere",), "CohereLayerNorm: γ and no β",
     ),
     # OLMo-1's OlmoLayerNorm (transformers, modeling_olmo.py): F.layer_norm with weight and bias
     # None, no parameters at all. Counted as LayerNorm without the affine (two FLOPs per element
     # less forward) and without dγ, dβ and γ·dy (four less backward); with no weights, its
     # backward runs only when its input needs a gradient. Its config.json has no epsilon (1e-5
-    # is fixed in the code): it is told apart by its model_type.
+    # is fixed in the code): the family table names it (model_type olmo).
     NormType(
         "layer_nonparam", "LayerNorm (no affine)", "(x − mean(x)) / √(var(x) + ε)", "OLMo-1's OlmoLayerNorm (modeling_olmo.py)",
         "layernorm_nonparam", "LN", (),
@@ -118,7 +113,6 @@ _ALL = (
         7, 2, 0, "dx = (dy − mean(dy) − x̂·mean(dy·x̂)) / σ",
         "Σ dy 1, dy·x̂ 1, its sum 1, x̂·mean 1, two subtracts 2, ÷σ 1 (LayerNorm's, no dγ, dβ or γ·dy); per row the two means' ÷d",
         ("mean", "1/σ"), names.LAYERNORM_STATS, (),
-        ("olmo",), "OlmoLayerNorm: no γ, no β",
     ),
 )  # fmt: skip
 
@@ -130,11 +124,6 @@ WEIGHTS = frozenset(w for n in _ALL for w in n.weights)
 def norm_type(name: str) -> NormType:
     """The registry entry called `name`, or KeyError."""
     return NORM_TYPES[name]
-
-
-def by_family(model_type: str) -> NormType | None:
-    """The norm a config.json's model_type says, whatever its epsilon's key, or None."""
-    return next((n for n in _ALL if model_type in n.families), None)
 
 
 def by_config_key(cfg: dict[str, object]) -> tuple[str, NormType] | None:

@@ -60,6 +60,7 @@ COMBINE = "combine"
 
 # Weights that are not a linear's.
 W_ROUTER = "W_router"
+B_ROUTER = "b_router"  # gpt-oss's router bias, (experts,)
 W_SHARED_EXPERT_GATE = "W_shared_expert_gate"  # (d_model, 1): HF's shared_expert_gate
 LN_GAMMA = "ln_gamma"
 LN_BETA = "ln_beta"

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ffn_calc.model import structure as names
+from ffn_calc.model.activations import CLAMPED_SWIGLU_ALPHA, CLAMPED_SWIGLU_LIMIT
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 GELU_TANH_CUBIC = 0.044715
@@ -75,6 +76,14 @@ def _gelu_tanh(h: np.ndarray, out: np.ndarray) -> None:  # 0.5·h·(1 + tanh(√
     out *= 0.5
 
 
+def _silu_clamped(h: np.ndarray, out: np.ndarray) -> None:  # g·σ(α·g), g = min(h, limit): gpt-oss's gate
+    g = np.minimum(h, CLAMPED_SWIGLU_LIMIT)
+    np.multiply(g, -CLAMPED_SWIGLU_ALPHA, out=out)
+    np.exp(out, out=out)
+    out += 1.0
+    np.divide(g, out, out=out)
+
+
 def _silu(h: np.ndarray, out: np.ndarray) -> None:  # h / (1 + exp(−h))
     np.negative(h, out=out)
     np.exp(out, out=out)
@@ -100,6 +109,17 @@ def _d_gelu(h: np.ndarray) -> np.ndarray:
 def _d_gelu_tanh(h: np.ndarray) -> np.ndarray:
     t = np.tanh(SQRT_2_OVER_PI * (h + GELU_TANH_CUBIC * h**3))
     return 0.5 * (1.0 + t) + 0.5 * h * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3 * GELU_TANH_CUBIC * h * h)
+
+
+def _d_silu_clamped(h: np.ndarray) -> np.ndarray:
+    g = np.minimum(h, CLAMPED_SWIGLU_LIMIT)
+    sig = 1.0 / (1.0 + np.exp(-CLAMPED_SWIGLU_ALPHA * g))
+    return np.where(h < CLAMPED_SWIGLU_LIMIT, sig * (1.0 + CLAMPED_SWIGLU_ALPHA * g * (1.0 - sig)), 0.0).astype(h.dtype)
+
+
+def _clamped_reference(v: float) -> float:
+    g = min(v, CLAMPED_SWIGLU_LIMIT)
+    return g / (1.0 + math.exp(-CLAMPED_SWIGLU_ALPHA * g))
 
 
 def _d_silu(h: np.ndarray) -> np.ndarray:
@@ -128,6 +148,7 @@ KERNELS: dict[str, Kernel] = {
     "gelu": Kernel(_gelu, _d_gelu, lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))), approx_error=1.5e-7),  # erf's A&S 7.1.26
     "gelu_tanh": Kernel(_gelu_tanh, _d_gelu_tanh, lambda v: 0.5 * v * (1.0 + math.tanh(SQRT_2_OVER_PI * (v + GELU_TANH_CUBIC * v**3)))),
     "silu": Kernel(_silu, _d_silu, lambda v: v / (1.0 + math.exp(-v))),
+    "silu_clamped": Kernel(_silu_clamped, _d_silu_clamped, _clamped_reference),
 }
 
 

@@ -77,6 +77,11 @@ def verify(
             f"verify cannot run --weight-dtype {cfg.weight_dtype}: NumPy computes with unpacked weights, so packed 4-bit or FP8 "
             "weight bytes are not observed; drop --weight-dtype to verify the layer in --dtype"
         )
+    if cfg.router_bias or cfg.activation == "swiglu_clamped":
+        raise VerifyRefused(
+            "verify does not run a router bias or gpt-oss's clamped SwiGLU (its up's clamp and + 1) yet; "
+            "verify the same shapes with -a swiglu and no router bias"
+        )
     if cfg.dense_layers:
         return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)
     started = time.perf_counter()

@@ -117,7 +117,7 @@ def test_config_json_says_what_it_used_and_ignored() -> None:
     file = read_config(str(DATA / "llama-3-8b.config.json"))
     assert file.used["hidden_size"] == 4096 and file.used["intermediate_size"] == 14336
     assert "vocab_size" in file.ignored and "rope_theta" in file.ignored
-    assert any("model_type 'llama'" in note for note in file.notes)
+    assert any("family llama: LlamaMLP" in note for note in file.notes)
 
 
 def test_glu_is_never_guessed_from_the_ratio(tmp_path: Path) -> None:
@@ -133,11 +133,11 @@ def test_glu_is_never_guessed_from_the_ratio(tmp_path: Path) -> None:
     [
         ('{"hidden_size": 4096, "intermediate_size": ', "not JSON"),
         ("[1, 2]", "not an object"),
-        ('{"intermediate_size": 11008}', "no hidden size"),
-        ('{"hidden_size": 4096}', "no FFN width"),
-        ('{"hidden_size": 4096, "intermediate_size": 11008, "num_local_experts": 8}', "num_experts_per_tok"),
-        ('{"hidden_size": "big", "intermediate_size": 11008}', "hidden_size"),
-        ('{"hidden_size": 64, "intermediate_size": 128, "hidden_act": "mish"}', "mish"),
+        ('{"hidden_size": 4096}', "is not one of the .* families.*-a/--activation, --bias/--no-bias"),
+        ('{"hidden_size": 4096, "intermediate_size": 11008, "num_local_experts": 8}', "--experts, --top-k, --d-ff"),
+        ('{"model_type": "llama", "hidden_size": "big", "intermediate_size": 11008}', "hidden_size"),
+        ('{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "hidden_act": "mish"}', "mish"),
+        ('{"model_type": "jetmoe", "hidden_size": 64}', "refused: JetMoeMoE adds one bias"),
     ],
 )
 def test_bad_config_json(tmp_path: Path, text: str, message: str) -> None:
@@ -434,7 +434,7 @@ def test_config_torch_dtype_and_one_rule_in_every_command(cli: Run) -> None:
 
 
 def test_newer_dtype_key_and_unknown_dtype(tmp_path: Path) -> None:
-    base = {"hidden_size": 64, "intermediate_size": 128}
+    base = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128}
     assert layer_config(1, 1, config=_write(tmp_path, {**base, "dtype": "float16"})).dtype == "float16"
     cfg = layer_config(1, 1, config=_write(tmp_path, {**base, "torch_dtype": "float4"}))
     assert cfg.dtype == "float32" and any("float4" in line for line in cfg.origin)
@@ -458,6 +458,9 @@ def test_a_flag_completes_or_overrides_a_config(cli: Run, tmp_path: Path) -> Non
     assert code == 0, err
     assert doc["config"]["d_ff"] == 2048 and doc["totals"]["params"] == 2 * 1024 * 2048 + 2048 + 1024  # 4,197,376
     bare = _write(tmp_path, {"hidden_size": 64, "model_type": "somefamily"})
-    assert layer_config(1, 1, config=bare, d_ff="256").d_ff == 256
+    described = {"activation": "relu", "bias": True}
+    assert layer_config(1, 1, config=bare, d_ff="256", **described).d_ff == 256  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="no FFN width.*--d-ff"):
-        layer_config(1, 1, config=bare)
+        layer_config(1, 1, config=bare, **described)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="'somefamily' is not one of"):
+        layer_config(1, 1, config=bare, d_ff="256")

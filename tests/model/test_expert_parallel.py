@@ -178,8 +178,8 @@ def _keys(value: object) -> set[str]:
 
 
 def test_cli_ep_json_keys_are_documented(cli: Run) -> None:
-    readme = (ROOT / "README.md").read_text()
-    documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", readme))
+    reference = (ROOT / "docs" / "json.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", reference))
     for args in (
         ["train", "2", "8", "16", "--experts", "4", "--top-k", "2", "--ep", "2", "--tp", "2"],
         ["roofline", "4", "8", "16", "--experts", "4", "--top-k", "2", "--ep", "4", "--gpu", "h100-sxm"],

@@ -70,7 +70,9 @@ def test_config_json_moe_layer_freq(tmp_path: Path) -> None:
               "n_routed_experts": 4, "num_experts_per_tok": 2, "num_hidden_layers": 10, "first_k_dense_replace": 3, "moe_layer_freq": 2}  # fmt: skip
     path.write_text(json.dumps(fields))
     cfg = ffn_calc.layer(1, 1, config=str(path))
-    assert (cfg.layers, cfg.dense_layers) == (3, 7)  # MoE at i = 4, 6, 8
+    # DeepseekV2DecoderLayer reads first_k_dense_replace only (transformers 5.24): moe_layer_freq is
+    # not read, so i = 3 … 9 are MoE
+    assert (cfg.layers, cfg.dense_layers) == (7, 3)
 
 
 def test_dense_layer_flags(cli: Run) -> None:

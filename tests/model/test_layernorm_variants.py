@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import Run
+from helpers import DATA, Run
 
 from ffn_calc.inputs.config_json import read_config
 from ffn_calc.model import structure as names
@@ -211,24 +210,13 @@ def test_cli_shapes_train_verify(cli: Run, name: str) -> None:
 # --- config.json ------------------------------------------------------------------------------------
 
 
-def _config(tmp_path: Path, **fields: object) -> str:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps({"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 2, **fields}), encoding="utf-8")
-    return str(path)
-
-
-def test_cohere_config_is_read_as_layernorm_without_bias(tmp_path: Path) -> None:
-    """CohereConfig keys its epsilon as LayerNorm's (layer_norm_eps); its model_type says which."""
-    f = read_config(_config(tmp_path, model_type="cohere", hidden_act="silu", layer_norm_eps=1e-5))
-    assert f.values["norm_type"] == "layer_nobias" and f.values["activation"] == "swiglu"
-    assert any(n.startswith("norm_type layer_nobias (LayerNorm (no bias)) from model_type 'cohere'") for n in f.notes)
-    assert "layer_norm_eps" in f.used
-
-
-def test_olmo_config_is_read_as_layernorm_without_affine(tmp_path: Path) -> None:
-    """OlmoConfig has no epsilon field at all (OlmoLayerNorm fixes 1e-5)."""
-    f = read_config(_config(tmp_path, model_type="olmo", hidden_act="silu"))
-    assert f.values["norm_type"] == "layer_nonparam"
-    assert any("model_type 'olmo' (OlmoLayerNorm: no γ, no β)" in n for n in f.notes)
-    olmo2 = read_config(_config(tmp_path, model_type="olmo2", hidden_act="silu", rms_norm_eps=1e-6))
-    assert olmo2.values["norm_type"] == "rms"  # OLMo 2 moved to RMSNorm
+@pytest.mark.parametrize(("family", "name"), [("cohere", "layer_nobias"), ("cohere2", "layer_nobias"), ("olmo", "layer_nonparam")])
+def test_config_json_of_the_family_names_its_norm(family: str, name: str) -> None:
+    """The family table (catalogue/families.py) names each family's norm: Cohere's config keys
+    its epsilon as LayerNorm's (layer_norm_eps), OLMo's has none (OlmoLayerNorm fixes 1e-5); the
+    files are transformers' own configurations (tests/data/families)."""
+    f = read_config(str(DATA / "families" / f"{family}.json"))
+    assert f.values["norm_type"] == name and f.values["activation"] == "swiglu"
+    assert any(n.startswith(f"norm_type {name} ({NORM_TYPES[name].label})") for n in f.notes)
+    layer = analyze(make_config(1, 1, f.values["d_model"], f.values["d_ff"], activation="swiglu", bias=False, norm="pre", norm_type=name))
+    assert layer.totals.norm_params == NORM_TYPES[name].params_per_element * f.values["d_model"]  # 64 for Cohere's γ, 0 for OLMo's

@@ -185,6 +185,6 @@ def test_moe_roofline_json_keys_are_documented(cli: Run) -> None:
                 walk(v)
 
     walk(json.loads(out)["phases"])
-    documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", (ROOT / "README.md").read_text()))
+    documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", (ROOT / "docs" / "json.md").read_text(encoding="utf-8")))
     assert {"routing", "uniform", "worst_case", "experts_touched", "rows_per_expert", "ridge_tokens_uniform"} <= found
     assert not found - documented

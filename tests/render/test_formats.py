@@ -126,7 +126,7 @@ def test_completion_callbacks() -> None:
     assert "llama-3-8b" in complete_model("llama-3")
     assert complete_model("") == list(PRESETS)
     assert complete_gpu("h1") == [n for n in GPUS if n.startswith("h1")] and "h100-sxm" in complete_gpu("h1")
-    assert complete_activation("sw") == [a for a in ACTIVATIONS if a.startswith("sw")] == ["swiglu"]
+    assert complete_activation("sw") == [a for a in ACTIVATIONS if a.startswith("sw")] == ["swiglu", "swiglu_clamped"]
     assert complete_dtype("bf") == ["bfloat16"]
     assert set(complete_dtype("")) == set(DTYPES)
     assert complete_model("nope") == []
