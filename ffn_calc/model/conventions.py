@@ -112,45 +112,40 @@ def _cost(*fields: object) -> Cost:
     return cost
 
 
-# fmt: off
 MULTIPLY_ADD = _cost("", "multiply-add", 2, "mac", BOTH, "a matmul's multiply-add: FLOPs = 2 × MACs")
-# forward
+
 BIAS_ADD = _cost("bias_add", "bias add", 1, "element", FORWARD, "out = x·W + b: one add per output element")
 RESIDUAL_ADD = _cost("residual_add", "residual add", 1, "element", FORWARD, "r = x + FFN(…): one add per element")
 GLU_MULTIPLY = _cost("glu_multiply", "GLU multiply", 1, "element", FORWARD, "act(g) ⊙ u: one multiply per element, beside the activation's cost")
 ROUTER_SOFTMAX = _cost("router_softmax", "router softmax", 3, "logit", FORWARD, "exp, sum, divide; the top-k selection is comparisons, not counted")
 TOP_K_RENORM = _cost("top_k_renormalise", "top-k renormalise", -1, "token", FORWARD, "w = c / Σc over the k chosen: k − 1 adds, k divides",
-                     2, "the routing stage's (2·k − 1) per token: k − 1 adds, k divides")
+                     2, "the routing stage's (2·k − 1) per token: k − 1 adds, k divides")  # fmt: skip
 COMBINE = _cost("combine", "weighted combine", -1, "element", FORWARD, "y = Σₖ w·ye: k multiplies, k − 1 adds per output element",
-                2, "conventions: MoE combine (2·k − 1) FLOPs per output element")
+                2, "conventions: MoE combine (2·k − 1) FLOPs per output element")  # fmt: skip
 SHARED_ADD = _cost("shared_experts_add", "shared experts add", 1, "element", FORWARD, "the shared experts' output added to the routed ones'",
-                   0, "conventions: + 1 per element to add the shared experts")
+                   0, "conventions: + 1 per element to add the shared experts")  # fmt: skip
 GATE_SIGMOID = _cost("shared_expert_gate_sigmoid", "sigmoid gate", 4, "token", FORWARD, "σ(g) = 1 / (1 + exp(−g)): negate, exp, add, divide")
 GATE_SCALE = _cost("shared_expert_gate_scale", "gate scale", 1, "element", FORWARD, "σ(g) ⊙ the shared experts' output")
 DROPOUT = _cost("dropout", "dropout", 1, "element", FORWARD, "the mask (and its scale) applied to the FFN output")
-# backward
+
 BIAS_GRAD = _cost("bias_grad", "bias gradient", 1, "element", BACKWARD, "db = Σ over rows of dY, per element of dY")
 GRADIENT_SUM = _cost("gradient_sum", "gradient sum", 1, "element", BACKWARD, "a tensor read by c stages gets c gradients: c − 1 adds")
 GLU_MULTIPLY_BACKWARD = _cost("glu_multiply_backward", "GLU multiplies, backward", 2, "element", BACKWARD,
-                              "dg = da ⊙ u ⊙ act'(g) and du = da ⊙ act(g), beside act' and act again")
+                              "dg = da ⊙ u ⊙ act'(g) and du = da ⊙ act(g), beside act' and act again")  # fmt: skip
 ROUTER_SOFTMAX_BACKWARD = _cost("router_softmax_backward", "router softmax, backward", 4, "logit", BACKWARD, "dlogits = p ⊙ (dp − Σ p·dp)")
 TOP_K_RENORM_BACKWARD = _cost("top_k_renormalise_backward", "top-k renormalise, backward", 4, "weight", BACKWARD,
-                              "dc = (dw − Σ dw·w) / Σc, per selected weight")
+                              "dc = (dw − Σ dw·w) / Σc, per selected weight")  # fmt: skip
 COMBINE_BACKWARD = _cost("combine_backward", "weighted combine, backward", 3, "element", BACKWARD, "dye = w·dy and dw = Σ dy·ye, per routed element")
 DISPATCH_BACKWARD = _cost("dispatch_backward", "dispatch, backward", 1, "element", BACKWARD, "each routed row's gradient added back into its token's")
 GATE_SCALE_BACKWARD = _cost("shared_expert_gate_scale_backward", "gate scale, backward", 3, "element", BACKWARD,
-                            "dys = σ·dout (1), dσ = Σ dout·ys over the row (2)")
+                            "dys = σ·dout (1), dσ = Σ dout·ys over the row (2)")  # fmt: skip
 GATE_SIGMOID_BACKWARD = _cost("shared_expert_gate_sigmoid_backward", "sigmoid gate, backward", 3, "token", BACKWARD,
-                              "dg = dσ·σ·(1 − σ): subtract, two multiplies")
+                              "dg = dσ·σ·(1 − σ): subtract, two multiplies")  # fmt: skip
 DROPOUT_BACKWARD = _cost("dropout_backward", "dropout, backward", 1, "element", BACKWARD, "the same mask on the gradient")
-# fmt: on
 
 # Storage conventions (bytes, not FLOPs).
 ROUTING_INDEX_BYTES = 8  # int64, kept for backward
 DROPOUT_MASK_BYTES_PER_ELEMENT = 1
-
-
-# --- the registries' costs, as records of the same kind ----------------------------------------
 
 
 def activation_cost(name: str) -> Cost:
@@ -181,12 +176,15 @@ def activation_backward_costs(name: str) -> tuple[Cost, ...]:
 
 
 def activation_flops(name: str) -> int:
-    """Forward FLOPs per element of the activation stage of `--activation name`."""
+    """Forward FLOPs per element of the activation stage of `--activation name`: the
+    nonlinearity's own cost, and for a GLU (act(g) ⊙ u) the multiply by u as well."""
     return sum(c.flops for c in activation_stage_costs(name))
 
 
 def activation_backward_flops(name: str) -> int:
-    """Backward FLOPs per element of that stage."""
+    """Backward FLOPs per element of that stage. A GLU's dg = da ⊙ u ⊙ act'(g) and
+    du = da ⊙ act(g) cost the nonlinearity's backward, its forward again and the GLU's
+    backward multiplies."""
     return sum(c.flops for c in activation_backward_costs(name))
 
 
@@ -207,9 +205,6 @@ def norm_backward_costs(kind: str, input_grad: bool = True) -> tuple[Cost, ...]:
         return (Cost(n.name, f"{n.label} weight gradients", n.weight_grad_flops_per_element, "element", BACKWARD, n.backward_count, cited=source),)
     return (Cost(n.name, f"{n.label}, backward", n.backward_flops_per_element, "element", BACKWARD, n.backward_count, cited=source),
             Cost(n.name, f"{n.label}, backward, per row", n.backward_flops_per_row, "row", BACKWARD, n.backward_count, cited=source))  # fmt: skip
-
-
-# --- the convention as text and as JSON --------------------------------------------------------
 
 
 def _activation_text() -> str:
