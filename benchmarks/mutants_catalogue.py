@@ -65,6 +65,7 @@ CONVENTION = "a counting convention (the per-element cost of an operation): veri
 ROOFLINE = "the roofline's memory-traffic and time model: nothing a NumPy run can observe"
 DATASHEET = "a datasheet figure (peak FLOP/s, bandwidth)"
 CONFIG_RULE = "how the layer's sizes are derived from what the user gave: verify runs the layer the rule produced"
+FORMAT = "a checkpoint format's stored tensors: verify refuses packed weights until its side of issue 17 lands"
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- forward stages (model/forward.py) --------------------------------------------------------
@@ -97,8 +98,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "ROUTER_SOFTMAX.flops * n * k +",
            "router softmax charged over the top-k logits instead of all E", (MOE,)),
     Mutant("fwd-router-mkn", MODEL, "ffn_calc/model/forward.py",
-           "router_weights, (n, d, e),",
-           "router_weights, (n, d, k),",
+           "self.tensor(names.ROUTER, (b, s, e)), router_weights, (n, d, e),",
+           "self.tensor(names.ROUTER, (b, s, e)), router_weights, (n, d, k),",
            "the router's product counted as d_model → top_k instead of d_model → E", (MOE,)),
     Mutant("fwd-combine-cost", MODEL, "ffn_calc/model/forward.py",
            "flops = COMBINE.at(k).flops * n * d +",
@@ -186,8 +187,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "expert capacity rounded down instead of up", (MOE_CAPACITY,),
            "GShard/Switch's capacity rule ceil(C·T·k/E): verify fills the buffers the rule sizes"),
     Mutant("cfg-gpt2-n-inner", MODEL, "ffn_calc/catalogue/families.py",
-           'ff_factor=4, note="n_inner null: 4 × n_embd (GPT2Block)"',
-           'ff_factor=3, note="n_inner null: 4 × n_embd (GPT2Block)"',
+           'layers=("n_layer",), ff_factor=4, note="n_inner null: 4 × n_embd (GPT2Block)"',
+           'layers=("n_layer",), ff_factor=3, note="n_inner null: 4 × n_embd (GPT2Block)"',
            "config.json: GPT-2's null n_inner read as 3 × n_embd", ("verify 1 4 --config tests/data/gpt2.config.json",), CONFIG_RULE),
     Mutant("cfg-gpt2-preset-gelu", MODEL, "ffn_calc/catalogue/presets.py",
            'Preset("gpt2", 768, 3072, "gelu_tanh"',
@@ -352,12 +353,12 @@ MUTANTS: tuple[Mutant, ...] = (
            "collectives sized in float32 whatever the dtype", ("verify 2 8 16 --dtype float16 --tp 2",)),
     # --- roofline (model/roofline.py) -------------------------------------------------------------
     Mutant("roof-no-output-bytes", MODEL, "ffn_calc/model/roofline.py",
-           "moved = nb * (m * k + m * n) + matrix.bytes",
-           "moved = nb * m * k + matrix.bytes",
+           "moved = m * (a + nb * n) + matrix.bytes",
+           "moved = m * a + matrix.bytes",
            "the roofline leaves out the output bytes", (DENSE,), ROOFLINE),
     Mutant("roof-expert-weights-unread", MODEL, "ffn_calc/model/roofline.py",
-           "moved = nb * (m * k + m * n) + weights",
-           "moved = nb * (m * k + m * n)",
+           "moved = m * row + weights",
+           "moved = m * row",
            "a routed-expert GEMM reads no expert weights", (MOE,), ROOFLINE),
     Mutant("roof-bandwidth-gib", MODEL, "ffn_calc/model/roofline.py",
            "bandwidth = gpu.bandwidth_gbs * 1e9",
@@ -375,6 +376,31 @@ MUTANTS: tuple[Mutant, ...] = (
            "return math.ceil(ridge * w / denominator)",
            "return math.floor(ridge * w / denominator)",
            "the compute-bound crossover rounded down", (DENSE,), ROOFLINE),
+    Mutant("roof-b200-sparse-fp4", MODEL, "ffn_calc/catalogue/gpus.py",
+           "_peaks(40.0, 80.0, 2250.0, 4500.0, 4500.0, 9000.0)",
+           "_peaks(40.0, 80.0, 2250.0, 4500.0, 4500.0, 18000.0)",
+           "B200's FP4 peak taken with sparsity (18 PFLOP/s)", (DENSE,), DATASHEET),
+    Mutant("roof-nvfp4-input-16-bit", MODEL, "ffn_calc/model/weight_formats.py",
+           "return k // 2 + k // NV_BLOCK",
+           "return 2 * k",
+           "an NVFP4 product reads its input in 16 bits instead of E2M1 values and their scales", (DENSE,), ROOFLINE),
+    # --- weight formats (model/weight_formats.py): verify cannot run packed weights yet ----------------
+    Mutant("fmt-gptq-no-g-idx", MODEL, "ffn_calc/model/weight_formats.py",
+           'StoredTensor("g_idx", "int32", (k,),',
+           'StoredTensor("g_idx", "int32", (0,),',
+           "GPTQ's g_idx left out (stored with and without act-order)", (DENSE,), FORMAT),
+    Mutant("fmt-awq-zeros-one-byte", MODEL, "ffn_calc/model/weight_formats.py",
+           'StoredTensor("qzeros", "int32", (groups, n // 8),',
+           'StoredTensor("qzeros", "int32", (groups, n // 2),',
+           "AWQ's zero points stored one per byte instead of 4-bit, eight per int32", (DENSE,), FORMAT),
+    Mutant("fmt-fp8-block-edges-dropped", MODEL, "ffn_calc/model/weight_formats.py",
+           "(ceil(n / g), ceil(k / g))",
+           "(n // g, k // g)",
+           "FP8 block scales floor-divided: the edges' partial blocks get no scale", (DENSE,), FORMAT),
+    Mutant("fmt-nf4-absmax-per-256", MODEL, "ffn_calc/model/weight_formats.py",
+           "blocks = -(values // -g)",
+           "blocks = -(values // -256)",
+           "bitsandbytes' absmax counted per 256 values instead of per block of 64", (DENSE,), FORMAT),
     # --- the verifier ---------------------------------------------------------------------------------
     Mutant("ver-residual-y-plus-y", VERIFIER, "ffn_calc/verifier/forward.py",
            "r = add(x, y, rec.tally(names.RESIDUAL, conv.RESIDUAL_ADD))",

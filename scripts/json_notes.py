@@ -29,9 +29,11 @@ NOTES: dict[str, dict[str, str]] = {
         "layers": "the layers with this FFN",
         "dense_layers": "a mixed stack's dense layers (0 without)",
         "dense_d_ff": "= the dense layers' width; 0 without dense layers",
-        "weight_dtype": "= null (the weights are in `dtype`), or the weight matrices' storage type: `int4` (a 16-bit scale per group), "
-        "`int4_asym` (a 16-bit scale and zero per group), a float8",
-        "group_size": "null otherwise",
+        "weight_dtype": "= null (the weights are in `dtype`), or the weight matrices' storage format: a checkpoint format (`gptq_int4`, "
+        "`awq_int4`, `nf4`, `nf4_dq`, `mxfp4`, `nvfp4`, `fp8_block`, `fp8_row`, …; `int4` and `int4_asym` are read as `gptq_int4` "
+        "and `awq_int4`) or a plain type",
+        "group_size": "the format's group (weights per scale along K, values per absmax block, the FP8 block's edge; 0: one group "
+        "over all of K), null for a format without one",
         "origin": "= lines saying where the values came from: preset, config.json fields used and ignored, flags that override",
         "dtype_bytes": "bytes per element of `dtype`",
         "expert_capacity": "null when dropless",
@@ -89,9 +91,8 @@ NOTES: dict[str, dict[str, str]] = {
         "params": "its elements",
         "active_params": "the elements that serve one token: elements × active / experts for a routed expert's",
         "experts": "0 unless a routed expert's, then the first dimension",
-        "bytes": "elements × dtype bytes, or packed as `storage` says",
-        "storage": "null, or the `weight_dtype` a matrix is packed in: ceil(K·bits/8)·N bytes per matrix + ceil(K/`group_size`)·N scales "
-        "(and zeros) of 2 bytes",
+        "bytes": "elements × dtype bytes, or the tensors of the format `storage` names (per expert)",
+        "storage": "null, or the `weight_dtype` a matrix is stored in: its bytes are the format's tensors' (`shapes` lists them)",
     },
     "Totals": {
         "bias_params": "bias entries",
@@ -254,7 +255,7 @@ NOTES: dict[str, dict[str, str]] = {
     "gpu": {
         "name": "the preset's name, or custom",
         "source": "where its figures come from",
-        "peak_flops_per_s": "the dense peak for the config's dtype, FLOP/s",
+        "peak_flops_per_s": "the dense peak the FFN's products compute at, FLOP/s: `peak_dtype`'s",
         "bandwidth_bytes_per_s": "memory bandwidth, bytes/s",
     },
     "Phase": {

@@ -18,9 +18,10 @@ from ffn_calc.errors import ConfigError
 from ffn_calc.inputs.resolve import LAYER_FLAGS, layer_config
 from ffn_calc.model import conventions as conv
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, NONLINEARITIES
-from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DEFAULT_GROUP_SIZE, DTYPES, WEIGHTS_ONLY
+from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DTYPES, WEIGHTS_ONLY
 from ffn_calc.model.layer import NORM_PLACEMENTS, FFNConfig, parse_size
 from ffn_calc.model.norms import NORM_TYPES
+from ffn_calc.model.weight_formats import WEIGHT_ALIASES, WEIGHT_FORMATS
 
 Activation = Enum("Activation", {a: a for a in ACTIVATIONS}, type=str)  # type: ignore[misc]
 Norm = Enum("Norm", {n: n for n in NORM_PLACEMENTS}, type=str)  # type: ignore[misc]
@@ -218,10 +219,13 @@ WeightDtypeOpt = Annotated[
     Dtype | None,
     typer.Option(
         "--weight-dtype",
-        help=f"Store the FFN's weight matrices apart, for serving: {', '.join(WEIGHTS_ONLY)} "
-        "(0.5 byte per weight, packed, + a 16-bit scale per group along K; int4_asym also a 16-bit zero), or a float8 "
-        "(1 byte, weight-only); biases, norms, the router and activations stay in --dtype, which the products compute in. "
-        "[default: --dtype]",
+        help=f"Store the FFN's weight matrices as a checkpoint format does, each matrix the tensors its checkpoint holds: "
+        f"{', '.join(WEIGHTS_ONLY)}; or a plain type such as float8_e4m3fn (no scales). "
+        + ", ".join(f"{alias} is {name}" for alias, (name, _) in WEIGHT_ALIASES.items())
+        + ". "
+        + ", ".join(n for n, f in WEIGHT_FORMATS.items() if f.computes_in)
+        + " quantize each product's input too and compute in FP8 or FP4; the others compute in --dtype. Biases, norms, the router "
+        "and activations stay in --dtype. [default: --dtype]",
         metavar="DTYPE",
         case_sensitive=False,
         rich_help_panel=LAYER,
@@ -232,9 +236,14 @@ GroupSizeOpt = Annotated[
     int | None,
     typer.Option(
         "--group-size",
-        parser=count_parser("--group-size"),
+        parser=count_parser("--group-size", 0),
         metavar="G",
-        help=f"With --weight-dtype int4: weights per scale, along the input dimension K. [default: {DEFAULT_GROUP_SIZE}]",
+        help="The weight format's group: "
+        + "; ".join(
+            f"{'/'.join(n for n, f in WEIGHT_FORMATS.items() if f.group == rule)}: {rule.what}, {rule.default}"
+            for rule in dict.fromkeys(f.group for f in WEIGHT_FORMATS.values() if f.group is not None)
+        )
+        + ". 0: one group over all of K (GPTQ's and AWQ's group_size -1). [default: the format's]",
         rich_help_panel=LAYER,
         show_default=False,
     ),

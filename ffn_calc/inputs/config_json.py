@@ -88,6 +88,7 @@ def read_config(path: str) -> ConfigFile:
             raise ConfigError("--config", f"model_type {model_type!r} is refused: {family.refused}")
         _Reader(cfg, family, out).read()
     _read_dtype(cfg, raw, out)
+    __import__("ffn_calc.inputs.quantization", fromlist=["_"]).read_quantization(raw, out.values, out.used, out.notes)  # quantization_config
     out.ignored = sorted(k for k in cfg if k not in out.used and k.split(".")[0] not in out.used)
     return out
 

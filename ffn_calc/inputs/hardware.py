@@ -7,7 +7,7 @@ import math
 
 from ffn_calc.catalogue.gpus import GPUS
 from ffn_calc.errors import ConfigError, closest
-from ffn_calc.model.dtypes import ACTIVATION_DTYPES
+from ffn_calc.model.dtypes import COMPUTE_DTYPES
 from ffn_calc.model.roofline import GPU
 
 
@@ -29,4 +29,4 @@ def custom_gpu(peak_tflops: float, bandwidth_gbs: float) -> GPU:
     for name, value, unit in (("--peak-tflops", peak_tflops, 1e12), ("--bandwidth-gbs", bandwidth_gbs, 1e9)):
         if not (math.isfinite(value) and value * unit >= 1 and math.isfinite(value * unit)):
             raise ConfigError(name, f"must be a positive number from {1 / unit:g} up, got {value}")
-    return GPU("custom", dict.fromkeys(ACTIVATION_DTYPES, peak_tflops), bandwidth_gbs, "given on the command line")
+    return GPU("custom", dict.fromkeys(COMPUTE_DTYPES, peak_tflops), bandwidth_gbs, "given on the command line")

@@ -26,8 +26,8 @@ from ffn_calc.model.conventions import (
     activation_flops,
     conventions_dict,
 )
-from ffn_calc.model.dtypes import Packing
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.weight_formats import Packing
 
 SHAPES_SCHEMA = "ffn-calc/shapes/1"
 
@@ -35,7 +35,8 @@ SHAPES_SCHEMA = "ffn-calc/shapes/1"
 @dataclass(frozen=True)
 class Tensor:
     """A named array: `shape` in elements, `bytes` = elements × dtype_bytes, or for a weight
-    matrix stored apart (`packing`: --weight-dtype, dtypes.py) its packed entries and group scales.
+    matrix stored apart (`packing`: --weight-dtype) the bytes of the tensors its format stores
+    (weight_formats.py: `packing.tensors(K, N)`, once per expert).
 
     A routed expert's weights carry every expert (`experts` ≥ 1, the first dimension; 0 for
     any other tensor); `active` of them serve each token, so `active_elements` = elements ×
@@ -68,7 +69,7 @@ class Tensor:
             "active_params": self.active_elements,
             "experts": self.experts,
             "bytes": self.bytes,
-            "storage": self.packing.dtype if self.packing else None,
+            "storage": self.packing.format if self.packing else None,
         }
 
 

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from ffn_calc.errors import ConfigError
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, Activation, activation
-from ffn_calc.model.dtypes import DEFAULT_GROUP_SIZE, DTYPES, Packing, packing
+from ffn_calc.model.dtypes import DTYPES, packing
 from ffn_calc.model.norms import NORM_TYPES, NormType
 from ffn_calc.model.norms import norm_type as _norm_type
+from ffn_calc.model.weight_formats import WEIGHT_FORMATS, GroupRule, Packing
 
 if TYPE_CHECKING:
     from fractions import Fraction
@@ -135,9 +136,10 @@ class FFNConfig:
     sigmoid(x·w_s), w_s of shape (d_model, 1), as Qwen2-MoE does); `capacity_factor` pads each expert to a fixed buffer
     (GShard/Switch style) instead of routing dropless. `layers` multiplies the model totals.
     `dtype` names the storage type of weights and activations (`dtype_bytes` each);
-    `weight_dtype`, when given, stores the FFN's weight matrices apart (int4 with `group_size`
-    scales, float8 weight-only: dtypes.py), biases, norms, the router and activations staying in
-    `dtype`. `dense_layers` more layers have a dense FFN of width `dense_d_ff` (DeepSeek's first
+    `weight_dtype`, when given, stores the FFN's weight matrices apart, as a checkpoint format
+    does (GPTQ, AWQ, NF4, MXFP4, NVFP4, FP8 with block or row scales: weight_formats.py; or a plain
+    element type), with `group_size` as the format reads it (0: one group over all of K); biases,
+    norms, the router and activations stay in `dtype`. `dense_layers` more layers have a dense FFN of width `dense_d_ff` (DeepSeek's first
     layers, Qwen-MoE's mlp_only_layers), sharing the activation, biases and norm: a mixed stack
     of two layer groups, whose order does not change a total. `norm`
     places a residual and a norm around the FFN (none, pre, post); `norm_type` says which norm
@@ -180,19 +182,13 @@ class FFNConfig:
         _check_choice("--norm-type", self.norm_type, NORM_TYPES)
         _check_choice("--dtype", self.dtype, DTYPES)
         if DTYPES[self.dtype].weights_only:
-            raise ConfigError(
-                "--dtype", f"{self.dtype} stores weights only (no 4-bit activations); give --weight-dtype {self.dtype} and a --dtype for activations"
-            )
+            raise ConfigError("--dtype", f"{self.dtype} is a format for weights only; give --weight-dtype {self.dtype} and a --dtype for activations")
+        if DTYPES[self.dtype].compute_only:
+            raise ConfigError("--dtype", f"{self.dtype} is what FP4 products compute in, not a storage type: an FP4 activation exists only as a "
+                              "W4A4 product's quantized input; give --weight-dtype nvfp4 and a 16-bit --dtype")  # fmt: skip
         if self.weight_dtype is not None:
-            _check_choice("--weight-dtype", self.weight_dtype, DTYPES)
-        grouped = self.weight_dtype is not None and DTYPES[self.weight_dtype].grouped
-        if self.group_size is not None:
-            check_size("--group-size", self.group_size)
-            if not grouped:
-                kinds = ", ".join(n for n, d in DTYPES.items() if d.grouped)
-                raise ConfigError("--group-size", f"sets the scales of grouped 4-bit weights; add --weight-dtype ({kinds})")
-        elif grouped:
-            object.__setattr__(self, "group_size", DEFAULT_GROUP_SIZE)
+            self._check_weight_dtype()
+        self._check_group_size()
         check_size("--dense-layers", self.dense_layers, minimum=0)
         check_size("--dense-d-ff", self.dense_d_ff, minimum=0)
         if self.dense_layers and not self.dense_d_ff:
@@ -250,12 +246,54 @@ class FFNConfig:
     def dtype_bytes(self) -> int:
         return DTYPES[self.dtype].bytes
 
+    def _check_weight_dtype(self) -> None:
+        """A registered --weight-dtype that can store weights; an earlier name becomes its format, said in `origin`."""
+        assert self.weight_dtype is not None
+        _check_choice("--weight-dtype", self.weight_dtype, DTYPES)
+        kind = DTYPES[self.weight_dtype]
+        if kind.compute_only:
+            raise ConfigError(
+                "--weight-dtype", f"{self.weight_dtype} values need their block scales: give nvfp4 (E4M3 per 16) or mxfp4 (E8M0 per 32)"
+            )
+        if kind.alias_of is not None:
+            object.__setattr__(self, "weight_dtype", kind.alias_of)
+            object.__setattr__(self, "origin", (*self.origin, kind.what))
+
+    def _group_rule(self) -> GroupRule | None:
+        fmt = WEIGHT_FORMATS.get(self.weight_dtype or "") if self.weight_dtype != self.dtype else None
+        return fmt.group if fmt is not None else None
+
+    def _check_group_size(self) -> None:
+        """--group-size as the weight format reads it (its default when not given), or refused."""
+        rule = self._group_rule()
+        if self.group_size is None:
+            if rule is not None:
+                object.__setattr__(self, "group_size", rule.default)
+            return
+        check_size("--group-size", self.group_size, minimum=0)
+        if rule is None:
+            kinds = ", ".join(n for n, f in WEIGHT_FORMATS.items() if f.group is not None)
+            what = f"{self.weight_dtype} has none" if self.weight_packing is not None else "add --weight-dtype"
+            raise ConfigError("--group-size", f"sets the groups of a weight format ({kinds}); {what}")
+        if self.group_size == 0 and not rule.per_channel:
+            raise ConfigError("--group-size", f"0 (one group over all of K) is not a {self.weight_dtype} layout; give a number of {rule.what}")
+        if rule.allowed and self.group_size and self.group_size not in rule.allowed:
+            raise ConfigError("--group-size", f"{self.weight_dtype} takes {' or '.join(map(str, rule.allowed))} {rule.what}, got {self.group_size}")
+
     @property
     def weight_packing(self) -> Packing | None:
         """How the weight matrices are stored when --weight-dtype sets them apart, else None."""
         if self.weight_dtype is None or self.weight_dtype == self.dtype:
             return None
-        return packing(self.weight_dtype, self.group_size or DEFAULT_GROUP_SIZE)
+        return packing(self.weight_dtype, self.group_size or 0, self.dtype)
+
+    @property
+    def product_dtype(self) -> str:
+        """What the FFN's products compute in: --dtype (weight-only formats are dequantized on the
+        fly), or the dtype of a format that quantizes each product's input too (fp8_block and
+        fp8_row: FP8; nvfp4: FP4)."""
+        p = self.weight_packing
+        return (p.spec.computes_in if p is not None else None) or self.dtype
 
     @property
     def weight_bits(self) -> int:

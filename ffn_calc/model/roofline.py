@@ -5,9 +5,15 @@ Standard library only. Peak rates are the vendors' dense (no sparsity) datasheet
 A GEMM (M, K)·(K, N) moves at least its operands and its result once: b·(M·K + K·N + M·N)
 bytes for b bytes per element, does 2·M·K·N FLOPs, and takes at least
 max(FLOPs / peak, bytes / bandwidth). The ridge point is peak / bandwidth (FLOP per byte).
-With --weight-dtype (int4 with group scales, float8 weight-only) the K·N term is the weight
-matrix's stored bytes (dtypes.py) while the products compute in --dtype at its peak: weight-only
-serving dequantizes on the fly, so the activations and the peak stay --dtype's.
+With --weight-dtype the K·N term is the bytes of the tensors the weight format stores
+(weight_formats.py). A weight-only format (GPTQ, AWQ, NF4, MXFP4, a plain float8) is dequantized
+on the fly: its products compute in --dtype, at --dtype's peak, and read --dtype inputs. A format
+that quantizes each product's input too computes in its own type at that type's peak — FP8 for
+fp8_block and fp8_row (W8A8, as DeepSeek-V3 and fbgemm run them), FP4 for nvfp4 (W4A4) — and the
+product reads its input as the format lays it out (FP8 or E2M1 values with their scales): the
+M·K term is M × the format's bytes per row. The router and the shared-expert gate, never
+quantized, stay at --dtype's peak. `peak_dtype` names the peak used: the roofline's, for the FFN's
+products, and each GEMM's.
 
 A routed-expert GEMM (stage `expert_…`, M = T·k rows of T tokens over E experts, top-k) reads
 the weights of every expert its rows reach, each in full, and each expert multiplies only its
@@ -70,12 +76,23 @@ class GPU:
         return {"name": self.name, "tflops": dict(self.tflops), "bandwidth_gbs": self.bandwidth_gbs, "source": self.source}
 
 
-def peak_flops(gpu: GPU, dtype: str) -> float:
-    """The dense peak of `gpu` for `dtype`, in FLOP/s; ConfigError when its datasheet gives none."""
+def peak_flops(gpu: GPU, dtype: str, argument: str = "--dtype") -> float:
+    """The dense peak of `gpu` for `dtype`, in FLOP/s; ConfigError (naming `argument`, the
+    option that chose the dtype) when its datasheet gives none."""
     if dtype not in gpu.tflops:
         has = ", ".join(gpu.tflops)
-        raise ConfigError("--dtype", f"the {gpu.name} datasheet gives no dense {dtype} peak; choose one of {has}")
+        raise ConfigError(argument, f"the {gpu.name} datasheet gives no dense {dtype} peak; choose one of {has}")
     return gpu.tflops[dtype] * 1e12
+
+
+def product_peak(gpu: GPU, cfg: FFNConfig, dtype: str | None = None) -> float:
+    """The dense peak, FLOP/s, of products computing in `dtype` (default: the FFN's products,
+    cfg.product_dtype); ConfigError naming the option that chose it when the datasheet has none."""
+    dtype = dtype or cfg.product_dtype
+    if dtype != cfg.dtype and dtype not in gpu.tflops:
+        raise ConfigError("--weight-dtype", f"{cfg.weight_dtype} products compute in {dtype} (their inputs are quantized too) and the "
+                          f"{gpu.name} datasheet gives no dense {dtype} peak; choose a GPU that has one, or a weight-only format")  # fmt: skip
+    return peak_flops(gpu, dtype)
 
 
 UNIFORM = "uniform"
@@ -128,6 +145,7 @@ class GemmRoof:
     seconds: float
     ridge_tokens: int | None  # M from which this GEMM is compute-bound (None: never); per expert for experts
     routing: ExpertRouting | None = None  # None for a dense GEMM (router and shared experts included)
+    peak_dtype: str = ""  # the dtype whose dense peak bounds it: what the product computes in
 
 
 @dataclass(frozen=True)
@@ -163,11 +181,12 @@ class Roofline:
 
     report: FFNReport
     gpu: GPU
-    peak_flops: float  # FLOP/s for the config's dtype
+    peak_flops: float  # FLOP/s of the FFN's products: the dense peak for `peak_dtype`
     bandwidth: float  # bytes/s
-    ridge: float  # FLOP per byte
+    ridge: float  # FLOP per byte, for that peak
     phases: tuple[Phase, ...]
     expert_ranks: int = 1  # --ep: every figure is one rank's
+    peak_dtype: str = ""  # what the FFN's products compute in (FFNConfig.product_dtype)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, as `roofline -f json` prints it (schema ffn-calc/roofline/1)."""
@@ -175,7 +194,13 @@ class Roofline:
         return {
             "schema": ROOFLINE_SCHEMA,
             "config": self.report.config.to_dict(),
-            "gpu": {"name": g.name, "source": g.source, "peak_flops_per_s": self.peak_flops, "bandwidth_bytes_per_s": self.bandwidth},
+            "gpu": {
+                "name": g.name,
+                "source": g.source,
+                "peak_flops_per_s": self.peak_flops,
+                "peak_dtype": self.peak_dtype,
+                "bandwidth_bytes_per_s": self.bandwidth,
+            },
             "ridge_flops_per_byte": self.ridge,
             "expert_ranks": self.expert_ranks,
             "phases": [
@@ -189,11 +214,13 @@ class Roofline:
         }
 
 
-def _ridge_tokens(k: int, n: int, nb: int, ridge: float, weight_bytes: int | None = None) -> int | None:
-    """The least M with 2·M·K·N / (nb·(M·K + M·N) + W) ≥ ridge, or None if no M reaches it;
-    W, the weight matrix's bytes, is nb·K·N unless --weight-dtype stores it apart."""
+def _ridge_tokens(k: int, n: int, nb: int, ridge: float, weight_bytes: int | None = None, in_row: int | None = None) -> int | None:
+    """The least M with 2·M·K·N / (M·(a + nb·N) + W) ≥ ridge, or None if no M reaches it;
+    W, the weight matrix's bytes, is nb·K·N unless --weight-dtype stores it apart; a, the bytes
+    of one input row, nb·K unless the format quantizes the input."""
     w = nb * k * n if weight_bytes is None else weight_bytes
-    denominator = MULTIPLY_ADD.flops * k * n - ridge * nb * (k + n)
+    a = nb * k if in_row is None else in_row
+    denominator = MULTIPLY_ADD.flops * k * n - ridge * (a + nb * n)
     if denominator <= 0:
         return None
     return math.ceil(ridge * w / denominator)
@@ -240,11 +267,12 @@ def _uniform_ridge_tokens(rows: int | None, cfg: FFNConfig) -> int | None:
 
 
 def _spread(
-    touched: float | int, mkn: tuple[int, int, int], flops: int, nb: int, expert_bytes: int, peak: float, bandwidth: float, ridge: float
+    touched: float | int, mkn: tuple[int, int, int], flops: int, row: int, expert_bytes: int, peak: float, bandwidth: float, ridge: float
 ) -> ExpertSpread:
+    """`row`: the bytes of one row's input and output."""
     m, k, n = mkn
     weights = touched * expert_bytes
-    moved = nb * (m * k + m * n) + weights
+    moved = m * row + weights
     intensity = flops / moved
     return ExpertSpread(touched, m / touched if touched else 0.0, weights, moved, intensity, "compute" if intensity >= ridge else "memory",
                         max(flops / peak, moved / bandwidth))  # fmt: skip
@@ -260,27 +288,30 @@ def _expert_gemm(
     ridge: float,
     ep: int = 1,
     expert_bytes: int | None = None,
+    in_row: int | None = None,
 ) -> GemmRoof:
     """A routed-expert GEMM: per-expert rows and the weights of every expert reached (each
-    `expert_bytes`: nb·K·N, or as --weight-dtype stores it); with `ep` N, of the rank's E/N
-    experts, whose rows come from all N ranks' tokens."""
+    `expert_bytes`: nb·K·N, or as --weight-dtype stores it; each input row `in_row` bytes, nb·K
+    unless the format quantizes it); with `ep` N, of the rank's E/N experts, whose rows come from
+    all N ranks' tokens."""
     m, k, n = mkn
     nb, e, t = cfg.dtype_bytes, cfg.experts, cfg.tokens * ep
     local = e // ep
     eb = nb * k * n if expert_bytes is None else expert_bytes
+    row = (nb * k if in_row is None else in_row) + nb * n
     if cfg.expert_capacity is None:
         touched = expected_experts_touched(t, e, cfg.top_k)
         if ep > 1:  # each expert is touched with the same probability, wherever it lives
             touched = touched * local / e
-        uniform = _spread(touched, mkn, flops, nb, eb, peak, bandwidth, ridge)
-        worst = _spread(min(local, m), mkn, flops, nb, eb, peak, bandwidth, ridge)  # min(E, T·k) without --ep
+        uniform = _spread(touched, mkn, flops, row, eb, peak, bandwidth, ridge)
+        worst = _spread(min(local, m), mkn, flops, row, eb, peak, bandwidth, ridge)  # min(E, T·k) without --ep
     else:  # every expert's padded buffer runs, whatever the routing
-        uniform = worst = _spread(e, mkn, flops, nb, eb, peak, bandwidth, ridge)
-    ridge_rows = _ridge_tokens(k, n, nb, ridge, eb)
+        uniform = worst = _spread(e, mkn, flops, row, eb, peak, bandwidth, ridge)
+    ridge_rows = _ridge_tokens(k, n, nb, ridge, eb, in_row)
     global_cfg = replace(cfg, batch=t, seq_len=1) if ep > 1 else cfg
     routing = ExpertRouting(e, cfg.top_k, t, m, eb, ridge_rows, _uniform_ridge_tokens(ridge_rows, global_cfg), uniform, worst, local)
     assert isinstance(worst.bytes, int)
-    return GemmRoof(stage, mkn, flops, worst.bytes, worst.intensity, worst.bound, worst.seconds, ridge_rows, routing)
+    return GemmRoof(stage, mkn, flops, worst.bytes, worst.intensity, worst.bound, worst.seconds, ridge_rows, routing, cfg.product_dtype)
 
 
 def _totals(flops: int, moved: float, seconds: float, ridge: float) -> PhaseTraffic:
@@ -288,7 +319,7 @@ def _totals(flops: int, moved: float, seconds: float, ridge: float) -> PhaseTraf
     return PhaseTraffic(moved, intensity, seconds, "compute" if intensity >= ridge else "memory")
 
 
-def _phase(name: str, cfg: FFNConfig, peak: float, bandwidth: float, ridge: float, ep: int = 1) -> Phase:
+def _phase(name: str, cfg: FFNConfig, gpu: GPU, bandwidth: float, ep: int = 1) -> Phase:
     collectives: tuple[Collective, ...] = ()
     if ep > 1:
         plan = expert_parallel(cfg, ep)
@@ -303,15 +334,23 @@ def _phase(name: str, cfg: FFNConfig, peak: float, bandwidth: float, ridge: floa
         if not s.matmul:
             continue
         matrix = next(t for t in s.weights if t.role == "weight")  # its bytes: nb·K·N, or packed (--weight-dtype)
-        if s.name.startswith(EXPERT):
-            gemms.append(_expert_gemm(s.name, s.matmul, s.matmul_flops, cfg, peak, bandwidth, ridge, ep, matrix.bytes // matrix.experts))
-            continue
         m, k, n = s.matmul
-        moved = nb * (m * k + m * n) + matrix.bytes
+        # A product whose weight a format stores computes in cfg.product_dtype; the router's, in --dtype.
+        dtype = cfg.product_dtype if matrix.packing is not None else cfg.dtype
+        peak = product_peak(gpu, cfg, dtype)
+        ridge = peak / bandwidth
+        in_row = matrix.packing.input_row_bytes(k) if matrix.packing is not None else None
+        if s.name.startswith(EXPERT):
+            gemms.append(_expert_gemm(s.name, s.matmul, s.matmul_flops, cfg, peak, bandwidth, ridge, ep, matrix.bytes // matrix.experts, in_row))
+            continue
+        a = nb * k if in_row is None else in_row  # one input row's bytes
+        moved = m * (a + nb * n) + matrix.bytes
         intensity = s.matmul_flops / moved
         seconds = max(s.matmul_flops / peak, moved / bandwidth)
         bound = "compute" if intensity >= ridge else "memory"
-        gemms.append(GemmRoof(s.name, s.matmul, s.matmul_flops, moved, intensity, bound, seconds, _ridge_tokens(k, n, nb, ridge, matrix.bytes)))
+        gemms.append(GemmRoof(s.name, s.matmul, s.matmul_flops, moved, intensity, bound, seconds,
+                              _ridge_tokens(k, n, nb, ridge, matrix.bytes, in_row), None, dtype))  # fmt: skip
+    ridge = product_peak(gpu, cfg) / bandwidth
     flops = sum(g.flops for g in gemms)
     moved = sum(g.bytes for g in gemms)
     worst = _totals(flops, moved, sum(g.seconds for g in gemms), ridge)
@@ -326,16 +365,16 @@ def _phase(name: str, cfg: FFNConfig, peak: float, bandwidth: float, ridge: floa
 def roofline(cfg: FFNConfig, gpu: GPU, ep: int = 1) -> Roofline:
     """Prefill (batch × seq_len tokens) and decode (one new token per sequence) on `gpu`; with
     `ep` > 1, of one expert-parallel rank (its tokens and its E/N experts)."""
-    peak = peak_flops(gpu, cfg.dtype)
+    peak = product_peak(gpu, cfg)
     bandwidth = gpu.bandwidth_gbs * 1e9
     ridge = peak / bandwidth
     if ep > 1 and cfg.batch % ep:
         raise ConfigError("--ep", f"decode's {cfg.batch} tokens (one per sequence) do not divide over {ep} ranks; pick a BATCH that --ep divides")
-    prefill = _phase("prefill", cfg, peak, bandwidth, ridge, ep)
-    decode = _phase("decode", replace(cfg, seq_len=1), peak, bandwidth, ridge, ep)
+    prefill = _phase("prefill", cfg, gpu, bandwidth, ep)
+    decode = _phase("decode", replace(cfg, seq_len=1), gpu, bandwidth, ep)
     if ep > 1:
         plan = expert_parallel(cfg, ep)
         report = plan.shard(analyze(plan.per_rank))
     else:
         report = analyze(cfg)
-    return Roofline(report, gpu, peak, bandwidth, ridge, (prefill, decode), ep)
+    return Roofline(report, gpu, peak, bandwidth, ridge, (prefill, decode), ep, cfg.product_dtype)

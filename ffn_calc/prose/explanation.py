@@ -107,7 +107,13 @@ def formulas(report: FFNReport) -> tuple[Formula, ...]:
     out.append(Formula("matmul FLOPs, whole input", "tokens·(2 × MACs per token)" if t.matmul_flops_per_token else "2·ΣM·K·N",
                        f"{c.tokens}·{t.matmul_flops_per_token}" if t.matmul_flops_per_token else "·".join(("2", str(t.macs))),
                        t.matmul_flops, "FLOPs"))  # fmt: skip
-    out.append(Formula("weight memory", "parameters·bytes", f"{t.params}·{c.dtype_bytes}", t.weight_bytes, "bytes"))
+    packed = [w for w in report.weights if w.packing is not None]
+    if packed:  # --weight-dtype: each matrix as its format stores it, the rest in --dtype
+        rest = t.params - sum(w.elements for w in packed)
+        out.append(Formula("weight memory", f"Σ {c.weight_dtype} tensors of each matrix + other parameters·bytes",
+                           " + ".join(str(w.bytes) for w in packed) + f" + {rest}·{c.dtype_bytes}", t.weight_bytes, "bytes"))  # fmt: skip
+    else:
+        out.append(Formula("weight memory", "parameters·bytes", f"{t.params}·{c.dtype_bytes}", t.weight_bytes, "bytes"))
     live = [s for s in report.stages if s.name in report.peak.live]
     out.append(Formula(
         "peak forward memory", "weights + " + " + ".join(s.name for s in live),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.catalogue.gpus import GPUList
-from ffn_calc.model.dtypes import ACTIVATION_DTYPES as DTYPES  # a GPU computes in these: 4-bit weights compute in --dtype
+from ffn_calc.model.dtypes import COMPUTE_DTYPES as DTYPES  # what a product computes in: --dtype, or FP8/FP4 for W8A8/W4A4 formats
+from ffn_calc.model.dtypes import DTYPES as REGISTRY
 from ffn_calc.render.base import View, csv_rows, tables
 
 if TYPE_CHECKING:
@@ -28,9 +29,8 @@ def _tables_GPUList(result: GPUList, view: View | None = None) -> list[Renderabl
     table = Table(title="GPUs (--gpu NAME): dense peaks, TFLOP/s (int8: TOPS)", title_justify="left")
     table.add_column("name", no_wrap=True)
     shown = [d for d in DTYPES if d not in ("float16", "float8_e5m2")]  # the same rates as bfloat16 and float8_e4m3fn
-    heads = {"float64": "fp64", "float32": "fp32", "bfloat16": "bf16/fp16", "float8_e4m3fn": "fp8", "int8": "int8"}
     for d in shown:
-        table.add_column(heads.get(d, d), justify="right", no_wrap=True)
+        table.add_column("bf16/fp16" if d == "bfloat16" else REGISTRY[d].label, justify="right", no_wrap=True)
     table.add_column("GB/s", justify="right", no_wrap=True)
     for g in result.gpus:
         table.add_row(g.name, *(f"{g.tflops[d]:,g}" if d in g.tflops else "—" for d in shown), f"{g.bandwidth_gbs:,g}")

@@ -41,6 +41,10 @@ def shape(s: tuple[int, ...]) -> str:
     return f"({s[0]},)" if len(s) == 1 else "(" + ", ".join(map(str, s)) + ")"
 
 
+def _group(size: int | None) -> str:
+    return "" if size is None else " (one group over K)" if size == 0 else f" (group {size})"
+
+
 def config_line(report: FFNReport) -> str:
     c = report.config
     kind = c.activation + (" (fused gate/up)" if c.fused else "")
@@ -51,7 +55,7 @@ def config_line(report: FFNReport) -> str:
     return (
         f"FFN  batch {c.batch} × seq_len {c.seq_len} × d_model {c.d_model}, d_ff {c.d_ff} ({c.d_ff_rule})\n"
         f"     {kind}, {'bias' if c.bias else 'no bias'}, norm {norm}, {c.dtype} ({plural(c.dtype_bytes, 'byte')}/element)"
-        + (f", weights {c.weight_dtype}" + (f" (group {c.group_size})" if c.group_size else "") if c.weight_packing else "")
+        + (f", weights {c.weight_dtype}" + _group(c.group_size) if c.weight_packing else "")
         + (f", {c.layers} layers" if c.layers > 1 else "")
         + (f" + {c.dense_layers} dense (d_ff {c.dense_d_ff})" if c.dense_layers else "")
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ffn_calc.model.dtypes import DTYPES
 from ffn_calc.model.roofline import ExpertSpread, GemmRoof, Roofline
 from ffn_calc.render.base import csv_rows, tables
 from ffn_calc.render.layout import Col, Grid, config_line, fit, flops_text, shape
@@ -94,15 +95,23 @@ def _grid(title: str, rows: list[_Row], totals: int) -> RenderableType:
     return fit(Grid(title, [columns[0], *(c for c in columns[1:] if any(c.cells))], totals=totals))  # a dense layer has no routed rows
 
 
+def _peak_line(r: Roofline) -> str:
+    """The peak used, and why: --dtype's, or the type a format's quantized products compute in."""
+    c = r.report.config
+    label = DTYPES[r.peak_dtype].label.upper() if r.peak_dtype in DTYPES else r.peak_dtype
+    why = f"--dtype {c.dtype}" if r.peak_dtype == c.dtype else f"{c.weight_dtype} quantizes each product's input: products in {r.peak_dtype}"
+    line = f"{r.gpu.name}: peak used {label} dense, {r.peak_flops / 1e12:g} TFLOP/s ({why}); {r.bandwidth / 1e9:g} GB/s; "
+    others = sorted({g.peak_dtype for p in r.phases for g in p.gemms} - {r.peak_dtype})
+    if others:  # the router (and shared-expert gate), never quantized, computes in --dtype
+        line += f"the router at {', '.join(f'{d} ({r.gpu.tflops[d]:g} TFLOP/s)' for d in others)}; "
+    return line + f"ridge point {r.ridge:.1f} FLOP/byte ({r.gpu.source})"
+
+
 @tables.register(Roofline)
 def _tables_Roofline(r: Roofline) -> list[RenderableType]:
     from rich.text import Text
 
-    out: list[RenderableType] = [
-        Text(config_line(r.report)),
-        Text(f"{r.gpu.name}: {r.peak_flops / 1e12:g} TFLOP/s ({r.report.config.dtype}, dense), {r.bandwidth / 1e9:g} GB/s; "
-             f"ridge point {r.ridge:.1f} FLOP/byte ({r.gpu.source})"),
-    ]  # fmt: skip
+    out: list[RenderableType] = [Text(config_line(r.report)), Text(_peak_line(r))]
     moe = False
     for p in r.phases:
         what = f"{p.tokens:,} tokens" if p.name == "prefill" else f"one new token per sequence, {p.tokens:,} in all"

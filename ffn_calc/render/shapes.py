@@ -123,6 +123,8 @@ def _tables_FFNReport(report: FFNReport, view: View | None = None) -> list[Rende
         ],
     )
     out += [Text(config_line(report)), fit(stages, ex), fit(counts, ex), fit(weights, ex)]
+    if c.weight_packing is not None:
+        out.append(fit(_stored_tensors(report), ex))
     if c.is_moe:
         out += _experts_table(report)
 
@@ -169,16 +171,31 @@ def _tables_FFNReport(report: FFNReport, view: View | None = None) -> list[Rende
 
 
 def _weight_memory(report: FFNReport) -> str:
-    """What the weight bytes are made of: params × bytes, or the packed matrices and their scales."""
+    """What the weight bytes are made of: params × bytes, or the stored tensors of the format."""
     t, c = report.totals, report.config
     p = c.weight_packing
     if p is None:
         return f"{n(t.params)} params × {plural(c.dtype_bytes, 'byte')}"
     matrices = [w for w in report.weights if w.packing]
     rest = t.params - sum(w.elements for w in matrices)
-    scales = f" + a {8 * p.group_bytes}-bit scale{' and zero' if p.group_bytes > 2 else ''} per {p.group_size} along K" if p.group_bytes else ""
-    text = f"{n(sum(w.elements for w in matrices))} matrix entries in {p.dtype}, {p.bits} bits each{scales}"
+    text = f"{n(sum(w.elements for w in matrices))} matrix entries as {p.format} stores them: {p.spec.layout} per (K, N) matrix"
     return text + (f"; {n(rest)} more (biases, norm, router) × {plural(c.dtype_bytes, 'byte')} ({c.dtype})" if rest else "")
+
+
+def _stored_tensors(report: FFNReport) -> Grid:
+    """Each packed matrix's tensors as its checkpoint stores them (one expert's, for experts)."""
+    rows = [(w, x) for w in report.weights if w.packing for x in w.packing.tensors(*w.shape[-2:])]
+    p = report.config.weight_packing
+    assert p is not None
+    return Grid(
+        f"Stored tensors ({p.format}; {p.spec.source})",
+        [
+            Col("matrix", [w.name + (f" (each of {w.experts})" if w.experts else "") for w, _ in rows]),
+            Col("stored as", [x.describe() for _, x in rows]),
+            Col("holds", [x.holds for _, x in rows], prose=True),
+            Col("bytes", [Num(x.bytes, "bytes") for _, x in rows]),
+        ],
+    )
 
 
 def _groups_tables(report: FFNReport, ex: bool) -> list[RenderableType]:

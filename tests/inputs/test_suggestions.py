@@ -13,7 +13,7 @@ from ffn_calc.model.dtypes import DTYPES
 
 def test_closest_prefers_a_name_cut_short_then_similar_ones() -> None:
     assert closest("h100", GPUS) == "did you mean h100-sxm, h100-pcie or h200?"
-    assert closest("mi300", GPUS) == "did you mean mi300x?"
+    assert closest("mi300", GPUS) == "did you mean mi300x or b300?"
     assert closest("zzzz", ["a", "b"]) == "choose one of a, b"
 
 
@@ -45,7 +45,7 @@ def test_every_gpu_cites_its_datasheet_and_has_a_16_bit_peak() -> None:
         assert "bfloat16" in gpu.tflops and gpu.tflops["bfloat16"] == gpu.tflops["float16"]
         assert set(gpu.tflops) <= set(DTYPES)
         assert gpu.tflops.get("float8_e4m3fn") == gpu.tflops.get("float8_e5m2")
-        assert any(word in gpu.source for word in ("datasheet", "data sheet", "product brief", "documentation"))
+        assert any(word in gpu.source for word in ("datasheet", "data sheet", "product brief", "documentation", "white paper"))
         assert f"{gpu.bandwidth_gbs / 1000:g}" in gpu.source.replace(",", "") or f"{gpu.bandwidth_gbs:,g}" in gpu.source
 
 

@@ -109,38 +109,33 @@ def test_verify_refuses_a_group_too_large() -> None:
 LLAMA_PARAMS = 3 * 4096 * 11008
 
 
-def test_llama_2_7b_int4_weights_per_layer() -> None:
+def test_llama_2_7b_quantized_weights_per_layer() -> None:
+    # gptq_int4 (the earlier int4), G = 128; each format's tensors are tests/model/test_weight_formats.py's
     t = ffn_calc.analyze(ffn_calc.layer(1, 1, model="llama-2-7b", weight_dtype="int4")).totals
-    packed = LLAMA_PARAMS // 2  # two 4-bit weights per byte (K even)
+    packed = LLAMA_PARAMS // 2  # qweight: eight 4-bit weights per int32
     scales = 2 * (2 * (4096 // 128) * 11008) + 2 * (11008 // 128) * 4096  # a float16 per 128 along K, per column
+    zeros = scales // 4  # 4-bit zeros, eight per int32: a quarter of the float16 scales' bytes
+    g_idx = 4 * (4096 + 4096 + 11008)
     assert scales == 2 * LLAMA_PARAMS // 128 == 2_113_536
-    assert t.weight_bytes == packed + scales == 69_746_688
-    asym = ffn_calc.analyze(ffn_calc.layer(1, 1, model="llama-2-7b", weight_dtype="int4_asym")).totals
-    assert asym.weight_bytes == packed + 2 * scales
-    g64 = ffn_calc.analyze(ffn_calc.layer(1, 1, model="llama-2-7b", weight_dtype="int4", group_size=64)).totals
-    assert g64.weight_bytes == packed + 2 * scales
+    assert t.weight_bytes == packed + scales + zeros + g_idx == 70_351_872
     fp8 = ffn_calc.analyze(ffn_calc.layer(1, 1, model="llama-2-7b", weight_dtype="float8_e4m3fn")).totals
     assert fp8.weight_bytes == LLAMA_PARAMS
 
 
-def test_int4_biases_and_norms_stay_in_the_activation_dtype() -> None:
-    r = ffn_calc.analyze(ffn_calc.layer(1, 2, 8, d_ff="3", weight_dtype="int4", group_size=4, norm="pre", dtype="float16"))
-    # linear1 (8, 3): 4·3 packed + 2·3 scales; linear2 (3, 8): ceil(3/2)·8 = 16 packed + 1·8 scales; biases 3 + 8, LayerNorm 16, in 2 bytes
-    assert r.totals.weight_bytes == (12 + 6 * 2) + (16 + 8 * 2) + 2 * (3 + 8 + 16)
-
-
-def test_mixtral_decode_roofline_reads_int4_experts() -> None:
+def test_mixtral_decode_roofline_reads_gptq_experts() -> None:
     roof = ffn_calc.roofline(ffn_calc.layer(64, 2048, model="mixtral-8x7b", weight_dtype="int4"), "a100-80gb")
     decode = {g.stage: g for g in roof.phases[1].gemms}
-    expert = 4096 * 14336 // 2 + (4096 // 128) * 14336 * 2
-    assert expert == 30_277_632
+    # one expert's gate: qweight 4096·14336/2 + qzeros 32·1792·4 + scales 32·14336·2 + g_idx 4·4096
+    expert = 4096 * 14336 // 2 + 32 * 1792 * 4 + 32 * 14336 * 2 + 4 * 4096
+    assert expert == 30_523_392
     gate = decode["expert_gate"]
     assert gate.routing is not None and gate.routing.expert_weight_bytes == expert
     rows = 64 * 2  # 64 tokens, top-2: all 8 experts reached in the worst case
-    assert gate.bytes == 2 * (rows * 4096 + rows * 14336) + 8 * expert == 246_939_648
+    assert gate.bytes == 2 * (rows * 4096 + rows * 14336) + 8 * expert == 248_905_728
     down = decode["expert_down"]
-    assert down.routing is not None and down.routing.expert_weight_bytes == 14336 * 4096 // 2 + (14336 // 128) * 4096 * 2
+    assert down.routing is not None and down.routing.expert_weight_bytes == 14336 * 4096 // 2 + 112 * 512 * 4 + 112 * 4096 * 2 + 4 * 14336
     assert roof.peak_flops == ffn_calc.roofline(ffn_calc.layer(64, 2048, model="mixtral-8x7b"), "a100-80gb").peak_flops  # bfloat16 compute
+    assert roof.peak_dtype == "bfloat16"
 
 
 def test_int4_refusals() -> None:

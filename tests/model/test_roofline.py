@@ -12,6 +12,7 @@ import pytest
 from helpers import ROOT, Run
 
 from ffn_calc.catalogue.gpus import GPUS
+from ffn_calc.errors import ConfigError
 from ffn_calc.inputs.resolve import layer_config
 from ffn_calc.model.roofline import (
     Roofline,
@@ -188,3 +189,57 @@ def test_moe_roofline_json_keys_are_documented(cli: Run) -> None:
     documented = set(re.findall(r"`([a-z_]+)(?:\[\])?`", (ROOT / "docs" / "json.md").read_text(encoding="utf-8")))
     assert {"routing", "uniform", "worst_case", "experts_touched", "rows_per_expert", "ridge_tokens_uniform"} <= found
     assert not found - documented
+
+
+# --- the peak a product computes at: --dtype's, or a format's that quantizes the product's input ---
+
+
+def test_weight_only_formats_keep_the_dtype_peak() -> None:
+    r = roofline(layer_config(1, 1, model="llama-2-7b", weight_dtype="gptq_int4"), GPUS["h100-sxm"])
+    assert r.peak_dtype == "float16" and r.peak_flops == 989e12
+    gate = r.phases[1].gemms[0]
+    # decode: one float16 row in (2·4096), one out (2·11008), gptq_int4's gate tensors 23,441,408 bytes
+    assert gate.peak_dtype == "float16" and gate.bytes == 2 * 4096 + 2 * 11008 + 23_441_408
+
+
+def test_fp8_block_products_run_at_the_fp8_peak_and_read_fp8_inputs() -> None:
+    r = roofline(layer_config(1, 1, model="llama-2-7b", weight_dtype="fp8_block"), GPUS["h100-sxm"])
+    assert r.peak_dtype == "float8_e4m3fn" and r.peak_flops == 1979e12
+    assert r.ridge == pytest.approx(1979e12 / 3350e9)
+    gate, _, down = r.phases[1].gemms
+    # gate's input row: 4096 FP8 values + ceil(4096/128) = 32 float32 scales = 4,224 bytes; output 2·11008 (float16);
+    # weights 45,088,768 + 86·32·4 = 45,099,776
+    assert gate.bytes == 4_224 + 22_016 + 45_099_776 == 45_126_016
+    # down's input row: 11008 + 4·86 = 11,352 bytes; output 2·4096
+    assert down.bytes == 11_352 + 8_192 + 45_099_776
+    assert gate.seconds == pytest.approx(45_126_016 / 3350e9)  # memory-bound at one token
+    # compute-bound from M = ceil(ridge·W / (2·K·N − ridge·(4224 + 22016)))
+    ridge = 1979e12 / 3350e9
+    assert gate.ridge_tokens == math.ceil(ridge * 45_099_776 / (2 * 4096 * 11008 - ridge * (4_224 + 22_016))) == 357
+
+
+def test_the_router_computes_in_the_dtype_beside_fp8_experts() -> None:
+    r = roofline(layer_config(64, 1, model="mixtral-8x7b", weight_dtype="fp8_row"), GPUS["h100-sxm"])
+    decode = {g.stage: g for g in r.phases[1].gemms}
+    assert decode["router"].peak_dtype == "bfloat16" and decode["expert_gate"].peak_dtype == "float8_e4m3fn"
+    # the router: (64, 4096, 8) in bfloat16 at 989 TFLOP/s; its bytes 64·4096·2 + 65,536 + 64·8·2
+    assert decode["router"].bytes == 524_288 + 65_536 + 1_024
+    assert decode["router"].seconds == pytest.approx(max(2 * 64 * 4096 * 8 / 989e12, 590_848 / 3350e9))
+    expert = decode["expert_gate"]
+    assert expert.routing is not None and expert.routing.expert_weight_bytes == 58_720_256 + 4 * 14336
+    # 128 routed rows, each 4096 FP8 values + one float32 scale in, 14336 bfloat16 out; all 8 experts read (worst case)
+    assert expert.bytes == 128 * (4_100 + 2 * 14336) + 8 * 58_777_600
+
+
+def test_a_gpu_without_the_format_s_peak_is_refused() -> None:
+    with pytest.raises(ConfigError, match="fp8_block products compute in float8_e4m3fn .* the a100-80gb datasheet gives no dense float8_e4m3fn"):
+        roofline(layer_config(1, 1, model="llama-2-7b", weight_dtype="fp8_block"), GPUS["a100-80gb"])
+    # weight-only formats are dequantized: the A100 runs them at its 16-bit peak
+    assert roofline(layer_config(1, 1, model="llama-2-7b", weight_dtype="float8_e4m3fn"), GPUS["a100-80gb"]).peak_dtype == "float16"
+
+
+def test_roofline_json_names_the_peak_used(cli: Run) -> None:
+    code, out, _ = cli("roofline", "1", "1", "-m", "llama-2-7b", "--gpu", "h100-sxm", "--weight-dtype", "fp8_block", "-f", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["gpu"]["peak_dtype"] == "float8_e4m3fn" and doc["gpu"]["peak_flops_per_s"] == 1979e12
+    assert {g["peak_dtype"] for p in doc["phases"] for g in p["gemms"]} == {"float8_e4m3fn"}
