@@ -14,7 +14,7 @@ this module, starts fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.errors import ConfigError, VerifyRefused
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ffn_calc.api.sweep_executor import SweepResult
     from ffn_calc.catalogue.gpus import GPUS, GPUList
     from ffn_calc.catalogue.presets import PRESETS, Preset
+    from ffn_calc.measure.report import MeasuredRoofline
     from ffn_calc.model.roofline import GPU, Roofline
     from ffn_calc.model.training import TrainingOptions, TrainingReport
     from ffn_calc.prose.comparison import Comparison
@@ -34,9 +35,9 @@ if TYPE_CHECKING:
     from ffn_calc.verifier.report import VerifyReport
 
 __all__ = [
-    "GPU", "GPUS", "GPUList", "PRESETS", "Comparison", "ConfigError", "Explanation", "FFNConfig", "FFNReport", "ModelList", "Preset", "Roofline",
-    "SweepResult", "TrainingOptions", "TrainingReport", "VerifyRefused", "VerifyReport",
-    "analyze", "compare", "explain", "gpus", "layer", "make_config", "models", "roofline", "sweep", "train", "verify",
+    "GPU", "GPUS", "GPUList", "PRESETS", "Comparison", "ConfigError", "Explanation", "FFNConfig", "FFNReport", "MeasuredRoofline", "ModelList",
+    "Preset", "Roofline", "SweepResult", "TrainingOptions", "TrainingReport", "VerifyRefused", "VerifyReport",
+    "analyze", "compare", "explain", "gpus", "layer", "make_config", "measure_roofline", "models", "roofline", "sweep", "train", "verify",
 ]  # fmt: skip
 
 # Names loaded on first use: name → the module that defines it.
@@ -48,6 +49,7 @@ LAZY = {
     "Explanation": "ffn_calc.prose.explanation",
     "Comparison": "ffn_calc.prose.comparison",
     "GPU": "ffn_calc.model.roofline",
+    "MeasuredRoofline": "ffn_calc.measure.report",
     "GPUList": "ffn_calc.catalogue.gpus",
     "GPUS": "ffn_calc.catalogue.gpus",
     "Roofline": "ffn_calc.model.roofline",
@@ -97,18 +99,49 @@ def roofline(
     bandwidth_gbs: float | None = None,
     tp: int = 1,
     ep: int = 1,
+    gpu_file: str | None = None,
 ) -> Roofline:
     """Each GEMM on the roofline of `gpu` (a preset name, a GPU, or a custom peak and
-    bandwidth), prefill and decode, as `ffn-calc roofline`; with `tp` or `ep` > 1, one rank's."""
+    bandwidth), prefill and decode, as `ffn-calc roofline`; with `tp` or `ep` > 1, one rank's.
+    `gpu_file`: a device measured and saved by `roofline --measure -f json` instead."""
     from ffn_calc.inputs.hardware import pick_gpu
     from ffn_calc.model.parallel import tensor_parallel
     from ffn_calc.model.roofline import GPU
     from ffn_calc.model.roofline import roofline as run
 
+    if gpu_file is not None:
+        if gpu is not None or peak_tflops is not None or bandwidth_gbs is not None:
+            raise ConfigError("--gpu-file", "is the hardware: give it alone, without --gpu or --peak-tflops/--bandwidth-gbs")
+        from ffn_calc.measure.saved import load_measured_gpu
+
+        gpu = load_measured_gpu(gpu_file, cfg.dtype)
     device = gpu if isinstance(gpu, GPU) else pick_gpu(gpu, peak_tflops, bandwidth_gbs)
     if tp > 1:
         cfg = tensor_parallel(cfg, tp).per_rank
     return run(cfg, device, ep)
+
+
+def measure_roofline(
+    cfg: FFNConfig,
+    *,
+    device: str = "auto",
+    seconds: float | None = None,
+    tp: int = 1,
+    progress: Callable[[str], Any] | None = None,
+) -> MeasuredRoofline:
+    """The roofline measured on this machine, as `ffn-calc roofline --measure`: the device's
+    best matmul rate for the layer's dtype and its STREAM bandwidth, then each GEMM of the layer
+    (of one rank with `tp` > 1) timed at its prefill and decode shapes beside the bound those two
+    figures give, and a sweep of M across the predicted crossover. `device`: auto (a CUDA device
+    when PyTorch sees one, else the CPU), cpu or cuda; `seconds`: the budget the repeats are
+    fitted into (5 by default). Imports NumPy (or PyTorch); `progress(step)` is told each step."""
+    from ffn_calc.measure.run import DEFAULT_BUDGET
+    from ffn_calc.measure.run import measure_roofline as run
+    from ffn_calc.model.parallel import tensor_parallel
+
+    if tp > 1:
+        cfg = tensor_parallel(cfg, tp).per_rank
+    return run(cfg, device=device, budget_seconds=DEFAULT_BUDGET if seconds is None else seconds, progress=progress)
 
 
 def explain(cfg: FFNConfig) -> Explanation:
@@ -206,26 +239,50 @@ def models() -> ModelList:
 
 
 def sweep(
-    batch: int | str | list[int],
-    seq_len: int | str | list[int],
+    batch: int | str | list[int] | None = None,
+    seq_len: int | str | list[int] | None = None,
     *,
-    columns: str | None = None,
-    jobs: int = 1,
     sizes: dict[str, int | str | list[int]] | None = None,
+    lines: Iterable[str] | None = None,
+    on_error: Callable[[int, str], Any] | None = None,
+    columns: str | None = None,
+    chart: str | None = None,
+    jobs: int = 1,
     **fixed: Any,
 ) -> SweepResult:
-    """A grid sweep, as `ffn-calc sweep`: `batch`, `seq_len` and any of `sizes` (d_model,
-    d_ff, experts, top_k, layers), each a number, a list of numbers, or text as the CLI takes
-    it ("1,8,32", "128:8192:x2"); `fixed` holds the other layer options (model, activation,
-    ...). Rows stream: iterate them once."""
-    from ffn_calc.api.sweep_executor import AXES, grid_sweep
+    """A sweep, as `ffn-calc sweep`: one row per configuration, the rows streamed (iterate them once).
+
+    A grid: `batch` (default 1), `seq_len` and any of `sizes` (d_model, d_ff, experts, top_k,
+    layers), each a number, a list of numbers, or text as the CLI takes it ("1,8,32",
+    "128:8192:x2"; d_ff also a rule, "4x" or "glu"); `fixed` holds the other layer options
+    (`ffn_calc.layer`'s keywords), where a model, activation or dtype given as "a,b,c" is an axis
+    too. Or, with `lines`, one row per JSON line (a `line` column first), `fixed` holding for
+    every line but a line's own keys winning; a bad line goes to `on_error(line number,
+    message)` and the sweep carries on (without `on_error`, it raises ConfigError). `columns`:
+    the columns to print ("batch,params,..."); `chart`: a column of numbers drawn as well;
+    `jobs`: worker processes for a large sweep (the rows are the same, in the same order)."""
+    from ffn_calc.api.options import SIZE_AXES, SWEPT
+    from ffn_calc.api.sweep_executor import grid_sweep, lines_sweep
 
     axes: dict[str, Any] = {"batch": batch, "seq_len": seq_len, **(sizes or {})}
-    unknown = sorted(set(axes) - set(AXES))
+    unknown = sorted(set(axes) - set(SIZE_AXES))
     if unknown:
-        raise ConfigError(unknown[0], f"is not a size a sweep varies; sizes takes {', '.join(AXES[2:])}")
-    text: dict[str, str | None] = {k: v if isinstance(v, str) else ",".join(map(str, v if isinstance(v, list) else [v])) for k, v in axes.items()}
-    return grid_sweep(text, fixed, columns, None, jobs)
+        raise ConfigError(unknown[0], f"is not a size a sweep varies; sizes takes {', '.join(SIZE_AXES[2:])}")
+    for spec in SWEPT:  # a name of a fixed set (activation, dtype) in any case, as the command line takes it
+        if spec.choices and isinstance(fixed.get(spec.name), str):
+            fixed[spec.name] = fixed[spec.name].strip().lower()
+    text: dict[str, str | None] = {
+        k: v if isinstance(v, str) or v is None else ",".join(map(str, v if isinstance(v, list) else [v])) for k, v in axes.items()
+    }
+    if lines is not None:
+        if any(v is not None for v in text.values()):
+            raise ConfigError("--stdin", "takes every size from the JSON lines; drop the size options")
+        return lines_sweep(lines, on_error or _raise_line_error, columns, chart, jobs, fixed)
+    return grid_sweep(text, fixed, columns, chart, jobs)
+
+
+def _raise_line_error(number: int, message: str) -> None:
+    raise ConfigError(f"line {number}", message)
 
 
 def verify(

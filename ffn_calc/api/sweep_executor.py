@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain, islice, product
 from typing import Any
@@ -22,16 +22,16 @@ from ffn_calc.api.columns import (
     NUMBER_COLUMNS,
     PARALLEL_FROM,
 )
+from ffn_calc.api.options import LINE_KEYS, NAMES, SWEPT, WIDTHS
 from ffn_calc.errors import ConfigError, closest
-from ffn_calc.inputs.resolve import LAYER_FLAGS, SIZES, SOURCES, layer_config
+from ffn_calc.inputs.resolve import layer_config
+from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import MAX_SIZE, parse_size
+from ffn_calc.schemas import schema
 
 MAX_COMBINATIONS = 10_000_000
 _RANGE = re.compile(r"(?P<lo>[^:]+):(?P<hi>[^:]+)(:(?P<op>[x+*]?)(?P<step>[^:]+))?")
-
-# What a JSON line may say: the same names as the command-line options.
-LINE_KEYS = frozenset(SIZES + SOURCES + LAYER_FLAGS)
 
 
 def parse_values(argument: str, text: str, minimum: int = 1) -> list[int]:
@@ -267,31 +267,32 @@ def line_rows(
 
 # --- planning: from what the user typed to the rows of a sweep ---------------------------------
 
-SWEEP_SCHEMA = "ffn-calc/sweep/1"
-# Size options a grid sweeps (each a list or range); d_ff may instead be one rule (4x, glu),
-# or a list of rules and numbers (4x,glu).
-AXES = ("batch", "seq_len", "d_model", "d_ff", "experts", "top_k", "layers")
-# Options named by a word that a grid sweeps when given a list (--model a,b,c, -a relu,swiglu,
-# --dtype float32,bfloat16): the model slowest, before the sizes; activation and dtype after.
-NAMED_AXES = ("model", "activation", "dtype")
+# The grid's axes are the options sweep takes a list of (api/options.py: SWEPT, in the grid's
+# order, the slowest first): sizes, each a list or range; d_ff's widths, which may instead be one
+# rule (4x, glu) or a list of rules and numbers (4x,glu); and names (--model a,b,c,
+# -a relu,swiglu, --dtype float32,bfloat16), an axis when there is more than one.
+NAMED_AXES = tuple(s.name for s in SWEPT if s.swept and s.swept.values == NAMES)
 _D_FF_VALUES = re.compile(r"[\d_,:x+* ]+")
 
 
+def _row_objects(result: SweepResult) -> list[dict[str, Any]]:
+    """The rows as objects, each as `sweep -f jsonl` prints one line (the chart's value left out)."""
+    width = len(result.columns)
+    return [dict(zip(result.columns, r[:width], strict=True)) for r in result.rows]
+
+
 @dataclass(frozen=True)
-class SweepResult:
+class SweepResult(JsonForm):
     """The rows of a sweep, in order, each the chosen `columns` as exact values (then the
     `chart` column's value, when a chart is drawn). `rows` is consumed once: a sweep may have
-    millions of rows and is streamed. `swept` names the columns that vary."""
+    millions of rows and is streamed. `swept` names the columns that vary. Its JSON form holds
+    the columns and the rows as objects."""
 
     columns: tuple[str, ...]
-    rows: Iterable[list[Any]]
-    swept: tuple[str, ...]
-    chart: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: the rows as objects, each as `sweep -f jsonl` prints one line."""
-        width = len(self.columns)
-        return {"schema": SWEEP_SCHEMA, "columns": list(self.columns), "rows": [dict(zip(self.columns, r[:width], strict=True)) for r in self.rows]}
+    rows: Iterable[list[Any]] = field(metadata=json_key(value=_row_objects))
+    swept: tuple[str, ...] = field(metadata=json_key(omit=True))
+    chart: str | None = field(default=None, metadata=json_key(omit=True))
+    json_schema = schema("sweep")
 
 
 def _check_chart(chart: str | None) -> tuple[str, ...]:
@@ -304,7 +305,7 @@ def _check_chart(chart: str | None) -> tuple[str, ...]:
 def grid_sweep(
     axes: dict[str, str | None], fixed: dict[str, Any], columns: str | None = None, chart: str | None = None, jobs: int = 1
 ) -> SweepResult:
-    """A grid sweep: `axes` maps each of AXES to the text typed for it (a number, a list
+    """A grid sweep: `axes` maps each size of SWEPT to the text typed for it (a number, a list
     1,8,32 or a range 128:8192:x2; None when not swept; batch defaults to 1); `fixed` holds
     the other layer options, where a model, activation or dtype given as a list (a,b,c) is an
     axis too. Everything that can be wrong is found here, before the first row."""
@@ -315,41 +316,42 @@ def grid_sweep(
         raise ConfigError("--seq-len", "is needed (a number, a list 128,512 or a range 128:8192:x2), or use --stdin")
     axes = {**axes, "batch": axes.get("batch") or "1"}  # one sequence unless asked: a model's answer per sequence
     fixed = dict(fixed)
-    named: dict[str, Axis] = {}
-    for name in NAMED_AXES:
-        value = fixed.get(name)
-        if isinstance(value, str) and "," in value:
+    named: dict[str, Axis] = {}  # the lists of names first (they are checked first), then every axis in the grid's order
+    for spec in SWEPT:
+        value = fixed.get(spec.name)
+        if spec.swept and spec.swept.values == NAMES and isinstance(value, str) and "," in value:
             names = tuple(v.strip().lower() for v in value.split(","))
             if not all(names):
-                raise ConfigError("--" + name, f"has an empty name in {value!r}; write names separated by commas, e.g. {_EXAMPLES[name]}")
-            named[name] = Axis(name, names)
-            del fixed[name]
-    built: list[Axis] = [named["model"]] if "model" in named else []
-    for name in AXES:
+                raise ConfigError(spec.label, f"has an empty name in {value!r}; write names separated by commas, e.g. {spec.swept.example}")
+            named[spec.name] = Axis(spec.name, names)
+            del fixed[spec.name]
+    built: list[Axis] = []
+    for spec in SWEPT:
+        name, how, flag = spec.name, spec.swept, spec.for_command("sweep").label
+        assert how is not None
+        if how.values == NAMES:
+            built += [named[name]] if name in named else []
+            continue
         text = axes.get(name)
         if text is None:
             continue
-        if name == "d_ff":
+        if how.values == WIDTHS:
             items = [item.strip() for item in text.split(",")]
             if any(_is_rule(item) for item in items):
                 if len(items) == 1:
-                    fixed["d_ff"] = text  # one rule for every point: 4x, 8/3x, glu
+                    fixed[name] = text  # one rule for every point: 4x, 8/3x, glu
                     continue
                 values: list[int | str] = []
                 for item in items:
-                    values.extend([item.lower()] if _is_rule(item) else parse_values("--d-ff", item))
+                    values.extend([item.lower()] if _is_rule(item) else parse_values(flag, item))
                 built.append(Axis(name, tuple(values)))
                 continue
-        built.append(Axis(name, tuple(parse_values("--" + name.replace("_", "-"), text))))
-    built += [named[n] for n in ("activation", "dtype") if n in named]
+        built.append(Axis(name, tuple(parse_values(flag, text))))
     # A swept name (and a swept d_ff rule) is always a column, so that each row says what it is.
     swept = tuple("d_ff_given" if a.name == "d_ff" and any(isinstance(v, str) for v in a.values) else a.name for a in built)
     cols = tuple(c for c in swept if c in (*NAMED_AXES, "d_ff_given") and c not in cols) + cols
     rows = sweep_rows(built, fixed, cols + extra, jobs)
     return SweepResult(cols, rows, swept, chart)
-
-
-_EXAMPLES = {"model": "bert-base,gpt2-xl", "activation": "relu,swiglu", "dtype": "float32,bfloat16"}
 
 
 def _is_rule(item: str) -> bool:
@@ -359,14 +361,14 @@ def _is_rule(item: str) -> bool:
 
 def lines_sweep(
     lines: Iterable[str],
-    on_error: Callable[[LineError], None],
+    on_error: Callable[[int, str], Any],
     columns: str | None = None,
     chart: str | None = None,
     jobs: int = 1,
     fixed: dict[str, Any] | None = None,
 ) -> SweepResult:
-    """One row per JSON line (a `line` column first); a bad line goes to `on_error` and the
-    sweep carries on. `fixed` holds the layer options given as flags: they hold for every
+    """One row per JSON line (a `line` column first); a bad line goes to `on_error(line number,
+    message)` and the sweep carries on. `fixed` holds the layer options given as flags: they hold for every
     line, and a line's own keys win."""
     cols = parse_columns(columns)
     extra = _check_chart(chart)
@@ -376,7 +378,7 @@ def lines_sweep(
     def rows() -> Iterator[list[Any]]:
         for number, result in line_rows(lines, wanted, jobs, fixed):
             if isinstance(result, LineError):
-                on_error(result)
+                on_error(result.line, result.message)
                 continue
             yield [number, *result]
 

@@ -4,9 +4,10 @@ source. Catalogue data, as `GPU` records (`model/roofline.py`, whose arithmetic 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from ffn_calc.json_fields import JsonForm
 from ffn_calc.model.roofline import GPU
+from ffn_calc.schemas import schema
 
 
 def _peaks(fp64: float | None, fp32: float | None, bf16: float, fp8: float | None, int8: float | None, fp4: float | None = None) -> dict[str, float]:
@@ -74,17 +75,11 @@ GPUS: dict[str, GPU] = {
 
 
 @dataclass(frozen=True)
-class GPUList:
+class GPUList(JsonForm):
     """Every GPU preset, for `ffn-calc gpus`."""
 
     gpus: tuple[GPU, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, as `gpus -f json` prints it (schema ffn-calc/gpus/1)."""
-        return {"schema": GPUS_SCHEMA, "gpus": [g.to_dict() for g in self.gpus]}
-
-
-GPUS_SCHEMA = "ffn-calc/gpus/1"
+    json_schema = schema("gpus")
 
 
 def gpu_list() -> GPUList:

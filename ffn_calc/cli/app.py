@@ -11,44 +11,17 @@ import gc
 import os
 import re
 import sys
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
 
 from ffn_calc import __version__, api
-from ffn_calc.api.columns import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM
+from ffn_calc.api.options import SIZE_AXES
 from ffn_calc.cli.click_compat import ClickException, NoArgsIsHelpError, NoSuchOption
-from ffn_calc.cli.options import (
-    CONVENTION_HELP,
-    OUTPUT,
-    ChartOpt,
-    EpOpt,
-    ExactOpt,
-    FormatOpt,
-    GetOpt,
-    MaxMemoryOpt,
-    NoInputGradOpt,
-    OutputFormat,
-    SeedOpt,
-    SpOpt,
-    SummaryOpt,
-    SvgOpt,
-    SweepFormat,
-    TpOpt,
-    complete_activation,
-    complete_dtype,
-    complete_gpu,
-    complete_model,
-    count_parser,
-    layer_command,
-    number_parser,
-)
+from ffn_calc.cli.options import CONVENTION_HELP, Given, command
 from ffn_calc.cli.output import OutputFailed, PipeClosed, emit, pipe_guard, progress
 from ffn_calc.errors import ConfigError, VerifyRefused, closest
-from ffn_calc.inputs.resolve import LAYER_FLAGS
 from ffn_calc.model.layer import FFNConfig
-from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
 from ffn_calc.render.base import View
 
 EXAMPLE = "ffn-calc shapes 3 6 8 --d-ff 32"
@@ -82,402 +55,165 @@ def _options(
     """The options that come before a command."""
 
 
+# Each command's options are its specs' (ffn_calc/api/options.py); `given` holds them by name.
+
+
 @app.command(epilog=CONVENTION_HELP)
-@layer_command()
-def shapes(
-    cfg: FFNConfig,
-    chart: ChartOpt = False,
-    summary: SummaryOpt = False,
-    exact: ExactOpt = False,
-    fmt: FormatOpt = OutputFormat.table,
-    get: GetOpt = None,
-    svg: SvgOpt = None,
-) -> None:
+@command()
+def shapes(cfg: FFNConfig, given: Given) -> None:
     """Each stage's tensor shapes, parameters, FLOPs, MACs and memory. Example: ffn-calc shapes 3 6 8 --d-ff 32"""
     report = api.analyze(cfg)
-    view = View(exact=exact, summary=summary)
-    if chart and not summary:
+    view = View(exact=given.exact, summary=given.summary)
+    if given.chart and not given.summary:
         from ffn_calc.render.shapes import Charted
 
-        emit(Charted(report), fmt.value, get, view, svg)
+        emit(Charted(report), given.format, given.get, view, given.svg)
     else:
-        emit(report, fmt.value, get, view, svg)
+        emit(report, given.format, given.get, view, given.svg)
+
+
+def _training(given: Given) -> dict[str, Any]:
+    """The training step's options (train's, and verify's with --backward), as the API takes them."""
+    return {
+        "recompute": given.recompute,
+        "optimizer": given.optimizer,
+        "mixed_precision": given.mixed_precision,
+        "dropout": given.dropout,
+        "input_grad": not given.no_input_grad,
+    }
 
 
 @app.command(epilog=CONVENTION_HELP)
-@layer_command()
-def verify(
-    cfg: FFNConfig,
-    seed: SeedOpt = 0,
-    max_memory: MaxMemoryOpt = None,
-    tp: TpOpt = 1,
-    sequence_parallel: SpOpt = False,
-    ep: EpOpt = 1,
-    backward: Annotated[
-        bool,
-        typer.Option(
-            "--backward",
-            help="Also run the backward pass with explicit matmuls: its FLOPs and shapes against `train`, its gradients against finite differences.",
-            rich_help_panel=OUTPUT,
-        ),
-    ] = False,
-    no_input_grad: NoInputGradOpt = False,
-    recompute: Annotated[
-        str,
-        typer.Option("--recompute", help=f"With --backward: the recompute mode ({', '.join(RECOMPUTE)}).", rich_help_panel=OUTPUT),
-    ] = "none",
-    optimizer: Annotated[
-        str, typer.Option("--optimizer", help=f"With --backward: the optimizer whose update runs ({', '.join(OPTIMIZERS)}).", rich_help_panel=OUTPUT)
-    ] = "adam",
-    mixed_precision: Annotated[
-        bool,
-        typer.Option(
-            "--mixed-precision",
-            help="With --backward: float32 master weights and states (16-bit --dtype).",
-            rich_help_panel=OUTPUT,
-        ),
-    ] = False,
-    dropout: Annotated[bool, typer.Option("--dropout", help="With --backward: dropout on the FFN output.", rich_help_panel=OUTPUT)] = False,
-    every: Annotated[
-        bool, typer.Option("--all", help="List every check; by default only the verdict and any check that failed.", rich_help_panel=OUTPUT)
-    ] = False,
-    fmt: FormatOpt = OutputFormat.table,
-    get: GetOpt = None,
-    svg: SvgOpt = None,
-) -> None:
+@command()
+def verify(cfg: FFNConfig, given: Given) -> None:
     """Run the layer in NumPy with random weights and confirm every number `shapes` predicts.
     Exit status 0 when all match, 1 when any does not. Example: ffn-calc verify 3 6 8 --d-ff 32"""
-    if no_input_grad and not backward:
+    if given.no_input_grad and not given.backward:
         raise ConfigError("--no-input-grad", "applies to the backward pass; add --backward")
     with progress(api.analyze(cfg).totals.flops, cfg.tokens) as advance:
         report = api.verify(
             cfg,
-            seed=seed,
-            max_memory_bytes=max_memory,
+            seed=given.seed,
+            max_memory_bytes=given.max_memory,
             progress=advance,
-            backward=backward,
-            tp=tp,
-            ep=ep,
-            input_grad=not no_input_grad,
-            sequence_parallel=sequence_parallel,
-            recompute=recompute.lower(),
-            optimizer=optimizer.lower(),
-            mixed_precision=mixed_precision,
-            dropout=dropout,
+            backward=given.backward,
+            tp=given.tp,
+            ep=given.ep,
+            sequence_parallel=given.sequence_parallel,
+            **_training(given),
         )
-    emit(report, fmt.value, get, View(every=every), svg)
+    emit(report, given.format, given.get, View(every=given.all), given.svg)
     if not report.ok:
         raise typer.Exit(1)
 
 
 @app.command(epilog=CONVENTION_HELP)
-@layer_command(resolve=False)
-def explain(
-    options: dict[str, Any],
-    compare: Annotated[
-        tuple[str, str] | None,
-        typer.Option(
-            "--compare",
-            metavar="A B",
-            help="Two layers side by side, B against A: two presets (--compare llama-2-7b mistral-7b), or two activations "
-            "at equal parameters for this layer (--compare relu swiglu: relu at d_ff 4x, swiglu at LLaMA's GLU width, --d-ff glu).",
-            rich_help_panel=OUTPUT,
-            show_default=False,
-        ),
-    ] = None,
-    fmt: FormatOpt = OutputFormat.table,
-    get: GetOpt = None,
-    svg: SvgOpt = None,
-) -> None:
+@command(resolve=False)
+def explain(given: Given) -> None:
     """The formulas with the numbers substituted, a data-flow diagram, and the interview questions
     answered with this layer's numbers; or, with --compare, two layers side by side.
     Example: ffn-calc explain 1 512 --model bert-base"""
-    given = {k: (v.value if isinstance(v, Enum) else v) for k, v in options.items() if k in LAYER_FLAGS}
-    batch, seq_len, d_model = options["batch"], options["seq_len"], options["d_model"]
-    if compare is not None:
-        result: Any = api.compare(batch, seq_len, *compare, d_model, model=options["model"], config=options["config"], **given)
+    if given.compare is not None:
+        first, second = given.compare
+        result: Any = api.compare(first=first, second=second, **given.layer)
     else:
-        result = api.explain(api.layer(batch, seq_len, d_model, model=options["model"], config=options["config"], **given))
-    emit(result, fmt.value, get, svg=svg)
+        result = api.explain(api.layer(**given.layer))
+    emit(result, given.format, given.get, svg=given.svg)
 
 
 @app.command(epilog=CONVENTION_HELP)
-@layer_command(exclude=("batch", "seq_len", "d_model", "d_ff", "layers", "experts", "top_k", "model", "activation", "dtype"), resolve=False)
-def sweep(
-    options: dict[str, Any],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            metavar="NAME,…",
-            help="A published model, or several to sweep: bert-base,gpt2-xl,llama-3-8b (a model column).",
-            rich_help_panel="Swept",
-            show_default=False,
-            autocompletion=complete_model,
-        ),
-    ] = None,
-    activation: Annotated[
-        str | None,
-        typer.Option(
-            "--activation",
-            "-a",
-            metavar="NAME,…",
-            help="Activation, or several to sweep: relu,swiglu.",
-            rich_help_panel="Swept",
-            show_default=False,
-            autocompletion=complete_activation,
-        ),
-    ] = None,
-    dtype: Annotated[
-        str | None,
-        typer.Option(
-            "--dtype",
-            metavar="DTYPE,…",
-            help="Storage type, or several to sweep: float32,bfloat16.",
-            rich_help_panel="Swept",
-            show_default=False,
-            autocompletion=complete_dtype,
-        ),
-    ] = None,
-    batch: Annotated[
-        str | None,
-        typer.Option(
-            "--batch", metavar="LIST", help="Batch sizes: 1,8,32 or a range 1:64:x2. [default: 1]", rich_help_panel="Swept", show_default=False
-        ),
-    ] = None,
-    seq_len: Annotated[
-        str | None, typer.Option("--seq-len", metavar="LIST", help="Sequence lengths, e.g. 128:8192:x2.", rich_help_panel="Swept", show_default=False)
-    ] = None,
-    d_model: Annotated[
-        str | None,
-        typer.Option(
-            "--d-model", metavar="LIST", help="d_model values (optional with --model or --config).", rich_help_panel="Swept", show_default=False
-        ),
-    ] = None,
-    d_ff: Annotated[
-        str | None,
-        typer.Option(
-            "--d-ff", metavar="LIST|Mx|glu", help="d_ff values, or rules: 4x, glu, or several: 4x,glu.", rich_help_panel="Swept", show_default=False
-        ),
-    ] = None,
-    experts: Annotated[
-        str | None, typer.Option("--experts", metavar="LIST", help="Expert counts.", rich_help_panel="Swept", show_default=False)
-    ] = None,
-    top_k: Annotated[
-        str | None, typer.Option("--top-k", metavar="LIST", help="Experts per token.", rich_help_panel="Swept", show_default=False)
-    ] = None,
-    layers: Annotated[
-        str | None, typer.Option("--layers", "-L", metavar="LIST", help="Layer counts.", rich_help_panel="Swept", show_default=False)
-    ] = None,
-    stdin: Annotated[
-        bool,
-        typer.Option(
-            "--stdin",
-            help='Read configurations as JSON lines on stdin, e.g. {"batch": 8, "seq_len": 512, "model": "bert-base"}.',
-            rich_help_panel=OUTPUT,
-        ),
-    ] = False,
-    columns: Annotated[
-        str | None,
-        typer.Option(
-            "--columns",
-            "-c",
-            metavar="A,B,…",
-            help=f"Columns to print. Default: {','.join(DEFAULT_COLUMNS)}. Any of: {', '.join(COLUMNS)}.",
-            rich_help_panel=OUTPUT,
-            show_default=False,
-        ),
-    ] = None,
-    chart: Annotated[
-        str | None,
-        typer.Option(
-            "--chart",
-            metavar="COLUMN",
-            help="Draw COLUMN as bars against the swept values (table output).",
-            rich_help_panel=OUTPUT,
-            show_default=False,
-        ),
-    ] = None,
-    fmt: Annotated[
-        SweepFormat,
-        typer.Option(
-            "--format",
-            "-f",
-            help="table, csv, jsonl (one JSON object per line) or markdown (a pipe table, exact integers).",
-            case_sensitive=False,
-            rich_help_panel=OUTPUT,
-        ),
-    ] = SweepFormat.table,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            "--jobs",
-            "-j",
-            parser=count_parser("--jobs"),
-            metavar="N",
-            help=f"Worker processes for sweeps of {PARALLEL_FROM:,} combinations or more. Default: the CPUs.",
-            rich_help_panel=OUTPUT,
-            show_default=False,
-        ),
-    ] = os.cpu_count() or 1,
-    exact: ExactOpt = False,
-    svg: SvgOpt = None,
-) -> None:
+@command(resolve=False)
+def sweep(given: Given) -> None:
     """One row per configuration: lists and ranges of sizes, models, activations and dtypes, or
     JSON lines on stdin. Example: ffn-calc sweep --model bert-base,gpt2-xl --seq-len 512,2048 -f csv"""
-    from ffn_calc.api.sweep_executor import LineError, grid_sweep, lines_sweep  # loaded by this command only
-
-    if chart is not None and fmt not in (SweepFormat.table, SweepFormat.markdown):
+    if given.chart is not None and given.format not in ("table", "markdown"):
         raise ConfigError("--chart", "draws for --format table or markdown only")
-    fixed = {k: (v.value if isinstance(v, Enum) else v) for k, v in options.items() if k in LAYER_FLAGS and v is not None}
-    fixed.update(model=model, config=options["config"])
-    fixed.update({k: v.strip().lower() for k, v in (("activation", activation), ("dtype", dtype)) if v is not None})
-    sizes = {"batch": batch, "seq_len": seq_len, "d_model": d_model, "d_ff": d_ff, "experts": experts, "top_k": top_k, "layers": layers}
+    layer = {k: v for k, v in given.layer.items() if v is not None}
+    sizes = {name: layer.pop(name) for name in SIZE_AXES if name in layer}
     bad_lines = 0
 
-    def bad_line(error: LineError) -> None:
+    def bad_line(number: int, message: str) -> None:
         nonlocal bad_lines
         bad_lines += 1
-        sys.stderr.write(f"ffn-calc: error: line {error.line}: {error.message}\n")
+        sys.stderr.write(f"ffn-calc: error: line {number}: {message}\n")
 
-    if stdin:
-        if any(v is not None for v in sizes.values()):
-            raise ConfigError("--stdin", "takes every size from the JSON lines; drop the size options")
-        result = lines_sweep(sys.stdin, bad_line, columns, chart, jobs, fixed)
-    else:
-        result = grid_sweep(sizes, fixed, columns, chart, jobs)
-    emit(result, fmt.value, view=View(exact=exact), svg=svg)
+    result = api.sweep(
+        sizes.pop("batch", None),
+        sizes.pop("seq_len", None),
+        sizes=sizes,
+        lines=sys.stdin if given.stdin else None,
+        on_error=bad_line,
+        columns=given.columns,
+        chart=given.chart,
+        jobs=given.jobs or os.cpu_count() or 1,
+        **layer,
+    )
+    emit(result, given.format, view=View(exact=given.exact), svg=given.svg)
     if bad_lines:
         raise typer.Exit(1)
 
 
-Recompute = Enum("Recompute", {r: r for r in RECOMPUTE}, type=str)  # type: ignore[misc]
-Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZERS}, type=str)  # type: ignore[misc]
-
-
-TRAIN = "Training"
-
-
 @app.command(epilog=CONVENTION_HELP)
-@layer_command()
-def train(
-    cfg: FFNConfig,
-    recompute: Annotated[
-        Recompute,
-        typer.Option(
-            "--recompute",
-            help="; ".join(f"{name} ({mode.help})" for name, mode in RECOMPUTE.items()) + ".",
-            case_sensitive=False,
-            rich_help_panel=TRAIN,
-        ),
-    ] = Recompute.none,  # type: ignore[attr-defined]
-    optimizer: Annotated[
-        Optimizer,
-        typer.Option(
-            "--optimizer",
-            help="Optimizer states per parameter: " + ", ".join(f"{name} {states}" for name, states in OPTIMIZERS.items()) + ".",
-            case_sensitive=False,
-            rich_help_panel=TRAIN,
-        ),
-    ] = Optimizer.adam,  # type: ignore[attr-defined]
-    mixed_precision: Annotated[
-        bool,
-        typer.Option(
-            "--mixed-precision",
-            help="16-bit weights and gradients (--dtype bfloat16 or float16) with float32 master weights and optimizer states.",
-            rich_help_panel=TRAIN,
-        ),
-    ] = False,
-    dropout: Annotated[
-        bool, typer.Option("--dropout", help="Dropout on the FFN output: a 1-byte mask per element is saved.", rich_help_panel=TRAIN)
-    ] = False,
-    no_input_grad: NoInputGradOpt = False,
-    tp: TpOpt = 1,
-    sequence_parallel: SpOpt = False,
-    ep: EpOpt = 1,
-    summary: SummaryOpt = False,
-    exact: ExactOpt = False,
-    fmt: FormatOpt = OutputFormat.table,
-    get: GetOpt = None,
-    svg: SvgOpt = None,
-) -> None:
+@command()
+def train(cfg: FFNConfig, given: Given) -> None:
     """A training step: the backward pass GEMM by GEMM, recomputation, the tensors saved for
     backward, gradients and optimizer states. Example: ffn-calc train 4 2048 1024 -a gelu --dtype bfloat16 --mixed-precision --dropout"""
-    report = api.train(
-        cfg,
-        recompute=recompute.value,
-        optimizer=optimizer.value,
-        mixed_precision=mixed_precision,
-        dropout=dropout,
-        input_grad=not no_input_grad,
-        tp=tp,
-        sequence_parallel=sequence_parallel,
-        ep=ep,
-    )
-    emit(report, fmt.value, get, View(exact=exact, summary=summary), svg)
+    report = api.train(cfg, **_training(given), tp=given.tp, sequence_parallel=given.sequence_parallel, ep=given.ep)
+    emit(report, given.format, given.get, View(exact=given.exact, summary=given.summary), given.svg)
 
 
 @app.command(epilog=CONVENTION_HELP)
-@layer_command(exclude=("norm", "layers", "dense_layers", "dense_d_ff", "capacity_factor"))
-def roofline(
-    cfg: FFNConfig,
-    gpu: Annotated[
-        str | None,
-        typer.Option(
-            "--gpu",
-            metavar="NAME",
-            help="A GPU preset: its dense datasheet peak and bandwidth (`ffn-calc gpus` lists them).",
-            rich_help_panel="Hardware",
-            show_default=False,
-            autocompletion=complete_gpu,
-        ),
-    ] = None,
-    peak_tflops: Annotated[
-        float | None,
-        typer.Option(
-            "--peak-tflops",
-            parser=number_parser("--peak-tflops"),
-            metavar="T",
-            help="A custom peak, TFLOP/s (with --bandwidth-gbs).",
-            rich_help_panel="Hardware",
-            show_default=False,
-        ),
-    ] = None,
-    bandwidth_gbs: Annotated[
-        float | None,
-        typer.Option(
-            "--bandwidth-gbs",
-            parser=number_parser("--bandwidth-gbs"),
-            metavar="B",
-            help="A custom memory bandwidth, GB/s.",
-            rich_help_panel="Hardware",
-            show_default=False,
-        ),
-    ] = None,
-    tp: TpOpt = 1,
-    ep: EpOpt = 1,
-    fmt: FormatOpt = OutputFormat.table,
-    get: GetOpt = None,
-    svg: SvgOpt = None,
-) -> None:
+@command()
+def roofline(cfg: FFNConfig, given: Given) -> None:
     """Each GEMM on the roofline: arithmetic intensity, compute- or memory-bound, a lower-bound
     time, for prefill (BATCH × SEQ_LEN tokens) and decode (one token per sequence), and the
-    token count where each GEMM crosses the ridge point. Example: ffn-calc roofline 1 8192 --model llama-3-8b --gpu h100-sxm"""
-    emit(api.roofline(cfg, gpu, peak_tflops=peak_tflops, bandwidth_gbs=bandwidth_gbs, tp=tp, ep=ep), fmt.value, get, svg=svg)
+    token count where each GEMM crosses the ridge point. With --measure, on this machine's measured
+    peak and bandwidth, each GEMM timed beside its bound. Example: ffn-calc roofline 1 8192 --model llama-3-8b --gpu h100-sxm"""
+    if not given.measure:
+        if given.device != "auto" or given.measure_seconds is not None:
+            raise ConfigError("--device" if given.device != "auto" else "--measure-seconds", "applies to --measure; add --measure or drop it")
+        result = api.roofline(
+            cfg, given.gpu, peak_tflops=given.peak_tflops, bandwidth_gbs=given.bandwidth_gbs, tp=given.tp, ep=given.ep, gpu_file=given.gpu_file
+        )
+        emit(result, given.format, given.get, svg=given.svg)
+        return
+    if given.gpu is not None or given.peak_tflops is not None or given.bandwidth_gbs is not None or given.gpu_file is not None:
+        raise ConfigError("--measure", "measures this machine's peak and bandwidth; drop --gpu, --gpu-file and --peak-tflops/--bandwidth-gbs")
+    if given.ep > 1:
+        raise ConfigError("--measure", "times dense GEMMs; drop --ep")
+    measured = api.measure_roofline(cfg, device=given.device, seconds=given.measure_seconds, tp=given.tp, progress=_measuring())
+    emit(measured, given.format, given.get, svg=given.svg)
+
+
+def _measuring() -> Any:
+    """A one-line status of --measure's steps on stderr when it is a terminal (each step
+    overwrites the last; the line is cleared when the next one starts or output begins)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def say(step: str) -> None:
+        sys.stderr.write(f"\r\x1b[Kmeasuring {step}…")
+        sys.stderr.flush()
+
+    import atexit
+
+    atexit.register(lambda: sys.stderr.write("\r\x1b[K"))
+    return say
 
 
 @app.command()
-def gpus(fmt: FormatOpt = OutputFormat.table, get: GetOpt = None, svg: SvgOpt = None) -> None:
+@command()
+def gpus(given: Given) -> None:
     """The GPUs --gpu knows: dense datasheet peaks by dtype, memory bandwidth and the datasheet
     each comes from. Example: ffn-calc gpus -f csv"""
-    emit(api.gpus(), fmt.value, get, svg=svg)
+    emit(api.gpus(), given.format, given.get, svg=given.svg)
 
 
 @app.command()
-def models(exact: ExactOpt = False, fmt: FormatOpt = OutputFormat.table, get: GetOpt = None, svg: SvgOpt = None) -> None:
+@command()
+def models(given: Given) -> None:
     """The published models --model knows, with their FFN sizes and sources. Example: ffn-calc models"""
-    emit(api.models(), fmt.value, get, View(exact=exact), svg)
+    emit(api.models(), given.format, given.get, View(exact=given.exact), given.svg)
 
 
 def _print_help(ctx: Any) -> None:

@@ -47,10 +47,10 @@ def layer_config(
     the model's (a preset's or config.json's torch_dtype), else float32; `weight_dtype` stores
     the weight matrices apart (int4 with `group_size` scales, float8). `layers` counts the layers
     of this FFN; `dense_layers` more have a dense FFN of width `dense_d_ff` (a mixed stack; a
-    preset's or config.json's, else none). This signature is the one list
-    of layer options: the command line's flags, the sweep's JSON-line keys and the Python API
-    all take these names."""
-    given = {k: v for k, v in locals().items() if k in LAYER_FLAGS}  # first: locals() is the parameters here
+    preset's or config.json's, else none). The command line's options that describe the layer
+    (api/options.py, the sweep's JSON-line keys too) are one spec per keyword here, checked when
+    that module loads."""
+    given = {k: v for k, v in locals().items() if k in _FLAGS}  # first: locals() is the parameters here
     _check_types({"model": model, "config": config, **given})
     values: dict[str, Any] = {k: v for k, v in DEFAULTS.items() if k in FILLABLE}
     origin: list[str] = []
@@ -111,6 +111,7 @@ def layer_config(
 
 _SIGNATURE = inspect.signature(layer_config, eval_str=True)
 _PARAMETERS = tuple(_SIGNATURE.parameters)
+KEYWORDS = _PARAMETERS  # every keyword of layer_config, in order (api/options.py has a spec for each)
 
 
 def _check_types(values: dict[str, Any]) -> None:
@@ -128,8 +129,7 @@ def _check_types(values: dict[str, Any]) -> None:
             raise ConfigError("--" + name.replace("_", "-"), f"must be {what}, got {value!r}")
 
 
-SIZES = _PARAMETERS[:3]  # batch, seq_len, d_model: the command line's arguments
-SOURCES = ("model", "config")
+_FLAGS = _PARAMETERS[5:]  # after batch, seq_len, d_model (the sizes) and model, config (the sources)
 # What a preset or a config.json may fill in: the fields a preset has (inputs/presets.py).
 FILLABLE = (
     "d_model", "d_ff", "activation", "bias", "layers", "experts", "top_k", "shared_experts", "norm_type", "dtype", "shared_expert_gate",
@@ -137,7 +137,6 @@ FILLABLE = (
 )  # fmt: skip
 # What a preset or a config.json says about the model that no flag sets: gpt-oss's router bias.
 MODEL_ONLY = ("router_bias",)
-LAYER_FLAGS = tuple(name for name in _PARAMETERS if name not in SIZES + SOURCES)  # the flags
 # The defaults of the options a preset or config file may fill in (FFNConfig's own), so that
 # "flags override" names real overrides.
-DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(FFNConfig) if f.name in LAYER_FLAGS and f.name != "d_ff" and f.init}
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(FFNConfig) if f.name in _FLAGS and f.name != "d_ff" and f.init}

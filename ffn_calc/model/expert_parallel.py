@@ -25,17 +25,17 @@ Conventions, stated once:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from ffn_calc.errors import ConfigError
+from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.forward import FFNReport, Stage, Tensor, stack_totals
 from ffn_calc.model.layer import FFNConfig, check_size
 from ffn_calc.model.parallel import Collective, TensorParallel, _ceil_div, tensor_parallel
 
 
 @dataclass(frozen=True)
-class ExpertParallel:
+class ExpertParallel(JsonForm):
     """One rank of N expert-parallel ranks (times M tensor-parallel ones when `tensor` is set).
     `per_rank` is the rank's layer: its tokens (T = tokens / N) and, with TP, d_ff / M.
     `collectives` are the all-to-alls (forward and backward), then the TP ones, per step."""
@@ -43,10 +43,18 @@ class ExpertParallel:
     expert_ranks: int
     experts_per_rank: int
     token_split: str  # batch | sequence: what was divided N ways
-    per_rank: FFNConfig
-    tensor: TensorParallel | None
+    # JSON: the rank's sizes, and its routed rows, T·k (balanced routing)
+    per_rank: FFNConfig = field(
+        metadata=json_key(spread=("batch", "seq_len", "tokens", "d_ff"), prefix="per_rank_",
+                          then=(("routed_rows_per_rank", lambda e: e.per_rank.tokens * e.per_rank.top_k),))
+    )  # fmt: skip
+    tensor: TensorParallel | None = field(metadata=json_key(omit=True))
     collectives: tuple[Collective, ...]
     sequence_parallel: bool = False  # not modelled with --ep; kept for the renderers' sake
+    json_order = (
+        "ranks", "expert_ranks", "tensor_ranks", "experts_per_rank", "token_split", "per_rank_batch", "per_rank_seq_len", "per_rank_tokens",
+        "routed_rows_per_rank", "sequence_parallel", "per_rank_d_ff", "bytes_sent_per_rank", "collectives",
+    )  # fmt: skip
 
     @property
     def ranks(self) -> int:
@@ -79,24 +87,6 @@ class ExpertParallel:
 
         stages = tuple(replace(s, weights=tuple(cut(t) for t in s.weights)) if s.weights else s for s in report.stages)
         return _reweigh(report, stages)
-
-    def to_dict(self) -> dict[str, Any]:
-        c = self.per_rank
-        return {
-            "ranks": self.ranks,
-            "expert_ranks": self.expert_ranks,
-            "tensor_ranks": self.tensor_ranks,
-            "experts_per_rank": self.experts_per_rank,
-            "token_split": self.token_split,
-            "per_rank_batch": c.batch,
-            "per_rank_seq_len": c.seq_len,
-            "per_rank_tokens": c.tokens,
-            "routed_rows_per_rank": c.tokens * c.top_k,
-            "sequence_parallel": self.sequence_parallel,
-            "per_rank_d_ff": c.d_ff,
-            "bytes_sent_per_rank": self.bytes_sent_per_rank,
-            "collectives": [{**asdict(x), "shape": list(x.shape)} for x in self.collectives],
-        }
 
 
 def _reweigh(report: FFNReport, stages: tuple[Stage, ...]) -> FFNReport:

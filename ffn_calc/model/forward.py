@@ -7,11 +7,11 @@ over the stages and are never computed a second way.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from math import prod
-from typing import Any
 
+from ffn_calc.json_fields import JsonForm, as_json, json_key
 from ffn_calc.model import structure as names
 from ffn_calc.model.conventions import (
     BIAS_ADD,
@@ -28,12 +28,11 @@ from ffn_calc.model.conventions import (
 )
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.weight_formats import Packing
-
-SHAPES_SCHEMA = "ffn-calc/shapes/1"
+from ffn_calc.schemas import schema
 
 
 @dataclass(frozen=True)
-class Tensor:
+class Tensor(JsonForm):
     """A named array: `shape` in elements, `bytes` = elements × dtype_bytes, or for a weight
     matrix stored apart (`packing`: --weight-dtype) the bytes of the tensors its format stores
     (weight_formats.py: `packing.tensors(K, N)`, once per expert).
@@ -44,14 +43,15 @@ class Tensor:
 
     name: str
     shape: tuple[int, ...]
-    dtype_bytes: int
+    dtype_bytes: int = field(metadata=json_key(omit=True))
     role: str = "activation"  # weight | bias | norm | activation
     experts: int = 0
-    active: int = 0
-    packing: Packing | None = None
-    elements: int = field(init=False, repr=False, compare=False)
+    active: int = field(default=0, metadata=json_key(omit=True))
+    packing: Packing | None = field(default=None, metadata=json_key("storage", get="packing.format"))
+    elements: int = field(init=False, repr=False, compare=False, metadata=json_key("params"))
     bytes: int = field(init=False, repr=False, compare=False)
-    active_elements: int = field(init=False, repr=False, compare=False)
+    active_elements: int = field(init=False, repr=False, compare=False, metadata=json_key("active_params"))
+    json_order = ("name", "role", "shape", "params", "active_params", "experts", "bytes", "storage")
 
     def __post_init__(self) -> None:
         # Computed once: analyze() and sweeps read these many times.
@@ -60,21 +60,9 @@ class Tensor:
         object.__setattr__(self, "bytes", self.packing.bytes(self.shape) if self.packing else elements * self.dtype_bytes)
         object.__setattr__(self, "active_elements", elements * self.active // self.experts if self.experts else elements)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "role": self.role,
-            "shape": list(self.shape),
-            "params": self.elements,
-            "active_params": self.active_elements,
-            "experts": self.experts,
-            "bytes": self.bytes,
-            "storage": self.packing.format if self.packing else None,
-        }
-
 
 @dataclass(frozen=True)
-class Stage:
+class Stage(JsonForm):
     """One step of the forward pass.
 
     `matmul` is (M, K, N) for the product (M, K)·(K, N), or for an expert stage the grouped
@@ -87,11 +75,14 @@ class Stage:
     op: str  # input | matmul | activation | glu | add | layernorm | rmsnorm | router | gather | combine | gate_scale
     formula: str
     inputs: tuple[str, ...]
-    output: Tensor
-    weights: tuple[Tensor, ...] = ()
-    matmul: tuple[int, int, int] | None = None
-    elementwise_flops: int = 0
-    macs: int = field(init=False, repr=False, compare=False)
+    output: Tensor = field(metadata=json_key(omit=True, then=("output_shape", "output_bytes")))
+    weights: tuple[Tensor, ...] = field(
+        default=(), metadata=json_key(then=("weight_params", "bias_params", "norm_params", "params", "active_params", "weight_bytes"))
+    )
+    matmul: tuple[int, int, int] | None = field(default=None, metadata=json_key("matmul_mkn", then=("macs", "matmul_flops")))
+    elementwise_flops: int = field(default=0, metadata=json_key(then=("flops",)))
+    # macs: in JSON after matmul_mkn, where its `then` puts it
+    macs: int = field(init=False, repr=False, compare=False, metadata=json_key(omit=True))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "macs", prod(self.matmul) if self.matmul else 0)
@@ -138,28 +129,6 @@ class Stage:
     @property
     def weight_bytes(self) -> int:
         return sum(t.bytes for t in self.weights)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "op": self.op,
-            "formula": self.formula,
-            "inputs": list(self.inputs),
-            "output_shape": list(self.output_shape),
-            "output_bytes": self.output_bytes,
-            "weights": [t.to_dict() for t in self.weights],
-            "weight_params": self.weight_params,
-            "bias_params": self.bias_params,
-            "norm_params": self.norm_params,
-            "params": self.params,
-            "active_params": self.active_params,
-            "weight_bytes": self.weight_bytes,
-            "matmul_mkn": list(self.matmul) if self.matmul else None,
-            "macs": self.macs,
-            "matmul_flops": self.matmul_flops,
-            "elementwise_flops": self.elementwise_flops,
-            "flops": self.flops,
-        }
 
 
 @dataclass(frozen=True)
@@ -213,31 +182,18 @@ class Peak:
 
 
 @dataclass(frozen=True)
-class LayerGroup:
+class LayerGroup(JsonForm):
     """`config.layers` identical layers of one kind (name: dense, moe or ffn): `totals` per
     layer, `peak_activation_bytes` of one layer's forward pass, and `sum` over the group."""
 
     name: str
-    config: FFNConfig
-    totals: Totals
-    peak_activation_bytes: int
+    config: FFNConfig = field(metadata=json_key(spread=("layers", "d_ff", "experts", "top_k", "shared_experts")))
+    totals: Totals = field(metadata=json_key(then=("sum",)))
+    peak_activation_bytes: int = field(metadata=json_key(omit=True))
 
     @property
     def sum(self) -> StackTotals:
         return stack_totals((self,))
-
-    def to_dict(self) -> dict[str, Any]:
-        c = self.config
-        return {
-            "name": self.name,
-            "layers": c.layers,
-            "d_ff": c.d_ff,
-            "experts": c.experts,
-            "top_k": c.top_k,
-            "shared_experts": c.shared_experts,
-            "totals": asdict(self.totals),
-            "sum": asdict(self.sum),
-        }
 
 
 def stack_totals(groups: tuple[LayerGroup, ...]) -> StackTotals:
@@ -257,17 +213,20 @@ def stack_totals(groups: tuple[LayerGroup, ...]) -> StackTotals:
 
 
 @dataclass(frozen=True)
-class FFNReport:
+class FFNReport(JsonForm):
     """One layer (`config`: its stages, totals and peak) and the model: `groups` (the dense
     layers of a mixed stack, then this layer's) and `model`, their sum."""
 
-    config: FFNConfig
+    # JSON (`shapes -f json`): the counting convention after the config, the peak's whole bytes beside its activations.
+    config: FFNConfig = field(metadata=json_key(then=(("conventions", lambda r: conventions_dict()),)))
     stages: tuple[Stage, ...]
     totals: Totals
-    peak: Peak
+    peak: Peak = field(metadata=json_key(value=lambda r: {**as_json(r.peak), "peak_bytes": r.totals.peak_bytes}))
     model: StackTotals
     groups: tuple[LayerGroup, ...] = ()
-    weights: tuple[Tensor, ...] = field(init=False)
+    weights: tuple[Tensor, ...] = field(init=False, metadata=json_key(omit=True))
+    json_schema = schema("shapes")
+    json_order = ("config", "conventions", "stages", "totals", "model", "groups", "peak")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weights", tuple(w for s in self.stages for w in s.weights))
@@ -277,24 +236,6 @@ class FFNReport:
             if s.name == name:
                 return s
         raise KeyError(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, as `shapes -f json` prints it (schema ffn-calc/shapes/1)."""
-        return {
-            "schema": SHAPES_SCHEMA,
-            "config": self.config.to_dict(),
-            "conventions": conventions_dict(),
-            "stages": [s.to_dict() for s in self.stages],
-            "totals": asdict(self.totals),
-            "model": asdict(self.model),
-            "groups": [g.to_dict() for g in self.groups],
-            "peak": {
-                "stage": self.peak.stage,
-                "live": list(self.peak.live),
-                "activation_bytes": self.peak.activation_bytes,
-                "peak_bytes": self.totals.peak_bytes,
-            },
-        }
 
 
 @lru_cache(maxsize=1024)  # weights do not depend on batch or seq_len: a sweep shares them

@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from ffn_calc.errors import ConfigError
+from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, Activation, activation
 from ffn_calc.model.dtypes import DTYPES, packing
 from ffn_calc.model.norms import NORM_TYPES, NormType
@@ -125,7 +126,7 @@ def resolve_d_ff(
 
 
 @dataclass(frozen=True)
-class FFNConfig:
+class FFNConfig(JsonForm):
     """The inputs of one feed-forward layer.
 
     Sizes are element counts. `activation` is a plain nonlinearity (relu, gelu, gelu_tanh,
@@ -169,7 +170,8 @@ class FFNConfig:
     dense_d_ff: int = 0  # 0: no dense layers
     weight_dtype: str | None = None  # None: the weights are in `dtype`
     group_size: int | None = None  # entries per scale along K, for a grouped weight type
-    origin: tuple[str, ...] = ()  # where the values came from: preset, config.json, flags
+    # Where the values came from (preset, config.json, flags); in JSON, the derived figures follow.
+    origin: tuple[str, ...] = field(default=(), metadata=json_key(then=("tokens", "dtype_bytes", "weight_bits", "expert_capacity")))
 
     def __post_init__(self) -> None:
         check_size("BATCH", self.batch)
@@ -225,17 +227,6 @@ class FFNConfig:
             raise ConfigError("--capacity-factor", f"must be a positive number such as 1.25, got {self.capacity_factor}")
         if not self.d_ff_rule:
             object.__setattr__(self, "d_ff_rule", f"given: {self.d_ff}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (the `config` object of every command's JSON)."""
-        return {
-            **asdict(self),
-            "origin": list(self.origin),
-            "tokens": self.tokens,
-            "dtype_bytes": self.dtype_bytes,
-            "weight_bits": self.weight_bits,
-            "expert_capacity": self.expert_capacity,
-        }
 
     @property
     def tokens(self) -> int:

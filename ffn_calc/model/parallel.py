@@ -14,10 +14,10 @@ A ring all-reduce of T bytes sends 2·(N−1)/N·T per rank; an all-gather or a 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from ffn_calc.errors import ConfigError
+from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig, check_size
 
@@ -33,24 +33,15 @@ class Collective:
 
 
 @dataclass(frozen=True)
-class TensorParallel:
+class TensorParallel(JsonForm):
     ranks: int
     sequence_parallel: bool
-    per_rank: FFNConfig
+    per_rank: FFNConfig = field(metadata=json_key(spread=("d_ff",), prefix="per_rank_", then=("bytes_sent_per_rank",)))
     collectives: tuple[Collective, ...]
 
     @property
     def bytes_sent_per_rank(self) -> int:
         return sum(c.bytes_sent_per_rank for c in self.collectives)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ranks": self.ranks,
-            "sequence_parallel": self.sequence_parallel,
-            "per_rank_d_ff": self.per_rank.d_ff,
-            "bytes_sent_per_rank": self.bytes_sent_per_rank,
-            "collectives": [{**asdict(c), "shape": list(c.shape)} for c in self.collectives],
-        }
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -48,22 +48,21 @@ and is not in the totals.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from ffn_calc.errors import ConfigError
+from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.conventions import MULTIPLY_ADD
 from ffn_calc.model.expert_parallel import expert_parallel
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.parallel import Collective
 from ffn_calc.model.structure import EXPERT
-
-ROOFLINE_SCHEMA = "ffn-calc/roofline/1"
+from ffn_calc.schemas import schema
 
 
 @dataclass(frozen=True)
-class GPU:
+class GPU(JsonForm):
     """Dense peak FLOP/s per dtype (TFLOP/s, or TOPS for int8) and memory bandwidth (GB/s),
     from the vendor's datasheet (`source`). A dtype the datasheet gives no peak for is absent."""
 
@@ -71,9 +70,6 @@ class GPU:
     tflops: dict[str, float]
     bandwidth_gbs: float
     source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "tflops": dict(self.tflops), "bandwidth_gbs": self.bandwidth_gbs, "source": self.source}
 
 
 def peak_flops(gpu: GPU, dtype: str, argument: str = "--dtype") -> float:
@@ -173,45 +169,25 @@ class Phase:
     uniform: PhaseTraffic | None = None  # None for a dense layer
     worst_case: PhaseTraffic | None = None  # = the totals above; None for a dense layer
     collectives: tuple[Collective, ...] = ()  # with --ep: the forward all-to-alls, bytes each rank sends
+    json_order = ("name", "tokens", "flops", "bytes", "intensity", "seconds", "bound", "uniform", "worst_case", "gemms", "collectives")
 
 
 @dataclass(frozen=True)
-class Roofline:
+class Roofline(JsonForm):
     """Prefill and decode of `report`'s layer (its prefill shapes) on `gpu`."""
 
-    report: FFNReport
-    gpu: GPU
-    peak_flops: float  # FLOP/s of the FFN's products: the dense peak for `peak_dtype`
-    bandwidth: float  # bytes/s
-    ridge: float  # FLOP per byte, for that peak
+    # JSON (`roofline -f json`): the layer's config, and under gpu the peak, its dtype and the bandwidth used.
+    report: FFNReport = field(metadata=json_key("config", get="report.config"))
+    gpu: GPU = field(metadata=json_key(value=lambda r: {"name": r.gpu.name, "source": r.gpu.source, "peak_flops_per_s": r.peak_flops,
+                                                          "peak_dtype": r.peak_dtype, "bandwidth_bytes_per_s": r.bandwidth}))  # fmt: skip
+    peak_flops: float = field(metadata=json_key(omit=True))  # FLOP/s of the FFN's products: the dense peak for `peak_dtype`
+    bandwidth: float = field(metadata=json_key(omit=True))  # bytes/s
+    ridge: float = field(metadata=json_key(unit="flops_per_byte"))  # FLOP per byte, for that peak
     phases: tuple[Phase, ...]
     expert_ranks: int = 1  # --ep: every figure is one rank's
-    peak_dtype: str = ""  # what the FFN's products compute in (FFNConfig.product_dtype)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, as `roofline -f json` prints it (schema ffn-calc/roofline/1)."""
-        g = self.gpu
-        return {
-            "schema": ROOFLINE_SCHEMA,
-            "config": self.report.config.to_dict(),
-            "gpu": {
-                "name": g.name,
-                "source": g.source,
-                "peak_flops_per_s": self.peak_flops,
-                "peak_dtype": self.peak_dtype,
-                "bandwidth_bytes_per_s": self.bandwidth,
-            },
-            "ridge_flops_per_byte": self.ridge,
-            "expert_ranks": self.expert_ranks,
-            "phases": [
-                {
-                    **{k: v for k, v in asdict(p).items() if k not in ("gemms", "collectives")},
-                    "gemms": [{**asdict(gemm), "mkn": list(gemm.mkn)} for gemm in p.gemms],
-                    "collectives": [{**asdict(c), "shape": list(c.shape)} for c in p.collectives],
-                }
-                for p in self.phases
-            ],
-        }
+    peak_dtype: str = field(default="", metadata=json_key(omit=True))  # what the FFN's products compute in (FFNConfig.product_dtype)
+    json_schema = schema("roofline")
+    json_order = ("config", "gpu", "ridge_flops_per_byte", "expert_ranks", "phases")
 
 
 def _ridge_tokens(k: int, n: int, nb: int, ridge: float, weight_bytes: int | None = None, in_row: int | None = None) -> int | None:

@@ -8,11 +8,11 @@ recomputation) three times — the "6·N per token" of Kaplan et al. 2020.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
 from math import prod
-from typing import Any
 
 from ffn_calc.errors import ConfigError
+from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
 from ffn_calc.model.dtypes import SIXTEEN_BIT
@@ -22,8 +22,7 @@ from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import BY_STAGE
 from ffn_calc.model.parallel import TensorParallel, tensor_parallel
 from ffn_calc.model.training_options import MASTER_BYTES, OPTIMIZERS, RECOMPUTE, STATE_BYTES_MIXED
-
-TRAIN_SCHEMA = "ffn-calc/train/1"
+from ffn_calc.schemas import schema
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,8 @@ class BackwardOp:
     kind: str  # input-grad | weight-grad | bias-grad | elementwise
     formula: str
     output_shape: tuple[int, ...]
-    matmul: tuple[int, int, int] | None = None
-    elementwise_flops: int = 0
+    matmul: tuple[int, int, int] | None = field(default=None, metadata=json_key("matmul_mkn", then=("macs",)))
+    elementwise_flops: int = field(default=0, metadata=json_key(then=("flops",)))
 
     @property
     def macs(self) -> int:
@@ -154,45 +153,22 @@ def stack_training_totals(groups: list[tuple[int, int, TrainingTotals]]) -> Trai
 
 
 @dataclass(frozen=True)
-class TrainingReport:
+class TrainingReport(JsonForm):
     """One training step. With tensor or expert parallelism, every figure is one rank's
     (`forward` is the rank's layer: d_ff / N, or its tokens and experts) and `parallel` holds
     the collectives."""
 
-    forward: FFNReport
+    # JSON (`train -f json`): the layer's config first, its forward report last.
+
+    forward: FFNReport = field(metadata=json_key(then=(("config", "forward.config"),)))
     options: TrainingOptions
     backward: tuple[BackwardOp, ...]
     saved: tuple[SavedTensor, ...]
     totals: TrainingTotals
     parallel: TensorParallel | ExpertParallel | None = None
     model: TrainingStackTotals | None = None  # None: a mixed stack under expert parallelism (not modelled)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, as `train -f json` prints it (schema ffn-calc/train/1)."""
-        tp = self.parallel
-        return {
-            "schema": TRAIN_SCHEMA,
-            "config": self.forward.config.to_dict(),
-            "options": asdict(self.options),
-            "backward": [
-                {
-                    "stage": op.stage,
-                    "kind": op.kind,
-                    "formula": op.formula,
-                    "output_shape": list(op.output_shape),
-                    "matmul_mkn": list(op.matmul) if op.matmul else None,
-                    "macs": op.macs,
-                    "elementwise_flops": op.elementwise_flops,
-                    "flops": op.flops,
-                }
-                for op in self.backward
-            ],
-            "saved": [{"name": t.name, "shape": list(t.shape), "bytes": t.bytes, "reason": t.reason} for t in self.saved],
-            "totals": asdict(self.totals),
-            "model": None if self.model is None else asdict(self.model),
-            "parallel": None if tp is None else tp.to_dict(),
-            "forward": self.forward.to_dict(),
-        }
+    json_schema = schema("train")
+    json_order = ("config", "options", "backward", "saved", "totals", "model", "parallel", "forward")
 
 
 def needs_grad(report: FFNReport, input_grad: bool = True) -> dict[str, bool]:

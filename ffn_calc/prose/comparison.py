@@ -7,13 +7,12 @@ published, or two activations at equal parameters and by which width rule).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
+from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig
-
-COMPARE_SCHEMA = "ffn-calc/compare/1"
+from ffn_calc.schemas import schema
 
 # (quantity, its unit, how to read it off a report): the rows of a comparison, in order.
 QUANTITIES: tuple[tuple[str, str], ...] = (
@@ -46,30 +45,19 @@ class Difference:
 
 
 @dataclass(frozen=True)
-class Side:
+class Side(JsonForm):
     label: str
-    report: FFNReport
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "config": self.report.config.to_dict(), "totals": asdict(self.report.totals), "model": asdict(self.report.model)}
+    report: FFNReport = field(metadata=json_key(spread=("config", "totals", "model")))
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(JsonForm):
     a: Side
     b: Side
     rule: str
     differences: tuple[Difference, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, as `explain --compare A B -f json` prints it (schema ffn-calc/compare/1)."""
-        return {
-            "schema": COMPARE_SCHEMA,
-            "rule": self.rule,
-            "a": self.a.to_dict(),
-            "b": self.b.to_dict(),
-            "differences": [asdict(d) for d in self.differences],
-        }
+    json_schema = schema("compare")
+    json_order = ("rule", "a", "b", "differences")
 
 
 def compare(a: FFNConfig, b: FFNConfig, labels: tuple[str, str], rule: str) -> Comparison:

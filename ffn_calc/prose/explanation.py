@@ -9,14 +9,13 @@ evaluate each expression and require it to equal the core's value.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
+from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.forward import FFNReport
 from ffn_calc.prose.diagram import diagram
 from ffn_calc.prose.interview import Fact, facts
-
-EXPLAIN_SCHEMA = "ffn-calc/explain/1"
+from ffn_calc.schemas import schema
 
 
 @dataclass(frozen=True)
@@ -31,21 +30,12 @@ class Formula:
 
 
 @dataclass(frozen=True)
-class Explanation:
-    report: FFNReport
+class Explanation(JsonForm):
+    report: FFNReport = field(metadata=json_key("config", get="report.config"))
     formulas: tuple[Formula, ...]
     diagram: tuple[str, ...]
     facts: tuple[Fact, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, as `explain -f json` prints it (schema ffn-calc/explain/1)."""
-        return {
-            "schema": EXPLAIN_SCHEMA,
-            "config": self.report.config.to_dict(),
-            "formulas": [asdict(f) for f in self.formulas],
-            "diagram": list(self.diagram),
-            "facts": [asdict(f) for f in self.facts],
-        }
+    json_schema = schema("explain")
 
 
 def _terms(report: FFNReport) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

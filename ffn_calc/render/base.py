@@ -35,6 +35,7 @@ HANDLERS = {
     "Comparison": "explain",
     "TrainingReport": "training",
     "Roofline": "roofline",
+    "MeasuredRoofline": "measured",
     "SweepResult": "sweep",
     "GPUList": "gpus",
 }

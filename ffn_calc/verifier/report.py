@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 from ffn_calc.errors import VerifyRefused
+from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.forward import FFNReport
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.schemas import schema
 
 __all__ = ["Check", "Definition", "VerifyRefused", "VerifyReport"]
-
-VERIFY_SCHEMA = "ffn-calc/verify/1"
 
 # How a check's observed figure was reached (`Check.how`).
 OBSERVED = "observed"  # read off the arrays, the operands or tracemalloc
@@ -31,7 +30,8 @@ class Check:
     ok: bool
     kind: str = "exact"
     detail: str = ""
-    how: str = ""  # OBSERVED, CONVENTION_X_OBSERVED or DEFINITION; "" to infer it from the name
+    # OBSERVED, CONVENTION_X_OBSERVED or DEFINITION; "" to infer it from the name (JSON has the inferred one)
+    how: str = field(default="", metadata=json_key(get="observed_how"))
 
     @property
     def observed_how(self) -> str:
@@ -52,13 +52,14 @@ class Definition:
 
 
 @dataclass(frozen=True)
-class VerifyReport:
+class VerifyReport(JsonForm):
     """What `verify` found: the prediction for the dtype it computed in, every check, the
     measured wall time of the whole verification (`seconds`: weights, every pass and check)
     with the rate it amounts to (`gflops_per_s`: the main pass's counted FLOPs over that
     time), and the main forward pass's own time (`forward_seconds`)."""
 
-    config: FFNConfig
+    # JSON (`verify -f json`): the verdict first; the config as the prediction has it, with the dtype asked for.
+    config: FFNConfig = field(metadata=json_key(value=lambda v: v.prediction.config.to_dict() | {"dtype": v.config.dtype}))
     computed_dtype: str
     dtype_note: str
     prediction: FFNReport
@@ -71,43 +72,12 @@ class VerifyReport:
     memory_limit_bytes: int = 0
     forward_seconds: float = 0.0
     definitions: tuple[Definition, ...] = ()
+    json_schema = schema("verify")
+    json_order = (
+        "ok", "config", "computed_dtype", "dtype_note", "seed", "chunk_tokens", "chunks", "memory_limit_bytes", "seconds", "gflops_per_s",
+        "forward_seconds", "checks", "definitions", "prediction",
+    )  # fmt: skip
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, as `verify -f json` prints it (schema ffn-calc/verify/1)."""
-        return {
-            "schema": VERIFY_SCHEMA,
-            "ok": self.ok,
-            "config": self.prediction.config.to_dict() | {"dtype": self.config.dtype},
-            "computed_dtype": self.computed_dtype,
-            "dtype_note": self.dtype_note,
-            "seed": self.seed,
-            "chunk_tokens": self.chunk_tokens,
-            "chunks": self.chunks,
-            "memory_limit_bytes": self.memory_limit_bytes,
-            "seconds": self.seconds,
-            "gflops_per_s": self.gflops_per_s,
-            "forward_seconds": self.forward_seconds,
-            "checks": [
-                {
-                    "group": c.group,
-                    "name": c.name,
-                    "predicted": _plain(c.predicted),
-                    "observed": _plain(c.observed),
-                    "ok": c.ok,
-                    "kind": c.kind,
-                    "detail": c.detail,
-                    "how": c.observed_how,
-                }
-                for c in self.checks
-            ],
-            "definitions": [{"name": d.name, "value": _plain(d.value), "reason": d.reason} for d in self.definitions],
-            "prediction": self.prediction.to_dict(),
-        }
-
-
-def _plain(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value

@@ -208,8 +208,8 @@ PLANTS = {
     "dropout's forward and backward as 2 ×": ("model/training.py", "(conv.DROPOUT.flops + conv.DROPOUT_BACKWARD.flops) * out_elements",
                                               "2 * conv.DROPOUT.flops * out_elements"),
     "a bias gradient's cost in a keyword": ("model/training.py", "elementwise_flops=conv.BIAS_GRAD.flops * m * n", "elementwise_flops=4 * m * n"),
-    "a cost constant outside the table": ("model/training.py", 'TRAIN_SCHEMA = "ffn-calc/train/1"',
-                                          'TRAIN_SCHEMA = "ffn-calc/train/1"\nSIGMOID_FLOPS = 4'),
+    "a cost constant outside the table": ("model/training.py", "from ffn_calc.model import conventions as conv\n",
+                                          "from ffn_calc.model import conventions as conv\nSIGMOID_FLOPS = 4\n"),
 }  # fmt: skip
 
 

@@ -14,10 +14,9 @@ import pytest
 from helpers import ROOT, Run
 
 import ffn_calc
-from ffn_calc.api import sweep_executor as sweep
+from ffn_calc.api import options
 from ffn_calc.catalogue import presets
 from ffn_calc.catalogue.gpus import GPUS
-from ffn_calc.cli import options
 from ffn_calc.inputs import resolve
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
@@ -83,7 +82,7 @@ def test_gated_forms_and_config_spellings_come_from_the_registry() -> None:
 
 
 def test_the_help_and_the_convention_name_every_activation() -> None:
-    help_text = next(p for p in options.LAYER_PARAMS if p.name == "activation").annotation.__metadata__[0].help
+    help_text = next(s for s in options.SPECS if s.name == "activation").help
     for name in ACTIVATIONS:
         assert re.search(rf"\b{name}\b", help_text)
     for a in NONLINEARITIES.values():
@@ -102,21 +101,6 @@ def test_relu2_through_every_count() -> None:
 
 
 # --- other registries ------------------------------------------------------------------------------
-
-
-def test_the_layer_flags_are_declared_once() -> None:
-    cli_names = [p.name for p in options.LAYER_PARAMS]
-    api_names = list(inspect.signature(resolve.layer_config).parameters)
-    assert sorted(cli_names) == sorted(api_names)
-    assert sweep.LINE_KEYS == frozenset(api_names)
-    assert resolve.LAYER_FLAGS == tuple(n for n in api_names if n not in ("batch", "seq_len", "d_model", "model", "config"))
-
-
-def test_the_sweep_command_offers_every_axis() -> None:
-    from ffn_calc.cli import app as cli_app
-
-    command_params = inspect.signature(cli_app.sweep).parameters
-    assert set(sweep.AXES) <= set(command_params), "every size a grid sweeps is an option of `ffn-calc sweep`"
 
 
 def test_what_a_preset_fills_is_the_presets_layer_fields() -> None:
