@@ -253,3 +253,23 @@ def test_the_top_levels_torch_dtype_wins_over_text_configs(tmp_path: Any) -> Non
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"torch_dtype": "torch.bfloat16", "text_config": {**text, "torch_dtype": "float32"}}), encoding="utf-8")
     assert read_config(str(path)).values["dtype"] == "bfloat16"  # the checkpoint's storage type, "torch." dropped
+
+
+# --- weight formats: bytes verify cannot observe (it refuses --weight-dtype) ----------------------
+
+
+def test_awq_group_size_minus_one_is_one_group_over_k() -> None:
+    from ffn_calc.model.dtypes import packing
+
+    tensors = {t.name: (t.dtype, t.shape) for t in packing("awq_int4", 0, "float16").tensors(128, 64)}
+    # K 128, N 64: 8 int4 per int32 along N; one group: one row of zeros and of float16 scales
+    assert tensors == {"qweight": ("int32", (128, 8)), "qzeros": ("int32", (1, 8)), "scales": ("float16", (1, 64))}
+    assert packing("awq_int4", 0, "float16").bytes((128, 64)) == 128 * 8 * 4 + 8 * 4 + 64 * 2
+
+
+def test_nf4_counts_the_last_partial_block() -> None:
+    from ffn_calc.model.dtypes import packing
+
+    shapes = {t.name: t.shape for t in packing("nf4", 64, "bfloat16").tensors(10, 10)}
+    # 100 values in blocks of 64: 2 blocks (the second of 36), two codes per byte
+    assert shapes["weight.absmax"] == (2,) and shapes["weight"] == (50, 1)
