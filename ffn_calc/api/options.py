@@ -278,6 +278,10 @@ SPECS: tuple[Option, ...] = (
            type=bool, default=False),
     Option("summary", ("--summary", "-q"), "Only the headline: parameters, FLOPs per token, weight and peak memory (table output).",
            ("shapes", "train"), OUTPUT_PANEL, type=bool, default=False),
+    Option("detail", ("--detail",),
+           "Every table in full (matmuls, MACs, weights, memory parts, sources, notes); by default a screenful (80 × 50) that "
+           "ends with the headline. JSON and CSV always hold every figure.",
+           ("shapes", "verify", "explain", "train", "roofline", "gpus", "models"), OUTPUT_PANEL, type=bool, default=False),
     Option("exact", ("--exact",),
            "Exact integers in every table (wide); by default a table too wide for the terminal shows units: 4.33 B, 705 MFLOP, 5.25 GiB.",
            ("shapes", "sweep", "train", "models"), OUTPUT_PANEL, type=bool, default=False),
