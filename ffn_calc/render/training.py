@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ffn_calc.model.dtypes import SIXTEEN_BIT
 from ffn_calc.model.expert_parallel import ExpertParallel
 from ffn_calc.model.parallel import TensorParallel
 from ffn_calc.model.training import TrainingReport
@@ -96,7 +97,12 @@ def _headline(report: TrainingReport) -> RenderableType:
 def _setting(report: TrainingReport) -> list[RenderableType]:
     """The config, the precision, and what a rank holds under parallelism."""
     o, c = report.options, report.forward.config
-    precision = "mixed precision (16-bit weights and gradients, float32 master and states)" if o.mixed_precision else f"all in {c.dtype}"
+    if o.mixed_precision:
+        precision = f"mixed precision ({c.dtype} weights and gradients, float32 master weights and states; --no-mixed-precision for pure {c.dtype})"
+    elif c.dtype in SIXTEEN_BIT:
+        precision = f"pure {c.dtype} training (no float32 master weights: --no-mixed-precision)"
+    else:
+        precision = f"all in {c.dtype}"
     out: list[RenderableType] = [config_block(report.forward), Wrapped(precision + (", dropout on the FFN output" if o.dropout else ""))]
     tp = report.parallel
     if isinstance(tp, ExpertParallel):
