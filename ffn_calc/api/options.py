@@ -214,11 +214,13 @@ SPECS: tuple[Option, ...] = (
            ("verify",), TRAINING_PANEL, COMMAND, type=bool, default=False),
     Option("recompute", ("--recompute",), "; ".join(f"{name} ({mode.help})" for name, mode in RECOMPUTE.items()) + ".",
            TRAINS, TRAINING_PANEL, TRAINING, default="none", choices=tuple(RECOMPUTE)),
-    Option("optimizer", ("--optimizer",), "Optimizer states per parameter: " + ", ".join(f"{name} {n}" for name, n in OPTIMIZERS.items()) + ".",
+    Option("optimizer", ("--optimizer",), "The optimizer: " + "; ".join(f"{name} ({o.help})" for name, o in OPTIMIZERS.items()) + ".",
            TRAINS, TRAINING_PANEL, TRAINING, default="adam", choices=tuple(OPTIMIZERS)),
-    Option("mixed_precision", ("--mixed-precision",),
-           "16-bit weights and gradients (--dtype bfloat16 or float16) with float32 master weights and optimizer states.",
-           TRAINS, TRAINING_PANEL, TRAINING, type=bool, default=False),
+    Option("mixed_precision", ("--mixed-precision/--no-mixed-precision",),
+           "Mixed precision: 16-bit weights and gradients (--dtype bfloat16 or float16) with float32 master weights and optimizer "
+           "states (16 bytes per parameter with Adam); --no-mixed-precision trains in pure 16-bit (no master weights, 16-bit states). "
+           "[default: mixed for a 16-bit --dtype]",
+           TRAINS, TRAINING_PANEL, TRAINING, type=bool),
     Option("dropout", ("--dropout",), "Dropout on the FFN output: a 1-byte mask per element is saved.", TRAINS, TRAINING_PANEL, TRAINING,
            type=bool, default=False),
     Option("no_input_grad", ("--no-input-grad",),
@@ -278,6 +280,10 @@ SPECS: tuple[Option, ...] = (
            type=bool, default=False),
     Option("summary", ("--summary", "-q"), "Only the headline: parameters, FLOPs per token, weight and peak memory (table output).",
            ("shapes", "train"), OUTPUT_PANEL, type=bool, default=False),
+    Option("detail", ("--detail",),
+           "Every table in full (matmuls, MACs, weights, memory parts, sources, notes); by default a screenful (80 × 50) that "
+           "ends with the headline. JSON and CSV always hold every figure.",
+           ("shapes", "verify", "explain", "train", "roofline", "gpus", "models"), OUTPUT_PANEL, type=bool, default=False),
     Option("exact", ("--exact",),
            "Exact integers in every table (wide); by default a table too wide for the terminal shows units: 4.33 B, 705 MFLOP, 5.25 GiB.",
            ("shapes", "sweep", "train", "models"), OUTPUT_PANEL, type=bool, default=False),

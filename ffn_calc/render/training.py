@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ffn_calc.model.dtypes import SIXTEEN_BIT
 from ffn_calc.model.expert_parallel import ExpertParallel
 from ffn_calc.model.parallel import TensorParallel
 from ffn_calc.model.training import TrainingReport
 from ffn_calc.render.base import View, csv_rows, tables
-from ffn_calc.render.layout import Col, Grid, Num, bytes_text, config_line, fit, flops_text, headline, plural, shape
+from ffn_calc.render.layout import GLUE, Col, Grid, Num, Wrapped, bytes_text, config_block, fit, flops_text, headline, hint, plural, shape
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -55,13 +56,18 @@ def _csv_rows_TrainingReport(report: TrainingReport) -> list[dict[str, Any]]:
 
 @tables.register(TrainingReport)
 def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> list[RenderableType]:
-    from rich.text import Text
-
+    """A screenful ending with the headline: the config and the memory of a step part by part;
+    with `view.detail` every table; with `view.summary` the headline."""
     view = view or View()
-    ex = view.exact
-    o, t = report.options, report.totals
+    if view.summary:
+        return [_headline(report)]
+    return [*(_detail(report, view.exact) if view.detail else _screen(report, view.exact)), _headline(report)]
+
+
+def _headline(report: TrainingReport) -> RenderableType:
+    t = report.totals
     f, c = report.forward.totals, report.forward.config
-    rows: list[tuple[str, Num, str]] = [("parameters", Num(f.params, "params"), "one layer" + (", per rank" if report.parallel else ""))]
+    rows: list[tuple[str, Num | str, str]] = [("parameters", Num(f.params, "params"), "one layer" + (", per rank" if report.parallel else ""))]
     if c.is_moe:
         rows.append(("active parameters", Num(f.active_params, "params"), f"top-{c.top_k} of {plural(c.experts, 'expert')}"))
     rows += [
@@ -85,10 +91,70 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
         if isinstance(p, TensorParallel)
         else f"one rank of {p.expert_ranks} (expert parallel)"
     )
-    out: list[RenderableType] = [headline(rank, rows)]
-    if view.summary:
-        return out
+    return headline(rank, rows)
 
+
+def _setting(report: TrainingReport) -> list[RenderableType]:
+    """The config, the precision, and what a rank holds under parallelism."""
+    o, c = report.options, report.forward.config
+    if o.mixed_precision:
+        precision = f"mixed precision ({c.dtype} weights and gradients, float32 master weights and states; --no-mixed-precision for pure {c.dtype})"
+    elif c.dtype in SIXTEEN_BIT:
+        precision = f"pure {c.dtype} training (no float32 master weights: --no-mixed-precision)"
+    else:
+        precision = f"all in {c.dtype}"
+    out: list[RenderableType] = [config_block(report.forward), Wrapped(precision + (", dropout on the FFN output" if o.dropout else ""))]
+    tp = report.parallel
+    if isinstance(tp, ExpertParallel):
+        out.append(Wrapped(f"expert parallel over {plural(tp.expert_ranks, 'rank')}"
+                           + (f" × tensor parallel over {plural(tp.tensor_ranks, 'rank')}" if tp.tensor else "")
+                           + f": every figure is one rank's ({plural(tp.experts_per_rank, 'expert')} of {c.experts}, "
+                           f"{tp.per_rank.tokens:,} tokens of {tp.per_rank.tokens * tp.expert_ranks:,}, d_ff {tp.per_rank.d_ff}); "
+                           "all-to-all bytes under balanced routing", style="yellow"))  # fmt: skip
+    elif tp is not None:
+        out.append(Wrapped(f"tensor parallel over {plural(tp.ranks, 'rank')}" + (" with sequence parallelism" if tp.sequence_parallel else "")
+                           + f": every figure is one rank's (d_ff {tp.per_rank.d_ff} per rank)", style="yellow"))  # fmt: skip
+    return out
+
+
+def _per_param(value: int, params: int) -> str:
+    return f"{value / params:g}" if params else "—"
+
+
+def _screen(report: TrainingReport, ex: bool) -> list[RenderableType]:
+    """What fits 80 × 50 above the headline: the memory of a step part by part, one layer's and
+    the stack's, and the step's FLOPs (and a rank's collectives) in a line each."""
+    o, t, m = report.options, report.totals, report.model
+    params = report.forward.totals.params
+    parts = _memory_parts(t, o.optimizer)
+    columns = [
+        Col("part", [p for p, _ in parts] + ["peak"]),
+        Col("one layer", [Num(v, "bytes") for _, v in parts] + [Num(t.peak_bytes, "bytes")]),
+    ]
+    if m is not None and m.layers > 1:
+        columns.append(Col(f"{m.layers} layers", [Num(v, "bytes") for _, v in _memory_parts(m, o.optimizer)] + [Num(m.peak_bytes, "bytes")]))
+    columns.append(Col("per param", [_per_param(v, params) if i < 4 else "" for i, (_, v) in enumerate(parts)] + [""], right=True))
+    memory = Grid("Memory of one training step" + (", one rank" if report.parallel else ""), columns, totals=1)
+    terms = [("forward", t.forward_flops), ("backward", t.backward_flops), ("recompute", t.recompute_flops), ("dropout", t.dropout_flops)]
+    flops = " + ".join(f"{name} {Num(v, 'flops').text(ex)}" for name, v in terms if v or name in ("forward", "backward"))
+    ratio = f" ({t.step_flops / t.forward_flops:.2f}{GLUE}×{GLUE}forward)" if t.forward_flops else ""
+    out = [*_setting(report), fit(memory, ex, keep_prose=True)]
+    out.append(Wrapped(f"step FLOPs, one layer: {flops} = {Num(t.step_flops, 'flops').text(ex)}{ratio}"))
+    tp = report.parallel
+    if tp is not None:
+        kinds = [f"{x.phase} {x.op}" for x in tp.collectives]
+        ops = ", ".join(k + (f" × {kinds.count(k)}" if kinds.count(k) > 1 else "") for k in dict.fromkeys(kinds))
+        out.append(Wrapped(f"collectives: {Num(tp.bytes_sent_per_rank, 'bytes').text(ex)} sent per rank per step, one layer ({ops})"))
+    out.append(hint("--detail: the backward pass op by op, the step's FLOPs, the saved tensors" + (", the collectives" if tp else "")))
+    return out
+
+
+def _detail(report: TrainingReport, ex: bool) -> list[RenderableType]:
+    """Every table: the collectives, the backward pass op by op, the step's FLOPs, the tensors
+    saved for backward, one layer's memory and the stack's."""
+    o, t, m = report.options, report.totals, report.model
+    f = report.forward.totals
+    out = _setting(report)
     bw = report.backward
     bwd = Grid(
         "Backward pass (last stage first)",
@@ -135,7 +201,7 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
     params = f.params
 
     def per(value: int) -> str:
-        return f"{value / params:g}" if params else "—"
+        return _per_param(value, params)
 
     mem_rows = [(part, value, i < 4) for i, (part, value) in enumerate(_memory_parts(t, o.optimizer))]
     mem = Grid(
@@ -153,18 +219,7 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
         ],
         totals=1,
     )
-    precision = "mixed precision (16-bit weights and gradients, float32 master and states)" if o.mixed_precision else f"all in {c.dtype}"
-    out += [Text(config_line(report.forward)), Text(precision + (", dropout on the FFN output" if o.dropout else ""))]
     tp = report.parallel
-    if isinstance(tp, ExpertParallel):
-        out.append(Text(f"expert parallel over {plural(tp.expert_ranks, 'rank')}"
-                        + (f" × tensor parallel over {plural(tp.tensor_ranks, 'rank')}" if tp.tensor else "")
-                        + f": every figure below is one rank's ({plural(tp.experts_per_rank, 'expert')} of {c.experts}, "
-                        f"{tp.per_rank.tokens:,} tokens of {tp.per_rank.tokens * tp.expert_ranks:,}, d_ff {tp.per_rank.d_ff}); "
-                        "all-to-all bytes under balanced routing", style="yellow"))  # fmt: skip
-    elif tp is not None:
-        out.append(Text(f"tensor parallel over {plural(tp.ranks, 'rank')}" + (" with sequence parallelism" if tp.sequence_parallel else "")
-                        + f": every figure below is one rank's (d_ff {tp.per_rank.d_ff} per rank)", style="yellow"))  # fmt: skip
     if tp is not None:
         cs = tp.collectives
         comms = Grid(
