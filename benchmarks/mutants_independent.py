@@ -168,7 +168,8 @@ MUTANTS: tuple[Mutant, ...] = (
            'torch_dtype "torch.bfloat16" is not recognised: the default float32 is used',
            (FAMILY_DS,), RUNS_WHAT_IT_READS),
     Mutant("I-dt-preset-mixtral-fp32", MODEL, "ffn_calc/catalogue/presets.py",
-           'experts=8, top_k=2, norm_type="rms", dtype="bfloat16"),', 'experts=8, top_k=2, norm_type="rms", dtype="float32"),',
+           'experts=8, top_k=2, norm_type="rms", dtype="bfloat16", attention=(32, 8, 128)),',
+           'experts=8, top_k=2, norm_type="rms", dtype="float32", attention=(32, 8, 128)),',
            "mixtral-8x7b's preset dtype flipped to float32 (its config.json says bfloat16): weight bytes double",
            (), RUNS_WHAT_IT_READS + " (and the preset is far too large to run)"),
     # --- config.json family table: catalogue/families.py, inputs/config_json.py ---------------------
