@@ -15,6 +15,7 @@ from ffn_calc.errors import ConfigError
 from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
+from ffn_calc.model.data_parallel import DataParallel, data_parallel
 from ffn_calc.model.dtypes import SIXTEEN_BIT
 from ffn_calc.model.expert_parallel import ExpertParallel, expert_parallel
 from ffn_calc.model.forward import FFNReport, Stage, analyze
@@ -168,8 +169,9 @@ class TrainingReport(JsonForm):
     totals: TrainingTotals
     parallel: TensorParallel | ExpertParallel | None = None
     model: TrainingStackTotals | None = None  # None: a mixed stack under expert parallelism (not modelled)
+    data_parallel: DataParallel | None = None  # `--dp N --zero S`: one data-parallel rank's share of the layer's step, or null without `--dp`
     json_schema = schema("train")
-    json_order = ("config", "options", "backward", "saved", "totals", "model", "parallel", "forward")
+    json_order = ("config", "options", "backward", "saved", "totals", "model", "parallel", "data_parallel", "forward")
 
 
 def needs_grad(report: FFNReport, input_grad: bool = True) -> dict[str, bool]:
@@ -330,12 +332,20 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
     return list(saved.values())
 
 
-def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parallel: bool = False, ep: int = 1) -> TrainingReport:
+def train(
+    cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parallel: bool = False, ep: int = 1,
+    dp: int = 1, zero: str = "0", node_size: int | None = None,
+) -> TrainingReport:  # fmt: skip
     """One training step of the layer: forward, backward, recomputation and memory — of one
     rank when `tp` > 1 (Megatron tensor parallelism, optionally with sequence parallelism)
     or `ep` > 1 (expert parallelism, expert_parallel.py: the rank's tokens and experts).
     `model` holds the whole stack's step (TrainingStackTotals): the layers of each group ×
-    the group's one-layer figures, a mixed stack's dense layers trained as layers of their own."""
+    the group's one-layer figures, a mixed stack's dense layers trained as layers of their own.
+    With `dp` > 1 (or a `zero` stage), `data_parallel` holds the share of one of `dp` data-parallel
+    ranks of this (tensor/expert-parallel) rank's layer, ZeRO/FSDP sharded (data_parallel.py)."""
+    if dp > 1 or zero != "0" or node_size is not None:
+        report = train(cfg, options, tp, sequence_parallel, ep)
+        return replace(report, data_parallel=data_parallel(report, dp, zero, node_size))
     groups = cfg.groups
     parallel: TensorParallel | ExpertParallel | None = None
     if ep > 1:

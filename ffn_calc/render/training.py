@@ -71,6 +71,9 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
         ("weight memory", Num(t.weight_bytes, "bytes"), c.dtype),
         ("peak memory", Num(t.peak_bytes, "bytes"), "one training step, one layer"),
     ]
+    d = report.data_parallel
+    if d is not None:
+        rows.append(("peak memory per DP rank", Num(d.peak_bytes, "bytes"), f"one layer, one of {d.ranks} data-parallel ranks, ZeRO-{d.zero}"))
     m = report.model
     if m is not None and m.layers > 1:
         rows += [
@@ -191,6 +194,7 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
         )
         out.append(fit(comms, ex))
     out += [fit(bwd, ex), fit(flops, ex), fit(saved, ex), fit(mem, ex)]
+    out += _data_parallel(report, ex)
     if m is not None and m.layers > 1:
         stack = [("step FLOPs", Num(m.step_flops, "flops"), "forward + backward + recompute + dropout"),
                  *((p, Num(v, "bytes"), "one layer's at a time" if p in (RECOMPUTED, TRANSIENT) else "each layer's own")
@@ -207,3 +211,46 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
         )
         out.append(fit(model, ex))
     return out
+
+
+def _data_parallel(report: TrainingReport, ex: bool) -> list[RenderableType]:
+    """`--dp N --zero S`: one data-parallel rank's memory, part by part, and what it sends per step."""
+    from rich.text import Text
+
+    d = report.data_parallel
+    if d is None:
+        return []
+    t = report.totals
+    stage = d.sharding if d.sharding == str(d.zero) else f"{d.sharding} = ZeRO-{d.zero}"
+    sharded = ("nothing", "master weights and optimizer states", "+ gradients", "+ weights")[d.zero]
+    parts = [("weights", t.weight_bytes, d.weight_bytes), ("gradients", t.gradient_bytes, d.gradient_bytes),
+             ("master weights (float32)", t.master_weight_bytes, d.master_weight_bytes),
+             (f"optimizer states ({report.options.optimizer})", t.optimizer_state_bytes, d.optimizer_state_bytes),
+             ("saved activations", t.saved_activation_bytes, d.saved_activation_bytes),
+             ("gathered weights / unsharded gradients", 0, d.gathered_bytes),
+             (f"{RECOMPUTED} + {TRANSIENT}", t.recomputed_bytes + t.backward_transient_bytes,
+              t.recomputed_bytes + t.backward_transient_bytes)]  # fmt: skip
+    mem = Grid(
+        f"Memory of one data-parallel rank of {d.ranks}, one layer (--zero {stage}: {sharded} sharded over {d.shard_ranks} ranks)",
+        [
+            Col("part", [p for p, _, _ in parts] + ["peak"]),
+            Col("unsharded", [Num(u, "bytes") for _, u, _ in parts] + [Num(t.peak_bytes, "bytes")]),
+            Col("per rank", [Num(v, "bytes") for _, _, v in parts] + [Num(d.peak_bytes, "bytes")]),
+            Col("≈", [bytes_text(v) for _, _, v in parts] + [bytes_text(d.peak_bytes)], exact_only=True, right=True),
+        ],
+        totals=1,
+    )
+    gather = "the weights, in forward and backward" if d.zero >= 3 else "the updated weight shards" if d.zero else "the summed gradients"
+    sent = [
+        ("reduce-scatter of the gradients" + (" + all-reduce across nodes" if d.sharding == "hybrid_shard" else ""), d.gradient_sent_bytes),
+        (f"all-gather of {gather}", d.weight_gather_sent_bytes),
+    ]
+    comms = Grid(
+        "Data-parallel collectives per step (ring), bytes each rank sends",
+        [
+            Col("of", [p for p, _ in sent] + ["step"], prose=True),
+            Col("bytes sent per rank", [Num(v, "bytes") for _, v in sent] + [Num(d.sent_bytes, "bytes")], short="sent per rank"),
+        ],
+        totals=1,
+    )
+    return [fit(mem, ex), fit(comms, ex), Text(f"Ψ = this rank's parameters ({report.forward.totals.params:,}); {d.formula}")]
