@@ -443,6 +443,7 @@ DOCUMENTS: tuple[tuple[str, str, tuple[tuple[str, ...], ...]], ...] = (
         ("train", "2", "4", "8", "--tp", "2", "--dropout", "--norm", "pre"),
         ("train", "2", "8", "16", "--experts", "4", "--top-k", "2", "--ep", "2", "--tp", "2"),
         ("train", "2", "4", "8", "--dp", "4", "--zero", "3"),
+        ("train", "4", "4", "8", "--layers", "4", "--pp", "2", "--microbatches", "2"),
     )),
     ("ffn-calc/roofline/1", "Roofline", (
         ("roofline", "1", "8192", "-m", "llama-3-8b", "--gpu", "h100-sxm"),
@@ -466,7 +467,8 @@ CHILDREN: dict[str, dict[str, str]] = {
     "VerifyReport": {"config": "FFNConfig", "checks": "Check", "definitions": "Definition", "prediction": "FFNReport"},
     "TrainingReport": {"config": "FFNConfig", "options": "TrainingOptions", "backward": "BackwardOp", "saved": "SavedTensor",
                        "totals": "TrainingTotals", "model": "TrainingStackTotals", "parallel": "parallel", "data_parallel": "DataParallel",
-                       "forward": "FFNReport"},
+                       "pipeline": "Pipeline", "forward": "FFNReport"},
+    "Pipeline": {"per_stage": "PipelineStage"},
     "parallel": {"collectives": "Collective"},
     "Roofline": {"config": "FFNConfig", "gpu": "gpu", "phases": "Phase"},
     "Phase": {"gemms": "GemmRoof", "uniform": "PhaseTraffic", "worst_case": "PhaseTraffic", "collectives": "Collective"},
@@ -492,6 +494,7 @@ def _classes() -> dict[str, tuple[type, ...]]:
     from ffn_calc.model.forward import FFNReport, LayerGroup, Peak, StackTotals, Stage, Tensor, Totals
     from ffn_calc.model.layer import FFNConfig
     from ffn_calc.model.parallel import Collective, TensorParallel
+    from ffn_calc.model.pipeline import Pipeline, PipelineStage
     from ffn_calc.model.roofline import GPU, ExpertRouting, ExpertSpread, GemmRoof, Phase, PhaseTraffic, Roofline
     from ffn_calc.model.training import BackwardOp, SavedTensor, TrainingOptions, TrainingReport, TrainingStackTotals, TrainingTotals
     from ffn_calc.prose.comparison import Comparison, Difference, Side
@@ -504,7 +507,7 @@ def _classes() -> dict[str, tuple[type, ...]]:
         for c in (FFNReport, LayerGroup, Peak, StackTotals, Stage, Tensor, Totals, FFNConfig, Collective, GPU, ExpertRouting, ExpertSpread,
                   GemmRoof, Phase, PhaseTraffic, Roofline, BackwardOp, SavedTensor, TrainingOptions, TrainingReport, TrainingStackTotals,
                   TrainingTotals, Comparison, Difference, Side, Explanation, Formula, Fact, Value, Check, Definition, VerifyReport, ModelList,
-                  GPUList, DataParallel)
+                  GPUList, DataParallel, Pipeline, PipelineStage)
     }  # fmt: skip
     found |= {"ModelRow": (ModelRow, Preset), "parallel": (TensorParallel, ExpertParallel), "gpu": (Roofline, GPU)}
     return found

@@ -81,11 +81,17 @@ def train(
     dp: int = 1,
     zero: str = "0",
     node_size: int | None = None,
+    pp: int = 1,
+    microbatches: int | None = None,
+    schedule: str | None = None,
+    chunks: int | None = None,
 ) -> TrainingReport:
     """One training step of the layer (of one rank with `tp` or `ep` > 1), as `ffn-calc train`;
     `input_grad=False` for a first layer, whose input needs no gradient. With `dp` > 1, the
     report's `data_parallel` holds one data-parallel rank's share, sharded as `zero` says
-    (0-3, or FSDP's no_shard, shard_grad_op, full_shard, hybrid_shard within `node_size` ranks)."""
+    (0-3, or FSDP's no_shard, shard_grad_op, full_shard, hybrid_shard within `node_size` ranks).
+    With `pp` > 1, its `pipeline` holds the stack over `pp` stages: `microbatches` (default 1),
+    `schedule` gpipe, 1f1b (default) or interleaved with `chunks` per stage (default 2)."""
     if cfg.weight_packing is not None:
         raise ConfigError(
             "--weight-dtype", f"training with {cfg.weight_dtype} weights is not modelled (weight-only storage for serving); drop --weight-dtype"
@@ -94,7 +100,8 @@ def train(
     from ffn_calc.model.training import train as run
 
     options = TrainingOptions(recompute, optimizer, mixed_precision, dropout, input_grad)
-    return run(cfg, options, tp, sequence_parallel, ep, dp, zero.strip().lower(), node_size)
+    schedule = schedule.strip().lower() if schedule is not None else None
+    return run(cfg, options, tp, sequence_parallel, ep, dp, zero.strip().lower(), node_size, pp, microbatches, schedule, chunks)
 
 
 def roofline(

@@ -164,6 +164,7 @@ def train(cfg: FFNConfig, given: Given) -> None:
     report = api.train(
         cfg, **_training(given), tp=given.tp, sequence_parallel=given.sequence_parallel, ep=given.ep,
         dp=given.dp, zero=given.zero, node_size=given.node_size,
+        pp=given.pp, microbatches=given.microbatches, schedule=given.schedule, chunks=given.chunks,
     )  # fmt: skip
     emit(report, given.format, given.get, View(exact=given.exact, summary=given.summary), given.svg)
 

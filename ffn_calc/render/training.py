@@ -195,6 +195,7 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
         out.append(fit(comms, ex))
     out += [fit(bwd, ex), fit(flops, ex), fit(saved, ex), fit(mem, ex)]
     out += _data_parallel(report, ex)
+    out += _pipeline(report, ex)
     if m is not None and m.layers > 1:
         stack = [("step FLOPs", Num(m.step_flops, "flops"), "forward + backward + recompute + dropout"),
                  *((p, Num(v, "bytes"), "one layer's at a time" if p in (RECOMPUTED, TRANSIENT) else "each layer's own")
@@ -254,3 +255,36 @@ def _data_parallel(report: TrainingReport, ex: bool) -> list[RenderableType]:
         totals=1,
     )
     return [fit(mem, ex), fit(comms, ex), Text(f"Ψ = this rank's parameters ({report.forward.totals.params:,}); {d.formula}")]
+
+
+def _pipeline(report: TrainingReport, ex: bool) -> list[RenderableType]:
+    """`--pp N`: each stage's layers, parameters, memory and bytes sent; the bubble and the boundary tensor."""
+    from rich.text import Text
+
+    pl = report.pipeline
+    if pl is None:
+        return []
+    st = pl.per_stage
+    mixed = any(x.dense_layers for x in st) and any(x.moe_layers for x in st)
+    cols = [
+        Col("stage", [str(x.stage) for x in st]),
+        Col("layers", [", ".join(f"{a}–{b}" for a, b in x.layers) for x in st], prose=True),
+    ]
+    if mixed:
+        cols.append(Col("dense + MoE", [f"{x.dense_layers} + {x.moe_layers}" for x in st], right=True))
+    cols += [
+        Col("parameters", [Num(x.params, "params") for x in st], short="params"),
+        Col("weights, gradients, states", [Num(x.state_bytes, "bytes") for x in st], short="state"),
+        Col("microbatches held", [str(x.held_microbatches) for x in st], right=True, short="held"),
+        Col("saved activations", [Num(x.saved_activation_bytes, "bytes") for x in st], short="activations"),
+        Col("peak", [Num(x.peak_bytes, "bytes") for x in st]),
+        Col("p2p bytes sent per step", [Num(x.sent_bytes, "bytes") for x in st], short="sent"),
+    ]
+    chunks = f", {pl.chunks} chunks per stage" if pl.schedule == "interleaved" else ""
+    grid = Grid(f"Pipeline: {pl.layers} layers over {pl.stages} stages, {pl.microbatches} microbatches, {pl.schedule}{chunks}"
+                + (", one rank per stage" if report.parallel else ""), cols)  # fmt: skip
+    note = (f"bubble {pl.bubble_numerator}/{pl.bubble_denominator} = {pl.bubble_fraction:.2%} of the step; each microbatch "
+            f"({pl.microbatch_sequences} of {report.forward.config.batch} sequences) sends {shape(pl.boundary_shape)} = "
+            f"{pl.boundary_bytes:,} bytes across a boundary forward and its gradient back "
+            f"({pl.p2p_bytes_per_microbatch:,}); {pl.formula}")  # fmt: skip
+    return [fit(grid, ex), Text(note)]
