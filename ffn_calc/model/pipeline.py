@@ -33,6 +33,7 @@ from ffn_calc.errors import ConfigError
 from ffn_calc.json_fields import JsonForm
 
 if TYPE_CHECKING:
+    from ffn_calc.model.data_parallel import DataParallel
     from ffn_calc.model.training import TrainingTotals
 
 SCHEDULES = ("gpipe", "1f1b", "interleaved")
@@ -59,10 +60,10 @@ class PipelineStage(JsonForm):
     dense_layers: int  # of them, a mixed stack's dense layers
     moe_layers: int  # of them, the mixture-of-experts layers (0 for a dense stack)
     params: int  # parameters of its layers
-    state_bytes: int  # their weights, gradients, optimizer states and master weights
+    state_bytes: int  # their weights, gradients, optimizer states and master weights (with --dp, one data-parallel rank's shards)
     held_microbatches: int  # microbatches whose activations it keeps at once (interleaved: chunk-microbatches)
     saved_activation_bytes: int  # the held microbatches' saved activations
-    peak_bytes: int  # state + saved activations + one layer's recomputed and backward transient
+    peak_bytes: int  # state + saved activations + one layer's recomputed and backward transient (+ ZeRO's gathered bytes)
     sent_bytes: int  # point-to-point bytes the stage sends per step, forward activations and backward gradients
 
 
@@ -159,7 +160,11 @@ def pipeline(
     )  # fmt: skip
 
 
-def layer_kind(name: str, params: int, t: TrainingTotals) -> LayerKind:
-    """A layer kind from one layer's training totals of a microbatch."""
+def layer_kind(name: str, params: int, t: TrainingTotals, dp: DataParallel | None = None) -> LayerKind:
+    """A layer kind from one layer's training totals of a microbatch; with `dp`, its state is one
+    data-parallel rank's (ZeRO/FSDP shards) and its gathered bytes join its transient."""
+    if dp is not None:
+        state = dp.weight_bytes + dp.gradient_bytes + dp.optimizer_state_bytes + dp.master_weight_bytes
+        return LayerKind(name, params, state, t.saved_activation_bytes, t.recomputed_bytes + t.backward_transient_bytes + dp.gathered_bytes)
     state = t.weight_bytes + t.gradient_bytes + t.optimizer_state_bytes + t.master_weight_bytes
     return LayerKind(name, params, state, t.saved_activation_bytes, t.recomputed_bytes + t.backward_transient_bytes)

@@ -350,7 +350,8 @@ def train(
     under `schedule` (default 1f1b; interleaved with `chunks` v, default 2), pipeline.py."""
     if pp > 1 or microbatches is not None or schedule is not None or chunks is not None:
         report = train(cfg, options, tp, sequence_parallel, ep, dp, zero, node_size)
-        return replace(report, pipeline=_pipeline(cfg, report, pp, microbatches, schedule, chunks, tp, sequence_parallel, ep))
+        dps = (dp, zero, node_size) if dp > 1 or zero != "0" or node_size is not None else None
+        return replace(report, pipeline=_pipeline(cfg, report, pp, microbatches, schedule, chunks, tp, sequence_parallel, ep, dps))
     if dp > 1 or zero != "0" or node_size is not None:
         report = train(cfg, options, tp, sequence_parallel, ep)
         return replace(report, data_parallel=data_parallel(report, dp, zero, node_size))
@@ -453,9 +454,12 @@ def train(
 
 def _pipeline(
     cfg: FFNConfig, report: TrainingReport, pp: int, microbatches: int | None, schedule: str | None, chunks: int | None,
-    tp: int, sequence_parallel: bool, ep: int,
+    tp: int, sequence_parallel: bool, ep: int, dps: tuple[int, str, int | None] | None = None,
 ) -> Pipeline:  # fmt: skip
-    """The stack of `cfg` over `pp` stages: each layer kind trained on a microbatch of b/m sequences."""
+    """The stack of `cfg` over `pp` stages: each layer kind trained on a microbatch of b/m sequences;
+    with `dps` (--dp, --zero, --node-size), each layer's state is one data-parallel rank's, its
+    buffers sharded layer by layer, and ZeRO-3's gathered weights (ZeRO-2's unsharded gradient)
+    are one layer's at a time, beside its backward transient."""
     if pp < 2:
         raise ConfigError("--pp", "--microbatches, --schedule and --chunks describe a pipeline; add --pp N (N ≥ 2)")
     m = 1 if microbatches is None else microbatches
@@ -469,7 +473,8 @@ def _pipeline(
     kinds = []
     for group in micro.groups:
         r = train(group, report.options, tp, sequence_parallel, ep)
-        kinds.append((layer_kind("moe" if group.is_moe else "dense", r.forward.totals.params, r.totals), group.layers))
+        sharded = data_parallel(r, *dps) if dps else None
+        kinds.append((layer_kind("moe" if group.is_moe else "dense", r.forward.totals.params, r.totals, sharded), group.layers))
     shape = r.forward.stages[0].output_shape
     if sequence_parallel and len(shape) == 3:
         shape = (shape[0], shape[1] // tp, shape[2])

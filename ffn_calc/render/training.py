@@ -282,7 +282,9 @@ def _pipeline(report: TrainingReport, ex: bool) -> list[RenderableType]:
     ]
     chunks = f", {pl.chunks} chunks per stage" if pl.schedule == "interleaved" else ""
     grid = Grid(f"Pipeline: {pl.layers} layers over {pl.stages} stages, {pl.microbatches} microbatches, {pl.schedule}{chunks}"
-                + (", one rank per stage" if report.parallel else ""), cols)  # fmt: skip
+                + (", one rank per stage" if report.parallel else "")
+                + (f", state of one of {report.data_parallel.ranks} data-parallel ranks (ZeRO-{report.data_parallel.zero})"
+                   if report.data_parallel else ""), cols)  # fmt: skip
     note = (f"bubble {pl.bubble_numerator}/{pl.bubble_denominator} = {pl.bubble_fraction:.2%} of the step; each microbatch "
             f"({pl.microbatch_sequences} of {report.forward.config.batch} sequences) sends {shape(pl.boundary_shape)} = "
             f"{pl.boundary_bytes:,} bytes across a boundary forward and its gradient back "

@@ -90,3 +90,12 @@ def test_refused_in_one_line(cli: Run, args: list[str], flag: str, words: str) -
     code, out, err = cli("train", "8", "512", "-m", "llama-2-7b", *args)
     assert (code, out) == (2, "")
     assert err.count("\n") == 1 and flag in err and words in err
+
+
+def test_with_data_parallelism_each_stage_holds_one_ranks_shards(pipe: Callable[..., dict[str, Any]]) -> None:
+    p = pipe("8", "512", "-m", "llama-2-7b", "--pp", "4", "--microbatches", "8", "--dp", "8", "--zero", "3")
+    first = p["per_stage"][0]
+    assert first["state_bytes"] == 8 * 16 * LLAMA_LAYER // 8  # 8 layers, 16 B/param over 8 ranks
+    transient = 33_816_576  # one layer's backward transient (1 × 512 tokens)
+    gathered = 2 * 2 * LLAMA_LAYER  # ZeRO-3: one layer's gathered weights and its unsharded gradient, one layer at a time
+    assert first["peak_bytes"] == first["state_bytes"] + 4 * 8 * LLAMA_SAVED_512 + transient + gathered
