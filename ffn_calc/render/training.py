@@ -29,7 +29,8 @@ def _memory_parts(t: Any, optimizer: str) -> list[tuple[str, int]]:
 def _csv_rows_TrainingReport(report: TrainingReport) -> list[dict[str, Any]]:
     """Every figure of the step, one a row; `section` says which table it belongs to (backward:
     the ops and their total; flops: one layer's step; memory: one layer's bytes; model: the
-    whole stack's FLOPs and bytes), so a script can filter."""
+    whole stack's FLOPs and bytes; data_parallel: one --dp rank's bytes and bytes sent; pipeline: each --pp
+    stage's), so a script can filter."""
     blank = {"stage": "", "kind": "", "output_shape": "", "macs": "", "elementwise_flops": "", "flops": "", "bytes": ""}
     rows = [
         {**blank, "stage": op.stage, "kind": op.kind, "output_shape": "x".join(map(str, op.output_shape)), "macs": op.macs,
@@ -51,6 +52,19 @@ def _csv_rows_TrainingReport(report: TrainingReport) -> list[dict[str, Any]]:
             rows.append({**blank, "stage": part, "kind": "flops", "flops": flops, "section": "model"})
         for part, value in [*_memory_parts(m, o.optimizer), ("peak", m.peak_bytes)]:
             rows.append({**blank, "stage": part, "kind": "bytes", "bytes": value, "section": "model"})
+    d = report.data_parallel
+    if d is not None:  # one data-parallel rank's bytes, and what it sends per step
+        for part, value in (("weights", d.weight_bytes), ("gradients", d.gradient_bytes), ("master weights", d.master_weight_bytes),
+                            ("optimizer states", d.optimizer_state_bytes), ("saved activations", d.saved_activation_bytes),
+                            ("gathered", d.gathered_bytes), ("peak", d.peak_bytes), ("gradient sent", d.gradient_sent_bytes),
+                            ("weight gather sent", d.weight_gather_sent_bytes), ("sent", d.sent_bytes)):  # fmt: skip
+            rows.append({**blank, "stage": part, "kind": "bytes", "bytes": value, "section": "data_parallel"})
+    pl = report.pipeline
+    if pl is not None:  # each stage's bytes: state, saved activations, peak, point-to-point sent per step
+        for x in pl.per_stage:
+            for part, value in (("state", x.state_bytes), ("saved activations", x.saved_activation_bytes), ("peak", x.peak_bytes),
+                                ("sent", x.sent_bytes)):  # fmt: skip
+                rows.append({**blank, "stage": f"stage {x.stage} {part}", "kind": "bytes", "bytes": value, "section": "pipeline"})
     return rows
 
 
@@ -74,6 +88,11 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
     d = report.data_parallel
     if d is not None:
         rows.append(("peak memory per DP rank", Num(d.peak_bytes, "bytes"), f"one layer, one of {d.ranks} data-parallel ranks, ZeRO-{d.zero}"))
+    pl = report.pipeline
+    if pl is not None:
+        top = max(pl.per_stage, key=lambda x: x.peak_bytes)
+        bubble = f"{pl.schedule} bubble {pl.bubble_numerator}/{pl.bubble_denominator}"
+        rows.append(("peak memory per stage", Num(top.peak_bytes, "bytes"), f"stage {top.stage} of {pl.stages}, the largest; {bubble}"))
     m = report.model
     if m is not None and m.layers > 1:
         rows += [
