@@ -60,6 +60,8 @@ class DataParallel(JsonForm):
     weight_gather_sent_bytes: int  # all-gathers: of summed gradients (ZeRO-0), updated shards (1, 2), weights in fwd and bwd (3)
     sent_bytes: int  # the two, per step
     formula: str  # how the bytes sent were counted
+    model_state_bytes: int | None = None  # the whole stack's sharded weights, gradients, master weights and states on the rank
+    model_peak_bytes: int | None = None  # the whole stack on the rank: that state + every layer's saved activations + one layer's transient
 
 
 def data_parallel(report: TrainingReport, ranks: int, zero: str = "0", node_size: int | None = None) -> DataParallel:
@@ -105,3 +107,13 @@ def data_parallel(report: TrainingReport, ranks: int, zero: str = "0", node_size
         peak_bytes=peak, gradient_sent_bytes=grad_sent, weight_gather_sent_bytes=gather_sent, sent_bytes=grad_sent + gather_sent,
         formula=formula,
     )  # fmt: skip
+
+
+def stack(groups: list[tuple[int, DataParallel, int]]) -> tuple[int, int]:
+    """The whole stack on one data-parallel rank, from its groups (layers, one layer's DataParallel,
+    one layer's recomputed + backward transient bytes): (state bytes, peak bytes). Each layer's
+    buffers are sharded on their own; every layer's saved activations are alive when the backward
+    begins; ZeRO-3's gathered weights and ZeRO-2's unsharded gradient are one layer's at a time."""
+    state = sum(n * (d.weight_bytes + d.gradient_bytes + d.master_weight_bytes + d.optimizer_state_bytes) for n, d, _ in groups)
+    saved = sum(n * d.saved_activation_bytes for n, d, _ in groups)
+    return state, state + saved + max(d.gathered_bytes + transient for _, d, transient in groups)

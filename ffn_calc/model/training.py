@@ -16,6 +16,7 @@ from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
 from ffn_calc.model.data_parallel import DataParallel, data_parallel
+from ffn_calc.model.data_parallel import stack as dp_stack
 from ffn_calc.model.dtypes import SIXTEEN_BIT
 from ffn_calc.model.expert_parallel import ExpertParallel, expert_parallel
 from ffn_calc.model.forward import FFNReport, Stage, analyze
@@ -354,7 +355,16 @@ def train(
         return replace(report, pipeline=_pipeline(cfg, report, pp, microbatches, schedule, chunks, tp, sequence_parallel, ep, dps))
     if dp > 1 or zero != "0" or node_size is not None:
         report = train(cfg, options, tp, sequence_parallel, ep)
-        return replace(report, data_parallel=data_parallel(report, dp, zero, node_size))
+        dpr = data_parallel(report, dp, zero, node_size)
+        shards = [(cfg.layers, dpr, report.totals.recomputed_bytes + report.totals.backward_transient_bytes)]
+        if len(cfg.groups) > 1 and ep == 1:  # a mixed stack: its dense layers on the same ranks
+            dense = train(cfg.groups[0], options, tp, sequence_parallel)
+            t = dense.totals
+            shards.append((cfg.groups[0].layers, data_parallel(dense, dp, zero, node_size), t.recomputed_bytes + t.backward_transient_bytes))
+        if report.model is not None:
+            state, peak = dp_stack(shards)
+            dpr = replace(dpr, model_state_bytes=state, model_peak_bytes=peak)
+        return replace(report, data_parallel=dpr)
     groups = cfg.groups
     parallel: TensorParallel | ExpertParallel | None = None
     if ep > 1:

@@ -54,11 +54,15 @@ def _csv_rows_TrainingReport(report: TrainingReport) -> list[dict[str, Any]]:
             rows.append({**blank, "stage": part, "kind": "bytes", "bytes": value, "section": "model"})
     d = report.data_parallel
     if d is not None:  # one data-parallel rank's bytes, and what it sends per step
-        for part, value in (("weights", d.weight_bytes), ("gradients", d.gradient_bytes), ("master weights", d.master_weight_bytes),
+        dp_parts: tuple[tuple[str, int | None], ...] = (
+                            ("weights", d.weight_bytes), ("gradients", d.gradient_bytes), ("master weights", d.master_weight_bytes),
                             ("optimizer states", d.optimizer_state_bytes), ("saved activations", d.saved_activation_bytes),
                             ("gathered", d.gathered_bytes), ("peak", d.peak_bytes), ("gradient sent", d.gradient_sent_bytes),
-                            ("weight gather sent", d.weight_gather_sent_bytes), ("sent", d.sent_bytes)):  # fmt: skip
-            rows.append({**blank, "stage": part, "kind": "bytes", "bytes": value, "section": "data_parallel"})
+                            ("weight gather sent", d.weight_gather_sent_bytes), ("sent", d.sent_bytes),
+                            ("model state", d.model_state_bytes), ("model peak", d.model_peak_bytes))  # fmt: skip
+        for part, amount in dp_parts:
+            if amount is not None:
+                rows.append({**blank, "stage": part, "kind": "bytes", "bytes": amount, "section": "data_parallel"})
     pl = report.pipeline
     if pl is not None:  # each stage's bytes: state, saved activations, peak, point-to-point sent per step
         for x in pl.per_stage:
@@ -88,6 +92,8 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
     d = report.data_parallel
     if d is not None:
         rows.append(("peak memory per DP rank", Num(d.peak_bytes, "bytes"), f"one layer, one of {d.ranks} data-parallel ranks, ZeRO-{d.zero}"))
+        if d.model_peak_bytes is not None and report.model is not None and report.model.layers > 1:
+            rows.append(("model peak per DP rank", Num(d.model_peak_bytes, "bytes"), f"all {report.model.layers} layers, ZeRO-{d.zero}"))
     pl = report.pipeline
     if pl is not None:
         top = max(pl.per_stage, key=lambda x: x.peak_bytes)
@@ -273,7 +279,13 @@ def _data_parallel(report: TrainingReport, ex: bool) -> list[RenderableType]:
         ],
         totals=1,
     )
-    return [fit(mem, ex), fit(comms, ex), Text(f"Ψ = this rank's parameters ({report.forward.totals.params:,}); {d.formula}")]
+    out: list[RenderableType] = [fit(mem, ex), fit(comms, ex), Text(f"Ψ = this rank's parameters ({report.forward.totals.params:,}); {d.formula}")]
+    m = report.model
+    if d.model_peak_bytes is not None and d.model_state_bytes is not None and m is not None and m.layers > 1:
+        out.append(Text(f"all {m.layers} layers on one data-parallel rank: {d.model_state_bytes:,} bytes of sharded state, peak "
+                        f"{d.model_peak_bytes:,} ({bytes_text(d.model_peak_bytes)}: + every layer's saved activations + one layer's "
+                        "gathered and transient bytes)"))  # fmt: skip
+    return out
 
 
 def _pipeline(report: TrainingReport, ex: bool) -> list[RenderableType]:

@@ -110,3 +110,17 @@ def test_refused_in_one_line(cli: Run, args: list[str], flag: str, words: str) -
     code, out, err = cli(*args)
     assert (code, out) == (2, "")
     assert err.count("\n") == 1 and flag in err and words in err
+
+
+def test_the_whole_stack_on_one_rank(dp_of: Callable[..., dict[str, Any]]) -> None:
+    dp = dp_of("1", "512", "-m", "llama-2-7b", "--dp", "64", "--zero", "3")
+    assert dp["model_state_bytes"] == 32 * 16 * PSI // 64 == 1_082_130_432
+    # + 32 layers' saved activations + one layer's gathered weights and unsharded gradient (4Ψ) and backward transient
+    assert dp["model_peak_bytes"] == 1_082_130_432 + 32 * 38_010_880 + 4 * PSI + 33_816_576 == 2_873_360_384
+
+
+def test_a_mixed_stack_on_one_rank(dp_of: Callable[..., dict[str, Any]]) -> None:
+    dp = dp_of("1", "16", "-m", "deepseek-v3", "--dp", "64", "--zero", "1")
+    dense, moe = 3 * 7168 * 18432, 3 * 7168 * 2048 * 257 + 7168 * 256
+    # ZeRO-1: 2 + 2 bytes per parameter whole, 12 sharded over 64 (each layer's buffer on its own, exact here)
+    assert dp["model_state_bytes"] == 3 * (4 * dense + 12 * dense // 64) + 58 * (4 * moe + 12 * moe // 64)
