@@ -124,3 +124,14 @@ def test_a_mixed_stack_on_one_rank(dp_of: Callable[..., dict[str, Any]]) -> None
     dense, moe = 3 * 7168 * 18432, 3 * 7168 * 2048 * 257 + 7168 * 256
     # ZeRO-1: 2 + 2 bytes per parameter whole, 12 sharded over 64 (each layer's buffer on its own, exact here)
     assert dp["model_state_bytes"] == 3 * (4 * dense + 12 * dense // 64) + 58 * (4 * moe + 12 * moe // 64)
+
+
+def test_the_api_takes_the_same() -> None:
+    import ffn_calc
+
+    cfg = ffn_calc.layer(1, 512, model="llama-2-7b")
+    report = ffn_calc.train(cfg, dp=64, zero="FULL_SHARD")
+    assert report.data_parallel is not None and report.data_parallel.zero == 3
+    assert report.data_parallel.weight_bytes == 2 * PSI // 64
+    piped = ffn_calc.train(ffn_calc.layer(8, 512, model="llama-2-7b"), pp=4, microbatches=8, schedule="gpipe")
+    assert piped.pipeline is not None and (piped.pipeline.bubble_numerator, piped.pipeline.bubble_denominator) == (3, 11)
