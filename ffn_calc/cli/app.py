@@ -100,6 +100,9 @@ def verify(cfg: FFNConfig, given: Given) -> None:
             tp=given.tp,
             ep=given.ep,
             sequence_parallel=given.sequence_parallel,
+            dp=given.dp,
+            zero=given.zero,
+            node_size=given.node_size,
             **_training(given),
         )
     emit(report, given.format, given.get, View(every=given.all or given.detail, detail=given.detail), given.svg)
@@ -158,7 +161,11 @@ def sweep(given: Given) -> None:
 def train(cfg: FFNConfig, given: Given) -> None:
     """A training step: the backward pass GEMM by GEMM, recomputation, the tensors saved for
     backward, gradients and optimizer states. Example: ffn-calc train 4 2048 1024 -a gelu --dtype bfloat16 --mixed-precision --dropout"""
-    report = api.train(cfg, **_training(given), tp=given.tp, sequence_parallel=given.sequence_parallel, ep=given.ep)
+    report = api.train(
+        cfg, **_training(given), tp=given.tp, sequence_parallel=given.sequence_parallel, ep=given.ep,
+        dp=given.dp, zero=given.zero, node_size=given.node_size,
+        pp=given.pp, microbatches=given.microbatches, schedule=given.schedule, chunks=given.chunks,
+    )  # fmt: skip
     emit(report, given.format, given.get, View(exact=given.exact, summary=given.summary, detail=given.detail), given.svg)
 
 
