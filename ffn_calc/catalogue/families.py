@@ -124,10 +124,10 @@ _FAMILIES: tuple[Family, ...] = (
     _llama("gemma2", "Gemma2", placement="pre+post", act=("hidden_activation",)),
     _llama("gemma3_text", "Gemma3", placement="pre+post", act=("hidden_activation",)),
     _llama("vaultgemma", "VaultGemma", act=("hidden_activation",)),
-    _llama("cohere", "Cohere", norm="layer", placement="parallel", note="CohereLayerNorm has no β"),
-    _llama("cohere2", "Cohere2", norm="layer", placement="parallel", note="Cohere2LayerNorm has no β"),
+    _llama("cohere", "Cohere", norm="layer_nobias", placement="parallel"),
+    _llama("cohere2", "Cohere2", norm="layer_nobias", placement="parallel"),
     _llama("granite", "Granite", bias="mlp_bias"),
-    _llama("olmo", "Olmo", norm="layer", note="OlmoLayerNorm has no weights (no γ, no β)"),
+    _llama("olmo", "Olmo", norm="layer_nonparam"),
     _llama("olmo2", "Olmo2", placement="output"),
     _llama("olmo3", "Olmo3", placement="output"),
     _llama("exaone4", "Exaone4", placement="output"),
@@ -437,6 +437,11 @@ CODE_DEFAULTS: dict[str, dict[str, object]] = {
         "num_experts_per_tok": 5,
     },
     "deepseek_v2": {
+        "q_lora_rank": 1536,  # MLA's ranks and head dims (the attention's shape, for explain)
+        "kv_lora_rank": 512,
+        "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64,
+        "v_head_dim": 128,
         "hidden_size": 4096,
         "intermediate_size": 11008,
         "num_hidden_layers": 32,
@@ -447,6 +452,11 @@ CODE_DEFAULTS: dict[str, dict[str, object]] = {
         "first_k_dense_replace": 0,
     },
     "deepseek_v3": {
+        "q_lora_rank": 1536,  # MLA's ranks and head dims (the attention's shape, for explain)
+        "kv_lora_rank": 512,
+        "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64,
+        "v_head_dim": 128,
         "hidden_size": 7168,
         "intermediate_size": 18432,
         "num_hidden_layers": 61,

@@ -14,12 +14,15 @@ from math import prod
 from ffn_calc.json_fields import JsonForm, as_json, json_key
 from ffn_calc.model import structure as names
 from ffn_calc.model.conventions import (
-    BIAS_ADD_FLOPS_PER_ELEMENT,
-    FLOPS_PER_MAC,
-    GATE_SCALE_FLOPS_PER_ELEMENT,
-    RESIDUAL_ADD_FLOPS_PER_ELEMENT,
-    ROUTER_SOFTMAX_FLOPS_PER_LOGIT,
-    SIGMOID_FLOPS,
+    BIAS_ADD,
+    COMBINE,
+    GATE_SCALE,
+    GATE_SIGMOID,
+    MULTIPLY_ADD,
+    RESIDUAL_ADD,
+    ROUTER_SOFTMAX,
+    SHARED_ADD,
+    TOP_K_RENORM,
     activation_flops,
     conventions_dict,
 )
@@ -94,7 +97,7 @@ class Stage(JsonForm):
 
     @property
     def matmul_flops(self) -> int:
-        return FLOPS_PER_MAC * self.macs
+        return MULTIPLY_ADD.flops * self.macs
 
     @property
     def flops(self) -> int:
@@ -274,7 +277,7 @@ class _Builder:
         bias_flops = 0
         if cfg.bias:
             formula += f" + {bias}"
-            bias_flops = BIAS_ADD_FLOPS_PER_ELEMENT * m_rows * m
+            bias_flops = BIAS_ADD.flops * m_rows * m
         if experts:
             formula += " (each expert its own rows)"
         stage = Stage(name, "matmul", formula, (source,), self.tensor(name, (*rows, m)), weights, (m_rows, k, m), bias_flops)
@@ -331,7 +334,7 @@ class _Builder:
                   self.tensor(names.SHARED_EXPERT_GATE, (b, s, 1)), (w,), (n, d, 1)),
             "gs",
         )  # fmt: skip
-        flops = SIGMOID_FLOPS * n + GATE_SCALE_FLOPS_PER_ELEMENT * n * d
+        flops = GATE_SIGMOID.flops * n + GATE_SCALE.flops * n * d
         return self.add(
             Stage(names.SHARED_EXPERT_SCALE, "gate_scale", f"ys = sigmoid(gs) ⊙ {self.symbol[shared]}", (gate, shared),
                   self.tensor(names.SHARED_EXPERT_SCALE, (b, s, d)), elementwise_flops=flops),
@@ -354,12 +357,12 @@ class _Builder:
             formula += f" + {names.B_ROUTER}"
         router = self.add(
             Stage(names.ROUTER, "matmul", formula, (source,), self.tensor(names.ROUTER, (b, s, e)), router_weights, (n, d, e),
-                  BIAS_ADD_FLOPS_PER_ELEMENT * n * e if cfg.router_bias else 0),
+                  BIAS_ADD.flops * n * e if cfg.router_bias else 0),
             "logits",
         )  # fmt: skip
         routing = self.add(
             Stage(names.ROUTING, "router", f"w = renorm(top-{k}(softmax(logits)))", (router,), self.tensor(names.ROUTING, (b, s, k)),
-                  elementwise_flops=ROUTER_SOFTMAX_FLOPS_PER_LOGIT * n * e + (2 * k - 1) * n),
+                  elementwise_flops=ROUTER_SOFTMAX.flops * n * e + TOP_K_RENORM.at(k).flops * n),
             "w",
         )  # fmt: skip
         cap = cfg.expert_capacity
@@ -372,7 +375,7 @@ class _Builder:
         )  # fmt: skip
         routed = self.ffn(names.EXPERT, dispatch, rows, cfg.d_ff, experts=e)
         inputs = (routing, routed) + ((shared,) if shared else ())
-        flops = (2 * k - 1) * n * d + (RESIDUAL_ADD_FLOPS_PER_ELEMENT * n * d if shared else 0)
+        flops = COMBINE.at(k).flops * n * d + (SHARED_ADD.flops * n * d if shared else 0)
         formula = "y = Σₖ w·ye" + (" + shared" if shared else "")
         return self.add(Stage(names.COMBINE, "combine", formula, inputs, self.tensor(names.COMBINE, (b, s, d)), elementwise_flops=flops), "y")
 
@@ -397,7 +400,7 @@ def build_stages(cfg: FFNConfig) -> tuple[Stage, ...]:
     if cfg.norm != "none":
         out = bld.add(
             Stage(names.RESIDUAL, "add", f"r = x + {bld.symbol[out]}", (names.INPUT, out), bld.tensor(names.RESIDUAL, (b, s, d)),
-                  elementwise_flops=RESIDUAL_ADD_FLOPS_PER_ELEMENT * cfg.tokens * d),
+                  elementwise_flops=RESIDUAL_ADD.flops * cfg.tokens * d),
             "r",
         )  # fmt: skip
     if cfg.norm == "post":
@@ -469,7 +472,7 @@ def _one_layer(cfg: FFNConfig) -> tuple[tuple[Stage, ...], Totals, Peak]:
                 expert += elements
                 active_expert += t.active_elements
     params = sum(by_role.values())
-    matmul_flops = FLOPS_PER_MAC * macs
+    matmul_flops = MULTIPLY_ADD.flops * macs
     flops = matmul_flops + elementwise
     totals = Totals(
         weight_params=by_role["weight"],

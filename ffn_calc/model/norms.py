@@ -1,7 +1,8 @@
 """The norm registry: every normalisation `--norm pre|post` can put around the FFN, declared
-once with all that is known about it. Choices, help text, the convention sentence, config.json
-detection, the stage and weight names, the training rules and the verifier's kernel tables
-(held to this one by a test) derive from it.
+once with all that is known about it: its stage's name, its weights, its costs, what its
+backward keeps. Choices, help text, the convention sentence, the stages, the training rules and
+the verifier's kernel table (held to this one by a test) derive from it; config.json's family
+table (catalogue/families.py) names each family's norm by its name here.
 
 Costs are counted like an activation's: the arithmetic of the formula as written over a row of
 d elements, rsqrt as one FLOP. The ÷d of a forward mean is folded into what follows it (not
@@ -19,11 +20,11 @@ from ffn_calc.model import structure as names
 class NormType(NamedTuple):
     """One kind of norm over the d_model features of each row (token).
 
-    `weights` are its parameter vectors, each of d_model elements (their names, structure.py);
-    `stage` is the name and op of its stage. Forward and backward FLOPs are per element and per
-    row, with how they are counted in `flops_count` and `backward_count`. For backward it keeps
-    its input and `stats` per row in float32 (`stats_tensor`). `config_keys` are the
-    config.json fields (its epsilon) that name it."""
+    `weights` are its parameter vectors, each of d_model elements, the scale γ first, then the
+    shift β (their names, structure.py); `stage` is the name and op of its stage. Forward and
+    backward FLOPs are per element and per row, with how they are counted in `flops_count` and
+    `backward_count`. For backward it keeps its input and `stats` per row in float32
+    (`stats_tensor`). `config_keys` are the config.json fields (its epsilon) that name it."""
 
     name: str
     label: str
@@ -70,7 +71,7 @@ STAT_BYTES = 4  # per-row statistics are kept in float32 whatever the dtype
 _ALL = (
     NormType(
         "layer", "LayerNorm", "(x − mean(x)) / √(var(x) + ε) · γ + β", "Ba et al. 2016",
-        names.LAYERNORM, "LN", (names.LN_GAMMA, names.LN_BETA),
+        "layernorm", "LN", (names.LN_GAMMA, names.LN_BETA),
         7, 2, "mean 1, centre 1, variance 2 (square, sum), normalise 1, affine 2 (scale, shift); "
         "per row eps-add + rsqrt",
         11, 2, 3, "dx = (γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) / σ, dγ = Σ dy·x̂, dβ = Σ dy",
@@ -80,11 +81,38 @@ _ALL = (
     ),
     NormType(
         "rms", "RMSNorm", "x / √(mean(x²) + ε) · γ", "Zhang & Sennrich 2019",
-        names.RMSNORM, "RMSNorm", (names.RMS_GAMMA,),
+        "rmsnorm", "RMSNorm", (names.RMS_GAMMA,),
         4, 2, "square 1, sum 1, normalise 1, scale 1; per row eps-add + rsqrt",
         8, 1, 2, "dx = (γ·dy − x̂·mean(γ·dy·x̂)) / rms, dγ = Σ dy·x̂",
         "dγ 2, γ·dy 1, ·x̂ 1, its sum 1, x̂·mean 1, subtract 1, ÷rms 1; per row the mean's ÷d",
         ("1/rms",), names.RMSNORM_STATS, ("rms_norm_eps",),
+    ),
+    # Cohere's CohereLayerNorm (transformers, modeling_cohere.py; bias=False): LayerNorm's mean,
+    # variance and normalisation, then γ and no β. Counted as LayerNorm without the shift (one
+    # FLOP per element less forward) and without dβ (one less backward). Its config.json keys
+    # its epsilon as LayerNorm's (layer_norm_eps), so no key names it: the family table does
+    # (catalogue/families.py, model_type cohere and cohere2).
+    NormType(
+        "layer_nobias", "LayerNorm (no bias)", "(x − mean(x)) / √(var(x) + ε) · γ", "Cohere's CohereLayerNorm (modeling_cohere.py)",
+        "layernorm_nobias", "LN", (names.LN_GAMMA,),
+        6, 2, "mean 1, centre 1, variance 2 (square, sum), normalise 1, scale 1 (LayerNorm's, no shift); per row eps-add + rsqrt",
+        10, 2, 2, "dx = (γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) / σ, dγ = Σ dy·x̂",
+        "dγ 2, γ·dy 1, its sum 1, ·x̂ 1, its sum 1, x̂·mean 1, two subtracts 2, ÷σ 1 (LayerNorm's, no dβ); "
+        "per row the two means' ÷d",
+        ("mean", "1/σ"), names.LAYERNORM_STATS, (),
+    ),
+    # OLMo-1's OlmoLayerNorm (transformers, modeling_olmo.py): F.layer_norm with weight and bias
+    # None, no parameters at all. Counted as LayerNorm without the affine (two FLOPs per element
+    # less forward) and without dγ, dβ and γ·dy (four less backward); with no weights, its
+    # backward runs only when its input needs a gradient. Its config.json has no epsilon (1e-5
+    # is fixed in the code): the family table names it (model_type olmo).
+    NormType(
+        "layer_nonparam", "LayerNorm (no affine)", "(x − mean(x)) / √(var(x) + ε)", "OLMo-1's OlmoLayerNorm (modeling_olmo.py)",
+        "layernorm_nonparam", "LN", (),
+        5, 2, "mean 1, centre 1, variance 2 (square, sum), normalise 1 (LayerNorm's, no affine); per row eps-add + rsqrt",
+        7, 2, 0, "dx = (dy − mean(dy) − x̂·mean(dy·x̂)) / σ",
+        "Σ dy 1, dy·x̂ 1, its sum 1, x̂·mean 1, two subtracts 2, ÷σ 1 (LayerNorm's, no dγ, dβ or γ·dy); per row the two means' ÷d",
+        ("mean", "1/σ"), names.LAYERNORM_STATS, (),
     ),
 )  # fmt: skip
 

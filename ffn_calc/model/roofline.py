@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, replace
 
 from ffn_calc.errors import ConfigError
 from ffn_calc.json_fields import JsonForm, json_key
+from ffn_calc.model.conventions import MULTIPLY_ADD
 from ffn_calc.model.expert_parallel import expert_parallel
 from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig
@@ -195,7 +196,7 @@ def _ridge_tokens(k: int, n: int, nb: int, ridge: float, weight_bytes: int | Non
     of one input row, nb·K unless the format quantizes the input."""
     w = nb * k * n if weight_bytes is None else weight_bytes
     a = nb * k if in_row is None else in_row
-    denominator = 2 * k * n - ridge * (a + nb * n)
+    denominator = MULTIPLY_ADD.flops * k * n - ridge * (a + nb * n)
     if denominator <= 0:
         return None
     return math.ceil(ridge * w / denominator)

@@ -50,9 +50,7 @@ def linear_of(param: str) -> Linear | None:
 INPUT = "input"
 ACTIVATION = "activation"  # a plain FFN's nonlinearity
 GLU = "glu"  # a gated FFN's act(g) ⊙ u
-LAYERNORM = "layernorm"
-RMSNORM = "rmsnorm"
-RESIDUAL = "residual"
+RESIDUAL = "residual"  # a norm's stage is named by its registry entry (norms.py)
 ROUTER = "router"
 ROUTING = "routing"
 SHARED_EXPERT_GATE = "shared_expert_gate"  # Qwen2-MoE: g = x·w_s, (tokens, 1)

@@ -1,7 +1,7 @@
 """Training: the backward pass op by op, the tensors saved for it, and the memory of a step.
 
-Standard library only; built on the forward stages of `core.py`, with every backward count
-stated in `conventions.py`. A matmul (M, K)·(K, N) has two backward products, each 2·M·K·N
+Standard library only; built on the forward stages of `forward.py`, every backward cost read
+from the table in `conventions.py`. A matmul (M, K)·(K, N) has two backward products, each 2·M·K·N
 FLOPs, so the backward matmul FLOPs are exactly twice the forward's and a step's (without
 recomputation) three times — the "6·N per token" of Kaplan et al. 2020.
 """
@@ -15,26 +15,30 @@ from ffn_calc.errors import ConfigError
 from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
+from ffn_calc.model.data_parallel import DataParallel, data_parallel
+from ffn_calc.model.data_parallel import stack as dp_stack
 from ffn_calc.model.dtypes import SIXTEEN_BIT
 from ffn_calc.model.expert_parallel import ExpertParallel, expert_parallel
-from ffn_calc.model.forward import FFNReport, analyze
+from ffn_calc.model.forward import FFNReport, Stage, analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import BY_STAGE
 from ffn_calc.model.parallel import TensorParallel, tensor_parallel
-from ffn_calc.model.training_options import MASTER_BYTES, OPTIMIZERS, RECOMPUTE, STATE_BYTES_MIXED
+from ffn_calc.model.pipeline import Pipeline, layer_kind, pipeline
+from ffn_calc.model.training_options import MASTER_BYTES, OPTIMIZERS, RECOMPUTE, STATE_BYTES_MIXED, state_bytes
 from ffn_calc.schemas import schema
 
 
 @dataclass(frozen=True)
 class TrainingOptions:
     """How a step trains: recomputation, optimizer, mixed precision (16-bit weights and
-    gradients with float32 master weights and states), dropout on the FFN output, and whether
+    gradients with float32 master weights and states; None: as practised, mixed for a 16-bit
+    dtype and plain otherwise; False: pure 16-bit), dropout on the FFN output, and whether
     the layer's input needs a gradient: False for the first layer of a stack or after a frozen
     embedding, when PyTorch skips every product whose only use is that gradient."""
 
     recompute: str = "none"
     optimizer: str = "adam"
-    mixed_precision: bool = False
+    mixed_precision: bool | None = None
     dropout: bool = False
     input_grad: bool = True
 
@@ -62,7 +66,7 @@ class BackwardOp:
 
     @property
     def flops(self) -> int:
-        return conv.FLOPS_PER_MAC * self.macs + self.elementwise_flops
+        return conv.MULTIPLY_ADD.flops * self.macs + self.elementwise_flops
 
 
 @dataclass(frozen=True)
@@ -167,8 +171,10 @@ class TrainingReport(JsonForm):
     totals: TrainingTotals
     parallel: TensorParallel | ExpertParallel | None = None
     model: TrainingStackTotals | None = None  # None: a mixed stack under expert parallelism (not modelled)
+    data_parallel: DataParallel | None = None  # `--dp N --zero S`: one data-parallel rank's share of the layer's step, or null without `--dp`
+    pipeline: Pipeline | None = None  # `--pp N`: the stack's stages, bubble, activations per stage and boundary bytes, or null
     json_schema = schema("train")
-    json_order = ("config", "options", "backward", "saved", "totals", "model", "parallel", "forward")
+    json_order = ("config", "options", "backward", "saved", "totals", "model", "parallel", "data_parallel", "pipeline", "forward")
 
 
 def needs_grad(report: FFNReport, input_grad: bool = True) -> dict[str, bool]:
@@ -184,6 +190,12 @@ def needs_grad(report: FFNReport, input_grad: bool = True) -> dict[str, bool]:
         else:
             needs[s.name] = bool(s.weights) or any(needs[i] for i in s.inputs)
     return needs
+
+
+def _norm_backward_runs(stage: Stage, needs: dict[str, bool]) -> bool:
+    """A norm's backward runs when its input needs a gradient or it has weights to train (a norm
+    without weights before a layer input that needs none has nothing to compute, nor to keep)."""
+    return needs[stage.inputs[0]] or bool(BY_STAGE[stage.op].weights)
 
 
 def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp]:
@@ -205,7 +217,7 @@ def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp
             ops.append(BackwardOp(s.name, "weight-grad", f"d{w.name} = {s.inputs[0]}ᵀ·d{s.name}", w.shape, (k, m, n)))
             if any(t.role == "bias" for t in s.weights):
                 ops.append(BackwardOp(s.name, "bias-grad", f"db = Σ rows of d{s.name}", (n,),
-                                      elementwise_flops=conv.BIAS_GRAD_FLOPS_PER_ELEMENT * m * n))  # fmt: skip
+                                      elementwise_flops=conv.BIAS_GRAD.flops * m * n))  # fmt: skip
         elif s.op == "activation":
             act = cfg.base_activation
             ops.append(BackwardOp(s.name, "elementwise", f"d{s.inputs[0]} = d{s.name} ⊙ {act}'({s.inputs[0]})", s.output_shape,
@@ -217,21 +229,21 @@ def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp
                                   elementwise_flops=per * rows * width))  # fmt: skip
         elif s.op == "router":  # the routing weights back to the router's logits
             n, e, k = cfg.tokens, cfg.experts, cfg.top_k
-            flops = conv.ROUTING_BACKWARD_FLOPS_PER_LOGIT * n * e + conv.RENORM_BACKWARD_FLOPS_PER_WEIGHT * n * k
+            flops = conv.ROUTER_SOFTMAX_BACKWARD.flops * n * e + conv.TOP_K_RENORM_BACKWARD.flops * n * k
             formula = "dlogits = p ⊙ (dp − Σ p·dp), through the renormalised top-k"
             ops.append(BackwardOp(s.name, "elementwise", formula, by_name[s.inputs[0]].output_shape, elementwise_flops=flops))
         elif s.op == "gather" and needs[s.name]:
             ops.append(BackwardOp(s.name, "elementwise", "each routed row's gradient added back into its token's", by_name[s.inputs[0]].output_shape,
-                                  elementwise_flops=conv.GATHER_BACKWARD_FLOPS_PER_ELEMENT * rows * width))  # fmt: skip
+                                  elementwise_flops=conv.DISPATCH_BACKWARD.flops * rows * width))  # fmt: skip
         elif s.op == "gate_scale":  # ys = σ ⊙ shared: back to the shared output and the gate's logit
-            flops = conv.GATE_SCALE_BACKWARD_FLOPS_PER_ELEMENT * rows * width + conv.SIGMOID_BACKWARD_FLOPS * rows
+            flops = conv.GATE_SCALE_BACKWARD.flops * rows * width + conv.GATE_SIGMOID_BACKWARD.flops * rows
             formula = f"d{s.inputs[1]} = σ·d{s.name}, dσ = Σ d{s.name}·{s.inputs[1]}, d{s.inputs[0]} = dσ·σ·(1 − σ)"
             ops.append(BackwardOp(s.name, "elementwise", formula, s.output_shape, elementwise_flops=flops))
         elif s.op == "combine":
             routed = cfg.tokens * cfg.top_k * cfg.d_model
             ops.append(BackwardOp(s.name, "elementwise", "dye = w·dy, dw = Σ dy·ye", s.output_shape,
-                                  elementwise_flops=conv.COMBINE_BACKWARD_FLOPS_PER_ELEMENT * routed))  # fmt: skip
-        elif s.op in BY_STAGE:  # a norm: dx and its weights' gradients
+                                  elementwise_flops=conv.COMBINE_BACKWARD.flops * routed))  # fmt: skip
+        elif s.op in BY_STAGE and _norm_backward_runs(s, needs):  # a norm: dx and its weights' gradients
             kind = BY_STAGE[s.op]
             full = needs[s.inputs[0]]
             what = ", ".join(["dx"] * full + [f"d{w}" for w in ("γ", "β")[: kind.params_per_element]])
@@ -248,7 +260,7 @@ def _backward_ops(report: FFNReport, input_grad: bool = True) -> list[BackwardOp
         if readers.get(s.name, 0) > 1 and needs[s.name]:
             elements = prod(s.output_shape)
             ops.append(BackwardOp(s.name, "grad-sum", f"d{s.name} = sum of its {readers[s.name]} readers' gradients", s.output_shape,
-                                  elementwise_flops=conv.GRADIENT_SUM_FLOPS_PER_ELEMENT * (readers[s.name] - 1) * elements))  # fmt: skip
+                                  elementwise_flops=conv.GRADIENT_SUM.flops * (readers[s.name] - 1) * elements))  # fmt: skip
     return ops
 
 
@@ -265,6 +277,7 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
     """What the forward pass keeps for backward (Korthikanti et al. 2022, §4.1), each once."""
     cfg = report.config
     by_name = {s.name: s for s in report.stages}
+    needs = needs_grad(report, options.input_grad)
     saved: dict[str, SavedTensor] = {}
 
     def keep(stage: str, reason: str) -> None:
@@ -295,7 +308,7 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
             elif s.op == "glu":
                 for src in s.inputs:
                     keep(src, "gate and up projections, for the gated product's backward")
-            elif s.op in BY_STAGE:
+            elif s.op in BY_STAGE and _norm_backward_runs(s, needs):
                 keep(s.inputs[0], f"{BY_STAGE[s.op].label}'s input, for its backward")
             elif s.op == "router":
                 keep(s.inputs[0], "the router's logits, for the softmax backward")
@@ -310,7 +323,7 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
             saved[names.ROUTING_INDICES] = SavedTensor(names.ROUTING_INDICES, (cfg.tokens, cfg.top_k), rows * conv.ROUTING_INDEX_BYTES,
                                                    "which experts each token went to (int64), to send gradients back")  # fmt: skip
         for s in report.stages:
-            if s.op in BY_STAGE:
+            if s.op in BY_STAGE and _norm_backward_runs(s, needs):
                 kind, rows = BY_STAGE[s.op], prod(s.output_shape[:-1])
                 saved[kind.stats_tensor] = SavedTensor(kind.stats_tensor, (rows, len(kind.stats)), rows * kind.saved_bytes_per_row,
                                                        f"{' and '.join(kind.stats)} per row, float32")  # fmt: skip
@@ -322,12 +335,36 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
     return list(saved.values())
 
 
-def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parallel: bool = False, ep: int = 1) -> TrainingReport:
+def train(
+    cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parallel: bool = False, ep: int = 1,
+    dp: int = 1, zero: str = "0", node_size: int | None = None,
+    pp: int = 1, microbatches: int | None = None, schedule: str | None = None, chunks: int | None = None,
+) -> TrainingReport:  # fmt: skip
     """One training step of the layer: forward, backward, recomputation and memory — of one
     rank when `tp` > 1 (Megatron tensor parallelism, optionally with sequence parallelism)
     or `ep` > 1 (expert parallelism, expert_parallel.py: the rank's tokens and experts).
     `model` holds the whole stack's step (TrainingStackTotals): the layers of each group ×
-    the group's one-layer figures, a mixed stack's dense layers trained as layers of their own."""
+    the group's one-layer figures, a mixed stack's dense layers trained as layers of their own.
+    With `dp` > 1 (or a `zero` stage), `data_parallel` holds the share of one of `dp` data-parallel
+    ranks of this (tensor/expert-parallel) rank's layer, ZeRO/FSDP sharded (data_parallel.py).
+    With `pp` > 1, `pipeline` holds the stack over `pp` stages with `microbatches` (default 1)
+    under `schedule` (default 1f1b; interleaved with `chunks` v, default 2), pipeline.py."""
+    if pp > 1 or microbatches is not None or schedule is not None or chunks is not None:
+        report = train(cfg, options, tp, sequence_parallel, ep, dp, zero, node_size)
+        dps = (dp, zero, node_size) if dp > 1 or zero != "0" or node_size is not None else None
+        return replace(report, pipeline=_pipeline(cfg, report, pp, microbatches, schedule, chunks, tp, sequence_parallel, ep, dps))
+    if dp > 1 or zero != "0" or node_size is not None:
+        report = train(cfg, options, tp, sequence_parallel, ep)
+        dpr = data_parallel(report, dp, zero, node_size)
+        shards = [(cfg.layers, dpr, report.totals.recomputed_bytes + report.totals.backward_transient_bytes)]
+        if len(cfg.groups) > 1 and ep == 1:  # a mixed stack: its dense layers on the same ranks
+            dense = train(cfg.groups[0], options, tp, sequence_parallel)
+            t = dense.totals
+            shards.append((cfg.groups[0].layers, data_parallel(dense, dp, zero, node_size), t.recomputed_bytes + t.backward_transient_bytes))
+        if report.model is not None:
+            state, peak = dp_stack(shards)
+            dpr = replace(dpr, model_state_bytes=state, model_peak_bytes=peak)
+        return replace(report, data_parallel=dpr)
     groups = cfg.groups
     parallel: TensorParallel | ExpertParallel | None = None
     if ep > 1:
@@ -338,6 +375,8 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         cfg = parallel.per_rank
     if cfg.expert_capacity is not None:
         raise ConfigError("--capacity-factor", "training with capacity buffers (dropped tokens) is not modelled; train models dropless routing")
+    if options.mixed_precision is None:  # as practised: a 16-bit dtype trains in mixed precision
+        options = replace(options, mixed_precision=cfg.dtype in SIXTEEN_BIT)
     if options.mixed_precision and cfg.dtype not in SIXTEEN_BIT:
         raise ConfigError("--mixed-precision", f"needs --dtype {' or '.join(SIXTEEN_BIT)} (16-bit weights and gradients), got {cfg.dtype}")
     fwd = analyze(cfg)
@@ -361,15 +400,18 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     out_elements = prod(fwd.stages[-1].output_shape)
     if sequence_shards > 1:
         out_elements //= tp  # dropout acts on the rank's sequence shard, after the reduce-scatter (its mask is sharded above)
-    dropout = 2 * conv.DROPOUT_FLOPS_PER_ELEMENT * out_elements if options.dropout else 0  # forward and backward
+    dropout = (conv.DROPOUT.flops + conv.DROPOUT_BACKWARD.flops) * out_elements if options.dropout else 0
     backward = sum(op.flops for op in ops)
     backward_macs = sum(op.macs for op in ops)
-    backward_matmul = conv.FLOPS_PER_MAC * backward_macs
+    backward_matmul = conv.MULTIPLY_ADD.flops * backward_macs
     params = fwd.totals.params
     mixed = options.mixed_precision
     weight_bytes = fwd.totals.weight_bytes
     gradient_bytes = weight_bytes  # gradients in the weights' dtype (Megatron keeps float32 ones: 18 B/param with Adam)
-    state_bytes = params * OPTIMIZERS[options.optimizer] * (STATE_BYTES_MIXED if mixed else cfg.dtype_bytes)
+    # per weight tensor (one per expert for a mixture's stacked experts): 8-bit states count blocks per tensor
+    element = STATE_BYTES_MIXED if mixed else cfg.dtype_bytes
+    states = sum(max(w.experts, 1) * state_bytes(options.optimizer, w.elements // max(w.experts, 1), element)
+                 for s in fwd.stages for w in s.weights)  # fmt: skip
     master_bytes = params * MASTER_BYTES if mixed else 0
     saved_bytes = sum(t.bytes for t in saved)
     recomputed_bytes = sum(t.bytes for t in unsaved)
@@ -388,7 +430,7 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         pairs += [by_name[op.stage].output.bytes + grads.get(op.stage, 0) + sum(by_name[i].output.bytes for i in by_name[op.stage].inputs)
                   for op in ops if op.kind == "weight-grad" and op.stage in first]  # fmt: skip
     transient = max(pairs, default=0)
-    persistent = weight_bytes + gradient_bytes + state_bytes + master_bytes
+    persistent = weight_bytes + gradient_bytes + states + master_bytes
     totals = TrainingTotals(
         forward_flops=fwd.totals.flops,
         backward_flops=backward,
@@ -404,7 +446,7 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         saved_activation_bytes=saved_bytes,
         weight_bytes=weight_bytes,
         gradient_bytes=gradient_bytes,
-        optimizer_state_bytes=state_bytes,
+        optimizer_state_bytes=states,
         master_weight_bytes=master_bytes,
         backward_transient_bytes=transient,
         recomputed_bytes=recomputed_bytes,
@@ -418,3 +460,32 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         dense = train(groups[0], options, tp, sequence_parallel)
         model = stack_training_totals([(groups[0].layers, dense.forward.totals.params, dense.totals), (cfg.layers, params, totals)])
     return TrainingReport(fwd, options, tuple(ops), tuple(saved), totals, parallel, model)
+
+
+def _pipeline(
+    cfg: FFNConfig, report: TrainingReport, pp: int, microbatches: int | None, schedule: str | None, chunks: int | None,
+    tp: int, sequence_parallel: bool, ep: int, dps: tuple[int, str, int | None] | None = None,
+) -> Pipeline:  # fmt: skip
+    """The stack of `cfg` over `pp` stages: each layer kind trained on a microbatch of b/m sequences;
+    with `dps` (--dp, --zero, --node-size), each layer's state is one data-parallel rank's, its
+    buffers sharded layer by layer, and ZeRO-3's gathered weights (ZeRO-2's unsharded gradient)
+    are one layer's at a time, beside its backward transient."""
+    if pp < 2:
+        raise ConfigError("--pp", "--microbatches, --schedule and --chunks describe a pipeline; add --pp N (N ≥ 2)")
+    m = 1 if microbatches is None else microbatches
+    schedule = schedule or "1f1b"
+    v = (2 if schedule == "interleaved" else 1) if chunks is None else chunks
+    if cfg.batch % m:
+        raise ConfigError("--microbatches", f"splits the batch into equal microbatches: {m} does not divide BATCH {cfg.batch}")
+    if ep > 1 and len(cfg.groups) > 1:
+        raise ConfigError("--pp", "a mixed dense/MoE stack under --ep is not modelled (its dense layers' ranks); drop --ep or --dense-layers")
+    micro = replace(cfg, batch=cfg.batch // m)
+    kinds = []
+    for group in micro.groups:
+        r = train(group, report.options, tp, sequence_parallel, ep)
+        sharded = data_parallel(r, *dps) if dps else None
+        kinds.append((layer_kind("moe" if group.is_moe else "dense", r.forward.totals.params, r.totals, sharded), group.layers))
+    shape = r.forward.stages[0].output_shape
+    if sequence_parallel and len(shape) == 3:
+        shape = (shape[0], shape[1] // tp, shape[2])
+    return pipeline(kinds, pp, m, schedule, v, micro.batch, tuple(shape), micro.dtype_bytes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ffn_calc.model.conventions import FLOPS_PER_MAC
+from ffn_calc.model.conventions import MULTIPLY_ADD, Cost
 from ffn_calc.model.forward import FFNReport
 from ffn_calc.verifier.report import CONVENTION_X_OBSERVED, OBSERVED, Check, Definition
 
@@ -13,19 +13,9 @@ PEAK_TOLERANCE = 0.02  # above the prediction, on a layer large enough (see peak
 
 
 @dataclass(frozen=True)
-class Cost:
-    """The FLOPs one elementwise operation is counted at per `unit` it writes (element, row,
-    token, logit): a counting convention, read from `source` (conventions.py or a registry)."""
-
-    op: str
-    flops: int
-    unit: str
-    source: str
-
-
-@dataclass(frozen=True)
 class Counted:
-    """One operation of a stage: its cost (a convention) and the units it wrote (observed)."""
+    """One operation of a stage: its cost (a convention, conventions.py or a registry) and the
+    units it wrote (observed)."""
 
     cost: Cost
     count: int
@@ -36,7 +26,7 @@ class Counted:
 
     def describe(self) -> str:
         c = self.cost
-        return f"{c.op} {c.flops} FLOPs/{c.unit} (convention) × {self.count:,} {c.unit}s written (observed)"
+        return f"{c.label} {c.flops} FLOPs/{c.unit} (convention) × {self.count:,} {c.unit}s written (observed)"
 
 
 @dataclass(frozen=True)
@@ -118,7 +108,7 @@ class ForwardSeen:
 
     def __post_init__(self) -> None:
         macs = sum(m * k * n for s in self.stages.values() for m, k, n in s.matmuls)
-        object.__setattr__(self, "flops", FLOPS_PER_MAC * macs + sum(s.elementwise_flops for s in self.stages.values()))
+        object.__setattr__(self, "flops", MULTIPLY_ADD.flops * macs + sum(s.elementwise_flops for s in self.stages.values()))
 
 
 def counted_detail(counted: tuple[Counted, ...]) -> str:
@@ -131,8 +121,8 @@ def definitions(pred: FFNReport, seen: ForwardSeen, backward: bool = False) -> l
     multiply by (each cost it used, as read when it ran), how d_ff was reached, the datasheet
     figures of the roofline and, with the training step, how its peak is defined."""
     out = [
-        Definition("FLOPs per multiply-add", FLOPS_PER_MAC,
-                   "a counting convention (conventions.FLOPS_PER_MAC): the MACs are observed from the operand shapes, "
+        Definition(f"FLOPs per {MULTIPLY_ADD.label}", MULTIPLY_ADD.flops,
+                   f"a counting convention ({MULTIPLY_ADD.source}): the MACs are observed from the operand shapes, "
                    "the factor is how a multiply-add is counted"),
     ]  # fmt: skip
     costs: dict[Cost, None] = {}
@@ -140,7 +130,7 @@ def definitions(pred: FFNReport, seen: ForwardSeen, backward: bool = False) -> l
         for c in stage.counted:
             costs.setdefault(c.cost, None)
     for cost in costs:
-        out.append(Definition(f"{cost.op} FLOPs per {cost.unit}", cost.flops,
+        out.append(Definition(f"{cost.label} FLOPs per {cost.unit}", cost.flops,
                               f"a counting convention ({cost.source}): the {cost.unit}s written are observed, "
                               f"what one {cost.unit} costs is how it is counted, not something a run can measure"))  # fmt: skip
     rule = pred.config.d_ff_rule
@@ -159,7 +149,7 @@ def definitions(pred: FFNReport, seen: ForwardSeen, backward: bool = False) -> l
 
 
 def conv_flops(products: list[tuple[int, int, int]]) -> int:
-    return FLOPS_PER_MAC * sum(m * k * n for m, k, n in products)
+    return MULTIPLY_ADD.flops * sum(m * k * n for m, k, n in products)
 
 
 def _grouped(matmuls: list[tuple[int, int, int]], axis: int = 0) -> tuple[int, int, int] | None:
@@ -213,13 +203,13 @@ def compare_forward(
                     OBSERVED,
                 )
             )
-            by_convention = FLOPS_PER_MAC * observed_macs
-            exact("flops", f"{stage.name} matmul FLOPs ({FLOPS_PER_MAC} × MACs)", stage.matmul_flops, by_convention, CONVENTION_X_OBSERVED,
-                  f"{FLOPS_PER_MAC} FLOPs per multiply-add (convention) × {observed_macs:,} MACs (observed)")  # fmt: skip
+            by_convention = MULTIPLY_ADD.flops * observed_macs
+            exact("flops", f"{stage.name} matmul FLOPs ({MULTIPLY_ADD.flops} × MACs)", stage.matmul_flops, by_convention, CONVENTION_X_OBSERVED,
+                  f"{MULTIPLY_ADD.flops} FLOPs per multiply-add (convention) × {observed_macs:,} MACs (observed)")  # fmt: skip
         if stage.elementwise_flops or obs.elementwise_flops:
             exact("flops", f"{stage.name} elementwise FLOPs (counted)", stage.elementwise_flops, obs.elementwise_flops, CONVENTION_X_OBSERVED,
                   counted_detail(obs.counted))  # fmt: skip
-        exact("flops", f"{stage.name} FLOPs", stage.flops, FLOPS_PER_MAC * observed_macs + obs.elementwise_flops, CONVENTION_X_OBSERVED,
+        exact("flops", f"{stage.name} FLOPs", stage.flops, MULTIPLY_ADD.flops * observed_macs + obs.elementwise_flops, CONVENTION_X_OBSERVED,
               "matmul FLOPs + elementwise FLOPs above")  # fmt: skip
 
     exact("params", "weight tensors", tuple(sorted(t.name for t in pred.weights)), tuple(sorted(seen.weights)))
@@ -241,7 +231,7 @@ def compare_forward(
         tokens *= size
     for name, predicted, observed_total in (
         ("FLOPs per token", totals.flops_per_token, seen.flops),
-        ("matmul FLOPs per token", totals.matmul_flops_per_token, FLOPS_PER_MAC * observed_macs),
+        ("matmul FLOPs per token", totals.matmul_flops_per_token, MULTIPLY_ADD.flops * observed_macs),
     ):
         per_token = observed_total // tokens if observed_total % tokens == 0 else None
         exact("totals", name, predicted, per_token, CONVENTION_X_OBSERVED, f"observed total ÷ {tokens:,} tokens of the output")

@@ -3,85 +3,34 @@
 The pass runs out of place, the way an eager framework runs inference: each stage allocates
 its output, and a tensor is dropped as soon as nothing later needs it. Elementwise work runs
 block by block (arrays.py), so its scratch stays bounded whatever the size of the layer.
-Weights are made from the configuration alone, never from the core's prediction.
+Weights are made from the configuration alone, never from the core's prediction. A training
+step (training_step.py) runs this same pass, its recorder's Keep hook holding the tensors the
+backward needs; the norms are their kernel records' (kernels.py).
 
 Elementwise work is counted from what it wrote: every elementwise step adds the size (or the
 rows) of each block of output it writes to its Tally (recorder.py), so a step that is skipped
-counts nothing. Only the per-element costs (the `Cost`s below) come from the conventions and
-the registries, read when the pass runs: they are definitions, not observations.
+counts nothing. Only the per-element costs (conventions.Cost) come from the cost table and the
+registries, read when the pass runs: they are definitions, not observations.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
-from ffn_calc.model.activations import activation as activation_entry
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import norm_type
 from ffn_calc.verifier import routing
 from ffn_calc.verifier.arrays import BLOCK_ELEMENTS, blocks, compute_type, each_block, matmul, random_array, row_step
-from ffn_calc.verifier.compare import Cost
-from ffn_calc.verifier.kernels import activation_values, kernel
+from ffn_calc.verifier.kernels import activation_values, kernel, norm_kernel
 from ffn_calc.verifier.recorder import Recorder, Silent, Tally
 
-LN_EPS = 1e-5  # every norm's ε
 Params = dict[str, np.ndarray]
-
-
-# --- the counting conventions, as costs per unit written (read when the pass runs) -------------
-
-
-def bias_cost() -> Cost:
-    return Cost("bias add", conv.BIAS_ADD_FLOPS_PER_ELEMENT, "element", "conventions.BIAS_ADD_FLOPS_PER_ELEMENT")
-
-
-def residual_cost() -> Cost:
-    return Cost("residual add", conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT, "element", "conventions.RESIDUAL_ADD_FLOPS_PER_ELEMENT")
-
-
-def activation_cost(kind: str) -> Cost:
-    a = activation_entry(kind)
-    return Cost(a.label, a.flops, "element", f"activation registry: {a.name}.flops ({a.flops_count})")
-
-
-def glu_multiply_cost() -> Cost:
-    return Cost("GLU multiply", conv.GLU_MULTIPLY_FLOPS_PER_ELEMENT, "element", "conventions.GLU_MULTIPLY_FLOPS_PER_ELEMENT")
-
-
-def norm_costs(kind: str) -> tuple[Cost, Cost]:
-    n = norm_type(kind)
-    source = f"norm registry: {n.name} ({n.flops_count})"
-    return Cost(n.label, n.flops_per_element, "element", source), Cost(f"{n.label} per row", n.flops_per_row, "row", source)
-
-
-def softmax_cost() -> Cost:
-    return Cost("router softmax", conv.ROUTER_SOFTMAX_FLOPS_PER_LOGIT, "logit", "conventions.ROUTER_SOFTMAX_FLOPS_PER_LOGIT")
-
-
-def renormalise_cost(k: int) -> Cost:
-    return Cost("top-k renormalise", 2 * k - 1, "token", "the routing stage's (2·k − 1) per token: k − 1 adds, k divides")
-
-
-def combine_cost(k: int) -> Cost:
-    return Cost("weighted combine", 2 * k - 1, "element", "conventions: MoE combine (2·k − 1) FLOPs per output element")
-
-
-def shared_add_cost() -> Cost:
-    return Cost("shared experts add", conv.RESIDUAL_ADD_FLOPS_PER_ELEMENT, "element", "conventions: + 1 per element to add the shared experts")
-
-
-def sigmoid_cost() -> Cost:
-    return Cost("sigmoid gate", conv.SIGMOID_FLOPS, "token", "conventions.SIGMOID_FLOPS")
-
-
-def gate_scale_cost() -> Cost:
-    return Cost("gate scale", conv.GATE_SCALE_FLOPS_PER_ELEMENT, "element", "conventions.GATE_SCALE_FLOPS_PER_ELEMENT")
 
 
 def _activation_block(kind: str, src: np.ndarray, dst: np.ndarray, tally: Tally) -> None:
@@ -99,7 +48,7 @@ def activation(rec: Recorder, name: str, kind: str, h: np.ndarray) -> np.ndarray
     out = np.empty_like(h)
     src, dst = h.reshape(-1), out.reshape(-1)
     step = row_step(src.size, 1) if kernel(kind).exact_in_storage else BLOCK_ELEMENTS
-    tally = rec.tally(name, activation_cost(kind))
+    tally = rec.tally(name, conv.activation_cost(kind))
     each_block(src.size, step, lambda i, j: _activation_block(kind, src[i:j], dst[i:j], tally))
     return rec.output(name, out)
 
@@ -110,7 +59,7 @@ def glu(rec: Recorder, name: str, kind: str, g: np.ndarray, u: np.ndarray) -> np
     width = g.shape[-1]
     gs, us, dst = g.reshape(-1, width), u.reshape(-1, width), out.reshape(-1, width)
 
-    act, multiply = rec.tally(name, activation_cost(kind)), rec.tally(name, glu_multiply_cost())
+    act, multiply = rec.tally(name, conv.activation_cost(kind)), rec.tally(name, conv.GLU_MULTIPLY)
 
     def block(i: int, j: int) -> None:
         _activation_block(kind, gs[i:j], dst[i:j], act)
@@ -150,7 +99,7 @@ def linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray
     lead = x.shape[:-1]
     y = rec.matmul(name, x.reshape(-1, x.shape[-1]), w)
     if b is not None:
-        add_bias(y, b, rec.tally(name, bias_cost()))
+        add_bias(y, b, rec.tally(name, conv.BIAS_ADD))
     return rec.output(name, y.reshape(*lead, w.shape[1]))
 
 
@@ -158,7 +107,7 @@ def expert_linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.
     """Each expert e multiplies its own rows x[lo:hi] by W[e] into one shared output buffer."""
     rows = x.reshape(-1, x.shape[-1])
     out = np.empty((rows.shape[0], w.shape[2]), x.dtype)
-    tally = rec.tally(name, bias_cost()) if b is not None else None
+    tally = rec.tally(name, conv.BIAS_ADD) if b is not None else None
     for e, (lo, hi) in enumerate(bounds):
         if hi > lo:
             rec.matmul(name, rows[lo:hi], w[e], out=out[lo:hi])
@@ -167,44 +116,27 @@ def expert_linear(rec: Recorder, name: str, x: np.ndarray, w: np.ndarray, b: np.
     return rec.output(name, out.reshape(*x.shape[:-1], w.shape[2]))
 
 
-def layernorm_rows(blk: np.ndarray, p: Params) -> None:
-    """LayerNorm of each row of `blk`, in place: (x − mean) / √(var + ε) · γ + β."""
-    blk -= blk.mean(axis=1, keepdims=True)
-    blk /= np.sqrt((blk * blk).mean(axis=1, keepdims=True) + LN_EPS)
-    blk *= p[names.LN_GAMMA]
-    blk += p[names.LN_BETA]
-
-
-def rmsnorm_rows(blk: np.ndarray, p: Params) -> None:
-    """RMSNorm of each row of `blk`, in place: x / √(mean(x²) + ε) · γ (no mean, no β)."""
-    blk /= np.sqrt((blk * blk).mean(axis=1, keepdims=True) + LN_EPS)
-    blk *= p[names.RMS_GAMMA]
-
-
-# Each norm's weights as the verifier makes them, γ first (held to the registry by a test).
-NORM_PARAMS = {"layer": (names.LN_GAMMA, names.LN_BETA), "rms": (names.RMS_GAMMA,)}
-# Each registered norm's kernel, by the registry's name (a test holds the two tables together).
-NORM_KERNELS = {"layer": layernorm_rows, "rms": rmsnorm_rows}
-
-
 def norm(rec: Recorder, kind: str, x: np.ndarray, p: Params) -> np.ndarray:
-    """The norm `kind` (norms.py) over each row of x, into a new array, block by block."""
-    name = norm_type(kind).stage
-    rows_kernel = NORM_KERNELS[kind]
+    """The norm `kind` (norms.py; its kernel, kernels.py) over each row of x, into a new array,
+    block by block; its per-row statistics too (float32), when a training step keeps them."""
+    entry, kernel_ = norm_type(kind), norm_kernel(kind)
     out = np.empty_like(x)
     width = x.shape[-1]
     src, dst, ct = x.reshape(-1, width), out.reshape(-1, width), compute_type(x.dtype)
-    per_element, per_row = (rec.tally(name, cost) for cost in norm_costs(kind))
+    stats = np.empty((src.shape[0], len(entry.stats)), np.float32) if rec.keeps(entry.stats_tensor) else None
+    per_element, per_row = (rec.tally(entry.stage, cost) for cost in conv.norm_costs(kind))
 
     def block(i: int, j: int) -> None:
         blk = src[i:j].astype(ct)
-        rows_kernel(blk, p)
+        kernel_.rows(blk, p, None if stats is None else stats[i:j])
         dst[i:j] = blk
         per_element.elements(dst[i:j])
         per_row.rows(dst[i:j])
 
     each_block(src.shape[0], max(1, BLOCK_ELEMENTS // width), block)
-    return rec.output(name, out)
+    if stats is not None:
+        rec.offer(entry.stats_tensor, stats)
+    return rec.output(entry.stage, out)
 
 
 # --- the layer ---------------------------------------------------------------------------------
@@ -215,7 +147,6 @@ def ffn(rec: Recorder, cfg: FFNConfig, p: Params, prefix: str, box: list[np.ndar
     `bounds`, each expert's slice of the rows. The input comes in a one-item list that this
     function empties, so that it holds the only reference and can free it after last use
     (an argument passed directly stays referenced by the caller until the call returns)."""
-    act = cfg.base_activation
     *first, last = names.linears(cfg.is_glu, cfg.fused)
     src = box.pop()
 
@@ -227,17 +158,25 @@ def ffn(rec: Recorder, cfg: FFNConfig, p: Params, prefix: str, box: list[np.ndar
 
     ins = [lin(spec, src) for spec in first]
     del src
-    if not cfg.is_glu:
-        a = activation(rec, prefix + names.ACTIVATION, act, ins.pop())
-        if kernel(act).zeros and not prefix:
-            rec.zeros_after_activation(a)
-    elif cfg.fused:
-        half = ins[0].shape[-1] // 2
-        a = glu(rec, prefix + names.GLU, act, ins[0][..., :half], ins[0][..., half:])
-    else:
-        a = glu(rec, prefix + names.GLU, act, ins[0], ins[1])
-    del ins
+    a = activation_stage(rec, cfg, prefix, ins)
+    if not cfg.is_glu and kernel(cfg.base_activation).zeros and not prefix:
+        rec.zeros_after_activation(a)
     return lin(last, a)
+
+
+def activation_stage(rec: Recorder, cfg: FFNConfig, prefix: str, ins: list[np.ndarray]) -> np.ndarray:
+    """The activation stage under `prefix` from the first linears' outputs (a list this function
+    empties): act(h), or the GLU act(g) ⊙ u, g and u the halves of a fused output. The forward
+    pass runs it, and a selective recompute runs it again on the saved outputs."""
+    act = cfg.base_activation
+    if not cfg.is_glu:
+        return activation(rec, prefix + names.ACTIVATION, act, ins.pop())
+    if cfg.fused:
+        both = ins.pop()
+        half = both.shape[-1] // 2
+        return glu(rec, prefix + names.GLU, act, both[..., :half], both[..., half:])
+    up, gate = ins.pop(), ins.pop()
+    return glu(rec, prefix + names.GLU, act, gate, up)
 
 
 def route(rec: Recorder, cfg: FFNConfig, p: Params, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +187,7 @@ def route(rec: Recorder, cfg: FFNConfig, p: Params, src: np.ndarray) -> tuple[np
     weights = np.empty((n, k), src.dtype)
     index = np.empty((n, k), np.int64)
     ct = compute_type(src.dtype)
-    soft, renorm = rec.tally(names.ROUTING, softmax_cost()), rec.tally(names.ROUTING, renormalise_cost(k))
+    soft, renorm = rec.tally(names.ROUTING, conv.ROUTER_SOFTMAX), rec.tally(names.ROUTING, conv.TOP_K_RENORM.at(k))
 
     def block(i: int, j: int) -> None:
         probs = routing.softmax(flat[i:j].astype(ct))
@@ -260,6 +199,8 @@ def route(rec: Recorder, cfg: FFNConfig, p: Params, src: np.ndarray) -> tuple[np
 
     each_block(n, max(1, BLOCK_ELEMENTS // e), block)
     del logits
+    if rec.keeps(names.ROUTING_INDICES):
+        rec.offer(names.ROUTING_INDICES, index)
     rec.output(names.ROUTING, weights.reshape(cfg.batch, cfg.seq_len, k))
     return weights, index
 
@@ -289,7 +230,7 @@ def shared_expert_gate(rec: Recorder, p: Params, src: np.ndarray, box: list[np.n
     gs, ys = g.reshape(-1, 1), shared.reshape(-1, width)
     out = np.empty_like(shared)
     dst = out.reshape(-1, width)
-    sig, scale = rec.tally(names.SHARED_EXPERT_SCALE, sigmoid_cost()), rec.tally(names.SHARED_EXPERT_SCALE, gate_scale_cost())
+    sig, scale = rec.tally(names.SHARED_EXPERT_SCALE, conv.GATE_SIGMOID), rec.tally(names.SHARED_EXPERT_SCALE, conv.GATE_SCALE)
 
     def block(i: int, j: int) -> None:
         s = sigmoid(gs[i:j])
@@ -351,8 +292,8 @@ def combine(
     n, d, k = cfg.tokens, cfg.d_model, cfg.top_k
     y = np.empty((n, d), ye.dtype)
     sh = shared.reshape(n, d) if shared is not None else None
-    weighted = rec.tally(names.COMBINE, combine_cost(k))
-    plus_shared = rec.tally(names.COMBINE, shared_add_cost()) if sh is not None else None
+    weighted = rec.tally(names.COMBINE, conv.COMBINE.at(k))
+    plus_shared = rec.tally(names.COMBINE, conv.SHARED_ADD) if sh is not None else None
 
     def block(i: int, j: int) -> None:
         acc = np.zeros((j - i, d), compute_type(ye.dtype))
@@ -369,20 +310,38 @@ def combine(
     return rec.output(names.COMBINE, y.reshape(cfg.batch, cfg.seq_len, d))
 
 
-def forward(rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray) -> np.ndarray:
+def forward(rec: Recorder, cfg: FFNConfig, p: Params, x: np.ndarray, dropout: Dropout | None = None) -> np.ndarray:
     """The whole layer: the bare FFN, pre-norm x + FFN(N(x)), or post-norm N(x + FFN(x)),
-    N being LayerNorm or RMSNorm (cfg.norm_type)."""
+    N being the config's norm (cfg.norm_type); `dropout` (a training step's) on the FFN's output."""
     rec.output(names.INPUT, x)
     box = [norm(rec, cfg.norm_type, x, p) if cfg.norm == "pre" else x]
     y = moe(rec, cfg, p, box) if cfg.is_moe else ffn(rec, cfg, p, "", box)
+    if dropout is not None:
+        y = dropout.apply(y)
     if cfg.norm == "none":
         return y
-    r = add(x, y, rec.tally(names.RESIDUAL, residual_cost()))
+    r = add(x, y, rec.tally(names.RESIDUAL, conv.RESIDUAL_ADD))
     rec.output(names.RESIDUAL, r)
     del y
     if cfg.norm == "post":
         r = norm(rec, cfg.norm_type, r, p)
     return r
+
+
+@dataclass
+class Dropout:
+    """Dropout on the FFN output, for a training step: a real mask of 1-byte booleans, kept where
+    True, the kept values scaled by 1/(1 − rate); its FLOPs the convention × elements written."""
+
+    mask: np.ndarray
+    rate: float = 0.1
+    flops: int = 0
+
+    def apply(self, y: np.ndarray, cost: conv.Cost = conv.DROPOUT) -> np.ndarray:
+        """The mask on `y` (forward) or on its gradient (cost conv.DROPOUT_BACKWARD)."""
+        out = (y * self.mask.reshape(y.shape) * (1.0 / (1.0 - self.rate))).astype(y.dtype)
+        self.flops += cost.flops * out.size
+        return out
 
 
 # --- the Conv1d form ---------------------------------------------------------------------------
@@ -453,8 +412,7 @@ def make_params(rng: np.random.Generator, cfg: FFNConfig, dtype: Any) -> Params:
         core(names.EXPERT, f, (cfg.experts,))
     else:
         core("", f, ())
-    if cfg.norm != "none":  # γ = 1 and β = 0, as frameworks initialise them; RMSNorm has no β
-        params[NORM_PARAMS[cfg.norm_type][0]] = np.ones(d, dtype)
-        for beta in NORM_PARAMS[cfg.norm_type][1:]:
-            params[beta] = np.zeros(d, dtype)
+    if cfg.norm_kind is not None:  # γ = 1 and β = 0, as frameworks initialise them (the registry's weights, γ first)
+        for i, name in enumerate(cfg.norm_kind.weights):
+            params[name] = np.ones(d, dtype) if i == 0 else np.zeros(d, dtype)
     return params

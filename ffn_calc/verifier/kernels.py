@@ -1,9 +1,11 @@
-"""The verifier's table of activation kernels, keyed by the names of the model's registry
-(`ffn_calc.model.activations`); a test holds the two to the same names.
+"""The verifier's kernel tables: one record per activation and one per norm, keyed by the names
+of the model's registries (`ffn_calc.model.activations`, `ffn_calc.model.norms`); a test holds
+each table to its registry.
 
-Each entry has the NumPy kernel the forward pass runs (in place, block by block), its
-derivative for the backward pass, and an independent reference: the formula written again
-with the math module, one float64 scalar at a time, that the kernel is checked against.
+Each entry has the NumPy kernel the forward pass runs (in place, block by block), its backward
+(an activation's derivative; a norm's dx and weight gradients), and an independent reference:
+the formula written again with the math module, one float64 number or row at a time, that the
+kernel is checked against.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from ffn_calc.model import structure as names
 from ffn_calc.model.activations import CLAMPED_SWIGLU_ALPHA, CLAMPED_SWIGLU_LIMIT
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -161,3 +165,161 @@ def activation_values(name: str, h: np.ndarray) -> np.ndarray:
     out = np.empty_like(h)
     kernel(name).into(h, out)
     return out
+
+
+# --- norms ---------------------------------------------------------------------------------------
+#
+# Each norm of the registry (ffn_calc.model.norms) has one record here, keyed by the same name (a
+# test holds the two tables together): its forward, which normalises a block of rows in place
+# and, when asked, writes the per-row statistics `train` saves (the registry's `stats`, float32);
+# its backward, from x̂ and those statistics; and an independent reference, its definition
+# written again with the math module, one float64 row at a time. NORM_EPS is every norm's ε.
+
+NORM_EPS = 1e-5  # as the frameworks default it
+Params = dict[str, np.ndarray]
+Vector = np.ndarray  # one row, float64
+
+
+def _standardise(blk: np.ndarray, stats: np.ndarray | None) -> None:
+    """(x − mean) / √(var + ε) of each row of `blk`, in place; its mean and 1/σ into `stats`."""
+    mean = blk.mean(axis=1, keepdims=True)
+    blk -= mean
+    sigma = np.sqrt((blk * blk).mean(axis=1, keepdims=True) + NORM_EPS)
+    blk /= sigma
+    if stats is not None:
+        stats[:, :1] = mean
+        stats[:, 1:] = 1.0 / sigma
+
+
+def _rms_scale(blk: np.ndarray, stats: np.ndarray | None) -> None:
+    """x / √(mean(x²) + ε) of each row of `blk`, in place; its 1/rms into `stats`."""
+    rms = np.sqrt((blk * blk).mean(axis=1, keepdims=True) + NORM_EPS)
+    blk /= rms
+    if stats is not None:
+        stats[:, :1] = 1.0 / rms
+
+
+def _layer_nonparam(blk: np.ndarray, p: Params, stats: np.ndarray | None) -> None:  # (x − mean) / √(var + ε)
+    _standardise(blk, stats)
+
+
+def _layer_nobias(blk: np.ndarray, p: Params, stats: np.ndarray | None) -> None:  # (x − mean) / √(var + ε) · γ
+    _standardise(blk, stats)
+    blk *= p[names.LN_GAMMA]
+
+
+def _layer(blk: np.ndarray, p: Params, stats: np.ndarray | None) -> None:  # (x − mean) / √(var + ε) · γ + β
+    _layer_nobias(blk, p, stats)
+    blk += p[names.LN_BETA]
+
+
+def _rms(blk: np.ndarray, p: Params, stats: np.ndarray | None) -> None:  # x / √(mean(x²) + ε) · γ
+    _rms_scale(blk, stats)
+    blk *= p[names.RMS_GAMMA]
+
+
+def _centred_dx(dxhat: np.ndarray, xhat: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    """dx of x̂ = (x − mean)·(1/σ) from dx̂: (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / σ."""
+    return inv * (dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+
+
+def _layer_nonparam_backward(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, p: Params, g: Params, input_grad: bool) -> np.ndarray | None:
+    return _centred_dx(dy, xhat, inv) if input_grad else None
+
+
+def _layer_nobias_backward(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, p: Params, g: Params, input_grad: bool) -> np.ndarray | None:
+    g[names.LN_GAMMA] = (dy * xhat).sum(axis=0)
+    return _centred_dx(dy * p[names.LN_GAMMA], xhat, inv) if input_grad else None
+
+
+def _layer_backward(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, p: Params, g: Params, input_grad: bool) -> np.ndarray | None:
+    g[names.LN_BETA] = dy.sum(axis=0)
+    return _layer_nobias_backward(dy, xhat, inv, p, g, input_grad)
+
+
+def _rms_backward(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, p: Params, g: Params, input_grad: bool) -> np.ndarray | None:
+    g[names.RMS_GAMMA] = (dy * xhat).sum(axis=0)
+    if not input_grad:
+        return None
+    dxhat = dy * p[names.RMS_GAMMA]
+    return inv * (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+
+
+def _standardised(x: Vector) -> list[float]:
+    """(x − mean) / √(var + ε), the mean and the (biased) variance by math.fsum."""
+    d = x.size
+    mean = math.fsum(x.tolist()) / d
+    var = math.fsum((v - mean) ** 2 for v in x.tolist()) / d
+    inv = 1.0 / math.sqrt(var + NORM_EPS)
+    return [(v - mean) * inv for v in x.tolist()]
+
+
+def _layer_reference(x: Vector, p: Params) -> Vector:
+    """(x − mean) / √(var + ε) · γ + β."""
+    return np.array([z * float(g) + float(b) for z, g, b in zip(_standardised(x), p[names.LN_GAMMA], p[names.LN_BETA], strict=True)])
+
+
+def _layer_nobias_reference(x: Vector, p: Params) -> Vector:
+    """(x − mean) / √(var + ε) · γ."""
+    return np.array([z * float(g) for z, g in zip(_standardised(x), p[names.LN_GAMMA], strict=True)])
+
+
+def _layer_nonparam_reference(x: Vector, p: Params) -> Vector:
+    """(x − mean) / √(var + ε)."""
+    return np.array(_standardised(x))
+
+
+def _rms_reference(x: Vector, p: Params) -> Vector:
+    """x / √(mean(x²) + ε) · γ."""
+    inv = 1.0 / math.sqrt(math.fsum(v * v for v in x.tolist()) / x.size + NORM_EPS)
+    return np.array([v * inv * float(g) for v, g in zip(x.tolist(), p[names.RMS_GAMMA], strict=True)])
+
+
+@dataclass(frozen=True)
+class NormKernel:
+    """One norm. `rows(blk, p, stats)` normalises each row of `blk` (in the compute type) in
+    place, writing the registry's per-row `stats` into `stats` when it is not None; `backward(dy,
+    x̂, 1/σ, p, g, input_grad)` puts its weights' gradients into g and returns dx (None without
+    `input_grad`); `reference(x, p)` is its definition on one float64 row. `centred`: it subtracts
+    the mean (its statistics are the mean and 1/σ, else 1/rms alone). `undo(out, p)` takes its
+    affine back out of an output, written as `undone`, for the check that the rows come out
+    normalised; `formula_rows_mean`: the mean of the rows it is also checked against its formula
+    on, where a kernel it could be mistaken for would differ (None: the reference check suffices)."""
+
+    rows: Callable[[np.ndarray, Params, np.ndarray | None], None]
+    backward: Callable[[np.ndarray, np.ndarray, np.ndarray, Params, Params, bool], np.ndarray | None]
+    reference: Callable[[Vector, Params], Vector]
+    centred: bool
+    undo: Callable[[np.ndarray, Params], np.ndarray]
+    undone: str
+    formula_rows_mean: float | None = None
+
+    def xhat(self, x: np.ndarray, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x̂ and 1/σ (or 1/rms) again, from the norm's input and its saved statistics."""
+        ct: Any = np.float64 if x.dtype == np.float64 else np.float32
+        inv = stats[:, -1:].astype(ct)
+        xf = x.astype(ct)
+        return ((xf - stats[:, :1].astype(ct)) * inv if self.centred else xf * inv), inv
+
+
+def _f64(p: Params, name: str) -> np.ndarray:
+    return p[name].astype(np.float64)
+
+
+NORM_KERNELS: dict[str, NormKernel] = {
+    "layer": NormKernel(_layer, _layer_backward, _layer_reference, True,
+                        lambda out, p: (out - _f64(p, names.LN_BETA)) / _f64(p, names.LN_GAMMA), "(out − β)/γ"),
+    "rms": NormKernel(_rms, _rms_backward, _rms_reference, False, lambda out, p: out / _f64(p, names.RMS_GAMMA), "(out/γ)",
+                      formula_rows_mean=1.0),  # rows with a clear mean, where a LayerNorm without β would differ
+    "layer_nobias": NormKernel(_layer_nobias, _layer_nobias_backward, _layer_nobias_reference, True,
+                               lambda out, p: out / _f64(p, names.LN_GAMMA), "out/γ"),
+    "layer_nonparam": NormKernel(_layer_nonparam, _layer_nonparam_backward, _layer_nonparam_reference, True, lambda out, p: out, "out"),
+}  # fmt: skip
+
+
+def norm_kernel(name: str) -> NormKernel:
+    """The kernel record of the norm `name`; an unregistered name raises, never a default."""
+    try:
+        return NORM_KERNELS[name]
+    except KeyError:
+        raise KeyError(f"the verifier has no NumPy kernel for the norm {name!r}") from None

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from ffn_calc.model import structure as names
-from ffn_calc.model.conventions import FLOPS_PER_MAC
+from ffn_calc.model.conventions import MULTIPLY_ADD
 from ffn_calc.model.forward import FFNReport
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier.arrays import Workspace, random_array
 from ffn_calc.verifier.compare import ActiveSeen, ArraySeen, ForwardSeen, StackSeen, StageSeen, active_per_token
-from ffn_calc.verifier.forward import NORM_PARAMS, Params, forward, make_params, route_tokens
+from ffn_calc.verifier.forward import Params, forward, make_params, route_tokens
 from ffn_calc.verifier.recorder import Recorder, expert_params_read
 
 SAMPLE_TOKENS = 8  # tokens whose outputs the structural and reference checks look at
@@ -55,12 +55,11 @@ class Sample:
 def random_norm_weights(rng: np.random.Generator, cfg: FFNConfig, p: Params) -> None:
     """Replace the norm's γ = 1 (and β = 0) by random values, γ in [0.5, 1.5) and β of scale
     0.5, so that a norm that skips its γ or β gives different values (the shapes are the same)."""
-    if cfg.norm == "none":
+    if cfg.norm_kind is None:
         return
-    gamma, *beta = NORM_PARAMS[cfg.norm_type]
-    p[gamma] = (0.5 + rng.random(cfg.d_model)).astype(p[gamma].dtype)
-    for name in beta:
-        p[name] = (0.5 * rng.standard_normal(cfg.d_model)).astype(p[name].dtype)
+    for i, name in enumerate(cfg.norm_kind.weights):  # γ first (the registry's order)
+        values = 0.5 + rng.random(cfg.d_model) if i == 0 else 0.5 * rng.standard_normal(cfg.d_model)
+        p[name] = values.astype(p[name].dtype)
 
 
 def observe_forward(
@@ -104,7 +103,7 @@ def observe_forward(
     sample = Sample(positions, rows[positions], out.reshape(-1, cfg.d_model)[positions])
     seen = ForwardSeen(
         tuple(out.shape),
-        {name: StageSeen(o.shape, o.nbytes, tuple(o.matmuls), tuple(o.einsum_flops), o.counted()) for name, o in rec.stages.items()},
+        {name: StageSeen(o.shape, o.nbytes, tuple(o.matmuls), tuple(o.einsum_flops), o.counted()) for name, o in rec.phase().items()},
         {name: ArraySeen(tuple(a.shape), a.size, a.nbytes) for name, a in params.items()},
         peak,
         seconds,
@@ -204,7 +203,7 @@ def observe_stack(pred: FFNReport, rng: np.random.Generator, np_dtype: Any) -> S
             h = forward(rec, cfg, p, h)
             layer_macs = sum(m * k * n for o in rec.stages.values() for m, k, n in o.matmuls)
             macs += layer_macs
-            flops += FLOPS_PER_MAC * layer_macs + sum(o.elementwise_flops for o in rec.stages.values())
+            flops += MULTIPLY_ADD.flops * layer_macs + sum(o.elementwise_flops for o in rec.stages.values())
             actives.append(active_per_token(pred, active_seen(cfg, p, rec, sampled)))
             routing_bytes = max(routing_bytes, rec.routing_bytes)
         _, peak = tracemalloc.get_traced_memory()

@@ -7,13 +7,14 @@ from dataclasses import replace
 
 import numpy as np
 
+from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
-from ffn_calc.model.conventions import FLOPS_PER_MAC
+from ffn_calc.model.conventions import MULTIPLY_ADD
 from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import WEIGHTS as NORM_WEIGHTS
 from ffn_calc.model.training import TrainingOptions
-from ffn_calc.verifier.forward import Params, ffn, forward, route, shared_expert_gate
+from ffn_calc.verifier.forward import Dropout, Params, ffn, forward, route, shared_expert_gate
 from ffn_calc.verifier.properties import _close
 from ffn_calc.verifier.recorder import Recorder, Silent
 from ffn_calc.verifier.report import Check
@@ -168,7 +169,7 @@ def tensor_parallel_checks(
         rec = Recorder()
         partials.append(forward(rec, replace(bare, d_ff=plan.per_rank.d_ff), shard_params, inputs[r]))
         macs = _macs(rec)
-        flops = FLOPS_PER_MAC * macs + sum(o.elementwise_flops for o in rec.stages.values())
+        flops = MULTIPLY_ADD.flops * macs + sum(o.elementwise_flops for o in rec.stages.values())
         checks.append(Check("parallel", f"rank {r} MACs", rank_pred.totals.macs, macs, macs == rank_pred.totals.macs))
         checks.append(Check("parallel", f"rank {r} FLOPs", rank_pred.totals.flops, flops, flops == rank_pred.totals.flops))
         rank_params = sum(a.size for a in shard_params.values())
@@ -249,7 +250,7 @@ def _backward_collectives(
     in sequence shards and all-gathered first), each rank's partial input gradient from its
     shard's backward, and their sum in the ring against the whole layer's input gradient."""
     from ffn_calc.model.parallel import TensorParallel
-    from ffn_calc.verifier.backward import BackwardRecorder, forward_backward
+    from ffn_calc.verifier.backward import forward_backward
 
     assert isinstance(plan, TensorParallel)
     ranks = plan.ranks
@@ -267,8 +268,8 @@ def _backward_collectives(
         same = all(np.array_equal(g, dout) for g in grads)
         checks.append(Check("parallel", f"backward all-gather of {ranks} output-gradient shards = the output gradient, on every rank",
                             "equal", "equal" if same else "different", same))  # fmt: skip
-    partial_dx = [forward_backward(rank_cfg, shards[r], x, grads[r], BackwardRecorder())[1]["x"] for r in range(ranks)]
-    whole_dx = forward_backward(bare, p, x, dout, BackwardRecorder())[1]["x"]
+    partial_dx = [forward_backward(rank_cfg, shards[r], x, grads[r])[1]["x"] for r in range(ranks)]
+    whole_dx = forward_backward(bare, p, x, dout)[1]["x"]
     checks.extend(_reduce(partial_dx, whole_dx, ranks, axis, sent, even, rtol, "partial input gradients", "the whole layer's input gradient")[0])
     return checks
 
@@ -283,7 +284,6 @@ def _rank_steps(
     runs here, forward and backward on that shard, its mask and FLOPs observed apart."""
     from ffn_calc.model.parallel import TensorParallel
     from ffn_calc.model.training import train
-    from ffn_calc.verifier.backward import Dropout
     from ffn_calc.verifier.training_step import InputShards, step_checks
 
     assert isinstance(plan, TensorParallel)
@@ -309,7 +309,7 @@ def _rank_steps(
         for r, shard_out in enumerate(outputs):
             dropout = Dropout(rng.random(shard_out.shape) >= 0.1)
             dropout.apply(shard_out)  # forward, on the rank's shard of the reduced output
-            dropout.apply(rng.standard_normal(shard_out.shape).astype(shard_out.dtype))  # backward, on its gradient's shard
+            dropout.apply(rng.standard_normal(shard_out.shape).astype(shard_out.dtype), conv.DROPOUT_BACKWARD)  # backward, on its gradient's shard
             if mask_pred is not None:
                 checks.append(Check("parallel", f"rank {r} dropout mask bytes (on its sequence shard, .nbytes)", mask_pred.bytes,
                                     dropout.mask.nbytes, dropout.mask.nbytes == mask_pred.bytes))  # fmt: skip

@@ -14,9 +14,10 @@ import numpy as np
 
 from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.norms import norm_type
 from ffn_calc.verifier import reference
-from ffn_calc.verifier.forward import LN_EPS, Params, ffn_as_conv1d, forward, norm, route_tokens
-from ffn_calc.verifier.kernels import activation_values, kernel
+from ffn_calc.verifier.forward import Params, ffn_as_conv1d, forward, norm, route_tokens
+from ffn_calc.verifier.kernels import NORM_EPS, activation_values, kernel, norm_kernel
 from ffn_calc.verifier.observe import Sample
 from ffn_calc.verifier.recorder import Silent
 from ffn_calc.verifier.report import Check
@@ -119,38 +120,38 @@ def _activation_check(cfg: FFNConfig, rng: np.random.Generator, dtype: np.dtype,
 
 
 def _norm_checks(cfg: FFNConfig, p: Params, xs: np.ndarray, rng: np.random.Generator, rtol: float) -> list[Check]:
-    """With γ and β taken back out, each sampled row comes out with mean 0 and variance
-    v / (v + eps) for LayerNorm (v its variance going in), mean square v / (v + eps) for
-    RMSNorm (v its mean square); RMSNorm also against its formula in the math module on rows
-    with a clear mean (where a LayerNorm would differ)."""
+    """With the norm's affine taken back out (its kernel record's `undo`), each sampled row comes
+    out with mean 0 and variance v / (v + eps) for a norm that centres (v its variance going in),
+    mean square v / (v + eps) otherwise (v its mean square); a norm its kernel record says could be
+    mistaken for another on such rows also against its formula (the math module) on rows with a
+    clear mean (RMSNorm, where a LayerNorm without β would differ)."""
     silent, d = Silent(), cfg.d_model
+    entry, record = norm_type(cfg.norm_type), norm_kernel(cfg.norm_type)
     tol = max(10 * rtol, 1e-6)
     got = norm(silent, cfg.norm_type, xs[None], p).reshape(-1, d).astype(np.float64)
     x64 = xs.astype(np.float64)
-    if cfg.norm_type == "layer":
-        unit = (got - p[names.LN_BETA].astype(np.float64)) / p[names.LN_GAMMA].astype(np.float64)
+    unit = record.undo(got, p)
+    weights = ", ".join(("γ", "β")[: len(entry.weights)])
+    random = f" (random {weights})" if weights else ""
+    if record.centred:
         v = x64.var(axis=1)
         mean_err = float(np.max(np.abs(unit.mean(axis=1))))
-        var_err = float(np.max(np.abs(unit.var(axis=1) - v / (v + LN_EPS))))
-        return [
-            Check("structure", "LayerNorm rows: (out − β)/γ has mean 0, variance v/(v + eps) (random γ, β)", f"|Δ| ≤ {tol:.0e}",
-                  f"mean {mean_err:.1e}, var {var_err:.1e}", mean_err <= tol and var_err <= tol, "tolerance")
-        ]  # fmt: skip
-    unit = got / p[names.RMS_GAMMA].astype(np.float64)
-    v = np.square(x64).mean(axis=1)
-    ms_err = float(np.max(np.abs(np.square(unit).mean(axis=1) - v / (v + LN_EPS))))
-    checks = [Check("structure", "RMSNorm rows: (out/γ) has mean square v/(v + eps) (random γ)", f"|Δ| ≤ {tol:.0e}", f"{ms_err:.1e}",
-                    ms_err <= tol, "tolerance")]  # fmt: skip
-    rows = (rng.standard_normal((4, d)) + 1.0).astype(xs.dtype)
-    gamma = p[names.RMS_GAMMA]
-    ours = norm(silent, "rms", rows[None], p).reshape(4, d).astype(np.float64)
-    expected = np.array(
-        [[float(v) / math.sqrt(math.fsum(float(u) ** 2 for u in row) / d + LN_EPS) * float(gamma[i]) for i, v in enumerate(row)] for row in rows]
-    )
-    diff = float(np.max(np.abs(ours - expected)))
-    bound = 1e-6 + rtol * float(np.max(np.abs(expected)))
-    checks.append(Check("structure", "RMSNorm matches its formula (math module, 4 rows with mean ≈ 1)", f"|Δ| ≤ {bound:.1e}",
-                        f"max |Δ| {diff:.2e}", diff <= bound, "tolerance"))  # fmt: skip
+        var_err = float(np.max(np.abs(unit.var(axis=1) - v / (v + NORM_EPS))))
+        checks = [Check("structure", f"{entry.label} rows: {record.undone} has mean 0, variance v/(v + eps){random}", f"|Δ| ≤ {tol:.0e}",
+                        f"mean {mean_err:.1e}, var {var_err:.1e}", mean_err <= tol and var_err <= tol, "tolerance")]  # fmt: skip
+    else:
+        v = np.square(x64).mean(axis=1)
+        ms_err = float(np.max(np.abs(np.square(unit).mean(axis=1) - v / (v + NORM_EPS))))
+        checks = [Check("structure", f"{entry.label} rows: {record.undone} has mean square v/(v + eps){random}", f"|Δ| ≤ {tol:.0e}",
+                        f"{ms_err:.1e}", ms_err <= tol, "tolerance")]  # fmt: skip
+    if record.formula_rows_mean is not None:
+        rows = (rng.standard_normal((4, d)) + record.formula_rows_mean).astype(xs.dtype)
+        ours = norm(silent, cfg.norm_type, rows[None], p).reshape(4, d).astype(np.float64)
+        expected = np.array([record.reference(row.astype(np.float64), p) for row in rows])
+        diff = float(np.max(np.abs(ours - expected)))
+        bound = 1e-6 + rtol * float(np.max(np.abs(expected)))
+        checks.append(Check("structure", f"{entry.label} matches its formula (math module, 4 rows with mean ≈ {record.formula_rows_mean:g})",
+                            f"|Δ| ≤ {bound:.1e}", f"max |Δ| {diff:.2e}", diff <= bound, "tolerance"))  # fmt: skip
     return checks
 
 

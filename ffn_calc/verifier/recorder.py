@@ -1,23 +1,33 @@
-"""What the NumPy pass observes as it runs: each stage's output shape and bytes, the operand
-shapes of every product it computes (and numpy.einsum_path's own FLOP count of it), and the
-elementwise work it does, counted from the arrays it wrote.
+"""What the NumPy passes observe as they run, forward and backward, in one Recorder keyed by
+stage and phase: each stage's output shape and bytes, the operand shapes of every product it
+computes (and numpy.einsum_path's own FLOP count of it), and the elementwise work it does,
+counted from the arrays it wrote. The forward pass's phase is FORWARD; the backward's are the
+kinds of `train`'s backward ops (input-grad, weight-grad, bias-grad, elementwise, grad-sum).
 
 Elementwise work is counted, not logged: each elementwise step takes a `Tally` for its
-(stage, operation) and, as each block of its output is written, adds that block's size (or
+(stage, phase, cost) and, as each block of its output is written, adds that block's size (or
 rows) to it. A step that is skipped writes nothing and so counts nothing. The per-element (or
-per-row) cost that multiplies the count is a `Cost`, taken from the conventions and the
-registries: a definition, named as such wherever it is used."""
+per-row) cost that multiplies the count is a `Cost` of the cost table (conventions.py) or a
+registry: a definition, named as such wherever it is used.
+
+A training step keeps what its backward needs through the same recorder: a `Keep` hook sees
+every output the forward pass reports (and the per-row statistics and routing indices it
+offers) and holds on to the ones it wants; the pass itself is the one verify runs."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ffn_calc.model.conventions import Cost
 from ffn_calc.verifier.arrays import Workspace, matmul
-from ffn_calc.verifier.compare import Cost, Counted
+from ffn_calc.verifier.compare import Counted, conv_flops
+
+FORWARD = "forward"
 
 
 class Tally:
@@ -53,6 +63,9 @@ DISCARD = _Discard()
 
 @dataclass
 class Observed:
+    """One stage in one phase: its output's shape and bytes (forward), the (M, K, N) of each
+    product, einsum_path's count of each, and each elementwise operation's tally."""
+
     shape: tuple[int, ...] = ()
     nbytes: int = 0
     matmuls: list[tuple[int, int, int]] = field(default_factory=list)
@@ -68,13 +81,38 @@ class Observed:
         """Σ convention × observed units over the stage's elementwise operations."""
         return sum(c.flops for c in self.counted())
 
+    @property
+    def matmul_flops(self) -> int:
+        """2·M·K·N of the products that ran."""
+        return conv_flops(self.matmuls)
+
+
+class Keep:
+    """The tensors a training step keeps from the forward pass, by name: those in `wanted` (what
+    `train` says is saved), or every one offered when `wanted` is None (a recompute's, or a
+    gradient check's, whole store). Each is held as (rows, last dimension), a view."""
+
+    def __init__(self, wanted: Iterable[str] | None = None) -> None:
+        self.wanted = None if wanted is None else frozenset(wanted)
+        self.store: dict[str, np.ndarray] = {}
+
+    def wants(self, name: str) -> bool:
+        return self.wanted is None or name in self.wanted
+
+    def offer(self, name: str, array: np.ndarray) -> None:
+        if self.wants(name):
+            self.store[name] = array.reshape(-1, array.shape[-1]) if array.ndim > 2 else array
+
 
 class Recorder:
-    """Collects what the forward pass really did, stage by stage."""
+    """Collects what a pass really did, by (stage, phase). `keep` is the hook of a training step
+    (None for verify's forward pass); `einsum`: take numpy.einsum_path's count of each product."""
 
-    def __init__(self, first_shapes: bool = False, workspace: Workspace | None = None) -> None:
-        self.stages: dict[str, Observed] = {}
+    def __init__(self, first_shapes: bool = False, workspace: Workspace | None = None, keep: Keep | None = None, einsum: bool = True) -> None:
+        self.stages: dict[tuple[str, str], Observed] = {}
         self.workspace = workspace  # the narrow products' tiles, made before the pass (arrays.py)
+        self.keep = keep
+        self.einsum = einsum
         self.zero_fraction: float | None = None
         self.expert_rows: list[int] | None = None
         self.first_shapes = first_shapes  # in a chunked pass, keep the first chunk's shapes
@@ -89,32 +127,55 @@ class Recorder:
         # slots) held at once: arrays of the verifier's own, which the model does not count.
         self.routing_bytes = 0
 
-    def stage(self, name: str) -> Observed:
-        return self.stages.setdefault(name, Observed())
+    def stage(self, name: str, phase: str = FORWARD) -> Observed:
+        return self.stages.setdefault((name, phase), Observed())
+
+    def phase(self, phase: str = FORWARD) -> dict[str, Observed]:
+        """The stages' observations in one phase, by stage name."""
+        return {name: obs for (name, ph), obs in self.stages.items() if ph == phase}
+
+    def flops(self, phase: str) -> tuple[int, int]:
+        """(matmul FLOPs, elementwise FLOPs) observed in `phase` (2·M·K·N of each product that ran,
+        convention × units written)."""
+        obs = self.phase(phase).values()
+        return sum(o.matmul_flops for o in obs), sum(o.elementwise_flops for o in obs)
 
     def output(self, name: str, array: np.ndarray) -> np.ndarray:
         obs = self.stage(name)
         if not (self.first_shapes and obs.shape):
             obs.shape, obs.nbytes = tuple(array.shape), array.nbytes
+        if self.keep is not None:
+            self.keep.offer(name, array)
         return array
 
-    def matmul(self, name: str, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        obs = self.stage(name)
+    def keeps(self, name: str) -> bool:
+        """Whether the training step's hook wants `name` (a tensor that is not a stage output, such
+        as a norm's statistics, is then made and offered)."""
+        return self.keep is not None and self.keep.wants(name)
+
+    def offer(self, name: str, array: np.ndarray) -> None:
+        """A tensor of the pass that is not a stage output, for the training step's hook."""
+        if self.keep is not None:
+            self.keep.offer(name, array)
+
+    def matmul(self, name: str, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, phase: str = FORWARD) -> np.ndarray:
+        obs = self.stage(name, phase)
         (m, k), (k2, n) = a.shape, b.shape
         assert k == k2
         obs.matmuls.append((m, k, n))
-        start = time.perf_counter()
-        obs.einsum_flops.append(_einsum_path_flops(a, b))
-        self.overhead_s += time.perf_counter() - start
+        if self.einsum:
+            start = time.perf_counter()
+            obs.einsum_flops.append(_einsum_path_flops(a, b))
+            self.overhead_s += time.perf_counter() - start
         return matmul(a, b, out=out, workspace=self.workspace)
 
     def routing_arrays(self, *arrays: np.ndarray) -> None:
         """The routing's integer arrays, alive together through the experts: their .nbytes."""
         self.routing_bytes = max(self.routing_bytes, sum(a.nbytes for a in arrays))
 
-    def tally(self, name: str, cost: Cost) -> Tally:
-        """The counter of operation `cost` in stage `name`, for the code that writes its output."""
-        return self.stage(name).tallies.setdefault(cost, Tally())
+    def tally(self, name: str, cost: Cost, phase: str = FORWARD) -> Tally:
+        """The counter of operation `cost` in stage `name` and `phase`, for the code that writes its output."""
+        return self.stage(name, phase).tallies.setdefault(cost, Tally())
 
     def routed(self, index: np.ndarray, kept: np.ndarray | None = None) -> None:
         """The experts the pass routed each token to (`index`: tokens × k; `kept`: False for a
@@ -141,15 +202,18 @@ class Recorder:
 
 
 class Silent(Recorder):
-    """For the extra forward passes of the structural checks: observes nothing."""
+    """For the extra forward passes of the structural checks: observes and keeps nothing."""
 
     def output(self, name: str, array: np.ndarray) -> np.ndarray:
         return array
 
-    def matmul(self, name: str, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def keeps(self, name: str) -> bool:
+        return False
+
+    def matmul(self, name: str, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, phase: str = FORWARD) -> np.ndarray:
         return matmul(a, b, out=out, workspace=self.workspace)
 
-    def tally(self, name: str, cost: Cost) -> Tally:
+    def tally(self, name: str, cost: Cost, phase: str = FORWARD) -> Tally:
         return DISCARD
 
     def zeros_after_activation(self, a: np.ndarray) -> None:

@@ -3,9 +3,9 @@
 It shares no code with the fast path (forward.py, routing.py, arrays.py): no blocks, no
 threads, no grouping of rows, no in-place kernels. Each token is a float64 vector; a linear
 is that vector times the weight matrix plus the bias; every activation is the kernel table's
-scalar `reference` formula (the math module, one float at a time); LayerNorm and RMSNorm are
-written from their definitions with math.fsum; the router is a softmax, a sort (ties to the
-lower index), the top k and their weights renormalised, then each chosen expert runs on the
+scalar `reference` formula (the math module, one float at a time); every norm is its kernel
+record's `reference`, its definition written with math.fsum; the router is a softmax, a sort
+(ties to the lower index), the top k and their weights renormalised, then each chosen expert runs on the
 token and the results are summed by weight. `check_reference` (properties.py) compares the
 fast path's output on a sample of tokens with this.
 
@@ -22,9 +22,8 @@ import numpy as np
 
 from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
-from ffn_calc.verifier.kernels import kernel
+from ffn_calc.verifier.kernels import kernel, norm_kernel
 
-EPS = 1e-5  # every norm's ε, as the frameworks default it
 ROWS_PER_BLOCK = 16  # weight rows converted to float64 at a time (a few hundred KiB)
 
 Params = dict[str, np.ndarray]
@@ -53,27 +52,10 @@ def activation(kind: str, h: Vector) -> Vector:
     return np.array([formula(float(v)) for v in h])
 
 
-def layernorm(x: Vector, gamma: np.ndarray, beta: np.ndarray) -> Vector:
-    """(x − mean) / √(var + ε) · γ + β, with the mean and the (biased) variance by math.fsum."""
-    d = x.size
-    mean = math.fsum(x.tolist()) / d
-    var = math.fsum((v - mean) ** 2 for v in x.tolist()) / d
-    inv = 1.0 / math.sqrt(var + EPS)
-    return np.array([(v - mean) * inv * float(g) + float(b) for v, g, b in zip(x.tolist(), gamma, beta, strict=True)])
-
-
-def rmsnorm(x: Vector, gamma: np.ndarray) -> Vector:
-    """x / √(mean(x²) + ε) · γ."""
-    inv = 1.0 / math.sqrt(math.fsum(v * v for v in x.tolist()) / x.size + EPS)
-    return np.array([v * inv * float(g) for v, g in zip(x.tolist(), gamma, strict=True)])
-
-
 def norm(cfg: FFNConfig, p: Params, x: Vector) -> Vector:
-    if cfg.norm_type == "layer":
-        return layernorm(x, p[names.LN_GAMMA], p[names.LN_BETA])
-    if cfg.norm_type == "rms":
-        return rmsnorm(x, p[names.RMS_GAMMA])
-    raise KeyError(f"the reference has no norm {cfg.norm_type!r}")
+    """The config's norm on one token: its kernel record's reference form (kernels.py), the
+    definition written with math.fsum, independent of the kernel the fast path runs."""
+    return norm_kernel(cfg.norm_type).reference(x, p)
 
 
 def ffn(cfg: FFNConfig, p: Params, prefix: str, tokens: list[Vector], expert: int | None = None) -> list[Vector]:

@@ -1,8 +1,9 @@
 """`verify --backward`: a real training step of the layer in NumPy, checked against `train`.
 
 The step runs as the model accounts for it: the optimizer's states (and float32 master
-weights under mixed precision) exist before it starts; the forward pass keeps exactly the
-tensors `train` lists as saved, by name (everything else is dropped); the backward pass reads
+weights under mixed precision) exist before it starts; the forward pass — verify's own,
+forward.py — keeps exactly the tensors `train` lists as saved, by name, through its recorder's
+Keep hook (everything else is dropped as the pass goes); the backward pass reads
 every tensor it needs from that store by name, recomputing first what the recompute mode says
 (selective: the activation and gate stages from their saved inputs; full: the whole forward
 from the saved input); a dropout mask of 1-byte booleans is saved and applied both ways; then
@@ -27,12 +28,13 @@ from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.training import TrainingOptions, TrainingReport, train
 from ffn_calc.model.training_options import RECOMPUTE
 from ffn_calc.verifier import optimizer
-from ffn_calc.verifier.backward import BackwardRecorder, Dropout, MissingTensor, Reads, activate, gradient_check, layer_backward, layer_forward
+from ffn_calc.verifier.backward import MissingTensor, Reads, gradient_check, layer_backward
 from ffn_calc.verifier.compare import _grouped, conv_flops
-from ffn_calc.verifier.forward import NORM_PARAMS, Params, make_params
+from ffn_calc.verifier.forward import Dropout, Params, activation_stage, forward, make_params
 from ffn_calc.verifier.kernels import kernel
 from ffn_calc.verifier.memory import scratch_allowance
 from ffn_calc.verifier.optimizer import Optimizer
+from ffn_calc.verifier.recorder import FORWARD, Keep, Recorder
 from ffn_calc.verifier.report import CONVENTION_X_OBSERVED, Check
 
 FD_MAX_TOKENS = 64  # finite differences on the layer itself up to this many tokens
@@ -73,12 +75,6 @@ TOTALS_CHECKS = {
 }
 
 
-def _kinds(rec: BackwardRecorder, kind: str) -> tuple[int, int]:
-    """(matmul FLOPs, elementwise FLOPs) recorded under `kind`."""
-    mm = conv_flops([m for (_, k), products in rec.matmuls.items() if k == kind for m in products])
-    return mm, sum(v for (_, k), v in rec.elementwise.items() if k == kind)
-
-
 def backward_checks(
     cfg: FFNConfig, p: Params, x: np.ndarray, rng: np.random.Generator, input_grad: bool = True, options: TrainingOptions | None = None
 ) -> list[Check]:
@@ -115,6 +111,7 @@ def step_checks(
     sequence shard, all-gathered again for the backward (sequence parallelism)."""
     checks: list[Check] = []
     t = pred.totals
+    options = pred.options  # as train resolved them (mixed precision by default for a 16-bit dtype)
     mode = RECOMPUTE[options.recompute]
     weights = dict(p)
     started = not tracemalloc.is_tracing()
@@ -123,19 +120,21 @@ def step_checks(
     tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]
     # --- the step: optimizer state first (persistent), then forward, backward, update ---
-    opt = Optimizer(weights, options.optimizer, options.mixed_precision)
+    opt = Optimizer(weights, options.optimizer, bool(options.mixed_precision))
     seed = int(rng.integers(1 << 31))
     mask_run = Dropout(np.random.default_rng(seed).random((cfg.tokens, cfg.d_model)) >= 0.1) if options.dropout else None
-    frec, brec, rrec = BackwardRecorder(), BackwardRecorder(), BackwardRecorder()
-    out, store = layer_forward(cfg, p, x, frec, mask_run)
+    # verify's forward pass, its recorder's hook keeping what train lists as saved (nothing else outlives it)
     kept = {s.name for s in pred.saved}
-    saved: dict[str, np.ndarray] = {name: store[name] for name in kept if name in store}
+    hook = Keep(kept)
+    frec, brec = Recorder(keep=hook, einsum=False), Recorder(einsum=False)
+    forward(frec, cfg, p, x, mask_run)
+    saved: dict[str, np.ndarray] = hook.store
     if shards is not None and names.INPUT in saved:
         saved[names.INPUT] = shards.hold(saved[names.INPUT])
     if mask_run is not None and names.DROPOUT_MASK in kept:
         saved[names.DROPOUT_MASK] = mask_run.mask
     forward_dropout_flops = mask_run.flops if mask_run is not None else 0
-    del store, out, mask_run  # only the saved tensors outlive the forward pass (the mask too)
+    del mask_run  # only the saved tensors outlive the forward pass (the mask too)
     dout = rng.standard_normal((cfg.tokens, cfg.d_model)).astype(x.dtype)
     reads = Reads(saved)  # notes every name the recompute and the backward read from the saved tensors
     work: Reads = reads
@@ -144,10 +143,15 @@ def step_checks(
         reads.gathered.add(names.INPUT)
     missing = ""
     dropout: Dropout | None = None
+    regenerated = Keep() if mode.forward else None  # a full recompute keeps everything it runs
+    rrec = Recorder(keep=regenerated, einsum=False)
     try:
         if mode.forward:  # run the whole forward again from the saved input (the mask from its seed)
             redo = Dropout(np.random.default_rng(seed).random((cfg.tokens, cfg.d_model)) >= 0.1) if options.dropout else None
-            work = Reads(layer_forward(cfg, p, work[names.INPUT], rrec, redo)[1], gathered=reads.gathered)  # its own reads: the backward's
+            forward(rrec, cfg, p, work[names.INPUT].reshape(cfg.batch, cfg.seq_len, cfg.d_model), redo)
+            assert regenerated is not None
+            work = Reads(regenerated.store, gathered=reads.gathered)  # its own reads: the backward's
+            rrec.keep = regenerated = None
             if redo is not None:
                 work[names.DROPOUT_MASK] = redo.mask  # regenerated from its seed, for the backward
             dropout_redo = redo.flops if redo is not None else 0
@@ -158,7 +162,7 @@ def step_checks(
                 for prefix in ([names.SHARED] * bool(cfg.shared_experts) + [names.EXPERT]) if cfg.is_moe else [""]:
                     stage = prefix + (names.GLU if cfg.is_glu else names.ACTIVATION)
                     if stage not in work and all(prefix + spec.stage in work for spec in first):
-                        activate(cfg, rrec, work, prefix, "forward")
+                        work[stage] = activation_stage(rrec, cfg, prefix, [work[prefix + spec.stage] for spec in first])
         # The backward applies the mask it finds: saved, or regenerated by the recompute.
         dropout = Dropout(work[names.DROPOUT_MASK], flops=forward_dropout_flops) if options.dropout else None
         grads, transient = layer_backward(cfg, p, work, dout, brec, options.input_grad, dropout)
@@ -197,16 +201,16 @@ def step_checks(
         checks.append(Check("training", f"saved {s.name} bytes ({arr.dtype}, .nbytes)", s.bytes, arr.nbytes, arr.nbytes == s.bytes))
     saved_bytes = sum(a.nbytes for a in saved.values())
     # --- FLOPs ---
-    f_mm, f_el = _kinds(frec, "forward")
-    r_mm, r_el = _kinds(rrec, "forward")
-    b_mm = conv_flops([m for products in brec.matmuls.values() for m in products])
-    b_el = sum(brec.elementwise.values())
-    b_macs = sum(m * k * n for products in brec.matmuls.values() for (m, k, n) in products)
+    f_mm, f_el = frec.flops(FORWARD)
+    r_mm, r_el = rrec.flops(FORWARD)
+    b_mm = sum(o.matmul_flops for o in brec.stages.values())
+    b_el = sum(o.elementwise_flops for o in brec.stages.values())
+    b_macs = sum(m * k * n for o in brec.stages.values() for (m, k, n) in o.matmuls)
     d_fl = dropout.flops if dropout is not None else 0  # forward and backward; a full recompute's re-application is reported apart
     for op in pred.backward:
-        key = (op.stage, op.kind)
-        products = brec.matmuls.get(key, [])
-        flops = conv_flops(products) + brec.elementwise.get(key, 0)
+        obs = brec.stages.get((op.stage, op.kind))
+        products = obs.matmuls if obs is not None else []
+        flops = conv_flops(products) + (obs.elementwise_flops if obs is not None else 0)
         if op.matmul:
             grouped = _grouped(products, axis=1 if op.kind == "weight-grad" else 0)
             checks.append(Check("backward", f"{op.stage} {op.kind} (M, K, N)", op.matmul, grouped, grouped == op.matmul))
@@ -280,7 +284,7 @@ def _finite_differences(cfg: FFNConfig, p: Params, x: np.ndarray, input_grad: bo
     shapes = make_params(np.random.default_rng(1), small, np.float64)
     small_p: Params = {k: np.array(p[k][tuple(slice(0, n) for n in v.shape)], np.float64) for k, v in shapes.items()}
     if small.norm != "none":  # exercise γ (and LayerNorm's β) away from 1 and 0 too
-        for seed, name in enumerate(NORM_PARAMS[small.norm_type], start=2):
+        for seed, name in enumerate(small.norm_kind.weights if small.norm_kind else (), start=2):
             small_p[name] += 0.1 * np.random.default_rng(seed).standard_normal(small.d_model)
     rows = x.reshape(cfg.tokens, cfg.d_model)[: small.tokens, : small.d_model]
     small_x = np.array(rows, np.float64).reshape(small.batch, small.seq_len, small.d_model)

@@ -24,8 +24,8 @@ from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import FFNConfig, make_config
 from ffn_calc.model.norms import NORM_TYPES
 from ffn_calc.model.training import TrainingOptions, train
-from ffn_calc.verifier import backward as vbackward
 from ffn_calc.verifier import forward as vforward
+from ffn_calc.verifier import kernels
 from ffn_calc.verifier.run import verify
 
 
@@ -111,12 +111,33 @@ def test_the_registry_is_the_convention() -> None:
         assert n.saved_bytes_per_row == 4 * len(n.stats)
 
 
-def test_the_verifiers_tables_cover_the_registry() -> None:
-    assert set(vforward.NORM_KERNELS) == set(vforward.NORM_PARAMS) == set(vbackward.NORM_PASSES) == set(NORM_TYPES)
+def test_the_verifiers_table_covers_the_registry() -> None:
+    """One kernel record per registered norm (forward, backward and reference in one place), its
+    statistics the registry's, and the weights the verifier makes the registry's."""
+    assert set(kernels.NORM_KERNELS) == set(NORM_TYPES)
+    with pytest.raises(KeyError, match="no NumPy kernel for the norm 'batch'"):
+        kernels.norm_kernel("batch")
     for name, kind in NORM_TYPES.items():
-        assert vforward.NORM_PARAMS[name] == kind.weights
+        assert kernels.NORM_KERNELS[name].centred == (kind.stats == ("mean", "1/σ")), name
         cfg = make_config(1, 2, 8, 12, activation="swiglu", norm="post", norm_type=name)
         assert sorted(vforward.make_params(np.random.default_rng(0), cfg, np.float32)) == sorted(t.name for t in analyze(cfg).weights)
+
+
+@pytest.mark.parametrize("name", list(NORM_TYPES))
+def test_each_norm_kernel_agrees_with_its_reference_and_its_statistics(name: str) -> None:
+    """The in-place kernel (float64) against the record's own math-module form, row by row, with
+    random γ and β; the statistics it writes give x̂ back, as the backward reads them."""
+    kind, record = NORM_TYPES[name], kernels.NORM_KERNELS[name]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 12)) + 0.7
+    p = {w: rng.standard_normal(12) for w in kind.weights}
+    blk, stats = x.copy(), np.empty((5, len(kind.stats)), np.float32)
+    record.rows(blk, p, stats)
+    expected = np.array([record.reference(row, p) for row in x])
+    assert np.max(np.abs(blk - expected)) < 1e-12
+    xhat, inv = record.xhat(x, stats)
+    assert np.max(np.abs(record.undo(blk, p) - xhat)) < 1e-6  # float32 statistics
+    assert inv.shape == (5, 1) and stats.dtype == np.float32
 
 
 # --- options and config.json -----------------------------------------------------------------------
@@ -202,12 +223,13 @@ def test_verify_rmsnorm_with_tensor_parallelism() -> None:
 
 def test_verify_catches_a_wrong_rmsnorm(monkeypatch: pytest.MonkeyPatch) -> None:
     """A LayerNorm without β passed off as RMSNorm (it subtracts the mean) is caught."""
+    real = kernels.NORM_KERNELS["rms"]
 
-    def wrong(blk: np.ndarray, p: dict[str, np.ndarray]) -> None:
+    def wrong(blk: np.ndarray, p: dict[str, np.ndarray], stats: np.ndarray | None) -> None:
         blk -= blk.mean(axis=1, keepdims=True)
-        vforward.rmsnorm_rows(blk, p)
+        real.rows(blk, p, stats)
 
-    monkeypatch.setitem(vforward.NORM_KERNELS, "rms", wrong)
+    monkeypatch.setitem(kernels.NORM_KERNELS, "rms", replace(real, rows=wrong))
     report = verify(make_config(2, 5, 8, 12, norm="pre", norm_type="rms"))
     assert not report.ok
     failed = [c.name for c in report.checks if not c.ok]
@@ -217,14 +239,13 @@ def test_verify_catches_a_wrong_rmsnorm(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_verify_catches_a_wrong_rmsnorm_backward(monkeypatch: pytest.MonkeyPatch) -> None:
     """A backward that forgets the x̂·mean(γ·dy·x̂) term fails the finite differences."""
-    fwd, _ = vbackward.NORM_PASSES["rms"]
+    real = kernels.NORM_KERNELS["rms"]
 
-    def wrong(dy: np.ndarray, cache: tuple[np.ndarray, np.ndarray], p: dict[str, np.ndarray], g: dict[str, np.ndarray]) -> np.ndarray:
-        xhat, inv = cache
+    def wrong(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, p: dict[str, np.ndarray], g: dict[str, np.ndarray], input_grad: bool) -> np.ndarray:
         g[names.RMS_GAMMA] = (dy * xhat).sum(axis=0)
         return np.asarray(inv * dy * p[names.RMS_GAMMA])
 
-    monkeypatch.setitem(vbackward.NORM_PASSES, "rms", (fwd, wrong))
+    monkeypatch.setitem(kernels.NORM_KERNELS, "rms", replace(real, backward=wrong))
     report = verify(make_config(2, 5, 8, 12, norm="post", norm_type="rms"), backward=True)
     assert [c.name for c in report.checks if not c.ok] == ["gradients = finite differences (float64, the layer itself, 10 tokens)"]
 

@@ -133,5 +133,7 @@ def test_silent_recorder_counts_nothing_and_the_recorder_sums_tallies() -> None:
     p = fwd.make_params(np.random.default_rng(0), cfg, np.float32)
     rec = Recorder()
     fwd.forward(rec, cfg, p, np.ones((1, 4, 8), np.float32))
-    assert rec.stages["activation"].elementwise_flops == 4 * 16  # ReLU 1 FLOP × 64 elements written
-    assert [c.count for c in rec.stages["linear2"].counted()] == [4 * 8]
+    stages = rec.phase()  # the forward pass's, by stage name
+    assert stages["activation"].elementwise_flops == 4 * 16  # ReLU 1 FLOP × 64 elements written
+    assert [c.count for c in stages["linear2"].counted()] == [4 * 8]
+    assert {phase for _, phase in rec.stages} == {"forward"}

@@ -14,7 +14,7 @@ import pytest
 from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig, make_config
 from ffn_calc.verifier import forward as fast
-from ffn_calc.verifier import properties, reference, routing
+from ffn_calc.verifier import kernels, properties, reference, routing
 from ffn_calc.verifier.observe import random_norm_weights
 from ffn_calc.verifier.recorder import Silent
 from ffn_calc.verifier.run import verify
@@ -133,10 +133,12 @@ def _router_least_likely(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _layernorm_ignores_gamma(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_gamma(blk: np.ndarray, p: dict[str, np.ndarray]) -> None:
-        fast.layernorm_rows(blk, {**p, names.LN_GAMMA: np.ones_like(p[names.LN_GAMMA])})
+    real = kernels.NORM_KERNELS["layer"]
 
-    monkeypatch.setitem(fast.NORM_KERNELS, "layer", no_gamma)
+    def no_gamma(blk: np.ndarray, p: dict[str, np.ndarray], stats: np.ndarray | None) -> None:
+        real.rows(blk, {**p, names.LN_GAMMA: np.ones_like(p[names.LN_GAMMA])}, stats)
+
+    monkeypatch.setitem(kernels.NORM_KERNELS, "layer", replace(real, rows=no_gamma))
 
 
 def _expert_skips_bias(monkeypatch: pytest.MonkeyPatch) -> None:
