@@ -24,7 +24,7 @@ from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier.kernels import kernel, norm_kernel
 
-ROWS_PER_BLOCK = 16  # weight rows converted to float64 at a time (a few hundred KiB)
+ROWS_PER_BLOCK = 64  # weight rows converted to float64 at a time (a few MiB at LLaMA's widths)
 
 Params = dict[str, np.ndarray]
 Vector = np.ndarray  # one token: a 1-D float64 array
@@ -32,14 +32,17 @@ Vector = np.ndarray  # one token: a 1-D float64 array
 
 def linear(tokens: list[Vector], w: np.ndarray, b: np.ndarray | None) -> list[Vector]:
     """Each token x as x·W + b, in float64: out[j] = Σ_i x[i]·W[i, j] + b[j]."""
-    outs = [np.zeros(w.shape[1]) for _ in tokens]
+    if not tokens:
+        return []
+    xs = np.stack(tokens)  # the tokens side by side: each block of W is converted once for all of them
+    total = np.zeros((len(tokens), w.shape[1]))
     block = np.empty((ROWS_PER_BLOCK, w.shape[1]))
     for lo in range(0, w.shape[0], ROWS_PER_BLOCK):
         hi = min(w.shape[0], lo + ROWS_PER_BLOCK)
         rows = block[: hi - lo]
         rows[...] = w[lo:hi]  # to float64
-        for x, out in zip(tokens, outs, strict=True):
-            out += x[lo:hi] @ rows
+        total += xs[:, lo:hi] @ rows
+    outs = list(total)
     if b is not None:
         bias = b.astype(np.float64)
         outs = [out + bias for out in outs]

@@ -19,29 +19,22 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from ffn_calc.errors import ConfigError, VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.verifier import arrays
 from ffn_calc.verifier.compare import ForwardSeen, StackSeen, compare_forward, compare_model, definitions, observations, peak_check
 from ffn_calc.verifier.memory import check_backward_fits, peak_allowance, plan_chunks
 from ffn_calc.verifier.observe import observe_forward, observe_stack, stack_from_pass, stack_refusal
 from ffn_calc.verifier.properties import RTOL, structural_checks
 from ffn_calc.verifier.report import Check, VerifyReport
 
-# Every dtype the verifier stores tensors in. bfloat16 and float8 come from ml_dtypes (the NumPy
-# dtype extension JAX uses), imported here and nowhere on the CLI's start-up path; their
-# products and elementwise work run in float32 and are stored in the dtype (arrays.py).
-NUMPY_DTYPES: dict[str, Any] = {
-    "float64": np.float64,
-    "float32": np.float32,
-    "float16": np.float16,
-    "bfloat16": ml_dtypes.bfloat16,
-    "float8_e4m3fn": ml_dtypes.float8_e4m3fn,
-    "float8_e5m2": ml_dtypes.float8_e5m2,
-}
+# Every dtype the verifier stores tensors in (arrays.NUMPY_DTYPES): bfloat16 and float8 come from
+# ml_dtypes, imported only when one of them is asked for; their products and elementwise work
+# run in float32 and are stored in the dtype (arrays.py).
+NUMPY_DTYPES = arrays.NUMPY_DTYPES
 DTYPE_NOTES = {
     "int8": "int8 storage of activations needs quantization scales (per tensor or per channel) that the model does not define, "
     "and an int8 product accumulates in int32 then is rescaled: computed in float32, so the byte checks use 4 bytes per element "
