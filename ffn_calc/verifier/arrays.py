@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ffn_calc.verifier.packed import PackedWeight, packed_matmul
+
 BLOCK_ELEMENTS = 1 << 12
 
 
@@ -167,7 +169,10 @@ def _tile(buffer: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, workspace: Workspace | None = None) -> np.ndarray:
     """a·b for 2-D operands; a narrow dtype through float32 BLAS, tile by tile (see above), in
-    `workspace` when it is large enough, else in tiles made for this product."""
+    `workspace` when it is large enough, else in tiles made for this product; a packed weight
+    (packed.py) dequantized DEPTH rows at a time."""
+    if isinstance(b, PackedWeight):
+        return packed_matmul(a, b, out)
     if not is_narrow(a.dtype) or a.dtype != b.dtype or a.ndim != 2 or b.ndim != 2:
         return np.matmul(a, b, out=out)
     (m, k), n = a.shape, b.shape[1]

@@ -18,6 +18,7 @@ from ffn_calc.verifier import reference
 from ffn_calc.verifier.forward import Params, ffn_as_conv1d, forward, norm, route_tokens
 from ffn_calc.verifier.kernels import NORM_EPS, activation_values, kernel, norm_kernel
 from ffn_calc.verifier.observe import Sample
+from ffn_calc.verifier.packed import PackedWeight
 from ffn_calc.verifier.recorder import Silent
 from ffn_calc.verifier.report import Check
 
@@ -75,7 +76,10 @@ def structural_checks(cfg: FFNConfig, p: Params, sample: Sample, rng: np.random.
     def row(name: str, ok: bool, diff: float) -> None:
         checks.append(Check("structure", name, "equal", f"max |Δ| {diff:.2e}", ok, "tolerance", f"on {m} sampled tokens"))
 
-    if not cfg.is_moe:
+    if cfg.weight_packing is not None:
+        checks.append(Check("structure", "Conv1d(k=1) form = linear form", "equal", "not run", True, "info",
+                            "packed weights are multiplied by the packed product only"))  # fmt: skip
+    elif not cfg.is_moe:
         ok, diff = _close(ffn_as_conv1d(one, p, xs[None]), forward(silent, replace(one, norm="none"), p, xs[None]), rtol)
         row("Conv1d(k=1) form = linear form", ok, diff)
 
@@ -109,8 +113,18 @@ def structural_checks(cfg: FFNConfig, p: Params, sample: Sample, rng: np.random.
     checks.append(_activation_check(cfg, rng, xs.dtype, rtol))
     if cfg.norm != "none":
         checks += _norm_checks(cfg, p, xs, rng, rtol)
-    checks.append(reference_check(cfg, p, sample, clear))
+    # The reference multiplies the dequantized weights (float64), never the packed product.
+    dequantized = {k: (_dequantized(v) if isinstance(v, PackedWeight) else v) for k, v in p.items()}
+    checks.append(reference_check(cfg, dequantized, sample, clear))
     return checks
+
+
+def _dequantized(w: PackedWeight) -> np.ndarray:
+    """A packed weight (or expert stack) as float64, by reference.dequantize from its stored arrays."""
+    if w.ndim == 3:
+        return np.stack([_dequantized(w[e]) for e in range(w.shape[0])])
+    k, n = w.shape
+    return reference.dequantize(w.format, w.arrays, k, n, w.group)
 
 
 def _activation_check(cfg: FFNConfig, rng: np.random.Generator, dtype: np.dtype, rtol: float) -> Check:

@@ -28,6 +28,7 @@ from ffn_calc.verifier import arrays
 from ffn_calc.verifier.compare import ForwardSeen, StackSeen, compare_forward, compare_model, definitions, observations, peak_check
 from ffn_calc.verifier.memory import check_backward_fits, peak_allowance, plan_chunks
 from ffn_calc.verifier.observe import observe_forward, observe_stack, stack_from_pass, stack_refusal
+from ffn_calc.verifier.packed import VERIFIED, prepare, stored_checks
 from ffn_calc.verifier.properties import RTOL, structural_checks
 from ffn_calc.verifier.report import Check, VerifyReport
 
@@ -83,11 +84,14 @@ def _verify_one(
     training: Any,
 ) -> tuple[VerifyReport, StackSeen]:
     """verify(), and what its main pass observed of one layer (for a mixed stack's sums)."""
-    if cfg.weight_packing is not None:
+    packing = cfg.weight_packing
+    if packing is not None and packing.format not in VERIFIED:
         raise VerifyRefused(
-            f"verify cannot run --weight-dtype {cfg.weight_dtype}: NumPy computes with unpacked weights, so packed 4-bit or FP8 "
-            "weight bytes are not observed; drop --weight-dtype to verify the layer in --dtype"
+            f"verify runs packed weights in {', '.join(VERIFIED)} only, not --weight-dtype {cfg.weight_dtype}: its arrays are not "
+            "built, so their bytes are not observed; drop --weight-dtype to verify the layer in --dtype"
         )
+    if packing is not None and (backward or tp > 1 or ep > 1):
+        raise VerifyRefused("verify runs packed weights (--weight-dtype) in the forward pass only; drop --backward, --tp and --ep with it")
     if cfg.router_bias or cfg.activation == "swiglu_clamped":
         raise VerifyRefused(
             "verify does not run a router bias or gpt-oss's clamped SwiGLU (its up's clamp and + 1) yet; "
@@ -136,8 +140,10 @@ def _verify_one(
             progress(0, 0, what)
 
     products = [s.matmul for s in shape_pred.stages if s.matmul]
+    prepare(cfg.weight_packing)
     seen, params, x, sample = observe_forward(run_cfg, rng, np_dtype, chunk, advance, products)
     checks: list[Check] = compare_forward(pred, shape_pred, peak_pred, seen, peak_allowance(pred), chunk, limit)
+    checks.extend(stored_checks(pred, params))
     step(f"checks on {sample.positions.size} sampled tokens")
     checks.extend(structural_checks(run_cfg, params, sample, rng, RTOL[computed]))
     if pred.model.layers > 1:
