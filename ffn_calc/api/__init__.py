@@ -72,7 +72,7 @@ def train(
     *,
     recompute: str = "none",
     optimizer: str = "adam",
-    mixed_precision: bool = False,
+    mixed_precision: bool | None = None,
     dropout: bool = False,
     input_grad: bool = True,
     tp: int = 1,
@@ -298,7 +298,7 @@ def verify(
     progress: Callable[[int, int, str], Any] | None = None,
     recompute: str = "none",
     optimizer: str = "adam",
-    mixed_precision: bool = False,
+    mixed_precision: bool | None = None,
     dropout: bool = False,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare what it observes with the prediction, as

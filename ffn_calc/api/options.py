@@ -214,11 +214,13 @@ SPECS: tuple[Option, ...] = (
            ("verify",), TRAINING_PANEL, COMMAND, type=bool, default=False),
     Option("recompute", ("--recompute",), "; ".join(f"{name} ({mode.help})" for name, mode in RECOMPUTE.items()) + ".",
            TRAINS, TRAINING_PANEL, TRAINING, default="none", choices=tuple(RECOMPUTE)),
-    Option("optimizer", ("--optimizer",), "Optimizer states per parameter: " + ", ".join(f"{name} {n}" for name, n in OPTIMIZERS.items()) + ".",
+    Option("optimizer", ("--optimizer",), "The optimizer: " + "; ".join(f"{name} ({o.help})" for name, o in OPTIMIZERS.items()) + ".",
            TRAINS, TRAINING_PANEL, TRAINING, default="adam", choices=tuple(OPTIMIZERS)),
-    Option("mixed_precision", ("--mixed-precision",),
-           "16-bit weights and gradients (--dtype bfloat16 or float16) with float32 master weights and optimizer states.",
-           TRAINS, TRAINING_PANEL, TRAINING, type=bool, default=False),
+    Option("mixed_precision", ("--mixed-precision/--no-mixed-precision",),
+           "Mixed precision: 16-bit weights and gradients (--dtype bfloat16 or float16) with float32 master weights and optimizer "
+           "states (16 bytes per parameter with Adam); --no-mixed-precision trains in pure 16-bit (no master weights, 16-bit states). "
+           "[default: mixed for a 16-bit --dtype]",
+           TRAINS, TRAINING_PANEL, TRAINING, type=bool),
     Option("dropout", ("--dropout",), "Dropout on the FFN output: a 1-byte mask per element is saved.", TRAINS, TRAINING_PANEL, TRAINING,
            type=bool, default=False),
     Option("no_input_grad", ("--no-input-grad",),

@@ -437,6 +437,11 @@ CODE_DEFAULTS: dict[str, dict[str, object]] = {
         "num_experts_per_tok": 5,
     },
     "deepseek_v2": {
+        "q_lora_rank": 1536,  # MLA's ranks and head dims (the attention's shape, for explain)
+        "kv_lora_rank": 512,
+        "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64,
+        "v_head_dim": 128,
         "hidden_size": 4096,
         "intermediate_size": 11008,
         "num_hidden_layers": 32,
@@ -447,6 +452,11 @@ CODE_DEFAULTS: dict[str, dict[str, object]] = {
         "first_k_dense_replace": 0,
     },
     "deepseek_v3": {
+        "q_lora_rank": 1536,  # MLA's ranks and head dims (the attention's shape, for explain)
+        "kv_lora_rank": 512,
+        "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64,
+        "v_head_dim": 128,
         "hidden_size": 7168,
         "intermediate_size": 18432,
         "num_hidden_layers": 61,

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 DTYPE_KEYS = ("torch_dtype", "dtype")  # transformers ≥ 4.56 writes `dtype`
 # What a file of an unknown family is read for, once flags describe its FFN.
 SIZE_KEYS = ("hidden_size", "d_model", "n_embd", "n_embed")
+HEAD_KEYS = ("num_attention_heads", "n_head", "num_heads")  # the attention's query heads (T5: num_heads, GPT-2: n_head)
+MLA_KEYS = ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")  # DeepSeek V2/V3
 FF_KEYS = ("intermediate_size", "d_ff", "n_inner", "ffn_dim", "ffn_hidden_size")
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 EXPERT_HINTS = ("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts", "num_experts_per_tok", "moe_topk", "top_k")
@@ -134,6 +136,7 @@ class _Reader:
         if hidden is None:
             raise ConfigError("--config", f"{out.path!r} has no hidden size: expected {' or '.join(f.d_model)}")
         d_model = out.values["d_model"] = _size(*hidden)
+        self._attention(d_model)
         for key, why in f.unmodelled:
             if self.cfg.get(key):
                 raise ConfigError("--config", f"{key} {self.cfg[key]!r}: {why}; ffn-calc cannot count that exactly")
@@ -208,6 +211,28 @@ class _Reader:
             return
         out.values["activation"] = found_act.gated if gated else found_act.name
         out.notes.append(f"{'gated (GLU)' if gated else 'plain two-matrix'} FFN with {found_act.name} ({spelling}): {f.block}")
+
+    def _attention(self, d_model: int) -> None:
+        """The attention's shape, for explain's share of the layer: heads, key/value heads (GQA's
+        num_key_value_heads; Falcon's num_kv_heads or multi_query), head_dim (else d_model / heads;
+        T5's d_kv); DeepSeek's MLA ranks where kv_lora_rank is given. Nothing when no head count is."""
+        from ffn_calc.model.attention import Attention, mla
+
+        found = self.first(HEAD_KEYS)
+        if found is None:
+            return
+        heads = _size(*found)
+        if self.get("kv_lora_rank"):
+            # q_lora_rank null (V2-Lite): no query compression, not the code's default
+            q, kv, nope, rope, v = (0 if k in self.cfg and self.cfg[k] is None else self.get(k) or 0 for k in MLA_KEYS)
+            attention = mla(heads, _size("q_lora_rank", q) if q else 0, _size("kv_lora_rank", kv), _size("qk_nope_head_dim", nope),
+                            _size("qk_rope_head_dim", rope), _size("v_head_dim", v))  # fmt: skip
+        else:
+            kv_heads = self.get("num_key_value_heads") or (self.get("num_kv_heads") if self.get("new_decoder_architecture") else None)
+            kv_heads = kv_heads or (1 if self.get("multi_query") else heads)
+            head_dim = self.get("head_dim") or self.get("d_kv") or d_model // heads
+            attention = Attention(heads, _size("num_key_value_heads", kv_heads), _size("head_dim", head_dim))
+        self.out.values["attention"] = attention
 
     def _clamped(self) -> None:
         """gpt-oss's activation constants are the registry's; another value is refused."""

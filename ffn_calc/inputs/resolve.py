@@ -101,6 +101,10 @@ def layer_config(
         raise ConfigError("--norm-type", f"{norm_type!r} applies to the norm that --norm pre or post adds; add --norm pre (or post)")
     if values.get("experts") and not values.get("top_k"):
         raise ConfigError("--top-k", "a mixture of experts needs --top-k (experts per token)")
+    if "attention" in values:
+        from ffn_calc.model.attention import attention_of
+
+        values["attention"] = attention_of(values["attention"])
     d_ff_value = values.pop("d_ff", None)
     d_model_value = check_size("D_MODEL", values.pop("d_model"))
     cfg = make_config(batch, seq_len, d_model_value, d_ff_value, origin=tuple(origin), **values)
@@ -135,8 +139,8 @@ FILLABLE = (
     "d_model", "d_ff", "activation", "bias", "layers", "experts", "top_k", "shared_experts", "norm_type", "dtype", "shared_expert_gate",
     "dense_layers", "dense_d_ff",
 )  # fmt: skip
-# What a preset or a config.json says about the model that no flag sets: gpt-oss's router bias.
-MODEL_ONLY = ("router_bias",)
+# What a preset or a config.json says about the model that no flag sets: gpt-oss's router bias, the attention's shape.
+MODEL_ONLY = ("router_bias", "attention")
 # The defaults of the options a preset or config file may fill in (FFNConfig's own), so that
 # "flags override" names real overrides.
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(FFNConfig) if f.name in _FLAGS and f.name != "d_ff" and f.init}

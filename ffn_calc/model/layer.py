@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ffn_calc.errors import ConfigError
 from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, Activation, activation
+from ffn_calc.model.attention import Attention
 from ffn_calc.model.dtypes import DTYPES, packing
 from ffn_calc.model.norms import NORM_TYPES, NormType
 from ffn_calc.model.norms import norm_type as _norm_type
@@ -170,6 +171,8 @@ class FFNConfig(JsonForm):
     dense_d_ff: int = 0  # 0: no dense layers
     weight_dtype: str | None = None  # None: the weights are in `dtype`
     group_size: int | None = None  # entries per scale along K, for a grouped weight type
+    # The attention around the FFN (a preset's or config.json's), for explain's share of the layer; not in JSON.
+    attention: Attention | None = field(default=None, metadata=json_key(omit=True))
     # Where the values came from (preset, config.json, flags); in JSON, the derived figures follow.
     origin: tuple[str, ...] = field(default=(), metadata=json_key(then=("tokens", "dtype_bytes", "weight_bits", "expert_capacity")))
 

@@ -21,20 +21,21 @@ from ffn_calc.model.forward import FFNReport, Stage, analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import BY_STAGE
 from ffn_calc.model.parallel import TensorParallel, tensor_parallel
-from ffn_calc.model.training_options import MASTER_BYTES, OPTIMIZERS, RECOMPUTE, STATE_BYTES_MIXED
+from ffn_calc.model.training_options import MASTER_BYTES, OPTIMIZERS, RECOMPUTE, STATE_BYTES_MIXED, state_bytes
 from ffn_calc.schemas import schema
 
 
 @dataclass(frozen=True)
 class TrainingOptions:
     """How a step trains: recomputation, optimizer, mixed precision (16-bit weights and
-    gradients with float32 master weights and states), dropout on the FFN output, and whether
+    gradients with float32 master weights and states; None: as practised, mixed for a 16-bit
+    dtype and plain otherwise; False: pure 16-bit), dropout on the FFN output, and whether
     the layer's input needs a gradient: False for the first layer of a stack or after a frozen
     embedding, when PyTorch skips every product whose only use is that gradient."""
 
     recompute: str = "none"
     optimizer: str = "adam"
-    mixed_precision: bool = False
+    mixed_precision: bool | None = None
     dropout: bool = False
     input_grad: bool = True
 
@@ -345,6 +346,8 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         cfg = parallel.per_rank
     if cfg.expert_capacity is not None:
         raise ConfigError("--capacity-factor", "training with capacity buffers (dropped tokens) is not modelled; train models dropless routing")
+    if options.mixed_precision is None:  # as practised: a 16-bit dtype trains in mixed precision
+        options = replace(options, mixed_precision=cfg.dtype in SIXTEEN_BIT)
     if options.mixed_precision and cfg.dtype not in SIXTEEN_BIT:
         raise ConfigError("--mixed-precision", f"needs --dtype {' or '.join(SIXTEEN_BIT)} (16-bit weights and gradients), got {cfg.dtype}")
     fwd = analyze(cfg)
@@ -376,7 +379,10 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
     mixed = options.mixed_precision
     weight_bytes = fwd.totals.weight_bytes
     gradient_bytes = weight_bytes  # gradients in the weights' dtype (Megatron keeps float32 ones: 18 B/param with Adam)
-    state_bytes = params * OPTIMIZERS[options.optimizer] * (STATE_BYTES_MIXED if mixed else cfg.dtype_bytes)
+    # per weight tensor (one per expert for a mixture's stacked experts): 8-bit states count blocks per tensor
+    element = STATE_BYTES_MIXED if mixed else cfg.dtype_bytes
+    states = sum(max(w.experts, 1) * state_bytes(options.optimizer, w.elements // max(w.experts, 1), element)
+                 for s in fwd.stages for w in s.weights)  # fmt: skip
     master_bytes = params * MASTER_BYTES if mixed else 0
     saved_bytes = sum(t.bytes for t in saved)
     recomputed_bytes = sum(t.bytes for t in unsaved)
@@ -395,7 +401,7 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         pairs += [by_name[op.stage].output.bytes + grads.get(op.stage, 0) + sum(by_name[i].output.bytes for i in by_name[op.stage].inputs)
                   for op in ops if op.kind == "weight-grad" and op.stage in first]  # fmt: skip
     transient = max(pairs, default=0)
-    persistent = weight_bytes + gradient_bytes + state_bytes + master_bytes
+    persistent = weight_bytes + gradient_bytes + states + master_bytes
     totals = TrainingTotals(
         forward_flops=fwd.totals.flops,
         backward_flops=backward,
@@ -411,7 +417,7 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         saved_activation_bytes=saved_bytes,
         weight_bytes=weight_bytes,
         gradient_bytes=gradient_bytes,
-        optimizer_state_bytes=state_bytes,
+        optimizer_state_bytes=states,
         master_weight_bytes=master_bytes,
         backward_transient_bytes=transient,
         recomputed_bytes=recomputed_bytes,

@@ -4,7 +4,8 @@ Each answer carries `values`: every number it prints, as (name, expression, valu
 the core's figure (from `analyze` of the layer, or of a variant of it: a 4× ReLU FFN of the same
 d_model, the same layer with a norm) or the registry's; the expression is written out from the
 sizes so a reader can check it by eye, and the tests evaluate each expression and require it to
-equal the value. Attention is not modelled: its 4·d² is stated as an assumption where used.
+equal the value. Attention's FLOPs are not modelled: its parameters come from the model's attention
+shape (model/attention.py) where a preset or config.json gives one, else 4·d² is stated as an assumption.
 Standard library only.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ffn_calc.errors import ConfigError
 from ffn_calc.model import structure as names
 from ffn_calc.model.conventions import GLU_MULTIPLY, activation_flops
 from ffn_calc.model.forward import FFNReport, analyze
@@ -139,18 +141,23 @@ def facts(report: FFNReport) -> tuple[Fact, ...]:
     a = _Answer()
     share4 = _pct(w4, w4 + attention)
     p = report.totals.params
-    share = _pct(p, p + attention)
     moe = " (all its experts: each must be stored)" if c.is_moe else ""
-    out.append(
-        a.fact(
-            "Why the FFN holds about two thirds of a layer's parameters",
-            "Assuming multi-head attention with four d×d projections (4·d²) and leaving out biases, norms and embeddings, "
-            f"a 4× FFN's 8·d² is 8/(8 + 4) of a layer: {a('4x FFN share', f'100·{w4}/({w4} + {attention})', share4[1], '%')}. "
-            f"This layer's FFN{moe}, {a('this FFN params', str(p), p, bare=True)} parameters: "
-            f"{a('this FFN share', f'100·{p}/({p} + {attention})', share[1], '%')}. With grouped-query attention "
-            "(n_kv_heads/n_heads = r) attention has (2 + 2r)·d², less, and the FFN's share is larger.",
-        )
+    baseline = (
+        "Assuming multi-head attention with four d×d projections (4·d²) and leaving out biases, norms and embeddings, "
+        f"a 4× FFN's 8·d² is 8/(8 + 4) of a layer: {a('4x FFN share', f'100·{w4}/({w4} + {attention})', share4[1], '%')}. "
     )
+    if c.attention is None:
+        share = _pct(p, p + attention)
+        this = (
+            f"This layer's FFN{moe}, {a('this FFN params', str(p), p, bare=True)} parameters, beside 4·d²: "
+            f"{a('this FFN share', f'100·{p}/({p} + {attention})', share[1], '%')} (no attention shape known for it: a preset "
+            "or config.json gives one). With grouped-query attention (n_kv_heads/n_heads = r) attention has (2 + 2r)·d², less, "
+            "and the FFN's share is larger."
+        )
+    else:
+        this = _model_share(a, c, p, moe)
+    out.append(a.fact("Why the FFN holds about two thirds of a layer's parameters", baseline + this))
+    out.append(_training_memory(c))
 
     a = _Answer()
     relu, gelu, swiglu = (_bare_ffn(c, act, f) for act in ("relu", "gelu", "swiglu"))
@@ -232,6 +239,81 @@ def facts(report: FFNReport) -> tuple[Fact, ...]:
             )
         )
     return tuple(out) + REASONS
+
+
+def _model_share(a: _Answer, c: FFNConfig, p: int, moe: str) -> str:
+    """The FFN's share of the layer with the model's own attention projections (GQA, MQA, MLA)."""
+    att = c.attention
+    assert att is not None
+    d = c.d_model
+    total = att.params(d)
+    if att.is_mla:
+        terms = " + ".join("·".join(map(str, proj.shape)) for proj in att.projections(d))
+        shape = (
+            f"{att.kind} with {a('heads', str(att.heads), att.heads, bare=True)} heads, q_lora_rank "
+            f"{a('q_lora_rank', str(att.q_lora_rank), att.q_lora_rank, bare=True) if att.q_lora_rank else 'none'}, kv_lora_rank "
+            f"{a('kv_lora_rank', str(att.kv_lora_rank), att.kv_lora_rank, bare=True)}, qk head dims "
+            f"{a('qk_nope_head_dim', str(att.qk_nope_head_dim), att.qk_nope_head_dim, bare=True)} + "
+            f"{a('qk_rope_head_dim', str(att.qk_rope_head_dim), att.qk_rope_head_dim, bare=True)} (rope), v head dim "
+            f"{a('v_head_dim', str(att.v_head_dim), att.v_head_dim, bare=True)}: its projections "
+            + ", ".join(f"{proj.name} {a(proj.name, '·'.join(map(str, proj.shape)), proj.params)}" for proj in att.projections(d))
+            + f"; {a('attention params', terms, total)} parameters (its two LoRA-rank RMSNorms included)"
+        )
+    else:
+        n, kv, h = att.heads, att.kv_heads, att.head_dim
+        q_o, k_v = 2 * d * n * h, 2 * d * kv * h
+        shape = (
+            f"{att.kind} with {a('heads', str(n), n, bare=True)} query heads and {a('kv heads', str(kv), kv, bare=True)} "
+            f"key/value heads of {a('head_dim', str(h), h, bare=True)}: Q and O 2·d·n_h·h = {a('Q and O', f'2·{d}·{n}·{h}', q_o)}, "
+            f"K and V 2·d·n_kv·h = {a('K and V', f'2·{d}·{kv}·{h}', k_v)}, "
+            f"{a('attention params', f'{q_o} + {k_v}', total)} parameters"
+        )
+    share = _pct(p, p + total)
+    return (
+        f"This model's attention is {shape}. Its FFN{moe}, {a('this FFN params', str(p), p, bare=True)} parameters, is "
+        f"{a('this FFN share', f'100·{p}/({p} + {total})', share[1], '%')} of the layer's attention + FFN. Left out: biases, "
+        f"the layer's two norms ({2 if c.norm_type == 'layer' else 1}·d each), the embeddings and the output head; a MoE's "
+        "router counts with the FFN."
+    )
+
+
+def _training_memory(c: FFNConfig) -> Fact:
+    """How much memory training this layer takes, and why 16 bytes per parameter (mixed-precision Adam)."""
+    from ffn_calc.model.training import TrainingOptions, train  # the training model: only for this answer
+
+    a = _Answer()
+    one = replace(c, layers=1, dense_layers=0, dense_d_ff=0, capacity_factor=None, weight_dtype=None, group_size=None)
+    try:
+        report = train(one, TrainingOptions())
+    except ConfigError as e:  # a dtype no one trains in
+        return Fact("How much memory training this layer takes, and why 16 bytes per parameter", f"Not for this layer: {e}.")
+    t, p = report.totals, report.forward.totals.params
+    if report.options.mixed_precision:
+        w = c.dtype_bytes
+        why = (
+            f"In mixed precision (this layer's {c.dtype}, as trained in practice) each parameter has a {c.dtype} weight "
+            f"({a('weight bytes', f'{w}·{p}', t.weight_bytes)} bytes) and gradient ({a('gradient bytes', f'{w}·{p}', t.gradient_bytes)}), "
+            f"a float32 master copy the optimizer updates ({a('master bytes', f'4·{p}', t.master_weight_bytes)}) and Adam's "
+            f"momentum and variance in float32 ({a('state bytes', f'8·{p}', t.optimizer_state_bytes)}): "
+            f"{a('bytes per param', f'{w} + {w} + 4 + 4 + 4', t.bytes_per_param)} bytes per parameter, the ZeRO paper's "
+            f"{a('ZeRO', '2 + 2 + 12', 16)} (Megatron keeps float32 gradients: {a('Megatron', '4 + 2 + 12', 18)}). "
+            "Pure 16-bit (--no-mixed-precision) keeps 8, at the cost of updates lost to rounding."
+        )
+    else:
+        why = (
+            f"In {c.dtype} with Adam: weight, gradient, momentum and variance, 4 bytes each: "
+            f"{a('bytes per param', f'{c.dtype_bytes} + {c.dtype_bytes} + 2·{c.dtype_bytes}', t.bytes_per_param)} bytes per parameter. "
+            "A 16-bit --dtype trains in mixed precision: 16-bit weights and gradients, float32 master weights and states, "
+            f"{a('ZeRO', '2 + 2 + 12', 16)} as well."
+        )
+    states = t.weight_bytes + t.gradient_bytes + t.master_weight_bytes + t.optimizer_state_bytes
+    return a.fact(
+        "How much memory training this layer takes, and why 16 bytes per parameter",
+        why + f" For this layer's {a('params', str(p), p, bare=True)} parameters that is "
+        f"{a('state total', f'{t.bytes_per_param}·{p}', states)} bytes, before the activations saved for the backward pass "
+        f"({a('saved activations', str(t.saved_activation_bytes), t.saved_activation_bytes, bare=True)} bytes for "
+        f"{a('tokens', f'{c.batch}·{c.seq_len}', c.tokens)} tokens); `train` lists them tensor by tensor, and --dp with --zero shards the states.",
+    )
 
 
 REASONS = (

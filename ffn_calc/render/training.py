@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ffn_calc.model.dtypes import SIXTEEN_BIT
 from ffn_calc.model.expert_parallel import ExpertParallel
 from ffn_calc.model.parallel import TensorParallel
 from ffn_calc.model.training import TrainingReport
@@ -153,7 +154,12 @@ def _tables_TrainingReport(report: TrainingReport, view: View | None = None) -> 
         ],
         totals=1,
     )
-    precision = "mixed precision (16-bit weights and gradients, float32 master and states)" if o.mixed_precision else f"all in {c.dtype}"
+    if o.mixed_precision:
+        precision = f"mixed precision ({c.dtype} weights and gradients, float32 master weights and states; --no-mixed-precision for pure {c.dtype})"
+    elif c.dtype in SIXTEEN_BIT:
+        precision = f"pure {c.dtype} training (no float32 master weights: --no-mixed-precision)"
+    else:
+        precision = f"all in {c.dtype}"
     out += [Text(config_line(report.forward)), Text(precision + (", dropout on the FFN output" if o.dropout else ""))]
     tp = report.parallel
     if isinstance(tp, ExpertParallel):

@@ -111,6 +111,7 @@ def step_checks(
     sequence shard, all-gathered again for the backward (sequence parallelism)."""
     checks: list[Check] = []
     t = pred.totals
+    options = pred.options  # as train resolved them (mixed precision by default for a 16-bit dtype)
     mode = RECOMPUTE[options.recompute]
     weights = dict(p)
     started = not tracemalloc.is_tracing()
@@ -119,7 +120,7 @@ def step_checks(
     tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]
     # --- the step: optimizer state first (persistent), then forward, backward, update ---
-    opt = Optimizer(weights, options.optimizer, options.mixed_precision)
+    opt = Optimizer(weights, options.optimizer, bool(options.mixed_precision))
     seed = int(rng.integers(1 << 31))
     mask_run = Dropout(np.random.default_rng(seed).random((cfg.tokens, cfg.d_model)) >= 0.1) if options.dropout else None
     # verify's forward pass, its recorder's hook keeping what train lists as saved (nothing else outlives it)

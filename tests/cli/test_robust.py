@@ -102,7 +102,13 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["shapes", "3", "6", "8", "--chart"], ["models"], ["explain", "1", "8", "--model", "gpt2"], ["verify", "2", "4", "8"]]
+    "args",
+    [
+        ["shapes", "3", "6", "8", "--chart"],
+        ["models"],
+        ["explain", "1", "8", "--model", "gpt2"],
+        pytest.param(["verify", "2", "4", "8"], marks=pytest.mark.slow),
+    ],
 )
 def test_plain_text_off_a_terminal_and_with_no_color(cli_proc: Run, args: list[str]) -> None:
     for env in ({}, {"NO_COLOR": "", "TERM": "xterm-256color"}):
@@ -221,7 +227,11 @@ def _run_bytes(args: list[str], env: dict[str, str]) -> tuple[int, bytes, str]:
     return done.returncode, done.stdout, done.stderr.decode("utf-8", "replace")
 
 
-@pytest.mark.parametrize("name", ENCODINGS)
+# ascii in the fast loop; latin-1 and LC_ALL=C (the same path, other encodings) with the slow tests.
+SLOW_ENCODINGS = [pytest.param(name, marks=() if name == "ascii" else pytest.mark.slow) for name in ENCODINGS]
+
+
+@pytest.mark.parametrize("name", SLOW_ENCODINGS)
 def test_a_stream_that_cannot_hold_unicode_gets_ascii_lookalikes(name: str) -> None:
     """`×`, `·`, `⊙` and the box characters were a UnicodeEncodeError half-way through (exit 70)."""
     encoding = "latin-1" if name == "latin-1" else "ascii"
@@ -232,7 +242,7 @@ def test_a_stream_that_cannot_hold_unicode_gets_ascii_lookalikes(name: str) -> N
         assert "552" in text or "1,409,318,912" in text or "ok: all" in text
 
 
-@pytest.mark.parametrize("name", ENCODINGS)
+@pytest.mark.parametrize("name", SLOW_ENCODINGS)
 def test_json_on_such_a_stream_is_the_same_document(name: str) -> None:
     args = ["explain", "1", "16", "-m", "mixtral-8x7b", "-f", "json"]
     _, utf8, _ = _run_bytes(args, {})

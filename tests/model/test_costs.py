@@ -213,7 +213,11 @@ PLANTS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize(("file", "old", "new"), PLANTS.values(), ids=PLANTS.keys())
+# The first plant runs in the fast loop; each costs a copy of the package, so the rest run with the slow tests.
+@pytest.mark.parametrize(
+    ("file", "old", "new"),
+    [pytest.param(*plant, id=name, marks=() if i == 0 else pytest.mark.slow) for i, (name, plant) in enumerate(PLANTS.items())],
+)
 def test_a_planted_literal_is_found(tmp_path: Path, file: str, old: str, new: str) -> None:
     root = _copy(tmp_path)
     assert cost_literals(root) == []  # the copy is clean, as the package is

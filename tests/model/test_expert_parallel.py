@@ -39,7 +39,8 @@ def test_mixtral_train_ep8_per_rank_figures() -> None:
     assert f.matmul_flops == 2 * 512 * D * 8 + 3 * 2 * (512 * 2) * D * F == 360_810_807_296
     assert report.totals.backward_matmul_flops == 2 * f.matmul_flops
     assert report.totals.weight_bytes == report.totals.gradient_bytes == 2 * 176_193_536
-    assert report.totals.optimizer_state_bytes == 2 * 2 * 176_193_536  # Adam, two states in bfloat16
+    assert report.totals.optimizer_state_bytes == 2 * 4 * 176_193_536  # Adam, two float32 states (mixed precision by default)
+    assert report.totals.master_weight_bytes == 4 * 176_193_536
     # All-to-all: 1024 routed rows × 4096 × 2 bytes = 8 MiB, 7/8 of it leaves the rank.
     a2a = [c for c in plan.collectives if c.op == "all-to-all"]
     assert [(c.phase, c.shape, c.tensor_bytes, c.bytes_sent_per_rank) for c in a2a] == [

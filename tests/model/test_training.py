@@ -251,3 +251,54 @@ def test_sequence_parallel_backward_gathers_the_input_again_by_hand() -> None:
     report = ffn_calc.verify(cfg, tp=2, sequence_parallel=True, backward=True)
     rows = {c.name.split(" (")[0]: c for c in report.checks if c.name.startswith("rank 0 step: backward_transient_bytes")}
     assert report.ok and rows["rank 0 step: backward_transient_bytes"].observed == 9216
+
+
+# --- precision as practised (issue 18, part 1) ---------------------------------------------------
+LLAMA2_7B_FFN = 3 * 4096 * 11008  # gate, up, down: 135,266,304 parameters
+
+
+def _llama2_7b() -> FFNConfig:
+    from ffn_calc.api import layer
+
+    return layer(1, 512, model="llama-2-7b")
+
+
+def test_llama_2_7b_trains_in_mixed_precision_by_default_at_16_bytes_per_parameter() -> None:
+    report = train(_llama2_7b(), TrainingOptions())
+    t = report.totals
+    assert report.options.mixed_precision is True  # float16 preset: mixed precision, as practised
+    # ZeRO §3.1: 2 (fp16 weights) + 2 (fp16 gradients) + 4 (fp32 master) + 4 + 4 (Adam's momentum, variance)
+    assert (t.weight_bytes, t.gradient_bytes, t.master_weight_bytes) == (2 * LLAMA2_7B_FFN, 2 * LLAMA2_7B_FFN, 4 * LLAMA2_7B_FFN)
+    assert t.optimizer_state_bytes == 8 * LLAMA2_7B_FFN == 1_082_130_432
+    assert t.bytes_per_param == 16
+
+
+def test_pure_16_bit_is_one_flag_away_and_adamw_keeps_adams_states() -> None:
+    t = train(_llama2_7b(), TrainingOptions(optimizer="adamw", mixed_precision=False)).totals
+    assert t.master_weight_bytes == 0
+    assert t.optimizer_state_bytes == 2 * 2 * LLAMA2_7B_FFN  # two float16 states
+    assert t.bytes_per_param == 2 + 2 + 4
+    adam = train(_llama2_7b(), TrainingOptions(optimizer="adam")).totals
+    assert train(_llama2_7b(), TrainingOptions(optimizer="adamw")).totals == adam
+
+
+def test_float32_layers_stay_plain_by_default() -> None:
+    report = train(make_config(1, 16, 64), TrainingOptions())
+    assert report.options.mixed_precision is False and report.totals.bytes_per_param == 16  # 4 + 4 + 8
+
+
+def test_adam8bit_states_by_hand() -> None:
+    # bitsandbytes' Optimizer2State: per tensor, state1 and state2 uint8 (1 byte per element) and
+    # absmax1, absmax2 float32 of ceil(n / 256) blocks. W_gate, W_up, W_down: n = 4096·11008 =
+    # 45,088,768 elements, 176,128 blocks: 2·(45,088,768 + 4·176,128) = 91,586,560 bytes each.
+    t = train(_llama2_7b(), TrainingOptions(optimizer="adam8bit")).totals
+    assert t.optimizer_state_bytes == 3 * 91_586_560 == 274_759_680
+    assert t.master_weight_bytes == 4 * LLAMA2_7B_FFN  # mixed precision: the float32 master stays
+
+
+def test_adam8bit_keeps_float32_states_for_small_tensors() -> None:
+    # min_8bit_size 4096: a (64, 256) weight (16,384 elements) goes 8-bit; the biases (256, 64) stay float32.
+    cfg = make_config(1, 16, 64)
+    t = train(cfg, TrainingOptions(optimizer="adam8bit")).totals
+    eight = 2 * (64 * 256 + 4 * (64 * 256 // 256))  # each of W1, W2
+    assert t.optimizer_state_bytes == 2 * eight + 2 * 4 * (256 + 64)

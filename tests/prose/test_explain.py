@@ -26,6 +26,8 @@ LAYERS = [
     {"model": "mixtral-8x7b"},
     {"model": "deepseek-v3", "norm": "pre"},
     {"model": "qwen1.5-moe-a2.7b"},
+    {"model": "llama-3-8b"},
+    {"model": "deepseek-v2-lite"},
     {"d_model": 8, "d_ff": "32", "activation": "geglu", "fused": True},
     {"d_model": 768, "activation": "swiglu", "d_ff": "glu", "multiple_of": 256, "norm": "pre", "norm_type": "rms"},
     {"d_model": 64, "experts": 8, "top_k": 2},  # experts of a plain activation: their output stage is linear2
@@ -186,6 +188,7 @@ def test_every_interview_number_evaluates_and_is_printed(options: dict[str, obje
         pairs = [f"{v.expression} = {shown(v)}" for v in fact.values]
         for text in sorted(pairs, key=len, reverse=True) + sorted((shown(v) for v in fact.values), key=len, reverse=True):
             rest = rest.replace(text, "")  # longest first: "1 = 1" must not eat into "11008·1 = 11,008"
+        rest = re.sub(r"\b(b?float|int)\d+\b", "", rest)  # a dtype's name (float32) is no number
         # Every number left is a constant of a formula (8·d², 2/3) or a year: multi-digit numbers come from values.
         leftover = [x for x in re.findall(r"\d[\d,.]*", rest) if len(x.rstrip(".,")) > 1 and not re.fullmatch(r"(19|20)\d\d", x.rstrip(".,"))]
         assert not leftover, (fact.topic, leftover)
@@ -243,3 +246,62 @@ def test_compare_two_norm_placements_and_two_kinds_of_norm() -> None:
     assert kinds.a.report.config.norm == kinds.b.report.config.norm == "pre"
     with pytest.raises(ConfigError, match="two of one kind"):
         api.compare(1, 16, "pre", "rms", d)
+
+
+# --- the layer around the FFN (issue 18, part 5) --------------------------------------------------
+
+
+def _values(model: str) -> dict[tuple[str, str], int | float]:
+    ex = explain(analyze(api.layer(1, 1, model=model)))
+    return {(f.topic, v.name): v.value for f in ex.facts for v in f.values}
+
+
+SHARE = "Why the FFN holds about two thirds of a layer's parameters"
+
+
+def test_llama_3_8b_ffn_share_with_grouped_query_attention() -> None:
+    v = _values("llama-3-8b")
+    # REFERENCE.md: 2·d·n_h·h + 2·d·n_kv·h = 2·4096·32·128 + 2·4096·8·128 = 33,554,432 + 8,388,608
+    assert (v[SHARE, "Q and O"], v[SHARE, "K and V"]) == (33_554_432, 8_388_608)
+    assert v[SHARE, "attention params"] == 41_943_040
+    # FFN 3·4096·14336 = 176,160,768; 176,160,768 / (176,160,768 + 41,943,040) = 0.80769…
+    assert v[SHARE, "this FFN share"] == pytest.approx(100 * 176_160_768 / 218_103_808) == pytest.approx(80.769, abs=1e-3)
+
+
+def test_llama_2_70b_ffn_share_with_grouped_query_attention() -> None:
+    v = _values("llama-2-70b")
+    # 2·8192·64·128 = 134,217,728; 2·8192·8·128 = 16,777,216; FFN 3·8192·28672 = 704,643,072
+    assert v[SHARE, "attention params"] == 134_217_728 + 16_777_216 == 150_994_944
+    assert v[SHARE, "this FFN share"] == pytest.approx(100 * 704_643_072 / 855_638_016) == pytest.approx(82.353, abs=1e-3)
+
+
+def test_deepseek_v3_mla_attention_params_by_hand() -> None:
+    v = _values("deepseek-v3")
+    # q_a 7168·1536 + q_a_norm 1536 + q_b 1536·128·192 + kv_a 7168·576 + kv_a_norm 512 + kv_b 512·128·256 + o 128·128·7168
+    hand = 11_010_048 + 1_536 + 37_748_736 + 4_128_768 + 512 + 16_777_216 + 117_440_512
+    assert v[SHARE, "attention params"] == hand == 187_107_328
+
+
+def test_a_layer_without_an_attention_shape_assumes_four_d_squared() -> None:
+    ex = explain(analyze(api.layer(1, 1, 512)))
+    fact = next(f for f in ex.facts if f.topic == SHARE)
+    assert "no attention shape known" in fact.answer
+
+
+def test_training_memory_answer_16_bytes_per_parameter() -> None:
+    v = _values("llama-2-7b")
+    topic = "How much memory training this layer takes, and why 16 bytes per parameter"
+    p = 3 * 4096 * 11008
+    assert v[topic, "bytes per param"] == 16
+    assert v[topic, "state total"] == 16 * p == 2_164_260_864
+
+
+def test_config_json_carries_the_attention_shape() -> None:
+    from ffn_calc.model.attention import Attention
+
+    llama = api.layer(1, 1, config="tests/data/llama-3-8b.config.json")
+    assert llama.attention == Attention(32, 8, 128)  # num_attention_heads, num_key_value_heads, head_dim = 4096 / 32
+    falcon = api.layer(1, 1, config="tests/data/falcon-7b.config.json")
+    assert falcon.attention == Attention(71, 1, 64)  # multi_query: one key/value head
+    ds = api.layer(1, 1, config="tests/data/deepseek-v3.config.json")
+    assert ds.attention is not None and ds.attention.params(7168) == 187_107_328  # MLA, as the preset

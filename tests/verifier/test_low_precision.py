@@ -97,6 +97,7 @@ def test_bert_base_peak_holds_in_low_precision(dtype: str) -> None:
     assert peak.ok and report.computed_dtype == dtype
 
 
+@pytest.mark.slow
 def test_float8_layer_of_llama_width_has_no_inf_or_nan() -> None:
     """LLaMA-2-7B's widths (a few tokens): weights of scale 1/√fan_in, products summed in
     float32 and rounded once, so nothing near e4m3's 448 or e5m2's 57,344."""

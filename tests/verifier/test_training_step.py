@@ -109,8 +109,15 @@ def test_catches_selective_recompute_charging_relu(monkeypatch: pytest.MonkeyPat
     assert any(n.startswith("recompute_flops") for n in _failed(report))
 
 
+def test_the_verifiers_optimizers_are_the_models() -> None:
+    from ffn_calc.verifier import optimizer
+
+    assert {k: len(v) for k, v in optimizer.STATES.items()} == {k: o.states for k, o in topts.OPTIMIZERS.items()}
+    assert set(optimizer.EIGHT_BIT) == {k for k, o in topts.OPTIMIZERS.items() if o.blockwise_8bit}
+
+
 def test_catches_adam_with_one_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(topts.OPTIMIZERS, "adam", 1)
+    monkeypatch.setitem(topts.OPTIMIZERS, "adam", topts.Optimizer("one state", 1))
     report = api.verify(DENSE, backward=True, optimizer="adam")
     assert any(n.startswith("optimizer_state_bytes") for n in _failed(report))
 

@@ -1,0 +1,100 @@
+"""Data parallelism with ZeRO / FSDP sharding: one rank's memory and the bytes it sends per step.
+
+Standard library only; built on one rank's training step (training.py, after any tensor or expert
+parallelism: Ψ below is that rank's parameters). Over N data-parallel ranks (ZeRO, Rajbhandari et
+al. 2020, §5; FSDP's names in ZERO_STAGES), each shard is ceil(x / N) (the flat buffer padded to a
+multiple of N, as DeepSpeed and FSDP pad it):
+    stage 0 (NO_SHARD)        weights, gradients, master weights and states whole on every rank
+    stage 1                   master weights and optimizer states sharded
+    stage 2 (SHARD_GRAD_OP)   + gradients sharded
+    stage 3 (FULL_SHARD)      + weights sharded; HYBRID_SHARD: stage 3 within a node of `node_size`
+                              ranks, replicated across the N / node_size nodes
+Bytes each rank sends per step, rings over N ranks (a chunk is ceil(elements / N)):
+    stages 0-2: the gradients all-reduced = reduce-scatter + all-gather, 2·(N − 1)·chunk·b
+                (stage 1 and 2 all-gather the updated weights instead of the summed gradients: the same bytes)
+    stage 3:    all-gather of the weights in the forward and again in the backward, 2·(N − 1)·chunk·b,
+                and a reduce-scatter of the gradients, (N − 1)·chunk·b: 3·(N − 1)/N·Ψ·b, 1.5× plain DP
+    hybrid:     stage 3's over the node_size ranks of a node, then the gradient shard all-reduced
+                across the nodes: 2·(R − 1)·ceil(shard / R)·b, R = N / node_size
+with b the 16-bit (or the dtype's) bytes per element of weights and gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ffn_calc.errors import ConfigError
+from ffn_calc.json_fields import JsonForm
+from ffn_calc.model.training import TrainingReport
+
+# --zero's values: the stage each name means (FSDP's ShardingStrategy names beside DeepSpeed's stages)
+ZERO_STAGES: dict[str, int] = {"0": 0, "1": 1, "2": 2, "3": 3, "no_shard": 0, "shard_grad_op": 2, "full_shard": 3, "hybrid_shard": 3}
+
+
+def _chunk(elements: int, ranks: int) -> int:
+    return -(-elements // ranks)
+
+
+@dataclass(frozen=True)
+class DataParallel(JsonForm):
+    """One data-parallel rank's share of a layer's training state, in bytes, and what it sends per
+    step (`*_sent_bytes`, rings). `shard_ranks` is how many ranks a sharded tensor is split over
+    (N, or the node size under HYBRID_SHARD); `gathered_bytes` are the whole weights a ZeRO-3 rank
+    gathers for the layer's forward and backward, alive while the layer runs."""
+
+    ranks: int
+    zero: int
+    sharding: str
+    shard_ranks: int
+    weight_bytes: int
+    gradient_bytes: int
+    master_weight_bytes: int
+    optimizer_state_bytes: int
+    saved_activation_bytes: int
+    gathered_bytes: int
+    peak_bytes: int
+    gradient_sent_bytes: int
+    weight_gather_sent_bytes: int
+    sent_bytes: int
+    formula: str
+
+
+def data_parallel(report: TrainingReport, ranks: int, zero: str = "0", node_size: int = 8) -> DataParallel:
+    """Shard `report` (one tensor/expert-parallel rank's step) over `ranks` data-parallel ranks."""
+    if zero not in ZERO_STAGES:
+        raise ConfigError("--zero", f"unknown value {zero!r}; choose one of {', '.join(ZERO_STAGES)}")
+    stage = ZERO_STAGES[zero]
+    if stage and ranks < 2:
+        raise ConfigError("--zero", f"shards over the data-parallel ranks; add --dp N (N ≥ 2) or drop --zero {zero}")
+    hybrid = zero == "hybrid_shard"
+    if hybrid and (ranks % node_size or ranks == node_size):
+        raise ConfigError("--zero", f"hybrid_shard shards within a node of {node_size} ranks: --dp must be a multiple of it, over 2 nodes or more")
+    n = node_size if hybrid else ranks
+    t = report.totals
+    params = report.forward.totals.params
+    b = report.forward.config.dtype_bytes
+    shard = _chunk(params, n)  # elements per rank of a sharded tensor
+    weights = shard * b if stage >= 3 else t.weight_bytes
+    grads = shard * b if stage >= 2 else t.gradient_bytes
+    master = _chunk(t.master_weight_bytes, n) if stage >= 1 else t.master_weight_bytes
+    states = _chunk(t.optimizer_state_bytes, n) if stage >= 1 else t.optimizer_state_bytes
+    gathered = t.weight_bytes if stage >= 3 else 0
+    full_grads = t.gradient_bytes if stage >= 2 else 0  # the layer's whole gradient, before its reduce-scatter
+    if stage < 3:
+        grad_sent, gather_sent = (n - 1) * shard * b, (n - 1) * shard * b
+        formula = f"all-reduce of the gradients: 2·(N − 1)·⌈Ψ/N⌉·{b} bytes"
+    else:
+        grad_sent, gather_sent = (n - 1) * shard * b, 2 * (n - 1) * shard * b
+        formula = f"all-gather of the weights in forward and backward 2·(N − 1)·⌈Ψ/N⌉·{b} + reduce-scatter of the gradients (N − 1)·⌈Ψ/N⌉·{b}"
+        if hybrid:
+            nodes = ranks // node_size
+            grad_sent += 2 * (nodes - 1) * _chunk(shard, nodes) * b
+            formula += f", N = {node_size} in a node; + the shard's all-reduce across R = {nodes} nodes, 2·(R − 1)·⌈⌈Ψ/N⌉/R⌉·{b}"
+    peak = (weights + grads + master + states + t.saved_activation_bytes + t.recomputed_bytes + t.backward_transient_bytes
+            + gathered + full_grads)  # fmt: skip
+    return DataParallel(
+        ranks=ranks, zero=stage, sharding=zero, shard_ranks=n, weight_bytes=weights, gradient_bytes=grads, master_weight_bytes=master,
+        optimizer_state_bytes=states, saved_activation_bytes=t.saved_activation_bytes, gathered_bytes=gathered + full_grads,
+        peak_bytes=peak, gradient_sent_bytes=grad_sent, weight_gather_sent_bytes=gather_sent, sent_bytes=grad_sent + gather_sent,
+        formula=formula,
+    )  # fmt: skip
