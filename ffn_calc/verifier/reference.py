@@ -17,6 +17,7 @@ still takes its own vector × matrix product, and nothing mixes two tokens.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,17 +32,32 @@ Vector = np.ndarray  # one token: a 1-D float64 array
 
 
 def linear(tokens: list[Vector], w: np.ndarray, b: np.ndarray | None) -> list[Vector]:
-    """Each token x as x·W + b, in float64: out[j] = Σ_i x[i]·W[i, j] + b[j]."""
+    """Each token x as x·W + b, in float64: out[j] = Σ_i x[i]·W[i, j] + b[j]. The rows of W are
+    converted to float64 a block at a time for all the tokens at once; the two halves of its
+    rows run on two threads (NumPy lets go of the GIL in the copy and the product), each into
+    its own sum, added at the end."""
     if not tokens:
         return []
-    xs = np.stack(tokens)  # the tokens side by side: each block of W is converted once for all of them
-    total = np.zeros((len(tokens), w.shape[1]))
-    block = np.empty((ROWS_PER_BLOCK, w.shape[1]))
-    for lo in range(0, w.shape[0], ROWS_PER_BLOCK):
-        hi = min(w.shape[0], lo + ROWS_PER_BLOCK)
-        rows = block[: hi - lo]
-        rows[...] = w[lo:hi]  # to float64
-        total += xs[:, lo:hi] @ rows
+    xs = np.stack(tokens)
+    k = w.shape[0]
+    half = -(-k // 2 // ROWS_PER_BLOCK) * ROWS_PER_BLOCK if k > 2 * ROWS_PER_BLOCK else k
+
+    def part(start: int, stop: int) -> np.ndarray:
+        total = np.zeros((len(tokens), w.shape[1]))
+        block = np.empty((ROWS_PER_BLOCK, w.shape[1]))
+        for lo in range(start, stop, ROWS_PER_BLOCK):
+            hi = min(stop, lo + ROWS_PER_BLOCK)
+            rows = block[: hi - lo]
+            rows[...] = w[lo:hi]  # to float64
+            total += xs[:, lo:hi] @ rows
+        return total
+
+    if half < k:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            second = pool.submit(part, half, k)
+            total = part(0, half) + second.result()
+    else:
+        total = part(0, k)
     outs = list(total)
     if b is not None:
         bias = b.astype(np.float64)
