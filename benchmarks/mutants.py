@@ -28,6 +28,7 @@ that verify catches — and the list of those it misses (the verifier's gaps).
 
     python benchmarks/mutants.py [--only ID[,ID…]] [--jobs N] [--no-tests] [--no-verify] [--json FILE] [--rev REV] [--keep]
     python benchmarks/mutants.py --check      # only check that every original still matches (and compiles mutated)
+    python benchmarks/mutants.py --catalogue independent [...]   # mutants_independent.py instead (issue 20 part 3)
 
 The whole catalogue takes about 13 minutes with --jobs 2 on the project's 2-core machine (the
 fast test loop is 15 to 30 s and runs in full for every mutant it misses). If the snapshot is
@@ -38,6 +39,7 @@ it again, or give --rev HEAD to snapshot the last commit.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shlex
@@ -54,6 +56,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mutants_catalogue import MODEL, MUTANTS, VERIFIER, Mutant, by_id
+
+# --catalogue NAME: the module each catalogue lives in (the same Mutant record, MUTANTS and by_id).
+CATALOGUES = {"project": "mutants_catalogue", "independent": "mutants_independent"}
 
 REPO = Path(__file__).resolve().parent.parent
 IGNORED = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "build", "dist"}
@@ -459,10 +464,11 @@ def summary(results: list[Result], s: Scores, elapsed: float) -> str:
 # --- main ---------------------------------------------------------------------------------------
 
 
-def select(only: str | None) -> list[Mutant]:
+def select(only: str | None, catalogue: str = "project") -> list[Mutant]:
+    module = importlib.import_module(CATALOGUES[catalogue])
     if not only:
-        return list(MUTANTS)
-    table_ = by_id()
+        return list(module.MUTANTS if catalogue != "project" else MUTANTS)
+    table_ = module.by_id() if catalogue != "project" else by_id()
     ids = [i.strip() for i in only.split(",") if i.strip()]
     unknown = [i for i in ids if i not in table_]
     if unknown:
@@ -514,6 +520,12 @@ def _stop(_signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--catalogue",
+        choices=sorted(CATALOGUES),
+        default="project",
+        help="which catalogue: project (mutants_catalogue.py, the default) or independent (mutants_independent.py)",
+    )
     parser.add_argument("--only", metavar="ID[,ID…]", help="run these mutants only")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
     parser.add_argument("--no-tests", action="store_true", help="do not run the test suite")
@@ -524,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories")
     parser.add_argument("--check", action="store_true", help="only check that every original matches exactly once and compiles mutated, then exit")
     args = parser.parse_args(argv)
-    mutants = select(args.only)
+    mutants = select(args.only, args.catalogue)
     repo = args.repo.resolve()
     if args.check:
         return check(mutants, repo)

@@ -442,6 +442,8 @@ DOCUMENTS: tuple[tuple[str, str, tuple[tuple[str, ...], ...]], ...] = (
     ("ffn-calc/train/1", "TrainingReport", (
         ("train", "2", "4", "8", "--tp", "2", "--dropout", "--norm", "pre"),
         ("train", "2", "8", "16", "--experts", "4", "--top-k", "2", "--ep", "2", "--tp", "2"),
+        ("train", "2", "4", "8", "--dp", "4", "--zero", "3"),
+        ("train", "4", "4", "8", "--layers", "4", "--pp", "2", "--microbatches", "2"),
     )),
     ("ffn-calc/roofline/1", "Roofline", (
         ("roofline", "1", "8192", "-m", "llama-3-8b", "--gpu", "h100-sxm"),
@@ -464,7 +466,9 @@ CHILDREN: dict[str, dict[str, str]] = {
     "conventions": {"activation_flops_per_element": MAP},
     "VerifyReport": {"config": "FFNConfig", "checks": "Check", "definitions": "Definition", "prediction": "FFNReport"},
     "TrainingReport": {"config": "FFNConfig", "options": "TrainingOptions", "backward": "BackwardOp", "saved": "SavedTensor",
-                       "totals": "TrainingTotals", "model": "TrainingStackTotals", "parallel": "parallel", "forward": "FFNReport"},
+                       "totals": "TrainingTotals", "model": "TrainingStackTotals", "parallel": "parallel", "data_parallel": "DataParallel",
+                       "pipeline": "Pipeline", "forward": "FFNReport"},
+    "Pipeline": {"per_stage": "PipelineStage"},
     "parallel": {"collectives": "Collective"},
     "Roofline": {"config": "FFNConfig", "gpu": "gpu", "phases": "Phase"},
     "Phase": {"gemms": "GemmRoof", "uniform": "PhaseTraffic", "worst_case": "PhaseTraffic", "collectives": "Collective"},
@@ -485,10 +489,12 @@ def _classes() -> dict[str, tuple[type, ...]]:
     from ffn_calc.api.model_list import ModelList, ModelRow
     from ffn_calc.catalogue.gpus import GPUList
     from ffn_calc.catalogue.presets import Preset
+    from ffn_calc.model.data_parallel import DataParallel
     from ffn_calc.model.expert_parallel import ExpertParallel
     from ffn_calc.model.forward import FFNReport, LayerGroup, Peak, StackTotals, Stage, Tensor, Totals
     from ffn_calc.model.layer import FFNConfig
     from ffn_calc.model.parallel import Collective, TensorParallel
+    from ffn_calc.model.pipeline import Pipeline, PipelineStage
     from ffn_calc.model.roofline import GPU, ExpertRouting, ExpertSpread, GemmRoof, Phase, PhaseTraffic, Roofline
     from ffn_calc.model.training import BackwardOp, SavedTensor, TrainingOptions, TrainingReport, TrainingStackTotals, TrainingTotals
     from ffn_calc.prose.comparison import Comparison, Difference, Side
@@ -501,7 +507,7 @@ def _classes() -> dict[str, tuple[type, ...]]:
         for c in (FFNReport, LayerGroup, Peak, StackTotals, Stage, Tensor, Totals, FFNConfig, Collective, GPU, ExpertRouting, ExpertSpread,
                   GemmRoof, Phase, PhaseTraffic, Roofline, BackwardOp, SavedTensor, TrainingOptions, TrainingReport, TrainingStackTotals,
                   TrainingTotals, Comparison, Difference, Side, Explanation, Formula, Fact, Value, Check, Definition, VerifyReport, ModelList,
-                  GPUList)
+                  GPUList, DataParallel, Pipeline, PipelineStage)
     }  # fmt: skip
     found |= {"ModelRow": (ModelRow, Preset), "parallel": (TensorParallel, ExpertParallel), "gpu": (Roofline, GPU)}
     return found

@@ -78,9 +78,20 @@ def train(
     tp: int = 1,
     sequence_parallel: bool = False,
     ep: int = 1,
+    dp: int = 1,
+    zero: str = "0",
+    node_size: int | None = None,
+    pp: int = 1,
+    microbatches: int | None = None,
+    schedule: str | None = None,
+    chunks: int | None = None,
 ) -> TrainingReport:
     """One training step of the layer (of one rank with `tp` or `ep` > 1), as `ffn-calc train`;
-    `input_grad=False` for a first layer, whose input needs no gradient."""
+    `input_grad=False` for a first layer, whose input needs no gradient. With `dp` > 1, the
+    report's `data_parallel` holds one data-parallel rank's share, sharded as `zero` says
+    (0-3, or FSDP's no_shard, shard_grad_op, full_shard, hybrid_shard within `node_size` ranks).
+    With `pp` > 1, its `pipeline` holds the stack over `pp` stages: `microbatches` (default 1),
+    `schedule` gpipe, 1f1b (default) or interleaved with `chunks` per stage (default 2)."""
     if cfg.weight_packing is not None:
         raise ConfigError(
             "--weight-dtype", f"training with {cfg.weight_dtype} weights is not modelled (weight-only storage for serving); drop --weight-dtype"
@@ -88,7 +99,9 @@ def train(
     from ffn_calc.model.training import TrainingOptions
     from ffn_calc.model.training import train as run
 
-    return run(cfg, TrainingOptions(recompute, optimizer, mixed_precision, dropout, input_grad), tp, sequence_parallel, ep)
+    options = TrainingOptions(recompute, optimizer, mixed_precision, dropout, input_grad)
+    schedule = schedule.strip().lower() if schedule is not None else None
+    return run(cfg, options, tp, sequence_parallel, ep, dp, zero.strip().lower(), node_size, pp, microbatches, schedule, chunks)
 
 
 def roofline(
@@ -300,6 +313,9 @@ def verify(
     optimizer: str = "adam",
     mixed_precision: bool | None = None,
     dropout: bool = False,
+    dp: int = 1,
+    zero: str = "0",
+    node_size: int | None = None,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare what it observes with the prediction, as
     `ffn-calc verify`. Imports NumPy (only this function does). With `backward`, a whole
@@ -310,6 +326,8 @@ def verify(
     from ffn_calc.model.training import TrainingOptions
     from ffn_calc.verifier.run import verify as run
 
+    if dp > 1 or zero != "0" or node_size is not None:
+        raise ConfigError("--dp", "the sharded step is not simulated yet; `ffn-calc train` counts it (--dp, --zero, --node-size)")
     training = TrainingOptions(recompute, optimizer, mixed_precision, dropout, input_grad)
     if training != TrainingOptions(input_grad=input_grad) and not backward:
         raise ConfigError("--backward", "--recompute, --optimizer, --mixed-precision and --dropout apply to the training step; add --backward")

@@ -22,9 +22,11 @@ from ffn_calc.api.columns import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM
 from ffn_calc.inputs.resolve import KEYWORDS
 from ffn_calc.inputs.values import Parser, count, memory, number, size, writable_file
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, NONLINEARITIES
+from ffn_calc.model.data_parallel import ZERO_STAGES
 from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DTYPES, WEIGHTS_ONLY
 from ffn_calc.model.layer import NORM_PLACEMENTS
 from ffn_calc.model.norms import NORM_TYPES
+from ffn_calc.model.pipeline import SCHEDULES
 from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
 from ffn_calc.model.weight_formats import WEIGHT_ALIASES, WEIGHT_FORMATS
 
@@ -256,6 +258,30 @@ SPECS: tuple[Option, ...] = (
     Option("ep", ("--ep",),
            "Expert-parallel ranks: E/N experts per rank, the tokens split N ways, all-to-all dispatch and combine; figures are one rank's.",
            ("verify", "train", "roofline"), PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
+    Option("dp", ("--dp",),
+           "Data-parallel ranks (replicas of the layer, or of its --tp/--ep rank): each rank's weights, gradients, master weights, "
+           "optimizer states and peak, sharded as --zero says, and the bytes it sends per step.",
+           TRAINS, PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
+    Option("zero", ("--zero",),
+           "With --dp: what is sharded over the data-parallel ranks. ZeRO 0 (nothing), 1 (optimizer states and master weights), "
+           "2 (+ gradients), 3 (+ weights: all-gathered in forward and backward); FSDP's names: no_shard = 0, shard_grad_op = 2, "
+           "full_shard = 3, hybrid_shard = 3 within a node of --node-size ranks, replicated across nodes.",
+           TRAINS, PARALLEL_PANEL, metavar="STAGE", default="0", choices=tuple(ZERO_STAGES)),
+    Option("node_size", ("--node-size",), "With --zero hybrid_shard: ranks per node, the group a shard is split over. [default: 8]",
+           TRAINS, PARALLEL_PANEL, type=int, metavar="R", parse=count()),
+    Option("pp", ("--pp",),
+           "Pipeline stages: the stack's layers split over N stages (a mixed stack's dense layers first); per stage its layers, "
+           "parameters, held activations and peak, the bubble and the point-to-point bytes between stages.",
+           ("train",), PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
+    Option("microbatches", ("--microbatches",), "With --pp: microbatches per step, each BATCH/M sequences. [default: 1]",
+           ("train",), PARALLEL_PANEL, type=int, metavar="M", parse=count()),
+    Option("schedule", ("--schedule",),
+           "With --pp: gpipe (every forward, then every backward: M microbatches held), 1f1b (one forward one backward: "
+           "min(N − s, M) held on stage s), interleaved (1F1B over --chunks model chunks per stage, Narayanan et al. 2021). "
+           "[default: 1f1b]",
+           ("train",), PARALLEL_PANEL, metavar="NAME", choices=SCHEDULES),
+    Option("chunks", ("--chunks",), "With --schedule interleaved: model chunks v per stage. [default: 2]",
+           ("train",), PARALLEL_PANEL, type=int, metavar="V", parse=count()),
     # --- what a command prints, and how -----------------------------------------------------------------
     Option("seed", ("--seed",), "Seed of the random weights and input.", ("verify",), OUTPUT_PANEL, type=int, default=0, minimum=0),
     Option("max_memory", ("--max-memory",),
@@ -280,6 +306,10 @@ SPECS: tuple[Option, ...] = (
            type=bool, default=False),
     Option("summary", ("--summary", "-q"), "Only the headline: parameters, FLOPs per token, weight and peak memory (table output).",
            ("shapes", "train"), OUTPUT_PANEL, type=bool, default=False),
+    Option("detail", ("--detail",),
+           "Every table in full (matmuls, MACs, weights, memory parts, sources, notes); by default a screenful (80 × 50) that "
+           "ends with the headline. JSON and CSV always hold every figure.",
+           ("shapes", "verify", "explain", "train", "roofline", "gpus", "models"), OUTPUT_PANEL, type=bool, default=False),
     Option("exact", ("--exact",),
            "Exact integers in every table (wide); by default a table too wide for the terminal shows units: 4.33 B, 705 MFLOP, 5.25 GiB.",
            ("shapes", "sweep", "train", "models"), OUTPUT_PANEL, type=bool, default=False),

@@ -63,7 +63,7 @@ def _options(
 def shapes(cfg: FFNConfig, given: Given) -> None:
     """Each stage's tensor shapes, parameters, FLOPs, MACs and memory. Example: ffn-calc shapes 3 6 8 --d-ff 32"""
     report = api.analyze(cfg)
-    view = View(exact=given.exact, summary=given.summary)
+    view = View(exact=given.exact, summary=given.summary, detail=given.detail)
     if given.chart and not given.summary:
         from ffn_calc.render.shapes import Charted
 
@@ -100,9 +100,12 @@ def verify(cfg: FFNConfig, given: Given) -> None:
             tp=given.tp,
             ep=given.ep,
             sequence_parallel=given.sequence_parallel,
+            dp=given.dp,
+            zero=given.zero,
+            node_size=given.node_size,
             **_training(given),
         )
-    emit(report, given.format, given.get, View(every=given.all), given.svg)
+    emit(report, given.format, given.get, View(every=given.all or given.detail, detail=given.detail), given.svg)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -118,7 +121,7 @@ def explain(given: Given) -> None:
         result: Any = api.compare(first=first, second=second, **given.layer)
     else:
         result = api.explain(api.layer(**given.layer))
-    emit(result, given.format, given.get, svg=given.svg)
+    emit(result, given.format, given.get, View(detail=given.detail), given.svg)
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -158,8 +161,12 @@ def sweep(given: Given) -> None:
 def train(cfg: FFNConfig, given: Given) -> None:
     """A training step: the backward pass GEMM by GEMM, recomputation, the tensors saved for
     backward, gradients and optimizer states. Example: ffn-calc train 4 2048 1024 -a gelu --dtype bfloat16 --mixed-precision --dropout"""
-    report = api.train(cfg, **_training(given), tp=given.tp, sequence_parallel=given.sequence_parallel, ep=given.ep)
-    emit(report, given.format, given.get, View(exact=given.exact, summary=given.summary), given.svg)
+    report = api.train(
+        cfg, **_training(given), tp=given.tp, sequence_parallel=given.sequence_parallel, ep=given.ep,
+        dp=given.dp, zero=given.zero, node_size=given.node_size,
+        pp=given.pp, microbatches=given.microbatches, schedule=given.schedule, chunks=given.chunks,
+    )  # fmt: skip
+    emit(report, given.format, given.get, View(exact=given.exact, summary=given.summary, detail=given.detail), given.svg)
 
 
 @app.command(epilog=CONVENTION_HELP)
@@ -175,14 +182,14 @@ def roofline(cfg: FFNConfig, given: Given) -> None:
         result = api.roofline(
             cfg, given.gpu, peak_tflops=given.peak_tflops, bandwidth_gbs=given.bandwidth_gbs, tp=given.tp, ep=given.ep, gpu_file=given.gpu_file
         )
-        emit(result, given.format, given.get, svg=given.svg)
+        emit(result, given.format, given.get, View(detail=given.detail), given.svg)
         return
     if given.gpu is not None or given.peak_tflops is not None or given.bandwidth_gbs is not None or given.gpu_file is not None:
         raise ConfigError("--measure", "measures this machine's peak and bandwidth; drop --gpu, --gpu-file and --peak-tflops/--bandwidth-gbs")
     if given.ep > 1:
         raise ConfigError("--measure", "times dense GEMMs; drop --ep")
     measured = api.measure_roofline(cfg, device=given.device, seconds=given.measure_seconds, tp=given.tp, progress=_measuring())
-    emit(measured, given.format, given.get, svg=given.svg)
+    emit(measured, given.format, given.get, View(detail=given.detail), given.svg)
 
 
 def _measuring() -> Any:
@@ -206,14 +213,14 @@ def _measuring() -> Any:
 def gpus(given: Given) -> None:
     """The GPUs --gpu knows: dense datasheet peaks by dtype, memory bandwidth and the datasheet
     each comes from. Example: ffn-calc gpus -f csv"""
-    emit(api.gpus(), given.format, given.get, svg=given.svg)
+    emit(api.gpus(), given.format, given.get, View(detail=given.detail), given.svg)
 
 
 @app.command()
 @command()
 def models(given: Given) -> None:
     """The published models --model knows, with their FFN sizes and sources. Example: ffn-calc models"""
-    emit(api.models(), given.format, given.get, View(exact=given.exact), given.svg)
+    emit(api.models(), given.format, given.get, View(exact=given.exact, detail=given.detail), given.svg)
 
 
 def _print_help(ctx: Any) -> None:

@@ -22,10 +22,13 @@ with b the 16-bit (or the dtype's) bytes per element of weights and gradients.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ffn_calc.errors import ConfigError
 from ffn_calc.json_fields import JsonForm
-from ffn_calc.model.training import TrainingReport
+
+if TYPE_CHECKING:
+    from ffn_calc.model.training import TrainingReport
 
 # --zero's values: the stage each name means (FSDP's ShardingStrategy names beside DeepSpeed's stages)
 ZERO_STAGES: dict[str, int] = {"0": 0, "1": 1, "2": 2, "3": 3, "no_shard": 0, "shard_grad_op": 2, "full_shard": 3, "hybrid_shard": 3}
@@ -42,27 +45,33 @@ class DataParallel(JsonForm):
     (N, or the node size under HYBRID_SHARD); `gathered_bytes` are the whole weights a ZeRO-3 rank
     gathers for the layer's forward and backward, alive while the layer runs."""
 
-    ranks: int
-    zero: int
-    sharding: str
-    shard_ranks: int
-    weight_bytes: int
-    gradient_bytes: int
-    master_weight_bytes: int
-    optimizer_state_bytes: int
-    saved_activation_bytes: int
-    gathered_bytes: int
-    peak_bytes: int
-    gradient_sent_bytes: int
-    weight_gather_sent_bytes: int
-    sent_bytes: int
-    formula: str
+    ranks: int  # data-parallel ranks N (`--dp`)
+    zero: int  # the ZeRO stage, 0-3 (FSDP's names mapped: no_shard 0, shard_grad_op 2, full_shard and hybrid_shard 3)
+    sharding: str  # `--zero` as given: 0-3 or an FSDP name
+    shard_ranks: int  # the ranks a sharded tensor is split over: N, or `--node-size` under hybrid_shard
+    weight_bytes: int  # the rank's weights: the whole layer's, or ⌈Ψ/N⌉ elements at ZeRO-3
+    gradient_bytes: int  # the rank's gradients: whole, or ⌈Ψ/N⌉ elements from ZeRO-2
+    master_weight_bytes: int  # float32 master weights: whole, or ⌈bytes/N⌉ from ZeRO-1
+    optimizer_state_bytes: int  # optimizer states: whole, or ⌈bytes/N⌉ from ZeRO-1
+    saved_activation_bytes: int  # the rank's saved activations (its own microbatch: never sharded)
+    gathered_bytes: int  # alive while the layer runs: ZeRO-3's gathered weights, and from ZeRO-2 the whole gradient before its reduce-scatter
+    peak_bytes: int  # all of the above + the layer's recomputed and backward transient bytes
+    gradient_sent_bytes: int  # the gradients' reduce-scatter, (N − 1)·⌈Ψ/N⌉·b (+ hybrid_shard's all-reduce across nodes)
+    weight_gather_sent_bytes: int  # all-gathers: of summed gradients (ZeRO-0), updated shards (1, 2), weights in fwd and bwd (3)
+    sent_bytes: int  # the two, per step
+    formula: str  # how the bytes sent were counted
+    model_state_bytes: int | None = None  # the whole stack's sharded weights, gradients, master weights and states on the rank
+    model_peak_bytes: int | None = None  # the whole stack on the rank: that state + every layer's saved activations + one layer's transient
 
 
-def data_parallel(report: TrainingReport, ranks: int, zero: str = "0", node_size: int = 8) -> DataParallel:
-    """Shard `report` (one tensor/expert-parallel rank's step) over `ranks` data-parallel ranks."""
+def data_parallel(report: TrainingReport, ranks: int, zero: str = "0", node_size: int | None = None) -> DataParallel:
+    """Shard `report` (one tensor/expert-parallel rank's step) over `ranks` data-parallel ranks;
+    `node_size` (default 8) only with hybrid_shard."""
     if zero not in ZERO_STAGES:
         raise ConfigError("--zero", f"unknown value {zero!r}; choose one of {', '.join(ZERO_STAGES)}")
+    if node_size is not None and zero != "hybrid_shard":
+        raise ConfigError("--node-size", f"is the node HYBRID_SHARD shards within; add --zero hybrid_shard or drop it (--zero {zero})")
+    node_size = 8 if node_size is None else node_size
     stage = ZERO_STAGES[zero]
     if stage and ranks < 2:
         raise ConfigError("--zero", f"shards over the data-parallel ranks; add --dp N (N ≥ 2) or drop --zero {zero}")
@@ -98,3 +107,13 @@ def data_parallel(report: TrainingReport, ranks: int, zero: str = "0", node_size
         peak_bytes=peak, gradient_sent_bytes=grad_sent, weight_gather_sent_bytes=gather_sent, sent_bytes=grad_sent + gather_sent,
         formula=formula,
     )  # fmt: skip
+
+
+def stack(groups: list[tuple[int, DataParallel, int]]) -> tuple[int, int]:
+    """The whole stack on one data-parallel rank, from its groups (layers, one layer's DataParallel,
+    one layer's recomputed + backward transient bytes): (state bytes, peak bytes). Each layer's
+    buffers are sharded on their own; every layer's saved activations are alive when the backward
+    begins; ZeRO-3's gathered weights and ZeRO-2's unsharded gradient are one layer's at a time."""
+    state = sum(n * (d.weight_bytes + d.gradient_bytes + d.master_weight_bytes + d.optimizer_state_bytes) for n, d, _ in groups)
+    saved = sum(n * d.saved_activation_bytes for n, d, _ in groups)
+    return state, state + saved + max(d.gathered_bytes + transient for _, d, transient in groups)

@@ -15,12 +15,15 @@ from ffn_calc.errors import ConfigError
 from ffn_calc.json_fields import JsonForm, json_key
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
+from ffn_calc.model.data_parallel import DataParallel, data_parallel
+from ffn_calc.model.data_parallel import stack as dp_stack
 from ffn_calc.model.dtypes import SIXTEEN_BIT
 from ffn_calc.model.expert_parallel import ExpertParallel, expert_parallel
 from ffn_calc.model.forward import FFNReport, Stage, analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import BY_STAGE
 from ffn_calc.model.parallel import TensorParallel, tensor_parallel
+from ffn_calc.model.pipeline import Pipeline, layer_kind, pipeline
 from ffn_calc.model.training_options import MASTER_BYTES, OPTIMIZERS, RECOMPUTE, STATE_BYTES_MIXED, state_bytes
 from ffn_calc.schemas import schema
 
@@ -168,8 +171,10 @@ class TrainingReport(JsonForm):
     totals: TrainingTotals
     parallel: TensorParallel | ExpertParallel | None = None
     model: TrainingStackTotals | None = None  # None: a mixed stack under expert parallelism (not modelled)
+    data_parallel: DataParallel | None = None  # `--dp N --zero S`: one data-parallel rank's share of the layer's step, or null without `--dp`
+    pipeline: Pipeline | None = None  # `--pp N`: the stack's stages, bubble, activations per stage and boundary bytes, or null
     json_schema = schema("train")
-    json_order = ("config", "options", "backward", "saved", "totals", "model", "parallel", "forward")
+    json_order = ("config", "options", "backward", "saved", "totals", "model", "parallel", "data_parallel", "pipeline", "forward")
 
 
 def needs_grad(report: FFNReport, input_grad: bool = True) -> dict[str, bool]:
@@ -330,12 +335,36 @@ def _saved(report: FFNReport, options: TrainingOptions) -> list[SavedTensor]:
     return list(saved.values())
 
 
-def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parallel: bool = False, ep: int = 1) -> TrainingReport:
+def train(
+    cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parallel: bool = False, ep: int = 1,
+    dp: int = 1, zero: str = "0", node_size: int | None = None,
+    pp: int = 1, microbatches: int | None = None, schedule: str | None = None, chunks: int | None = None,
+) -> TrainingReport:  # fmt: skip
     """One training step of the layer: forward, backward, recomputation and memory — of one
     rank when `tp` > 1 (Megatron tensor parallelism, optionally with sequence parallelism)
     or `ep` > 1 (expert parallelism, expert_parallel.py: the rank's tokens and experts).
     `model` holds the whole stack's step (TrainingStackTotals): the layers of each group ×
-    the group's one-layer figures, a mixed stack's dense layers trained as layers of their own."""
+    the group's one-layer figures, a mixed stack's dense layers trained as layers of their own.
+    With `dp` > 1 (or a `zero` stage), `data_parallel` holds the share of one of `dp` data-parallel
+    ranks of this (tensor/expert-parallel) rank's layer, ZeRO/FSDP sharded (data_parallel.py).
+    With `pp` > 1, `pipeline` holds the stack over `pp` stages with `microbatches` (default 1)
+    under `schedule` (default 1f1b; interleaved with `chunks` v, default 2), pipeline.py."""
+    if pp > 1 or microbatches is not None or schedule is not None or chunks is not None:
+        report = train(cfg, options, tp, sequence_parallel, ep, dp, zero, node_size)
+        dps = (dp, zero, node_size) if dp > 1 or zero != "0" or node_size is not None else None
+        return replace(report, pipeline=_pipeline(cfg, report, pp, microbatches, schedule, chunks, tp, sequence_parallel, ep, dps))
+    if dp > 1 or zero != "0" or node_size is not None:
+        report = train(cfg, options, tp, sequence_parallel, ep)
+        dpr = data_parallel(report, dp, zero, node_size)
+        shards = [(cfg.layers, dpr, report.totals.recomputed_bytes + report.totals.backward_transient_bytes)]
+        if len(cfg.groups) > 1 and ep == 1:  # a mixed stack: its dense layers on the same ranks
+            dense = train(cfg.groups[0], options, tp, sequence_parallel)
+            t = dense.totals
+            shards.append((cfg.groups[0].layers, data_parallel(dense, dp, zero, node_size), t.recomputed_bytes + t.backward_transient_bytes))
+        if report.model is not None:
+            state, peak = dp_stack(shards)
+            dpr = replace(dpr, model_state_bytes=state, model_peak_bytes=peak)
+        return replace(report, data_parallel=dpr)
     groups = cfg.groups
     parallel: TensorParallel | ExpertParallel | None = None
     if ep > 1:
@@ -431,3 +460,32 @@ def train(cfg: FFNConfig, options: TrainingOptions, tp: int = 1, sequence_parall
         dense = train(groups[0], options, tp, sequence_parallel)
         model = stack_training_totals([(groups[0].layers, dense.forward.totals.params, dense.totals), (cfg.layers, params, totals)])
     return TrainingReport(fwd, options, tuple(ops), tuple(saved), totals, parallel, model)
+
+
+def _pipeline(
+    cfg: FFNConfig, report: TrainingReport, pp: int, microbatches: int | None, schedule: str | None, chunks: int | None,
+    tp: int, sequence_parallel: bool, ep: int, dps: tuple[int, str, int | None] | None = None,
+) -> Pipeline:  # fmt: skip
+    """The stack of `cfg` over `pp` stages: each layer kind trained on a microbatch of b/m sequences;
+    with `dps` (--dp, --zero, --node-size), each layer's state is one data-parallel rank's, its
+    buffers sharded layer by layer, and ZeRO-3's gathered weights (ZeRO-2's unsharded gradient)
+    are one layer's at a time, beside its backward transient."""
+    if pp < 2:
+        raise ConfigError("--pp", "--microbatches, --schedule and --chunks describe a pipeline; add --pp N (N ≥ 2)")
+    m = 1 if microbatches is None else microbatches
+    schedule = schedule or "1f1b"
+    v = (2 if schedule == "interleaved" else 1) if chunks is None else chunks
+    if cfg.batch % m:
+        raise ConfigError("--microbatches", f"splits the batch into equal microbatches: {m} does not divide BATCH {cfg.batch}")
+    if ep > 1 and len(cfg.groups) > 1:
+        raise ConfigError("--pp", "a mixed dense/MoE stack under --ep is not modelled (its dense layers' ranks); drop --ep or --dense-layers")
+    micro = replace(cfg, batch=cfg.batch // m)
+    kinds = []
+    for group in micro.groups:
+        r = train(group, report.options, tp, sequence_parallel, ep)
+        sharded = data_parallel(r, *dps) if dps else None
+        kinds.append((layer_kind("moe" if group.is_moe else "dense", r.forward.totals.params, r.totals, sharded), group.layers))
+    shape = r.forward.stages[0].output_shape
+    if sequence_parallel and len(shape) == 3:
+        shape = (shape[0], shape[1] // tp, shape[2])
+    return pipeline(kinds, pp, m, schedule, v, micro.batch, tuple(shape), micro.dtype_bytes)

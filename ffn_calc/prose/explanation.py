@@ -60,10 +60,15 @@ def _terms(report: FFNReport) -> tuple[list[tuple[str, str]], list[tuple[str, st
         e, k = str(c.experts), str(c.top_k)
         core("experts·", f"{e}·", "d_ff", f, "top_k·", f"{k}·")
         params.append(("d_model·experts", f"{d}·{e}"))
+        if c.router_bias:  # gpt-oss: the router's bias, one per expert
+            params.append(("experts", e))
         flops.append(("2·d_model·experts", f"2·{d}·{e}"))
         if c.shared_experts:
             s = str(c.shared_experts)
             core("", "", "shared·d_ff", f"{s}·{f}", "", "")
+            if c.shared_expert_gate:  # Qwen2-MoE: sigmoid(x·w_s), w_s of shape (d_model, 1)
+                params.append(("d_model·1", f"{d}·1"))
+                flops.append(("2·d_model·1", f"2·{d}·1"))
     if c.norm_kind is not None:  # γ (and β): one vector of d_model each
         per = c.norm_kind.params_per_element
         params.append(("d_model", f"{d}") if per == 1 else (f"{per}·d_model", f"{per}·{d}"))
@@ -110,7 +115,11 @@ def formulas(report: FFNReport) -> tuple[Formula, ...]:
         f"{t.weight_bytes} + " + " + ".join("·".join(map(str, (*s.output_shape, c.dtype_bytes))) for s in live),
         t.peak_bytes, "bytes",
     ))  # fmt: skip
-    if c.layers > 1:
+    gs = report.groups
+    if len(gs) > 1:  # a mixed stack: each group's layers × its layer's parameters
+        out.append(Formula(f"parameters, {report.model.layers} layers", "Σ layers·parameters of each group",
+                           " + ".join(f"{g.config.layers}·{g.totals.params}" for g in gs), report.model.params, "parameters"))  # fmt: skip
+    elif c.layers > 1:
         out.append(Formula(f"parameters, {c.layers} layers", "layers·parameters", f"{c.layers}·{t.params}", report.model.params, "parameters"))
     return tuple(out)
 

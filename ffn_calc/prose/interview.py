@@ -83,6 +83,7 @@ def _bare_ffn(cfg: FFNConfig, activation: str, d_ff: int) -> FFNReport:
             top_k=0,
             shared_experts=0,
             shared_expert_gate=False,
+            router_bias=False,
             capacity_factor=None,
             layers=1,
         )

@@ -58,11 +58,13 @@ def csv_rows(result: object) -> list[dict[str, Any]]:
 
 class View(NamedTuple):
     """How a person asked to see a result: `exact` integers in every table, only the `summary`
-    (the headline), `every` check of a verify rather than its failures."""
+    (the headline), `every` check of a verify rather than its failures, every table in `detail`
+    rather than the screenful (80 × 50) that ends with the headline."""
 
     exact: bool = False
     summary: bool = False
     every: bool = False
+    detail: bool = False
 
 
 @singledispatch

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ffn_calc.api.model_list import ModelList
 from ffn_calc.render.base import View, csv_rows, tables
-from ffn_calc.render.layout import Col, Grid, Num, fit
+from ffn_calc.render.layout import Col, Grid, Num, fit, hint, plural
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -19,9 +19,31 @@ def _csv_rows_ModelList(models: ModelList) -> list[dict[str, Any]]:
 
 @tables.register(ModelList)
 def _tables_ModelList(models: ModelList, view: View | None = None) -> list[RenderableType]:
+    """One line a model, what fits 80 columns (name, sizes, activation, experts, parameters);
+    with `view.detail` every column and each model's source."""
+    view = view or View()
+    if view.detail:
+        return _detail(models, view)
+    rows = models.rows
+    ps = [r.preset for r in rows]
+    table = Grid(
+        "Models (--model NAME): one layer's FFN; experts: routed+shared top-k",
+        [
+            Col("name", [p.name for p in ps]),
+            Col("d_model", [str(p.d_model) for p in ps], right=True),  # as config.json spells them
+            Col("d_ff", [str(p.d_ff) for p in ps], right=True),
+            Col("activation", [p.activation for p in ps]),
+            Col("experts", [f"{p.experts}{f'+{p.shared_experts}' if p.shared_experts else ''} top-{p.top_k}" if p.experts else "" for p in ps]),
+            Col("params", [Num(r.params_per_layer, "params") for r in rows]),
+            Col("active", [Num(r.active_params_per_layer, "params") for r in rows]),
+        ],
+    )
+    return [fit(table, view.exact), hint(f"{plural(len(rows), 'model')}; --detail: bias, layers and each model's source (config.json or paper)")]
+
+
+def _detail(models: ModelList, view: View) -> list[RenderableType]:
     from rich.text import Text
 
-    view = view or View()
     ps = [r.preset for r in models.rows]
 
     def experts(p: Any) -> str:

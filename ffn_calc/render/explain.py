@@ -12,38 +12,11 @@ from ffn_calc.model import conventions as conv
 from ffn_calc.prose.comparison import Comparison
 from ffn_calc.prose.explanation import Explanation
 from ffn_calc.render.base import View, csv_rows, tables
-from ffn_calc.render.layout import Col, Grid, Num, config_line, fit, n
+from ffn_calc.render.layout import Col, Grid, Num, Wrapped, config_block, fit, hint, n
+from ffn_calc.render.shapes import headline as layer_headline
 
 if TYPE_CHECKING:
-    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
-
-
-class Wrapped:
-    """Text wrapped at spaces to the width it is printed at; continuation lines indented by
-    `indent` (a word wider than the page stays whole on its own line)."""
-
-    def __init__(self, text: str, indent: int = 2, style: str = "") -> None:
-        self.text, self.indent, self.style = text, indent, style
-
-    def lines(self, width: int) -> list[str]:
-        out: list[str] = []
-        for paragraph in self.text.split("\n"):
-            words = paragraph.lstrip(" ").split(" ")
-            line = " " * (len(paragraph) - len(paragraph.lstrip(" "))) + words[0]
-            for word in words[1:]:
-                if len(line) + 1 + len(word) > width:
-                    out.append(line)
-                    line = " " * self.indent + word
-                else:
-                    line += " " + word
-            out.append(line)
-        return out
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        from rich.text import Text
-
-        for line in self.lines(options.max_width):
-            yield Text(line, style=self.style, no_wrap=True, overflow="ignore")
+    from rich.console import RenderableType
 
 
 @csv_rows.register(Explanation)
@@ -53,9 +26,27 @@ def _csv_rows_Explanation(ex: Explanation) -> list[dict[str, Any]]:
 
 @tables.register(Explanation)
 def _tables_Explanation(ex: Explanation, view: View | None = None) -> list[RenderableType]:
+    """A screenful ending with the headline: each formula with its numbers substituted; with
+    `view.detail` each step on a line of its own, the data-flow diagram and the interview
+    questions answered with this layer's numbers."""
     from rich.text import Text
 
-    out: list[RenderableType] = [Wrapped(config_line(ex.report), indent=5), Text("")]
+    view = view or View()
+    if view.summary:
+        return [layer_headline(ex.report)]
+    if view.detail:
+        return [*_detail(ex), layer_headline(ex.report)]
+    out: list[RenderableType] = [config_block(ex.report), Text("Formulas, with the numbers substituted", style="bold")]
+    for f in ex.formulas:
+        out += [Text(f.name), Wrapped(f"  = {f.symbolic}", 4), Wrapped(f"  = {f.substituted} = {n(f.value)} {f.unit}", 4)]
+    out.append(hint("--detail: the data-flow diagram, and interview questions answered with this layer's numbers"))
+    return [*out, layer_headline(ex.report)]
+
+
+def _detail(ex: Explanation) -> list[RenderableType]:
+    from rich.text import Text
+
+    out: list[RenderableType] = [config_block(ex.report), Text("")]
     out.append(Text("Formulas, then the numbers substituted", style="bold"))
     for f in ex.formulas:
         out += [Text(f.name), Wrapped(f"  = {f.symbolic}", 6), Wrapped(f"  = {f.substituted}", 6), Text(f"  = {n(f.value)} {f.unit}")]
@@ -98,7 +89,7 @@ def _tables_Comparison(cmp: Comparison, view: View | None = None) -> list[Render
     view = view or View()
     out: list[RenderableType] = []
     for letter, side in (("A", cmp.a), ("B", cmp.b)):
-        out += [Text(f"{letter}: {side.label}", style="bold"), Wrapped(config_line(side.report), indent=5)]
+        out += [Text(f"{letter}: {side.label}", style="bold"), config_block(side.report)]
     out += [Wrapped(f"Chosen as: {cmp.rule}", indent=2), Text("")]
     sides = (cmp.a.report.config, cmp.b.report.config)
     hidden = set() if any(c.is_moe for c in sides) else {"active_params"}  # equal to params: said once
@@ -114,6 +105,6 @@ def _tables_Comparison(cmp: Comparison, view: View | None = None) -> list[Render
             Col("%", ["—" if d.percent is None else f"{d.percent:+.2f}%" for d in rows], right=True),
         ],
     )
-    out.append(fit(grid, view.exact))
     out.append(Wrapped("FLOPs per token: the forward pass, FLOPs = 2 × MACs. Memory: in each layer's dtype.", style="dim"))
+    out.append(fit(grid, view.exact))  # the answer, last
     return out

@@ -175,7 +175,9 @@ Cell = str | Num
 class Col(NamedTuple):
     """One column. `prose` wraps and moves below the table when the table is narrow; `stack`
     moves under the row's name (the first column) instead; `exact_only` is shown only beside exact
-    numbers (an "≈" column). `short` is the header in layouts with numbers in units."""
+    numbers (an "≈" column). `short` is the header in layouts with numbers in units. `omit`, when
+    given, lets a screenful's table (fit's keep_prose) leave the column out rather than move it
+    below, and is said under the table instead (where to find what was left out)."""
 
     header: str
     cells: Sequence[Cell]
@@ -185,6 +187,7 @@ class Col(NamedTuple):
     short: str = ""
     right: bool = False
     label: bool = True  # stacked under the row's name as "header: text" (False: the text alone, when it speaks for itself)
+    omit: str = ""
 
 
 class Grid(NamedTuple):
@@ -209,12 +212,13 @@ def _width(text: str) -> int:
     return max((cell_len(line) for line in text.split("\n")), default=0)
 
 
-def grid_layout(grid: Grid, exact: bool, narrow: bool, compact: bool = False) -> list[RenderableType]:
-    """`grid` drawn one way: the table first, then any prose moved out of it."""
+def grid_layout(grid: Grid, exact: bool, narrow: bool, compact: bool = False, omit: bool = False) -> list[RenderableType]:
+    """`grid` drawn one way: the table first, then any prose moved out of it (with `omit`, the
+    columns that may be left out are, and what they say about it follows the table)."""
     from rich import box
     from rich.table import Table
 
-    cols = [c for c in grid.columns if not (c.exact_only and not exact)]
+    cols = [c for c in grid.columns if not (c.exact_only and not exact) and not (omit and c.omit)]
     key = cols[0]
     rows = len(key.cells)
     names = [_text(cell, exact) for cell in key.cells]
@@ -242,8 +246,9 @@ def grid_layout(grid: Grid, exact: bool, narrow: bool, compact: bool = False) ->
         columns.append(texts)
         header = c.short if c.short and not exact else c.header
         widest = max((_width(t) for t in texts), default=0)
-        if c.prose:
-            width = max(min(widest, PROSE_MIN), *(len(word) for word in header.split()))
+        if c.prose:  # never narrower than its longest word: prose wraps at spaces, never inside a word
+            longest = max((_width(word) for t in texts for word in t.split()), default=0)
+            width = max(min(widest, PROSE_MIN), longest, *(len(word) for word in header.split()))
             table.add_column(header, min_width=width, overflow="fold")
         else:
             numeric = c.right or any(isinstance(cell, Num) for cell in c.cells)
@@ -261,6 +266,8 @@ def grid_layout(grid: Grid, exact: bool, narrow: bool, compact: bool = False) ->
     out: list[RenderableType] = [table]
     if below:
         out.append(_notes(below, key, exact))
+    if omit:
+        out += [Wrapped(c.omit, style="dim") for c in grid.columns if c.omit]
     return out
 
 
@@ -377,25 +384,37 @@ class Fit:
         yield from parts[1:]
 
 
-def fit(grid: Grid, exact: bool = False, records: bool = False) -> Fit:
+def fit(grid: Grid, exact: bool = False, records: bool = False, keep_prose: bool = False) -> Fit:
     """`grid` at the width it is printed at (with `exact`, only the layouts of exact integers).
     When no layout fits, its columns are split over several tables, or with `records` (for
-    tables whose row names are sentences) each row is printed as a record."""
+    tables whose row names are sentences) each row is printed as a record. With `keep_prose`
+    (a screenful's table, where every line counts) numbers go to units and the box goes compact
+    before the prose leaves the table, since moved prose takes a line of its own per row."""
     choices = [(True, False, False), (True, True, False), (False, False, False), (False, True, False), (False, True, True)]
     if exact:
         choices = [(True, False, False), (True, True, False), (True, True, True)]
+    if keep_prose:
+        choices = [(True, False, False), (False, False, False), (False, False, True), (False, True, True)]
+        if exact:
+            choices = [(True, False, False), (True, False, True), (True, True, True)]
+    layouts: list[Callable[[], list[RenderableType]]] = [partial(grid_layout, grid, e, nw, c) for e, nw, c in choices]
+    if keep_prose and any(c.omit for c in grid.columns):  # before the prose leaves the table: without the columns that may go
+        layouts.insert(-1, partial(grid_layout, grid, choices[-1][0], False, True, True))
     last = record_layout if records else split_layout
-    return Fit([partial(grid_layout, grid, e, nw, c) for e, nw, c in choices], grid, partial(last, grid, choices[-1][0]))
+    return Fit(layouts, grid, partial(last, grid, choices[-1][0]))
 
 
-def headline(title: str, rows: list[tuple[str, Num, str]]) -> Fit:
-    """The short answer: one quantity a line, in units, with the exact integer beside it when it fits."""
+def headline(title: str, rows: Sequence[tuple[str, Num | str, str]]) -> Fit:
+    """The short answer: one quantity a line, in units, with the exact integer beside it when it
+    fits (a value given as text, a time or a ratio, has no exact form: its column stays blank)."""
     from rich.table import Table
+
+    def exact_text(value: Num | str) -> str:
+        return "" if isinstance(value, str) else n(value.value) if value.value is not None else "—"
 
     def build(with_exact: bool, with_note: bool) -> list[RenderableType]:
         cells = [
-            [label, num.text(False), *([n(num.value) if num.value is not None else "—"] if with_exact else []), *([note] if with_note else [])]
-            for label, num, note in rows
+            [label, _text(value, False), *([exact_text(value)] if with_exact else []), *([note] if with_note else [])] for label, value, note in rows
         ]
         table = Table.grid(padding=(0, 2))
         for i in range(len(cells[0]) if cells else 0):
@@ -411,12 +430,60 @@ def headline(title: str, rows: list[tuple[str, Num, str]]) -> Fit:
         title,
         [
             Col("quantity", [label for label, _, _ in rows]),
-            Col("value", [num for _, num, _ in rows]),
-            Col("≈", [num.text(False) for _, num, _ in rows], right=True),
+            Col("value", [value for _, value, _ in rows]),
+            Col("≈", [_text(value, False) for _, value, _ in rows], right=True),
             Col("note", [note for _, _, note in rows]),
         ],
     )
-    return Fit([partial(build, e, w) for e, w in ((True, True), (True, False), (False, True), (False, False))], source)
+    exact = any(isinstance(value, Num) for _, value, _ in rows)  # text values alone: no exact column
+    return Fit([partial(build, e, w) for e, w in ((True, True), (True, False), (False, True), (False, False)) if exact or not e], source)
+
+
+# A number and the unit after it (18.4 MFLOP, 448 KiB, 2 bytes/element, 15.56 ms) stay on one line.
+_UNIT = r"(?<=\d) (?=(?:[kMGTP]?(?:FLOPs?|MAC)s?|[KMGT]iB|[kMGT]?B|bytes?(?:/element)?|[mµn]?s)(?:/s|/byte)?(?![\w/]))"
+GLUE = "\u00a0"  # a space Wrapped does not break at; printed as a space
+
+
+class Wrapped:
+    """Text wrapped at spaces to the width it is printed at; continuation lines indented by
+    `indent` (a word wider than the page stays whole on its own line), so that no number, name
+    or shape is ever split, nor a number from its unit. A paragraph's own leading spaces are kept."""
+
+    def __init__(self, text: str, indent: int = 2, style: str = "") -> None:
+        self.text, self.indent, self.style = text.replace(GLUE, " "), indent, style
+        self._glued = text  # GLUE in `text`: a space not to break at, beside the units'
+
+    def lines(self, width: int) -> list[str]:
+        import re
+
+        out: list[str] = []
+        for paragraph in self._glued.split("\n"):
+            words = re.sub(_UNIT, GLUE, paragraph.lstrip(" ")).split(" ")
+            line = " " * (len(paragraph) - len(paragraph.lstrip(" "))) + words[0]
+            for word in words[1:]:
+                if len(line) + 1 + len(word) > width:
+                    out.append(line)
+                    line = " " * self.indent + word
+                else:
+                    line += " " + word
+            out.append(line)
+        return [line.replace(GLUE, " ") for line in out]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.text import Text
+
+        for line in self.lines(options.max_width):
+            yield Text(line, style=self.style, no_wrap=True, overflow="ignore")
+
+
+def config_block(report: FFNReport) -> Wrapped:
+    """The config line, wrapped at spaces under its own indent."""
+    return Wrapped(config_line(report), indent=5)
+
+
+def hint(text: str) -> Wrapped:
+    """A dim line that says what a screenful leaves out and where to find it."""
+    return Wrapped(text, indent=2, style="dim")
 
 
 class _Titled:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.measure.report import GemmTiming, MeasuredRoofline
-from ffn_calc.render.base import csv_rows, tables
-from ffn_calc.render.layout import Col, Grid, config_line, fit, shape
+from ffn_calc.render.base import View, csv_rows, tables
+from ffn_calc.render.layout import Col, Grid, Wrapped, config_block, fit, hint, shape
 from ffn_calc.render.roofline import _time
 
 if TYPE_CHECKING:
@@ -96,16 +96,22 @@ def _knee_lines(r: MeasuredRoofline) -> str:
 
 
 @tables.register(MeasuredRoofline)
-def _tables_MeasuredRoofline(r: MeasuredRoofline) -> list[RenderableType]:
+def _tables_MeasuredRoofline(r: MeasuredRoofline, view: View | None = None) -> list[RenderableType]:
+    """The device, each GEMM's bound beside its measured time, the sweep and its knee; with
+    `view.detail` the notes on how each figure is measured."""
     from rich.text import Text
 
-    out: list[RenderableType] = [Text(config_line(r.roofline.report)), Text(_device_lines(r))]
+    view = view or View()
+    out: list[RenderableType] = [config_block(r.roofline.report), Wrapped(_device_lines(r), indent=4)]
     for p in r.roofline.phases:
         what = f"{p.tokens:,} tokens" if p.name == "prefill" else f"one new token per sequence, {p.tokens:,} in all"
         out.append(_grid(f"{p.name}: {what}", tuple(g for g in r.gemms if g.phase == p.name), sweep=False))
     k = r.knee
     out.append(_grid(f"sweep: {k.stage} (M, {k.k:,}, {k.n:,}) across the predicted crossover", k.points, sweep=True))
-    out.append(Text(_knee_lines(r)))
+    knee = Wrapped(_knee_lines(r), indent=4)
+    if not view.detail:
+        return [*out, hint("≥ time: the roofline's bound on the measured peak and bandwidth; measured: the median call; "
+                           "--detail: how each figure is measured"), knee]  # fmt: skip
     note = ("≥ time is the roofline's bound, max(FLOPs / peak, bytes / bandwidth), with the peak and bandwidth measured above; "
             "measured, the median of the timed calls after a warm-up (a call of half a second or more that outlasts its share of the "
             "budget runs once, alone); achieved, the GEMM's FLOPs (compute-bound) or bytes (memory-bound) over that median, both rates "
@@ -115,5 +121,4 @@ def _tables_MeasuredRoofline(r: MeasuredRoofline) -> list[RenderableType]:
         note += (" Above 1: faster than the bound — operands still in a cache, or the GEMM drew more bandwidth than the STREAM kernels; "
                  "the bound then says less than it should.")  # fmt: skip
     note += f" The knee is {k.definition}. Exact figures in -f json and -f csv."
-    out.append(Text(note, style="dim"))
-    return out
+    return [*out, Text(note, style="dim"), knee]

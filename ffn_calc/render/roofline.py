@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ffn_calc.model.dtypes import DTYPES
 from ffn_calc.model.roofline import ExpertSpread, GemmRoof, Roofline
-from ffn_calc.render.base import csv_rows, tables
-from ffn_calc.render.layout import Col, Grid, config_line, fit, flops_text, shape
+from ffn_calc.render.base import View, csv_rows, tables
+from ffn_calc.render.layout import Col, Grid, Num, Wrapped, config_block, fit, flops_text, headline, hint, plural, shape
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -95,7 +95,7 @@ def _grid(title: str, rows: list[_Row], totals: int) -> RenderableType:
     return fit(Grid(title, [columns[0], *(c for c in columns[1:] if any(c.cells))], totals=totals))  # a dense layer has no routed rows
 
 
-def _peak_line(r: Roofline) -> str:
+def _peak_line(r: Roofline, source: bool = True) -> str:
     """The peak used, and why: --dtype's, or the type a format's quantized products compute in."""
     c = r.report.config
     label = DTYPES[r.peak_dtype].label.upper() if r.peak_dtype in DTYPES else r.peak_dtype
@@ -104,14 +104,78 @@ def _peak_line(r: Roofline) -> str:
     others = sorted({g.peak_dtype for p in r.phases for g in p.gemms} - {r.peak_dtype})
     if others:  # the router (and shared-expert gate), never quantized, computes in --dtype
         line += f"the router at {', '.join(f'{d} ({r.gpu.tflops[d]:g} TFLOP/s)' for d in others)}; "
-    return line + f"ridge point {r.ridge:.1f} FLOP/byte ({r.gpu.source})"
+    return line + f"ridge point {r.ridge:.1f} FLOP/byte" + (f" ({r.gpu.source})" if source else "")
 
 
 @tables.register(Roofline)
-def _tables_Roofline(r: Roofline) -> list[RenderableType]:
+def _tables_Roofline(r: Roofline, view: View | None = None) -> list[RenderableType]:
+    """A screenful ending with the headline: each phase's GEMMs with their bound and time;
+    with `view.detail` their FLOPs, bytes and both routings, and the notes."""
+    view = view or View()
+    if view.summary:
+        return [_headline(r)]
+    return [*(_detail(r) if view.detail else _screen(r)), _headline(r)]
+
+
+def _headline(r: Roofline) -> RenderableType:
+    """Each phase's lower-bound time and what bounds it, and the ridge point."""
+    rows: list[tuple[str, Num | str, str]] = []
+    for p in r.phases:
+        routed = ", worst-case routing" if p.worst_case is not None else ""
+        rows.append((p.name, f"≥ {_time(p.seconds)}", f"{p.bound}-bound, {plural(p.tokens, 'token')}{routed}"))
+    rows.append(("ridge point", f"{r.ridge:.1f} FLOP/byte", f"{r.gpu.name}, {r.peak_flops / 1e12:g} TFLOP/s, {r.bandwidth / 1e9:g} GB/s"))
+    return headline(f"One layer{', one rank' if r.expert_ranks > 1 else ''}: lower bounds", rows)
+
+
+def _screen(r: Roofline) -> list[RenderableType]:
+    """What fits 80 × 50 above the headline: each GEMM's shape, intensity, bound, time and
+    crossover, a routed one's under worst-case routing (the JSON's top-level figures)."""
+    out: list[RenderableType] = [config_block(r.report), Wrapped(_peak_line(r, source=False))]
+    moe = False
+    for p in r.phases:
+        what = f"{p.tokens:,} tokens" if p.name == "prefill" else f"one new token per sequence, {p.tokens:,} in all"
+        rows = [(g.stage, shape(g.mkn), f"{g.intensity:,.1f}", g.bound, _time(g.seconds), _crossover(g)) for g in p.gemms]
+        rows.append(("layer", "", f"{p.intensity:,.1f}", p.bound, _time(p.seconds), ""))
+        u = p.uniform
+        if u is not None:
+            moe = True
+            if abs(u.seconds - p.seconds) > 0.01 * p.seconds or u.bound != p.bound:  # not a rounding apart
+                rows.append(("  uniform routing", "", f"{u.intensity:,.1f}", u.bound, _time(u.seconds), ""))
+        column = list(zip(*rows, strict=True))
+        grid = Grid(
+            f"{p.name}: {what}",
+            [
+                Col("GEMM", column[0]),
+                Col("(M, K, N)", column[1], stack=True, label=False),
+                Col("FLOP/B", column[2], right=True),
+                Col("bound", column[3]),
+                Col("≥ time", column[4], right=True),
+                Col("compute-bound\nfrom M", column[5], right=True),
+            ],
+            totals=len(rows) - len(p.gemms),
+        )
+        out.append(fit(grid, keep_prose=True))
+        if p.collectives:
+            sent = ", ".join(f"{c.where.split(':')[0]} {_bytes(c.bytes_sent_per_rank)}" for c in p.collectives)
+            out.append(Wrapped(f"all-to-all, bytes each rank sends: {sent} (not in the times: they depend on the interconnect)"))
+    note = "≥ time: max(FLOPs / peak, bytes / bandwidth), each operand moved once"
+    if moe:
+        note += "; routed experts: worst-case routing, every expert the rows reach read in full"
+    out.append(hint(note + f"; --detail: each GEMM's FLOPs and bytes{', both routings' if moe else ''}, the notes"))
+    return out
+
+
+def _crossover(g: GemmRoof) -> str:
+    ridge = "never" if g.ridge_tokens is None else f"{g.ridge_tokens:,}"
+    return f"{ridge}/expert" if g.routing is not None else ridge
+
+
+def _detail(r: Roofline) -> list[RenderableType]:
+    """Every GEMM's FLOPs, bytes, intensity, bound and time, a routed one's under both
+    routings, the all-to-alls, and the notes on how the bounds are drawn."""
     from rich.text import Text
 
-    out: list[RenderableType] = [Text(config_line(r.report)), Text(_peak_line(r))]
+    out: list[RenderableType] = [config_block(r.report), Wrapped(_peak_line(r))]
     moe = False
     for p in r.phases:
         what = f"{p.tokens:,} tokens" if p.name == "prefill" else f"one new token per sequence, {p.tokens:,} in all"

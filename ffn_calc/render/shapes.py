@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
 from ffn_calc.model.forward import FFNReport
+from ffn_calc.model.layer import FFNConfig
 from ffn_calc.render.base import View, csv_rows, tables
-from ffn_calc.render.layout import UNITS, Col, Grid, Num, bar_chart, config_line, fit, n, plural, shape
+from ffn_calc.render.layout import UNITS, Col, Grid, Num, bar_chart, config_block, fit, hint, n, plural, shape
 from ffn_calc.render.layout import headline as base_headline
 
 if TYPE_CHECKING:
@@ -80,15 +81,63 @@ def headline(report: FFNReport) -> RenderableType:
 
 @tables.register(FFNReport)
 def _tables_FFNReport(report: FFNReport, view: View | None = None) -> list[RenderableType]:
+    """A screenful ending with the headline: the config, one table of the stages and, for a
+    mixed stack, its groups; with `view.detail` every table; with `view.summary` the headline."""
+    view = view or View()
+    if view.summary:
+        return [headline(report)]
+    return [*(_detail(report, view.exact) if view.detail else _screen(report, view.exact)), headline(report)]
+
+
+def _screen(report: FFNReport, ex: bool) -> list[RenderableType]:
+    """What fits 80 × 50 above the headline: the config, each stage's formula, output shape,
+    parameters and FLOPs with their totals, and a mixed stack's groups."""
+    stg, t, c = report.stages, report.totals, report.config
+    mixed = len(report.groups) > 1
+    stages = Grid(
+        "Stages of one forward pass" + (f" (each of the {c.layers} MoE layers)" if mixed else ""),
+        [
+            Col("stage", [s.name for s in stg] + ["total"]),
+            Col("computes", [s.formula for s in stg] + [""], prose=True, omit="what each stage computes: --detail, or ffn-calc explain"),
+            Col("output shape", [shape(s.output_shape) for s in stg] + [""]),
+            Col("params", [Num(s.params, "params") for s in stg] + [Num(t.params, "params")]),
+            Col("FLOPs", [Num(s.flops, "flops") for s in stg] + [Num(t.flops, "flops")]),
+        ],
+        totals=1,
+    )
+    out: list[RenderableType] = [config_block(report), fit(stages, ex, keep_prose=True)]
+    if mixed:
+        m, gs = report.model, report.groups
+        groups = Grid(
+            "Layer groups",
+            [
+                Col("group", [g.name for g in gs] + ["model"]),
+                Col("layers", [Num(g.config.layers, "count") for g in gs] + [Num(m.layers, "count")]),
+                Col("FFN", [_group_kind(g.config) for g in gs] + [""], prose=True),
+                Col("params/layer", [Num(g.totals.params, "params") for g in gs] + [""]),
+                Col("FLOPs/token", [Num(g.totals.flops_per_token, "flops") for g in gs] + [""]),
+                Col("params", [Num(g.sum.params, "params") for g in gs] + [Num(m.params, "params")]),
+            ],
+            totals=1,
+        )
+        out.append(fit(groups, ex, keep_prose=True))
+    out.append(hint("--detail: matmuls, MACs, weights, memory and sources; --help: the conventions"))
+    return out
+
+
+def _group_kind(c: FFNConfig) -> str:
+    return f"MoE, d_ff {c.d_ff} × {c.experts} experts, top-{c.top_k}" if c.is_moe else f"dense, d_ff {c.d_ff}"
+
+
+def _detail(report: FFNReport, ex: bool) -> list[RenderableType]:
+    """Every table: the stages' shapes, the products, the weights (and a format's stored
+    tensors, the experts' rows), the totals with what they are made of, the model's, the
+    origin of each value and the counting convention."""
     from rich.text import Text
 
-    view = view or View()
-    out: list[RenderableType] = [headline(report)]
-    if view.summary:
-        return out
+    out: list[RenderableType] = []
     by_name = {s.name: s for s in report.stages}
     t, c = report.totals, report.config
-    ex = view.exact
     stg = report.stages
     stages = Grid(
         "Stages of one forward pass",
@@ -122,7 +171,7 @@ def _tables_FFNReport(report: FFNReport, view: View | None = None) -> list[Rende
             Col("bytes", [Num(w.bytes, "bytes") for w in ws]),
         ],
     )
-    out += [Text(config_line(report)), fit(stages, ex), fit(counts, ex), fit(weights, ex)]
+    out += [config_block(report), fit(stages, ex), fit(counts, ex), fit(weights, ex)]
     if c.weight_packing is not None:
         out.append(fit(_stored_tensors(report), ex))
     if c.is_moe:
@@ -202,10 +251,7 @@ def _groups_tables(report: FFNReport, ex: bool) -> list[RenderableType]:
     """A mixed stack: each group's per-layer figures and its sum, then the model's totals."""
     m = report.model
     gs = report.groups
-    kind = [
-        f"MoE, d_ff {g.config.d_ff} × {g.config.experts} experts, top-{g.config.top_k}" if g.config.is_moe else f"dense, d_ff {g.config.d_ff}"
-        for g in gs
-    ]
+    kind = [_group_kind(g.config) for g in gs]
     grid = Grid(
         "Layer groups (per layer, and × layers)",
         [
@@ -310,4 +356,5 @@ def _csv_rows_Charted(c: Charted) -> list[dict[str, Any]]:
 
 @tables.register(Charted)
 def _tables_Charted(c: Charted, view: View | None = None) -> list[RenderableType]:
-    return tables(c.report, view or View()) + stage_charts(c.report)
+    out = tables(c.report, view or View())
+    return out[:-1] + stage_charts(c.report) + out[-1:]  # the headline stays last

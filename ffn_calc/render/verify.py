@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ffn_calc.render.base import View, csv_rows, tables
-from ffn_calc.render.layout import Col, Grid, bytes_text, config_line, fit, n, plural, shape
+from ffn_calc.render.layout import Col, Grid, Wrapped, bytes_text, config_block, fit, hint, n, plural, shape
 from ffn_calc.verifier.report import VerifyReport
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def _cell(value: object) -> str:
 
 @tables.register(VerifyReport)
 def _tables_VerifyReport(report: VerifyReport, view: View | None = None) -> list[RenderableType]:
-    """By default the verdict and any failures; with `view.every`, every check."""
+    """By default any failures, then the verdict, last; with `view.every` (--all, --detail), every check."""
     from rich.text import Text
 
     view = view or View()
@@ -65,7 +65,7 @@ def _tables_VerifyReport(report: VerifyReport, view: View | None = None) -> list
         f"verified in {report.seconds:.3g} s ({report.gflops_per_s:.2f} GFLOP/s overall), "
         f"forward pass {report.forward_seconds:.3g} s ({n(report.prediction.totals.flops)} FLOPs in {report.computed_dtype})"
     )
-    out: list[RenderableType] = [Text(config_line(report.prediction))]
+    out: list[RenderableType] = [config_block(report.prediction)]
     if report.chunk_tokens:
         out.append(
             Text(
@@ -91,7 +91,6 @@ def _tables_VerifyReport(report: VerifyReport, view: View | None = None) -> list
             row_styles=[None if c.ok else "bold red" for c in shown],
         )
         out.append(fit(table, records=True))
-    out += [Text(verdict, style="bold green" if not failed else "bold red"), Text(timing)]
     if not view.every:
-        out.append(Text("--all lists every check: shapes, bytes, MACs, FLOPs and memory, predicted against observed", style="dim"))
-    return out
+        out.append(hint("--all lists every check: shapes, bytes, MACs, FLOPs and memory, predicted against observed"))
+    return [*out, Wrapped(timing), Text(verdict, style="bold green" if not failed else "bold red")]  # the verdict, last

@@ -239,7 +239,10 @@ EXPLAINED = [
     {"model": "bert-base"},
     {"model": "llama-3-8b"},
     {"model": "mixtral-8x7b"},
-    {"model": "deepseek-v3", "dense_layers": 0},  # explain.py states layers·parameters: one group (mixed stacks: to do there)
+    {"model": "deepseek-v3", "dense_layers": 0},
+    {"model": "deepseek-v3"},  # a mixed stack: Σ layers·parameters of each group
+    {"model": "gpt-oss-20b"},  # a router with a bias
+    {"model": "qwen1.5-moe-a2.7b"},  # a shared-expert gate
     {"model": "t5-base", "norm": "post"},
     {"d_model": 8, "d_ff": "32"},
 ]

@@ -41,7 +41,7 @@ def pipe_tables(markdown: str) -> list[list[list[str]]]:
 def test_markdown_shapes_holds_every_exact_total(cli: Cli) -> None:
     _, out, _ = cli(*SHAPES, "-f", "json")
     doc = json.loads(out)
-    code, md, err = cli(*SHAPES, "-f", "markdown")
+    code, md, err = cli(*SHAPES, "-f", "markdown", "--detail")
     assert code == 0 and err == ""
     text = " ".join(cell for table in pipe_tables(md) for row in table for cell in row)
     numbers = {int(x.replace(",", "")) for x in re.findall(r"(?<![\d.,])\d{1,3}(?:,\d{3})*(?![\d.,])", text)}
@@ -55,7 +55,7 @@ def test_markdown_shapes_holds_every_exact_total(cli: Cli) -> None:
 
 
 def test_markdown_titles_are_bold_lines_and_prose_paragraphs(cli: Cli) -> None:
-    _, md, _ = cli("train", "1", "512", "-m", "llama-2-7b", "-f", "markdown")
+    _, md, _ = cli("train", "1", "512", "-m", "llama-2-7b", "-f", "markdown", "--detail")
     assert "**Memory of one step, one layer**" in md
     assert "**Model totals, 32 layers**" in md
     assert "```text\nFFN  batch 1 × seq_len 512" in md
