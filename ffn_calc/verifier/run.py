@@ -218,6 +218,8 @@ def _verify_groups(
     checks.extend(group_model_checks(pred, {name: seen for name, _, seen in reports}))
     if tp > 1:
         checks.extend(group_rank_checks(cfg, tp, sequence_parallel, {name: r for name, r, _ in reports}))
+    if backward and tp == 1 and ep == 1:
+        checks.extend(group_training_checks(cfg, pred, training, input_grad, {name: r for name, r, _ in reports}))
     main = reports[-1][1]
     seconds = time.perf_counter() - started
     kept = {(d.name, repr(d.value)): d for _, r, _ in reports for d in r.definitions}  # each group's, once
@@ -258,6 +260,44 @@ def group_model_checks(pred: FFNReport, seen: dict[str, StackSeen]) -> list[Chec
         checks.append(peak_check("model peak bytes", model.peak_bytes, weights + top, 0, routing, peak_allowance(pred), where))
     else:
         checks.append(Check("totals", "model peak bytes", model.peak_bytes, "not run", True, "info", "a group's layer ran in chunks"))
+    return checks
+
+
+def group_training_checks(cfg: FFNConfig, pred: FFNReport, training: Any, input_grad: bool, reports: dict[str, VerifyReport]) -> list[Check]:
+    """A mixed stack's training step (`train`'s model totals) against Σ layers × each group's
+    observed one-layer step (its training rows' observed figures), and its peak as the summed
+    persistent and saved bytes plus the largest observed one-layer recomputed + transient."""
+    from ffn_calc.model.training import SUMMED, TrainingOptions, train
+    from ffn_calc.verifier.training_step import TOTALS_CHECKS
+
+    model = train(cfg, replace(training or TrainingOptions(), input_grad=input_grad)).model
+    if model is None or len(reports) != len(pred.groups):
+        return []
+    layers = {g.name: g.config.layers for g in pred.groups}
+
+    def seen(report: VerifyReport, figure: str) -> int | None:
+        name = TOTALS_CHECKS.get(figure, figure)
+        row = next((c for c in report.checks if c.group == "training" and c.name.startswith(f"{name} (")), None)
+        return row.observed if row is not None and isinstance(row.observed, int) else None
+
+    checks = []
+    observed: dict[str, int] = {}
+    for figure in SUMMED:
+        values = {g: seen(r, figure) for g, r in reports.items()}
+        if any(v is None for v in values.values()):
+            continue
+        total = sum(layers[g] * v for g, v in values.items() if v is not None)
+        observed[figure] = total
+        terms = " + ".join(f"{layers[g]}·{v}" for g, v in values.items())
+        want = getattr(model, figure)
+        checks.append(Check("training", f"model {figure} = {terms}", want, total, want == total, detail="Σ layers × each group's observed step"))
+    one = [(seen(r, "recomputed_bytes"), seen(r, "backward_transient_bytes")) for r in reports.values()]
+    parts = ("weight_bytes", "gradient_bytes", "optimizer_state_bytes", "master_weight_bytes", "saved_activation_bytes")
+    if all(a is not None and b is not None for a, b in one) and all(p in observed for p in parts):
+        busiest = max((a or 0) + (b or 0) for a, b in one)
+        total = sum(observed[p] for p in parts) + busiest
+        checks.append(Check("training", "model peak_bytes = Σ persistent + saved + the largest one-layer recomputed + transient, each observed",
+                            model.peak_bytes, total, total == model.peak_bytes, detail="from the groups' observed steps"))  # fmt: skip
     return checks
 
 

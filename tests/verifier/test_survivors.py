@@ -121,3 +121,18 @@ def test_balanced_routing_is_balanced() -> None:
 def test_ep_with_tp_is_refused_pointing_at_the_docs() -> None:
     with pytest.raises(ConfigError, match="docs/verify.md"):
         verify(MOE, ep=2, tp=2)
+
+
+def test_a_mixed_training_step_counting_one_layer_per_group_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ffn_calc.model import training as training_model
+
+    real = training_model.stack_training_totals
+
+    def once(groups: Any) -> Any:  # the planted bug: each group's layers not multiplied in
+        return real([(1, params, t) for _, params, t in groups])
+
+    assert not [c for c in verify(MIXED, backward=True).checks if not c.ok]
+    monkeypatch.setattr(training_model, "stack_training_totals", once)
+    bad = failed(verify(MIXED, backward=True))
+    assert any(n.startswith("model step_flops") for n in bad)
+    assert any(n.startswith("model peak_bytes") for n in bad)
