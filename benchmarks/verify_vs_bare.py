@@ -1,16 +1,16 @@
-"""The whole `ffn-calc verify` against a bare NumPy forward pass of the same layer.
+"""The whole `ffn-calc verify` against the leanest honest floor: a bare NumPy forward pass.
 
-One side runs the installed command end to end: `ffn-calc verify 1 1024 -m llama-2-7b -f json`
-(the console script next to this interpreter, else `python -m ffn_calc`). The other runs a
-plain NumPy script, written to a temporary file, that makes the same random float32 weights
-(the same shapes, `default_rng().standard_normal(..., dtype=float32)`) and input and runs the
-SwiGLU forward once. Both are timed as processes, interleaved, several rounds; the script
-prints each side's median and the ratio of the medians (the goal is at most 1.5).
+The floor is ../shared/bench/bare_ffn_forward.py's logic, copied here as the floor program:
+the same float32 weights from `default_rng().standard_normal`, an in-place SiLU, one forward,
+nothing else (no scaling pass, no temporaries beyond the products). The other side runs the
+installed command end to end: `ffn-calc verify 1 1024 -m llama-2-7b -f json` (the console
+script next to this interpreter, else `python -m ffn_calc`), in the preset's float16 and with
+`--dtype float32` and `--dtype bfloat16`. Both are timed as processes, side by side (the order
+alternating each round), ROUNDS rounds; the script prints each side's median, the ratio of the
+medians against its goal (float32 ≤ 0.9, float16 ≤ 1.2, bfloat16 ≤ 1.3) and the load average
+before and after, since the machine may be shared.
 
-    python benchmarks/verify_vs_bare.py [--rounds 5] [--dtype float32]
-
-`--dtype` is passed to verify (by default it runs in the preset's torch_dtype, float16 for
-LLaMA-2-7B, whose products go through float32 tiles); the bare side is float32 either way.
+    python benchmarks/verify_vs_bare.py [--rounds 5] [--dtype float16 float32 bfloat16]
 """
 
 from __future__ import annotations
@@ -28,19 +28,25 @@ from pathlib import Path
 
 ARGS = ["verify", "1", "1024", "-m", "llama-2-7b", "-f", "json"]
 TOKENS, D_MODEL, D_FF = 1024, 4096, 11008  # LLaMA-2-7B's FFN, as `shapes -m llama-2-7b` gives it
+GOALS = {"float16": 1.2, "float32": 0.9, "bfloat16": 1.3}  # verify ÷ floor, medians (issue 20 part 4)
 
-BARE = f"""\
+# ../shared/bench/bare_ffn_forward.py, as it is: usage `python floor.py TOKENS D_MODEL D_FF`.
+FLOOR = """\
+import sys
 import numpy as np
 
+n, d, f = map(int, sys.argv[1:4])
 rng = np.random.default_rng(0)
-w_gate = rng.standard_normal(({D_MODEL}, {D_FF}), dtype=np.float32)
-w_up = rng.standard_normal(({D_MODEL}, {D_FF}), dtype=np.float32)
-w_down = rng.standard_normal(({D_FF}, {D_MODEL}), dtype=np.float32)
-x = rng.standard_normal(({TOKENS}, {D_MODEL}), dtype=np.float32)
-for w, fan_in in ((w_gate, {D_MODEL}), (w_up, {D_MODEL}), (w_down, {D_FF})):
-    w *= fan_in ** -0.5
-g = x @ w_gate
-y = (g / (1.0 + np.exp(-g)) * (x @ w_up)) @ w_down
+x = rng.standard_normal((n, d), dtype=np.float32)
+wg, wu = (rng.standard_normal((d, f), dtype=np.float32) for _ in range(2))
+wd = rng.standard_normal((f, d), dtype=np.float32)
+g = x @ wg
+u = x @ wu
+e = np.exp(np.negative(g))  # silu(g) = g / (1 + e^-g)
+e += 1
+np.divide(g, e, out=g)
+g *= u
+y = g @ wd
 print(y.shape)
 """
 
@@ -63,41 +69,42 @@ def timed(cmd: list[str]) -> tuple[float, str]:
     return seconds, done.stdout
 
 
+def load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--dtype", help="passed to verify (default: the preset's torch_dtype)")
+    parser.add_argument("--dtype", nargs="+", default=list(GOALS), choices=list(GOALS), help="verify's dtypes (float16 is the preset's)")
     args = parser.parse_args()
-    verify_cmd = verify_command() + (["--dtype", args.dtype] if args.dtype else [])
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        bare_path = Path(tmp) / "bare_forward.py"
-        bare_path.write_text(BARE)
-        bare_cmd = [sys.executable, str(bare_path)]
-        print(f"verify: {' '.join(verify_cmd)}\nbare:   {' '.join(bare_cmd)} (float32 SwiGLU, {TOKENS} × {D_MODEL} → {D_FF})")
-        print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {args.rounds} rounds, interleaved")
-        bare, ours, reported, forward = [], [], [], []
-        for i in range(args.rounds):
-            first, second = (bare, ours) if i % 2 == 0 else (ours, bare)  # alternate which goes first
-            for side in (first, second):
-                if side is bare:
-                    bare.append(timed(bare_cmd)[0])
-                else:
+        floor_path = Path(tmp) / "bare_ffn_forward.py"
+        floor_path.write_text(FLOOR)
+        floor_cmd = [sys.executable, str(floor_path), str(TOKENS), str(D_MODEL), str(D_FF)]
+        print(f"floor: {' '.join(floor_cmd)} (float32 SwiGLU, {TOKENS} × {D_MODEL} → {D_FF})")
+        for dtype in args.dtype:
+            verify_cmd = verify_command() + ([] if dtype == "float16" else ["--dtype", dtype])
+            before = load()
+            floor, ours, reported = [], [], []
+            for i in range(args.rounds):
+                for side in ("floor", "verify") if i % 2 == 0 else ("verify", "floor"):  # alternate which goes first
+                    if side == "floor":
+                        floor.append(timed(floor_cmd)[0])
+                        continue
                     seconds, out = timed(verify_cmd)
                     doc = json.loads(out)
                     if not doc["ok"]:
                         raise SystemExit("verify did not pass: " + ", ".join(c["name"] for c in doc["checks"] if not c["ok"]))
                     ours.append(seconds)
                     reported.append(doc["seconds"])
-                    forward.append(doc.get("forward_seconds", float("nan")))
-            print(f"round {i + 1}: bare {bare[-1]:.2f} s, verify {ours[-1]:.2f} s")
-    b, v = statistics.median(bare), statistics.median(ours)
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print(f"{'':<36} {'median':>8}")
-    print(f"{'bare NumPy forward (process)':<36} {b:7.2f}s")
-    print(f"{'ffn-calc verify (process)':<36} {v:7.2f}s")
-    print(f"{'  its JSON seconds (whole verify)':<36} {statistics.median(reported):7.2f}s")
-    print(f"{'  its JSON forward_seconds':<36} {statistics.median(forward):7.2f}s")
-    print(f"ratio verify / bare: {v / b:.2f} (goal ≤ 1.5)")
+                print(f"  {dtype} round {i + 1}: floor {floor[-1]:.2f} s, verify {ours[-1]:.2f} s", flush=True)
+            f, v = statistics.median(floor), statistics.median(ours)
+            results.append((dtype, f, v, statistics.median(reported), before, load()))
+    print(f"\n{'dtype':<10} {'floor':>8} {'verify':>8} {'(its JSON s)':>12} {'ratio':>6} {'goal':>5}  load before → after (1, 5, 15 min)")
+    for dtype, f, v, r, before, after in results:
+        print(f"{dtype:<10} {f:7.2f}s {v:7.2f}s {r:11.2f}s {v / f:6.2f} {GOALS[dtype]:5.1f}  {before} → {after}")
 
 
 if __name__ == "__main__":

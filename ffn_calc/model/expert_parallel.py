@@ -142,6 +142,35 @@ def all_to_alls(cfg: FFNConfig, ranks: int) -> tuple[Collective, ...]:
     )
 
 
+@dataclass(frozen=True)
+class RankExchange:
+    """What one rank sends in the forward all-to-alls of a routing: dispatch, its routed rows
+    whose expert lives on another rank; combine, the outputs of its experts for other ranks'
+    rows (the backward all-to-alls move the same rows the other way)."""
+
+    dispatch_rows: int
+    combine_rows: int
+    dispatch_bytes: int
+    combine_bytes: int
+
+
+def all_to_all_bytes(histogram: list[list[int]], experts_per_rank: int, d_model: int, dtype_bytes: int) -> tuple[RankExchange, ...]:
+    """The all-to-alls as a function of the routing: `histogram[r][e]` is the routed rows of
+    rank r's tokens sent to expert e (r < N, e < E = N·experts_per_rank; expert e lives on rank
+    e // experts_per_rank). A row is d_model elements of dtype_bytes; rows that stay on their
+    own rank are not sent. Balanced routing (T·k/N rows from every rank to every rank) gives
+    all_to_alls' figure."""
+    ranks = len(histogram)
+    to_rank = [[sum(row[q * experts_per_rank : (q + 1) * experts_per_rank]) for q in range(ranks)] for row in histogram]
+    row_bytes = d_model * dtype_bytes
+    out = []
+    for r in range(ranks):
+        away = sum(to_rank[r][q] for q in range(ranks) if q != r)
+        home = sum(to_rank[s][r] for s in range(ranks) if s != r)
+        out.append(RankExchange(away, home, away * row_bytes, home * row_bytes))
+    return tuple(out)
+
+
 def expert_parallel(cfg: FFNConfig, ranks: int, tp: int = 1, sequence_parallel: bool = False) -> ExpertParallel:
     """E experts over `ranks` expert-parallel ranks (× `tp` tensor-parallel ones): the rank's
     layer and the collectives of one step. See the module's conventions."""

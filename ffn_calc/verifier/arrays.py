@@ -8,16 +8,44 @@ stays bounded whatever the size of the layer.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from ffn_calc.verifier.packed import PackedWeight, packed_matmul
+
 BLOCK_ELEMENTS = 1 << 12
+
+
+class _Dtypes(Mapping[str, Any]):
+    """Every dtype the verifier stores tensors in, by name: NumPy's own, and bfloat16 and
+    float8 from ml_dtypes (the NumPy dtype extension JAX uses), which is imported only when
+    one of them is looked up (its import takes about 0.5 s; float32 and float16 never need it)."""
+
+    NATIVE = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
+    EXTENDED = ("bfloat16", "float8_e4m3fn", "float8_e5m2")
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.NATIVE:
+            return self.NATIVE[name]
+        if name in self.EXTENDED:
+            return getattr(importlib.import_module("ml_dtypes"), name)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*self.NATIVE, *self.EXTENDED))
+
+    def __len__(self) -> int:
+        return len(self.NATIVE) + len(self.EXTENDED)
+
+
+NUMPY_DTYPES: Mapping[str, Any] = _Dtypes()
 
 
 def blocks(total: int, step: int) -> Iterator[tuple[int, int]]:
@@ -141,7 +169,10 @@ def _tile(buffer: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, workspace: Workspace | None = None) -> np.ndarray:
     """a·b for 2-D operands; a narrow dtype through float32 BLAS, tile by tile (see above), in
-    `workspace` when it is large enough, else in tiles made for this product."""
+    `workspace` when it is large enough, else in tiles made for this product; a packed weight
+    (packed.py) dequantized DEPTH rows at a time."""
+    if isinstance(b, PackedWeight):
+        return packed_matmul(a, b, out)
     if not is_narrow(a.dtype) or a.dtype != b.dtype or a.ndim != 2 or b.ndim != 2:
         return np.matmul(a, b, out=out)
     (m, k), n = a.shape, b.shape[1]
@@ -262,21 +293,31 @@ def row_step(rows: int, width: int) -> int:
 # --- random arrays ---------------------------------------------------------------------------
 
 
-RANDOM_ELEMENTS = 1 << 20  # float32 numbers drawn at a time for a narrow array (4 MiB, before the pass)
+RANDOM_ELEMENTS = 1 << 20  # numbers drawn per block: each block its own stream (4 MiB of float32)
 
 
 def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any, scale: float) -> np.ndarray:
-    """Normal(0, scale²) made in `dtype` directly (a narrow dtype in blocks), with no full-size copy."""
-    if dtype in (np.float32, np.float64):
-        out = rng.standard_normal(shape, dtype=dtype)
-        out *= scale
-        return out
+    """Normal(0, scale²) made in `dtype` directly, in blocks of RANDOM_ELEMENTS drawn on the
+    elementwise threads (NumPy's Generator lets go of the GIL while it fills an array). Block b
+    has its own stream, PCG64(SeedSequence([key, b])), `key` drawn once from `rng`: the values
+    depend on the seed and the block size only, never on the number of threads. Each block is
+    scaled while it is in cache; a narrow dtype is drawn in float32 and rounded once."""
+    key = int(rng.integers(1 << 63))
     out = np.empty(shape, dtype)
     flat = out.reshape(-1)
-    block = np.empty(min(flat.size, RANDOM_ELEMENTS), np.float32)
-    for i, j in blocks(flat.size, RANDOM_ELEMENTS):
-        values = block[: j - i]
-        rng.standard_normal(j - i, dtype=np.float32, out=values)
-        values *= scale
-        flat[i:j] = values
+    native = flat.dtype in (np.float32, np.float64)
+
+    def fill(i: int, j: int) -> None:
+        gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence([key, i // RANDOM_ELEMENTS])))
+        if native:
+            values = flat[i:j]
+            gen.standard_normal(j - i, dtype=values.dtype, out=values)
+        else:
+            values = gen.standard_normal(j - i, dtype=np.float32)
+        if scale != 1.0:
+            values *= scale
+        if not native:
+            flat[i:j] = values
+
+    each_block(flat.size, RANDOM_ELEMENTS, fill)
     return out

@@ -28,6 +28,7 @@ from ffn_calc.model.norms import norm_type
 from ffn_calc.verifier import routing
 from ffn_calc.verifier.arrays import BLOCK_ELEMENTS, blocks, compute_type, each_block, matmul, random_array, row_step
 from ffn_calc.verifier.kernels import activation_values, kernel, norm_kernel
+from ffn_calc.verifier.packed import quantize
 from ffn_calc.verifier.recorder import Recorder, Silent, Tally
 
 Params = dict[str, np.ndarray]
@@ -392,14 +393,22 @@ def make_params(rng: np.random.Generator, cfg: FFNConfig, dtype: Any) -> Params:
     def add(name: str, shape: tuple[int, ...], fan_in: int) -> None:
         params[name] = random_array(rng, shape, dtype, 1.0 / math.sqrt(fan_in))
 
+    packing = cfg.weight_packing
+
+    def matrix(name: str, shape: tuple[int, ...], fan_in: int) -> None:
+        """A weight matrix: in `dtype`, or quantized and packed as --weight-dtype stores it (packed.py)."""
+        if packing is None:
+            return add(name, shape, fan_in)
+        params[name] = quantize(random_array(rng, shape, np.float32, 1.0 / math.sqrt(fan_in)), packing)  # type: ignore[assignment]
+
     def core(prefix: str, width: int, lead: tuple[int, ...]) -> None:
         *first, last = names.linears(cfg.is_glu, cfg.fused)
         for spec in first:
             cols = 2 * width if spec.fused else width
-            add(prefix + spec.weight, (*lead, d, cols), d)
+            matrix(prefix + spec.weight, (*lead, d, cols), d)
             if cfg.bias:
                 add(prefix + spec.bias, (*lead, cols), d)
-        add(prefix + last.weight, (*lead, width, d), width)
+        matrix(prefix + last.weight, (*lead, width, d), width)
         if cfg.bias:
             add(prefix + last.bias, (*lead, d), width)
 

@@ -146,7 +146,8 @@ KERNELS: dict[str, Kernel] = {
     "relu": Kernel(_relu, _d_relu, lambda v: max(0.0, v), exact_in_storage=True, zeros=True),
     "relu2": Kernel(_relu2, _d_relu2, lambda v: max(0.0, v) ** 2, zeros=True),
     "gelu": Kernel(_gelu, _d_gelu, lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))), approx_error=1.5e-7),  # erf's A&S 7.1.26
-    "gelu_tanh": Kernel(_gelu_tanh, _d_gelu_tanh, lambda v: 0.5 * v * (1.0 + math.tanh(SQRT_2_OVER_PI * (v + GELU_TANH_CUBIC * v**3)))),
+    # The reference writes the published constant out, not GELU_TANH_CUBIC: a changed digit in the kernel's is then seen.
+    "gelu_tanh": Kernel(_gelu_tanh, _d_gelu_tanh, lambda v: 0.5 * v * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3)))),
     "silu": Kernel(_silu, _d_silu, lambda v: v / (1.0 + math.exp(-v))),
     "silu_clamped": Kernel(_silu_clamped, _d_silu_clamped, _clamped_reference),
 }

@@ -10,7 +10,8 @@ import numpy as np
 from ffn_calc.model import conventions as conv
 from ffn_calc.model import structure as names
 from ffn_calc.model.conventions import MULTIPLY_ADD
-from ffn_calc.model.forward import analyze
+from ffn_calc.model.expert_parallel import ExpertParallel, all_to_all_bytes, expert_parallel
+from ffn_calc.model.forward import FFNReport, analyze
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import WEIGHTS as NORM_WEIGHTS
 from ffn_calc.model.training import TrainingOptions
@@ -328,16 +329,61 @@ def _macs(rec: Recorder) -> int:
     return sum(m * k * n for o in rec.stages.values() for m, k, n in o.matmuls)
 
 
+Sent = list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+
+
+def _exchange(
+    rank_cfg: FFNConfig, shards: list[Params], flat_x: list[np.ndarray], indices: list[np.ndarray], recs: list[Recorder], local: int
+) -> tuple[Sent, list[list[np.ndarray]], int]:
+    """The dispatch all-to-all, each rank's experts and the combine all-to-all for the routing
+    `indices` (one (T, k) array per rank): send[r][q] the rows rank r sends rank q (with their
+    local expert and their (token, slot) pair), back[r][q] the outputs rank q sends back to r,
+    and the rows all experts ran."""
+    ranks, k, d = len(shards), rank_cfg.top_k, rank_cfg.d_model
+    send: Sent = []
+    for r in range(ranks):
+        flat = indices[r].reshape(-1)  # the T·k (token, slot) pairs, token-major
+        row = []
+        for q in range(ranks):
+            pairs = np.flatnonzero(flat // local == q)
+            row.append((flat_x[r][pairs // k], flat[pairs] % local, pairs))
+        send.append(row)
+    back: list[list[np.ndarray]] = [[np.empty((0, d), flat_x[0].dtype)] * ranks for _ in range(ranks)]
+    received_rows = 0
+    for q in range(ranks):
+        rows = np.concatenate([send[r][q][0] for r in range(ranks)])
+        experts = np.concatenate([send[r][q][1] for r in range(ranks)])
+        received_rows += rows.shape[0]
+        order = np.argsort(experts, kind="stable")
+        counts = np.bincount(experts, minlength=local)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        bounds = [(int(lo), int(lo + c)) for lo, c in zip(starts, counts, strict=True)]
+        out = np.empty_like(rows)
+        if rows.shape[0]:
+            out[order] = ffn(recs[q], rank_cfg, shards[q], names.EXPERT, [np.ascontiguousarray(rows[order])], bounds)
+        sizes = np.cumsum([send[r][q][0].shape[0] for r in range(ranks)])[:-1]
+        for r, part in enumerate(np.split(out, sizes)):
+            back[r][q] = part
+    return send, back, received_rows
+
+
+def balanced_routing(tokens: int, k: int, ranks: int, local: int) -> np.ndarray:
+    """A routing forced to be exactly balanced: pair p = t·k + j goes to rank p mod N, expert
+    (p // N) mod E/N there — k distinct experts per token (k ≤ E), and T·k/N pairs to every rank
+    when N divides T·k."""
+    p = np.arange(tokens * k, dtype=np.int64)
+    return ((p % ranks) * local + (p // ranks) % local).reshape(tokens, k)
+
+
 def expert_parallel_checks(cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int, rtol: float) -> list[Check]:
     """Expert parallelism simulated: the experts split E/N per rank, the tokens N ways; each
     rank routes its tokens, builds one send buffer per rank from its routing (dispatch
     all-to-all), runs its experts on what it received, sends the outputs back (combine
     all-to-all) and combines. The bytes are read off the buffers built (`.nbytes` of the rows
-    bound for another rank), and checked against the routed (token, expert) pairs whose expert
-    lives on another rank, counted straight from the routing indices; the balanced-routing
-    prediction (an expectation) is reported beside them, not judged."""
-    from ffn_calc.model.expert_parallel import expert_parallel
-
+    bound for another rank) and judged against the model's all_to_all_bytes fed the observed
+    routing histogram; a second exchange under a routing forced to be exactly balanced judges
+    the balanced prediction itself. Each rank's active experts per token are observed from the
+    routing."""
     plan = expert_parallel(cfg, ranks)
     bare = replace(cfg, norm="none")
     rank_cfg = replace(plan.per_rank, norm="none")
@@ -366,32 +412,8 @@ def expert_parallel_checks(cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int,
             shared_out = shared_expert_gate(recs[r], shards[r], xs[r], [shared_out])
         shared.append(shared_out)
         flat_x.append(xs[r].reshape(-1, d))
-    # Dispatch: rank r's send buffer to rank q holds its routed rows whose expert lives on q.
-    send: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
-    for r in range(ranks):
-        flat = routed[r][1].reshape(-1)  # the T·k (token, slot) pairs, token-major
-        row = []
-        for q in range(ranks):
-            pairs = np.flatnonzero(flat // local == q)
-            row.append((flat_x[r][pairs // k], flat[pairs] % local, pairs))
-        send.append(row)
-    # Each rank runs its experts on what it received, and sends every output back to its source.
-    back: list[list[np.ndarray]] = [[np.empty((0, d), x.dtype)] * ranks for _ in range(ranks)]
-    received_rows = 0
-    for q in range(ranks):
-        rows = np.concatenate([send[r][q][0] for r in range(ranks)])
-        experts = np.concatenate([send[r][q][1] for r in range(ranks)])
-        received_rows += rows.shape[0]
-        order = np.argsort(experts, kind="stable")
-        counts = np.bincount(experts, minlength=local)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        bounds = [(int(lo), int(lo + c)) for lo, c in zip(starts, counts, strict=True)]
-        out = np.empty_like(rows)
-        if rows.shape[0]:
-            out[order] = ffn(recs[q], rank_cfg, shards[q], names.EXPERT, [np.ascontiguousarray(rows[order])], bounds)
-        sizes = np.cumsum([send[r][q][0].shape[0] for r in range(ranks)])[:-1]
-        for r, part in enumerate(np.split(out, sizes)):
-            back[r][q] = part
+    indices = [index for _, index in routed]
+    send, back, received_rows = _exchange(rank_cfg, shards, flat_x, indices, recs, local)
     # Combine on each token's rank: y = Σₖ w·ye (+ shared), in the token order it started in.
     outs = []
     for r in range(ranks):
@@ -410,25 +432,71 @@ def expert_parallel_checks(cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int,
                         ok, "tolerance"))  # fmt: skip
     rows_all = cfg.tokens * k
     checks.append(Check("parallel", "routed rows run by all ranks' experts (each pair once)", rows_all, received_rows, received_rows == rows_all))
-    # Bytes each rank sends, read off the buffers, against the pairs counted from the indices.
-    dispatch, combine, *_ = plan.all_to_all
+    # Bytes each rank sends, read off the buffers, against the model fed the observed histogram.
+    histogram = [np.bincount(index.reshape(-1), minlength=cfg.experts).tolist() for index in indices]
+    exchange = all_to_all_bytes(histogram, local, d, cfg.dtype_bytes)
     for r in range(ranks):
         sent = sum(send[r][q][0].nbytes for q in range(ranks) if q != r)
         returned = sum(back[q][r].nbytes for q in range(ranks) if q != r)
-        index = routed[r][1]
-        away = int(np.count_nonzero(index // local != r)) * d * x.itemsize
-        home = sum(int(np.count_nonzero(routed[s][1] // local == r)) for s in range(ranks) if s != r) * d * x.itemsize
-        checks.append(Check("parallel", f"rank {r} dispatch bytes sent = its routed pairs on other ranks × d × bytes", away, sent, sent == away))
-        checks.append(Check("parallel", f"rank {r} combine bytes sent = other ranks' pairs on its experts × d × bytes", home, returned,
-                            returned == home))  # fmt: skip
-        checks.append(Check("parallel", f"rank {r} dispatch bytes sent, against balanced routing's expectation", dispatch.bytes_sent_per_rank,
-                            sent, True, "info", "the prediction assumes T·k/N rows to every rank; real routing varies"))  # fmt: skip
-        checks.append(Check("parallel", f"rank {r} combine bytes sent, against balanced routing's expectation", combine.bytes_sent_per_rank,
-                            returned, True, "info", "the backward all-to-alls move the same rows the other way"))  # fmt: skip
+        ex = exchange[r]
+        checks.append(Check("parallel", f"rank {r} dispatch bytes sent (the model's all-to-all of the observed routing histogram)",
+                            ex.dispatch_bytes, sent, sent == ex.dispatch_bytes, detail=f"{ex.dispatch_rows} rows predicted"))  # fmt: skip
+        checks.append(Check("parallel", f"rank {r} combine bytes sent (the model's all-to-all of the observed routing histogram)",
+                            ex.combine_bytes, returned, returned == ex.combine_bytes, detail=f"{ex.combine_rows} rows predicted"))  # fmt: skip
+    checks.extend(_balanced_exchange(plan, rank_cfg, shards, flat_x, local))
+    checks.extend(_active_experts(rank_pred, shards, indices, local))
     observed_macs = sum(_macs(rec) for rec in recs)
     predicted = ranks * rank_pred.totals.macs
     checks.append(Check("parallel", f"Σ of {ranks} ranks' MACs = {ranks} × a rank's under balanced routing", predicted, observed_macs,
                         observed_macs == predicted, detail="each rank's own varies with the routing; the sum does not"))  # fmt: skip
     for r, rec in enumerate(recs):
         checks.append(Check("parallel", f"rank {r} MACs, against balanced routing", rank_pred.totals.macs, _macs(rec), True, "info"))
+    return checks
+
+
+def _balanced_exchange(plan: ExpertParallel, rank_cfg: FFNConfig, shards: list[Params], flat_x: list[np.ndarray], local: int) -> list[Check]:
+    """The balanced prediction judged: the exchange run again under a routing forced to be
+    exactly balanced (balanced_routing), its buffers' bytes against all_to_alls' figure, and
+    its experts' MACs against a rank's predicted. Refused in one info row when N does not
+    divide T·k (no routing is exactly balanced then)."""
+    ranks, k, tokens = plan.expert_ranks, rank_cfg.top_k, rank_cfg.tokens
+    dispatch, combine, *_ = plan.all_to_all
+    if (tokens * k) % ranks or k > plan.experts_per_rank * ranks:
+        return [Check("parallel", "all-to-all bytes under exactly balanced routing", dispatch.bytes_sent_per_rank, "not run", True, "info",
+                      f"{ranks} ranks do not divide a rank's {tokens}·{k} routed rows: no routing is exactly balanced")]  # fmt: skip
+    recs = [Recorder() for _ in range(ranks)]
+    forced = [balanced_routing(tokens, k, ranks, local) for _ in range(ranks)]
+    send, back, _ = _exchange(rank_cfg, shards, flat_x, forced, recs, local)
+    checks = []
+    for r in range(ranks):
+        sent = sum(send[r][q][0].nbytes for q in range(ranks) if q != r)
+        returned = sum(back[q][r].nbytes for q in range(ranks) if q != r)
+        checks.append(Check("parallel", f"rank {r} dispatch bytes sent, routing forced exactly balanced (the balanced formula)",
+                            dispatch.bytes_sent_per_rank, sent, sent == dispatch.bytes_sent_per_rank))  # fmt: skip
+        checks.append(Check("parallel", f"rank {r} combine bytes sent, routing forced exactly balanced (the balanced formula)",
+                            combine.bytes_sent_per_rank, returned, returned == combine.bytes_sent_per_rank))  # fmt: skip
+    return checks
+
+
+def _active_experts(rank_pred: FFNReport, shards: list[Params], indices: list[np.ndarray], local: int) -> list[Check]:
+    """Each rank's active expert parameters per token: the most of its experts one token (of
+    any rank) was routed to, observed from the routing, × one expert's parameters read off the
+    rank's arrays. When no token of this routing reached the ceiling (the rank's expert count
+    or k, both read off arrays), the prediction is held to the ceiling instead."""
+    predicted = rank_pred.totals.active_expert_params
+    every = np.concatenate([index.reshape(index.shape[0], -1) for index in indices])
+    checks = []
+    for q, shard in enumerate(shards):
+        arrays = [w for n, w in shard.items() if n.startswith(names.EXPERT)]
+        per_expert = sum(w[0].size for w in arrays)
+        held = arrays[0].shape[0]
+        most = int(np.count_nonzero(every // local == q, axis=1).max())
+        ceiling = min(every.shape[1], held)
+        observed = most * per_expert
+        if most == ceiling:
+            ok, detail = observed == predicted, f"{most} experts of rank {q} serve some token (observed from the routing)"
+        else:
+            observed = ceiling * per_expert
+            ok, detail = observed == predicted, f"no token reached the ceiling min(k, experts held) = {ceiling}; the most was {most}"
+        checks.append(Check("parallel", f"rank {q} active expert parameters per token", predicted, observed, ok, detail=detail))
     return checks

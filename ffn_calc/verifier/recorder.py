@@ -242,7 +242,10 @@ _NAIVE_FLOPS = re.compile(r"Naive FLOP count:\s*([0-9.eE+-]+)")
 
 
 def _einsum_path_flops(a: np.ndarray, b: np.ndarray) -> float:
-    """numpy.einsum_path's own FLOP count for a·b (printed to 4 significant digits)."""
+    """numpy.einsum_path's own FLOP count for a·b (printed to 4 significant digits); a packed
+    weight stands in as a zero-strided array of its logical shape (einsum_path reads shapes)."""
+    if not isinstance(b, np.ndarray):
+        b = np.broadcast_to(np.float32(0), b.shape)
     _, text = np.einsum_path("ij,jk->ik", a, b, optimize=False)
     match = _NAIVE_FLOPS.search(text)
     return float(match.group(1)) if match else float("nan")

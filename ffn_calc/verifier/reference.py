@@ -17,6 +17,7 @@ still takes its own vector × matrix product, and nothing mixes two tokens.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -24,22 +25,40 @@ from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier.kernels import kernel, norm_kernel
 
-ROWS_PER_BLOCK = 16  # weight rows converted to float64 at a time (a few hundred KiB)
+ROWS_PER_BLOCK = 64  # weight rows converted to float64 at a time (a few MiB at LLaMA's widths)
 
 Params = dict[str, np.ndarray]
 Vector = np.ndarray  # one token: a 1-D float64 array
 
 
 def linear(tokens: list[Vector], w: np.ndarray, b: np.ndarray | None) -> list[Vector]:
-    """Each token x as x·W + b, in float64: out[j] = Σ_i x[i]·W[i, j] + b[j]."""
-    outs = [np.zeros(w.shape[1]) for _ in tokens]
-    block = np.empty((ROWS_PER_BLOCK, w.shape[1]))
-    for lo in range(0, w.shape[0], ROWS_PER_BLOCK):
-        hi = min(w.shape[0], lo + ROWS_PER_BLOCK)
-        rows = block[: hi - lo]
-        rows[...] = w[lo:hi]  # to float64
-        for x, out in zip(tokens, outs, strict=True):
-            out += x[lo:hi] @ rows
+    """Each token x as x·W + b, in float64: out[j] = Σ_i x[i]·W[i, j] + b[j]. The rows of W are
+    converted to float64 a block at a time for all the tokens at once; the two halves of its
+    rows run on two threads (NumPy lets go of the GIL in the copy and the product), each into
+    its own sum, added at the end."""
+    if not tokens:
+        return []
+    xs = np.stack(tokens)
+    k = w.shape[0]
+    half = -(-k // 2 // ROWS_PER_BLOCK) * ROWS_PER_BLOCK if k > 2 * ROWS_PER_BLOCK else k
+
+    def part(start: int, stop: int) -> np.ndarray:
+        total = np.zeros((len(tokens), w.shape[1]))
+        block = np.empty((ROWS_PER_BLOCK, w.shape[1]))
+        for lo in range(start, stop, ROWS_PER_BLOCK):
+            hi = min(stop, lo + ROWS_PER_BLOCK)
+            rows = block[: hi - lo]
+            rows[...] = w[lo:hi]  # to float64
+            total += xs[:, lo:hi] @ rows
+        return total
+
+    if half < k:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            second = pool.submit(part, half, k)
+            total = part(0, half) + second.result()
+    else:
+        total = part(0, k)
+    outs = list(total)
     if b is not None:
         bias = b.astype(np.float64)
         outs = [out + bias for out in outs]
@@ -143,3 +162,46 @@ def reference(cfg: FFNConfig, p: Params, xs: np.ndarray, given: list[list[int] |
     if cfg.norm == "post":
         ys = [norm(cfg, p, r) for r in ys]
     return np.array(ys).reshape(xs.shape)
+
+
+# --- packed weights, dequantized from the formats' definitions ------------------------------------
+#
+# Written apart from packed.py's tile dequantizer, so a bug in one is seen against the other: the
+# int32 words read as their four little-endian bytes, each byte two nibbles (the low one first);
+# E2M1 decoded from its bits (sign, 2 exponent bits of bias 1, 1 mantissa bit) and E8M0 as 2^(e − 127).
+
+
+def _nibbles(words: np.ndarray) -> np.ndarray:
+    """int32 words (…, w) → their 4-bit values (…, 8·w), nibble t of a word at bits 4t."""
+    raw = np.ascontiguousarray(words).astype("<i4").view(np.uint8)  # (…, 4·w), little-endian
+    return np.stack([raw & 15, raw >> 4], axis=-1).reshape(*words.shape[:-1], -1).astype(np.float64)
+
+
+def _e2m1(code: np.ndarray) -> np.ndarray:
+    sign = np.where(code & 8, -1.0, 1.0)
+    exp, mant = (code >> 1) & 3, (code & 1).astype(np.float64)
+    return sign * np.where(exp == 0, 0.5 * mant, np.exp2(exp.astype(np.float64) - 1) * (1 + 0.5 * mant))
+
+
+def dequantize(fmt: str, arrays: dict[str, np.ndarray], k: int, n: int, group: int) -> np.ndarray:
+    """One (K, N) matrix of a packed format as float64, from its stored arrays."""
+    if fmt == "gptq_int4":
+        q = _nibbles(arrays["qweight"].T).T  # (K, N): along K within a word
+        z = _nibbles(arrays["qzeros"])[arrays["g_idx"]] + 1  # v1 stores zero − 1
+        return arrays["scales"].astype(np.float64)[arrays["g_idx"]] * (q - z)
+    if fmt == "awq_int4":
+        order = [0, 2, 4, 6, 1, 3, 5, 7]  # AutoAWQ's pack order: nibble t holds column 8j + order[t]
+        inverse = np.argsort(order)
+
+        def unpack(words: np.ndarray) -> np.ndarray:
+            nib = _nibbles(words).reshape(words.shape[0], -1, 8)
+            return nib[:, :, inverse].reshape(words.shape[0], -1)
+
+        g = np.arange(k) // group
+        return arrays["scales"].astype(np.float64)[g] * (unpack(arrays["qweight"]) - unpack(arrays["qzeros"])[g])
+    if fmt == "mxfp4":
+        blocks = arrays["_blocks"]  # (N, K/32, 16)
+        codes = np.stack([blocks & 15, blocks >> 4], axis=-1).reshape(n, k // 32, 32)
+        scale = np.exp2(arrays["_scales"].astype(np.float64) - 127)
+        return (_e2m1(codes) * scale[:, :, None]).reshape(n, k).T
+    raise KeyError(fmt)

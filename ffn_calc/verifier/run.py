@@ -19,29 +19,23 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from ffn_calc.errors import ConfigError, VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
 from ffn_calc.model.layer import FFNConfig
-from ffn_calc.verifier.compare import ForwardSeen, StackSeen, compare_forward, compare_model, definitions, observations
+from ffn_calc.verifier import arrays
+from ffn_calc.verifier.compare import ForwardSeen, StackSeen, compare_forward, compare_model, definitions, observations, peak_check
 from ffn_calc.verifier.memory import check_backward_fits, peak_allowance, plan_chunks
 from ffn_calc.verifier.observe import observe_forward, observe_stack, stack_from_pass, stack_refusal
+from ffn_calc.verifier.packed import VERIFIED, prepare, stored_checks
 from ffn_calc.verifier.properties import RTOL, structural_checks
 from ffn_calc.verifier.report import Check, VerifyReport
 
-# Every dtype the verifier stores tensors in. bfloat16 and float8 come from ml_dtypes (the NumPy
-# dtype extension JAX uses), imported here and nowhere on the CLI's start-up path; their
-# products and elementwise work run in float32 and are stored in the dtype (arrays.py).
-NUMPY_DTYPES: dict[str, Any] = {
-    "float64": np.float64,
-    "float32": np.float32,
-    "float16": np.float16,
-    "bfloat16": ml_dtypes.bfloat16,
-    "float8_e4m3fn": ml_dtypes.float8_e4m3fn,
-    "float8_e5m2": ml_dtypes.float8_e5m2,
-}
+# Every dtype the verifier stores tensors in (arrays.NUMPY_DTYPES): bfloat16 and float8 come from
+# ml_dtypes, imported only when one of them is asked for; their products and elementwise work
+# run in float32 and are stored in the dtype (arrays.py).
+NUMPY_DTYPES = arrays.NUMPY_DTYPES
 DTYPE_NOTES = {
     "int8": "int8 storage of activations needs quantization scales (per tensor or per channel) that the model does not define, "
     "and an int8 product accumulates in int32 then is rescaled: computed in float32, so the byte checks use 4 bytes per element "
@@ -72,18 +66,24 @@ def verify(
     A mixed stack (dense layers beside the MoE ones) runs one layer of each group, each checked
     as a layer of its own, and the model totals are checked as the arithmetic of the observed
     layers: Σ layers × observed per-layer figures."""
-    if cfg.weight_packing is not None:
-        raise VerifyRefused(
-            f"verify cannot run --weight-dtype {cfg.weight_dtype}: NumPy computes with unpacked weights, so packed 4-bit or FP8 "
-            "weight bytes are not observed; drop --weight-dtype to verify the layer in --dtype"
-        )
-    if cfg.router_bias or cfg.activation == "swiglu_clamped":
-        raise VerifyRefused(
-            "verify does not run a router bias or gpt-oss's clamped SwiGLU (its up's clamp and + 1) yet; "
-            "verify the same shapes with -a swiglu and no router bias"
-        )
     if cfg.dense_layers:
         return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)
+    return _verify_one(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)[0]
+
+
+def _verify_one(
+    cfg: FFNConfig,
+    seed: int,
+    max_memory_bytes: int | None,
+    progress: Callable[[int, int, str], Any] | None,
+    backward: bool,
+    tp: int,
+    input_grad: bool,
+    ep: int,
+    sequence_parallel: bool,
+    training: Any,
+) -> tuple[VerifyReport, StackSeen]:
+    """verify(), and what its main pass observed of one layer (for a mixed stack's sums)."""
     started = time.perf_counter()
     computed, run_cfg, pred, chunk, limit = _plan(cfg, max_memory_bytes, backward, tp, ep, sequence_parallel)
     # What each stage looks like in the pass as run: the whole layer, or its first chunk.
@@ -104,8 +104,10 @@ def verify(
             progress(0, 0, what)
 
     products = [s.matmul for s in shape_pred.stages if s.matmul]
+    prepare(cfg.weight_packing)
     seen, params, x, sample = observe_forward(run_cfg, rng, np_dtype, chunk, advance, products)
     checks: list[Check] = compare_forward(pred, shape_pred, peak_pred, seen, peak_allowance(pred), chunk, limit)
+    checks.extend(stored_checks(pred, params))
     step(f"checks on {sample.positions.size} sampled tokens")
     checks.extend(structural_checks(run_cfg, params, sample, rng, RTOL[computed]))
     if pred.model.layers > 1:
@@ -133,8 +135,9 @@ def verify(
     seconds = time.perf_counter() - started  # the whole verification: weights, passes, every check
     rate = seen.flops / seconds / 1e9 if seconds > 0 else float("inf")
     chunks = -(-cfg.tokens // chunk) if chunk else 1
-    return VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed, chunk, chunks, limit, seen.seconds,
-                        tuple(definitions(pred, seen, backward)))  # fmt: skip
+    report = VerifyReport(cfg, computed, DTYPE_NOTES.get(cfg.dtype, ""), pred, tuple(checks), seconds, rate, seed, chunk, chunks, limit,
+                          seen.seconds, tuple(definitions(pred, seen, backward)))  # fmt: skip
+    return report, stack_from_pass(pred, seen, bool(chunk))
 
 
 def _plan(
@@ -142,7 +145,21 @@ def _plan(
 ) -> tuple[str, FFNConfig, FFNReport, int, int]:
     """Everything decided before anything is allocated: the dtype computed in, the prediction,
     the chunk of tokens (0: the whole pass) and the memory limit; raises VerifyRefused or
-    ConfigError for a run that would not fit or is not simulated."""
+    ConfigError for a run that would not fit or is not simulated (a mixed stack plans every
+    group with it before any group runs)."""
+    packing = cfg.weight_packing
+    if packing is not None and packing.format not in VERIFIED:
+        raise VerifyRefused(
+            f"verify runs packed weights in {', '.join(VERIFIED)} only, not --weight-dtype {cfg.weight_dtype}: its arrays are not "
+            "built, so their bytes are not observed; drop --weight-dtype to verify the layer in --dtype"
+        )
+    if packing is not None and (backward or tp > 1 or ep > 1):
+        raise VerifyRefused("verify runs packed weights (--weight-dtype) in the forward pass only; drop --backward, --tp and --ep with it")
+    if cfg.router_bias or cfg.activation == "swiglu_clamped":
+        raise VerifyRefused(
+            "verify does not run a router bias or gpt-oss's clamped SwiGLU (its up's clamp and + 1) yet; "
+            "verify the same shapes with -a swiglu and no router bias"
+        )
     computed = cfg.dtype if cfg.dtype in NUMPY_DTYPES else "float32"
     run_cfg = replace(cfg, dtype=computed)
     pred = analyze(run_cfg)
@@ -161,7 +178,9 @@ def _plan(
         from ffn_calc.model.expert_parallel import expert_parallel
 
         if tp > 1:
-            raise ConfigError("--ep", "verify simulates --tp and --ep one at a time; drop one of them")
+            raise ConfigError(
+                "--ep", "verify simulates --tp and --ep one at a time (docs/verify.md says why); verify each alone, train --ep N --tp M predicts both"
+            )
         expert_parallel(run_cfg, ep)  # the same refusals as `train --ep`, before anything runs
         if chunk:
             raise VerifyRefused("verify --ep runs every simulated rank's share in memory; it does not fit here, use smaller sizes")
@@ -192,8 +211,8 @@ def _verify_groups(
     training: Any = None,
 ) -> VerifyReport:
     """One layer of each group of a mixed stack, the checks of each prefixed by its group, and
-    the model's sums checked against the observed layers. Refused, naming the group and its
-    size, when a group's layer does not fit."""
+    the model's figures checked against the observed layers (group_model_checks). Refused,
+    naming the group and its size, when a group's layer does not fit."""
     started = time.perf_counter()
     pred = analyze(cfg)
     # expert parallelism leaves a dense layer whole: the MoE group's run covers --ep
@@ -203,19 +222,113 @@ def _verify_groups(
             _plan(one, max_memory_bytes, backward, tp, ep, sequence_parallel)
         except VerifyRefused as e:
             raise VerifyRefused(f"the {group.name} group's layer ({group.totals.params:,} parameters): {e}") from None
-    reports: list[tuple[str, VerifyReport]] = []
+    reports: list[tuple[str, VerifyReport, StackSeen]] = []
     for group, one in runs:
-        reports.append((group.name, verify(one, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)))
-    checks: list[Check] = [replace(c, name=f"{name} layer: {c.name}") for name, r in reports for c in r.checks]
-    observed: dict[str, int] = {}
-    for name, r in reports:
-        seen = next(c.observed for c in r.checks if c.group == "totals" and c.name == "parameters")
-        observed[name] = seen if isinstance(seen, int) else -1
-    if len(observed) == len(pred.groups):
-        terms = " + ".join(f"{g.config.layers}·{observed[g.name]}" for g in pred.groups)
-        total = sum(g.config.layers * observed[g.name] for g in pred.groups)
-        checks.append(Check("totals", f"model parameters = {terms}", pred.model.params, total, pred.model.params == total))
+        r, seen = _verify_one(one, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)
+        reports.append((group.name, r, seen))
+    checks: list[Check] = [replace(c, name=f"{name} layer: {c.name}") for name, r, _ in reports for c in r.checks]
+    checks.extend(group_model_checks(pred, {name: seen for name, _, seen in reports}))
+    if tp > 1:
+        checks.extend(group_rank_checks(cfg, tp, sequence_parallel, {name: r for name, r, _ in reports}))
+    if backward and tp == 1 and ep == 1:
+        checks.extend(group_training_checks(cfg, pred, training, input_grad, {name: r for name, r, _ in reports}))
     main = reports[-1][1]
     seconds = time.perf_counter() - started
-    kept = {(d.name, repr(d.value)): d for _, r in reports for d in r.definitions}  # each group's, once
+    kept = {(d.name, repr(d.value)): d for _, r, _ in reports for d in r.definitions}  # each group's, once
     return replace(main, config=cfg, prediction=pred, checks=tuple(checks), seconds=seconds, definitions=tuple(kept.values()))
+
+
+def group_model_checks(pred: FFNReport, seen: dict[str, StackSeen]) -> list[Check]:
+    """A mixed stack's model figures against its groups' observed layers: each sum as
+    Σ layers × the group's observed figure, and the peak as every layer's observed weight
+    bytes plus the largest observed one-layer peak above its own weights (its workspace set
+    aside). Groups not run (the dense group under --ep) leave one info row."""
+    if len(seen) != len(pred.groups):
+        missing = ", ".join(g.name for g in pred.groups if g.name not in seen)
+        return [Check("totals", "model totals of the mixed stack", pred.model.params, "not run", True, "info", f"the {missing} group not run")]
+    groups = [(g.config.layers, seen[g.name], g.name) for g in pred.groups]
+    model = pred.model
+    checks = []
+    for name, predicted, field in (
+        ("parameters", model.params, "params"),
+        ("active parameters per token", model.active_params, "active_params"),
+        ("weight bytes", model.weight_bytes, "weight_bytes"),
+        ("MACs", model.macs, "macs"),
+        ("FLOPs", model.flops, "flops"),
+    ):
+        values = [getattr(s, field) for _, s, _ in groups]
+        if None in values:
+            continue
+        terms = " + ".join(f"{n}·{v}" for (n, _, _), v in zip(groups, values, strict=True))
+        total = sum(n * v for (n, _, _), v in zip(groups, values, strict=True))
+        checks.append(Check("totals", f"model {name} = {terms}", predicted, total, predicted == total,
+                            detail="Σ layers × each group's observed layer"))  # fmt: skip
+    peaks = [(s.peak_bytes - s.weight_bytes - s.workspace_bytes, g) for _, s, g in groups if s.peak_bytes is not None]
+    if len(peaks) == len(groups):
+        weights = sum(n * s.weight_bytes for n, s, _ in groups)
+        top, which = max(peaks)
+        routing = max(s.routing_bytes for _, s, _ in groups)
+        where = f"Σ layers × observed weight bytes {weights:,} + the {which} layer's observed peak above its weights {top:,}"
+        checks.append(peak_check("model peak bytes", model.peak_bytes, weights + top, 0, routing, peak_allowance(pred), where))
+    else:
+        checks.append(Check("totals", "model peak bytes", model.peak_bytes, "not run", True, "info", "a group's layer ran in chunks"))
+    return checks
+
+
+def group_training_checks(cfg: FFNConfig, pred: FFNReport, training: Any, input_grad: bool, reports: dict[str, VerifyReport]) -> list[Check]:
+    """A mixed stack's training step (`train`'s model totals) against Σ layers × each group's
+    observed one-layer step (its training rows' observed figures), and its peak as the summed
+    persistent and saved bytes plus the largest observed one-layer recomputed + transient."""
+    from ffn_calc.model.training import SUMMED, TrainingOptions, train
+    from ffn_calc.verifier.training_step import TOTALS_CHECKS
+
+    model = train(cfg, replace(training or TrainingOptions(), input_grad=input_grad)).model
+    if model is None or len(reports) != len(pred.groups):
+        return []
+    layers = {g.name: g.config.layers for g in pred.groups}
+
+    def seen(report: VerifyReport, figure: str) -> int | None:
+        name = TOTALS_CHECKS.get(figure, figure)
+        row = next((c for c in report.checks if c.group == "training" and c.name.startswith(f"{name} (")), None)
+        return row.observed if row is not None and isinstance(row.observed, int) else None
+
+    checks = []
+    observed: dict[str, int] = {}
+    for figure in SUMMED:
+        values = {g: seen(r, figure) for g, r in reports.items()}
+        if any(v is None for v in values.values()):
+            continue
+        total = sum(layers[g] * v for g, v in values.items() if v is not None)
+        observed[figure] = total
+        terms = " + ".join(f"{layers[g]}·{v}" for g, v in values.items())
+        want = getattr(model, figure)
+        checks.append(Check("training", f"model {figure} = {terms}", want, total, want == total, detail="Σ layers × each group's observed step"))
+    one = [(seen(r, "recomputed_bytes"), seen(r, "backward_transient_bytes")) for r in reports.values()]
+    parts = ("weight_bytes", "gradient_bytes", "optimizer_state_bytes", "master_weight_bytes", "saved_activation_bytes")
+    if all(a is not None and b is not None for a, b in one) and all(p in observed for p in parts):
+        busiest = max((a or 0) + (b or 0) for a, b in one)
+        total = sum(observed[p] for p in parts) + busiest
+        checks.append(Check("training", "model peak_bytes = Σ persistent + saved + the largest one-layer recomputed + transient, each observed",
+                            model.peak_bytes, total, total == model.peak_bytes, detail="from the groups' observed steps"))  # fmt: skip
+    return checks
+
+
+def group_rank_checks(cfg: FFNConfig, tp: int, sequence_parallel: bool, reports: dict[str, VerifyReport]) -> list[Check]:
+    """A mixed stack under --tp: the per-rank figures the plan gives each group (from the
+    mixed config, dense_d_ff split too) against that group's observed rank 0 (the bare FFN, as
+    the rank checks run it)."""
+    from ffn_calc.model.parallel import tensor_parallel
+
+    plan = analyze(tensor_parallel(replace(cfg, norm="none"), tp, sequence_parallel).per_rank)
+    checks = []
+    for group in plan.groups:
+        report = reports.get(group.name)
+        if report is None:
+            continue
+        for label, predicted in (("parameters", group.totals.params), ("MACs", group.totals.macs), ("FLOPs", group.totals.flops)):
+            row = next((c for c in report.checks if c.group == "parallel" and c.name.startswith(f"rank 0 {label}")), None)
+            if row is None:
+                continue
+            checks.append(Check("parallel", f"{group.name} group's rank {label} (the mixed stack's --tp plan)", predicted, row.observed,
+                                predicted == row.observed, detail=f"observed: the {group.name} layer's rank 0"))  # fmt: skip
+    return checks
