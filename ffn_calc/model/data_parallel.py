@@ -22,13 +22,25 @@ with b the 16-bit (or the dtype's) bytes per element of weights and gradients.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ffn_calc.errors import ConfigError
 from ffn_calc.json_fields import JsonForm
 
 if TYPE_CHECKING:
-    from ffn_calc.model.training import TrainingReport
+    from ffn_calc.model.forward import FFNReport
+    from ffn_calc.model.step_totals import TrainingTotals
+
+
+class Step(Protocol):
+    """What sharding reads of a training step (a TrainingReport): its totals and its forward pass."""
+
+    @property
+    def totals(self) -> TrainingTotals: ...
+
+    @property
+    def forward(self) -> FFNReport: ...
+
 
 # --zero's values: the stage each name means (FSDP's ShardingStrategy names beside DeepSpeed's stages)
 ZERO_STAGES: dict[str, int] = {"0": 0, "1": 1, "2": 2, "3": 3, "no_shard": 0, "shard_grad_op": 2, "full_shard": 3, "hybrid_shard": 3}
@@ -64,7 +76,7 @@ class DataParallel(JsonForm):
     model_peak_bytes: int | None = None  # the whole stack on the rank: that state + every layer's saved activations + one layer's transient
 
 
-def data_parallel(report: TrainingReport, ranks: int, zero: str = "0", node_size: int | None = None) -> DataParallel:
+def data_parallel(report: Step, ranks: int, zero: str = "0", node_size: int | None = None) -> DataParallel:
     """Shard `report` (one tensor/expert-parallel rank's step) over `ranks` data-parallel ranks;
     `node_size` (default 8) only with hybrid_shard."""
     if zero not in ZERO_STAGES:

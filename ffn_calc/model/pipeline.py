@@ -34,7 +34,7 @@ from ffn_calc.json_fields import JsonForm
 
 if TYPE_CHECKING:
     from ffn_calc.model.data_parallel import DataParallel
-    from ffn_calc.model.training import TrainingTotals
+    from ffn_calc.model.step_totals import TrainingTotals
 
 SCHEDULES = ("gpipe", "1f1b", "interleaved")
 

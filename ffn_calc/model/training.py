@@ -24,6 +24,7 @@ from ffn_calc.model.layer import FFNConfig
 from ffn_calc.model.norms import BY_STAGE
 from ffn_calc.model.parallel import TensorParallel, tensor_parallel
 from ffn_calc.model.pipeline import Pipeline, layer_kind, pipeline
+from ffn_calc.model.step_totals import TrainingTotals
 from ffn_calc.model.training_options import MASTER_BYTES, OPTIMIZERS, RECOMPUTE, STATE_BYTES_MIXED, state_bytes
 from ffn_calc.schemas import schema
 
@@ -77,32 +78,6 @@ class SavedTensor:
     shape: tuple[int, ...]
     bytes: int
     reason: str
-
-
-@dataclass(frozen=True)
-class TrainingTotals:
-    """FLOPs of one training step over the whole (batch, seq_len) input, and its memory in bytes."""
-
-    forward_flops: int
-    backward_flops: int
-    recompute_flops: int
-    dropout_flops: int
-    step_flops: int
-    forward_matmul_flops: int
-    backward_matmul_flops: int
-    backward_macs: int
-    backward_elementwise_flops: int
-    recompute_matmul_flops: int
-    step_matmul_flops: int  # forward + backward + recomputed matmuls
-    saved_activation_bytes: int
-    weight_bytes: int
-    gradient_bytes: int
-    optimizer_state_bytes: int
-    master_weight_bytes: int
-    backward_transient_bytes: int  # the most gradients alive at once: a product's or an activation's output + input gradients
-    recomputed_bytes: int  # what the recompute regenerates for the backward, alive during it (0 without recompute)
-    peak_bytes: int
-    bytes_per_param: int  # weights + gradients + optimizer states + master weights, per parameter
 
 
 @dataclass(frozen=True)

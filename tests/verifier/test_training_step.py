@@ -15,7 +15,7 @@ from ffn_calc.model import conventions, training
 from ffn_calc.model import training as training_model
 from ffn_calc.model import training_options as topts
 from ffn_calc.model.layer import FFNConfig, make_config
-from ffn_calc.model.training import TrainingTotals
+from ffn_calc.model.step_totals import TrainingTotals
 from ffn_calc.verifier.training_step import TOTALS_CHECKS
 
 DENSE = make_config(2, 4, 8, 16, activation="gelu", norm="pre")
