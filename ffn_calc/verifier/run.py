@@ -105,6 +105,7 @@ def _verify_one(
 
     products = [s.matmul for s in shape_pred.stages if s.matmul]
     prepare(cfg.weight_packing)
+    step("drawing the random weights and input")  # the bar names it, instead of sitting at 0 tokens
     seen, params, x, sample = observe_forward(run_cfg, rng, np_dtype, chunk, advance, products)
     checks: list[Check] = compare_forward(pred, shape_pred, peak_pred, seen, peak_allowance(pred), chunk, limit)
     checks.extend(stored_checks(pred, params))

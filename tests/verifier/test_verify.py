@@ -306,11 +306,12 @@ def test_peak_check_bounds() -> None:
 
 
 def test_progress_names_every_step_after_the_forward_pass() -> None:
-    """The bar does not end with the forward pass: each later step is named as it starts."""
+    """The bar names drawing the weights, then counts the tokens, then names each later step as it starts."""
     calls: list[tuple[int, int, str]] = []
     verify(make_config(2, 8, 16, layers=2), backward=True, tp=2, progress=lambda *a: calls.append(a))
-    assert calls[0] == (16, 16, "tokens")
-    assert [what for _, total, what in calls[1:] if total == 0] == [
+    assert calls[0] == (0, 0, "drawing the random weights and input")  # named before the pass, not 0 tokens
+    assert calls[1] == (16, 16, "tokens")
+    assert [what for _, total, what in calls[2:] if total == 0] == [
         "checks on 8 sampled tokens", "the model's 2 layers", "the training step", "2 tensor-parallel ranks",
     ]  # fmt: skip
 
