@@ -403,14 +403,14 @@ def verify(
     """Run the layer in NumPy and compare what it observes with the prediction, as
     `ffn-calc verify`. Imports NumPy (only this function does). With `backward`, a whole
     training step runs with the options `train` takes (recompute, optimizer, mixed_precision,
-    dropout) and every figure of its totals is observed. `progress(done, total, what)` is told
+    dropout) and every figure of its totals is observed; with `dp` > 1 too, the step of `dp`
+    data-parallel ranks sharded as `zero` says runs rank by rank, every per-rank figure and byte
+    sent observed, and must equal one rank's step on the whole batch. `progress(done, total, what)` is told
     the forward pass's tokens as they are done (`what` = "tokens"), then each later step by
     name with total 0."""
     from ffn_calc.model.training import TrainingOptions
     from ffn_calc.verifier.run import verify as run
 
-    if dp > 1 or zero != "0" or node_size is not None:
-        raise ConfigError("--dp", "the sharded step is not simulated yet; `ffn-calc train` counts it (--dp, --zero, --node-size)")
     training = TrainingOptions(recompute, optimizer, mixed_precision, dropout, input_grad)
     if training != TrainingOptions(input_grad=input_grad) and not backward:
         raise ConfigError("--backward", "--recompute, --optimizer, --mixed-precision and --dropout apply to the training step; add --backward")
@@ -428,4 +428,5 @@ def verify(
         input_grad=input_grad,
         sequence_parallel=sequence_parallel,
         training=training,
+        dp=(dp, zero.strip().lower(), node_size) if dp > 1 or zero.strip() != "0" or node_size is not None else None,
     )

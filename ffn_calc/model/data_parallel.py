@@ -2,8 +2,9 @@
 
 Standard library only; built on one rank's training step (training.py, after any tensor or expert
 parallelism: Ψ below is that rank's parameters). Over N data-parallel ranks (ZeRO, Rajbhandari et
-al. 2020, §5; FSDP's names in ZERO_STAGES), each shard is ceil(x / N) (the flat buffer padded to a
-multiple of N, as DeepSpeed and FSDP pad it):
+al. 2020, §5; FSDP's names in ZERO_STAGES), each shard is ⌈Ψ/N⌉ elements (the layer's flat buffer
+padded to a multiple of N, as FSDP's FlatParameter is; the master weights and optimizer states of
+the shard follow its elements, so an uneven Ψ pads them too):
     stage 0 (NO_SHARD)        weights, gradients, master weights and states whole on every rank
     stage 1                   master weights and optimizer states sharded
     stage 2 (SHARD_GRAD_OP)   + gradients sharded
@@ -26,20 +27,34 @@ from typing import TYPE_CHECKING, Protocol
 
 from ffn_calc.errors import ConfigError
 from ffn_calc.json_fields import JsonForm
+from ffn_calc.model.training_options import MASTER_BYTES, STATE_BYTES_MIXED, state_bytes
 
 if TYPE_CHECKING:
     from ffn_calc.model.forward import FFNReport
     from ffn_calc.model.step_totals import TrainingTotals
 
 
+class StepOptions(Protocol):
+    """What sharding reads of a step's options (TrainingOptions, as train resolved them)."""
+
+    @property
+    def optimizer(self) -> str: ...
+
+    @property
+    def mixed_precision(self) -> bool | None: ...
+
+
 class Step(Protocol):
-    """What sharding reads of a training step (a TrainingReport): its totals and its forward pass."""
+    """What sharding reads of a training step (a TrainingReport): its totals, forward pass and options."""
 
     @property
     def totals(self) -> TrainingTotals: ...
 
     @property
     def forward(self) -> FFNReport: ...
+
+    @property
+    def options(self) -> StepOptions: ...
 
 
 # --zero's values: the stage each name means (FSDP's ShardingStrategy names beside DeepSpeed's stages)
@@ -63,8 +78,8 @@ class DataParallel(JsonForm):
     shard_ranks: int  # the ranks a sharded tensor is split over: N, or `--node-size` under hybrid_shard
     weight_bytes: int  # the rank's weights: the whole layer's, or ⌈Ψ/N⌉ elements at ZeRO-3
     gradient_bytes: int  # the rank's gradients: whole, or ⌈Ψ/N⌉ elements from ZeRO-2
-    master_weight_bytes: int  # float32 master weights: whole, or ⌈bytes/N⌉ from ZeRO-1
-    optimizer_state_bytes: int  # optimizer states: whole, or ⌈bytes/N⌉ from ZeRO-1
+    master_weight_bytes: int  # float32 master weights: whole, or ⌈Ψ/N⌉ elements from ZeRO-1
+    optimizer_state_bytes: int  # optimizer states: whole, or those of one tensor of ⌈Ψ/N⌉ elements from ZeRO-1
     saved_activation_bytes: int  # the rank's saved activations (its own microbatch: never sharded)
     gathered_bytes: int  # alive while the layer runs: ZeRO-3's gathered weights, and from ZeRO-2 the whole gradient before its reduce-scatter
     peak_bytes: int  # all of the above + the layer's recomputed and backward transient bytes
@@ -97,8 +112,10 @@ def data_parallel(report: Step, ranks: int, zero: str = "0", node_size: int | No
     shard = _chunk(params, n)  # elements per rank of a sharded tensor
     weights = shard * b if stage >= 3 else t.weight_bytes
     grads = shard * b if stage >= 2 else t.gradient_bytes
-    master = _chunk(t.master_weight_bytes, n) if stage >= 1 else t.master_weight_bytes
-    states = _chunk(t.optimizer_state_bytes, n) if stage >= 1 else t.optimizer_state_bytes
+    # From ZeRO-1 the optimizer steps the rank's flat shard of ⌈Ψ/N⌉ elements (padding included): one tensor to it
+    mixed = bool(report.options.mixed_precision)
+    master = (shard * MASTER_BYTES if mixed else 0) if stage >= 1 else t.master_weight_bytes
+    states = state_bytes(report.options.optimizer, shard, STATE_BYTES_MIXED if mixed else b) if stage >= 1 else t.optimizer_state_bytes
     gathered = t.weight_bytes if stage >= 3 else 0
     full_grads = t.gradient_bytes if stage >= 2 else 0  # the layer's whole gradient, before its reduce-scatter
     if stage < 3:

@@ -19,6 +19,8 @@ from ffn_calc.verifier.forward import Dropout, Params, ffn, forward, route, shar
 from ffn_calc.verifier.properties import _close
 from ffn_calc.verifier.recorder import Recorder, Silent
 from ffn_calc.verifier.report import Check
+from ffn_calc.verifier.rings import all_gather, reduce_scatter
+from ffn_calc.verifier.rings import split as _split
 
 
 def shard(cfg: FFNConfig, p: Params, rank: int, ranks: int) -> Params:
@@ -45,40 +47,6 @@ def shard(cfg: FFNConfig, p: Params, rank: int, ranks: int) -> Params:
         else:  # the output linear's bias
             out[name] = w if rank == 0 else np.zeros_like(w)
     return {k: np.ascontiguousarray(v) for k, v in out.items()}
-
-
-def reduce_scatter(bufs: list[list[np.ndarray]], sent: list[int]) -> None:
-    """A ring reduce-scatter, run: `bufs[r]` is rank r's tensor split into N chunks. In each of
-    N − 1 steps every rank sends one chunk (a copy: its send buffer) to the next rank, which adds
-    it into its own; after them rank r holds chunk r summed over every rank. `sent[r]` grows by
-    the `.nbytes` of every array rank r sent."""
-    n = len(bufs)
-    for step in range(n - 1):
-        messages = [(r, (r - step - 1) % n, bufs[r][(r - step - 1) % n].copy()) for r in range(n)]
-        for r, c, data in messages:
-            sent[r] += data.nbytes
-            into = bufs[(r + 1) % n]
-            into[c] = into[c] + data
-
-
-def all_gather(bufs: list[list[np.ndarray]], sent: list[int]) -> None:
-    """A ring all-gather, run: rank r starts with chunk r of `bufs[r]` (the others are
-    placeholders); in each of N − 1 steps every rank sends the chunk it got last (its own first)
-    to the next rank, so that every rank ends with every chunk."""
-    n = len(bufs)
-    for step in range(n - 1):
-        messages = [(r, (r - step) % n, bufs[r][(r - step) % n].copy()) for r in range(n)]
-        for r, c, data in messages:
-            sent[r] += data.nbytes
-            bufs[(r + 1) % n][c] = data
-
-
-def _split(a: np.ndarray, ranks: int, axis: int | None) -> list[np.ndarray]:
-    """N chunks of a (copies): along `axis` (a sequence shard each), or of its flat elements,
-    the first size % N chunks one element longer (np.array_split)."""
-    if axis is None:
-        return [part.copy() for part in np.array_split(a.reshape(-1), ranks)]
-    return [np.ascontiguousarray(part) for part in np.split(a, ranks, axis=axis)]
 
 
 def _collective_rows(plan: object, phase: str, observed: dict[str, list[int]], even: dict[str, bool], ranks: int) -> list[Check]:

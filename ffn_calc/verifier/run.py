@@ -54,6 +54,7 @@ def verify(
     ep: int = 1,
     sequence_parallel: bool = False,
     training: Any = None,
+    dp: tuple[int, str, int | None] | None = None,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare everything observed with the prediction.
 
@@ -65,10 +66,11 @@ def verify(
 
     A mixed stack (dense layers beside the MoE ones) runs one layer of each group, each checked
     as a layer of its own, and the model totals are checked as the arithmetic of the observed
-    layers: Σ layers × observed per-layer figures."""
+    layers: Σ layers × observed per-layer figures. `dp` (ranks, ZeRO stage, node size) runs the
+    sharded training step rank by rank (data_parallel.py)."""
     if cfg.dense_layers:
-        return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)
-    return _verify_one(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)[0]
+        return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training, dp)
+    return _verify_one(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training, dp)[0]
 
 
 def _verify_one(
@@ -82,10 +84,11 @@ def _verify_one(
     ep: int,
     sequence_parallel: bool,
     training: Any,
+    dp: tuple[int, str, int | None] | None = None,
 ) -> tuple[VerifyReport, StackSeen]:
     """verify(), and what its main pass observed of one layer (for a mixed stack's sums)."""
     started = time.perf_counter()
-    computed, run_cfg, pred, chunk, limit = _plan(cfg, max_memory_bytes, backward, tp, ep, sequence_parallel)
+    computed, run_cfg, pred, chunk, limit = _plan(cfg, max_memory_bytes, backward, tp, ep, sequence_parallel, dp, training)
     # What each stage looks like in the pass as run: the whole layer, or its first chunk.
     shape_pred = analyze(replace(run_cfg, batch=1, seq_len=chunk)) if chunk else pred
     peak_pred = chunked_peak(run_cfg, chunk) if chunk else pred.totals.peak_bytes
@@ -132,6 +135,14 @@ def _verify_one(
         step(f"{ep} expert-parallel ranks")
 
         checks.extend(expert_parallel_checks(run_cfg, params, x, ep, RTOL[computed]))
+    if dp is not None:
+        from ffn_calc.model.training import TrainingOptions
+        from ffn_calc.verifier.data_parallel import data_parallel_checks
+
+        step(f"{dp[0]} data-parallel ranks")
+
+        options = replace(training or TrainingOptions(), input_grad=input_grad)
+        checks.extend(data_parallel_checks(run_cfg, params, x, *dp, options, RTOL[computed], rng))
     checks.extend(observations(pred, seen))
     seconds = time.perf_counter() - started  # the whole verification: weights, passes, every check
     rate = seen.flops / seconds / 1e9 if seconds > 0 else float("inf")
@@ -142,7 +153,14 @@ def _verify_one(
 
 
 def _plan(
-    cfg: FFNConfig, max_memory_bytes: int | None, backward: bool, tp: int, ep: int, sequence_parallel: bool
+    cfg: FFNConfig,
+    max_memory_bytes: int | None,
+    backward: bool,
+    tp: int,
+    ep: int,
+    sequence_parallel: bool,
+    dp: tuple[int, str, int | None] | None = None,
+    training: Any = None,
 ) -> tuple[str, FFNConfig, FFNReport, int, int]:
     """Everything decided before anything is allocated: the dtype computed in, the prediction,
     the chunk of tokens (0: the whole pass) and the memory limit; raises VerifyRefused or
@@ -185,7 +203,28 @@ def _plan(
         expert_parallel(run_cfg, ep)  # the same refusals as `train --ep`, before anything runs
         if chunk:
             raise VerifyRefused("verify --ep runs every simulated rank's share in memory; it does not fit here, use smaller sizes")
+    if dp is not None:
+        _plan_dp(run_cfg, pred, dp, backward, tp, ep, training, chunk, limit)
     return computed, run_cfg, pred, chunk, limit
+
+
+def _plan_dp(
+    run_cfg: FFNConfig, pred: FFNReport, dp: tuple[int, str, int | None], backward: bool, tp: int, ep: int, training: Any, chunk: int, limit: int
+) -> None:
+    """Refuse, before anything runs, a sharded step verify does not simulate or that does not fit."""
+    from ffn_calc.model.training import TrainingOptions, train
+
+    ranks, zero, node_size = dp
+    if not backward:
+        raise ConfigError("--dp", "verify simulates data parallelism as a training step; add --backward")
+    if tp > 1 or ep > 1:
+        flag = "--tp" if tp > 1 else "--ep"
+        raise ConfigError(flag, f"verify simulates --dp alone (docs/verify.md says why); drop {flag} (train --dp N {flag} M predicts both)")
+    train(run_cfg, training or TrainingOptions(), dp=ranks, zero=zero, node_size=node_size)  # train's refusals, before anything runs
+    # Every rank's weights or shards, state and step, and a step on the whole batch of N micro-batches
+    need = (ranks + 2) * (4 * pred.totals.weight_bytes + 8 * pred.totals.peak_bytes)
+    if chunk or need > limit:
+        raise VerifyRefused(f"verify --dp {ranks} runs {ranks} ranks' steps and one on the whole batch at once: too big here, use smaller sizes")
 
 
 def _model_checks(pred: FFNReport, seen: ForwardSeen, seed: int, np_dtype: Any, chunk: int, limit: int) -> list[Check]:
@@ -210,6 +249,7 @@ def _verify_groups(
     ep: int,
     sequence_parallel: bool = False,
     training: Any = None,
+    dp: tuple[int, str, int | None] | None = None,
 ) -> VerifyReport:
     """One layer of each group of a mixed stack, the checks of each prefixed by its group, and
     the model's figures checked against the observed layers (group_model_checks). Refused,
@@ -220,12 +260,12 @@ def _verify_groups(
     runs = [(g, g.config if g.name == "dense" else replace(cfg, dense_layers=0, dense_d_ff=0)) for g in pred.groups if g.name != "dense" or ep == 1]
     for group, one in runs:  # every group planned before any allocates: a refusal comes first, at once
         try:
-            _plan(one, max_memory_bytes, backward, tp, ep, sequence_parallel)
+            _plan(one, max_memory_bytes, backward, tp, ep, sequence_parallel, dp, training)
         except VerifyRefused as e:
             raise VerifyRefused(f"the {group.name} group's layer ({group.totals.params:,} parameters): {e}") from None
     reports: list[tuple[str, VerifyReport, StackSeen]] = []
     for group, one in runs:
-        r, seen = _verify_one(one, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)
+        r, seen = _verify_one(one, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training, dp)
         reports.append((group.name, r, seen))
     checks: list[Check] = [replace(c, name=f"{name} layer: {c.name}") for name, r, _ in reports for c in r.checks]
     checks.extend(group_model_checks(pred, {name: seen for name, _, seen in reports}))

@@ -103,7 +103,8 @@ def test_without_dp_the_field_is_null(cli: Run) -> None:
         (["train", "1", "8", "-m", "llama-2-7b", "--zero", "3"], "--zero", "add --dp N"),
         (["train", "1", "8", "-m", "llama-2-7b", "--dp", "4", "--node-size", "4"], "--node-size", "hybrid_shard"),
         (["train", "1", "8", "-m", "llama-2-7b", "--dp", "12", "--zero", "hybrid_shard"], "--zero", "multiple"),
-        (["verify", "1", "8", "16", "--dp", "4", "--zero", "3"], "--dp", "the sharded step is not simulated yet"),
+        (["verify", "1", "8", "16", "--dp", "4", "--zero", "3"], "--dp", "add --backward"),
+        (["verify", "1", "8", "16", "--backward", "--dp", "4", "--tp", "2"], "--tp", "drop --tp"),
     ],
 )
 def test_refused_in_one_line(cli: Run, args: list[str], flag: str, words: str) -> None:

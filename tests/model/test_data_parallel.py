@@ -69,3 +69,12 @@ def test_zero_without_dp_is_refused() -> None:
     with pytest.raises(ConfigError) as e:
         data_parallel(_llama(), 1, "3")  # type: ignore[arg-type]
     assert e.value.argument == "--zero"
+
+
+def test_uneven_shards_pad_the_masters_and_states_by_elements() -> None:
+    # Ψ = 808 over 3 ranks: ⌈808/3⌉ = 270 elements a shard (the flat buffer padded to 810); the
+    # optimizer steps those 270 elements, so its states are 2·4·270 = 2,160 bytes, not ⌈6,464/3⌉ = 2,155.
+    dp = data_parallel(train(layer(2, 8, 16, d_ff=24), TrainingOptions()), 3, "1")
+    assert (dp.master_weight_bytes, dp.optimizer_state_bytes) == (0, 2160)
+    mixed = data_parallel(train(layer(2, 8, 16, d_ff=24, dtype="bfloat16"), TrainingOptions()), 3, "1")
+    assert (mixed.master_weight_bytes, mixed.optimizer_state_bytes) == (4 * 270, 8 * 270)

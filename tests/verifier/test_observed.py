@@ -16,8 +16,8 @@ from ffn_calc.model import parallel as model_parallel
 from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig, make_config
 from ffn_calc.verifier import run as verify_run
-from ffn_calc.verifier.parallel import all_gather, reduce_scatter
 from ffn_calc.verifier.recorder import expert_params_read
+from ffn_calc.verifier.rings import all_gather, reduce_scatter
 from ffn_calc.verifier.run import verify
 
 MOE = {"activation": "swiglu", "experts": 4, "top_k": 2}
