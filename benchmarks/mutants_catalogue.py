@@ -53,6 +53,12 @@ MOE_SHARED_BWD = "verify 2 8 16 --experts 4 --top-k 2 --shared-experts 1 --backw
 MOE_CAPACITY = "verify 2 8 16 --experts 4 --top-k 2 --capacity-factor 1.1"
 BWD = "verify 2 8 16 --backward"
 TP_BWD = "verify 2 8 16 --tp 2 --backward"
+# Sharded data parallelism: Ψ = 808 parameters, uneven over 3 ranks (shards padded to 270 elements).
+DP0 = "verify 2 8 16 --d-ff 24 --backward --dp 3 --zero 0"
+DP1_MIXED = "verify 2 8 16 --d-ff 24 --dtype bfloat16 --backward --dp 3 --zero 1"
+DP2 = "verify 2 8 16 --d-ff 24 --backward --dp 3 --zero 2"
+DP3 = "verify 2 8 16 --d-ff 24 --backward --dp 3 --zero 3"
+HYBRID = "verify 2 8 16 --d-ff 24 --backward --dp 6 --zero hybrid_shard --node-size 3"
 LAYERS = "verify 2 8 16 --layers 3"
 MOE_LAYERS = "verify 2 8 16 --experts 4 --top-k 2 --shared-experts 1 --layers 3"
 # Big enough that a misplaced activation (2 to 8 MiB each) is well past the peak's allowance
@@ -351,6 +357,39 @@ MUTANTS: tuple[Mutant, ...] = (
            "tensor = cfg.tokens * cfg.d_model * cfg.dtype_bytes",
            "tensor = cfg.tokens * cfg.d_model * 4",
            "collectives sized in float32 whatever the dtype", ("verify 2 8 16 --dtype float16 --tp 2",)),
+    # --- data parallelism, ZeRO / FSDP (model/data_parallel.py) ------------------------------------
+    Mutant("dp-shard-floor", MODEL, "ffn_calc/model/data_parallel.py",
+           "return -(-elements // ranks)",
+           "return elements // ranks",
+           "a shard of ⌊Ψ/N⌋ elements: the padding of an uneven flat buffer forgotten", (DP3, DP2)),
+    Mutant("dp-states-by-bytes", MODEL, "ffn_calc/model/data_parallel.py",
+           "states = state_bytes(report.options.optimizer, shard, STATE_BYTES_MIXED if mixed else b) if stage >= 1 else t.optimizer_state_bytes",
+           "states = -(-t.optimizer_state_bytes // n) if stage >= 1 else t.optimizer_state_bytes",
+           "optimizer states sharded as ⌈bytes/N⌉, not the padded shard's elements", (DP3, DP1_MIXED)),
+    Mutant("dp-masters-in-dtype", MODEL, "ffn_calc/model/data_parallel.py",
+           "master = (shard * MASTER_BYTES if mixed else 0)",
+           "master = (shard * b if mixed else 0)",
+           "the sharded master weights counted in the 16-bit dtype", (DP1_MIXED,)),
+    Mutant("dp-zero2-grads-whole", MODEL, "ffn_calc/model/data_parallel.py",
+           "grads = shard * b if stage >= 2 else t.gradient_bytes",
+           "grads = shard * b if stage >= 3 else t.gradient_bytes",
+           "ZeRO-2 keeps the whole gradient", (DP2,)),
+    Mutant("dp-zero3-one-gather", MODEL, "ffn_calc/model/data_parallel.py",
+           "2 * (n - 1) * shard * b",
+           "(n - 1) * shard * b",
+           "ZeRO-3's second all-gather (in the backward) forgotten", (DP3,)),
+    Mutant("dp-unreduced-grad-forgotten", MODEL, "ffn_calc/model/data_parallel.py",
+           "full_grads = t.gradient_bytes if stage >= 2 else 0",
+           "full_grads = 0",
+           "the whole gradient alive before its reduce-scatter left out of the gathered bytes", (DP2, DP3)),
+    Mutant("dp-hybrid-across-once", MODEL, "ffn_calc/model/data_parallel.py",
+           "grad_sent += 2 * (nodes - 1) * _chunk(shard, nodes) * b",
+           "grad_sent += (nodes - 1) * _chunk(shard, nodes) * b",
+           "hybrid_shard's all-reduce across nodes counted as a reduce-scatter only", (HYBRID,)),
+    Mutant("dp-allreduce-one-way", MODEL, "ffn_calc/model/data_parallel.py",
+           "grad_sent, gather_sent = (n - 1) * shard * b, (n - 1) * shard * b",
+           "grad_sent, gather_sent = (n - 1) * shard * b, 0",
+           "the gradient all-reduce counted as its reduce-scatter alone", (DP0, DP2)),
     # --- roofline (model/roofline.py) -------------------------------------------------------------
     Mutant("roof-no-output-bytes", MODEL, "ffn_calc/model/roofline.py",
            "moved = m * (a + nb * n) + matrix.bytes",
@@ -506,6 +545,26 @@ MUTANTS: tuple[Mutant, ...] = (
            "out[name] = w if rank == 0 else np.zeros_like(w)",
            "out[name] = w",
            "every rank adds the second bias (N times after the all-reduce)", (TP_BWD,)),
+    Mutant("ver-dp-unscaled", VERIFIER, "ffn_calc/verifier/data_parallel.py",
+           "return np.divide(wide, ranks).astype(g.dtype)",
+           "return wide.astype(g.dtype)",
+           "each rank's gradient reduced without its 1/N", (DP2,)),
+    Mutant("ver-dp-sent-from-model", VERIFIER, "ffn_calc/verifier/data_parallel.py",
+           "seen[r].gradient_sent_bytes, seen[r].weight_gather_sent_bytes = grad_sent[r], gather_sent[r]",
+           "seen[r].gradient_sent_bytes, seen[r].weight_gather_sent_bytes = dp.gradient_sent_bytes, dp.weight_gather_sent_bytes",
+           "the bytes sent copied from the prediction, not counted off the rings", (DP3,)),
+    Mutant("ver-dp-weights-any", VERIFIER, "ffn_calc/verifier/data_parallel.py",
+           "        off = diff > tol\n",
+           "        off = diff > 1e9\n",
+           "the weights after the step accepted whatever they are", (DP3,)),
+    Mutant("ver-dp-one-zero3-gather", VERIFIER, "ffn_calc/verifier/data_parallel.py",
+           "        bwd = _gather(weight_shards, within, gather_sent)",
+           "        bwd = fwd",
+           "ZeRO-3's backward runs on the forward's gathered weights, no second all-gather", (DP3,)),
+    Mutant("ver-dp-gradient-self", VERIFIER, "ffn_calc/verifier/data_parallel.py",
+           "want = ref_grad if stage == 0 else ref_shards[r % n]",
+           "want = got",
+           "each rank's reduced gradient compared with itself", (DP2,)),
 )  # fmt: skip
 
 

@@ -272,7 +272,7 @@ SPECS: tuple[Option, ...] = (
            ("verify", "train", "roofline"), PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
     Option("dp", ("--dp",),
            "Data-parallel ranks (replicas of the layer, or of its --tp/--ep rank): each rank's weights, gradients, master weights, "
-           "optimizer states and peak, sharded as --zero says, and the bytes it sends per step.",
+           "optimizer states and peak, sharded as --zero says, and the bytes it sends per step; verify --backward runs each rank.",
            TRAINS, PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
     Option("zero", ("--zero",),
            "With --dp: what is sharded over the data-parallel ranks. ZeRO 0 (nothing), 1 (optimizer states and master weights), "

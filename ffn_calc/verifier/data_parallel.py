@@ -242,7 +242,8 @@ def data_parallel_checks(
     big = replace(cfg, batch=ranks * cfg.batch)
     ref_p = {k: v.copy() for k, v in p.items()}
     ref_opt = Optimizer(ref_p, opts.optimizer, mixed)
-    dout_whole = _scaled(np.concatenate(douts), ranks)
+    # the whole batch's mean loss: every output gradient / N (computed here apart from the ranks' _scaled, which a test plants bugs in)
+    dout_whole = (np.concatenate(douts).astype(np.float64) / ranks).astype(dtype)
     masks = np.concatenate([dropout_mask(sd, cfg.tokens, cfg.d_model) for sd in seeds])  # each rank's rows, in batch order
 
     def whole_mask(_: int) -> np.ndarray:

@@ -9,7 +9,8 @@ convention; the element counts it multiplies are observed.
 
 The steps: plan the memory (memory.py), observe the forward pass (observe.py), compare it
 with the prediction (compare.py), then the properties of the layer (properties.py) and, when
-asked, the backward pass (training_step.py) and tensor or expert parallelism (parallel.py).
+asked, the backward pass (training_step.py), tensor or expert parallelism (parallel.py) and
+sharded data parallelism (data_parallel.py).
 """
 
 from __future__ import annotations
