@@ -265,6 +265,10 @@ def data_parallel_checks(
         else:
             opts_r[r].step({SHARD: grad_shards[r]})
         seen[r].master_weight_bytes, seen[r].optimizer_state_bytes = opts_r[r].master_bytes, opts_r[r].state_bytes
+    moving = [int(np.count_nonzero(g)) for g in grad_shards]
+    stepped = [sum(o.stepped.values()) for o in opts_r]
+    checks.append(Check("data parallel", f"{opts.optimizer} update on every rank: elements stepped = non-zero elements of its gradient (shard)",
+                        ", ".join(f"{m:,}" for m in moving), ", ".join(f"{s:,}" for s in stepped), moving == stepped))  # fmt: skip
     if plant is not None and weight_shards:
         plant("weight shards", weight_shards)
     if stage in (1, 2):

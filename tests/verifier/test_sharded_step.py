@@ -162,6 +162,7 @@ def test_refusals_are_one_line(cli: Run) -> None:
         (("--dp", "2"), "--backward"),
         (("--dp", "2", "--backward", "--tp", "2"), "drop --tp"),
         (("--dp", "2", "--backward", "--zero", "hybrid_shard"), "node of 8 ranks"),
+        (("--dp", "400", "--backward", "--zero", "3", "--max-memory", "20MiB"), "too big here"),
     ):
         code, out, err = cli("verify", "2", "8", "16", *args)
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and flag in err, err
@@ -171,4 +172,25 @@ def test_cli_json_has_the_rows(cli: Run) -> None:
     code, out, _ = cli("verify", "2", "8", "16", "--d-ff", "24", "--backward", "--dp", "2", "--zero", "shard_grad_op", "-f", "json")
     d = json.loads(out)
     rows = [c for c in d["checks"] if c["group"] == "data parallel"]
-    assert code == 0 and d["ok"] and len(rows) == 2 + 8 * 2 + 2 + 2
+    assert code == 0 and d["ok"] and len(rows) == 2 + 1 + 8 * 2 + 2 + 2
+
+
+@pytest.mark.parametrize(
+    ("layer", "run"),
+    [
+        # hybrid_shard, Ψ = 841: shards of 281 within nodes of 3, each all-reduced unevenly across 2 nodes
+        ({"d_ff": 25}, {"dp": 6, "zero": "hybrid_shard", "node_size": 3}),
+        # 8-bit Adam on a shard of ⌈25,864/3⌉ = 8,622 elements: one tensor to bitsandbytes, with its absmax blocks
+        ({"seq_len": 64, "d_model": 64, "d_ff": 200, "dtype": "bfloat16"}, {"dp": 3, "zero": "3", "optimizer": "adam8bit"}),
+        ({"experts": 4, "top_k": 2, "shared_experts": 1, "norm": "pre", "activation": "swiglu"}, {"dp": 3, "zero": "3"}),
+        ({"layers": 3, "d_ff": 24}, {"dp": 3, "zero": "2", "recompute": "selective"}),
+        ({"experts": 4, "top_k": 2, "dense_layers": 1, "dense_d_ff": 40, "layers": 3}, {"dp": 2, "zero": "full_shard"}),
+    ],
+)
+def test_every_form_passes(layer: dict[str, Any], run: dict[str, Any]) -> None:
+    sizes = {"batch": 2, "seq_len": 8, "d_model": 16} | layer
+    report = api.verify(api.layer(sizes.pop("batch"), sizes.pop("seq_len"), sizes.pop("d_model"), **sizes), backward=True, **run)
+    assert report.ok, [c.name for c in report.checks if not c.ok]
+    assert sum(c.group == "data parallel" for c in report.checks) >= 2 * 8 + 2  # every figure of every rank, and the two results
+    if layer.get("layers") == 3 and not layer.get("dense_layers"):
+        assert any(c.name.startswith("model_state_bytes = 3 layers") and c.ok for c in report.checks)
