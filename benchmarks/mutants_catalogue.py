@@ -65,7 +65,14 @@ CONVENTION = "a counting convention (the per-element cost of an operation): veri
 ROOFLINE = "the roofline's memory-traffic and time model: nothing a NumPy run can observe"
 DATASHEET = "a datasheet figure (peak FLOP/s, bandwidth)"
 CONFIG_RULE = "how the layer's sizes are derived from what the user gave: verify runs the layer the rule produced"
-FORMAT = "a checkpoint format's stored tensors: verify refuses packed weights until its side of issue 17 lands"
+
+
+# --weight-dtype runs: a small gated layer (K = 64 and 128, multiples of every format's packing).
+def packed_run(fmt: str, more: str = "") -> str:
+    return f"verify 2 8 64 --d-ff 128 -a swiglu --weight-dtype {fmt}{more}"
+
+
+PACKED_MOE = "verify 2 8 64 --d-ff 128 --experts 4 --top-k 2 --weight-dtype "
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- forward stages (model/forward.py) --------------------------------------------------------
@@ -384,23 +391,81 @@ MUTANTS: tuple[Mutant, ...] = (
            "return k // 2 + k // NV_BLOCK",
            "return 2 * k",
            "an NVFP4 product reads its input in 16 bits instead of E2M1 values and their scales", (DENSE,), ROOFLINE),
-    # --- weight formats (model/weight_formats.py): verify cannot run packed weights yet ----------------
+    # --- weight formats (model/weight_formats.py): verify stores each format's arrays (verifier/packed.py) --
     Mutant("fmt-gptq-no-g-idx", MODEL, "ffn_calc/model/weight_formats.py",
            'StoredTensor("g_idx", "int32", (k,),',
            'StoredTensor("g_idx", "int32", (0,),',
-           "GPTQ's g_idx left out (stored with and without act-order)", (DENSE,), FORMAT),
+           "GPTQ's g_idx left out (stored with and without act-order)", (packed_run("gptq_int4"),)),
     Mutant("fmt-awq-zeros-one-byte", MODEL, "ffn_calc/model/weight_formats.py",
            'StoredTensor("qzeros", "int32", (groups, n // 8),',
            'StoredTensor("qzeros", "int32", (groups, n // 2),',
-           "AWQ's zero points stored one per byte instead of 4-bit, eight per int32", (DENSE,), FORMAT),
+           "AWQ's zero points stored one per byte instead of 4-bit, eight per int32", (packed_run("awq_int4", " --group-size 32"),)),
     Mutant("fmt-fp8-block-edges-dropped", MODEL, "ffn_calc/model/weight_formats.py",
            "(ceil(n / g), ceil(k / g))",
            "(n // g, k // g)",
-           "FP8 block scales floor-divided: the edges' partial blocks get no scale", (DENSE,), FORMAT),
+           "FP8 block scales floor-divided: the edges' partial blocks get no scale", (packed_run("fp8_block"),)),
     Mutant("fmt-nf4-absmax-per-256", MODEL, "ffn_calc/model/weight_formats.py",
            "blocks = -(values // -g)",
            "blocks = -(values // -256)",
-           "bitsandbytes' absmax counted per 256 values instead of per block of 64", (DENSE,), FORMAT),
+           "bitsandbytes' absmax counted per 256 values instead of per block of 64", (packed_run("nf4"),)),
+    Mutant("fmt-gptq3-ten-per-word", MODEL, "ffn_calc/model/weight_formats.py",
+           'StoredTensor("qweight", "int32", (k * bits // 32, n),',
+           'StoredTensor("qweight", "int32", (-(-k // (32 // bits)), n),',
+           "GPTQ's 3-bit weights packed 10 to an int32 (no value across a word boundary) instead of 32 to 3 words",
+           (packed_run("gptq_int3"),)),
+    Mutant("fmt-gptq-zeros-along-k", MODEL, "ffn_calc/model/weight_formats.py",
+           "(groups, n * bits // 32)",
+           "(groups * bits // 32, n)",
+           "GPTQ's zero points packed along K like the weights instead of along N", (packed_run("gptq_int8"), packed_run("gptq_int2"))),
+    Mutant("fmt-nf4-dq-nested-per-64", MODEL, "ffn_calc/model/weight_formats.py",
+           "(-(blocks // -BNB_NESTED_BLOCK),)",
+           "(-(blocks // -g),)",
+           "double quantization's float32 scales counted per 64 absmax (the weight's blocksize) instead of per 256",
+           (packed_run("nf4_dq"), PACKED_MOE + "nf4_dq")),
+    Mutant("fmt-nf4-absmax-fp16", MODEL, "ffn_calc/model/weight_formats.py",
+           '"uint8" if double else "float32", (blocks,),',
+           '"uint8" if double else "float16", (blocks,),',
+           "bitsandbytes' absmax stored in float16 (the compute dtype) instead of float32", (packed_run("nf4"),)),
+    Mutant("fmt-bnb-state-shape-k-first", MODEL, "ffn_calc/model/weight_formats.py",
+           '"shape": [{n}, {k}]',
+           '"shape": [{k}, {n}]',
+           "the quant state's JSON gives the weight's shape (K, N) instead of torch's (N, K): the same length, other text",
+           (packed_run("nf4", " --dtype bfloat16"),)),
+    Mutant("fmt-nvfp4-scales-fp16", MODEL, "ffn_calc/model/weight_formats.py",
+           'StoredTensor("weight_scale", "float8_e4m3fn", (n, k // NV_BLOCK),',
+           'StoredTensor("weight_scale", "float16", (n, k // NV_BLOCK),',
+           "NVFP4's block scales stored in float16 instead of E4M3", (packed_run("nvfp4"),)),
+    Mutant("fmt-nvfp4-no-global-scale", MODEL, "ffn_calc/model/weight_formats.py",
+           'StoredTensor("weight_scale_2", "float32", (),',
+           'StoredTensor("weight_scale_2", "float32", (0,),',
+           "NVFP4's float32 global scale left out", (packed_run("nvfp4"), PACKED_MOE + "nvfp4")),
+    Mutant("fmt-fp8-row-per-tensor", MODEL, "ffn_calc/model/weight_formats.py",
+           'StoredTensor("weight_scale", "float32", (n, 1),',
+           'StoredTensor("weight_scale", "float32", (1, 1),',
+           "fbgemm's FP8 scale counted once per tensor instead of once per output row", (packed_run("fp8_row"),)),
+    # --- packed weights in the verifier (verifier/packed.py) -----------------------------------------
+    Mutant("ver-gptq3-straddle-dropped", VERIFIER, "ffn_calc/verifier/packed.py",
+           "field = field | (w[..., word + 1] << np.uint32(32 - shift))",
+           "field = field",
+           "the product's 3-bit unpacking drops the high bits of the values that cross a word boundary", (packed_run("gptq_int3"),)),
+    Mutant("ver-nf4-low-nibble-first", VERIFIER, "ffn_calc/verifier/packed.py",
+           "codes = np.where(flat & 1, byte & 15, byte >> 4)",
+           "codes = np.where(flat & 1, byte >> 4, byte & 15)",
+           "the product reads bitsandbytes' even value from the low nibble (MXFP4's order, not bitsandbytes')", (packed_run("nf4"),)),
+    Mutant("ver-nf4-dq-offset-dropped", VERIFIER, "ffn_calc/verifier/packed.py",
+           '* a["weight.nested_absmax"][block // BNB_NESTED_BLOCK] + offset',
+           '* a["weight.nested_absmax"][block // BNB_NESTED_BLOCK]',
+           "the product's absmax leaves out the nested_offset (the absmax mean taken out before quantizing them)",
+           (packed_run("nf4_dq"),)),
+    Mutant("ver-nvfp4-global-scale-dropped", VERIFIER, "ffn_calc/verifier/packed.py",
+           '.astype(np.float32) * a["weight_scale_2"]',
+           '.astype(np.float32)',
+           "the product applies NVFP4's E4M3 block scales but not the float32 global scale", (packed_run("nvfp4"),)),
+    Mutant("ver-fp8-block-scale-inverted", VERIFIER, "ffn_calc/verifier/packed.py",
+           'return np.ascontiguousarray((a["weight"][:, lo:hi].astype(np.float32) * s).T)',
+           'return np.ascontiguousarray((a["weight"][:, lo:hi].astype(np.float32) / s).T)',
+           "the product divides by DeepSeek's weight_scale_inv (as its name suggests) where weight_dequant multiplies",
+           (packed_run("fp8_block"),)),
     # --- the verifier ---------------------------------------------------------------------------------
     Mutant("ver-residual-y-plus-y", VERIFIER, "ffn_calc/verifier/forward.py",
            "r = add(x, y, rec.tally(names.RESIDUAL, conv.RESIDUAL_ADD))",

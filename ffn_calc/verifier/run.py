@@ -25,7 +25,16 @@ from ffn_calc.errors import ConfigError, VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier import arrays
-from ffn_calc.verifier.compare import ForwardSeen, StackSeen, compare_forward, compare_model, definitions, observations, peak_check
+from ffn_calc.verifier.compare import (
+    ForwardSeen,
+    StackSeen,
+    compare_forward,
+    compare_model,
+    definitions,
+    excess_check,
+    observations,
+    peak_check,
+)
 from ffn_calc.verifier.memory import check_backward_fits, peak_allowance, plan_chunks
 from ffn_calc.verifier.observe import observe_forward, observe_stack, stack_from_pass, stack_refusal
 from ffn_calc.verifier.packed import VERIFIED, prepare, stored_checks
@@ -151,8 +160,8 @@ def _plan(
     packing = cfg.weight_packing
     if packing is not None and packing.format not in VERIFIED:
         raise VerifyRefused(
-            f"verify runs packed weights in {', '.join(VERIFIED)} only, not --weight-dtype {cfg.weight_dtype}: its arrays are not "
-            "built, so their bytes are not observed; drop --weight-dtype to verify the layer in --dtype"
+            f"verify stores --weight-dtype in a checkpoint format ({', '.join(VERIFIED)}), not {cfg.weight_dtype} apart from --dtype: "
+            "a plain dtype's weights are not built apart, so their bytes are not observed; give the same --dtype, or drop --weight-dtype"
         )
     if packing is not None and (backward or tp > 1 or ep > 1):
         raise VerifyRefused("verify runs packed weights (--weight-dtype) in the forward pass only; drop --backward, --tp and --ep with it")
@@ -262,6 +271,10 @@ def group_model_checks(pred: FFNReport, seen: dict[str, StackSeen]) -> list[Chec
             continue
         terms = " + ".join(f"{n}·{v}" for (n, _, _), v in zip(groups, values, strict=True))
         total = sum(n * v for (n, _, _), v in zip(groups, values, strict=True))
+        excess = sum(n * s.weight_excess for n, s, _ in groups) if field == "weight_bytes" else 0
+        if excess:  # nf4_dq's nested_offset digits beyond the model's count, observed per layer
+            checks.append(excess_check(f"model {name} = {terms}", predicted, total, excess, "totals"))
+            continue
         checks.append(Check("totals", f"model {name} = {terms}", predicted, total, predicted == total,
                             detail="Σ layers × each group's observed layer"))  # fmt: skip
     peaks = [(s.peak_bytes - s.weight_bytes - s.workspace_bytes, g) for _, s, g in groups if s.peak_bytes is not None]
