@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ffn_calc.model.conventions import MULTIPLY_ADD, Cost
 from ffn_calc.model.forward import FFNReport
+from ffn_calc.model.weight_formats import BNB_OFFSET_CHARS
 from ffn_calc.verifier.report import CONVENTION_X_OBSERVED, OBSERVED, Check, Definition
 
 PEAK_TOLERANCE = 0.02  # above the prediction, on a layer large enough (see peak_check)
@@ -144,6 +145,18 @@ def definitions(pred: FFNReport, seen: ForwardSeen, backward: bool = False) -> l
                               "from the d_ff it gives, not the rule that gave it"))  # fmt: skip
     out.append(Definition("GPU peak FLOP/s and memory bandwidth (roofline)", None,
                           "datasheet figures: verify runs on this machine's CPU and measures neither"))  # fmt: skip
+    packing = pred.config.weight_packing
+    spec = packing.spec if packing is not None else None
+    if packing is not None and spec is not None and spec.computes_in:
+        row = packing.input_row_bytes(pred.config.d_model)
+        out.append(Definition(f"{packing.format}: products in {spec.computes_in}, input bytes per row of d_model", row,
+                              f"{spec.input_layout}; on a GPU the product quantizes its input too (the roofline reads these "
+                              "bytes and peak); the run dequantizes the weights only and multiplies in --dtype, so neither "
+                              "is observed"))  # fmt: skip
+    if packing is not None and packing.format == "nf4_dq":
+        out.append(Definition("nf4_dq: characters of nested_offset in the quant state's JSON", BNB_OFFSET_CHARS,
+                              "json.dumps writes absmax.mean() with as many digits as the float needs, which the weights "
+                              "decide: the model counts this many, the run observes what it wrote (the rows name the difference)"))  # fmt: skip
     if backward:
         out.append(Definition("training peak = weights + gradients + states + masters + saved + recomputed + transient", None,
                               "an additive bound, as if every gradient existed at the busiest moment of the backward: each part "

@@ -244,3 +244,11 @@ def test_a_plain_weight_dtype_apart_from_dtype_is_refused_in_one_line() -> None:
 def test_packed_weights_with_backward_are_refused() -> None:
     with pytest.raises(VerifyRefused, match="forward pass only"):
         verify(layer("gptq_int4", "dense"), backward=True)
+
+
+@pytest.mark.parametrize(("fmt", "value"), [("nvfp4", 64 // 2 + 64 // 16), ("fp8_block", 64 + 4), ("fp8_row", 64 + 4), ("nf4_dq", 19)])
+def test_what_the_run_cannot_observe_is_a_definition(fmt: str, value: int) -> None:
+    """W4A4/W8A8 formats: the input bytes of a product (the run multiplies in --dtype); nf4_dq:
+    the characters the model counts for nested_offset."""
+    report = verify(layer(fmt, "dense"))
+    assert [d.value for d in report.definitions if d.name.startswith(f"{fmt}:")] == [value]
