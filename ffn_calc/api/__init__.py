@@ -399,13 +399,18 @@ def verify(
     dp: int = 1,
     zero: str = "0",
     node_size: int | None = None,
+    pp: int = 1,
+    microbatches: int | None = None,
+    schedule: str | None = None,
+    chunks: int | None = None,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare what it observes with the prediction, as
     `ffn-calc verify`. Imports NumPy (only this function does). With `backward`, a whole
     training step runs with the options `train` takes (recompute, optimizer, mixed_precision,
     dropout) and every figure of its totals is observed. `progress(done, total, what)` is told
     the forward pass's tokens as they are done (`what` = "tokens"), then each later step by
-    name with total 0."""
+    name with total 0. With `pp` (and `microbatches`, `schedule`, `chunks`, as `train` takes
+    them) the whole stack also runs as that pipeline (docs/verify.md)."""
     from ffn_calc.model.training import TrainingOptions
     from ffn_calc.verifier.run import verify as run
 
@@ -428,4 +433,8 @@ def verify(
         input_grad=input_grad,
         sequence_parallel=sequence_parallel,
         training=training,
+        pp=pp,
+        microbatches=microbatches,
+        schedule=schedule,
+        chunks=chunks,
     )

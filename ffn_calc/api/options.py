@@ -283,17 +283,18 @@ SPECS: tuple[Option, ...] = (
            TRAINS, PARALLEL_PANEL, type=int, metavar="R", parse=count()),
     Option("pp", ("--pp",),
            "Pipeline stages: the stack's layers split over N stages (a mixed stack's dense layers first); per stage its layers, "
-           "parameters, held activations and peak, the bubble and the point-to-point bytes between stages.",
-           ("train",), PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
+           "parameters, held activations and peak, the bubble and the point-to-point bytes between stages (verify: the stack run "
+           "as that pipeline, microbatch by microbatch in the schedule's order).",
+           TRAINS, PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
     Option("microbatches", ("--microbatches",), "With --pp: microbatches per step, each BATCH/M sequences. [default: 1]",
-           ("train",), PARALLEL_PANEL, type=int, metavar="M", parse=count()),
+           TRAINS, PARALLEL_PANEL, type=int, metavar="M", parse=count()),
     Option("schedule", ("--schedule",),
            "With --pp: gpipe (every forward, then every backward: M microbatches held), 1f1b (one forward one backward: "
            "min(N − s, M) held on stage s), interleaved (1F1B over --chunks model chunks per stage, Narayanan et al. 2021). "
            "[default: 1f1b]",
-           ("train",), PARALLEL_PANEL, metavar="NAME", choices=SCHEDULES),
+           TRAINS, PARALLEL_PANEL, metavar="NAME", choices=SCHEDULES),
     Option("chunks", ("--chunks",), "With --schedule interleaved: model chunks v per stage. [default: 2]",
-           ("train",), PARALLEL_PANEL, type=int, metavar="V", parse=count()),
+           TRAINS, PARALLEL_PANEL, type=int, metavar="V", parse=count()),
     # --- what a command prints, and how -----------------------------------------------------------------
     Option("seed", ("--seed",), "Seed of the random weights and input.", ("verify",), OUTPUT_PANEL, type=int, default=0, minimum=0),
     Option("max_memory", ("--max-memory",),

@@ -105,6 +105,10 @@ def verify(cfg: FFNConfig, given: Given) -> None:
             dp=given.dp,
             zero=given.zero,
             node_size=given.node_size,
+            pp=given.pp,
+            microbatches=given.microbatches,
+            schedule=given.schedule,
+            chunks=given.chunks,
             **_training(given),
         )
     emit(report, given.format, given.get, View(every=given.all or given.detail, detail=given.detail), given.svg)
