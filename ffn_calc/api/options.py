@@ -271,8 +271,9 @@ SPECS: tuple[Option, ...] = (
            "Expert-parallel ranks: E/N experts per rank, the tokens split N ways, all-to-all dispatch and combine; figures are one rank's.",
            ("verify", "train", "roofline"), PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
     Option("dp", ("--dp",),
-           "Data-parallel ranks (replicas of the layer, or of its --tp/--ep rank): each rank's weights, gradients, master weights, "
-           "optimizer states and peak, sharded as --zero says, and the bytes it sends per step.",
+           "Data-parallel ranks (replicas of the layer, or of its --tp rank): each rank's weights, gradients, master weights, "
+           "optimizer states and peak, sharded as --zero says, and the bytes it sends per step. With --ep E, N counts the expert-parallel "
+           "ranks too (E must divide N, as Megatron and DeepSpeed-MoE count them): the experts are sharded over their N/E replicas.",
            TRAINS, PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
     Option("zero", ("--zero",),
            "With --dp: what is sharded over the data-parallel ranks. ZeRO 0 (nothing), 1 (optimizer states and master weights), "
