@@ -78,8 +78,8 @@ class DataParallel(JsonForm):
     sent_bytes: int  # the two, per step
     formula: str  # how the bytes sent were counted
     model_state_bytes: int | None = None  # the whole stack's sharded weights, gradients, master weights and states on the rank
-    expert_shard_ranks: int | None = None  # with --ep E: the routed experts' expert-data-parallel group, N/E ranks (null without --ep)
     model_peak_bytes: int | None = None  # the whole stack on the rank: that state + every layer's saved activations + one layer's transient
+    expert_shard_ranks: int | None = None  # with --ep E: the routed experts' expert-data-parallel group, N/E ranks (null without --ep)
 
 
 def data_parallel(report: Step, ranks: int, zero: str = "0", node_size: int | None = None, ep: int = 1, expert_state_bytes: int = 0) -> DataParallel:
