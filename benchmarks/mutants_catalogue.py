@@ -57,6 +57,12 @@ LAYERS = "verify 2 8 16 --layers 3"
 MOE_LAYERS = "verify 2 8 16 --experts 4 --top-k 2 --shared-experts 1 --layers 3"
 # Big enough that a misplaced activation (2 to 8 MiB each) is well past the peak's allowance
 # (2%, or 320 KiB on small layers).
+PP_1F1B = "verify 8 4 16 --d-ff 32 --layers 8 --pp 4 --microbatches 4"
+PP_1F1B_BWD = "verify 8 4 16 --d-ff 32 --layers 8 --pp 4 --microbatches 4 --backward"
+PP_INTERLEAVED = (
+    "verify 4 4 16 --d-ff 8 --layers 6 --experts 4 --top-k 2 --dense-layers 2 --dense-d-ff 32 --pp 2 --microbatches 4 --schedule interleaved"
+)
+PP_UNEVEN = "verify 4 4 16 --d-ff 32 --layers 7 --pp 3 --microbatches 2"
 PRE_MEDIUM = "verify 1 2048 512 --d-ff 512 --norm pre"
 DENSE_MEDIUM = "verify 1 2048 256"
 CHUNKED = "verify 2 2048 256 --max-memory 20MiB"
@@ -466,6 +472,32 @@ MUTANTS: tuple[Mutant, ...] = (
            'return np.ascontiguousarray((a["weight"][:, lo:hi].astype(np.float32) / s).T)',
            "the product divides by DeepSeek's weight_scale_inv (as its name suggests) where weight_dequant multiplies",
            (packed_run("fp8_block"),)),
+    # --- pipeline parallelism (model/pipeline.py), observed by verify --pp --------------------------------
+    Mutant("pp-1f1b-holds-every-microbatch", MODEL, "ffn_calc/model/pipeline.py",
+           "return min(p - s, m)",
+           "return m",
+           "1F1B's stages held as GPipe's: every microbatch on every stage", (PP_1F1B,)),
+    Mutant("pp-interleaved-warmup-once", MODEL, "ffn_calc/model/pipeline.py",
+           "return min(2 * (p - s - 1) + (v - 1) * p + 1, v * m)",
+           "return min((p - s - 1) + (v - 1) * p + 1, v * m)",
+           "the interleaved warm-up counted once per later stage, not twice", (PP_INTERLEAVED,)),
+    Mutant("pp-interleaved-bubble-without-chunks", MODEL, "ffn_calc/model/pipeline.py",
+           "num, den = p - 1, v * m + p - 1",
+           "num, den = p - 1, m + p - 1",
+           "the interleaved bubble without its v chunks (1F1B's)", (PP_INTERLEAVED,)),
+    Mutant("pp-every-stage-sends-both-ways", MODEL, "ffn_calc/model/pipeline.py",
+           "sends = (v - (s == p - 1)) + (v - (s == 0))",
+           "sends = 2 * v",
+           "the first stage counted as sending gradients back and the last activations on", (PP_1F1B_BWD,)),
+    Mutant("pp-boundary-whole-batch", MODEL, "ffn_calc/model/training.py",
+           "shape = r.forward.stages[0].output_shape",
+           "shape = (cfg.batch, *r.forward.stages[0].output_shape[1:])",
+           "the tensor crossing a boundary is the whole batch's, not a microbatch's", (PP_1F1B,)),
+    Mutant("pp-extra-layers-last", MODEL, "ffn_calc/model/pipeline.py",
+           "return [q + (1 if i < r else 0) for i in range(parts)]",
+           "return [q + (1 if i >= parts - r else 0) for i in range(parts)]",
+           "the L mod p extra layers on the last stages instead of the first", (PP_UNEVEN,),
+           "which stages take the extra layers is the plan's choice: verify places the layers as the plan says"),
     # --- the verifier ---------------------------------------------------------------------------------
     Mutant("ver-residual-y-plus-y", VERIFIER, "ffn_calc/verifier/forward.py",
            "r = add(x, y, rec.tally(names.RESIDUAL, conv.RESIDUAL_ADD))",
@@ -571,6 +603,18 @@ MUTANTS: tuple[Mutant, ...] = (
            "out[name] = w if rank == 0 else np.zeros_like(w)",
            "out[name] = w",
            "every rank adds the second bias (N times after the all-reduce)", (TP_BWD,)),
+    Mutant("ver-pp-backward-keeps-stores", VERIFIER, "ffn_calc/verifier/pipeline.py",
+           "stores = st.live.pop((mb, c))",
+           "stores = st.live[(mb, c)]",
+           "a stage's backward op does not release what its forward kept", (PP_1F1B,)),
+    Mutant("ver-pp-bubble-self", VERIFIER, "ffn_calc/verifier/pipeline.py",
+           "observed == predicted, detail=",
+           "True, detail=",
+           "the bubble row accepts any count of idle slots", (PP_INTERLEAVED,)),
+    Mutant("ver-pp-same-slot", VERIFIER, "ffn_calc/verifier/pipeline.py",
+           "ran.append(op)",
+           "ran.append(op) or done.add(op)",
+           "an op's output usable in the slot that made it: the next stage runs in the same slot", (PP_1F1B,)),
 )  # fmt: skip
 
 

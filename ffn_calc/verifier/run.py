@@ -63,6 +63,10 @@ def verify(
     ep: int = 1,
     sequence_parallel: bool = False,
     training: Any = None,
+    pp: int = 1,
+    microbatches: int | None = None,
+    schedule: str | None = None,
+    chunks: int | None = None,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare everything observed with the prediction.
 
@@ -74,10 +78,35 @@ def verify(
 
     A mixed stack (dense layers beside the MoE ones) runs one layer of each group, each checked
     as a layer of its own, and the model totals are checked as the arithmetic of the observed
-    layers: Σ layers × observed per-layer figures."""
+    layers: Σ layers × observed per-layer figures.
+
+    With `pp` > 1 (or a pipeline option), the whole stack also runs as `train --pp` plans it,
+    microbatch by microbatch in the schedule's order (pipeline.py), planned (and refused) first."""
+    piped = pp > 1 or microbatches is not None or schedule is not None or chunks is not None
+    if piped:
+        from ffn_calc.model.training import TrainingOptions
+        from ffn_calc.verifier.memory import memory_limit
+        from ffn_calc.verifier.pipeline import plan
+
+        options = replace(training or TrainingOptions(), input_grad=input_grad)
+        computed = replace(cfg, dtype=cfg.dtype if cfg.dtype in NUMPY_DTYPES else "float32")
+        others = {"--tp": tp > 1, "--ep": ep > 1, "--sequence-parallel": sequence_parallel}
+        planned = plan(computed, options, pp, microbatches, schedule, chunks, backward, memory_limit(max_memory_bytes)[0], others)
     if cfg.dense_layers:
-        return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)
-    return _verify_one(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)[0]
+        report = _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)
+    else:
+        report = _verify_one(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training)[0]
+    if not piped:
+        return report
+    from ffn_calc.verifier.pipeline import pipeline_checks
+
+    if progress is not None:
+        progress(0, 0, f"{planned.stages} pipeline stages, {planned.microbatches} microbatches")
+    started = time.perf_counter()
+    rng = np.random.default_rng([seed, 2])
+    checks, defs = pipeline_checks(computed, planned, options, NUMPY_DTYPES[computed.dtype], RTOL[computed.dtype], rng, backward)
+    seconds = report.seconds + time.perf_counter() - started
+    return replace(report, checks=report.checks + tuple(checks), definitions=report.definitions + tuple(defs), seconds=seconds)
 
 
 def _verify_one(
