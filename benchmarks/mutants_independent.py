@@ -292,8 +292,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "bytes_per_param is 'observed' as the prediction itself",
            (DENSE_BACK,)),
     Mutant("I-ts-peak-temporaries-30", VERIFIER, "ffn_calc/verifier/training_step.py",
-           "TEMPORARIES = 3", "TEMPORARIES = 30",
-           "the training step's peak may exceed the prediction by 30 widest activations instead of 3",
+           "allowance = beyond + never_read + scratch", "allowance = 10 * (beyond + never_read + scratch)",
+           "the training step's peak allowance 10 × wider than what the step held beyond the model's count",
            (DENSE_BACK, MOE_BACK)),
     # --- the float64 reference: verifier/properties.py, verifier/reference.py ----------------------
     Mutant("I-rf-tolerance-sqrt-dropped", VERIFIER, "ffn_calc/verifier/properties.py",
