@@ -63,6 +63,12 @@ LAYERS = "verify 2 8 16 --layers 3"
 MOE_LAYERS = "verify 2 8 16 --experts 4 --top-k 2 --shared-experts 1 --layers 3"
 # Big enough that a misplaced activation (2 to 8 MiB each) is well past the peak's allowance
 # (2%, or 320 KiB on small layers).
+PP_1F1B = "verify 8 4 16 --d-ff 32 --layers 8 --pp 4 --microbatches 4"
+PP_1F1B_BWD = "verify 8 4 16 --d-ff 32 --layers 8 --pp 4 --microbatches 4 --backward"
+PP_INTERLEAVED = (
+    "verify 4 4 16 --d-ff 8 --layers 6 --experts 4 --top-k 2 --dense-layers 2 --dense-d-ff 32 --pp 2 --microbatches 4 --schedule interleaved"
+)
+PP_UNEVEN = "verify 4 4 16 --d-ff 32 --layers 7 --pp 3 --microbatches 2"
 PRE_MEDIUM = "verify 1 2048 512 --d-ff 512 --norm pre"
 DENSE_MEDIUM = "verify 1 2048 256"
 CHUNKED = "verify 2 2048 256 --max-memory 20MiB"
@@ -71,7 +77,14 @@ CONVENTION = "a counting convention (the per-element cost of an operation): veri
 ROOFLINE = "the roofline's memory-traffic and time model: nothing a NumPy run can observe"
 DATASHEET = "a datasheet figure (peak FLOP/s, bandwidth)"
 CONFIG_RULE = "how the layer's sizes are derived from what the user gave: verify runs the layer the rule produced"
-FORMAT = "a checkpoint format's stored tensors: verify refuses packed weights until its side of issue 17 lands"
+
+
+# --weight-dtype runs: a small gated layer (K = 64 and 128, multiples of every format's packing).
+def packed_run(fmt: str, more: str = "") -> str:
+    return f"verify 2 8 64 --d-ff 128 -a swiglu --weight-dtype {fmt}{more}"
+
+
+PACKED_MOE = "verify 2 8 64 --d-ff 128 --experts 4 --top-k 2 --weight-dtype "
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- forward stages (model/forward.py) --------------------------------------------------------
@@ -363,20 +376,20 @@ MUTANTS: tuple[Mutant, ...] = (
            "return elements // ranks",
            "a shard of ⌊Ψ/N⌋ elements: the padding of an uneven flat buffer forgotten", (DP3, DP2)),
     Mutant("dp-states-by-bytes", MODEL, "ffn_calc/model/data_parallel.py",
-           "states = state_bytes(report.options.optimizer, shard, STATE_BYTES_MIXED if mixed else b) if stage >= 1 else t.optimizer_state_bytes",
+           "states = sum(state_bytes(report.options.optimizer, c, state_b) for c, _ in shards) if stage >= 1 else t.optimizer_state_bytes",
            "states = -(-t.optimizer_state_bytes // n) if stage >= 1 else t.optimizer_state_bytes",
            "optimizer states sharded as ⌈bytes/N⌉, not the padded shard's elements", (DP3, DP1_MIXED)),
     Mutant("dp-masters-in-dtype", MODEL, "ffn_calc/model/data_parallel.py",
-           "master = (shard * MASTER_BYTES if mixed else 0)",
-           "master = (shard * b if mixed else 0)",
+           "master = sum(c * MASTER_BYTES for c, _ in shards)",
+           "master = sum(c * b for c, _ in shards)",
            "the sharded master weights counted in the 16-bit dtype", (DP1_MIXED,)),
     Mutant("dp-zero2-grads-whole", MODEL, "ffn_calc/model/data_parallel.py",
            "grads = shard * b if stage >= 2 else t.gradient_bytes",
            "grads = shard * b if stage >= 3 else t.gradient_bytes",
            "ZeRO-2 keeps the whole gradient", (DP2,)),
     Mutant("dp-zero3-one-gather", MODEL, "ffn_calc/model/data_parallel.py",
-           "2 * (n - 1) * shard * b",
-           "(n - 1) * shard * b",
+           "grad_sent, gather_sent = ring, 2 * ring",
+           "grad_sent, gather_sent = ring, ring",
            "ZeRO-3's second all-gather (in the backward) forgotten", (DP3,)),
     Mutant("dp-unreduced-grad-forgotten", MODEL, "ffn_calc/model/data_parallel.py",
            "full_grads = t.gradient_bytes if stage >= 2 else 0",
@@ -387,8 +400,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "grad_sent += (nodes - 1) * _chunk(shard, nodes) * b",
            "hybrid_shard's all-reduce across nodes counted as a reduce-scatter only", (HYBRID,)),
     Mutant("dp-allreduce-one-way", MODEL, "ffn_calc/model/data_parallel.py",
-           "grad_sent, gather_sent = (n - 1) * shard * b, (n - 1) * shard * b",
-           "grad_sent, gather_sent = (n - 1) * shard * b, 0",
+           "grad_sent, gather_sent = ring, ring\n",
+           "grad_sent, gather_sent = ring, 0\n",
            "the gradient all-reduce counted as its reduce-scatter alone", (DP0, DP2)),
     # --- roofline (model/roofline.py) -------------------------------------------------------------
     Mutant("roof-no-output-bytes", MODEL, "ffn_calc/model/roofline.py",
@@ -423,23 +436,107 @@ MUTANTS: tuple[Mutant, ...] = (
            "return k // 2 + k // NV_BLOCK",
            "return 2 * k",
            "an NVFP4 product reads its input in 16 bits instead of E2M1 values and their scales", (DENSE,), ROOFLINE),
-    # --- weight formats (model/weight_formats.py): verify cannot run packed weights yet ----------------
+    # --- weight formats (model/weight_formats.py): verify stores each format's arrays (verifier/packed.py) --
     Mutant("fmt-gptq-no-g-idx", MODEL, "ffn_calc/model/weight_formats.py",
            'StoredTensor("g_idx", "int32", (k,),',
            'StoredTensor("g_idx", "int32", (0,),',
-           "GPTQ's g_idx left out (stored with and without act-order)", (DENSE,), FORMAT),
+           "GPTQ's g_idx left out (stored with and without act-order)", (packed_run("gptq_int4"),)),
     Mutant("fmt-awq-zeros-one-byte", MODEL, "ffn_calc/model/weight_formats.py",
            'StoredTensor("qzeros", "int32", (groups, n // 8),',
            'StoredTensor("qzeros", "int32", (groups, n // 2),',
-           "AWQ's zero points stored one per byte instead of 4-bit, eight per int32", (DENSE,), FORMAT),
+           "AWQ's zero points stored one per byte instead of 4-bit, eight per int32", (packed_run("awq_int4", " --group-size 32"),)),
     Mutant("fmt-fp8-block-edges-dropped", MODEL, "ffn_calc/model/weight_formats.py",
            "(ceil(n / g), ceil(k / g))",
            "(n // g, k // g)",
-           "FP8 block scales floor-divided: the edges' partial blocks get no scale", (DENSE,), FORMAT),
+           "FP8 block scales floor-divided: the edges' partial blocks get no scale", (packed_run("fp8_block"),)),
     Mutant("fmt-nf4-absmax-per-256", MODEL, "ffn_calc/model/weight_formats.py",
            "blocks = -(values // -g)",
            "blocks = -(values // -256)",
-           "bitsandbytes' absmax counted per 256 values instead of per block of 64", (DENSE,), FORMAT),
+           "bitsandbytes' absmax counted per 256 values instead of per block of 64", (packed_run("nf4"),)),
+    Mutant("fmt-gptq3-ten-per-word", MODEL, "ffn_calc/model/weight_formats.py",
+           'StoredTensor("qweight", "int32", (k * bits // 32, n),',
+           'StoredTensor("qweight", "int32", (-(-k // (32 // bits)), n),',
+           "GPTQ's 3-bit weights packed 10 to an int32 (no value across a word boundary) instead of 32 to 3 words",
+           (packed_run("gptq_int3"),)),
+    Mutant("fmt-gptq-zeros-along-k", MODEL, "ffn_calc/model/weight_formats.py",
+           "(groups, n * bits // 32)",
+           "(groups * bits // 32, n)",
+           "GPTQ's zero points packed along K like the weights instead of along N", (packed_run("gptq_int8"), packed_run("gptq_int2"))),
+    Mutant("fmt-nf4-dq-nested-per-64", MODEL, "ffn_calc/model/weight_formats.py",
+           "(-(blocks // -BNB_NESTED_BLOCK),)",
+           "(-(blocks // -g),)",
+           "double quantization's float32 scales counted per 64 absmax (the weight's blocksize) instead of per 256",
+           (packed_run("nf4_dq"), PACKED_MOE + "nf4_dq")),
+    Mutant("fmt-nf4-absmax-fp16", MODEL, "ffn_calc/model/weight_formats.py",
+           '"uint8" if double else "float32", (blocks,),',
+           '"uint8" if double else "float16", (blocks,),',
+           "bitsandbytes' absmax stored in float16 (the compute dtype) instead of float32", (packed_run("nf4"),)),
+    Mutant("fmt-bnb-state-shape-k-first", MODEL, "ffn_calc/model/weight_formats.py",
+           '"shape": [{n}, {k}]',
+           '"shape": [{k}, {n}]',
+           "the quant state's JSON gives the weight's shape (K, N) instead of torch's (N, K): the same length, other text",
+           (packed_run("nf4", " --dtype bfloat16"),)),
+    Mutant("fmt-nvfp4-scales-fp16", MODEL, "ffn_calc/model/weight_formats.py",
+           'StoredTensor("weight_scale", "float8_e4m3fn", (n, k // NV_BLOCK),',
+           'StoredTensor("weight_scale", "float16", (n, k // NV_BLOCK),',
+           "NVFP4's block scales stored in float16 instead of E4M3", (packed_run("nvfp4"),)),
+    Mutant("fmt-nvfp4-no-global-scale", MODEL, "ffn_calc/model/weight_formats.py",
+           'StoredTensor("weight_scale_2", "float32", (),',
+           'StoredTensor("weight_scale_2", "float32", (0,),',
+           "NVFP4's float32 global scale left out", (packed_run("nvfp4"), PACKED_MOE + "nvfp4")),
+    Mutant("fmt-fp8-row-per-tensor", MODEL, "ffn_calc/model/weight_formats.py",
+           'StoredTensor("weight_scale", "float32", (n, 1),',
+           'StoredTensor("weight_scale", "float32", (1, 1),',
+           "fbgemm's FP8 scale counted once per tensor instead of once per output row", (packed_run("fp8_row"),)),
+    # --- packed weights in the verifier (verifier/packed.py) -----------------------------------------
+    Mutant("ver-gptq3-straddle-dropped", VERIFIER, "ffn_calc/verifier/packed.py",
+           "field = field | (w[..., word + 1] << np.uint32(32 - shift))",
+           "field = field",
+           "the product's 3-bit unpacking drops the high bits of the values that cross a word boundary", (packed_run("gptq_int3"),)),
+    Mutant("ver-nf4-low-nibble-first", VERIFIER, "ffn_calc/verifier/packed.py",
+           "codes = np.where(flat & 1, byte & 15, byte >> 4)",
+           "codes = np.where(flat & 1, byte >> 4, byte & 15)",
+           "the product reads bitsandbytes' even value from the low nibble (MXFP4's order, not bitsandbytes')", (packed_run("nf4"),)),
+    Mutant("ver-nf4-dq-offset-dropped", VERIFIER, "ffn_calc/verifier/packed.py",
+           '* a["weight.nested_absmax"][block // BNB_NESTED_BLOCK] + offset',
+           '* a["weight.nested_absmax"][block // BNB_NESTED_BLOCK]',
+           "the product's absmax leaves out the nested_offset (the absmax mean taken out before quantizing them)",
+           (packed_run("nf4_dq"),)),
+    Mutant("ver-nvfp4-global-scale-dropped", VERIFIER, "ffn_calc/verifier/packed.py",
+           '.astype(np.float32) * a["weight_scale_2"]',
+           '.astype(np.float32)',
+           "the product applies NVFP4's E4M3 block scales but not the float32 global scale", (packed_run("nvfp4"),)),
+    Mutant("ver-fp8-block-scale-inverted", VERIFIER, "ffn_calc/verifier/packed.py",
+           'return np.ascontiguousarray((a["weight"][:, lo:hi].astype(np.float32) * s).T)',
+           'return np.ascontiguousarray((a["weight"][:, lo:hi].astype(np.float32) / s).T)',
+           "the product divides by DeepSeek's weight_scale_inv (as its name suggests) where weight_dequant multiplies",
+           (packed_run("fp8_block"),)),
+    # --- pipeline parallelism (model/pipeline.py), observed by verify --pp --------------------------------
+    Mutant("pp-1f1b-holds-every-microbatch", MODEL, "ffn_calc/model/pipeline.py",
+           "return min(p - s, m)",
+           "return m",
+           "1F1B's stages held as GPipe's: every microbatch on every stage", (PP_1F1B,)),
+    Mutant("pp-interleaved-warmup-once", MODEL, "ffn_calc/model/pipeline.py",
+           "return min(2 * (p - s - 1) + (v - 1) * p + 1, v * m)",
+           "return min((p - s - 1) + (v - 1) * p + 1, v * m)",
+           "the interleaved warm-up counted once per later stage, not twice", (PP_INTERLEAVED,)),
+    Mutant("pp-interleaved-bubble-without-chunks", MODEL, "ffn_calc/model/pipeline.py",
+           "num, den = p - 1, v * m + p - 1",
+           "num, den = p - 1, m + p - 1",
+           "the interleaved bubble without its v chunks (1F1B's)", (PP_INTERLEAVED,)),
+    Mutant("pp-every-stage-sends-both-ways", MODEL, "ffn_calc/model/pipeline.py",
+           "sends = (v - (s == p - 1)) + (v - (s == 0))",
+           "sends = 2 * v",
+           "the first stage counted as sending gradients back and the last activations on", (PP_1F1B_BWD,)),
+    Mutant("pp-boundary-whole-batch", MODEL, "ffn_calc/model/training.py",
+           "shape = r.forward.stages[0].output_shape",
+           "shape = (cfg.batch, *r.forward.stages[0].output_shape[1:])",
+           "the tensor crossing a boundary is the whole batch's, not a microbatch's", (PP_1F1B,)),
+    Mutant("pp-extra-layers-last", MODEL, "ffn_calc/model/pipeline.py",
+           "return [q + (1 if i < r else 0) for i in range(parts)]",
+           "return [q + (1 if i >= parts - r else 0) for i in range(parts)]",
+           "the L mod p extra layers on the last stages instead of the first", (PP_UNEVEN,),
+           "which stages take the extra layers is the plan's choice: verify places the layers as the plan says"),
     # --- the verifier ---------------------------------------------------------------------------------
     Mutant("ver-residual-y-plus-y", VERIFIER, "ffn_calc/verifier/forward.py",
            "r = add(x, y, rec.tally(names.RESIDUAL, conv.RESIDUAL_ADD))",
@@ -565,6 +662,18 @@ MUTANTS: tuple[Mutant, ...] = (
            "want = ref_grad if stage == 0 else ref_shards[r % n]",
            "want = got",
            "each rank's reduced gradient compared with itself", (DP2,)),
+    Mutant("ver-pp-backward-keeps-stores", VERIFIER, "ffn_calc/verifier/pipeline.py",
+           "stores = st.live.pop((mb, c))",
+           "stores = st.live[(mb, c)]",
+           "a stage's backward op does not release what its forward kept", (PP_1F1B,)),
+    Mutant("ver-pp-bubble-self", VERIFIER, "ffn_calc/verifier/pipeline.py",
+           "observed == predicted, detail=",
+           "True, detail=",
+           "the bubble row accepts any count of idle slots", (PP_INTERLEAVED,)),
+    Mutant("ver-pp-same-slot", VERIFIER, "ffn_calc/verifier/pipeline.py",
+           "ran.append(op)",
+           "ran.append(op) or done.add(op)",
+           "an op's output usable in the slot that made it: the next stage runs in the same slot", (PP_1F1B,)),
 )  # fmt: skip
 
 

@@ -41,7 +41,10 @@ FAMILY_OLMO = "verify 1 4 --config tests/data/families/olmo.json --norm pre"
 # Why verify cannot see a number, said once per kind.
 RUNS_WHAT_IT_READS = "verify runs the layer the option or file resolves to; a wrong reading changes prediction and run alike"
 SAME_CONVENTION = "the verifier tallies FLOPs with the same cost entry (convention × elements observed): both sides move together"
-PACKED = "verify refuses --weight-dtype (NumPy computes with unpacked weights): packed bytes are never observed"
+INPUT_QUANT = (
+    "the bytes a W4A4/W8A8 product reads its input in are the roofline's: verify dequantizes the weights only, "
+    "its products take their input in --dtype"
+)
 BALANCED = "the all-to-all bytes under balanced routing are an expectation; verify --ep reports them as info, not judged"
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -194,39 +197,39 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("I-wf-gptq-qzeros-bytes-not-ints", MODEL, "ffn_calc/model/weight_formats.py",
            "(groups, n * bits // 32)", "(groups, n * bits // 8)",
            "GPTQ's packed zeros sized in bytes, not int32 words: 4× their bytes",
-           (), PACKED),
+           ("verify 2 8 64 --d-ff 128 -a swiglu --weight-dtype gptq_int4 --group-size 32",)),
     Mutant("I-wf-awq-per-channel-groups", MODEL, "ffn_calc/model/weight_formats.py",
            "groups = k // (g or k)", "groups = k // (g or 1)",
            "AWQ's group_size -1 (one group over K) read as groups of 1: K scales and zeros per output",
-           (), PACKED),
+           ("verify 2 8 64 --d-ff 128 -a swiglu --weight-dtype awq_int4 --group-size 0",)),
     Mutant("I-wf-nf4-blocks-floor", MODEL, "ffn_calc/model/weight_formats.py",
            "blocks = -(values // -g)", "blocks = values // g",
            "NF4's absmax blocks rounded down: the last partial block's absmax is lost",
-           (), PACKED),
+           ("verify 2 8 72 --d-ff 100 -a swiglu --weight-dtype nf4",)),  # 72 × 100 values: the last block of 64 is short
     Mutant("I-wf-mxfp4-scales-per-16", MODEL, "ffn_calc/model/weight_formats.py",
            '(n, k // MX_BLOCK), "one E8M0', '(n, k // NV_BLOCK), "one E8M0',
            "MXFP4's E8M0 scales counted per 16 values (NVFP4's block) instead of per 32",
-           (), PACKED),
+           ("verify 2 8 64 --d-ff 128 -a swiglu --weight-dtype mxfp4",)),
     Mutant("I-wf-nvfp4-input-scale-fp32", MODEL, "ffn_calc/model/weight_formats.py",
            "return k // 2 + k // NV_BLOCK", "return k // 2 + 4 * (k // NV_BLOCK)",
            "NVFP4's quantized input row counts its E4M3 scales as float32",
-           (), PACKED),
+           (), INPUT_QUANT),
     Mutant("I-wf-fp8-block-floor", MODEL, "ffn_calc/model/weight_formats.py",
            "(ceil(n / g), ceil(k / g))", "(n // g, k // g)",
            "FP8 block scales rounded down: the edges' short blocks get no scale",
-           (), PACKED),
+           ("verify 2 8 64 --d-ff 128 -a swiglu --weight-dtype fp8_block",)),
     Mutant("I-wf-fp8-row-input-no-scale", MODEL, "ffn_calc/model/weight_formats.py",
            "return k + 4  # quantize_fp8_per_row", "return k  # quantize_fp8_per_row",
            "fbgemm FP8's quantized input row drops its float32 per-token scale",
-           (), PACKED),
+           (), INPUT_QUANT),
     Mutant("I-qz-bnb-blocksize-128", MODEL, "ffn_calc/inputs/quantization.py",
            'return ("nf4_dq" if double else "nf4"), 64, read, notes', 'return ("nf4_dq" if double else "nf4"), 128, read, notes',
            "bitsandbytes' Linear4bit blocksize read as 128 instead of 64: half the absmax bytes",
-           (), PACKED),
+           (), RUNS_WHAT_IT_READS),
     Mutant("I-qz-group-minus-one", MODEL, "ffn_calc/inputs/quantization.py",
            "return 0 if g == -1 else g", "return 1 if g == -1 else g",
            "group_size -1 (one group over all of K) read as groups of 1",
-           (), PACKED),
+           (), RUNS_WHAT_IT_READS),
     # --- the cost table: model/conventions.py ------------------------------------------------------
     Mutant("I-cv-sigmoid-3", MODEL, "ffn_calc/model/conventions.py",
            'GATE_SIGMOID = _cost("shared_expert_gate_sigmoid", "sigmoid gate", 4,',
@@ -289,8 +292,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "bytes_per_param is 'observed' as the prediction itself",
            (DENSE_BACK,)),
     Mutant("I-ts-peak-temporaries-30", VERIFIER, "ffn_calc/verifier/training_step.py",
-           "TEMPORARIES = 3", "TEMPORARIES = 30",
-           "the training step's peak may exceed the prediction by 30 widest activations instead of 3",
+           "allowance = beyond + never_read + scratch", "allowance = 10 * (beyond + never_read + scratch)",
+           "the training step's peak allowance 10 × wider than what the step held beyond the model's count",
            (DENSE_BACK, MOE_BACK)),
     # --- the float64 reference: verifier/properties.py, verifier/reference.py ----------------------
     Mutant("I-rf-tolerance-sqrt-dropped", VERIFIER, "ffn_calc/verifier/properties.py",

@@ -6,9 +6,9 @@ nothing else (no scaling pass, no temporaries beyond the products). The other si
 installed command end to end: `ffn-calc verify 1 1024 -m llama-2-7b -f json` (the console
 script next to this interpreter, else `python -m ffn_calc`), in the preset's float16 and with
 `--dtype float32` and `--dtype bfloat16`. Both are timed as processes, side by side (the order
-alternating each round), ROUNDS rounds; the script prints each side's median, the ratio of the
-medians against its goal (float32 ≤ 0.9, float16 ≤ 1.2, bfloat16 ≤ 1.3) and the load average
-before and after, since the machine may be shared.
+alternating each round), ROUNDS rounds; the script prints each side's median (wall, and CPU
+seconds of every thread), the ratio of the medians against its goal (float32 ≤ 0.9, float16 ≤ 1.2,
+bfloat16 ≤ 1.3) and the load average before and after, since the machine may be shared.
 
     python benchmarks/verify_vs_bare.py [--rounds 5] [--dtype float16 float32 bfloat16]
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -60,13 +61,21 @@ def verify_command() -> list[str]:
     return [found, *ARGS] if found else [sys.executable, "-m", "ffn_calc", *ARGS]
 
 
-def timed(cmd: list[str]) -> tuple[float, str]:
-    start = time.perf_counter()
+def cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str]) -> tuple[float, str, float]:
+    """Wall seconds, stdout and CPU seconds (user + system, every thread) of one run of `cmd`:
+    on a shared machine the CPU seconds move less than the wall time, though they cannot show
+    what a second core saves."""
+    start, cpu = time.perf_counter(), cpu_children()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-500:]}")
-    return seconds, done.stdout
+    return seconds, done.stdout, cpu_children() - cpu
 
 
 def load() -> str:
@@ -87,13 +96,16 @@ def main() -> None:
         for dtype in args.dtype:
             verify_cmd = verify_command() + ([] if dtype == "float16" else ["--dtype", dtype])
             before = load()
-            floor, ours, reported = [], [], []
+            floor, ours, reported, floor_cpu, ours_cpu = [], [], [], [], []
             for i in range(args.rounds):
                 for side in ("floor", "verify") if i % 2 == 0 else ("verify", "floor"):  # alternate which goes first
                     if side == "floor":
-                        floor.append(timed(floor_cmd)[0])
+                        seconds, _, cpu = timed(floor_cmd)
+                        floor.append(seconds)
+                        floor_cpu.append(cpu)
                         continue
-                    seconds, out = timed(verify_cmd)
+                    seconds, out, cpu = timed(verify_cmd)
+                    ours_cpu.append(cpu)
                     doc = json.loads(out)
                     if not doc["ok"]:
                         raise SystemExit("verify did not pass: " + ", ".join(c["name"] for c in doc["checks"] if not c["ok"]))
@@ -101,10 +113,15 @@ def main() -> None:
                     reported.append(doc["seconds"])
                 print(f"  {dtype} round {i + 1}: floor {floor[-1]:.2f} s, verify {ours[-1]:.2f} s", flush=True)
             f, v = statistics.median(floor), statistics.median(ours)
-            results.append((dtype, f, v, statistics.median(reported), before, load()))
-    print(f"\n{'dtype':<10} {'floor':>8} {'verify':>8} {'(its JSON s)':>12} {'ratio':>6} {'goal':>5}  load before → after (1, 5, 15 min)")
-    for dtype, f, v, r, before, after in results:
-        print(f"{dtype:<10} {f:7.2f}s {v:7.2f}s {r:11.2f}s {v / f:6.2f} {GOALS[dtype]:5.1f}  {before} → {after}")
+            cpu = (statistics.median(floor_cpu), statistics.median(ours_cpu))
+            results.append((dtype, f, v, statistics.median(reported), cpu, before, load()))
+    print(
+        f"\n{'dtype':<10} {'floor':>8} {'verify':>8} {'(its JSON s)':>12} {'ratio':>6} {'goal':>5} {'CPU s: floor':>13} {'verify':>7} {'ratio':>6}"
+        "  load before → after (1, 5, 15 min)"
+    )
+    for dtype, f, v, r, (fc, vc), before, after in results:
+        cpu_cols = f"{fc:12.2f}s {vc:6.2f}s {vc / fc:6.2f}"
+        print(f"{dtype:<10} {f:7.2f}s {v:7.2f}s {r:11.2f}s {v / f:6.2f} {GOALS[dtype]:5.1f} {cpu_cols}  {before} → {after}")
 
 
 if __name__ == "__main__":

@@ -337,6 +337,8 @@ def sweep(
     columns: str | None = None,
     chart: str | None = None,
     jobs: int = 1,
+    zero: str | None = None,
+    schedule: str | None = None,
     **fixed: Any,
 ) -> SweepResult:
     """A sweep, as `ffn-calc sweep`: one row per configuration. Its rows can be read as often as
@@ -353,7 +355,10 @@ def sweep(
     every line but a line's own keys winning; a bad line goes to `on_error(line number,
     message)` and the sweep carries on (without `on_error`, it raises ConfigError). `columns`:
     the columns to print ("batch,params,..."); `chart`: a column of numbers drawn as well;
-    `jobs`: worker processes for a large sweep (the rows are the same, in the same order)."""
+    `jobs`: worker processes for a large sweep (the rows are the same, in the same order).
+    A grid also sweeps the training step: `sizes` may hold dp, pp and microbatches, and `zero`
+    and `schedule` are a name or "a,b"; the `train_…`, `dp_…` and `pp_…` columns are `train`'s
+    figures (one rank's) for each row."""
     from ffn_calc.api.options import SIZE_AXES, SWEPT
     from ffn_calc.api.sweep_executor import grid_sweep, lines_sweep
 
@@ -361,6 +366,7 @@ def sweep(
     unknown = sorted(set(axes) - set(SIZE_AXES))
     if unknown:
         raise ConfigError(unknown[0], f"is not a size a sweep varies; sizes takes {', '.join(SIZE_AXES[2:])}")
+    fixed |= {k: v for k, v in (("zero", zero), ("schedule", schedule)) if v is not None}
     for spec in SWEPT:  # a name of a fixed set (activation, dtype) in any case, as the command line takes it
         if spec.choices and isinstance(fixed.get(spec.name), str):
             fixed[spec.name] = fixed[spec.name].strip().lower()
@@ -399,6 +405,10 @@ def verify(
     dp: int = 1,
     zero: str = "0",
     node_size: int | None = None,
+    pp: int = 1,
+    microbatches: int | None = None,
+    schedule: str | None = None,
+    chunks: int | None = None,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare what it observes with the prediction, as
     `ffn-calc verify`. Imports NumPy (only this function does). With `backward`, a whole
@@ -407,7 +417,8 @@ def verify(
     data-parallel ranks sharded as `zero` says runs rank by rank, every per-rank figure and byte
     sent observed, and must equal one rank's step on the whole batch. `progress(done, total, what)` is told
     the forward pass's tokens as they are done (`what` = "tokens"), then each later step by
-    name with total 0."""
+    name with total 0. With `pp` (and `microbatches`, `schedule`, `chunks`, as `train` takes
+    them) the whole stack also runs as that pipeline (docs/verify.md)."""
     from ffn_calc.model.training import TrainingOptions
     from ffn_calc.verifier.run import verify as run
 
@@ -429,4 +440,8 @@ def verify(
         sequence_parallel=sequence_parallel,
         training=training,
         dp=(dp, zero.strip().lower(), node_size) if dp > 1 or zero.strip() != "0" or node_size is not None else None,
+        pp=pp,
+        microbatches=microbatches,
+        schedule=schedule,
+        chunks=chunks,
     )

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from ffn_calc.model.data_parallel import DataParallel
 from ffn_calc.model.forward import StackTotals, Totals
 from ffn_calc.model.layer import FFNConfig
+from ffn_calc.model.pipeline import Pipeline
+from ffn_calc.model.step_totals import TrainingTotals
 
 CONFIG_COLUMNS = (
     "batch", "seq_len", "tokens", "d_model", "d_ff", "activation", "bias", "norm", "norm_type", "dtype",
@@ -17,12 +20,26 @@ MODEL_COLUMNS = tuple(f"model_{f.name}" for f in fields(StackTotals) if f.name !
 # Columns of what was asked rather than what was computed (row() fills them in): `model`, the
 # preset's name (empty without one); `d_ff_given`, --d-ff as given, a rule (4x, glu) or a number.
 GIVEN_COLUMNS = ("model", "d_ff_given")
-COLUMNS = ("model",) + CONFIG_COLUMNS[:5] + ("d_ff_given",) + CONFIG_COLUMNS[5:] + TOTAL_COLUMNS + MODEL_COLUMNS + ("peak_stage",)
+# A training step's columns (the row's `train` figures, one rank's): the options that shape it as given (empty
+# when not), its totals (`train_…`, the JSON's `totals` of `train`), one data-parallel rank's share (`dp_…`, its
+# `data_parallel`; empty without --dp) and the pipeline's scalars (`pp_…`, its `pipeline`; empty without --pp)
+# with the busiest stage's peak.
+TRAINING_GIVEN = ("dp", "zero", "pp", "microbatches", "schedule")
+TRAIN_COLUMNS = tuple(f"train_{f.name}" for f in fields(TrainingTotals))
+DP_COLUMNS = tuple(f"dp_{f.name}" for f in fields(DataParallel) if f.type.startswith("int") and f.name not in ("ranks", "zero"))
+PP_COLUMNS = tuple(f"pp_{f.name}" for f in fields(Pipeline) if f.type in ("int", "float") and f.name not in ("stages", "microbatches"))
+PP_COLUMNS += ("pp_busiest_stage_peak_bytes",)
+TRAINING_COLUMNS = TRAIN_COLUMNS + DP_COLUMNS + PP_COLUMNS
+COLUMNS = (("model",) + CONFIG_COLUMNS[:5] + ("d_ff_given",) + CONFIG_COLUMNS[5:] + TOTAL_COLUMNS + MODEL_COLUMNS + ("peak_stage",)
+           + TRAINING_GIVEN + TRAINING_COLUMNS)  # fmt: skip
 # Columns with a number in every row (what --chart can draw): the totals, and the whole-number sizes.
 _INT_FIELDS = {f.name for f in fields(FFNConfig) if f.type == "int"}
-NUMBER_COLUMNS = tuple(c for c in COLUMNS if c in TOTAL_COLUMNS + MODEL_COLUMNS or c == "tokens" or c in _INT_FIELDS)
+NUMBER_COLUMNS = tuple(c for c in COLUMNS if c in TOTAL_COLUMNS + MODEL_COLUMNS + TRAIN_COLUMNS or c == "tokens" or c in _INT_FIELDS)
 DEFAULT_COLUMNS = ("batch", "seq_len", "d_model", "d_ff", "params", "flops", "matmul_flops_per_token", "weight_bytes", "peak_bytes")
 
 PARALLEL_FROM = 20_000  # combinations; below this, starting workers costs more than it saves
 
-__all__ = ["COLUMNS", "CONFIG_COLUMNS", "DEFAULT_COLUMNS", "GIVEN_COLUMNS", "MODEL_COLUMNS", "NUMBER_COLUMNS", "PARALLEL_FROM", "TOTAL_COLUMNS"]
+__all__ = [
+    "COLUMNS", "CONFIG_COLUMNS", "DEFAULT_COLUMNS", "GIVEN_COLUMNS", "MODEL_COLUMNS", "NUMBER_COLUMNS", "PARALLEL_FROM", "TOTAL_COLUMNS",
+    "TRAINING_COLUMNS", "TRAINING_GIVEN",
+]  # fmt: skip

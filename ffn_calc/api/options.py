@@ -142,6 +142,7 @@ COMMANDS = ("shapes", "verify", "explain", "sweep", "train", "roofline", "gpus",
 EVERY_LAYER = COMMANDS[:6]  # the commands that describe a layer
 NOT_ROOFLINE = ("shapes", "verify", "explain", "sweep", "train")  # roofline takes one layer's GEMMs: no norm (nor its kind), stack or capacity
 TRAINS = ("verify", "train")  # a training step: train counts it, verify --backward runs it
+TRAINS_SWEPT = (*TRAINS, "sweep")  # and sweep lists it as an axis, with train's per-rank columns
 TABLES = ("shapes", "verify", "explain", "train", "roofline", "gpus", "models")  # -f table|json|csv|markdown, --get
 
 SPECS: tuple[Option, ...] = (
@@ -271,29 +272,37 @@ SPECS: tuple[Option, ...] = (
            "Expert-parallel ranks: E/N experts per rank, the tokens split N ways, all-to-all dispatch and combine; figures are one rank's.",
            ("verify", "train", "roofline"), PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
     Option("dp", ("--dp",),
-           "Data-parallel ranks (replicas of the layer, or of its --tp/--ep rank): each rank's weights, gradients, master weights, "
-           "optimizer states and peak, sharded as --zero says, and the bytes it sends per step; verify --backward runs each rank.",
-           TRAINS, PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
+           "Data-parallel ranks (replicas of the layer, or of its --tp rank): each rank's weights, gradients, master weights, "
+           "optimizer states and peak, sharded as --zero says, and the bytes it sends per step. With --ep E, N counts the expert-parallel "
+           "ranks too (E must divide N, as Megatron and DeepSpeed-MoE count them): the experts are sharded over their N/E replicas. "
+           "verify --backward runs each rank.",
+           TRAINS_SWEPT, PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count(),
+           swept=Swept(10, SIZES, "LIST", "Data-parallel ranks, e.g. 8,64: train's per-rank columns (dp_…) for each.")),
     Option("zero", ("--zero",),
            "With --dp: what is sharded over the data-parallel ranks. ZeRO 0 (nothing), 1 (optimizer states and master weights), "
            "2 (+ gradients), 3 (+ weights: all-gathered in forward and backward); FSDP's names: no_shard = 0, shard_grad_op = 2, "
            "full_shard = 3, hybrid_shard = 3 within a node of --node-size ranks, replicated across nodes.",
-           TRAINS, PARALLEL_PANEL, metavar="STAGE", default="0", choices=tuple(ZERO_STAGES)),
+           TRAINS_SWEPT, PARALLEL_PANEL, metavar="STAGE", default="0", choices=tuple(ZERO_STAGES),
+           swept=Swept(11, NAMES, "STAGE,…", "ZeRO stage (or FSDP name), or several to sweep: 1,2,3.", example="1,2,3")),
     Option("node_size", ("--node-size",), "With --zero hybrid_shard: ranks per node, the group a shard is split over. [default: 8]",
            TRAINS, PARALLEL_PANEL, type=int, metavar="R", parse=count()),
     Option("pp", ("--pp",),
            "Pipeline stages: the stack's layers split over N stages (a mixed stack's dense layers first); per stage its layers, "
-           "parameters, held activations and peak, the bubble and the point-to-point bytes between stages.",
-           ("train",), PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count()),
+           "parameters, held activations and peak, the bubble and the point-to-point bytes between stages (verify: the stack run "
+           "as that pipeline, microbatch by microbatch in the schedule's order).",
+           TRAINS_SWEPT, PARALLEL_PANEL, type=int, metavar="N", default=1, show_default=False, parse=count(),
+           swept=Swept(12, SIZES, "LIST", "Pipeline stages, e.g. 2,4,8: train's pipeline columns (pp_…) for each.")),
     Option("microbatches", ("--microbatches",), "With --pp: microbatches per step, each BATCH/M sequences. [default: 1]",
-           ("train",), PARALLEL_PANEL, type=int, metavar="M", parse=count()),
+           TRAINS_SWEPT, PARALLEL_PANEL, type=int, metavar="M", parse=count(),
+           swept=Swept(13, SIZES, "LIST", "Microbatches per step, e.g. 1:32:x2.")),
     Option("schedule", ("--schedule",),
            "With --pp: gpipe (every forward, then every backward: M microbatches held), 1f1b (one forward one backward: "
            "min(N − s, M) held on stage s), interleaved (1F1B over --chunks model chunks per stage, Narayanan et al. 2021). "
            "[default: 1f1b]",
-           ("train",), PARALLEL_PANEL, metavar="NAME", choices=SCHEDULES),
+           TRAINS_SWEPT, PARALLEL_PANEL, metavar="NAME", choices=SCHEDULES,
+           swept=Swept(14, NAMES, "NAME,…", "Pipeline schedule, or several to sweep: gpipe,1f1b.", example="gpipe,1f1b")),
     Option("chunks", ("--chunks",), "With --schedule interleaved: model chunks v per stage. [default: 2]",
-           ("train",), PARALLEL_PANEL, type=int, metavar="V", parse=count()),
+           TRAINS, PARALLEL_PANEL, type=int, metavar="V", parse=count()),
     # --- what a command prints, and how -----------------------------------------------------------------
     Option("seed", ("--seed",), "Seed of the random weights and input.", ("verify",), OUTPUT_PANEL, type=int, default=0, minimum=0),
     Option("max_memory", ("--max-memory",),
@@ -382,6 +391,8 @@ def options_of(command: str) -> tuple[Option, ...]:
 # The sweep's axes in the grid's order, slowest first: the options sweep takes a list of.
 SWEPT = tuple(sorted((s for s in SPECS if s.swept is not None), key=lambda s: s.swept.axis if s.swept else 0))
 SIZE_AXES = tuple(s.name for s in SWEPT if s.swept and s.swept.values != NAMES)  # numbers (d_ff: or rules): batch, seq_len, ...
+# The training step's axes (train's options, not the layer's): a row with one of them, or a training column, trains.
+TRAINING_AXES = tuple(s.name for s in SWEPT if s.group != LAYER)
 # What a sweep's JSON line may say: the layer options, by name.
 LINE_KEYS = frozenset(s.line_key for s in SPECS if s.line_key)
 

@@ -21,8 +21,10 @@ from ffn_calc.api.columns import (
     GIVEN_COLUMNS,
     NUMBER_COLUMNS,
     PARALLEL_FROM,
+    TRAINING_COLUMNS,
+    TRAINING_GIVEN,
 )
-from ffn_calc.api.options import LINE_KEYS, NAMES, SWEPT, WIDTHS
+from ffn_calc.api.options import LINE_KEYS, NAMES, SWEPT, TRAINING_AXES, WIDTHS
 from ffn_calc.errors import ConfigError, closest, shown
 from ffn_calc.inputs.limits import JsonRefused, check_line, load_json
 from ffn_calc.inputs.resolve import layer_config
@@ -77,7 +79,7 @@ def parse_columns(text: str | None) -> tuple[str, ...]:
 
 
 def _getter(column: str) -> Callable[[FFNReport], Any]:
-    if column in GIVEN_COLUMNS:
+    if column in GIVEN_COLUMNS or column in TRAINING_GIVEN or column in TRAINING_COLUMNS:
         return lambda r: None  # not in the report: row() fills it in from what was asked
     if column == "tokens":
         return lambda r: r.config.tokens
@@ -100,10 +102,44 @@ def row(report: FFNReport, columns: tuple[str, ...], given: dict[str, Any] | Non
     """The chosen columns of one report, in order, as plain values (exact ints); `given`, the
     options the report was asked with, names its model."""
     values = [get(report) for get in _getters(columns)]
-    for column, key in (("model", "model"), ("d_ff_given", "d_ff")):
-        if column in columns:
-            values[columns.index(column)] = (given or {}).get(key)
+    given_at, trained_at = _filled(columns)
+    for i, key in given_at:
+        values[i] = (given or {}).get(key)
+    if trained_at:
+        step = train_report(report, given or {})
+        for i in trained_at:
+            values[i] = _training_value(step, columns[i])
     return values
+
+
+@lru_cache(maxsize=64)
+def _filled(columns: tuple[str, ...]) -> tuple[tuple[tuple[int, str], ...], tuple[int, ...]]:
+    """Where row() fills in what was asked ((index, key of `given`)) and the training step's figures (indices)."""
+    keys = {"model": "model", "d_ff_given": "d_ff", **{c: c for c in TRAINING_GIVEN}}
+    given_at = tuple((i, keys[c]) for i, c in enumerate(columns) if c in keys)
+    return given_at, tuple(i for i, c in enumerate(columns) if c in TRAINING_COLUMNS)
+
+
+def train_report(report: FFNReport, given: dict[str, Any]) -> Any:
+    """The training step of the row's layer, as `train` gives it with the row's --dp, --zero,
+    --pp, --microbatches and --schedule (standard library only, as the rest of the sweep)."""
+    from ffn_calc.model.training import TrainingOptions, train
+
+    return train(report.config, TrainingOptions(), dp=given.get("dp") or 1, zero=str(given.get("zero") or "0"), pp=given.get("pp") or 1,
+                 microbatches=given.get("microbatches"), schedule=given.get("schedule"))  # fmt: skip
+
+
+def _training_value(step: Any, column: str) -> Any:
+    """A training column of a row: `train_…` its totals, `dp_…` one data-parallel rank's share and
+    `pp_…` the pipeline's figures (None without --dp, --pp)."""
+    if column.startswith("train_"):
+        return getattr(step.totals, column[6:])
+    part = step.data_parallel if column.startswith("dp_") else step.pipeline
+    if part is None:
+        return None
+    if column == "pp_busiest_stage_peak_bytes":
+        return max(s.peak_bytes for s in part.per_stage)
+    return getattr(part, column[3:])
 
 
 @dataclass(frozen=True)
@@ -133,7 +169,7 @@ def grid(axes: list[Axis]) -> Iterator[dict[str, Any]]:
 
 def report_for(point: dict[str, Any], fixed: dict[str, Any]) -> FFNReport:
     args = {**fixed, **point}
-    return analyze(layer_config(**args))
+    return analyze(layer_config(**{k: v for k, v in args.items() if k not in TRAINING_AXES}))
 
 
 NOTEBOOK_ROWS = 10_000  # the most rows a notebook shows as a table
@@ -168,9 +204,13 @@ def sweep_rows(axes: list[Axis], fixed: dict[str, Any], columns: tuple[str, ...]
     writes nothing: the number of points, and every combination of the axes other than batch
     and seq_len (sizes that cannot make a configuration invalid once parsed)."""
     total = combinations(axes)
-    shape_axes = [a for a in axes if a.name not in ("batch", "seq_len")]
+    trains = any(c in TRAINING_COLUMNS for c in columns) or any(a.name in TRAINING_AXES for a in axes) or bool(set(fixed) & set(TRAINING_AXES))
+    # a training step depends on the batch too (--microbatches divides it): then every batch is checked
+    shape_axes = [a for a in axes if a.name not in ("seq_len",) + (() if trains else ("batch",))]
     for point in grid(shape_axes):
-        report_for({"batch": 1, "seq_len": 1, **point}, fixed)
+        report = report_for({"batch": 1, "seq_len": 1, **point}, fixed)
+        if trains:
+            train_report(report, {**fixed, **point})
     return SweepRows(lambda: _rows(axes, fixed, columns, jobs, total), total)
 
 
@@ -377,7 +417,7 @@ def grid_sweep(
         built.append(Axis(name, tuple(parse_values(flag, text))))
     # A swept name (and a swept d_ff rule) is always a column, so that each row says what it is.
     swept = tuple("d_ff_given" if a.name == "d_ff" and any(isinstance(v, str) for v in a.values) else a.name for a in built)
-    cols = tuple(c for c in swept if c in (*NAMED_AXES, "d_ff_given") and c not in cols) + cols
+    cols = tuple(c for c in swept if c in (*NAMED_AXES, *TRAINING_GIVEN, "d_ff_given") and c not in cols) + cols
     rows = sweep_rows(built, fixed, cols + extra, jobs)
     return SweepResult(cols, rows, swept, chart)
 
@@ -402,6 +442,10 @@ def lines_sweep(
     read of the rows; a one-pass source's rows are kept on the first read, unless `once`."""
     cols = parse_columns(columns)
     extra = _check_chart(chart)
+    training = [f"the column {c}" for c in (*cols, *extra) if c in TRAINING_COLUMNS]
+    training += ["--" + k.replace("_", "-") for k in TRAINING_AXES if (fixed or {}).get(k) is not None]
+    if training:
+        raise ConfigError("--stdin", f"answers each line's layer; the training step is swept on a grid only: drop --stdin or {training[0]}")
     cols = ("line", *cols)
     wanted = cols[1:] + extra
 

@@ -81,6 +81,9 @@ class Family(NamedTuple):
     unmodelled: tuple[tuple[str, str], ...] = ()  # (key, why): the file is refused when the key is true
     refused: str = ""
     note: str = ""
+    # the FFN's module under model.layers.{i} as the checkpoint names it (the decoder layer's
+    # attribute), which quantization_config's module lists match (inputs/quantization.py)
+    container: str = "mlp"
 
 
 def _llama(model_type: str, prefix: str, bias: bool | str = False, norm: str = "rms", placement: str = "pre", **kw: object) -> Family:
@@ -195,7 +198,8 @@ _FAMILIES: tuple[Family, ...] = (
     _bart("blenderbot", "Blenderbot", placement="pre"),
     _bart("whisper", "Whisper", placement="pre"),
     # --- mixtures of experts ----------------------------------------------------------------------
-    Family("mixtral", "MixtralSparseMoeBlock", "MixtralModel", True, False, "rms", "pre", moe=Moe(_EXPERTS, _TOP_K, "intermediate_size")),
+    Family("mixtral", "MixtralSparseMoeBlock", "MixtralModel", True, False, "rms", "pre", moe=Moe(_EXPERTS, _TOP_K, "intermediate_size"),
+           container="block_sparse_moe"),
     Family("qwen2_moe", "Qwen2MoeSparseMoeBlock|Qwen2MoeMLP", "Qwen2MoeModel", True, False, "rms", "pre",
            moe=Moe("num_experts", _TOP_K, "moe_intermediate_size", "sparse_step", shared_width="shared_expert_intermediate_size",
                    shared_gate=True)),
@@ -216,14 +220,15 @@ _FAMILIES: tuple[Family, ...] = (
     Family("glm4_moe", "Glm4MoeMoE|Glm4MoeMLP", "Glm4MoeModel", True, False, "rms", "pre",
            moe=Moe("n_routed_experts", _TOP_K, "moe_intermediate_size", "first_k_dense", shared="n_shared_experts"),
            note="the router's e_score_correction_bias is a buffer, not a parameter"),
-    Family("granitemoe", "GraniteMoeMoE", "GraniteMoeModel", True, False, "rms", "pre", moe=Moe(_EXPERTS, _TOP_K, "intermediate_size")),
+    Family("granitemoe", "GraniteMoeMoE", "GraniteMoeModel", True, False, "rms", "pre", moe=Moe(_EXPERTS, _TOP_K, "intermediate_size"),
+           container="block_sparse_moe"),
     Family("granitemoeshared", "GraniteMoeSharedMoE+GraniteMoeSharedMLP", "GraniteMoeSharedModel", True, False, "rms", "pre",
-           moe=Moe(_EXPERTS, _TOP_K, "intermediate_size", shared_width="shared_intermediate_size")),
+           moe=Moe(_EXPERTS, _TOP_K, "intermediate_size", shared_width="shared_intermediate_size"), container="block_sparse_moe"),
     Family("minimax", "MiniMaxSparseMoeBlock", "MiniMaxModel", True, False, "rms", "pre", moe=Moe(_EXPERTS, _TOP_K, "intermediate_size")),
     Family("phimoe", "PhimoeSparseMoeBlock", "PhimoeModel", True, False, "layer", "pre", moe=Moe(_EXPERTS, _TOP_K, "intermediate_size"),
-           note="its LayerNorms take their epsilon from rms_norm_eps"),
+           note="its LayerNorms take their epsilon from rms_norm_eps", container="block_sparse_moe"),
     Family("jamba", "JambaSparseMoeBlock|JambaMLP", "JambaModel", True, False, "rms", "pre",
-           moe=Moe("num_experts", _TOP_K, "intermediate_size", "period_offset")),
+           moe=Moe("num_experts", _TOP_K, "intermediate_size", "period_offset"), container="feed_forward"),
     Family("dbrx", "DbrxFFN", "DbrxModel", True, False, "layer", "pre", act=("ffn_config.ffn_act_fn.name",), d_model=("d_model",),
            d_ff=("ffn_config.ffn_hidden_size",), layers=("n_layers",),
            moe=Moe("ffn_config.moe_num_experts", "ffn_config.moe_top_k", "ffn_config.ffn_hidden_size"),
@@ -231,7 +236,7 @@ _FAMILIES: tuple[Family, ...] = (
     Family("llama4_text", "Llama4TextMoe|Llama4TextMLP", "Llama4TextModel", True, False, "rms", "pre",
            moe=Moe(_EXPERTS, _TOP_K, "intermediate_size", "moe_layers", shared_width="intermediate_size", dense_width="intermediate_size_mlp"),
            note="Llama4TextExperts runs every expert on every token (bmm; unrouted scores are sigmoid(−inf) = 0): "
-           "its matmul FLOPs are those of top_k = num_local_experts; the router's sigmoid weights scale the input"),
+           "its matmul FLOPs are those of top_k = num_local_experts; the router's sigmoid weights scale the input", container="feed_forward"),
     Family("gpt_oss", "GptOssMLP", "GptOssModel", True, True, "rms", "pre", act=(), act_fixed="swiglu_clamped",
            moe=Moe(_EXPERTS, _TOP_K, "intermediate_size", router_bias=True),
            note="GptOssExperts: gate_up_proj with biases, interleaved gate/up columns, "

@@ -145,14 +145,14 @@ PRESETS: dict[str, Preset] = {
                "num_hidden_layers 24, swiglu_limit 7.0; GptOssExperts: biased gate_up_proj and down_proj, GptOssTopKRouter: biased; "
                "pre-RMSNorm); checked against GptOssModel built on the meta device (transformers 5.24.0)",
                experts=32, top_k=4, router_bias=True, norm_type="rms", dtype="bfloat16",
-               note="the checkpoint stores its expert weights in MXFP4 (that storage comes with --weight-dtype later); "
-               "bfloat16 is the dtype of its other weights"),
+               note="the checkpoint stores its expert weights in MXFP4: --weight-dtype mxfp4 counts them as stored (E2M1 _blocks and "
+               "an E8M0 _scales byte per 32), as --config does from its quantization_config; bfloat16 is the dtype of its other weights"),
         Preset("gpt-oss-120b", 2880, 2880, "swiglu_clamped", True, 36,
                "openai/gpt-oss-120b config.json (hidden_size 2880, intermediate_size 2880, num_local_experts 128, num_experts_per_tok 4, "
                "num_hidden_layers 36, swiglu_limit 7.0; biased experts and router; pre-RMSNorm); checked against GptOssModel on the meta device",
                experts=128, top_k=4, router_bias=True, norm_type="rms", dtype="bfloat16",
-               note="the checkpoint stores its expert weights in MXFP4 (that storage comes with --weight-dtype later); "
-               "bfloat16 is the dtype of its other weights"),
+               note="the checkpoint stores its expert weights in MXFP4: --weight-dtype mxfp4 counts them as stored (E2M1 _blocks and "
+               "an E8M0 _scales byte per 32), as --config does from its quantization_config; bfloat16 is the dtype of its other weights"),
         Preset("qwen3-8b", 4096, 12288, "swiglu", False, 36, "Qwen/Qwen3-8B config.json (intermediate_size 12288, 36 layers; pre-RMSNorm)",
                norm_type="rms", dtype="bfloat16"),
         Preset("qwen3-32b", 5120, 25600, "swiglu", False, 64, "Qwen/Qwen3-32B config.json (intermediate_size 25600, 64 layers; pre-RMSNorm)",
@@ -183,15 +183,17 @@ PRESETS: dict[str, Preset] = {
                "deepseek-ai/DeepSeek-R1 config.json: DeepSeek-V3's shapes (moe_intermediate_size 2048, n_routed_experts 256, "
                "num_experts_per_tok 8, n_shared_experts 1, first_k_dense_replace 3, intermediate_size 18432; pre-RMSNorm)",
                experts=256, top_k=8, shared_experts=1, dense_layers=3, dense_d_ff=18432, norm_type="rms", dtype="bfloat16",
-               note="61 layers: the first 3 are dense (intermediate_size 18432), then 58 MoE layers; the checkpoint's FP8 weights and "
-               "their block scales come with --weight-dtype later", attention=(128, 1536, 512, 128, 64, 128)),
+               note="61 layers: the first 3 are dense (intermediate_size 18432), then 58 MoE layers; the checkpoint's FP8 weights: "
+               "--weight-dtype fp8_block counts them as stored (float8_e4m3fn and a float32 weight_scale_inv per 128 × 128 block, "
+               "weight_block_size [128, 128]), as --config does from its quantization_config", attention=(128, 1536, 512, 128, 64, 128)),
         Preset("kimi-k2", 7168, 2048, "swiglu", False, 60,
                "moonshotai/Kimi-K2-Instruct config.json (model_type kimi_k2, architectures DeepseekV3ForCausalLM: DeepSeek-V3's code; "
                "moe_intermediate_size 2048, n_routed_experts 384, num_experts_per_tok 8, n_shared_experts 1, first_k_dense_replace 1, "
                "intermediate_size 18432, 61 layers; pre-RMSNorm)",
                experts=384, top_k=8, shared_experts=1, dense_layers=1, dense_d_ff=18432, norm_type="rms", dtype="bfloat16",
-               note="61 layers: the first is dense (intermediate_size 18432), then 60 MoE layers; the checkpoint's FP8 weights come with "
-               "--weight-dtype later", attention=(64, 1536, 512, 128, 64, 128)),
+               note="61 layers: the first is dense (intermediate_size 18432), then 60 MoE layers; the checkpoint's FP8 weights: "
+               "--weight-dtype fp8_block counts them as stored (float8_e4m3fn and a float32 weight_scale_inv per 128 × 128 block, "
+               "weight_block_size [128, 128]), as --config does from its quantization_config", attention=(64, 1536, 512, 128, 64, 128)),
     )
 }  # fmt: skip
 

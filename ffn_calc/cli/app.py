@@ -17,7 +17,7 @@ import typer
 
 from ffn_calc import __version__, api
 from ffn_calc.api.options import COMMANDS as COMMAND_NAMES
-from ffn_calc.api.options import SIZE_AXES
+from ffn_calc.api.options import SIZE_AXES, TRAINING_AXES
 from ffn_calc.cli import INTERRUPTED, interrupted
 from ffn_calc.cli.click_compat import ClickException, NoArgsIsHelpError, NoSuchOption, keep_words_whole
 from ffn_calc.cli.options import CONVENTION_HELP, Given, command
@@ -105,6 +105,10 @@ def verify(cfg: FFNConfig, given: Given) -> None:
             dp=given.dp,
             zero=given.zero,
             node_size=given.node_size,
+            pp=given.pp,
+            microbatches=given.microbatches,
+            schedule=given.schedule,
+            chunks=given.chunks,
             **_training(given),
         )
     emit(report, given.format, given.get, View(every=given.all or given.detail, detail=given.detail), given.svg)
@@ -140,6 +144,9 @@ def sweep(given: Given) -> None:
         if name in layer:
             raise ConfigError(f"--{name.replace('_', '-')}", f"is given twice, as {name.upper()} and as the option; give one")
         layer[name] = text
+    for name in TRAINING_AXES:  # the training step's options: a list of sizes or of names, as the layer's
+        if getattr(given, name, None) is not None:
+            layer[name] = getattr(given, name)
     sizes = {name: layer.pop(name) for name in SIZE_AXES if name in layer}
     bad_lines = 0
 

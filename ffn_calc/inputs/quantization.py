@@ -159,10 +159,9 @@ READERS: dict[str, tuple[Callable[[dict[str, Any]], Reading], tuple[str, ...]]] 
     "fbgemm_fp8": (_fbgemm_fp8, ("modules_to_not_convert",)),
 }
 
-# The FFN's module names (transformers' modeling code): its container by family, the matrices
-# under it (dense, routed experts, shared experts), and the router's names, which ffn-calc never
-# quantizes. This belongs to the family table when it lands.
-CONTAINER_BY_MODEL_TYPE = {"mixtral": "block_sparse_moe", "phimoe": "block_sparse_moe", "llama4": "feed_forward", "llama4_text": "feed_forward"}
+# The FFN's module names (transformers' modeling code): the matrices under its container (dense,
+# routed experts, shared experts; the container is the family table's `container`), and the
+# router's names, which ffn-calc never quantizes.
 DENSE = ("gate_proj", "up_proj", "down_proj", "gate_up_proj", "w1", "w2", "w3", "fc1", "fc2", "c_fc", "c_proj", "dense_h_to_4h", "dense_4h_to_h")
 EXPERT = ("gate_proj", "up_proj", "down_proj", "w1", "w2", "w3")
 ROUTER = ("gate", "router", "shared_expert_gate")
@@ -180,7 +179,10 @@ def _matches(pattern: str, name: str) -> bool:
 def _unconverted(patterns: list[str], values: dict[str, Any], model_type: str, notes: list[str]) -> bool:
     """Whether the FFN stays in --dtype (every layer's FFN module listed); refuses a list that
     leaves part of it unconverted; says what else the list names."""
-    container = CONTAINER_BY_MODEL_TYPE.get(model_type, "mlp")
+    from ffn_calc.catalogue.families import FAMILIES  # the table is data, loaded only when a file is read
+
+    family = FAMILIES.get(model_type)
+    container = family.container if family is not None else "mlp"  # a model_type read with flags: LlamaMLP's name
     layers = values.get("layers", 1) + values.get("dense_layers", 0)
     experts = values.get("experts", 0)
     whole = 0

@@ -18,6 +18,11 @@ Bytes each rank sends per step, rings over N ranks (a chunk is ceil(elements / N
     hybrid:     stage 3's over the node_size ranks of a node, then the gradient shard all-reduced
                 across the nodes: 2·(R − 1)·ceil(shard / R)·b, R = N / node_size
 with b the 16-bit (or the dtype's) bytes per element of weights and gradients.
+Under expert parallelism (`ep` = E), N counts every data-parallel rank, the E expert-parallel ranks
+among them (as Megatron and DeepSpeed-MoE count them: E divides N); a rank's routed experts are
+replicated on only N/E ranks, its expert-data-parallel group, so they are sharded, reduced and
+gathered over N/E ranks, and everything else (router, shared experts, norm) over N: each of the
+sums above is taken for the two parts, Ψ_e = the rank's expert parameters over N/E, Ψ − Ψ_e over N.
 """
 
 from __future__ import annotations
@@ -89,11 +94,13 @@ class DataParallel(JsonForm):
     formula: str  # how the bytes sent were counted
     model_state_bytes: int | None = None  # the whole stack's sharded weights, gradients, master weights and states on the rank
     model_peak_bytes: int | None = None  # the whole stack on the rank: that state + every layer's saved activations + one layer's transient
+    expert_shard_ranks: int | None = None  # with --ep E: the routed experts' expert-data-parallel group, N/E ranks (null without --ep)
 
 
-def data_parallel(report: Step, ranks: int, zero: str = "0", node_size: int | None = None) -> DataParallel:
+def data_parallel(report: Step, ranks: int, zero: str = "0", node_size: int | None = None, ep: int = 1) -> DataParallel:
     """Shard `report` (one tensor/expert-parallel rank's step) over `ranks` data-parallel ranks;
-    `node_size` (default 8) only with hybrid_shard."""
+    `node_size` (default 8) only with hybrid_shard. With `ep` > 1 the rank's routed experts are
+    sharded over ranks / ep, the rest over ranks."""
     if zero not in ZERO_STAGES:
         raise ConfigError("--zero", f"unknown value {zero!r}; choose one of {', '.join(ZERO_STAGES)}")
     if node_size is not None and zero != "hybrid_shard":
@@ -105,25 +112,41 @@ def data_parallel(report: Step, ranks: int, zero: str = "0", node_size: int | No
     hybrid = zero == "hybrid_shard"
     if hybrid and (ranks % node_size or ranks == node_size):
         raise ConfigError("--zero", f"hybrid_shard shards within a node of {node_size} ranks: --dp must be a multiple of it, over 2 nodes or more")
+    if ep > 1 and ranks % ep:
+        raise ConfigError("--dp", f"counts every data-parallel rank, the --ep {ep} expert-parallel ranks among them (as Megatron and "
+                          f"DeepSpeed-MoE count them): give a multiple of {ep}, got {ranks}")  # fmt: skip
+    if ep > 1 and hybrid:
+        raise ConfigError("--zero", "hybrid_shard's node groups beside the expert-data-parallel groups are not modelled; use full_shard or drop --ep")
     n = node_size if hybrid else ranks
     t = report.totals
     params = report.forward.totals.params
     b = report.forward.config.dtype_bytes
-    shard = _chunk(params, n)  # elements per rank of a sharded tensor
+    # (parameters, ranks they are sharded over) of each part: the routed experts over N/E under --ep
+    if ep > 1:
+        experts = report.forward.totals.expert_params
+        parts = [(params - experts, n), (experts, n // ep)]
+    else:
+        parts = [(params, n)]
+    shards = [(_chunk(psi, r), r) for psi, r in parts]  # elements per rank of a sharded tensor, and its group
+    shard = sum(c for c, _ in shards)
     weights = shard * b if stage >= 3 else t.weight_bytes
     grads = shard * b if stage >= 2 else t.gradient_bytes
-    # From ZeRO-1 the optimizer steps the rank's flat shard of ⌈Ψ/N⌉ elements (padding included): one tensor to it
+    # From ZeRO-1 the optimizer steps the rank's flat shard of ⌈Ψ/N⌉ elements of each part (padding
+    # included): one tensor to it per part
     mixed = bool(report.options.mixed_precision)
-    master = (shard * MASTER_BYTES if mixed else 0) if stage >= 1 else t.master_weight_bytes
-    states = state_bytes(report.options.optimizer, shard, STATE_BYTES_MIXED if mixed else b) if stage >= 1 else t.optimizer_state_bytes
+    state_b = STATE_BYTES_MIXED if mixed else b
+    master = sum(c * MASTER_BYTES for c, _ in shards) if mixed and stage >= 1 else t.master_weight_bytes
+    states = sum(state_bytes(report.options.optimizer, c, state_b) for c, _ in shards) if stage >= 1 else t.optimizer_state_bytes
     gathered = t.weight_bytes if stage >= 3 else 0
     full_grads = t.gradient_bytes if stage >= 2 else 0  # the layer's whole gradient, before its reduce-scatter
+    ring = sum((r - 1) * c * b for c, r in shards)  # one reduce-scatter (or all-gather) of every part over its group
+    groups = "; the rank's experts over their N/E = " + f"{n // ep} ranks" if ep > 1 else ""
     if stage < 3:
-        grad_sent, gather_sent = (n - 1) * shard * b, (n - 1) * shard * b
-        formula = f"all-reduce of the gradients: 2·(N − 1)·⌈Ψ/N⌉·{b} bytes"
+        grad_sent, gather_sent = ring, ring
+        formula = f"all-reduce of the gradients: 2·(N − 1)·⌈Ψ/N⌉·{b} bytes{groups}"
     else:
-        grad_sent, gather_sent = (n - 1) * shard * b, 2 * (n - 1) * shard * b
-        formula = f"all-gather of the weights in forward and backward 2·(N − 1)·⌈Ψ/N⌉·{b} + reduce-scatter of the gradients (N − 1)·⌈Ψ/N⌉·{b}"
+        grad_sent, gather_sent = ring, 2 * ring
+        formula = f"all-gather of the weights in forward and backward 2·(N − 1)·⌈Ψ/N⌉·{b} + reduce-scatter of the gradients (N − 1)·⌈Ψ/N⌉·{b}{groups}"
         if hybrid:
             nodes = ranks // node_size
             grad_sent += 2 * (nodes - 1) * _chunk(shard, nodes) * b
@@ -134,7 +157,7 @@ def data_parallel(report: Step, ranks: int, zero: str = "0", node_size: int | No
         ranks=ranks, zero=stage, sharding=zero, shard_ranks=n, weight_bytes=weights, gradient_bytes=grads, master_weight_bytes=master,
         optimizer_state_bytes=states, saved_activation_bytes=t.saved_activation_bytes, gathered_bytes=gathered + full_grads,
         peak_bytes=peak, gradient_sent_bytes=grad_sent, weight_gather_sent_bytes=gather_sent, sent_bytes=grad_sent + gather_sent,
-        formula=formula,
+        formula=formula, expert_shard_ranks=n // ep if ep > 1 else None,
     )  # fmt: skip
 
 

@@ -330,7 +330,7 @@ def train(
         return replace(report, pipeline=_pipeline(cfg, report, pp, microbatches, schedule, chunks, tp, sequence_parallel, ep, dps))
     if dp > 1 or zero != "0" or node_size is not None:
         report = train(cfg, options, tp, sequence_parallel, ep)
-        dpr = data_parallel(report, dp, zero, node_size)
+        dpr = _sharded_dp(report, dp, zero, node_size, ep)
         shards = [(cfg.layers, dpr, report.totals.recomputed_bytes + report.totals.backward_transient_bytes)]
         if len(cfg.groups) > 1 and ep == 1:  # a mixed stack: its dense layers on the same ranks
             dense = train(cfg.groups[0], options, tp, sequence_parallel)
@@ -383,10 +383,7 @@ def train(
     mixed = options.mixed_precision
     weight_bytes = fwd.totals.weight_bytes
     gradient_bytes = weight_bytes  # gradients in the weights' dtype (Megatron keeps float32 ones: 18 B/param with Adam)
-    # per weight tensor (one per expert for a mixture's stacked experts): 8-bit states count blocks per tensor
-    element = STATE_BYTES_MIXED if mixed else cfg.dtype_bytes
-    states = sum(max(w.experts, 1) * state_bytes(options.optimizer, w.elements // max(w.experts, 1), element)
-                 for s in fwd.stages for w in s.weights)  # fmt: skip
+    states = _state_bytes(fwd, options.optimizer, bool(mixed))
     master_bytes = params * MASTER_BYTES if mixed else 0
     saved_bytes = sum(t.bytes for t in saved)
     recomputed_bytes = sum(t.bytes for t in unsaved)
@@ -437,6 +434,19 @@ def train(
     return TrainingReport(fwd, options, tuple(ops), tuple(saved), totals, parallel, model)
 
 
+def _state_bytes(fwd: FFNReport, optimizer: str, mixed: bool) -> int:
+    """Optimizer state bytes of the layer's weights, per weight tensor (one per expert for a
+    mixture's stacked experts): 8-bit states count blocks per tensor."""
+    element = STATE_BYTES_MIXED if mixed else fwd.config.dtype_bytes
+    return sum(max(w.experts, 1) * state_bytes(optimizer, w.elements // max(w.experts, 1), element)
+               for s in fwd.stages for w in s.weights)  # fmt: skip
+
+
+def _sharded_dp(report: TrainingReport, dp: int, zero: str, node_size: int | None, ep: int) -> DataParallel:
+    """One data-parallel rank's share of `report`'s step; under --ep its routed experts over dp/ep ranks."""
+    return data_parallel(report, dp, zero, node_size, ep)
+
+
 def _pipeline(
     cfg: FFNConfig, report: TrainingReport, pp: int, microbatches: int | None, schedule: str | None, chunks: int | None,
     tp: int, sequence_parallel: bool, ep: int, dps: tuple[int, str, int | None] | None = None,
@@ -458,7 +468,7 @@ def _pipeline(
     kinds = []
     for group in micro.groups:
         r = train(group, report.options, tp, sequence_parallel, ep)
-        sharded = data_parallel(r, *dps) if dps else None
+        sharded = _sharded_dp(r, *dps, ep) if dps else None
         kinds.append((layer_kind("moe" if group.is_moe else "dense", r.forward.totals.params, r.totals, sharded), group.layers))
     shape = r.forward.stages[0].output_shape
     if sequence_parallel and len(shape) == 3:

@@ -90,7 +90,7 @@ def to_float32(src: np.ndarray, dst: np.ndarray, indices: np.ndarray | None = No
     source is read through the table, CONVERT_ELEMENTS (or one row) at a time, its bytes
     widened into `indices` (intp, at least that many elements; made here when None)."""
     if src.dtype.name not in FLOAT8:
-        np.copyto(dst, src)
+        copy_rows(dst, src)
         return
     width = max(1, src.shape[1])
     table, rows = _table(src.dtype), max(1, CONVERT_ELEMENTS // width)
@@ -205,9 +205,23 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, workspac
                 to_float32(b[p:p_end, j:j_end], rhs, indices)
                 np.matmul(lhs, rhs, out=total if p == 0 else _tile(part, r, c))
                 if p:
-                    total += _tile(part, r, c)
-            out[i:i_end, j:j_end] = total  # the one rounding to the storage dtype
+                    add_rows(total, _tile(part, r, c))
+            copy_rows(out[i:i_end, j:j_end], total)  # the one rounding to the storage dtype
     return out
+
+
+# The conversions of a narrow product run between its BLAS calls, when BLAS's threads are idle:
+# each is split by rows between the elementwise threads (NumPy lets go of the GIL in a cast).
+
+
+def copy_rows(dst: np.ndarray, src: np.ndarray) -> None:
+    """dst[...] = src (a cast when the dtypes differ), its rows split between the elementwise threads."""
+    each_block(dst.shape[0], row_step(*dst.shape), lambda i, j: np.copyto(dst[i:j], src[i:j]))
+
+
+def add_rows(acc: np.ndarray, part: np.ndarray) -> None:
+    """acc += part, its rows split between the elementwise threads."""
+    each_block(acc.shape[0], row_step(*acc.shape), lambda i, j: np.add(acc[i:j], part[i:j], out=acc[i:j]))
 
 
 # --- elementwise pieces ----------------------------------------------------------------------
@@ -294,14 +308,16 @@ def row_step(rows: int, width: int) -> int:
 
 
 RANDOM_ELEMENTS = 1 << 20  # numbers drawn per block: each block its own stream (4 MiB of float32)
+CACHE_ELEMENTS = 1 << 14  # drawn, scaled and stored a piece at a time, while it is in the core's cache
 
 
 def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any, scale: float) -> np.ndarray:
     """Normal(0, scale²) made in `dtype` directly, in blocks of RANDOM_ELEMENTS drawn on the
     elementwise threads (NumPy's Generator lets go of the GIL while it fills an array). Block b
     has its own stream, PCG64(SeedSequence([key, b])), `key` drawn once from `rng`: the values
-    depend on the seed and the block size only, never on the number of threads. Each block is
-    scaled while it is in cache; a narrow dtype is drawn in float32 and rounded once."""
+    depend on the seed and the block size only, never on the number of threads. A block is
+    drawn CACHE_ELEMENTS at a time (a stream gives the same numbers however it is cut), each
+    piece scaled while it is in cache; a narrow dtype is drawn in float32 and rounded once."""
     key = int(rng.integers(1 << 63))
     out = np.empty(shape, dtype)
     flat = out.reshape(-1)
@@ -309,15 +325,14 @@ def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any, s
 
     def fill(i: int, j: int) -> None:
         gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence([key, i // RANDOM_ELEMENTS])))
-        if native:
-            values = flat[i:j]
-            gen.standard_normal(j - i, dtype=values.dtype, out=values)
-        else:
-            values = gen.standard_normal(j - i, dtype=np.float32)
-        if scale != 1.0:
-            values *= scale
-        if not native:
-            flat[i:j] = values
+        piece = None if native else np.empty(min(CACHE_ELEMENTS, j - i), np.float32)
+        for lo, hi in blocks(j - i, CACHE_ELEMENTS):
+            values = flat[i + lo : i + hi] if piece is None else piece[: hi - lo]
+            gen.standard_normal(hi - lo, dtype=values.dtype, out=values)
+            if scale != 1.0:
+                values *= scale
+            if piece is not None:
+                flat[i + lo : i + hi] = values
 
     each_block(flat.size, RANDOM_ELEMENTS, fill)
     return out

@@ -109,6 +109,8 @@ class _Block:
         *self.first, self.last = names.linears(cfg.is_glu, cfg.fused)
         self.gathered = 0  # bytes of the block's input when it was gathered for the backward, not kept
         self.transient = 0  # the most gradients alive at once: a product's or the activation's output + input gradients
+        self.alive: list[np.ndarray] = []  # the block's gradients alive while it runs (rec.held notes them)
+        self.gathered_input: np.ndarray | None = None
 
     def lin_back(self, z: np.ndarray, dz: np.ndarray, spec: names.Linear, g: Grads, input_grad: bool = True) -> np.ndarray:
         """The weight (and bias) gradients into g; returns dz·Wᵀ, or zeros, not computed and not
@@ -137,6 +139,7 @@ class _Block:
         gathered = self.gathered if spec.first else 0  # the first linears' weight gradients read it
         if input_grad or gathered:
             self.transient = max(self.transient, dz.nbytes + (dz_in.nbytes if input_grad else 0) + gathered)
+        rec.held.note(*self.alive, dz, dz_in if input_grad else None, self.gathered_input if spec.first else None)
         return dz_in
 
     def backward(self, store: Store, dy: np.ndarray, g: Grads, input_grad: bool = True) -> np.ndarray:
@@ -145,9 +148,12 @@ class _Block:
         counted under the block's input stage."""
         cfg, act, rec, pre = self.cfg, self.cfg.base_activation, self.rec, self.prefix
         a = store[_act_stage(cfg, pre)]
+        self.alive = [dy]
         da = self.lin_back(a, dy, self.last, g)
+        self.alive.append(da)
         src = store[self.src]
         self.gathered = src.nbytes if self.src in getattr(store, "gathered", ()) else 0  # read by the first linears below
+        self.gathered_input = src if self.gathered else None
         step = max(1, BLOCK_ELEMENTS // max(1, da.shape[1]))  # rows per block: the derivatives' scratch stays a block
         costs = conv.activation_backward_costs(cfg.activation)
         if not cfg.is_glu:
@@ -168,7 +174,10 @@ class _Block:
 
             each_block(da.shape[0], step, plain_block)
             self.transient = max(self.transient, da.nbytes + dh.nbytes)
-            return self.lin_back(src, dh, self.first[0], g, input_grad)
+            self.alive.append(dh)
+            dx = self.lin_back(src, dh, self.first[0], g, input_grad)
+            self.alive, self.gathered_input = [], None
+            return dx
         gate, up = _gate_up(cfg, store, pre)
         if cfg.fused:  # [dgate | dup] in one array, as the fused first linear takes it
             both = np.empty((da.shape[0], 2 * da.shape[1]), da.dtype)
@@ -188,8 +197,17 @@ class _Block:
         each_block(da.shape[0], step, glu_block)
         self.transient = max(self.transient, da.nbytes + (both.nbytes if cfg.fused else dgate.nbytes + dup.nbytes))
         if cfg.fused:
-            return self.lin_back(src, both, self.first[0], g, input_grad)
-        dsrc = self.lin_back(src, dgate, self.first[0], g, input_grad) + self.lin_back(src, dup, self.first[1], g, input_grad)
+            self.alive.append(both)
+            dx = self.lin_back(src, both, self.first[0], g, input_grad)
+            self.alive, self.gathered_input = [], None
+            return dx
+        self.alive += [dgate, dup]
+        from_gate = self.lin_back(src, dgate, self.first[0], g, input_grad)
+        self.alive.append(from_gate)
+        from_up = self.lin_back(src, dup, self.first[1], g, input_grad)
+        dsrc = from_gate + from_up
+        rec.held.note(*self.alive, from_up, dsrc)
+        self.alive, self.gathered_input = [], None
         if input_grad:
             rec.tally(self.src, conv.GRADIENT_SUM, GRAD_SUM).elements(dsrc)
         return dsrc
@@ -206,7 +224,9 @@ def layer_backward(
     g: Grads = {}
     nt = norm_type(cfg.norm_type)
     transient = 0
+    held = rec.held
     dy = dout.reshape(n, d)
+    d_post = None
     if cfg.norm == "post":
         d_post = _norm_backward(cfg, rec, dy, store[names.RESIDUAL], store[nt.stats_tensor], p, g)
         assert d_post is not None
@@ -214,6 +234,7 @@ def layer_backward(
     d_res = dy if cfg.norm != "none" else None
     if dropout is not None:
         dy = dropout.apply(dy, conv.DROPOUT_BACKWARD)
+    held.outer = [a for a in (dout, d_post, d_res) if a is not None]  # the layer's gradients alive while its blocks run
     src = nt.stage if cfg.norm == "pre" else names.INPUT
     pre_backward = cfg.norm == "pre" and (input_grad or bool(nt.weights))  # the pre-norm's backward runs: dx, or its weights' gradients
     block_grad = input_grad or pre_backward
@@ -234,9 +255,11 @@ def layer_backward(
             dw[:, j] = (dy.astype(ct) * ye[slot[:, j]]).sum(axis=1)
             combined.elements(dy)  # the rows of dye this slot wrote
         experts = _Block(cfg, p, rec, names.EXPERT, names.DISPATCH, groups.bounds)
+        held.outer += [dy, dw, probs]
         dxe = experts.backward(store, dye, g, block_grad)
         transient = max(transient, experts.transient)
         dsrc = np.zeros_like(s)
+        held.outer += [dye, dxe, dsrc]
         if block_grad:
             np.add.at(dsrc, token, dxe)
             rec.tally(names.DISPATCH, conv.DISPATCH_BACKWARD, ELEMENTWISE).elements(dxe)
@@ -260,6 +283,7 @@ def layer_backward(
             if block_grad:
                 gate_part = rec.matmul(names.SHARED_EXPERT_GATE, dgate, p[names.W_SHARED_EXPERT_GATE].T, phase=INPUT_GRAD)
                 transient = max(transient, dgate.nbytes + gate_part.nbytes)
+        held.outer += [dshared] + ([gate_part] if gate_part is not None else [])
         if not block_grad:
             if shared is not None:
                 shared.backward(store, dshared, g, input_grad=False)
@@ -267,6 +291,7 @@ def layer_backward(
         else:
             parts = [dsrc, rec.matmul(names.ROUTER, dlogits, p[names.W_ROUTER].T, phase=INPUT_GRAD)]
             transient = max(transient, dlogits.nbytes + parts[-1].nbytes)
+            held.outer.append(parts[-1])
             if shared is not None:
                 parts.append(shared.backward(store, dshared, g))
                 transient = max(transient, shared.transient)
@@ -275,11 +300,13 @@ def layer_backward(
         dsrc = parts[0]
         for part in parts[1:]:  # the block input's gradients added together
             dsrc = dsrc + part
+            held.note(*parts, dsrc)
             rec.tally(src, conv.GRADIENT_SUM, GRAD_SUM).elements(dsrc)
     else:
         block = _Block(cfg, p, rec, "", src)
         dsrc = block.backward(store, dy, g, block_grad)
         transient = block.transient
+    held.outer = []
     dx: np.ndarray | None = dsrc
     if pre_backward:
         dx = _norm_backward(cfg, rec, dsrc, store[names.INPUT], store[nt.stats_tensor], p, g, input_grad)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ffn_calc.model.conventions import MULTIPLY_ADD, Cost
 from ffn_calc.model.forward import FFNReport
+from ffn_calc.model.weight_formats import BNB_OFFSET_CHARS
 from ffn_calc.verifier.report import CONVENTION_X_OBSERVED, OBSERVED, Check, Definition
 
 PEAK_TOLERANCE = 0.02  # above the prediction, on a layer large enough (see peak_check)
@@ -54,6 +55,9 @@ class ArraySeen:
     shape: tuple[int, ...]
     size: int
     nbytes: int
+    # bytes beyond the model's count that the model says it cannot know: nf4_dq's nested_offset
+    # digits in its quant state's JSON (packed.PackedWeight.offset_excess); 0 for every other array
+    excess: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class StackSeen:
     how: str
     workspace_bytes: int = 0  # the narrow products' tiles, inside peak_bytes (arrays.Workspace)
     routing_bytes: int = 0  # the routing's integer arrays, inside peak_bytes (Recorder.routing_arrays)
+    weight_excess: int = 0  # inside weight_bytes: nf4_dq's nested_offset digits beyond the model's count (ArraySeen.excess)
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,18 @@ def definitions(pred: FFNReport, seen: ForwardSeen, backward: bool = False) -> l
                               "from the d_ff it gives, not the rule that gave it"))  # fmt: skip
     out.append(Definition("GPU peak FLOP/s and memory bandwidth (roofline)", None,
                           "datasheet figures: verify runs on this machine's CPU and measures neither"))  # fmt: skip
+    packing = pred.config.weight_packing
+    spec = packing.spec if packing is not None else None
+    if packing is not None and spec is not None and spec.computes_in:
+        row = packing.input_row_bytes(pred.config.d_model)
+        out.append(Definition(f"{packing.format}: products in {spec.computes_in}, input bytes per row of d_model", row,
+                              f"{spec.input_layout}; on a GPU the product quantizes its input too (the roofline reads these "
+                              "bytes and peak); the run dequantizes the weights only and multiplies in --dtype, so neither "
+                              "is observed"))  # fmt: skip
+    if packing is not None and packing.format == "nf4_dq":
+        out.append(Definition("nf4_dq: characters of nested_offset in the quant state's JSON", BNB_OFFSET_CHARS,
+                              "json.dumps writes absmax.mean() with as many digits as the float needs, which the weights "
+                              "decide: the model counts this many, the run observes what it wrote (the rows name the difference)"))  # fmt: skip
     if backward:
         out.append(Definition("training peak = weights + gradients + states + masters + saved + recomputed + transient", None,
                               "an additive bound, as if every gradient existed at the busiest moment of the backward: each part "
@@ -163,6 +180,13 @@ def _grouped(matmuls: list[tuple[int, int, int]], axis: int = 0) -> tuple[int, i
     grouped = list(matmuls[0])
     grouped[axis] = sum(m[axis] for m in matmuls)
     return (grouped[0], grouped[1], grouped[2])
+
+
+def excess_check(name: str, predicted: int, observed: int, excess: int, group: str = "memory") -> Check:
+    """Bytes that must equal the model's but for `excess`, the characters nf4_dq's nested_offsets
+    took beyond the model's count of them (observed from the JSON the run wrote)."""
+    detail = f"observed − predicted must be {excess:+,}: the quant states' nested_offset digits beyond the model's count (see their rows)"
+    return Check(group, name, predicted, observed, observed - predicted == excess, "tolerance", detail)
 
 
 def compare_forward(
@@ -217,12 +241,19 @@ def compare_forward(
         arr = seen.weights.get(t.name)
         exact("params", f"{t.name} {t.role} shape", t.shape, None if arr is None else arr.shape)
         exact("params", f"{t.name} parameters", t.elements, None if arr is None else arr.size)
-        exact("memory", f"{t.name} bytes", t.bytes, None if arr is None else arr.nbytes)
+        if arr is not None and arr.excess:
+            checks.append(excess_check(f"{t.name} bytes", t.bytes, arr.nbytes, arr.excess))
+        else:
+            exact("memory", f"{t.name} bytes", t.bytes, None if arr is None else arr.nbytes)
 
     observed_macs = sum(m * k * n for o in seen.stages.values() for m, k, n in o.matmuls)
     totals = pred.totals
     exact("totals", "parameters", totals.params, sum(a.size for a in seen.weights.values()))
-    exact("totals", "weight bytes", totals.weight_bytes, sum(a.nbytes for a in seen.weights.values()))
+    excess = sum(a.excess for a in seen.weights.values())
+    if excess:
+        checks.append(excess_check("weight bytes", totals.weight_bytes, sum(a.nbytes for a in seen.weights.values()), excess, "totals"))
+    else:
+        exact("totals", "weight bytes", totals.weight_bytes, sum(a.nbytes for a in seen.weights.values()))
     exact("totals", "MACs", totals.macs, observed_macs)
     exact("totals", "FLOPs", totals.flops, seen.flops, CONVENTION_X_OBSERVED, "Σ the stages' FLOPs rows")
     # Per-token figures: the observed totals over the tokens the output has (its shape, observed).
@@ -314,6 +345,10 @@ def compare_model(pred: FFNReport, stack: StackSeen | str, absolute: int, one: S
                 ("FLOPs", model.flops, one.flops),
             ):
                 total = model.layers * observed
+                if name == "weight bytes" and one.weight_excess:
+                    checks.append(excess_check(f"model {name} = {model.layers} × the layer's", predicted, total,
+                                                model.layers * one.weight_excess, "totals"))  # fmt: skip
+                    continue
                 checks.append(Check("totals", f"model {name} = {model.layers} × the layer's", predicted, total, predicted == total,
                                     detail="the layers not run: arithmetic on the one observed"))  # fmt: skip
         return checks
@@ -326,7 +361,10 @@ def compare_model(pred: FFNReport, stack: StackSeen | str, absolute: int, one: S
     exact("layers run", model.layers, stack.layers)
     exact("parameters", model.params, stack.params)
     exact("active parameters per token", model.active_params, stack.active_params)
-    exact("weight bytes", model.weight_bytes, stack.weight_bytes)
+    if stack.weight_excess:
+        checks.append(excess_check("model weight bytes", model.weight_bytes, stack.weight_bytes, stack.weight_excess, "totals"))
+    else:
+        exact("weight bytes", model.weight_bytes, stack.weight_bytes)
     exact("MACs", model.macs, stack.macs)
     exact("FLOPs", model.flops, stack.flops)
     if stack.peak_bytes is not None:

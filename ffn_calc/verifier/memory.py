@@ -74,7 +74,7 @@ def checks_bytes(prediction: FFNReport) -> int:
     m = min(SAMPLE_TOKENS, cfg.tokens)
     sample_pass = analyze(replace(cfg, batch=3, seq_len=m)).peak.activation_bytes
     widest = max(cfg.d_model, 2 * cfg.d_ff * max(1, cfg.shared_experts), cfg.experts)
-    reference_bytes = 8 * widest * (reference.ROWS_PER_BLOCK + 8 * m)
+    reference_bytes = 2 * max(reference.BLOCK_BYTES, 8 * widest) + 8 * widest * 8 * m
     input_bytes = cfg.tokens * cfg.d_model * cfg.dtype_bytes
     return prediction.totals.weight_bytes + input_bytes + 2 * sample_pass + reference_bytes
 

@@ -104,7 +104,7 @@ def observe_forward(
     seen = ForwardSeen(
         tuple(out.shape),
         {name: StageSeen(o.shape, o.nbytes, tuple(o.matmuls), tuple(o.einsum_flops), o.counted()) for name, o in rec.phase().items()},
-        {name: ArraySeen(tuple(a.shape), a.size, a.nbytes) for name, a in params.items()},
+        {name: ArraySeen(tuple(a.shape), a.size, a.nbytes, getattr(a, "offset_excess", 0)) for name, a in params.items()},
         peak,
         seconds,
         tuple(rec.expert_rows) if rec.expert_rows is not None else None,
@@ -170,7 +170,8 @@ def stack_from_pass(pred: FFNReport, seen: ForwardSeen, chunked: bool = False) -
     params = sum(a.size for a in seen.weights.values())
     weight_bytes = sum(a.nbytes for a in seen.weights.values())
     peak = None if chunked else seen.peak_bytes
-    return StackSeen(1, params, active, weight_bytes, macs, seen.flops, peak, "the main pass", seen.workspace_bytes, seen.routing_bytes)
+    excess = sum(a.excess for a in seen.weights.values())
+    return StackSeen(1, params, active, weight_bytes, macs, seen.flops, peak, "the main pass", seen.workspace_bytes, seen.routing_bytes, excess)
 
 
 def observe_stack(pred: FFNReport, rng: np.random.Generator, np_dtype: Any) -> StackSeen:
@@ -214,4 +215,6 @@ def observe_stack(pred: FFNReport, rng: np.random.Generator, np_dtype: Any) -> S
     active = None if None in actives else sum(a for a in actives if a is not None)
     params = sum(w.size for p in layers for w in p.values())
     weight_bytes = sum(w.nbytes for p in layers for w in p.values())
-    return StackSeen(cfg.layers, params, active, weight_bytes, macs, flops, peak - base, "run one after the other", workspace.nbytes, routing_bytes)
+    excess = sum(getattr(w, "offset_excess", 0) for p in layers for w in p.values())
+    return StackSeen(cfg.layers, params, active, weight_bytes, macs, flops, peak - base, "run one after the other", workspace.nbytes, routing_bytes,
+                     excess)  # fmt: skip

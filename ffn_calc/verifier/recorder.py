@@ -104,6 +104,30 @@ class Keep:
             self.store[name] = array.reshape(-1, array.shape[-1]) if array.ndim > 2 else array
 
 
+class Held:
+    """The activation gradients a NumPy backward holds at once, measured as it holds them: each
+    `note(*arrays)` adds up the .nbytes of the arrays alive together at that point (with
+    `outer`, those the layer holds while a block runs; a view counted once, as its base), and
+    `most` is the largest such sum. The model's "most gradients alive at once" is a product's
+    or an activation's pair; what the NumPy step holds beyond that (an output gradient kept
+    until the function that read it returns, a GLU's two input gradients and their sum) is
+    `most` minus that pair, which the training peak's allowance takes as it was measured."""
+
+    def __init__(self) -> None:
+        self.outer: list[np.ndarray] = []
+        self.most = 0
+
+    def note(self, *arrays: np.ndarray | None) -> None:
+        seen: dict[int, int] = {}
+        for a in (*self.outer, *arrays):
+            if a is None:
+                continue
+            while isinstance(a.base, np.ndarray):
+                a = a.base
+            seen[id(a)] = a.nbytes
+        self.most = max(self.most, sum(seen.values()))
+
+
 class Recorder:
     """Collects what a pass really did, by (stage, phase). `keep` is the hook of a training step
     (None for verify's forward pass); `einsum`: take numpy.einsum_path's count of each product."""
@@ -126,6 +150,7 @@ class Recorder:
         # The most bytes the routing's integer bookkeeping (top-k indices, the grouping, the
         # slots) held at once: arrays of the verifier's own, which the model does not count.
         self.routing_bytes = 0
+        self.held = Held()  # the gradients a backward holds at once (backward.py notes them)
 
     def stage(self, name: str, phase: str = FORWARD) -> Observed:
         return self.stages.setdefault((name, phase), Observed())

@@ -16,6 +16,7 @@ still takes its own vector × matrix product, and nothing mixes two tokens.
 
 from __future__ import annotations
 
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,7 +26,16 @@ from ffn_calc.model import structure as names
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier.kernels import kernel, norm_kernel
 
-ROWS_PER_BLOCK = 64  # weight rows converted to float64 at a time (a few MiB at LLaMA's widths)
+# Weight rows are converted to float64 a block of at most BLOCK_BYTES at a time, so the block is
+# still in the core's cache when the product reads it: 64 rows of LLaMA-2-7B's 11,008 columns
+# (5.6 MB) made the reference 4× slower than 5 rows (440 KB).
+BLOCK_BYTES = 1 << 19
+
+
+def rows_per_block(width: int) -> int:
+    """Rows of a `width`-column weight converted to float64 at a time: BLOCK_BYTES' worth, at least one."""
+    return max(1, BLOCK_BYTES // (8 * max(1, width)))
+
 
 Params = dict[str, np.ndarray]
 Vector = np.ndarray  # one token: a 1-D float64 array
@@ -39,14 +49,14 @@ def linear(tokens: list[Vector], w: np.ndarray, b: np.ndarray | None) -> list[Ve
     if not tokens:
         return []
     xs = np.stack(tokens)
-    k = w.shape[0]
-    half = -(-k // 2 // ROWS_PER_BLOCK) * ROWS_PER_BLOCK if k > 2 * ROWS_PER_BLOCK else k
+    k, step = w.shape[0], rows_per_block(w.shape[1])
+    half = -(-k // 2 // step) * step if k > 2 * step else k
 
     def part(start: int, stop: int) -> np.ndarray:
         total = np.zeros((len(tokens), w.shape[1]))
-        block = np.empty((ROWS_PER_BLOCK, w.shape[1]))
-        for lo in range(start, stop, ROWS_PER_BLOCK):
-            hi = min(stop, lo + ROWS_PER_BLOCK)
+        block = np.empty((step, w.shape[1]))
+        for lo in range(start, stop, step):
+            hi = min(stop, lo + step)
             rows = block[: hi - lo]
             rows[...] = w[lo:hi]  # to float64
             total += xs[:, lo:hi] @ rows
@@ -167,14 +177,23 @@ def reference(cfg: FFNConfig, p: Params, xs: np.ndarray, given: list[list[int] |
 # --- packed weights, dequantized from the formats' definitions ------------------------------------
 #
 # Written apart from packed.py's tile dequantizer, so a bug in one is seen against the other: the
-# int32 words read as their four little-endian bytes, each byte two nibbles (the low one first);
-# E2M1 decoded from its bits (sign, 2 exponent bits of bias 1, 1 mantissa bit) and E8M0 as 2^(e − 127).
+# int32 words read as their little-endian bytes, unpacked to a stream of bits (numpy.unpackbits)
+# and cut into b-bit fields; bitsandbytes' bytes unpacked most significant bit first (so the high
+# nibble, the even value, comes first) and its nested_offset read with json.loads; E2M1 decoded
+# from its bits (sign, 2 exponent bits of bias 1, 1 mantissa bit), E4M3 from its bits (sign, 4
+# exponent bits of bias 7, 3 mantissa bits; exponent 0 subnormal) and E8M0 as 2^(e − 127).
+
+
+def _fields(words: np.ndarray, b: int) -> np.ndarray:
+    """int32 words (…, w) → their b-bit fields (…, 32·w/b), field i at bits b·i..b·i+b−1 of the
+    little-endian stream of the words' bits."""
+    raw = np.ascontiguousarray(words).astype("<i4").view(np.uint8)  # (…, 4·w), little-endian
+    bits = np.unpackbits(raw, axis=-1, bitorder="little").reshape(*words.shape[:-1], -1, b)
+    return (bits * (1 << np.arange(b))).sum(axis=-1).astype(np.float64)
 
 
 def _nibbles(words: np.ndarray) -> np.ndarray:
-    """int32 words (…, w) → their 4-bit values (…, 8·w), nibble t of a word at bits 4t."""
-    raw = np.ascontiguousarray(words).astype("<i4").view(np.uint8)  # (…, 4·w), little-endian
-    return np.stack([raw & 15, raw >> 4], axis=-1).reshape(*words.shape[:-1], -1).astype(np.float64)
+    return _fields(words, 4)
 
 
 def _e2m1(code: np.ndarray) -> np.ndarray:
@@ -183,11 +202,19 @@ def _e2m1(code: np.ndarray) -> np.ndarray:
     return sign * np.where(exp == 0, 0.5 * mant, np.exp2(exp.astype(np.float64) - 1) * (1 + 0.5 * mant))
 
 
+def _e4m3(byte: np.ndarray) -> np.ndarray:
+    byte = byte.astype(np.int64)
+    sign = np.where(byte & 0x80, -1.0, 1.0)
+    exp, mant = (byte >> 3) & 15, (byte & 7).astype(np.float64)
+    return sign * np.where(exp == 0, mant / 8 * 2.0**-6, np.exp2(exp.astype(np.float64) - 7) * (1 + mant / 8))
+
+
 def dequantize(fmt: str, arrays: dict[str, np.ndarray], k: int, n: int, group: int) -> np.ndarray:
     """One (K, N) matrix of a packed format as float64, from its stored arrays."""
-    if fmt == "gptq_int4":
-        q = _nibbles(arrays["qweight"].T).T  # (K, N): along K within a word
-        z = _nibbles(arrays["qzeros"])[arrays["g_idx"]] + 1  # v1 stores zero − 1
+    if fmt.startswith("gptq_int"):
+        b = int(fmt[len("gptq_int") :])
+        q = _fields(arrays["qweight"].T, b).T  # (K, N): along K within a column's words
+        z = _fields(arrays["qzeros"], b)[arrays["g_idx"]] + 1  # v1 stores zero − 1
         return arrays["scales"].astype(np.float64)[arrays["g_idx"]] * (q - z)
     if fmt == "awq_int4":
         order = [0, 2, 4, 6, 1, 3, 5, 7]  # AutoAWQ's pack order: nibble t holds column 8j + order[t]
@@ -204,4 +231,28 @@ def dequantize(fmt: str, arrays: dict[str, np.ndarray], k: int, n: int, group: i
         codes = np.stack([blocks & 15, blocks >> 4], axis=-1).reshape(n, k // 32, 32)
         scale = np.exp2(arrays["_scales"].astype(np.float64) - 127)
         return (_e2m1(codes) * scale[:, :, None]).reshape(n, k).T
+    if fmt in ("nf4", "nf4_dq"):
+        bits = np.unpackbits(arrays["weight"].reshape(-1))  # most significant bit first: the even value's nibble first
+        codes = (bits.reshape(-1, 4) * np.array([8, 4, 2, 1])).sum(axis=1)[: k * n]
+        blocks = np.arange(k * n) // group
+        if fmt == "nf4":
+            absmax = arrays["weight.absmax"].astype(np.float64)
+        else:
+            state = json.loads(bytes(arrays["weight.quant_state.bitsandbytes__nf4"]).decode())
+            i = np.arange(len(arrays["weight.absmax"]))
+            absmax = (arrays["weight.nested_quant_map"].astype(np.float64)[arrays["weight.absmax"]]
+                      * arrays["weight.nested_absmax"].astype(np.float64)[i // state["nested_blocksize"]] + state["nested_offset"])  # fmt: skip
+        flat = arrays["weight.quant_map"].astype(np.float64)[codes] * absmax[blocks]
+        return flat.reshape(n, k).T  # the torch weight (N, K), flattened
+    if fmt == "nvfp4":
+        pairs = arrays["weight"]  # (N, K/2)
+        nvcodes = np.stack([pairs & 15, pairs >> 4], axis=-1).reshape(n, k)
+        scale = _e4m3(arrays["weight_scale"].view(np.uint8))[:, np.arange(k) // 16] * float(arrays["weight_scale_2"])
+        return (_e2m1(nvcodes) * scale).T
+    if fmt in ("fp8_block", "fp8_row"):
+        values = _e4m3(arrays["weight"].view(np.uint8))  # (N, K)
+        if fmt == "fp8_row":
+            return (values * arrays["weight_scale"].astype(np.float64)).T
+        s = arrays["weight_scale_inv"].astype(np.float64)
+        return (values * s[np.arange(n) // group][:, np.arange(k) // group]).T
     raise KeyError(fmt)

@@ -26,7 +26,16 @@ from ffn_calc.errors import ConfigError, VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier import arrays
-from ffn_calc.verifier.compare import ForwardSeen, StackSeen, compare_forward, compare_model, definitions, observations, peak_check
+from ffn_calc.verifier.compare import (
+    ForwardSeen,
+    StackSeen,
+    compare_forward,
+    compare_model,
+    definitions,
+    excess_check,
+    observations,
+    peak_check,
+)
 from ffn_calc.verifier.memory import check_backward_fits, peak_allowance, plan_chunks
 from ffn_calc.verifier.observe import observe_forward, observe_stack, stack_from_pass, stack_refusal
 from ffn_calc.verifier.packed import VERIFIED, prepare, stored_checks
@@ -56,6 +65,10 @@ def verify(
     sequence_parallel: bool = False,
     training: Any = None,
     dp: tuple[int, str, int | None] | None = None,
+    pp: int = 1,
+    microbatches: int | None = None,
+    schedule: str | None = None,
+    chunks: int | None = None,
 ) -> VerifyReport:
     """Run the layer in NumPy and compare everything observed with the prediction.
 
@@ -68,10 +81,35 @@ def verify(
     A mixed stack (dense layers beside the MoE ones) runs one layer of each group, each checked
     as a layer of its own, and the model totals are checked as the arithmetic of the observed
     layers: Σ layers × observed per-layer figures. `dp` (ranks, ZeRO stage, node size) runs the
-    sharded training step rank by rank (data_parallel.py)."""
+    sharded training step rank by rank (data_parallel.py).
+
+    With `pp` > 1 (or a pipeline option), the whole stack also runs as `train --pp` plans it,
+    microbatch by microbatch in the schedule's order (pipeline.py), planned (and refused) first."""
+    piped = pp > 1 or microbatches is not None or schedule is not None or chunks is not None
+    if piped:
+        from ffn_calc.model.training import TrainingOptions
+        from ffn_calc.verifier.memory import memory_limit
+        from ffn_calc.verifier.pipeline import plan
+
+        options = replace(training or TrainingOptions(), input_grad=input_grad)
+        computed = replace(cfg, dtype=cfg.dtype if cfg.dtype in NUMPY_DTYPES else "float32")
+        others = {"--tp": tp > 1, "--ep": ep > 1, "--sequence-parallel": sequence_parallel, "--dp": dp is not None}
+        planned = plan(computed, options, pp, microbatches, schedule, chunks, backward, memory_limit(max_memory_bytes)[0], others)
     if cfg.dense_layers:
-        return _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training, dp)
-    return _verify_one(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training, dp)[0]
+        report = _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training, dp)
+    else:
+        report = _verify_one(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training, dp)[0]
+    if not piped:
+        return report
+    from ffn_calc.verifier.pipeline import pipeline_checks
+
+    if progress is not None:
+        progress(0, 0, f"{planned.stages} pipeline stages, {planned.microbatches} microbatches")
+    started = time.perf_counter()
+    rng = np.random.default_rng([seed, 2])
+    checks, defs = pipeline_checks(computed, planned, options, NUMPY_DTYPES[computed.dtype], RTOL[computed.dtype], rng, backward)
+    seconds = report.seconds + time.perf_counter() - started
+    return replace(report, checks=report.checks + tuple(checks), definitions=report.definitions + tuple(defs), seconds=seconds)
 
 
 def _verify_one(
@@ -170,8 +208,8 @@ def _plan(
     packing = cfg.weight_packing
     if packing is not None and packing.format not in VERIFIED:
         raise VerifyRefused(
-            f"verify runs packed weights in {', '.join(VERIFIED)} only, not --weight-dtype {cfg.weight_dtype}: its arrays are not "
-            "built, so their bytes are not observed; drop --weight-dtype to verify the layer in --dtype"
+            f"verify stores --weight-dtype in a checkpoint format ({', '.join(VERIFIED)}), not {cfg.weight_dtype} apart from --dtype: "
+            "a plain dtype's weights are not built apart, so their bytes are not observed; give the same --dtype, or drop --weight-dtype"
         )
     if packing is not None and (backward or tp > 1 or ep > 1):
         raise VerifyRefused("verify runs packed weights (--weight-dtype) in the forward pass only; drop --backward, --tp and --ep with it")
@@ -303,6 +341,10 @@ def group_model_checks(pred: FFNReport, seen: dict[str, StackSeen]) -> list[Chec
             continue
         terms = " + ".join(f"{n}·{v}" for (n, _, _), v in zip(groups, values, strict=True))
         total = sum(n * v for (n, _, _), v in zip(groups, values, strict=True))
+        excess = sum(n * s.weight_excess for n, s, _ in groups) if field == "weight_bytes" else 0
+        if excess:  # nf4_dq's nested_offset digits beyond the model's count, observed per layer
+            checks.append(excess_check(f"model {name} = {terms}", predicted, total, excess, "totals"))
+            continue
         checks.append(Check("totals", f"model {name} = {terms}", predicted, total, predicted == total,
                             detail="Σ layers × each group's observed layer"))  # fmt: skip
     peaks = [(s.peak_bytes - s.weight_bytes - s.workspace_bytes, g) for _, s, g in groups if s.peak_bytes is not None]

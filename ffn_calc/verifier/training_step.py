@@ -40,15 +40,13 @@ from ffn_calc.verifier.report import CONVENTION_X_OBSERVED, Check
 FD_MAX_TOKENS = 64  # finite differences on the layer itself up to this many tokens
 FD_MAX_WEIGHTS = 4096  # and d_model · d_ff up to this; else on a slice of it
 SLICE_TOKENS, SLICE_D_MODEL, SLICE_D_FF = 4, 8, 12
-# The NumPy step holds a few temporaries that the model's accounting (persistent state + saved
+# The NumPy step holds a few arrays that the model's accounting (persistent state + saved
 # activations + recomputed tensors + the most gradients alive at once) leaves out: an output
-# gradient kept until the function that read it returns, the product before its cast to the
-# dtype, the sum of a GLU's two input gradients, the recompute's whole store. Measured at up to
-# 2.5 of the widest activation tensor (post-norm ReLU, full recompute with dropout; 0.5–1.4 for
-# the others), the peak is allowed up to TEMPORARIES of them beyond the prediction, plus the
-# forward's scratch allowance and the optimizer's blocks (optimizer.SCRATCH_BYTES), and must not
-# fall below the prediction (the least seen over 126 random layers: +7.9 KB).
-TEMPORARIES = 3
+# gradient kept until the function that read it returns, a GLU's two input gradients and their
+# sum, the layer's own gradients while its blocks run, what a full recompute regenerated and
+# nothing read. The peak's allowance is what this step held of those, measured as it held them
+# (step_checks), plus the scratch that does not scale with the layer; the peak must not fall
+# below the prediction (the least seen over 126 random layers: +7.9 KB).
 
 # Each figure of `train`'s totals and the check that observes it (a test holds this to TrainingTotals).
 TOTALS_CHECKS = {
@@ -123,6 +121,7 @@ def step_checks(
     seed = int(rng.integers(1 << 31))
     run = run_pass(cfg, p, x, options, pred, lambda: rng.standard_normal((cfg.tokens, cfg.d_model)).astype(x.dtype), seed, shards)
     saved, reads, grads, transient, recomputed, missing = run.saved, run.reads, run.grads, run.transient, run.recomputed, run.missing
+    never_read = run.never_read
     frec, rrec, brec, dropout, dropout_redo = run.frec, run.rrec, run.brec, run.dropout, run.dropout_redo
     checks.append(Check("training", "backward ran from the saved and recomputed tensors only", "every tensor it reads",
                         f"{missing} was not saved" if missing else "yes", not missing))  # fmt: skip
@@ -203,16 +202,20 @@ def step_checks(
                         detail="the model's peak is this sum (a definition); each part is observed above"))  # fmt: skip
     if dropout_redo:
         checks.append(Check("training", "dropout re-applied by the full recompute (not in dropout_flops)", 0, dropout_redo, True, "info"))
-    # Temporaries are held in the compute type: float32 for the 16- and 8-bit dtypes, whose
-    # products also take the float32 tiles of narrow_scratch_bytes (memory.scratch_allowance).
-    compute_bytes = max(cfg.dtype_bytes, 4)
-    widest_elements = cfg.tokens * max(cfg.d_model, cfg.d_ff * (2 if cfg.is_glu else 1)) * (cfg.top_k if cfg.is_moe else 1)
-    widest = max(max((a.nbytes for a in saved.values()), default=0), widest_elements * compute_bytes)
-    allowance = TEMPORARIES * widest + scratch_allowance(pred.forward) + optimizer.SCRATCH_BYTES
+    # The allowance above the prediction, from what this step held beyond the model's count, each
+    # measured as it was held (.nbytes): the gradients the backward held at once beyond the model's
+    # most alive at once (backward.py notes them: Recorder.held), what a recompute regenerated that
+    # nothing read, and the scratch that does not scale with the layer (the interpreter's objects,
+    # the elementwise threads' blocks, the routing's integers, a narrow product's tiles,
+    # memory.scratch_allowance; the optimizer's blocks). One activation more than that fails.
+    beyond = max(0, brec.held.most - transient)
+    scratch = scratch_allowance(pred.forward) + optimizer.SCRATCH_BYTES
+    allowance = beyond + never_read + scratch
     diff = observed_peak - t.peak_bytes
-    checks.append(Check("training", f"peak_bytes (tracemalloc, step + weights + input; ≥ predicted, ≤ +{TEMPORARIES} widest activations + scratch)",
+    checks.append(Check("training", "peak_bytes (tracemalloc, step + weights + input; ≥ predicted, ≤ + its measured temporaries + scratch)",
                         t.peak_bytes, observed_peak, 0 <= diff <= allowance, "tolerance",
-                        f"{diff:+,} bytes ({diff / t.peak_bytes:+.1%}); allowance {allowance:,}"))  # fmt: skip
+                        f"{diff:+,} bytes ({diff / t.peak_bytes:+.1%}); allowance {allowance:,}: gradients held beyond the model's "
+                        f"{beyond:,} + regenerated, never read {never_read:,} + scratch {scratch:,}"))  # fmt: skip
     # The update ran over every weight: a non-zero step for each element with a non-zero gradient
     # (a step below a 16-bit weight's spacing still counts: it moves the master, or is rounded away
     # in storage as it would be on a GPU).
@@ -234,13 +237,14 @@ def dropout_mask(seed: int, tokens: int, d_model: int) -> np.ndarray:
 class Pass:
     """What one forward + recompute + backward of a training step left: the saved tensors (by
     name), the names the recompute and backward read, the gradients, the largest transient pair,
-    the regenerated bytes read, the tensor found missing (empty: none), and the recorders."""
+    the regenerated bytes read and those never read, the tensor found missing (empty: none), and the recorders."""
 
     saved: dict[str, np.ndarray]
     reads: Reads
     grads: dict[str, np.ndarray]
     transient: int
     recomputed: int
+    never_read: int
     missing: str
     frec: Recorder
     rrec: Recorder
@@ -317,8 +321,10 @@ def run_pass(
         grads, transient, dropout_redo = {}, 0, 0
     # What the recompute regenerated and the backward read: every name read that was not saved.
     recomputed = sum(dict.__getitem__(work, name).nbytes for name in work.read - set(saved) if name in work)
+    # ... and what it regenerated that nothing read, held through the backward all the same.
+    never_read = sum(dict.__getitem__(work, name).nbytes for name in set(work) - work.read - set(saved))
     del work
-    return Pass(saved, reads, grads, transient, recomputed, missing, frec, rrec, brec, dropout, dropout_redo)
+    return Pass(saved, reads, grads, transient, recomputed, never_read, missing, frec, rrec, brec, dropout, dropout_redo)
 
 
 def _finite_differences(cfg: FFNConfig, p: Params, x: np.ndarray, input_grad: bool) -> Check:

@@ -98,13 +98,17 @@ def test_a_command_builds_its_parameters_when_first_asked() -> None:
 
 def test_sweep_takes_a_list_of_every_axis(commands: dict[str, Any]) -> None:
     params = {p.name: p for p in commands["sweep"].params}
-    assert [s.name for s in specs.SWEPT] == ["model", "batch", "seq_len", "d_model", "d_ff", "experts", "top_k", "layers", "activation", "dtype"]
+    assert [s.name for s in specs.SWEPT] == [
+        "model", "batch", "seq_len", "d_model", "d_ff", "experts", "top_k", "layers", "activation", "dtype",
+        "dp", "zero", "pp", "microbatches", "schedule",
+    ]  # fmt: skip
     for spec in specs.SWEPT:
         assert spec.swept is not None
         param = params[spec.name]
         assert param.param_type_name == "option" and param.metavar == spec.swept.metavar and param.help == spec.swept.help
         assert param.default is None and not hasattr(param.type, "choices")  # text, read by the sweep
-    assert specs.SIZE_AXES == ("batch", "seq_len", "d_model", "d_ff", "experts", "top_k", "layers")
+    assert specs.SIZE_AXES == ("batch", "seq_len", "d_model", "d_ff", "experts", "top_k", "layers", "dp", "pp", "microbatches")
+    assert specs.TRAINING_AXES == ("dp", "zero", "pp", "microbatches", "schedule")
 
 
 def test_the_grid_varies_its_axes_in_the_specs_order() -> None:

@@ -80,9 +80,18 @@ def test_mixtral_moe_layer(dp_of: Callable[..., dict[str, Any]], zero: str, rank
 
 @pytest.mark.parametrize("zero", ["1", "2", "3"])
 def test_mixtral_with_ep(dp_of: Callable[..., dict[str, Any]], zero: str) -> None:
-    psi, stage = MIXTRAL_EP8, int(zero)
-    dp = dp_of("1", "4096", "-m", "mixtral-8x7b", "--ep", "8", "--dp", "8", "--zero", zero)
-    assert _states(dp) == (2 * psi // 8 if stage >= 3 else 2 * psi, 2 * psi // 8 if stage >= 2 else 2 * psi, 4 * psi // 8, 8 * psi // 8)
+    # 64 data-parallel ranks, 8 of them expert-parallel: a rank's expert over its 64/8 = 8 replicas, its router over 64
+    expert, router, stage = 3 * 4096 * 14336, 4096 * 8, int(zero)
+    assert expert + router == MIXTRAL_EP8
+    dp = dp_of("1", "4096", "-m", "mixtral-8x7b", "--ep", "8", "--dp", "64", "--zero", zero)
+    sharded = expert // 8 + router // 64
+    assert dp["expert_shard_ranks"] == 8
+    assert _states(dp) == (
+        2 * sharded if stage >= 3 else 2 * MIXTRAL_EP8,
+        2 * sharded if stage >= 2 else 2 * MIXTRAL_EP8,
+        4 * expert // 8 + 4 * router // 64,
+        8 * expert // 8 + 8 * router // 64,
+    )
 
 
 def test_hybrid_shard(dp_of: Callable[..., dict[str, Any]]) -> None:

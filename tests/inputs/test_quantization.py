@@ -160,3 +160,15 @@ def test_gpt_oss_20b_as_its_checkpoint_stores_it() -> None:
     # in bfloat16: the experts' biases (2·2880 + 2880 per expert), the router (2880, 32) and its bias (32)
     assert r.totals.weight_bytes == experts + 32 * 8_640 * 2 + 2880 * 32 * 2 + 32 * 2 == 423_751_744
     assert r.model.weight_bytes == 24 * 423_751_744
+
+
+def test_the_ffn_container_comes_from_the_family_table(tmp_path: Path) -> None:
+    """The FFN module's name, which quantization_config's module lists match, is the family's
+    `container` (mixtral's block_sparse_moe, jamba's and llama4_text's feed_forward), else mlp."""
+    from ffn_calc.catalogue.families import FAMILIES
+
+    assert FAMILIES["mixtral"].container == "block_sparse_moe" and FAMILIES["llama"].container == "mlp"
+    gptq = {"quant_method": "gptq", "bits": 4, "group_size": 128, "modules_to_not_convert": ["block_sparse_moe"]}
+    whole = ffn_calc.layer(1, 1, config=_with(tmp_path, gptq, "mixtral-8x7b-gptq"))
+    assert whole.weight_dtype is None
+    assert any("every layer's FFN (block_sparse_moe) stays in --dtype" in line for line in whole.origin)

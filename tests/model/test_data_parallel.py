@@ -52,10 +52,45 @@ def test_with_tensor_parallelism_psi_is_the_tp_ranks() -> None:
 
 
 def test_mixtral_moe_layer_with_ep() -> None:
-    report = train(layer(1, 4096, model="mixtral-8x7b"), TrainingOptions(), ep=8)
-    psi = 3 * 4096 * 14336 + 4096 * 8  # one expert + the router: 176,193,536 per EP rank
-    dp = data_parallel(report, 8, "3")
-    assert dp.weight_bytes == 2 * psi // 8 and dp.optimizer_state_bytes == 8 * psi // 8
+    # --dp counts every data-parallel rank, the --ep ranks among them (Megatron, DeepSpeed-MoE): with 64 ranks
+    # and 8 expert-parallel ones, a rank's expert is replicated on 64/8 = 8 ranks, its router on all 64
+    report = train(layer(1, 4096, model="mixtral-8x7b"), TrainingOptions(), ep=8, dp=64, zero="3")
+    dp = report.data_parallel
+    assert dp is not None and dp.shard_ranks == 64 and dp.expert_shard_ranks == 8
+    expert, router = 3 * 4096 * 14336, 4096 * 8  # 176,160,768 and 32,768 per EP rank, bfloat16, mixed Adam
+    assert dp.weight_bytes == dp.gradient_bytes == (router // 64 + expert // 8) * 2 == 44_041_216
+    assert dp.optimizer_state_bytes == router * 8 // 64 + expert * 8 // 8 == 176_164_864
+    assert dp.master_weight_bytes == router * 4 // 64 + expert * 4 // 8 == 88_082_432
+    # each part's ring over its own group: 3 rings at stage 3 (two all-gathers and a reduce-scatter)
+    assert dp.sent_bytes == 3 * (63 * (router // 64) + 7 * (expert // 8)) * 2 == 925_037_568
+    # ZeRO-1: weights whole, states and masters sharded in their groups; an all-reduce of each part
+    z1 = train(layer(1, 4096, model="mixtral-8x7b"), TrainingOptions(), ep=8, dp=64, zero="1").data_parallel
+    assert z1 is not None and z1.weight_bytes == (expert + router) * 2 and z1.optimizer_state_bytes == 176_164_864
+    assert z1.sent_bytes == 2 * (63 * (router // 64) + 7 * (expert // 8)) * 2
+
+
+def test_small_moe_with_ep_by_hand() -> None:
+    # 8 experts of 2·16·32 = 1,024 parameters, no bias, float32 Adam (8 bytes of states a parameter); --ep 4: 2 experts
+    # (2,048) and the router (16·8 = 128) on a rank; --dp 8 --zero 3: the router over 8 ranks, the experts over 8/4 = 2
+    cfg = layer(batch=1, seq_len=64, d_model=16, d_ff=32, experts=8, top_k=2, bias=False)
+    dp = train(cfg, TrainingOptions(), ep=4, dp=8, zero="3").data_parallel
+    assert dp is not None and dp.expert_shard_ranks == 2
+    assert dp.weight_bytes == dp.gradient_bytes == (128 // 8 + 2048 // 2) * 4 == 4160
+    assert dp.optimizer_state_bytes == 128 * 8 // 8 + 2048 * 8 // 2 == 8320
+    assert dp.gradient_sent_bytes == (7 * 16 + 1 * 1024) * 4 == 4544
+    assert dp.weight_gather_sent_bytes == 2 * 4544
+    plain = train(cfg, TrainingOptions(), dp=8, zero="3").data_parallel  # no --ep: every expert over all 8
+    assert plain is not None and plain.expert_shard_ranks is None and plain.weight_bytes == -(-(16 * 8 + 8 * 1024) // 8) * 4
+
+
+def test_ep_must_divide_dp() -> None:
+    cfg = layer(batch=1, seq_len=64, d_model=16, d_ff=32, experts=8, top_k=2)
+    with pytest.raises(ConfigError) as e:
+        train(cfg, TrainingOptions(), ep=4, dp=6, zero="3")
+    assert e.value.argument == "--dp" and "multiple of 4" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        train(cfg, TrainingOptions(), ep=2, dp=16, zero="hybrid_shard")
+    assert e.value.argument == "--zero"
 
 
 def test_hybrid_shard_within_a_node() -> None:

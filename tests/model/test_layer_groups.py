@@ -144,6 +144,6 @@ def test_int4_refusals() -> None:
     with pytest.raises(ConfigError, match="not modelled"):
         ffn_calc.train(ffn_calc.layer(1, 1, 8, weight_dtype="int4"))
     with pytest.raises(VerifyRefused, match="weight_dtype"):  # the API's keywords, in every error
-        ffn_calc.verify(ffn_calc.layer(1, 1, 8, weight_dtype="nf4"))
+        ffn_calc.verify(ffn_calc.layer(1, 1, 8, weight_dtype="float8_e4m3fn", dtype="bfloat16"))  # a plain dtype apart from dtype: not built apart
     with pytest.raises(ConfigError, match="group_size"):
         ffn_calc.layer(1, 1, 8, group_size=64)

@@ -12,10 +12,12 @@ import pytest
 
 from ffn_calc import api
 from ffn_calc.model import parallel as tp_model
+from ffn_calc.model.forward import analyze
 from ffn_calc.model.layer import make_config
 from ffn_calc.verifier import backward as backward_module
 from ffn_calc.verifier import forward as numpy_ffn
 from ffn_calc.verifier import kernels
+from ffn_calc.verifier import observe as observe_module
 from ffn_calc.verifier import training_step as step_module
 from ffn_calc.verifier.report import VerifyReport
 from ffn_calc.verifier.run import verify
@@ -79,22 +81,53 @@ def test_a_wrong_input_gradient_fails_finite_differences(monkeypatch: pytest.Mon
     assert failing(api.verify(SMALL, backward=True), "finite differences")
 
 
-def test_a_step_holding_more_than_its_allowance_fails_the_peak(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The allowance is TEMPORARIES widest activations (+ scratch): a step holding one widest
-    activation more than that fails, so an allowance 10 × wider is seen."""
-    cfg = make_config(1, 256, 64, 1024, activation="relu")
-    widest = cfg.tokens * cfg.d_ff * 4
-    real = step_module.layer_backward  # type: ignore[attr-defined]
+LAYERS = {  # one layer of each kind, its widest activation (2 MiB) well above the scratch allowance
+    "dense": make_config(1, 512, 64, 1024, activation="relu"),
+    "glu": make_config(1, 512, 64, 1024, activation="swiglu", norm="pre", norm_type="rms"),
+    "moe": make_config(1, 512, 64, 512, activation="swiglu", experts=4, top_k=2),
+}
+
+
+def widest_activation(cfg: Any) -> int:
+    """The bytes of the layer's largest activation tensor, as the model gives its stages."""
+    return max(s.output_bytes for s in analyze(cfg).stages)
+
+
+def held_through(real: Any, nbytes: int) -> Any:
+    """`real`, with one array of `nbytes` more kept alive while it runs (the planted bug)."""
 
     def holding(*args: Any, **kwargs: Any) -> Any:
-        extra = np.ones((step_module.TEMPORARIES + 1) * widest // 4, np.float32)  # held through the backward
+        extra = np.ones(nbytes, np.uint8)
         out = real(*args, **kwargs)
         del extra
         return out
 
-    assert api.verify(cfg, backward=True).ok
-    monkeypatch.setattr(step_module, "layer_backward", holding)
-    assert failing(api.verify(cfg, backward=True), "peak_bytes (tracemalloc")
+    return holding
+
+
+@pytest.mark.parametrize("recompute", ["none", "selective", "full"])
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_a_step_holding_one_extra_widest_activation_fails_the_peak(monkeypatch: pytest.MonkeyPatch, kind: str, recompute: str) -> None:
+    """The training peak's allowance is what the step held beyond the model's count, measured as
+    it held it, plus a fixed scratch: one extra widest activation kept alive through the backward
+    fails it, in every kind of layer and recompute mode."""
+    cfg = LAYERS[kind]
+    assert api.verify(cfg, backward=True, recompute=recompute).ok
+    monkeypatch.setattr(step_module, "layer_backward", held_through(step_module.layer_backward, widest_activation(cfg)))  # type: ignore[attr-defined]
+    report = api.verify(cfg, backward=True, recompute=recompute)
+    assert [c.name for c in report.checks if not c.ok] == failing(report, "peak_bytes (tracemalloc") != []  # that check, and only it
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_a_pass_holding_one_extra_widest_activation_fails_the_forward_peak(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """The forward peak's allowance (2%, or the fixed scratch on a small layer) is below one
+    widest activation of these layers: holding one more through the pass fails it."""
+    cfg = LAYERS[kind]
+    assert verify(cfg).ok
+    monkeypatch.setattr(observe_module, "forward", held_through(observe_module.forward, widest_activation(cfg)))  # type: ignore[attr-defined]
+    report = verify(cfg)
+    assert failing(report, "peak bytes (tracemalloc")
+    assert all("tracemalloc" in c.name for c in report.checks if not c.ok)
 
 
 def test_an_uneven_ring_chunk_rounded_down_fails_the_collective_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
