@@ -94,7 +94,12 @@ def data_parallel(report: Step, ranks: int, zero: str = "0", node_size: int | No
     t = report.totals
     params = report.forward.totals.params
     b = report.forward.config.dtype_bytes
+    if n > params:  # past Ψ ranks a ring's chunk is padding only: the bytes counted would be the padding's
+        flag = "--node-size" if hybrid else "--dp"
+        raise ConfigError(flag, f"{n:,} ranks split the layer's {params:,} parameters into chunks of padding; give at most {params:,}")
     shard = _chunk(params, n)  # elements per rank of a sharded tensor
+    if hybrid and ranks // node_size > shard:
+        raise ConfigError("--dp", f"{ranks // node_size:,} nodes split a shard of {shard:,} parameters into chunks of padding; give fewer nodes")
     weights = shard * b if stage >= 3 else t.weight_bytes
     grads = shard * b if stage >= 2 else t.gradient_bytes
     master = _chunk(t.master_weight_bytes, n) if stage >= 1 else t.master_weight_bytes
