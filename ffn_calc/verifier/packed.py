@@ -117,15 +117,16 @@ def quantize(w: np.ndarray, packing: Packing) -> PackedWeight:
     fmt = packing.format
     if fmt in ("gptq_int4", "awq_int4"):
         g = packing.group_size or k
-        grouped = w.reshape(k // g, g, n)
-        lo, hi = grouped.min(axis=1), grouped.max(axis=1)
+        group = np.arange(k) // g  # GPTQ's g_idx: ceil(K/G) groups, the last one short when G does not divide K (AWQ's must)
+        starts = np.arange(0, k, g)
+        lo, hi = np.minimum.reduceat(w, starts, axis=0), np.maximum.reduceat(w, starts, axis=0)
         scale = np.maximum(hi - lo, 1e-8) / 15
         scale16 = scale.astype(np.float16)
         s = scale16.astype(np.float32)
         zero = np.clip(np.round(-lo / s), 1 if fmt == "gptq_int4" else 0, 15).astype(np.int32)  # GPTQ v1 stores zero − 1
-        q = np.clip(np.round(grouped / s[:, None, :]) + zero[:, None, :], 0, 15).astype(np.int32).reshape(k, n)
+        q = np.clip(np.round(w / s[group]) + zero[group], 0, 15).astype(np.int32)
         if fmt == "gptq_int4":
-            arrays = {"qweight": _pack8(q, 0), "qzeros": _pack8(zero - 1 & 15, 1), "scales": scale16, "g_idx": (np.arange(k) // g).astype(np.int32)}
+            arrays = {"qweight": _pack8(q, 0), "qzeros": _pack8(zero - 1 & 15, 1), "scales": scale16, "g_idx": group.astype(np.int32)}
         else:
             arrays = {"qweight": _pack8(q.reshape(k, -1, 8)[:, :, list(AWQ_ORDER)].reshape(k, n), 1),
                       "qzeros": _pack8(zero.reshape(k // g, -1, 8)[:, :, list(AWQ_ORDER)].reshape(k // g, n), 1), "scales": scale16}  # fmt: skip
