@@ -221,7 +221,7 @@ MUTANTS: tuple[Mutant, ...] = (
            ("verify 2 4 8 --tp 2", "verify 2 4 8 --tp 2 --sequence-parallel --backward")),
     Mutant("fr-vf-uneven-mean", VERIFIER, "ffn_calc/verifier/parallel.py", "ok = 0 <= c.bytes_sent_per_rank - mean < 1",
            "ok = abs(c.bytes_sent_per_rank - mean) < ranks", "uneven chunks: the mean of bytes sent accepted ± N bytes",
-           ("verify 2 3 8 --tp 2 --sequence-parallel",)),
+           ("verify 1 3 5 --d-ff 20 --tp 2",)),
 )  # fmt: skip
 
 
