@@ -29,6 +29,7 @@ that verify catches — and the list of those it misses (the verifier's gaps).
     python benchmarks/mutants.py [--only ID[,ID…]] [--jobs N] [--no-tests] [--no-verify] [--json FILE] [--rev REV] [--keep]
     python benchmarks/mutants.py --check      # only check that every original still matches (and compiles mutated)
     python benchmarks/mutants.py --catalogue independent [...]   # mutants_independent.py instead (issue 20 part 3)
+    python benchmarks/mutants.py --catalogue fresh [...]         # mutants_fresh.py: a third catalogue, written blind to both
 
 The whole catalogue takes about 13 minutes with --jobs 2 on the project's 2-core machine (the
 fast test loop is 15 to 30 s and runs in full for every mutant it misses). If the snapshot is
@@ -58,7 +59,7 @@ from pathlib import Path
 from mutants_catalogue import MODEL, MUTANTS, VERIFIER, Mutant, by_id
 
 # --catalogue NAME: the module each catalogue lives in (the same Mutant record, MUTANTS and by_id).
-CATALOGUES = {"project": "mutants_catalogue", "independent": "mutants_independent"}
+CATALOGUES = {"project": "mutants_catalogue", "independent": "mutants_independent", "fresh": "mutants_fresh"}
 
 REPO = Path(__file__).resolve().parent.parent
 IGNORED = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "build", "dist"}
@@ -524,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         "--catalogue",
         choices=sorted(CATALOGUES),
         default="project",
-        help="which catalogue: project (mutants_catalogue.py, the default) or independent (mutants_independent.py)",
+        help="which catalogue: project (mutants_catalogue.py, the default), independent (mutants_independent.py) or fresh (mutants_fresh.py)",
     )
     parser.add_argument("--only", metavar="ID[,ID…]", help="run these mutants only")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ffn_calc.errors import ConfigError
+from ffn_calc.errors import ConfigError, shown
 from ffn_calc.inputs.limits import JsonRefused, load_json, read_file
 from ffn_calc.model.activations import by_config_name
 from ffn_calc.model.dtypes import DTYPES
@@ -221,6 +221,8 @@ class _Reader:
         if found is None:
             return
         heads = _size(*found)
+        if not heads:
+            raise ConfigError("--config", f"field {found[0]!r} must be at least 1 (the attention's query heads), got 0")
         if self.get("kv_lora_rank"):
             # q_lora_rank null (V2-Lite): no query compression, not the code's default
             q, kv, nope, rope, v = (0 if k in self.cfg and self.cfg[k] is None else self.get(k) or 0 for k in MLA_KEYS)
@@ -315,11 +317,13 @@ class _Reader:
             is_moe = [i not in only and (i + 1) % step == 0 for i in range(layers)]
         elif rule == "period_offset":
             period, offset = self.get("expert_layer_period"), self.get("expert_layer_offset")
-            if not period or not isinstance(period, int) or not isinstance(offset, int):
+            if not isinstance(period, int) or not isinstance(offset, int) or period < 1 or offset < 0:
                 raise ConfigError("--config", f"expert_layer_period {period!r}, expert_layer_offset {offset!r} do not place MoE layers")
             is_moe = [i % period == offset for i in range(layers)]
         else:  # moe_layers
             listed = self.get("moe_layers")
+            if listed is not None and not (isinstance(listed, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in listed)):
+                raise ConfigError("--config", f"field 'moe_layers' must be a list of layer indices, got {shown(listed)}")
             if listed is None:
                 step = _size("interleave_moe_layer_step", self.get("interleave_moe_layer_step"))
                 listed = list(range(step - 1, layers, step)) if step else []

@@ -121,6 +121,9 @@ def data_parallel(report: Step, ranks: int, zero: str = "0", node_size: int | No
     t = report.totals
     params = report.forward.totals.params
     b = report.forward.config.dtype_bytes
+    if n > params:  # past Ψ ranks a ring's chunk is padding only: the bytes counted would be the padding's
+        flag = "--node-size" if hybrid else "--dp"
+        raise ConfigError(flag, f"{n:,} ranks split the layer's {params:,} parameters into chunks of padding; give at most {params:,}")
     # (parameters, ranks they are sharded over) of each part: the routed experts over N/E under --ep
     if ep > 1:
         experts = report.forward.totals.expert_params
@@ -129,6 +132,8 @@ def data_parallel(report: Step, ranks: int, zero: str = "0", node_size: int | No
         parts = [(params, n)]
     shards = [(_chunk(psi, r), r) for psi, r in parts]  # elements per rank of a sharded tensor, and its group
     shard = sum(c for c, _ in shards)
+    if hybrid and ranks // node_size > shard:
+        raise ConfigError("--dp", f"{ranks // node_size:,} nodes split a shard of {shard:,} parameters into chunks of padding; give fewer nodes")
     weights = shard * b if stage >= 3 else t.weight_bytes
     grads = shard * b if stage >= 2 else t.gradient_bytes
     # From ZeRO-1 the optimizer steps the rank's flat shard of ⌈Ψ/N⌉ elements of each part (padding

@@ -252,3 +252,18 @@ def test_what_the_run_cannot_observe_is_a_definition(fmt: str, value: int) -> No
     the characters the model counts for nested_offset."""
     report = verify(layer(fmt, "dense"))
     assert [d.value for d in report.definitions if d.name.startswith(f"{fmt}:")] == [value]
+
+
+@pytest.mark.parametrize(("group", "groups"), [(128, 1), (48, 2), (0, 1)])
+def test_gptq_groups_that_do_not_divide_k(group: int, groups: int) -> None:
+    # K = 64: the default group 128 (one group, larger than K) and 48 (ceil(64/48) = 2, the last one
+    # 16 rows) crashed verify with exit 70; GPTQ stores ceil(K/G) rows of scales and zeros.
+    cfg = make_config(2, 4, 64, 64, weight_dtype="gptq_int4", group_size=group, bias=False)
+    report = verify(cfg)
+    assert report.ok, failed(report)
+    w = np.random.default_rng(1).standard_normal((64, 64)).astype(np.float32)
+    pw = packed.quantize(w, packing("gptq_int4", group, "float32"))
+    assert pw.arrays["scales"].shape == (groups, 64) and pw.arrays["qzeros"].shape == (groups, 8)
+    assert int(pw.arrays["g_idx"].max()) == groups - 1
+    assert np.array_equal(pw.dequantized(), reference.dequantize("gptq_int4", pw.arrays, 64, 64, pw.group))
+    assert float(np.abs(pw.dequantized() - w).max()) < 1.0
