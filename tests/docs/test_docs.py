@@ -104,3 +104,14 @@ def test_links_between_the_pages_resolve() -> None:
         text = (ROOT / page).read_text(encoding="utf-8")
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
             assert (ROOT / Path(page).parent / target).exists(), f"{page} links to {target}, which does not exist"
+
+
+def test_the_constants_section_states_every_cost_of_the_table() -> None:
+    from ffn_calc.model import conventions as conv
+
+    section = gen.constants_section(conv)
+    names = [name for name, value in vars(conv).items() if isinstance(value, conv.Cost)]
+    assert len(names) == len(conv.COSTS)
+    for name in names:
+        cost = getattr(conv, name)
+        assert f"- `{name}` (`{cost.key}`) = {cost.formula} FLOP" in section
