@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import inspect
 import io
 import json
@@ -524,6 +525,7 @@ def _classes() -> dict[str, tuple[type, ...]]:
     return found
 
 
+@functools.cache  # json_page asks again for each key of each class: its source is read and tokenized once
 def _field_comments(cls: type) -> dict[str, str]:
     """A dataclass's fields' comments (`name: int  # what it is`), by field name."""
     try:

@@ -1,16 +1,18 @@
 """Plain values the test modules import at module level (conftest.py holds the fixtures built
 on them): the repository root, the one environment every CLI subprocess gets, the command that
-starts the CLI in a process, the result shape of both CLI fixtures, and `examples`."""
+starts the CLI in a process, the result shape of both CLI fixtures, `examples`, and `diagonal`
+(which part of a sweep of combinations the fast loop runs)."""
 
 from __future__ import annotations
 
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import pytest
 from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,3 +41,17 @@ def examples(fraction: float) -> int:
     is costlier than the others' (a NumPy forward pass): `@settings(max_examples=examples(0.1))`.
     Read when the decorator runs, i.e. after conftest.py loaded the profile."""
     return max(1, math.ceil(settings().max_examples * fraction))
+
+
+def diagonal(*axes: Sequence[Any]) -> list[Any]:
+    """Every combination of the axes' values, as pytest.params in the order of the axes
+    (`@pytest.mark.parametrize(("a", "b"), diagonal(A, B))` for what stacked decorators of b
+    over a gave, with the same ids); the fast loop runs the diagonal, combination k taking value
+    k mod len of each axis, so every value of every axis runs there at least once, and the rest
+    is marked slow. For a sweep whose every value matters but whose every pairing is the full run's."""
+    longest = max(len(axis) for axis in axes)
+    fast = {tuple(k % len(axis) for axis in axes) for k in range(longest)}
+    combos: list[tuple[int, ...]] = [()]
+    for axis in axes:
+        combos = [(*c, i) for c in combos for i in range(len(axis))]
+    return [pytest.param(*(axis[i] for axis, i in zip(axes, c, strict=True)), marks=() if c in fast else pytest.mark.slow) for c in combos]
