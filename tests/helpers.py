@@ -5,9 +5,12 @@ starts the CLI in a process, the result shape of both CLI fixtures, `examples`, 
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,8 +21,17 @@ from hypothesis import settings
 ROOT = Path(__file__).resolve().parent.parent
 # The config.json files and recorded outputs the tests read.
 DATA = ROOT / "tests" / "data"
-# Every CLI subprocess: a fixed width, no colour, and the source tree (not an installed copy) importable.
-ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+# Where the CLI subprocesses of one test run keep their bytecode: a directory of this run's own,
+# removed when it ends, so that the first subprocess compiles the package and the others read it
+# (under PYTHONDONTWRITEBYTECODE=1 each compiled it again); nothing is written into the tree.
+PYCACHE = tempfile.mkdtemp(prefix="ffn-calc-tests-pycache-")
+atexit.register(shutil.rmtree, PYCACHE, ignore_errors=True)
+# Every CLI subprocess: a fixed width, no colour, the source tree (not an installed copy)
+# importable, and its bytecode in PYCACHE.
+ENV = {
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+    **{"COLUMNS": "100", "NO_COLOR": "1", "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": PYCACHE},
+}
 # The CLI as a process; the only place `-m ffn_calc` is spelled (Popen, pty and shell users build on it).
 CLI = (sys.executable, "-m", "ffn_calc")
 
