@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import inspect
 import io
 import json
@@ -315,7 +316,10 @@ def _comments(module: ModuleType) -> dict[int, str]:
 
 def constants_section(module: ModuleType) -> str:
     """The module's top-level constants with their comments, in source order: a comment block
-    becomes a paragraph (`# --- title ---` a heading), a constant a bullet with its value."""
+    becomes a paragraph (`# --- title ---` a heading), a constant a bullet with its value (an
+    entry of the cost table: its FLOPs per unit, its phase and what it counts)."""
+    from ffn_calc.model.conventions import Cost
+
     source = inspect.getsource(module)
     lines = source.splitlines()
     comments = _comments(module)
@@ -351,7 +355,14 @@ def constants_section(module: ModuleType) -> str:
         elif number in constants:
             name, end = constants[number]
             value = getattr(module, name)
-            if isinstance(value, int | float):
+            if isinstance(value, Cost):  # an entry of the cost table: its FLOPs per unit, phase and what it counts
+                if paragraph:
+                    flush()
+                    out.append("")
+                flops = "FLOP" if value.formula == "1" else "FLOPs"
+                key = f" (`{value.key}`)"
+                out.append(wrap(f"- `{name}`{key} = {value.formula} {flops} per {value.unit}, {value.phase}: {value.counts}", "  "))
+            elif isinstance(value, int | float):
                 if paragraph:
                     flush()
                     out.append("")
@@ -374,7 +385,8 @@ def conventions_page() -> str:
     from ffn_calc.model.norms import NORM_TYPES, STAT_BYTES
 
     out = ["## The convention, as `ffn_calc/model/conventions.py` states it", "", fence(inspect.getdoc(conv) or "")]
-    out += ["", "## Constants", "", "Every constant of `conventions.py`, with the comment beside or above it.", "", constants_section(conv)]
+    intro = "Every constant of `conventions.py`: each entry of its cost table, then the storage constants with the comment beside or above them."
+    out += ["", "## Constants", "", intro, "", constants_section(conv)]
 
     out += ["", "## Activations", "", paragraphs(inspect.getdoc(sys.modules[NONLINEARITIES["relu"].__module__])), ""]
     columns = ("name", "formula", "FLOPs per element", "counted as", "backward FLOPs per element", "counted as", "backward reads")
@@ -513,6 +525,7 @@ def _classes() -> dict[str, tuple[type, ...]]:
     return found
 
 
+@functools.cache  # json_page asks again for each key of each class: its source is read and tokenized once
 def _field_comments(cls: type) -> dict[str, str]:
     """A dataclass's fields' comments (`name: int  # what it is`), by field name."""
     try:

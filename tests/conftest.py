@@ -4,9 +4,10 @@
 `cli_proc(*args, input=None, env=None, cwd=ROOT, timeout=120) -> Result`: `python -m ffn_calc`
 in a subprocess, with the shared ENV (plus `env`, which overrides it).
 
-Hypothesis: profile "ci" when CI is set (or Hypothesis itself detected a CI), else "dev";
-HYPOTHESIS_PROFILE (or pytest's --hypothesis-profile) overrides. Both are derandomized: every run
-tries the same examples.
+Hypothesis: profile "ci" when CI is set (or Hypothesis itself detected a CI); else "fast" in the
+fast loop (`-m "not slow"`), "dev" in a run that takes the slow tests too; HYPOTHESIS_PROFILE (or
+pytest's --hypothesis-profile) overrides. All are derandomized: every run tries the same examples,
+and a smaller profile's examples are the first ones of a larger one's search.
 """
 
 from __future__ import annotations
@@ -39,11 +40,21 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-# "dev", the fast local loop: the same, with a quarter of the examples.
+# "dev", a local run with the slow tests: the same, with a quarter of the examples.
 settings.register_profile("dev", settings.get_profile("ci"), max_examples=100)
+# "fast", the fast loop (`-m "not slow"`): a quarter of dev's. The full run (dev, and ci in CI) is
+# the deeper profile of the same properties.
+settings.register_profile("fast", settings.get_profile("ci"), max_examples=25)
 
 _profile = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") or settings.get_current_profile_name() == "ci" else "dev")
 settings.load_profile(_profile)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The fast loop takes the "fast" profile, unless a profile was named or CI chose "ci"."""
+    named = os.environ.get("HYPOTHESIS_PROFILE") or config.getoption("hypothesis_profile", None)
+    if not named and settings.get_current_profile_name() == "dev" and "not slow" in (config.getoption("markexpr", "") or ""):
+        settings.load_profile("fast")
 
 
 def pytest_report_header() -> str:

@@ -124,12 +124,3 @@ WEIGHTS = frozenset(w for n in _ALL for w in n.weights)
 def norm_type(name: str) -> NormType:
     """The registry entry called `name`, or KeyError."""
     return NORM_TYPES[name]
-
-
-def by_config_key(cfg: dict[str, object]) -> tuple[str, NormType] | None:
-    """The first registered config.json epsilon key present in `cfg`, and its norm."""
-    for n in _ALL[::-1]:  # rms_norm_eps first: it is the more specific spelling
-        for key in n.config_keys:
-            if cfg.get(key) is not None:
-                return key, n
-    return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ffn_calc.json_fields import JsonForm, json_key
+from ffn_calc.model.conventions import MULTIPLY_ADD
 from ffn_calc.model.forward import FFNReport
 from ffn_calc.prose.diagram import diagram
 from ffn_calc.prose.interview import Fact, facts
@@ -43,6 +44,7 @@ def _terms(report: FFNReport) -> tuple[list[tuple[str, str]], list[tuple[str, st
     c = report.config
     d, f = str(c.d_model), str(c.d_ff)
     mats = 3 if c.is_glu else 2
+    mac = MULTIPLY_ADD.flops  # FLOPs per multiply-add, as the cost table states it
     params: list[tuple[str, str]] = []
     flops: list[tuple[str, str]] = []
 
@@ -52,7 +54,7 @@ def _terms(report: FFNReport) -> tuple[list[tuple[str, str]], list[tuple[str, st
             extra_sym = f"2·{width_sym} + d_model" if c.is_glu else f"{width_sym} + d_model"
             extra_num = f"2·{width_num} + {d}" if c.is_glu else f"{width_num} + {d}"
             params.append((f"{times_sym}({extra_sym})", f"{times_num}({extra_num})"))
-        flops.append((f"{flop_sym}{2 * mats}·d_model·{width_sym}", f"{flop_num}{2 * mats}·{d}·{width_num}"))
+        flops.append((f"{flop_sym}{mac * mats}·d_model·{width_sym}", f"{flop_num}{mac * mats}·{d}·{width_num}"))
 
     if not c.is_moe:
         core("", "", "d_ff", f, "", "")
@@ -62,13 +64,13 @@ def _terms(report: FFNReport) -> tuple[list[tuple[str, str]], list[tuple[str, st
         params.append(("d_model·experts", f"{d}·{e}"))
         if c.router_bias:  # gpt-oss: the router's bias, one per expert
             params.append(("experts", e))
-        flops.append(("2·d_model·experts", f"2·{d}·{e}"))
+        flops.append((f"{mac}·d_model·experts", f"{mac}·{d}·{e}"))
         if c.shared_experts:
             s = str(c.shared_experts)
             core("", "", "shared·d_ff", f"{s}·{f}", "", "")
             if c.shared_expert_gate:  # Qwen2-MoE: sigmoid(x·w_s), w_s of shape (d_model, 1)
                 params.append(("d_model·1", f"{d}·1"))
-                flops.append(("2·d_model·1", f"2·{d}·1"))
+                flops.append((f"{mac}·d_model·1", f"{mac}·{d}·1"))
     if c.norm_kind is not None:  # γ (and β): one vector of d_model each
         per = c.norm_kind.params_per_element
         params.append(("d_model", f"{d}") if per == 1 else (f"{per}·d_model", f"{per}·{d}"))

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import CLI, ENV, ROOT, Run
+from helpers import CLI, ENV, ROOT, Run, diagonal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -110,9 +110,13 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
         pytest.param(["verify", "2", "4", "8"], marks=pytest.mark.slow),
     ],
 )
-def test_plain_text_off_a_terminal_and_with_no_color(cli_proc: Run, args: list[str]) -> None:
+def test_plain_text_off_a_terminal_and_with_no_color(cli: Run, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """In this process, whose captured stdout is no terminal: with NO_COLOR, and with an empty
+    NO_COLOR and a colour TERM (a terminal of its own: test_no_color_on_a_terminal)."""
     for env in ({}, {"NO_COLOR": "", "TERM": "xterm-256color"}):
-        done = cli_proc(*args, env=env)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        done = cli(*args)
         assert done.code == 0
         assert "\x1b[" not in done.out
 
@@ -191,8 +195,8 @@ PAGES = [
 ]
 
 
-@pytest.mark.parametrize("columns", ["0", "1", "5", "39"])
-@pytest.mark.parametrize("args", PAGES, ids=" ".join)
+# The fast loop: each page at one of the widths in turn (helpers.diagonal); the full run every pairing.
+@pytest.mark.parametrize(("args", "columns"), diagonal(PAGES, ["0", "1", "5", "39"]), ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_a_page_narrower_than_the_floor_is_read_as_the_floor(cli: Run, monkeypatch: pytest.MonkeyPatch, args: list[str], columns: str) -> None:
     """COLUMNS=0 (some CI and container shells export it) printed nothing; 1 and 5 exited 70 half-way."""
     from ffn_calc.cli.output import MIN_WIDTH

@@ -9,6 +9,7 @@ from __future__ import annotations
 import doctest
 import importlib.util
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,27 @@ def test_every_slow_example_is_on_a_page() -> None:
     assert all(any(e.command.startswith(prefix) for e in EXAMPLES) for prefix in SLOW)
 
 
+def _piped(command: str) -> tuple[list[str], str] | None:
+    """`ffn-calc … | reader` whose reader reads all it is given (python3 -c, grep, awk): the
+    arguments of the ffn-calc part, run in this process, and the reader's command. None for
+    anything else, and for a reader that leaves early (head): that one runs through the shell
+    as written, so that ffn-calc really meets a closed pipe."""
+    first, _, reader = command.partition(" | ")
+    args = gen.in_process_args(first)
+    if args is None or not reader or reader.split()[0] not in ("python3", "grep", "awk"):
+        return None
+    return args, reader
+
+
 @pytest.mark.parametrize("example", [_param(e) for e in EXAMPLES])
 def test_example_output_is_real(cli: Run, example: Any) -> None:  # a gen_docs.Example
     args = gen.in_process_args(example.command)
-    if args is None:  # a pipe, printf, another program: through the shell
+    piped = _piped(example.command)
+    if piped is not None:  # ffn-calc here, its output through the reader in the shell
+        _, out, err = cli(*piped[0])
+        done = subprocess.run(piped[1], shell=True, input=out, capture_output=True, text=True, env=gen.shell_env(), cwd=ROOT, check=False)
+        got = gen.clean(done.stdout + err + done.stderr)
+    elif args is None:  # printf into ffn-calc, a reader that leaves early: through the shell
         got = gen.run_shell(example.command)
     else:
         _, out, err = cli(*args)
@@ -104,3 +122,14 @@ def test_links_between_the_pages_resolve() -> None:
         text = (ROOT / page).read_text(encoding="utf-8")
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
             assert (ROOT / Path(page).parent / target).exists(), f"{page} links to {target}, which does not exist"
+
+
+def test_the_constants_section_states_every_cost_of_the_table() -> None:
+    from ffn_calc.model import conventions as conv
+
+    section = gen.constants_section(conv)
+    names = [name for name, value in vars(conv).items() if isinstance(value, conv.Cost)]
+    assert len(names) == len(conv.COSTS)
+    for name in names:
+        cost = getattr(conv, name)
+        assert f"- `{name}` (`{cost.key}`) = {cost.formula} FLOP" in section

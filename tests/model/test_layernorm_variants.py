@@ -156,9 +156,16 @@ LAYERS = {
 }
 
 
-@pytest.mark.parametrize("norm", ["pre", "post"])
-@pytest.mark.parametrize("layer", LAYERS, ids=list(LAYERS))
-@pytest.mark.parametrize("name", NEW)
+# The fast loop: each norm on each form, under one placement (they alternate); the full run both.
+@pytest.mark.parametrize(
+    ("name", "layer", "norm"),
+    [
+        pytest.param(name, layer, norm, marks=() if (i + j) % 2 == k else pytest.mark.slow)
+        for i, name in enumerate(NEW)
+        for j, layer in enumerate(LAYERS)
+        for k, norm in enumerate(["pre", "post"])
+    ],
+)
 def test_verify_forward_and_backward(name: str, layer: str, norm: str) -> None:
     cfg = make_config(2, 5, 8, 12, norm=norm, norm_type=name, **LAYERS[layer])  # type: ignore[arg-type]
     report = verify(cfg, backward=True)

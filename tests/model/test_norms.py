@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DATA, Run, examples
+from helpers import DATA, Run, diagonal, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -204,10 +204,11 @@ LAYERS = [
     {"activation": "geglu", "fused": True},
     {"activation": "swiglu", "experts": 4, "top_k": 2, "shared_experts": 1},
 ]
+FORM_IDS = ["plain", "glu", "fused", "moe"]
 
 
-@pytest.mark.parametrize("norm", ["pre", "post"])
-@pytest.mark.parametrize("layer", LAYERS, ids=["plain", "glu", "fused", "moe"])
+# The fast loop: each form under one placement (helpers.diagonal); the full run both.
+@pytest.mark.parametrize(("layer", "norm"), diagonal(LAYERS, ["pre", "post"]), ids=lambda v: v if isinstance(v, str) else FORM_IDS[LAYERS.index(v)])
 def test_verify_rmsnorm_forward_and_backward(norm: str, layer: dict[str, object]) -> None:
     report = verify(make_config(2, 5, 8, 12, norm=norm, norm_type="rms", **layer), backward=True)  # type: ignore[arg-type]
     assert report.ok, [c for c in report.checks if not c.ok]

@@ -40,11 +40,21 @@ def test_fraction_bits_are_ml_dtypes() -> None:
         assert bits == int(ml_dtypes.finfo(getattr(ml_dtypes, name)).nmant)  # type: ignore[no-untyped-call]
 
 
-@pytest.mark.parametrize(("dtype", "imported"), [("float32", False), ("float16", False), ("bfloat16", True)])
-def test_ml_dtypes_is_imported_only_when_needed(dtype: str, imported: bool) -> None:
-    code = (
-        "import sys\nfrom ffn_calc.model.layer import make_config\nfrom ffn_calc.verifier.run import verify\n"
-        f"assert verify(make_config(1, 4, 8, 16, activation='swiglu', dtype={dtype!r})).ok\nprint('ml_dtypes' in sys.modules)"
+IMPORT_CASES = [("float32", False), ("float16", False), ("bfloat16", True)]
+
+
+@pytest.fixture(scope="module")
+def ml_dtypes_imported() -> dict[str, bool]:
+    """One fresh interpreter verifies a layer in each dtype, in the order above (the two that must
+    not import ml_dtypes first), and says after each whether ml_dtypes was imported by then."""
+    code = "import sys\nfrom ffn_calc.model.layer import make_config\nfrom ffn_calc.verifier.run import verify\n" + "".join(
+        f"assert verify(make_config(1, 4, 8, 16, activation='swiglu', dtype={dtype!r})).ok\nprint({dtype!r}, 'ml_dtypes' in sys.modules)\n"
+        for dtype, _ in IMPORT_CASES
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == str(imported)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return {dtype: seen == "True" for dtype, seen in (line.split() for line in out.splitlines())}
+
+
+@pytest.mark.parametrize(("dtype", "imported"), IMPORT_CASES)
+def test_ml_dtypes_is_imported_only_when_needed(ml_dtypes_imported: dict[str, bool], dtype: str, imported: bool) -> None:
+    assert ml_dtypes_imported[dtype] is imported

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import Run
+from helpers import Run, diagonal
 
 from ffn_calc.errors import ConfigError
 from ffn_calc.model import forward as model_forward
@@ -51,8 +51,10 @@ def test_the_ring_sums_and_gathers_with_real_buffers(ranks: int) -> None:
     assert sum(sent) == 2 * (ranks - 1) * 10 * 4
 
 
-@pytest.mark.parametrize("options", [{}, {"activation": "gelu", "norm": "pre"}, MOE, {**MOE, "shared_experts": 1}])
-@pytest.mark.parametrize("sequence_parallel", [False, True])
+# The fast loop: each layer, with and without sequence parallelism in turn (helpers.diagonal).
+@pytest.mark.parametrize(
+    ("sequence_parallel", "options"), diagonal([False, True], [{}, {"activation": "gelu", "norm": "pre"}, MOE, {**MOE, "shared_experts": 1}])
+)
 def test_verify_tp_observes_every_collective(options: dict[str, object], sequence_parallel: bool) -> None:
     report = verify(_layer(**options), tp=4, sequence_parallel=sequence_parallel, backward=True)
     assert _failed(report) == []

@@ -8,6 +8,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 import pytest
+from helpers import diagonal
 
 import ffn_calc
 from ffn_calc import api
@@ -25,19 +26,21 @@ MOE = make_config(2, 8, 16, 24, activation="swiglu", experts=4, top_k=2, norm="p
 LAYERS = {"dense": DENSE, "glu": GLU, "moe": MOE}
 
 
+# The sweeps below (recompute modes, optimizers × layers) run every value of each axis in the fast
+# loop and every pairing in the full run (helpers.diagonal).
+
+
 def _failed(report: api.VerifyReport) -> list[str]:
     return [c.name for c in report.checks if not c.ok]
 
 
-@pytest.mark.parametrize("kind", LAYERS)
-@pytest.mark.parametrize("recompute", list(topts.RECOMPUTE))
+@pytest.mark.parametrize(("recompute", "kind"), diagonal(list(topts.RECOMPUTE), list(LAYERS)))
 def test_every_recompute_mode_with_dropout(kind: str, recompute: str) -> None:
     report = api.verify(LAYERS[kind], backward=True, recompute=recompute, dropout=True)
     assert report.ok, _failed(report)
 
 
-@pytest.mark.parametrize("kind", LAYERS)
-@pytest.mark.parametrize("optimizer", list(topts.OPTIMIZERS))
+@pytest.mark.parametrize(("optimizer", "kind"), diagonal(list(topts.OPTIMIZERS), list(LAYERS)))
 def test_each_optimizer(kind: str, optimizer: str) -> None:
     report = api.verify(LAYERS[kind], backward=True, optimizer=optimizer)
     assert report.ok, _failed(report)
@@ -51,8 +54,7 @@ def test_mixed_precision_bfloat16(kind: str) -> None:
     assert rows["master_weight_bytes"].observed == rows["weight_bytes"].observed * 2 > 0  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("kind", LAYERS)
-@pytest.mark.parametrize("recompute", list(topts.RECOMPUTE))
+@pytest.mark.parametrize(("recompute", "kind"), diagonal(list(topts.RECOMPUTE), list(LAYERS)))
 def test_tp_4_with_sequence_parallelism_runs_every_rank_step(kind: str, recompute: str) -> None:
     """`--tp 4 --sequence-parallel --backward`: every rank's step passes, and its rows cover
     every figure of `train --tp 4`'s totals."""
