@@ -109,6 +109,7 @@ class ForwardSeen:
     active: ActiveSeen | None = None
     workspace_bytes: int = 0  # the narrow products' tiles, inside peak_bytes (arrays.Workspace)
     routing_bytes: int = 0  # the routing's integer arrays, inside peak_bytes (Recorder.routing_arrays)
+    read: tuple[str, ...] | None = None  # the weights the pass's kernels read, by name (None: not noted)
     flops: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -237,6 +238,8 @@ def compare_forward(
               "matmul FLOPs + elementwise FLOPs above")  # fmt: skip
 
     exact("params", "weight tensors", tuple(sorted(t.name for t in pred.weights)), tuple(sorted(seen.weights)))
+    if seen.read is not None:  # a weight declared but read by no kernel holds parameters the layer never uses
+        exact("params", "weight tensors read by the pass's kernels", tuple(sorted(t.name for t in pred.weights)), seen.read)
     for t in pred.weights:
         arr = seen.weights.get(t.name)
         exact("params", f"{t.name} {t.role} shape", t.shape, None if arr is None else arr.shape)

@@ -34,6 +34,24 @@ from ffn_calc.verifier.recorder import Recorder, Silent, Tally
 Params = dict[str, np.ndarray]
 
 
+class NotedReads(dict):  # type: ignore[type-arg]
+    """The weights as the kernels read them: every name read (by [] or .get) is noted in `read`,
+    so that a weight the layer declares but no kernel reads is seen (observe_forward)."""
+
+    def __init__(self, params: Params) -> None:
+        super().__init__(params)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        self.read.add(name)
+        return super().__getitem__(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name in self:
+            self.read.add(name)
+        return super().get(name, default)
+
+
 def _activation_block(kind: str, src: np.ndarray, dst: np.ndarray, tally: Tally) -> None:
     """dst = act(src), straight into dst, or through float32 for a float16 block; counted."""
     ct = compute_type(src.dtype)

@@ -20,7 +20,7 @@ from ffn_calc.model.forward import FFNReport
 from ffn_calc.model.layer import FFNConfig
 from ffn_calc.verifier.arrays import Workspace, random_array
 from ffn_calc.verifier.compare import ActiveSeen, ArraySeen, ForwardSeen, StackSeen, StageSeen, active_per_token
-from ffn_calc.verifier.forward import Params, forward, make_params, route_tokens
+from ffn_calc.verifier.forward import NotedReads, Params, forward, make_params, route_tokens
 from ffn_calc.verifier.recorder import Recorder, expert_params_read
 
 SAMPLE_TOKENS = 8  # tokens whose outputs the structural and reference checks look at
@@ -85,12 +85,13 @@ def observe_forward(
         workspace = Workspace(products, np.dtype(np_dtype).name)
         rec = Recorder(first_shapes=bool(chunk), workspace=workspace)
         rec.expert_sizes = expert_sizes(cfg, params)
+        noted = NotedReads(params)
         tracemalloc.reset_peak()
         start = time.perf_counter()
         if chunk:
-            out = run_chunked(rec, cfg, params, x, chunk, advance)
+            out = run_chunked(rec, cfg, noted, x, chunk, advance)
         else:
-            out = forward(rec, cfg, params, x)
+            out = forward(rec, cfg, noted, x)
             if advance is not None:
                 advance(cfg.tokens)
         seconds = time.perf_counter() - start - rec.overhead_s  # the layer's work, not the recorder's
@@ -112,8 +113,9 @@ def observe_forward(
         active_seen(cfg, params, rec, sample.inputs),
         workspace.nbytes,
         rec.routing_bytes,
+        tuple(sorted(noted.read)),
     )
-    del out, workspace
+    del out, workspace, noted
     return seen, params, x, sample
 
 

@@ -57,6 +57,8 @@ class Optimizer:
         self.steps += 1
         t = self.steps
         for name, weight in self.params.items():
+            if name not in grads:  # no gradient, no step (as torch.optim skips a parameter whose .grad is None)
+                continue
             target = (self.master.get(name, weight)).reshape(-1)
             g = grads[name].reshape(-1)
             states = [per[name].reshape(-1) for per in self.states.values()]

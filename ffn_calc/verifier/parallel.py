@@ -354,8 +354,11 @@ def expert_parallel_checks(cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int,
     routing."""
     plan = expert_parallel(cfg, ranks)
     bare = replace(cfg, norm="none")
-    rank_cfg = replace(plan.per_rank, norm="none")
-    rank_pred = plan.shard(analyze(rank_cfg))
+    rank_pred = plan.shard(analyze(replace(plan.per_rank, norm="none")))
+    # The ranks run on the token shards actually cut from the input, never on the predicted split:
+    # a wrong prediction is a failed check below, not a run of the wrong shape.
+    xs = _token_shards(x, plan.token_split, ranks)
+    rank_cfg = replace(bare, batch=xs[0].shape[0], seq_len=xs[0].shape[1])
     ffn_params = {k: v for k, v in p.items() if k not in NORM_WEIGHTS}
     local, k, d = plan.experts_per_rank, cfg.top_k, cfg.d_model
     checks: list[Check] = []
@@ -369,7 +372,9 @@ def expert_parallel_checks(cfg: FFNConfig, p: Params, x: np.ndarray, ranks: int,
         count = sum(w.size for w in shard_params.values())
         checks.append(Check("parallel", f"rank {r} parameters", rank_pred.totals.params, count, count == rank_pred.totals.params))
     # Each rank: its tokens, the replicated router and shared experts, its routing.
-    xs = _token_shards(x, plan.token_split, ranks)
+    want_tokens = (plan.per_rank.batch, plan.per_rank.seq_len, d)
+    for r in range(ranks):
+        checks.append(Check("parallel", f"rank {r} tokens (the shape of its input shard)", want_tokens, xs[r].shape, xs[r].shape == want_tokens))
     recs = [Recorder() for _ in range(ranks)]
     routed, shared, flat_x = [], [], []
     for r in range(ranks):

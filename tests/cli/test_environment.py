@@ -76,8 +76,10 @@ def test_a_full_stderr_keeps_the_status() -> None:
 @pytest.mark.parametrize("home", ["/proc/self", "/etc/hostname"])
 def test_install_completion_into_a_home_that_cannot_be_written(home: str) -> None:
     """With a read-only HOME it exited 70. (Tests run as root, whom permissions do not stop: a home
-    under /proc, or a file as home, cannot be written by anyone.)"""
-    done = subprocess.run([*CLI, "--install-completion"], capture_output=True, text=True, env={**ENV, "HOME": home}, timeout=60, check=False)
+    under /proc, or a file as home, cannot be written by anyone.) The shell is named, not detected:
+    detection walks the process tree, which under pytest-xdist or a detached run holds no shell."""
+    env = {**ENV, "HOME": home, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    done = subprocess.run([*CLI, "--install-completion", "bash"], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 74 and done.stdout == ""
     assert done.stderr.startswith("ffn-calc: error: cannot install the shell completion") and done.stderr.count("\n") == 1
 

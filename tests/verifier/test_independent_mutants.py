@@ -273,3 +273,40 @@ def test_nf4_counts_the_last_partial_block() -> None:
     shapes = {t.name: t.shape for t in packing("nf4", 64, "bfloat16").tensors(10, 10)}
     # 100 values in blocks of 64: 2 blocks (the second of 36), two codes per byte
     assert shapes["weight.absmax"] == (2,) and shapes["weight"] == (50, 1)
+
+
+# --- verify runs what it observes, never the prediction's shapes (independent catalogue, rerun) ----
+
+
+@pytest.mark.parametrize(("size", "how"), [((2, 4), "batch"), ((1, 4), "sequence")])
+def test_an_ep_rank_predicted_with_too_many_tokens_fails_and_does_not_crash(monkeypatch: pytest.MonkeyPatch, size: tuple[int, int], how: str) -> None:
+    # 2 ranks: (2, 4) splits the batch into 1 sequence each, (1, 4) the sequence into 2 tokens each.
+    # The plan planted keeps one token too many per rank; the ranks still run the shards cut from x.
+    real = model_ep.expert_parallel  # what verifier.parallel imported
+
+    def wrong(cfg: FFNConfig, ranks: int) -> Any:
+        plan = real(cfg, ranks)
+        assert plan.token_split == how
+        return replace(plan, per_rank=replace(plan.per_rank, seq_len=plan.per_rank.seq_len + 1))
+
+    monkeypatch.setattr(verifier_parallel, "expert_parallel", wrong)
+    cfg = make_config(size[0], size[1], 8, "16", experts=4, top_k=2)
+    checks = _checks(verify(cfg, ep=2))
+    tokens = [c for c in checks if c.name.endswith("tokens (the shape of its input shard)")]
+    want = (1, 4, 8) if how == "batch" else (1, 2, 8)
+    assert [c.observed for c in tokens] == [want, want]
+    assert not any(c.ok for c in tokens)
+
+
+def test_a_weight_no_kernel_reads_fails_the_read_check_and_the_step_does_not_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Cohere's LayerNorm declared with a β: d_model = 8 parameters the kernel never reads.
+    from ffn_calc.model import norms
+
+    monkeypatch.setitem(norms.NORM_TYPES, "layer_nobias", norms.NORM_TYPES["layer_nobias"]._replace(weights=(names.LN_GAMMA, names.LN_BETA)))
+    cfg = make_config(2, 4, 8, "16", norm="pre", norm_type="layer_nobias")
+    forward_only = _one(_checks(verify(cfg)), "weight tensors read by the pass's kernels")
+    assert isinstance(forward_only.observed, tuple)
+    assert not forward_only.ok and names.LN_BETA not in forward_only.observed
+    step = _checks(verify(cfg, backward=True))
+    assert {"weight tensors read by the pass's kernels", f"d{names.LN_BETA} shape"} <= set(_failed(step))
+    assert _one(step, "adam update").ok is False  # ln_beta had no gradient, so it was not stepped

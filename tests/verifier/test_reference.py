@@ -173,5 +173,7 @@ def test_planted_bug_is_caught_by_the_reference(monkeypatch: pytest.MonkeyPatch,
     row, report = reference_row(cfg)
     assert not report.ok
     assert not row.ok, row
-    # the counts do not see it: every shape, byte, FLOP and parameter row still matches
-    assert all(c.ok for c in report.checks if c.group != "structure")
+    # the counts do not see it: every shape, byte, FLOP and parameter row still matches (but a
+    # weight the planted kernel no longer reads, which the read check sees too)
+    read = "weight tensors read by the pass's kernels"
+    assert all(c.ok for c in report.checks if c.group != "structure" and c.name != read)
