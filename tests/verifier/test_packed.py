@@ -311,3 +311,23 @@ def test_the_plan_counts_the_packed_scratch_the_pass_makes(fmt: str, monkeypatch
     with pytest.raises(VerifyRefused):
         memory.plan_chunks(pred, floor - 1)
     assert memory.plan_chunks(pred, whole) == (0, whole)
+
+
+@pytest.mark.parametrize("fmt", packed.VERIFIED)
+def test_a_product_split_into_row_and_column_tiles_is_the_whole_one(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With output tiles of at most 2,048 elements (PACKED_ELEMENTS lowered), a (100, 64)·(64, 96)
+    product runs in 3 × 3 tiles of 45 × 32 (the last rows 10) in its scratch; each output is the same float32 sum of 64
+    products as in one tile, so the result equals the whole matrix's product to float32's
+    rounding of that sum (in float16 activations too: the accumulator and input tiles)."""
+    pw = pack(fmt)
+    dense = pw.dequantized().astype(np.float64)
+    a = np.random.default_rng(3).standard_normal((100, 64)).astype(np.float32)
+    monkeypatch.setattr(packed, "PACKED_ELEMENTS", 64 * 32)
+    assert packed.packed_plan(100, 96) == (45, 32)
+    for dtype in (np.float32, np.float16):
+        x = a.astype(dtype)
+        scratch = packed.PackedScratch([(100, 64, 96)], fmt, np.dtype(dtype).name, pw.bits)
+        got = packed.packed_matmul(x, pw, None, scratch).astype(np.float64)
+        exact = x.astype(np.float64) @ dense
+        bound = 64 * 2.0**-23 * (np.abs(x).astype(np.float64) @ np.abs(dense)) + (np.abs(exact) * 2.0**-10 if dtype == np.float16 else 0)
+        assert np.all(np.abs(got - exact) <= bound + 1e-30)
