@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ffn_calc.verifier.packed import PackedWeight, packed_matmul
+from ffn_calc.verifier.packed import VERIFIED, PackedScratch, PackedWeight, packed_matmul
 
 BLOCK_ELEMENTS = 1 << 12
 
@@ -139,16 +139,20 @@ class Workspace:
     """The scratch of the narrow products, made once before a pass and reused by every product,
     as a GEMM library's workspace is: sized for the largest of `products` ((m, k, n) each) in
     `dtype`, empty for a dtype whose products need none. What a pass holds beyond the model's
-    tensors is then this, and `nbytes` (the arrays' own) is what the peak check sets aside."""
+    tensors is then this, and `nbytes` (the arrays' own) is what the peak check sets aside.
+    With `weight_format` (a packed --weight-dtype), it holds the packed products' scratch too
+    (packed.PackedScratch, sized for the largest of `products`)."""
 
-    def __init__(self, products: Iterable[tuple[int, int, int]] = (), dtype: str = "float32") -> None:
+    def __init__(self, products: Iterable[tuple[int, int, int]] = (), dtype: str = "float32", weight_format: str | None = None) -> None:
+        products = list(products)
         sizes = [_tile_sizes(m, k, n, dtype) for m, k, n in products] if dtype in NARROW else []
         self.floats = np.empty(max((f for f, _ in sizes), default=0), np.float32)
         self.indices = np.empty(max((i for _, i in sizes), default=0), np.intp)
+        self.packed = PackedScratch(products, weight_format, dtype) if weight_format in VERIFIED else None
 
     @property
     def nbytes(self) -> int:
-        return int(self.floats.nbytes + self.indices.nbytes)
+        return int(self.floats.nbytes + self.indices.nbytes) + (self.packed.nbytes if self.packed is not None else 0)
 
     def tiles(self, sizes: list[int]) -> list[np.ndarray] | None:
         """Flat float32 buffers of these sizes, side by side in the workspace; None when they do not fit."""
@@ -172,7 +176,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, workspac
     `workspace` when it is large enough, else in tiles made for this product; a packed weight
     (packed.py) dequantized DEPTH rows at a time."""
     if isinstance(b, PackedWeight):
-        return packed_matmul(a, b, out)
+        return packed_matmul(a, b, out, workspace.packed if workspace is not None else None)
     if not is_narrow(a.dtype) or a.dtype != b.dtype or a.ndim != 2 or b.ndim != 2:
         return np.matmul(a, b, out=out)
     (m, k), n = a.shape, b.shape[1]

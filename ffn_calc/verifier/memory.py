@@ -11,7 +11,7 @@ from dataclasses import replace
 from ffn_calc.errors import VerifyRefused
 from ffn_calc.model.forward import FFNReport, analyze, chunked_peak
 from ffn_calc.model.layer import FFNConfig
-from ffn_calc.verifier import arrays, reference
+from ffn_calc.verifier import arrays, packed, reference
 from ffn_calc.verifier.compare import PEAK_TOLERANCE
 from ffn_calc.verifier.observe import SAMPLE_TOKENS
 
@@ -55,13 +55,17 @@ def routing_bytes_bound(cfg: FFNConfig) -> int:
 
 def scratch_allowance(prediction: FFNReport) -> int:
     """What the pass may hold beyond the tensors the prediction counts, for planning the memory:
-    the peak check's absolute allowance, the routing's integer arrays and, in a narrow dtype
-    (float16, bfloat16, float8), the workspace of the largest product (arrays.narrow_scratch_bytes)."""
+    the peak check's absolute allowance, the routing's integer arrays, in a narrow dtype
+    (float16, bfloat16, float8) the workspace of the largest product (arrays.narrow_scratch_bytes)
+    and, with packed weights (--weight-dtype), the packed products' scratch (packed.packed_scratch_bytes)."""
     cfg = prediction.config
-    narrow = 0
+    products = [s.matmul for s in prediction.stages if s.matmul]
+    narrow = packed_bytes = 0
     if cfg.dtype in arrays.NARROW:
-        narrow = max((arrays.narrow_scratch_bytes(*s.matmul, cfg.dtype) for s in prediction.stages if s.matmul), default=0)
-    return peak_allowance(prediction) + routing_bytes_bound(cfg) + narrow
+        narrow = max((arrays.narrow_scratch_bytes(*p, cfg.dtype) for p in products), default=0)
+    if cfg.weight_dtype in packed.VERIFIED:
+        packed_bytes = packed.packed_scratch_bytes(products, cfg.weight_dtype, cfg.dtype)
+    return peak_allowance(prediction) + routing_bytes_bound(cfg) + narrow + packed_bytes
 
 
 def checks_bytes(prediction: FFNReport) -> int:

@@ -82,7 +82,7 @@ def observe_forward(
         params = make_params(rng, cfg, np_dtype)
         random_norm_weights(rng, cfg, params)
         x = random_array(rng, (cfg.batch, cfg.seq_len, cfg.d_model), np_dtype, 1.0)
-        workspace = Workspace(products, np.dtype(np_dtype).name)
+        workspace = Workspace(products, np.dtype(np_dtype).name, cfg.weight_dtype)
         rec = Recorder(first_shapes=bool(chunk), workspace=workspace)
         rec.expert_sizes = expert_sizes(cfg, params)
         noted = NotedReads(params)
@@ -194,7 +194,7 @@ def observe_stack(pred: FFNReport, rng: np.random.Generator, np_dtype: Any) -> S
             random_norm_weights(rng, cfg, p)
             layers.append(p)
         h = random_array(rng, (cfg.batch, cfg.seq_len, cfg.d_model), np_dtype, 1.0)
-        workspace = Workspace((s.matmul for s in pred.stages if s.matmul), np.dtype(np_dtype).name)
+        workspace = Workspace((s.matmul for s in pred.stages if s.matmul), np.dtype(np_dtype).name, cfg.weight_dtype)
         tracemalloc.reset_peak()
         macs = flops = 0
         actives: list[int | None] = []

@@ -47,6 +47,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -57,6 +59,7 @@ from ffn_calc.model.weight_formats import BNB_NESTED_BLOCK, BNB_OFFSET_CHARS, WE
 VERIFIED = tuple(WEIGHT_FORMATS)
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
 DEPTH = 32  # K rows dequantized per tile: a multiple of every format's packing along K
+PACKED_ELEMENTS = 1 << 22  # the most float32 elements of a packed product's output tile (16 MiB, as arrays.NARROW_BLOCK_BYTES)
 FP8_MAX = 448.0  # float8_e4m3fn's largest finite value
 # bitsandbytes functional.py get_4bit_type("nf4"): the 16 NF4 codes, as float32.
 NF4_CODE = (-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334,
@@ -139,52 +142,125 @@ class PackedWeight:
         lead = np.empty(self.shape[:-2], bool)[index].shape
         return PackedWeight(self.format, (*lead, *self.shape[-2:]), arrays, self.group)
 
-    def rows(self, lo: int, hi: int) -> np.ndarray:
-        """Rows lo:hi of the (K, N) matrix, dequantized to float32 (lo, hi multiples of DEPTH, or hi = K)."""
+    def rows(self, lo: int, hi: int, cols: tuple[int, int] | None = None, scratch: PackedScratch | None = None) -> np.ndarray:
+        """Rows lo:hi, columns cols (all by default) of the (K, N) matrix, dequantized to float32
+        (lo, hi multiples of DEPTH, or hi = K) in `scratch`'s buffers: every intermediate is
+        written with out= into them, so a tile holds no array of its own (one made for this
+        tile when None). The (hi − lo, c) result is a view into the scratch."""
         assert self.ndim == 2
         a, fmt = self.arrays, self.format
         k, n = self.shape
+        j0, j1 = cols or (0, n)
+        d, c = hi - lo, j1 - j0
+        if scratch is None:
+            scratch = PackedScratch([(1, k, n)], fmt, "float32", self.bits)
+        buf = scratch.buffers
+        out = buf["w"][: d * c].reshape(d, c)
         if fmt.startswith("gptq_int"):
             b = self.bits
-            q = _unstream(a["qweight"][lo * b // 32 : -(-hi * b // 32)], b, axis=0)[: hi - lo]
+            words = a["qweight"].view(np.uint32)[lo * b // 32 : -(-hi * b // 32), j0:j1]
+            q = _take_fields(words, b, d, buf["q"], buf["u"], axis=0)  # (d, c)
             groups = a["g_idx"][lo:hi]
-            z = _unstream(a["qzeros"][groups], b, axis=1)
-            return (a["scales"][groups].astype(np.float32) * (q - (z + 1)).astype(np.float32)).astype(np.float32)
+            zw = buf["zw"][: d * (c * b // 32)].reshape(d, c * b // 32)
+            _gather(a["qzeros"].view(np.uint32), groups, (j0 * b // 32, j1 * b // 32), zw, scratch)
+            z = _take_fields(zw, b, c, buf["z"], buf["u"], axis=1)  # (d, c)
+            np.subtract(q, z, out=q)
+            np.subtract(q, np.uint32(1), out=q)
+            np.copyto(out, q.view(np.int32))  # q − (z + 1), exact in float32
+            s = buf["s16"][: d * c].reshape(d, c)
+            _gather(a["scales"], groups, (j0, j1), s, scratch)
+            np.multiply(out, s, out=out)
+            return out
         if fmt == "awq_int4":
-            q = _awq_unpack(a["qweight"][lo:hi])
-            groups = np.arange(lo, hi) // self.group
-            z = _awq_unpack(a["qzeros"][groups])
-            return a["scales"][groups].astype(np.float32) * (q - z).astype(np.float32)
+            q = _awq_fields(a["qweight"].view(np.uint32)[lo:hi, j0 // 8 : j1 // 8], buf["q"])
+            groups = buf["kb"][:d]
+            np.floor_divide(scratch.arange[lo:hi], self.group, out=groups)
+            zw = buf["zw"][: d * (c // 8)].reshape(d, c // 8)
+            _gather(a["qzeros"].view(np.uint32), groups, (j0 // 8, j1 // 8), zw, scratch)
+            z = _awq_fields(zw, buf["z"])
+            np.subtract(q, z, out=q)
+            np.copyto(out, q.view(np.int32))
+            s = buf["s16"][: d * c].reshape(d, c)
+            _gather(a["scales"], groups, (j0, j1), s, scratch)
+            np.multiply(out, s, out=out)
+            return out
+        vals = buf["vals"][: c * d].reshape(c, d)  # the (N, K) layout these formats store
+        idx = buf["idx"][: c * d].reshape(c, d)
         if fmt == "mxfp4":
-            ml = _ml()
-            blocks = a["_blocks"][:, lo // 32 : -(-hi // 32)]  # (N, b, 16)
-            nib = np.stack([blocks & 15, blocks >> 4], axis=-1).reshape(blocks.shape[0], blocks.shape[1], 32)
-            values = nib.astype(np.uint8).view(ml.float4_e2m1fn).astype(np.float32)  # one E2M1 code a byte
-            scale = a["_scales"][:, lo // 32 : -(-hi // 32)].view(ml.float8_e8m0fnu).astype(np.float32)
-            return np.ascontiguousarray((values * scale[:, :, None]).reshape(blocks.shape[0], -1)[:, : hi - lo].T)
+            blocks = a["_blocks"][j0:j1, lo // 32]  # (c, 16): one block of 32 values along K
+            nib = buf["b1"][: c * 32].reshape(c, 32)
+            np.bitwise_and(blocks, np.uint8(15), out=nib[:, 0::2])
+            np.right_shift(blocks, np.uint8(4), out=nib[:, 1::2])
+            np.copyto(idx, nib[:, :d])
+            np.take(_table("float4_e2m1fn"), idx, out=vals, mode="wrap")
+            sidx, scale = buf["jk"][:c], buf["aux"][:c]
+            np.copyto(sidx, a["_scales"][j0:j1, lo // 32])
+            np.take(_table("float8_e8m0fnu"), sidx, out=scale, mode="wrap")
+            np.multiply(vals, scale[:, None], out=vals)
+            np.copyto(out, vals.T)
+            return out
         if fmt in ("nf4", "nf4_dq"):
-            flat = np.arange(n, dtype=np.int64)[:, None] * k + np.arange(lo, hi, dtype=np.int64)[None, :]  # (N, t) in the (N, K) weight
-            byte = a["weight"][flat >> 1, 0]
-            codes = np.where(flat & 1, byte & 15, byte >> 4)  # the even value in the high nibble
-            block = flat // self.group
+            flat, byte = buf["flat"][: c * d].reshape(c, d), buf["b1"][: c * d].reshape(c, d)
+            jk = buf["jk"][:c]
+            np.multiply(scratch.arange[j0:j1], k, out=jk)
+            np.add(jk[:, None], scratch.arange[None, lo:hi], out=flat)  # (c, d) in the (N, K) weight
+            np.right_shift(flat, 1, out=idx)
+            np.take(a["weight"].reshape(-1), idx, out=byte, mode="wrap")
+            np.bitwise_and(flat, 1, out=idx)
+            np.left_shift(idx, 2, out=idx)
+            np.bitwise_xor(idx, 4, out=idx)  # 4 for the even value (the high nibble), 0 for the odd
+            np.right_shift(byte, idx, out=idx)
+            np.bitwise_and(idx, 15, out=idx)
+            np.take(a["weight.quant_map"], idx, out=vals, mode="wrap")
+            absmax = buf["aux"][: c * d].reshape(c, d)
+            np.floor_divide(flat, self.group, out=idx)  # each value's block
             if fmt == "nf4":
-                absmax = a["weight.absmax"][block]
+                np.take(a["weight.absmax"], idx, out=absmax, mode="wrap")
             else:
                 offset = np.float32(float(_offset_text(bytes(a[STATE]).decode())))
-                absmax = a["weight.nested_quant_map"][a["weight.absmax"][block]] * a["weight.nested_absmax"][block // BNB_NESTED_BLOCK] + offset
-            return np.ascontiguousarray((a["weight.quant_map"][codes] * absmax).T)
+                np.take(a["weight.absmax"], idx, out=byte, mode="wrap")
+                np.floor_divide(idx, BNB_NESTED_BLOCK, out=idx)
+                nested = out.reshape(c, d)  # the result's buffer, free until the last step
+                np.take(a["weight.nested_absmax"], idx, out=nested, mode="wrap")
+                np.copyto(idx, byte)
+                np.take(a["weight.nested_quant_map"], idx, out=absmax, mode="wrap")
+                np.multiply(absmax, nested, out=absmax)
+                np.add(absmax, offset, out=absmax)
+            np.multiply(vals, absmax, out=vals)
+            np.copyto(out, vals.T)
+            return out
         if fmt == "nvfp4":
-            ml = _ml()
-            pairs = a["weight"][:, lo // 2 : -(-hi // 2)]  # (N, t/2)
-            codes = np.stack([pairs & 15, pairs >> 4], axis=-1).reshape(n, -1)[:, : hi - lo]
-            values = codes.view(ml.float4_e2m1fn).astype(np.float32)
-            scale = a["weight_scale"][:, np.arange(lo, hi) // 16].astype(np.float32) * a["weight_scale_2"]
-            return np.ascontiguousarray((values * scale).T)
-        if fmt == "fp8_block":
-            s = a["weight_scale_inv"][np.arange(n) // self.group][:, np.arange(lo, hi) // self.group]
-            return np.ascontiguousarray((a["weight"][:, lo:hi].astype(np.float32) * s).T)
-        if fmt == "fp8_row":
-            return np.ascontiguousarray((a["weight"][:, lo:hi].astype(np.float32) * a["weight_scale"]).T)
+            pairs = a["weight"][j0:j1, lo // 2 : -(-hi // 2)]  # (c, d/2)
+            codes = buf["b1"][: c * 2 * pairs.shape[1]].reshape(c, -1)
+            np.bitwise_and(pairs, np.uint8(15), out=codes[:, 0::2])
+            np.right_shift(pairs, np.uint8(4), out=codes[:, 1::2])
+            np.copyto(idx, codes[:, :d])
+            np.take(_table("float4_e2m1fn"), idx, out=vals, mode="wrap")
+            e = -(-d // 16)
+            sidx, scale = buf["flat"][: c * e].reshape(c, e), buf["aux"][: c * e].reshape(c, e)
+            np.copyto(sidx, a["weight_scale"][j0:j1, lo // 16 : lo // 16 + e].view(np.uint8))
+            np.take(_table("float8_e4m3fn"), sidx, out=scale, mode="wrap")
+            np.multiply(scale, a["weight_scale_2"], out=scale)
+            v3 = vals.reshape(c, e, 16)  # K is a multiple of 16: so is every tile's depth
+            np.multiply(v3, scale[:, :, None], out=v3)
+            np.copyto(out, vals.T)
+            return out
+        if fmt in ("fp8_block", "fp8_row"):
+            np.copyto(idx, a["weight"][j0:j1, lo:hi].view(np.uint8))
+            np.take(_table("float8_e4m3fn"), idx, out=vals, mode="wrap")
+            if fmt == "fp8_row":
+                np.multiply(vals, a["weight_scale"][j0:j1], out=vals)
+            else:
+                s = a["weight_scale_inv"]
+                jk, kb, scale = buf["jk"][:c], buf["kb"][:d], buf["aux"][: c * d].reshape(c, d)
+                np.floor_divide(scratch.arange[j0:j1], self.group, out=jk)
+                np.multiply(jk, s.shape[1], out=jk)
+                np.floor_divide(scratch.arange[lo:hi], self.group, out=kb)
+                np.add(jk[:, None], kb[None, :], out=idx)
+                np.take(s.reshape(-1), idx, out=scale, mode="wrap")
+                np.multiply(vals, scale, out=vals)
+            np.copyto(out, vals.T)
+            return out
         raise KeyError(fmt)
 
     def dequantized(self) -> np.ndarray:
@@ -205,22 +281,6 @@ def _parts(a: Any) -> list[np.ndarray]:
 def _offset_text(state: str) -> str:
     """The nested_offset of a quant state's JSON, as written (the last field, as_dict's order)."""
     return state.rsplit('"nested_offset": ', 1)[1].rstrip("}")
-
-
-def _unstream(words: np.ndarray, b: int, axis: int) -> np.ndarray:
-    """int32 words → the b-bit fields they hold along `axis`, field i at bit b·i of the words'
-    little-endian stream (32 fields per b words): AutoGPTQ's pack, 3 bits across word boundaries."""
-    w = np.moveaxis(words, axis, -1).view(np.uint32)
-    w = w.reshape(*w.shape[:-1], -1, b)  # runs of b words: 32 fields each
-    out = np.zeros((*w.shape[:-1], 32), np.uint32)
-    mask = np.uint32((1 << b) - 1)
-    for i in range(32):
-        word, shift = divmod(b * i, 32)
-        field = w[..., word] >> np.uint32(shift)
-        if shift + b > 32:  # the field's high bits open the next word
-            field = field | (w[..., word + 1] << np.uint32(32 - shift))
-        out[..., i] = field & mask
-    return np.moveaxis(out.reshape(*w.shape[:-2], -1).astype(np.int32), -1, axis)
 
 
 def _stream(q: np.ndarray, b: int, axis: int) -> np.ndarray:
@@ -373,26 +433,193 @@ def prepare(packing: Packing | None) -> None:
     """Import ml_dtypes and make each format's first casts (E2M1, E4M3 and E8M0 build tables that
     stay), before the pass's memory is traced."""
     if packing is not None and packing.format in WEIGHT_FORMATS:
+        for name in ("float4_e2m1fn", "float8_e8m0fnu", "float8_e4m3fn"):
+            _table(name)
         w = np.linspace(-1, 1, 256 * 256, dtype=np.float32).reshape(256, 256)
         quantize(w, packing).rows(0, 32)
 
 
-def packed_matmul(a: np.ndarray, b: PackedWeight, out: np.ndarray | None = None) -> np.ndarray:
-    """a·W with W packed: DEPTH rows of W dequantized to float32 at a time, the partial products
-    summed in float32 over the whole depth, each output element stored in a's dtype once."""
+def packed_plan(m: int, n: int) -> tuple[int, int]:
+    """Rows and columns of a packed (m, k)·(k, n)'s output tile: each float32 buffer of the
+    tile at most PACKED_ELEMENTS elements, columns a multiple of 32 when N is split (GPTQ's
+    zeros stream 32 columns in b words)."""
+    rows = max(1, min(m, math.isqrt(PACKED_ELEMENTS)))
+    cols = min(n, PACKED_ELEMENTS // max(rows, DEPTH))
+    return rows, n if cols >= n else max(32, cols // 32 * 32)
+
+
+def _buffer_sizes(rows: int, cols: int, tile: int, fmt: str, narrow: bool) -> dict[str, tuple[Any, int]]:
+    """The buffers (dtype, elements) a packed product's tile of at most `rows` rows, `cols`
+    columns and `tile` outputs uses in
+    `fmt` (see PackedWeight.rows), with the float32 copy of the input's tile and the output
+    block's accumulator when the activations are not float32 (`narrow`)."""
+    d, c = DEPTH, cols
+    sizes: dict[str, tuple[Any, int]] = {"w": (np.float32, d * c), "part": (np.float32, tile)}
+    if narrow:
+        sizes |= {"lhs": (np.float32, rows * d), "acc": (np.float32, tile)}
+    if fmt.startswith("gptq_int") or fmt == "awq_int4":
+        words = c * int(fmt[-1]) // 32 if fmt.startswith("gptq_int") else c // 8
+        sizes |= {"q": (np.uint32, d * c), "z": (np.uint32, d * c), "zw": (np.uint32, d * words), "s16": (np.float16, d * c),
+                  "kb": (np.int64, d), "kr": (np.int64, d), "idx": (np.int64, d * c)}  # fmt: skip
+        if fmt.startswith("gptq_int"):
+            sizes["u"] = (np.uint32, max(c, d * -(-c // 32)))
+        return sizes
+    sizes |= {"vals": (np.float32, c * d), "idx": (np.int64, c * d)}
+    if fmt == "mxfp4":
+        sizes |= {"b1": (np.uint8, c * 32), "jk": (np.int64, c), "aux": (np.float32, c)}
+    elif fmt in ("nf4", "nf4_dq"):
+        sizes |= {"flat": (np.int64, c * d), "b1": (np.uint8, c * d), "jk": (np.int64, c), "aux": (np.float32, c * d)}
+    elif fmt == "nvfp4":
+        sizes |= {"b1": (np.uint8, c * d), "flat": (np.int64, c * d // 16), "aux": (np.float32, c * d // 16)}
+    elif fmt == "fp8_block":
+        sizes |= {"jk": (np.int64, c), "kb": (np.int64, d), "aux": (np.float32, c * d)}
+    return sizes
+
+
+def packed_scratch_bytes(products: Iterable[tuple[int, int, int]], fmt: str, dtype: str) -> int:
+    """The bytes a PackedScratch for these products would hold, for planning the memory before
+    anything is allocated (the peak check sets aside the scratch's own .nbytes, not this)."""
+    return sum(np.dtype(t).itemsize * count for t, count in _scratch_sizes(list(products), fmt, dtype).values())
+
+
+def _scratch_sizes(products: list[tuple[int, int, int]], fmt: str, dtype: str) -> dict[str, tuple[Any, int]]:
+    if not products:
+        return {}
+    plans = [packed_plan(m, n) for m, _, n in products]
+    rows, cols, tile = max(r for r, _ in plans), max(c for _, c in plans), max(r * c for r, c in plans)
+    return _buffer_sizes(rows, cols, tile, fmt, dtype != "float32") | {"arange": (np.int64, max(max(k, n) for _, k, n in products))}
+
+
+class PackedScratch:
+    """The scratch of the packed products, made once before a pass as the narrow products'
+    Workspace is (arrays.py): buffers for the largest output tile of `products` ((m, k, n)
+    each) in `fmt`, into which every step of a tile's dequantization and product writes
+    (out=), and the indices 0…max(K, N) the index arithmetic reads. `nbytes` is its arrays'."""
+
+    def __init__(self, products: Iterable[tuple[int, int, int]], fmt: str, dtype: str, bits: int = 4) -> None:
+        products = list(products)
+        sizes = _scratch_sizes(products, fmt, dtype)
+        self.format, self.narrow = fmt, dtype != "float32"
+        self.buffers = {name: np.empty(count, t) for name, (t, count) in sizes.items()}
+        self.arange = self.buffers.pop("arange", np.empty(0, np.int64))
+        self.arange[...] = np.arange(self.arange.size) if self.arange.size else 0
+        self.rows = max((packed_plan(m, n)[0] for m, _, n in products), default=0)
+        self.cols = max((packed_plan(m, n)[1] for m, _, n in products), default=0)
+        self.tile = self.buffers["part"].size if self.buffers else 0
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.arange.nbytes) + sum(int(b.nbytes) for b in self.buffers.values())
+
+    def plan(self, m: int, k: int, n: int, fmt: str, narrow: bool) -> tuple[int, int] | None:
+        """Rows and columns of the output tiles a (m, k)·(k, n) product in `fmt` runs in within
+        this scratch (packed_plan's, made narrower or shorter to fit); None when it cannot."""
+        if fmt != self.format or self.arange.size < max(k, n) or (narrow and not self.narrow) or not self.cols:
+            return None
+        rows, cols = packed_plan(m, n)
+        if cols > self.cols:
+            cols = self.cols if self.cols >= n else self.cols // 32 * 32
+        rows = min(rows, self.rows, self.tile // max(1, cols))
+        return (rows, cols) if rows and cols and (cols == n or cols % 32 == 0) else None
+
+
+def packed_matmul(a: np.ndarray, b: PackedWeight, out: np.ndarray | None = None, scratch: PackedScratch | None = None) -> np.ndarray:
+    """a·W with W packed, in output tiles of `scratch`'s size: DEPTH rows of a tile's columns of
+    W dequantized to float32 at a time into the scratch, each partial product summed in float32
+    over the whole depth, each output element stored in a's dtype once. A scratch that cannot
+    hold this product (or none) is replaced by one made for it, which the peak then shows."""
     m, k = a.shape
     n = b.shape[1]
     if out is None:
         out = np.empty((m, n), a.dtype)
-    acc = out if out.dtype == np.float32 else np.zeros((m, n), np.float32)
-    if acc is out:
-        acc[...] = 0
-    for lo in range(0, k, DEPTH):
-        hi = min(k, lo + DEPTH)
-        acc += a[:, lo:hi].astype(np.float32) @ b.rows(lo, hi)
-    if acc is not out:
-        out[...] = acc
+    narrow, direct = a.dtype != np.float32, out.dtype == np.float32
+    plan = None if scratch is None else scratch.plan(m, k, n, b.format, narrow or not direct)
+    if scratch is None or plan is None:
+        scratch = PackedScratch([(m, k, n)], b.format, "float32" if not narrow and direct else "narrow", b.bits)
+        plan = packed_plan(m, n)
+    buf, (rows, cols) = scratch.buffers, plan
+    for i in range(0, m, rows):
+        i_end = min(m, i + rows)
+        for j in range(0, n, cols):
+            j_end = min(n, j + cols)
+            r, c = i_end - i, j_end - j
+            part = buf["part"][: r * c].reshape(r, c)
+            acc = out[i:i_end, j:j_end] if direct else buf["acc"][: r * c].reshape(r, c)
+            for lo in range(0, k, DEPTH):
+                hi = min(k, lo + DEPTH)
+                lhs = a[i:i_end, lo:hi]
+                if narrow:
+                    lhs = buf["lhs"][: r * (hi - lo)].reshape(r, hi - lo)
+                    np.copyto(lhs, a[i:i_end, lo:hi])
+                np.matmul(lhs, b.rows(lo, hi, (j, j_end), scratch), out=part)
+                if lo:
+                    np.add(acc, part, out=acc)
+                else:
+                    np.copyto(acc, part)
+            if not direct:
+                np.copyto(out[i:i_end, j:j_end], acc)  # the one rounding to the storage dtype
     return out
+
+
+def _gather(src: np.ndarray, rows: np.ndarray, cols: tuple[int, int], out: np.ndarray, scratch: PackedScratch) -> None:
+    """out[r] = src[rows[r], cols[0]:cols[1]], through flat indices in the scratch (np.take with
+    an axis copies a non-contiguous source; its mode="wrap" writes into out unbuffered)."""
+    d, c = out.shape
+    kr, idx = scratch.buffers["kr"][:d], scratch.buffers["idx"][: d * c].reshape(d, c)
+    np.multiply(rows, src.shape[1], out=kr)
+    np.add(kr[:, None], scratch.arange[None, cols[0] : cols[1]], out=idx)
+    np.take(src.reshape(-1), idx, out=out, mode="wrap")
+
+
+def _take_fields(words: np.ndarray, b: int, count: int, qbuf: np.ndarray, ubuf: np.ndarray, axis: int) -> np.ndarray:
+    """The b-bit fields of uint32 words (AutoGPTQ's stream, field i at bit b·i, 32 fields per b
+    words) along `axis`, into qbuf as a uint32 array: (count, cols) along 0, (rows, count) along 1."""
+    mask = np.uint32((1 << b) - 1)
+    if axis == 0:
+        c = words.shape[1]
+        q, u = qbuf[: count * c].reshape(count, c), ubuf[:c]
+        for i in range(count):
+            word, shift = divmod(b * i, 32)
+            np.right_shift(words[word], np.uint32(shift), out=q[i])
+            if shift + b > 32:  # the field's high bits open the next word
+                np.left_shift(words[word + 1], np.uint32(32 - shift), out=u)
+                np.bitwise_or(q[i], u, out=q[i])
+    else:
+        d = words.shape[0]
+        q = qbuf[: d * count].reshape(d, count)
+        w3, q3 = words.reshape(d, -1, b), q.reshape(d, -1, 32)
+        u = ubuf[: d * w3.shape[1]].reshape(d, w3.shape[1])
+        for i in range(32):
+            word, shift = divmod(b * i, 32)
+            np.right_shift(w3[:, :, word], np.uint32(shift), out=q3[:, :, i])
+            if shift + b > 32:
+                np.left_shift(w3[:, :, word + 1], np.uint32(32 - shift), out=u)
+                np.bitwise_or(q3[:, :, i], u, out=q3[:, :, i])
+    np.bitwise_and(q, mask, out=q)
+    return q
+
+
+def _awq_fields(words: np.ndarray, qbuf: np.ndarray) -> np.ndarray:
+    """(r, N/8) uint32 words → (r, N) 4-bit values in qbuf, nibble t of word j being column 8j + AWQ_ORDER[t]."""
+    r, w = words.shape
+    q = qbuf[: r * w * 8].reshape(r, w * 8)
+    q3 = q.reshape(r, w, 8)
+    for t, col in enumerate(AWQ_ORDER):
+        np.right_shift(words, np.uint32(4 * t), out=q3[:, :, col])
+    np.bitwise_and(q, np.uint32(15), out=q)
+    return q
+
+
+_TABLES: dict[str, np.ndarray] = {}
+
+
+def _table(name: str) -> np.ndarray:
+    """Every code of an ml_dtypes type of at most 8 bits as float32, by its bits (ml_dtypes' own
+    conversion), made once (prepare makes them before the pass is traced)."""
+    if name not in _TABLES:
+        bits = 4 if name.startswith("float4") else 8
+        _TABLES[name] = np.arange(1 << bits, dtype=np.uint8).view(getattr(_ml(), name)).astype(np.float32)
+    return _TABLES[name]
 
 
 def stored_checks(pred: Any, params: dict[str, Any]) -> list[Any]:

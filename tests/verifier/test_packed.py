@@ -160,8 +160,8 @@ def test_a_scale_tensor_one_element_short_in_the_model_is_caught(fmt: str, monke
 def test_a_tile_dequantizer_swapping_two_values_fails_the_reference(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
     real = packed.PackedWeight.rows
 
-    def swapped(self: packed.PackedWeight, lo: int, hi: int) -> np.ndarray:
-        r = real(self, lo, hi)
+    def swapped(self: packed.PackedWeight, lo: int, hi: int, *tile: Any) -> np.ndarray:
+        r = real(self, lo, hi, *tile)
         r[[0, 1]] = r[[1, 0]]  # the two values of a nibble pair (rows lo and lo + 1) read in the other order
         return r
 
@@ -185,8 +185,8 @@ def test_a_tile_dequantizer_ignoring_awqs_order_fails_the_reference(monkeypatch:
 def test_an_e8m0_bias_off_by_one_in_the_product_fails_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     real = packed.PackedWeight.rows
 
-    def doubled(self: packed.PackedWeight, lo: int, hi: int) -> np.ndarray:
-        return real(self, lo, hi) * 2 if self.format == "mxfp4" else real(self, lo, hi)  # 2^(s − 126)
+    def doubled(self: packed.PackedWeight, lo: int, hi: int, *tile: Any) -> np.ndarray:
+        return real(self, lo, hi, *tile) * 2 if self.format == "mxfp4" else real(self, lo, hi, *tile)  # 2^(s − 126)
 
     monkeypatch.setattr(packed.PackedWeight, "rows", doubled)
     assert any("float64 reference" in n for n in failed(verify(layer("mxfp4", "dense"))))
@@ -224,11 +224,11 @@ def test_gptq_act_order_shuffled_g_idx_runs(monkeypatch: pytest.MonkeyPatch) -> 
 
     real_rows = packed.PackedWeight.rows
 
-    def sequential(self: packed.PackedWeight, lo: int, hi: int) -> np.ndarray:
+    def sequential(self: packed.PackedWeight, lo: int, hi: int, *tile: Any) -> np.ndarray:
         twin = packed.PackedWeight(
             self.format, self.shape, self.arrays | {"g_idx": (np.arange(self.shape[0]) // self.group).astype(np.int32)}, self.group
         )
-        return real_rows(twin, lo, hi)
+        return real_rows(twin, lo, hi, *tile)
 
     monkeypatch.setattr(packed.PackedWeight, "rows", sequential)
     assert any("float64 reference" in n for n in failed(verify(cfg)))
@@ -267,3 +267,82 @@ def test_gptq_groups_that_do_not_divide_k(group: int, groups: int) -> None:
     assert int(pw.arrays["g_idx"].max()) == groups - 1
     assert np.array_equal(pw.dequantized(), reference.dequantize("gptq_int4", pw.arrays, 64, 64, pw.group))
     assert float(np.abs(pw.dequantized() - w).max()) < 1.0
+
+
+def wide(fmt: str) -> FFNConfig:
+    """A layer whose tiles' temporaries, were they made per tile, would exceed the peak check's
+    allowance (main before the packed scratch: gptq_int3 +29%, nf4 +42% over the predicted peak)."""
+    group = 128 if fmt.startswith(("gptq", "awq")) else None
+    return make_config(1, 64, 512, 1408, weight_dtype=fmt, group_size=group, activation="swiglu")
+
+
+def peak_rows(report: VerifyReport) -> list[Any]:
+    return [c for c in report.checks if "peak bytes (tracemalloc" in c.name]
+
+
+@pytest.mark.parametrize("fmt", [pytest.param(f, marks=[] if f == "gptq_int3" else [pytest.mark.slow]) for f in packed.VERIFIED])
+def test_a_wide_layer_passes_the_peak_check_in_every_format(fmt: str) -> None:
+    """The packed products run in the workspace's packed scratch (set aside by its .nbytes):
+    what the pass holds beyond it is the model's tensors, within the strict allowance."""
+    report = verify(wide(fmt))
+    rows = peak_rows(report)
+    assert rows and all(c.ok for c in rows), [(c.name, c.detail) for c in rows]
+    assert report.ok, failed(report)
+
+
+def test_an_unbounded_temporary_in_the_tile_fails_the_peak_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tile that makes the whole dequantized matrix (K × N float32) beside the scratch is
+    caught by the peak check, which must not tolerate it."""
+    real = packed.PackedWeight.rows
+
+    def whole(self: packed.PackedWeight, lo: int, hi: int, *tile: Any) -> np.ndarray:
+        full = np.zeros(self.shape, np.float32)
+        j0, j1 = tile[0] if tile and tile[0] else (0, self.shape[1])
+        full[lo:hi, j0:j1] = real(self, lo, hi, *tile)
+        return full[lo:hi, j0:j1]
+
+    monkeypatch.setattr(packed.PackedWeight, "rows", whole)
+    rows = peak_rows(verify(wide("gptq_int3")))
+    assert rows and not any(c.ok for c in rows), [(c.name, c.detail) for c in rows]
+
+
+@pytest.mark.parametrize("fmt", packed.VERIFIED)
+def test_the_plan_counts_the_packed_scratch_the_pass_makes(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """scratch_allowance holds exactly the packed scratch's bytes as the pass's workspace makes
+    them (.nbytes), so a run it would not fit beside is refused before it allocates."""
+    from ffn_calc.model.forward import analyze
+    from ffn_calc.verifier import arrays, memory
+
+    cfg = wide(fmt)
+    pred = analyze(cfg)
+    products = [s.matmul for s in pred.stages if s.matmul]
+    made = arrays.Workspace(products, "float32", fmt)
+    assert made.packed is not None and made.packed.nbytes > 0
+    whole, floor = memory.required_bytes(pred), memory.required_bytes(pred, 1)
+    monkeypatch.setattr(packed, "packed_scratch_bytes", lambda *_: 0)
+    assert whole - memory.required_bytes(pred) == made.packed.nbytes
+    assert floor > memory.required_bytes(pred, 1)  # one token's chunk has its own, smaller scratch
+    monkeypatch.undo()
+    with pytest.raises(VerifyRefused):
+        memory.plan_chunks(pred, floor - 1)
+    assert memory.plan_chunks(pred, whole) == (0, whole)
+
+
+@pytest.mark.parametrize("fmt", packed.VERIFIED)
+def test_a_product_split_into_row_and_column_tiles_is_the_whole_one(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With output tiles of at most 2,048 elements (PACKED_ELEMENTS lowered), a (100, 64)·(64, 96)
+    product runs in 3 × 3 tiles of 45 × 32 (the last rows 10) in its scratch; each output is the same float32 sum of 64
+    products as in one tile, so the result equals the whole matrix's product to float32's
+    rounding of that sum (in float16 activations too: the accumulator and input tiles)."""
+    pw = pack(fmt)
+    dense = pw.dequantized().astype(np.float64)
+    a = np.random.default_rng(3).standard_normal((100, 64)).astype(np.float32)
+    monkeypatch.setattr(packed, "PACKED_ELEMENTS", 64 * 32)
+    assert packed.packed_plan(100, 96) == (45, 32)
+    for dtype in (np.float32, np.float16):
+        x = a.astype(dtype)
+        scratch = packed.PackedScratch([(100, 64, 96)], fmt, np.dtype(dtype).name, pw.bits)
+        got = packed.packed_matmul(x, pw, None, scratch).astype(np.float64)
+        exact = x.astype(np.float64) @ dense
+        bound = 64 * 2.0**-23 * (np.abs(x).astype(np.float64) @ np.abs(dense)) + (np.abs(exact) * 2.0**-10 if dtype == np.float16 else 0)
+        assert np.all(np.abs(got - exact) <= bound + 1e-30)
