@@ -63,7 +63,8 @@ CATALOGUES = {"project": "mutants_catalogue", "independent": "mutants_independen
 
 REPO = Path(__file__).resolve().parent.parent
 IGNORED = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "build", "dist"}
-TEST_COMMAND = ("-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider")
+# -n 0: one process per mutant (the benchmark runs --jobs mutants side by side; -x stops at the first failure exactly)
+TEST_COMMAND = ("-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0")
 TEST_TIMEOUT_S = 900
 VERIFY_TIMEOUT_S = 300
 
