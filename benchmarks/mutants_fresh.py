@@ -45,6 +45,8 @@ V_PP = ("verify 4 4 8 --backward --layers 6 --pp 4 --microbatches 4",)
 V_PPI = ("verify 4 4 8 --backward --layers 8 --pp 2 --microbatches 4 --schedule interleaved",)
 
 CONFIG_READ = "how a config.json is read: its fields and its family's code defaults, no run"
+# What a name means is read from the documentation, not observed: verify runs the stage the name is read as.
+NAMED_STAGE = "FSDP's strategy names and HYBRID_SHARD's default node of 8 ranks are conventions; verify --dp runs the stage they are read as"
 QUANT_READ = "how quantization_config is read into --weight-dtype and --group-size: no run"
 DATASHEET = "a datasheet figure of the GPU table"
 ROOF = "the roofline's memory-traffic and time model: nothing runs on a GPU"
@@ -56,12 +58,13 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- data parallelism: ZeRO stages, FSDP names, bytes sent, node size -----------------------
     Mutant("fr-dp-fsdp-grad-op", MODEL, DP, '"shard_grad_op": 2', '"shard_grad_op": 1',
            "FSDP's SHARD_GRAD_OP mapped to ZeRO-1: its gradients are counted whole on every rank",
-           ("verify 2 4 8 --d-ff 24 --backward --dp 4 --zero shard_grad_op",)),
+           ("verify 2 4 8 --d-ff 24 --backward --dp 4 --zero shard_grad_op",), NAMED_STAGE),
     Mutant("fr-dp-node-default", MODEL, DP, "node_size = 8 if node_size is None else node_size",
            "node_size = 4 if node_size is None else node_size",
-           "HYBRID_SHARD's default node taken as 4 ranks instead of 8", ("verify 2 4 8 --d-ff 24 --backward --dp 16 --zero hybrid_shard",)),
+           "HYBRID_SHARD's default node taken as 4 ranks instead of 8",
+           ("verify 2 4 8 --d-ff 24 --backward --dp 16 --zero hybrid_shard",), NAMED_STAGE),
     Mutant("fr-dp-shard-floor", MODEL, DP, "shards = [(_chunk(psi, r), r) for psi, r in parts]", "shards = [(psi // r, r) for psi, r in parts]",
-           "a shard rounded down (no padding of the flat buffer to a multiple of N)", V_DP),
+           "a shard rounded down (no padding of the flat buffer to a multiple of N)", ("verify 2 4 8 --d-ff 24 --backward --dp 3 --zero 3",)),
     Mutant("fr-dp-grad-stage1", MODEL, DP, "grads = shard * b if stage >= 2 else", "grads = shard * b if stage >= 1 else",
            "gradients sharded from ZeRO-1 on (they are from ZeRO-2)", V_DP1),
     Mutant("fr-dp-ring-steps", MODEL, DP, "grad_sent, gather_sent = ring, ring\n",
@@ -82,7 +85,8 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- pipeline ---------------------------------------------------------------------------
     Mutant("fr-pp-runs-last", MODEL, PP, "return [q + (1 if i < r else 0) for i in range(parts)]",
            "return [q + (1 if i >= parts - r else 0) for i in range(parts)]",
-           "the L mod p extra layers put on the last stages instead of the first", ("verify 4 4 8 --backward --layers 7 --pp 4",)),
+           "the L mod p extra layers put on the last stages instead of the first", ("verify 4 4 8 --backward --layers 7 --pp 4",),
+           "which stages take the L mod p extra layers is the plan's choice; verify --pp places the layers as the plan says"),
     Mutant("fr-pp-1f1b-held", MODEL, PP, "return min(p - s, m)", "return min(p, m)",
            "1F1B: every stage holds p microbatches (stage s holds p − s)", V_PP),
     Mutant("fr-pp-interleaved-held", MODEL, PP, "return min(2 * (p - s - 1) + (v - 1) * p + 1, v * m)",
@@ -98,7 +102,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("fr-pp-state-no-master", MODEL, PP, "state = dp.weight_bytes + dp.gradient_bytes + dp.optimizer_state_bytes + dp.master_weight_bytes",
            "state = dp.weight_bytes + dp.gradient_bytes + dp.optimizer_state_bytes",
            "with --dp, a stage's state leaves out the master weights' shards",
-           ("verify 4 4 8 --dtype bfloat16 --backward --layers 4 --pp 2 --dp 2 --zero 1",)),
+           ("verify 4 4 8 --dtype bfloat16 --backward --layers 4 --pp 2 --dp 2 --zero 1",),
+           "verify --pp runs whole layers one rank per stage and refuses --dp: a stage's sharded state is train's arithmetic only"),
     Mutant("fr-pp-micro-batch", MODEL, TR, "micro = replace(cfg, batch=cfg.batch // m)", "micro = replace(cfg, batch=cfg.batch)",
            "each microbatch trained on the whole batch (b, not b/m sequences)", V_PP),
     # --- training options -------------------------------------------------------------------

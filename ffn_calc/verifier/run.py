@@ -99,6 +99,10 @@ def verify(
         report = _verify_groups(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training, dp)
     else:
         report = _verify_one(cfg, seed, max_memory_bytes, progress, backward, tp, input_grad, ep, sequence_parallel, training, dp)[0]
+        if backward and cfg.layers > 1:  # `train`'s stack totals and peak from the one layer's observed step, as a mixed stack's
+            pred = report.prediction
+            extra = group_training_checks(pred.config, pred, training, input_grad, {pred.groups[0].name: report})
+            report = replace(report, checks=report.checks + tuple(extra))
     if not piped:
         return report
     from ffn_calc.verifier.pipeline import pipeline_checks
@@ -360,7 +364,7 @@ def group_model_checks(pred: FFNReport, seen: dict[str, StackSeen]) -> list[Chec
 
 
 def group_training_checks(cfg: FFNConfig, pred: FFNReport, training: Any, input_grad: bool, reports: dict[str, VerifyReport]) -> list[Check]:
-    """A mixed stack's training step (`train`'s model totals) against Σ layers × each group's
+    """A stack's training step (`train`'s model totals; a mixed stack or L like layers) against Σ layers × each group's
     observed one-layer step (its training rows' observed figures), and its peak as the summed
     persistent and saved bytes plus the largest observed one-layer recomputed + transient."""
     from ffn_calc.model.training import SUMMED, TrainingOptions, train

@@ -69,3 +69,23 @@ def test_a_packed_tensor_of_the_right_bytes_but_wrong_dtype_or_shape_fails(chang
     w1.arrays["scales"] = scales.view(np.int16) if change == "dtype" else scales.reshape(64, 2)
     failed = [c for c in packed.stored_checks(analyze(cfg), params) if not c.ok]
     assert [c.name for c in failed] == ["W1 scales (dtype, shape, .nbytes of the packed array)"]
+
+
+def test_a_stack_of_like_layers_has_its_training_peak_observed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 3 GELU layers, d = 8, d_ff = 32, selective recompute: the stack's training peak is 3 × the
+    # persistent and saved bytes + one layer's recomputed and transient bytes, each read off the
+    # observed step. A model peak that forgets the recomputed bytes must fail that row.
+    from ffn_calc.model import training
+
+    cfg = make_config(2, 4, 8, "32", activation="gelu", layers=3)
+    row = "model peak_bytes = Σ persistent + saved + the largest one-layer recomputed + transient"
+    assert _one(ffn_calc.verify(cfg, backward=True, recompute="selective"), row).ok
+    real = training.stack_training_totals
+
+    def forgets(groups: Any) -> Any:
+        out = real(groups)
+        busiest = max(t.recomputed_bytes for _, _, t in groups)
+        return replace(out, peak_bytes=out.peak_bytes - busiest)
+
+    monkeypatch.setattr(training, "stack_training_totals", forgets)
+    assert not _one(ffn_calc.verify(cfg, backward=True, recompute="selective"), row).ok
