@@ -82,7 +82,8 @@ class Family(NamedTuple):
     refused: str = ""
     note: str = ""
     # the FFN's module under model.layers.{i} as the checkpoint names it (the decoder layer's
-    # attribute), which quantization_config's module lists match (inputs/quantization.py)
+    # attribute), or its whole path with {i} where the layers are not model.layers (DBRX's
+    # transformer.blocks.{i}.ffn), which quantization_config's module lists match (inputs/quantization.py)
     container: str = "mlp"
 
 
@@ -224,7 +225,8 @@ _FAMILIES: tuple[Family, ...] = (
            container="block_sparse_moe"),
     Family("granitemoeshared", "GraniteMoeSharedMoE+GraniteMoeSharedMLP", "GraniteMoeSharedModel", True, False, "rms", "pre",
            moe=Moe(_EXPERTS, _TOP_K, "intermediate_size", shared_width="shared_intermediate_size"), container="block_sparse_moe"),
-    Family("minimax", "MiniMaxSparseMoeBlock", "MiniMaxModel", True, False, "rms", "pre", moe=Moe(_EXPERTS, _TOP_K, "intermediate_size")),
+    Family("minimax", "MiniMaxSparseMoeBlock", "MiniMaxModel", True, False, "rms", "pre", moe=Moe(_EXPERTS, _TOP_K, "intermediate_size"),
+           container="block_sparse_moe"),
     Family("phimoe", "PhimoeSparseMoeBlock", "PhimoeModel", True, False, "layer", "pre", moe=Moe(_EXPERTS, _TOP_K, "intermediate_size"),
            note="its LayerNorms take their epsilon from rms_norm_eps", container="block_sparse_moe"),
     Family("jamba", "JambaSparseMoeBlock|JambaMLP", "JambaModel", True, False, "rms", "pre",
@@ -232,7 +234,7 @@ _FAMILIES: tuple[Family, ...] = (
     Family("dbrx", "DbrxFFN", "DbrxModel", True, False, "layer", "pre", act=("ffn_config.ffn_act_fn.name",), d_model=("d_model",),
            d_ff=("ffn_config.ffn_hidden_size",), layers=("n_layers",),
            moe=Moe("ffn_config.moe_num_experts", "ffn_config.moe_top_k", "ffn_config.ffn_hidden_size"),
-           note="DbrxConfig nests the FFN in ffn_config"),
+           note="DbrxConfig nests the FFN in ffn_config", container="transformer.blocks.{i}.ffn"),
     Family("llama4_text", "Llama4TextMoe|Llama4TextMLP", "Llama4TextModel", True, False, "rms", "pre",
            moe=Moe(_EXPERTS, _TOP_K, "intermediate_size", "moe_layers", shared_width="intermediate_size", dense_width="intermediate_size_mlp"),
            note="Llama4TextExperts runs every expert on every token (bmm; unrouted scores are sigmoid(−inf) = 0): "

@@ -187,7 +187,7 @@ def _unconverted(patterns: list[str], values: dict[str, Any], model_type: str, n
     experts = values.get("experts", 0)
     whole = 0
     for pattern in patterns:
-        modules = [f"model.layers.{i}.{container}" for i in range(layers)]
+        modules = [container.format(i=i) if "{i}" in container else f"model.layers.{i}.{container}" for i in range(layers)]
         hit = sum(_matches(pattern, m) for m in modules)
         if hit == layers:
             whole += 1
@@ -202,7 +202,7 @@ def _unconverted(patterns: list[str], values: dict[str, Any], model_type: str, n
         part = next((name for name in under if _matches(pattern, name)), None)
         if part is not None:
             raise _refuse(f"{pattern!r} keeps part of the FFN ({part}) unconverted (one format for all its matrices is modelled)")
-        routers = [f"model.layers.{i}.{c}.{r}" for i in range(layers) for c in ("mlp", "block_sparse_moe", "feed_forward") for r in ROUTER]
+        routers = [f"{m}.{r}" for m in modules for r in ROUTER]
         if any(_matches(pattern, name) for name in routers):
             notes.append(f"modules_to_not_convert {pattern!r}: the router, which ffn-calc keeps in --dtype anyway")
         else:

@@ -172,3 +172,21 @@ def test_the_ffn_container_comes_from_the_family_table(tmp_path: Path) -> None:
     whole = ffn_calc.layer(1, 1, config=_with(tmp_path, gptq, "mixtral-8x7b-gptq"))
     assert whole.weight_dtype is None
     assert any("every layer's FFN (block_sparse_moe) stays in --dtype" in line for line in whole.origin)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "layers", "pattern", "whole"),
+    [
+        # MiniMax's decoder layer keeps Mixtral's attribute (MiniMaxDecoderLayer.block_sparse_moe)
+        ("minimax", 2, "block_sparse_moe", True),
+        # DBRX's layers are transformer.blocks.{i}, its FFN .ffn: a full path matches layer by layer
+        ("dbrx", 1, "transformer.blocks.0.ffn", True),
+        ("dbrx", 1, "model.layers.0.mlp", False),
+    ],
+)
+def test_a_family_whose_ffn_has_another_path_is_matched_on_it(model_type: str, layers: int, pattern: str, whole: bool) -> None:
+    from ffn_calc.inputs.quantization import _unconverted
+
+    notes: list[str] = []
+    assert _unconverted([pattern], {"layers": layers, "experts": 8}, model_type, notes) is whole
+    assert len(notes) == 1 and ("every layer's FFN" in notes[0]) is whole
