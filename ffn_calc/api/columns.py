@@ -36,10 +36,13 @@ COLUMNS = (("model",) + CONFIG_COLUMNS[:5] + ("d_ff_given",) + CONFIG_COLUMNS[5:
 _INT_FIELDS = {f.name for f in fields(FFNConfig) if f.type == "int"}
 NUMBER_COLUMNS = tuple(c for c in COLUMNS if c in TOTAL_COLUMNS + MODEL_COLUMNS + TRAIN_COLUMNS or c == "tokens" or c in _INT_FIELDS)
 DEFAULT_COLUMNS = ("batch", "seq_len", "d_model", "d_ff", "params", "flops", "matmul_flops_per_token", "weight_bytes", "peak_bytes")
+# Added to the default when a sweep has a data-parallel or a pipeline axis (or flag): its per-rank figures
+DP_DEFAULT = ("dp_peak_bytes", "dp_sent_bytes")
+PP_DEFAULT = ("pp_bubble_fraction", "pp_busiest_stage_peak_bytes")
 
 PARALLEL_FROM = 20_000  # combinations; below this, starting workers costs more than it saves
 
 __all__ = [
-    "COLUMNS", "CONFIG_COLUMNS", "DEFAULT_COLUMNS", "GIVEN_COLUMNS", "MODEL_COLUMNS", "NUMBER_COLUMNS", "PARALLEL_FROM", "TOTAL_COLUMNS",
-    "TRAINING_COLUMNS", "TRAINING_GIVEN",
+    "COLUMNS", "CONFIG_COLUMNS", "DEFAULT_COLUMNS", "DP_DEFAULT", "GIVEN_COLUMNS", "MODEL_COLUMNS", "NUMBER_COLUMNS", "PARALLEL_FROM",
+    "PP_DEFAULT", "TOTAL_COLUMNS", "TRAINING_COLUMNS", "TRAINING_GIVEN",
 ]  # fmt: skip

@@ -18,7 +18,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, NamedTuple
 
-from ffn_calc.api.columns import COLUMNS, DEFAULT_COLUMNS, PARALLEL_FROM
+from ffn_calc.api.columns import COLUMNS, DEFAULT_COLUMNS, DP_DEFAULT, PARALLEL_FROM, PP_DEFAULT
 from ffn_calc.inputs.resolve import KEYWORDS
 from ffn_calc.inputs.values import Parser, count, memory, number, size, storage_dtype, writable_file
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, NONLINEARITIES
@@ -319,7 +319,8 @@ SPECS: tuple[Option, ...] = (
            metavar="[BATCH SEQ_LEN [D_MODEL]]", show_default=False),
     Option("stdin", ("--stdin",), 'Read configurations as JSON lines on stdin, e.g. {"batch": 8, "seq_len": 512, "model": "bert-base"}.',
            ("sweep",), OUTPUT_PANEL, type=bool, default=False),
-    Option("columns", ("--columns", "-c"), f"Columns to print. Default: {', '.join(DEFAULT_COLUMNS)}. Any of: {', '.join(COLUMNS)}.",
+    Option("columns", ("--columns", "-c"), f"Columns to print. Default: {', '.join(DEFAULT_COLUMNS)}; with --dp or --zero also "
+           f"{', '.join(DP_DEFAULT)}; with --pp, --microbatches or --schedule also {', '.join(PP_DEFAULT)}. Any of: {', '.join(COLUMNS)}.",
            ("sweep",), OUTPUT_PANEL, metavar="A,B,…"),
     Option("chart", ("--chart",), "Draw COLUMN as bars against the swept values (table output).", ("sweep",), OUTPUT_PANEL, metavar="COLUMN"),
     Option("format", ("--format", "-f"), "table, csv, jsonl (one JSON object per line) or markdown (a pipe table, exact integers).",

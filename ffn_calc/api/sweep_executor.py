@@ -18,9 +18,11 @@ from ffn_calc.api.columns import (
     COLUMNS,
     CONFIG_COLUMNS,
     DEFAULT_COLUMNS,
+    DP_DEFAULT,
     GIVEN_COLUMNS,
     NUMBER_COLUMNS,
     PARALLEL_FROM,
+    PP_DEFAULT,
     TRAINING_COLUMNS,
     TRAINING_GIVEN,
 )
@@ -378,6 +380,10 @@ def grid_sweep(
     the other layer options, where a model, activation or dtype given as a list (a,b,c) is an
     axis too. Everything that can be wrong is found here, before the first row."""
     cols = parse_columns(columns)
+    if columns is None:  # a training axis asked for: its per-rank figures shown without -c
+        given = {k for k in TRAINING_AXES if axes.get(k) is not None or fixed.get(k) is not None}
+        cols += DP_DEFAULT * bool(given & {"dp", "zero"})
+        cols += PP_DEFAULT * bool(given & {"pp", "microbatches", "schedule"})
     extra = _check_chart(chart)
     seq_len = axes.get("seq_len")
     if seq_len is None:

@@ -71,3 +71,19 @@ def test_a_sweep_without_training_does_not_load_the_training_model() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_a_training_axis_shows_its_per_rank_figures_without_columns(cli: Cli) -> None:
+    # --dp alone: the rank's peak and bytes sent join the default columns; --pp: the bubble and
+    # the busiest stage's peak; neither without a training axis.
+    code, out, err = cli("sweep", "8", "512", "-m", "llama-2-7b", "--dp", "64", "--zero", "3", "-f", "jsonl")
+    assert code == 0, err
+    (row,) = _jsonl(out)
+    assert row["dp_sent_bytes"] == 3 * 63 * (PSI // 64) * 2 and "dp_peak_bytes" in row and "pp_bubble_fraction" not in row
+    code, out, err = cli("sweep", "8", "512", "-m", "llama-2-7b", "--pp", "4", "--microbatches", "8", "-f", "jsonl")
+    assert code == 0, err
+    (row,) = _jsonl(out)
+    assert Fraction(str(row["pp_bubble_fraction"])).limit_denominator(100) == Fraction(3, 11)  # (p − 1)/(m + p − 1), 1F1B
+    assert "pp_busiest_stage_peak_bytes" in row and "dp_peak_bytes" not in row
+    code, out, err = cli("sweep", "8", "512", "-m", "llama-2-7b", "-f", "jsonl")
+    assert code == 0 and not any(k.startswith(("dp_", "pp_")) for k in _jsonl(out)[0])
