@@ -40,7 +40,7 @@ from ffn_calc.verifier.memory import check_backward_fits, peak_allowance, plan_c
 from ffn_calc.verifier.observe import observe_forward, observe_stack, stack_from_pass, stack_refusal
 from ffn_calc.verifier.packed import VERIFIED, prepare, stored_checks
 from ffn_calc.verifier.properties import RTOL, structural_checks
-from ffn_calc.verifier.report import Check, VerifyReport
+from ffn_calc.verifier.report import CONVENTION_X_OBSERVED, Check, VerifyReport
 
 # Every dtype the verifier stores tensors in (arrays.NUMPY_DTYPES): bfloat16 and float8 come from
 # ml_dtypes, imported only when one of them is asked for; their products and elementwise work
@@ -316,6 +316,8 @@ def _verify_groups(
         checks.extend(group_rank_checks(cfg, tp, sequence_parallel, {name: r for name, r, _ in reports}))
     if backward and tp == 1 and ep == 1:
         checks.extend(group_training_checks(cfg, pred, training, input_grad, {name: r for name, r, _ in reports}))
+    if backward and dp is not None:
+        checks.extend(group_dp_checks(cfg, pred, training, input_grad, dp, {name: r for name, r, _ in reports}))
     main = reports[-1][1]
     seconds = time.perf_counter() - started
     kept = {(d.name, repr(d.value)): d for _, r, _ in reports for d in r.definitions}  # each group's, once
@@ -399,6 +401,45 @@ def group_training_checks(cfg: FFNConfig, pred: FFNReport, training: Any, input_
         checks.append(Check("training", "model peak_bytes = Σ persistent + saved + the largest one-layer recomputed + transient, each observed",
                             model.peak_bytes, total, total == model.peak_bytes, detail="from the groups' observed steps"))  # fmt: skip
     return checks
+
+
+def group_dp_checks(
+    cfg: FFNConfig, pred: FFNReport, training: Any, input_grad: bool, dp: tuple[int, str, int | None], reports: dict[str, VerifyReport]
+) -> list[Check]:
+    """A mixed stack on one data-parallel rank (`train --dp`'s model_state_bytes and
+    model_peak_bytes) from each group's observed rank 0: Σ layers × its state, Σ layers × its saved
+    activations, and the largest one layer's gathered, recomputed and transient bytes."""
+    from ffn_calc.model.training import TrainingOptions, train
+
+    ranks, zero, node_size = dp
+    want = train(cfg, replace(training or TrainingOptions(), input_grad=input_grad), dp=ranks, zero=zero, node_size=node_size).data_parallel
+    if want is None or want.model_state_bytes is None or want.model_peak_bytes is None or len(reports) != len(pred.groups):
+        return []
+
+    def seen(report: VerifyReport, group: str, start: str) -> int | None:
+        row = next((c for c in report.checks if c.group == group and c.name.startswith(start)), None)
+        return row.observed if row is not None and isinstance(row.observed, int) else None
+
+    state = saved = one = 0
+    for g in pred.groups:
+        r = reports[g.name]
+        figures = ("weight_bytes", "gradient_bytes", "master_weight_bytes", "optimizer_state_bytes", "saved_activation_bytes", "gathered_bytes")
+        parts = [seen(r, "data parallel", f"rank 0 {f} (") for f in figures]
+        transient = [seen(r, "training", f"{f} (") for f in ("recomputed_bytes", "backward_transient_bytes")]
+        if None in parts or None in transient:
+            return []
+        w, gr, m, st, sv, ga = (v or 0 for v in parts)
+        state += g.config.layers * (w + gr + m + st)
+        saved += g.config.layers * sv
+        one = max(one, ga + sum(v or 0 for v in transient))
+    peak = state + saved + one
+    how = "from each group's observed rank 0"
+    return [
+        Check("data parallel", "model_state_bytes = Σ layers × each group's rank-0 state, observed", want.model_state_bytes, state,
+              state == want.model_state_bytes, detail=how),
+        Check("data parallel", "model_peak_bytes = state + Σ layers × saved + the largest one layer's gathered, recomputed and transient",
+              want.model_peak_bytes, peak, peak == want.model_peak_bytes, how=CONVENTION_X_OBSERVED, detail=how),
+    ]  # fmt: skip
 
 
 def group_rank_checks(cfg: FFNConfig, tp: int, sequence_parallel: bool, reports: dict[str, VerifyReport]) -> list[Check]:

@@ -194,3 +194,29 @@ def test_every_form_passes(layer: dict[str, Any], run: dict[str, Any]) -> None:
     assert sum(c.group == "data parallel" for c in report.checks) >= 2 * 8 + 2  # every figure of every rank, and the two results
     if layer.get("layers") == 3 and not layer.get("dense_layers"):
         assert any(c.name.startswith("model_state_bytes = 3 layers") and c.ok for c in report.checks)
+
+
+def test_a_mixed_stacks_rank_totals_are_observed_from_its_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 1 dense layer (d_ff 16) + 1 MoE layer (4 experts of 24, top-2), ZeRO-3 over 4 ranks: the stack on a
+    # rank holds both layers' shards and saved activations, but one layer's gathered weights and
+    # transient at a time. A peak that adds every group's gathered weights must fail its row.
+    from ffn_calc.model import data_parallel as model_dp
+    from ffn_calc.model import training
+
+    cfg = make_config(2, 4, 8, "24", experts=4, top_k=2, dense_layers=1, dense_d_ff=16)
+    rows = ("model_state_bytes = Σ layers", "model_peak_bytes = state + Σ layers")
+    report = api.verify(cfg, backward=True, dp=4, zero="3")
+    assert all(_row(report, r).ok for r in rows)
+
+    def every_group(groups: Any) -> tuple[int, int]:
+        state, peak = model_dp.stack(groups)
+        return state, peak + sum(d.gathered_bytes for _, d, _ in groups) - max(d.gathered_bytes for _, d, _ in groups)
+
+    monkeypatch.setattr(training, "dp_stack", every_group)
+    report = api.verify(cfg, backward=True, dp=4, zero="3")
+    assert _row(report, rows[0]).ok and not _row(report, rows[1]).ok
+
+
+def _row(report: api.VerifyReport, start: str) -> Check:
+    (row,) = [c for c in _rows(report) if c.name.startswith(start)]
+    return row
