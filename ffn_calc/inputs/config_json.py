@@ -229,6 +229,9 @@ class _Reader:
             attention = mla(heads, _size("q_lora_rank", q) if q else 0, _size("kv_lora_rank", kv), _size("qk_nope_head_dim", nope),
                             _size("qk_rope_head_dim", rope), _size("v_head_dim", v))  # fmt: skip
         else:
+            for key in ("num_key_value_heads", "head_dim"):  # null means the code's default; 0 is no head at all
+                if self.get(key) == 0:
+                    raise ConfigError("--config", f"field {key!r} must be at least 1 (or null for its default), got 0")
             kv_heads = self.get("num_key_value_heads") or (self.get("num_kv_heads") if self.get("new_decoder_architecture") else None)
             kv_heads = kv_heads or (1 if self.get("multi_query") else heads)
             head_dim = self.get("head_dim") or self.get("d_kv") or d_model // heads

@@ -24,6 +24,11 @@ BAD_CONFIGS: list[tuple[dict[str, Any], str]] = [
     # no attention heads: d_model // 0 (exit 70)
     ({"model_type": "llama", "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 4, "hidden_act": "silu",
       "num_attention_heads": 0}, "'num_attention_heads'"),
+    # no key-value heads (or a head of width 0) read as the code's default (an `or`), exit 0
+    ({"model_type": "llama", "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 4, "hidden_act": "silu",
+      "num_attention_heads": 8, "num_key_value_heads": 0}, "'num_key_value_heads'"),
+    ({"model_type": "mistral", "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 4, "hidden_act": "silu",
+      "num_attention_heads": 8, "head_dim": 0}, "'head_dim'"),
     # a negative expert_layer_period made every layer MoE (i % -1 == 0), exit 0
     ({"model_type": "jamba", **_MOE, "num_experts": 4, "expert_layer_period": -1, "expert_layer_offset": 0}, "expert_layer_period"),
     ({"model_type": "jamba", **_MOE, "num_experts": 4, "expert_layer_period": 2, "expert_layer_offset": -1}, "expert_layer_offset"),
