@@ -18,7 +18,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, NamedTuple
 
-from ffn_calc.api.columns import COLUMNS, DEFAULT_COLUMNS, DP_DEFAULT, PARALLEL_FROM, PP_DEFAULT
+from ffn_calc.api.columns import DEFAULT_COLUMNS, DP_DEFAULT, LAYER_COLUMNS, PARALLEL_FROM, PP_DEFAULT, TRAINING_PREFIXES
 from ffn_calc.inputs.resolve import KEYWORDS
 from ffn_calc.inputs.values import Parser, count, memory, number, size, storage_dtype, writable_file
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, NONLINEARITIES
@@ -320,7 +320,8 @@ SPECS: tuple[Option, ...] = (
     Option("stdin", ("--stdin",), 'Read configurations as JSON lines on stdin, e.g. {"batch": 8, "seq_len": 512, "model": "bert-base"}.',
            ("sweep",), OUTPUT_PANEL, type=bool, default=False),
     Option("columns", ("--columns", "-c"), f"Columns to print. Default: {', '.join(DEFAULT_COLUMNS)}; with --dp or --zero also "
-           f"{', '.join(DP_DEFAULT)}; with --pp, --microbatches or --schedule also {', '.join(PP_DEFAULT)}. Any of: {', '.join(COLUMNS)}.",
+           f"{', '.join(DP_DEFAULT)}; with --pp, --microbatches or --schedule also {', '.join(PP_DEFAULT)}. Any of: {', '.join(LAYER_COLUMNS)}; "
+           f"and train's figures: {', '.join(p + '…' for p in TRAINING_PREFIXES)} (its totals, data_parallel and pipeline fields).",
            ("sweep",), OUTPUT_PANEL, metavar="A,B,…"),
     Option("chart", ("--chart",), "Draw COLUMN as bars against the swept values (table output).", ("sweep",), OUTPUT_PANEL, metavar="COLUMN"),
     Option("format", ("--format", "-f"), "table, csv, jsonl (one JSON object per line) or markdown (a pipe table, exact integers).",
