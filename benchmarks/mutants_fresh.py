@@ -56,7 +56,7 @@ PARSE = "how option text is parsed: a rule, not a number verify observes"
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- data parallelism: ZeRO stages, FSDP names, bytes sent, node size -----------------------
-    Mutant("fr-dp-fsdp-grad-op", MODEL, DP, '"shard_grad_op": 2', '"shard_grad_op": 1',
+    Mutant("fr-dp-fsdp-grad-op", MODEL, TO, '"shard_grad_op": 2', '"shard_grad_op": 1',
            "FSDP's SHARD_GRAD_OP mapped to ZeRO-1: its gradients are counted whole on every rank",
            ("verify 2 4 8 --d-ff 24 --backward --dp 4 --zero shard_grad_op",), NAMED_STAGE),
     Mutant("fr-dp-node-default", MODEL, DP, "node_size = 8 if node_size is None else node_size",

@@ -22,12 +22,10 @@ from ffn_calc.api.columns import DEFAULT_COLUMNS, DP_DEFAULT, LAYER_COLUMNS, PAR
 from ffn_calc.inputs.resolve import KEYWORDS
 from ffn_calc.inputs.values import Parser, count, memory, number, size, storage_dtype, writable_file
 from ffn_calc.model.activations import ACTIVATIONS, GATED_FORMS, NONLINEARITIES
-from ffn_calc.model.data_parallel import ZERO_STAGES
 from ffn_calc.model.dtypes import ACTIVATION_DTYPES, DTYPES, WEIGHTS_ONLY
 from ffn_calc.model.layer import NORM_PLACEMENTS
 from ffn_calc.model.norms import NORM_TYPES
-from ffn_calc.model.pipeline import SCHEDULES
-from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE
+from ffn_calc.model.training_options import OPTIMIZERS, RECOMPUTE, SCHEDULES, ZERO_STAGES
 from ffn_calc.model.weight_formats import WEIGHT_ALIASES, WEIGHT_FORMATS
 
 # What an option is for: LAYER describes the layer (ffn_calc.layer's keywords, a sweep's JSON-line

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ffn_calc.errors import ConfigError
 from ffn_calc.json_fields import JsonForm
-from ffn_calc.model.training_options import MASTER_BYTES, STATE_BYTES_MIXED, state_bytes
+from ffn_calc.model.training_options import MASTER_BYTES, STATE_BYTES_MIXED, ZERO_STAGES, state_bytes
 
 if TYPE_CHECKING:
     from ffn_calc.model.forward import FFNReport
@@ -60,10 +60,6 @@ class Step(Protocol):
 
     @property
     def options(self) -> StepOptions: ...
-
-
-# --zero's values: the stage each name means (FSDP's ShardingStrategy names beside DeepSpeed's stages)
-ZERO_STAGES: dict[str, int] = {"0": 0, "1": 1, "2": 2, "3": 3, "no_shard": 0, "shard_grad_op": 2, "full_shard": 3, "hybrid_shard": 3}
 
 
 def _chunk(elements: int, ranks: int) -> int:

@@ -31,12 +31,11 @@ from typing import TYPE_CHECKING
 
 from ffn_calc.errors import ConfigError
 from ffn_calc.json_fields import JsonForm
+from ffn_calc.model.training_options import SCHEDULES
 
 if TYPE_CHECKING:
     from ffn_calc.model.data_parallel import DataParallel
     from ffn_calc.model.step_totals import TrainingTotals
-
-SCHEDULES = ("gpipe", "1f1b", "interleaved")
 
 
 @dataclass(frozen=True)

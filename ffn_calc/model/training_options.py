@@ -62,3 +62,11 @@ def state_bytes(optimizer: str, tensor_elements: int, element_bytes: int) -> int
         return opt.states * tensor_elements * 4
     blocks = -(-tensor_elements // BNB_BLOCK)
     return opt.states * (tensor_elements + blocks * BNB_ABSMAX_BYTES)
+
+
+# --zero's values: the stage each name means (FSDP's ShardingStrategy names beside DeepSpeed's stages);
+# data_parallel.py shards by them. Here, with the other choices of a training step, so that the
+# command line's choices do not load the sharding and pipeline arithmetic at start-up.
+ZERO_STAGES: dict[str, int] = {"0": 0, "1": 1, "2": 2, "3": 3, "no_shard": 0, "shard_grad_op": 2, "full_shard": 3, "hybrid_shard": 3}
+# --schedule's values (pipeline.py)
+SCHEDULES = ("gpipe", "1f1b", "interleaved")
