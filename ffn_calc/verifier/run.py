@@ -365,6 +365,12 @@ def group_model_checks(pred: FFNReport, seen: dict[str, StackSeen]) -> list[Chec
     return checks
 
 
+def _observed(report: VerifyReport, group: str, start: str) -> int | None:
+    """The observed figure of `report`'s row in `group` whose name starts with `start` (None: no such row, or not a count)."""
+    row = next((c for c in report.checks if c.group == group and c.name.startswith(start)), None)
+    return row.observed if row is not None and isinstance(row.observed, int) else None
+
+
 def group_training_checks(cfg: FFNConfig, pred: FFNReport, training: Any, input_grad: bool, reports: dict[str, VerifyReport]) -> list[Check]:
     """A stack's training step (`train`'s model totals; a mixed stack or L like layers) against Σ layers × each group's
     observed one-layer step (its training rows' observed figures), and its peak as the summed
@@ -378,9 +384,7 @@ def group_training_checks(cfg: FFNConfig, pred: FFNReport, training: Any, input_
     layers = {g.name: g.config.layers for g in pred.groups}
 
     def seen(report: VerifyReport, figure: str) -> int | None:
-        name = TOTALS_CHECKS.get(figure, figure)
-        row = next((c for c in report.checks if c.group == "training" and c.name.startswith(f"{name} (")), None)
-        return row.observed if row is not None and isinstance(row.observed, int) else None
+        return _observed(report, "training", f"{TOTALS_CHECKS.get(figure, figure)} (")
 
     checks = []
     observed: dict[str, int] = {}
@@ -416,16 +420,12 @@ def group_dp_checks(
     if want is None or want.model_state_bytes is None or want.model_peak_bytes is None or len(reports) != len(pred.groups):
         return []
 
-    def seen(report: VerifyReport, group: str, start: str) -> int | None:
-        row = next((c for c in report.checks if c.group == group and c.name.startswith(start)), None)
-        return row.observed if row is not None and isinstance(row.observed, int) else None
-
     state = saved = one = 0
     for g in pred.groups:
         r = reports[g.name]
         figures = ("weight_bytes", "gradient_bytes", "master_weight_bytes", "optimizer_state_bytes", "saved_activation_bytes", "gathered_bytes")
-        parts = [seen(r, "data parallel", f"rank 0 {f} (") for f in figures]
-        transient = [seen(r, "training", f"{f} (") for f in ("recomputed_bytes", "backward_transient_bytes")]
+        parts = [_observed(r, "data parallel", f"rank 0 {f} (") for f in figures]
+        transient = [_observed(r, "training", f"{f} (") for f in ("recomputed_bytes", "backward_transient_bytes")]
         if None in parts or None in transient:
             return []
         w, gr, m, st, sv, ga = (v or 0 for v in parts)
